@@ -1,0 +1,45 @@
+/* What the kernels were built with, for show_config(). */
+#include "fastconv.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int fc_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int fc_openmp_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+#ifndef FC_BUILD_FLAGS
+#define FC_BUILD_FLAGS "unknown"
+#endif
+
+const char *fc_build_flags(void)
+{
+    return FC_BUILD_FLAGS;
+}
+
+const char *fc_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "msvc";
+#else
+    return "unknown";
+#endif
+}

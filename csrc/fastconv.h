@@ -1,0 +1,59 @@
+/* fastconv C kernels: plain C99 loops, no Python, no NumPy.
+ *
+ * Every spatial op works on up to three spatial dimensions (D, H, W); 1-D and
+ * 2-D callers pass size-1 leading dimensions (kernel 1, stride 1, pad 0,
+ * dilation 1), so one loop nest serves conv1d, conv2d and conv3d alike.
+ * All index arithmetic is int64_t so tensors past 2^31 elements are safe.
+ *
+ * Each kernel takes `nthreads`: the caller decides the thread count (one
+ * place, in Python); kernels parallelise only over disjoint outputs.
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stdint.h>
+
+#define FC_NDIM 3
+
+/* Geometry of a sliding-window op on one (C, D, H, W) image. */
+typedef struct {
+    int64_t channels;
+    int64_t in[FC_NDIM];       /* input spatial size  */
+    int64_t out[FC_NDIM];      /* output spatial size */
+    int64_t kernel[FC_NDIM];
+    int64_t stride[FC_NDIM];
+    int64_t pad[FC_NDIM];      /* leading (top/left/front) padding */
+    int64_t dilation[FC_NDIM];
+} fc_geometry;
+
+/* Layout of a column buffer: row r of image b starts at
+ * col + b * batch_stride + r * row_stride, and holds out[0]*out[1]*out[2]
+ * contiguous values.  (B, K, L) layout: batch_stride = K*L, row_stride = L.
+ * (K, B, L) layout: batch_stride = L, row_stride = B*L, which turns the
+ * per-image GEMMs of a batch into one large GEMM. */
+typedef struct {
+    int64_t batch_stride;
+    int64_t row_stride;
+} fc_col_layout;
+
+/* im2col: images (batch, C, D, H, W) contiguous -> columns, rows ordered
+ * c*kD*kH*kW + kd*kH*kW + kh*kW + kw, columns od*oH*oW + oh*oW + ow. */
+void fc_im2col_f32(const float *im, int64_t batch, const fc_geometry *g,
+                   fc_col_layout layout, float *col, int nthreads);
+void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
+                   fc_col_layout layout, double *col, int nthreads);
+
+/* col2im: the adjoint of im2col; overlapping taps are summed.  Overwrites
+ * `im` (batch, C, D, H, W). */
+void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
+                   fc_col_layout layout, float *im, int nthreads);
+void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
+                   fc_col_layout layout, double *im, int nthreads);
+
+/* Build information for show_config(). */
+int fc_openmp_enabled(void);
+int fc_openmp_max_threads(void);
+const char *fc_compiler(void);
+const char *fc_build_flags(void);
+
+#endif

@@ -1,0 +1,24 @@
+"""fastconv: fast CPU convolution and pooling, forward and backward, on NumPy arrays.
+
+Every op of fastconv.functional is available here; fastconv.reference holds a
+plain-NumPy twin of each, and fastconv.nn a thin layer API for training code.
+"""
+from ._version import __version__
+
+try:
+    from . import _kernels  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError(
+        "fastconv's compiled extension (fastconv._kernels) could not be imported: "
+        f"{exc}.\nfastconv must be built before use. From a source checkout run "
+        "`pip install .` (or `pip install -e .` for development); this needs a C "
+        "compiler. If you are inside the source tree, run Python from another "
+        "directory so that the installed package is imported."
+    ) from exc
+
+from . import functional
+from ._config import show_config
+from .functional import *  # noqa: F401,F403
+from .functional import __all__ as _functional_all
+
+__all__ = list(_functional_all) + ["show_config", "__version__"]

@@ -1,0 +1,84 @@
+"""Argument normalisation and validation for every public op: the one place.
+
+Every error names the op, the argument and the offending value, so a user can
+fix the call without reading our source.
+"""
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(value, name, op):
+    """`value` as an ndarray of float32/float64 (array-likes via np.asarray).
+
+    Integer, bool, complex, object and string data raise TypeError: silently
+    casting them would hide a bug in the caller's data pipeline.
+    """
+    if value is None:
+        raise TypeError(f"{op}: {name} must be a float32 or float64 array, got None")
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must have dtype float32 or float64, "
+                        f"got dtype {arr.dtype}")
+    return arr
+
+
+def same_dtype(op, **arrays):
+    """The common dtype of the named arrays (None entries skipped); mixing
+    float32 and float64 raises TypeError naming both."""
+    first_name, first = None, None
+    for name, arr in arrays.items():
+        if arr is None:
+            continue
+        if first is None:
+            first_name, first = name, arr
+        elif arr.dtype != first.dtype:
+            raise TypeError(f"{op}: {name} has dtype {arr.dtype} but {first_name} has "
+                            f"dtype {first.dtype}; use one dtype for all arrays")
+    return first.dtype
+
+
+def check_ndim(arr, ndim, name, op, layout):
+    if arr.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {arr.shape}")
+
+
+def as_int(value, name, op):
+    """A Python int from an int-like (bools and floats are refused)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, "
+                        f"got {value!r}") from None
+
+
+def int_tuple(value, n, name, op, minimum):
+    """`value` (an int or a tuple of n ints) as a tuple of n ints >= minimum."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, "
+                             f"got {value!r}")
+        out = tuple(as_int(v, name, op) for v in value)
+    else:
+        out = (as_int(value, name, op),) * n
+    if any(v < minimum for v in out):
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: {name} must be {what}, got {name}={value!r}")
+    return out
+
+
+def positive_int(value, name, op):
+    out = as_int(value, name, op)
+    if out < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {name}={value!r}")
+    return out
+
+
+def contiguous(arr):
+    """C-contiguous, aligned, native-byte-order view or copy of `arr`; the
+    kernels read raw buffers, so every other layout is copied once here."""
+    return np.require(arr, requirements=("C", "A"), dtype=arr.dtype.newbyteorder("="))

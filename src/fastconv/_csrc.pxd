@@ -1,0 +1,31 @@
+# Declarations of the C kernels in csrc/fastconv.h.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastconv.h" nogil:
+    enum: FC_NDIM
+    ctypedef struct fc_geometry:
+        int64_t channels
+        int64_t in_ "in"[3]
+        int64_t out[3]
+        int64_t kernel[3]
+        int64_t stride[3]
+        int64_t pad[3]
+        int64_t dilation[3]
+
+    ctypedef struct fc_col_layout:
+        int64_t batch_stride
+        int64_t row_stride
+
+    void fc_im2col_f32(const float *im, int64_t batch, const fc_geometry *g,
+                       fc_col_layout layout, float *col, int nthreads) noexcept
+    void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
+                       fc_col_layout layout, double *col, int nthreads) noexcept
+    void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
+                       fc_col_layout layout, float *im, int nthreads) noexcept
+    void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
+                       fc_col_layout layout, double *im, int nthreads) noexcept
+
+    int fc_openmp_enabled() noexcept
+    int fc_openmp_max_threads() noexcept
+    const char *fc_compiler() noexcept
+    const char *fc_build_flags() noexcept

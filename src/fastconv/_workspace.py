@@ -1,0 +1,34 @@
+"""Reusable scratch buffers for the ops' temporaries.
+
+Freshly mapped memory is slow to touch on the first pass (page faults), so the
+column buffers live on across calls.  Buffers are per Python thread, so
+concurrent calls never share scratch space, and per slot, so one op can hold
+several at once.  Their size is bounded by the callers' chunking
+(WORKSPACE_BYTES), never by the batch size.
+"""
+import threading
+
+import numpy as np
+
+# Target size of one column buffer; conv chunks its batch to stay near it.
+WORKSPACE_BYTES = 32 << 20
+
+_local = threading.local()
+
+
+def scratch(slot, shape, dtype):
+    """An uninitialised C-contiguous array of `shape`, reused across calls."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buf = buffers.get(slot)
+    if buf is None or buf.nbytes < nbytes:
+        buf = buffers[slot] = np.empty(max(nbytes, 64), dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def release():
+    """Drop this thread's scratch buffers (e.g. before measuring memory)."""
+    _local.buffers = {}

@@ -1,0 +1,10 @@
+"""The public ops: argument checking once, shapes, allocation, GEMMs, kernels."""
+from .._threads import get_num_threads, set_num_threads
+from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
+                    conv3d_backward)
+from ._unfold import col2im, im2col
+
+__all__ = [
+    "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
+    "conv3d_backward", "im2col", "col2im", "set_num_threads", "get_num_threads",
+]

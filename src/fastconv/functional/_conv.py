@@ -1,0 +1,194 @@
+"""Convolution forward and backward (1-D, 2-D, 3-D) via im2col + GEMM.
+
+Layout of the work: the batch is processed in chunks whose column buffer stays
+near _workspace.WORKSPACE_BYTES, so memory is bounded whatever the batch size.
+Forward uses (B, K, L) columns so each image's GEMM writes straight into the
+NC(D)HW output; backward uses (K, B, L) columns so each group's weight gradient
+and data gradient is one large GEMM over the whole chunk.
+"""
+from math import prod
+
+import numpy as np
+
+from .. import _args, _kernels, _shapes, _threads, _workspace
+from ._geometry import Window
+
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _padding(padding, nd, kernel, stride, dilation, op):
+    """(pad_before, pad_after) from an int, a tuple, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * nd, (0,) * nd
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
+            pads = [_shapes.same_padding(k, d) for k, d in zip(kernel, dilation)]
+            return tuple(p[0] for p in pads), tuple(p[1] for p in pads)
+        raise ValueError(f"{op}: padding must be 'same', 'valid', an int or a tuple, "
+                         f"got padding={padding!r}")
+    pad = _args.int_tuple(padding, nd, "padding", op, minimum=0)
+    return pad, pad
+
+
+def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
+                    grad_output=None):
+    """Validate a conv call once; returns (x, w, b, gout, window, groups) with
+    the arrays C-contiguous and every rule of API.md checked."""
+    x = _args.as_float_array(input, "input", op)
+    w = _args.as_float_array(weight, "weight", op)
+    b = None if bias is None else _args.as_float_array(bias, "bias", op)
+    g = None if grad_output is None else _args.as_float_array(grad_output, "grad_output", op)
+    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
+    _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
+    _args.check_ndim(w, nd + 2, "weight", op, "(C_out, C_in // groups, *kernel)")
+    groups = _args.positive_int(groups, "groups", op)
+    n, c_in = x.shape[:2]
+    c_out, c_per_group = w.shape[:2]
+    kernel = tuple(w.shape[2:])
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w.shape}")
+    if c_in % groups:
+        raise ValueError(f"{op}: input channels C_in={c_in} not divisible by groups={groups}")
+    if c_out % groups:
+        raise ValueError(f"{op}: output channels C_out={c_out} not divisible by "
+                         f"groups={groups}")
+    if c_per_group * groups != c_in:
+        raise ValueError(f"{op}: weight shape {w.shape} expects C_in = "
+                         f"{c_per_group}*groups = {c_per_group * groups}, but input "
+                         f"shape {x.shape} has C_in={c_in}")
+    if b is not None and b.shape != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b.shape}")
+    stride = _args.int_tuple(stride, nd, "stride", op, minimum=1)
+    dilation = _args.int_tuple(dilation, nd, "dilation", op, minimum=1)
+    pad_before, pad_after = _padding(padding, nd, kernel, stride, dilation, op)
+    win = Window(tuple(x.shape[2:]), kernel, stride, pad_before, pad_after, dilation)
+    if any(o < 1 for o in win.out_size):
+        raise ValueError(f"{op}: output would be empty: input spatial size "
+                         f"{win.in_size} with padding {padding!r} is smaller than the "
+                         f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
+    if g is not None and g.shape != (n, c_out) + win.out_size:
+        raise ValueError(f"{op}: grad_output must have shape "
+                         f"{(n, c_out) + win.out_size}, got {g.shape}")
+    return (_args.contiguous(x), _args.contiguous(w),
+            None if b is None else _args.contiguous(b),
+            None if g is None else _args.contiguous(g), win, groups)
+
+
+def _chunk_size(n, bytes_per_image):
+    return max(1, min(n, _workspace.WORKSPACE_BYTES // max(1, bytes_per_image)))
+
+
+def conv_forward(x, w, b, win, groups):
+    """Output (N, C_out, *out) of a validated conv call."""
+    n, c_in = x.shape[:2]
+    c_out = w.shape[0]
+    k_group, l = (c_in // groups) * win.taps, win.out_count
+    out = np.empty((n, c_out, l), dtype=x.dtype)
+    if out.size and k_group == 0:
+        out.fill(0)
+    elif out.size:
+        w_grouped = w.reshape(groups, c_out // groups, k_group)
+        geom = win.kernel_geometry(c_in)
+        nthreads = _threads.get_num_threads()
+        chunk = _chunk_size(n, c_in * win.taps * l * x.itemsize)
+        for b0 in range(0, n, chunk):
+            nb = min(chunk, n - b0)
+            x_chunk = x[b0:b0 + nb]
+            if win.is_pointwise():
+                cols = x_chunk.reshape(nb, groups, k_group, l)  # 1x1: no copy needed
+            else:
+                cols = _workspace.scratch("cols", (nb, groups, k_group, l), x.dtype)
+                _kernels.im2col(x_chunk.reshape(-1), nb, geom, groups * k_group * l, l,
+                                cols.reshape(-1), nthreads)
+            np.matmul(w_grouped, cols, out=out[b0:b0 + nb].reshape(nb, groups, -1, l))
+    if b is not None and out.size:
+        out += b[:, None]
+    return out.reshape((n, c_out) + win.out_size)
+
+
+def conv_backward(gout, x, w, win, groups):
+    """(grad_input, grad_weight, grad_bias) of a validated conv call."""
+    n, c_in = x.shape[:2]
+    c_out = w.shape[0]
+    c_out_group = c_out // groups
+    k_group, l = (c_in // groups) * win.taps, win.out_count
+    grad_bias = gout.reshape(n, c_out, l).sum(axis=(0, 2))
+    grad_weight = np.zeros((groups, c_out_group, k_group), dtype=x.dtype)
+    grad_input = np.zeros(x.shape, dtype=x.dtype)
+    if n and c_out and k_group:
+        w_t = w.reshape(groups, c_out_group, k_group).transpose(0, 2, 1)
+        geom = win.kernel_geometry(c_in)
+        nthreads = _threads.get_num_threads()
+        chunk = _chunk_size(n, c_in * win.taps * l * x.itemsize)
+        gw_part = _workspace.scratch("grad_weight", grad_weight.shape, x.dtype)
+        for b0 in range(0, n, chunk):
+            nb = min(chunk, n - b0)
+            # (K, B, L) layout: the chunk's images side by side in every row.
+            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), x.dtype)
+            np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
+            gout_t = gout_t.reshape(groups, c_out_group, nb * l)
+            cols = _workspace.scratch("cols", (groups, k_group, nb * l), x.dtype)
+            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
+                            cols.reshape(-1), nthreads)
+            np.matmul(gout_t, cols.transpose(0, 2, 1), out=gw_part)
+            grad_weight += gw_part
+            # The columns are spent: reuse their buffer for the data gradient.
+            np.matmul(w_t, gout_t, out=cols)
+            _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
+                            grad_input[b0:b0 + nb].reshape(-1), nthreads)
+    return grad_input, grad_weight.reshape(w.shape), grad_bias
+
+
+def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
+    x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
+                                              padding, dilation, groups)
+    return conv_forward(x, w, b, win, groups)
+
+
+def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups):
+    x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
+                                              padding, dilation, groups, grad_output)
+    return conv_backward(g, x, w, win, groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution (cross-correlation) of (N, C_in, L) input with
+    (C_out, C_in // groups, k) weight, as torch.nn.functional.conv1d."""
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) of (N, C_in, H, W) input with
+    (C_out, C_in // groups, kH, kW) weight, as torch.nn.functional.conv2d.
+
+    padding: int, (pH, pW), 'valid' or 'same' (stride 1; an odd total padding
+    puts the extra row/column at the bottom/right). Returns a fresh
+    C-contiguous (N, C_out, OH, OW) array of the input's dtype."""
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution of (N, C_in, D, H, W) input with
+    (C_out, C_in // groups, kD, kH, kW) weight, as torch.nn.functional.conv3d."""
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv1d."""
+    return _conv_backward("conv1d_backward", 1, grad_output, input, weight, stride,
+                          padding, dilation, groups)
+
+
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv2d with respect to
+    its input, weight and bias; grad_bias = grad_output.sum((0, 2, 3))."""
+    return _conv_backward("conv2d_backward", 2, grad_output, input, weight, stride,
+                          padding, dilation, groups)
+
+
+def conv3d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv3d."""
+    return _conv_backward("conv3d_backward", 3, grad_output, input, weight, stride,
+                          padding, dilation, groups)

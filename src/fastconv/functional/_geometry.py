@@ -1,0 +1,52 @@
+"""Normalised window geometry shared by the conv and unfold ops.
+
+Ops on 1, 2 or 3 spatial dims are run as 3-D: leading spatial dims of size 1
+with kernel 1, stride 1, padding 0, dilation 1, so one C loop nest serves all.
+"""
+from dataclasses import dataclass
+from math import prod
+
+from .. import _shapes
+
+
+def lift(values, fill):
+    """A per-axis tuple padded at the front to 3 axes with `fill`."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Sliding-window geometry over nd spatial axes (tuples of length nd)."""
+    in_size: tuple
+    kernel: tuple
+    stride: tuple
+    pad_before: tuple
+    pad_after: tuple
+    dilation: tuple
+
+    @property
+    def out_size(self):
+        return tuple(_shapes.conv_output_size(n, k, s, pb + pa, d) for n, k, s, pb, pa, d
+                     in zip(self.in_size, self.kernel, self.stride, self.pad_before,
+                            self.pad_after, self.dilation))
+
+    @property
+    def taps(self):
+        return prod(self.kernel)
+
+    @property
+    def out_count(self):
+        return prod(self.out_size)
+
+    def kernel_geometry(self, channels):
+        """The tuple the C kernels take: channels and 3-D lifted sizes.
+        Trailing padding needs no field: out_size already accounts for it and
+        taps past the input read as zeros."""
+        return (channels, lift(self.in_size, 1), lift(self.out_size, 1),
+                lift(self.kernel, 1), lift(self.stride, 1), lift(self.pad_before, 0),
+                lift(self.dilation, 1))
+
+    def is_pointwise(self):
+        """1x1 kernel, stride 1, no padding, no dilation: columns == input."""
+        return all(v == 1 for v in self.kernel + self.stride + self.dilation) and \
+            not any(self.pad_before + self.pad_after)

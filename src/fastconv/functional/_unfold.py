@@ -1,0 +1,57 @@
+"""im2col / col2im as public ops (torch.nn.functional.unfold / fold)."""
+import numpy as np
+
+from .. import _args, _kernels, _threads
+from ._geometry import Window
+
+
+def _window(op, in_size, kernel_size, stride, padding, dilation):
+    kernel = _args.int_tuple(kernel_size, 2, "kernel_size", op, minimum=1)
+    stride = _args.int_tuple(stride, 2, "stride", op, minimum=1)
+    padding = _args.int_tuple(padding, 2, "padding", op, minimum=0)
+    dilation = _args.int_tuple(dilation, 2, "dilation", op, minimum=1)
+    win = Window(tuple(in_size), kernel, stride, padding, padding, dilation)
+    if any(o < 1 for o in win.out_size):
+        raise ValueError(f"{op}: output would be empty: spatial size {win.in_size} with "
+                         f"padding {padding} is smaller than the dilated kernel "
+                         f"{tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
+    return win
+
+
+def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
+    """Sliding windows of (N, C, H, W) input as columns (N, C*kH*kW, L), exactly
+    torch.nn.functional.unfold: row c*kH*kW + i*kW + j, column oh*OW + ow."""
+    op = "im2col"
+    x = _args.as_float_array(input, "input", op)
+    _args.check_ndim(x, 4, "input", op, "(N, C, H, W)")
+    win = _window(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    x = _args.contiguous(x)
+    n, c = x.shape[:2]
+    rows, l = c * win.taps, win.out_count
+    cols = np.empty((n, rows, l), dtype=x.dtype)
+    _kernels.im2col(x.reshape(-1), n, win.kernel_geometry(c), rows * l, l,
+                    cols.reshape(-1), _threads.get_num_threads())
+    return cols
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Sum columns (N, C*kH*kW, L) back into images (N, C, H, W), exactly
+    torch.nn.functional.fold: the adjoint of im2col (overlaps are summed)."""
+    op = "col2im"
+    c_arr = _args.as_float_array(cols, "cols", op)
+    _args.check_ndim(c_arr, 3, "cols", op, "(N, C*kH*kW, L)")
+    size = _args.int_tuple(output_size, 2, "output_size", op, minimum=1)
+    win = _window(op, size, kernel_size, stride, padding, dilation)
+    n, rows, l = c_arr.shape
+    if rows % win.taps:
+        raise ValueError(f"{op}: cols.shape[1]={rows} is not a multiple of "
+                         f"kH*kW={win.taps} for kernel_size={win.kernel}")
+    if l != win.out_count:
+        raise ValueError(f"{op}: cols.shape[2]={l} does not match the {win.out_size} "
+                         f"= {win.out_count} windows of output_size={size}")
+    c = rows // win.taps
+    c_arr = _args.contiguous(c_arr)
+    out = np.empty((n, c) + size, dtype=c_arr.dtype)
+    _kernels.col2im(c_arr.reshape(-1), n, win.kernel_geometry(c), rows * l, l,
+                    out.reshape(-1), _threads.get_num_threads())
+    return out
