@@ -1,0 +1,197 @@
+"""The benchmark case table: the one list both front doors measure.
+
+`python -m fastconv.bench` and the pytest-benchmark suite in `benchmarks/`
+both import DEFAULT_CASES / QUICK_CASES from here, so a case means the same
+shapes everywhere.  A case is one layer (shapes + hyper-parameters); it is
+measured in each DIRECTION ("fwd", "fwd+bwd") and each dtype.
+
+Pooling cases are listed unconditionally; `available()` filters them out
+(with a notice from `select()`) when the fastconv being measured has no
+pooling ops yet, so there are never placeholder results.
+"""
+import fnmatch
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+DIRECTIONS = ("fwd", "fwd+bwd")
+DTYPES = ("float32", "float64")
+
+
+def _out(size, k, s, p, d=1):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@dataclass(frozen=True)
+class Case:
+    """One layer to measure.
+
+    op is "conv2d", "max_pool2d" or "avg_pool2d".  Conv cases carry the weight
+    shape `w` (OIHW); pool cases carry the window `kernel`.  Conv cases add a
+    bias (as real layers do).
+    """
+    name: str
+    op: str
+    x: tuple
+    w: tuple = None
+    kernel: int = None
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    note: str = ""
+
+    @property
+    def kind(self):
+        return "conv" if self.op == "conv2d" else "pool"
+
+    @property
+    def out_shape(self):
+        n, c, h, w = self.x
+        if self.kind == "conv":
+            c_out, _, kh, kw = self.w
+            return (n, c_out, _out(h, kh, self.stride, self.padding),
+                    _out(w, kw, self.stride, self.padding))
+        k = self.kernel
+        return (n, c, _out(h, k, self.stride, self.padding),
+                _out(w, k, self.stride, self.padding))
+
+    def flops(self, direction):
+        """Multiply-adds x 2 of the convolution GEMMs (None for pooling).
+
+        Forward: 2*N*C_out*(C_in/groups)*kH*kW*OH*OW.  The backward pass is two
+        GEMMs of the same size (grad_input and grad_weight), so fwd+bwd counts
+        3x forward.  Bias and grad_bias are ignored (lower order).
+        """
+        if self.kind != "conv":
+            return None
+        n, c_out, oh, ow = self.out_shape
+        _, c_in_g, kh, kw = self.w
+        fwd = 2 * n * c_out * c_in_g * kh * kw * oh * ow
+        return fwd if direction == "fwd" else 3 * fwd
+
+    def bytes_moved(self, direction, itemsize):
+        """Least bytes a pooling op must read + write (None for conv).
+
+        fwd: read x, write y.  fwd+bwd adds: read grad_y, write grad_x, and
+        for max pooling write + read the int64 indices.
+        """
+        if self.kind != "pool":
+            return None
+        nx, ny = prod(self.x), prod(self.out_shape)
+        total = (nx + ny) * itemsize
+        if direction == "fwd+bwd":
+            total += (ny + nx) * itemsize
+            if self.op == "max_pool2d":
+                total += 2 * ny * 8
+        return total
+
+    def describe(self):
+        """Short human description of the layer, e.g. 'x=(32,64,56,56) w=(64,64,3,3) p1'."""
+        shape = lambda t: "(" + ",".join(map(str, t)) + ")"  # noqa: E731
+        parts = [f"x={shape(self.x)}"]
+        if self.kind == "conv":
+            parts.append(f"w={shape(self.w)}")
+        else:
+            parts.append(f"k{self.kernel}")
+        if self.stride != 1 or self.kind == "pool":
+            parts.append(f"s{self.stride}")
+        if self.padding:
+            parts.append(f"p{self.padding}")
+        if self.groups != 1:
+            parts.append(f"g{self.groups}")
+        return " ".join(parts)
+
+    def make_inputs(self, dtype, direction, seed=0):
+        """Fresh random inputs as a dict of C-contiguous arrays of `dtype`:
+        x, plus w and b for conv, plus gy (the upstream gradient) for fwd+bwd."""
+        rng = np.random.default_rng(seed)
+        dtype = np.dtype(dtype)
+        inputs = {"x": rng.standard_normal(self.x, dtype=dtype)}
+        if self.kind == "conv":
+            fan_in = prod(self.w[1:])
+            inputs["w"] = rng.standard_normal(self.w, dtype=dtype) * dtype.type(fan_in ** -0.5)
+            inputs["b"] = rng.standard_normal(self.w[0], dtype=dtype)
+        if direction == "fwd+bwd":
+            inputs["gy"] = rng.standard_normal(self.out_shape, dtype=dtype)
+        return inputs
+
+
+def conv(name, x, w, stride=1, padding=0, groups=1, note=""):
+    return Case(name, "conv2d", tuple(x), w=tuple(w), stride=stride, padding=padding,
+                groups=groups, note=note)
+
+
+def pool(name, op, x, kernel, stride=None, padding=0, note=""):
+    return Case(name, op, tuple(x), kernel=kernel,
+                stride=kernel if stride is None else stride, padding=padding, note=note)
+
+
+# The default set: realistic layers.  The performance work measures exactly
+# these names and shapes; do not change them without saying so.
+DEFAULT_CASES = (
+    conv("lenet1", (64, 1, 28, 28), (30, 1, 5, 5), note="LeNet first layer"),
+    conv("cifar", (128, 3, 32, 32), (32, 3, 3, 3), padding=1, note="CIFAR first layer"),
+    conv("mid", (32, 64, 56, 56), (64, 64, 3, 3), padding=1, note="ResNet stage-1 3x3"),
+    conv("deep", (32, 256, 14, 14), (256, 256, 3, 3), padding=1, note="ResNet stage-3 3x3"),
+    conv("strided", (32, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1,
+         note="ResNet downsampling 3x3"),
+    conv("pw1x1", (32, 128, 28, 28), (256, 128, 1, 1), note="pointwise 1x1"),
+    conv("depthwise", (32, 128, 56, 56), (128, 1, 3, 3), padding=1, groups=128,
+         note="MobileNet depthwise 3x3"),
+    pool("maxpool2x2", "max_pool2d", (64, 64, 56, 56), 2, 2, note="VGG-style max pool"),
+    pool("maxpool3x3", "max_pool2d", (64, 64, 56, 56), 3, 2, padding=1,
+         note="ResNet stem max pool"),
+    pool("avgpool", "avg_pool2d", (64, 64, 56, 56), 2, 2, note="2x2 average pool"),
+)
+
+# --quick: the same kinds of layer, shrunk so the whole run takes seconds.
+QUICK_CASES = (
+    conv("q-lenet1", (8, 1, 28, 28), (6, 1, 5, 5)),
+    conv("q-cifar", (16, 3, 32, 32), (16, 3, 3, 3), padding=1),
+    conv("q-mid", (4, 32, 28, 28), (32, 32, 3, 3), padding=1),
+    conv("q-strided", (4, 32, 28, 28), (64, 32, 3, 3), stride=2, padding=1),
+    conv("q-pw1x1", (4, 64, 14, 14), (128, 64, 1, 1)),
+    conv("q-depthwise", (4, 64, 28, 28), (64, 1, 3, 3), padding=1, groups=64),
+    pool("q-maxpool2x2", "max_pool2d", (8, 32, 28, 28), 2, 2),
+    pool("q-maxpool3x3", "max_pool2d", (8, 32, 28, 28), 3, 2, padding=1),
+    pool("q-avgpool", "avg_pool2d", (8, 32, 28, 28), 2, 2),
+)
+
+ALL_CASES = DEFAULT_CASES + QUICK_CASES
+
+
+def required_ops(case):
+    """Names every implementation must provide to run `case` (both directions)."""
+    return (case.op, case.op + "_backward")
+
+
+def available(case):
+    """True when both fastconv and fastconv.reference have this case's ops."""
+    import fastconv
+    import fastconv.reference as reference
+    return all(hasattr(fastconv, op) and hasattr(reference, op) for op in required_ops(case))
+
+
+def select(patterns=None, quick=False):
+    """(cases, notices): the default (or quick) set, or the cases whose name
+    matches one of `patterns` (fnmatch globs, e.g. "mid", "*pool*"), among
+    every known case; cases whose ops this fastconv lacks are dropped with a
+    one-line notice.  Unknown names raise ValueError."""
+    if patterns:
+        chosen = []
+        for pat in patterns:
+            hits = [c for c in ALL_CASES if fnmatch.fnmatchcase(c.name, pat)]
+            if not hits:
+                raise ValueError(f"--cases: no case matches {pat!r}; known cases: "
+                                 + ", ".join(c.name for c in ALL_CASES))
+            chosen += [c for c in hits if c not in chosen]
+    else:
+        chosen = list(QUICK_CASES if quick else DEFAULT_CASES)
+    missing = [c for c in chosen if not available(c)]
+    notices = []
+    if missing:
+        ops = sorted({op for c in missing for op in required_ops(c)})
+        notices.append(f"skipped {len(missing)} case(s) ({', '.join(c.name for c in missing)}): "
+                       f"fastconv (or fastconv.reference) has no {', '.join(ops)}")
+    return [c for c in chosen if c not in missing], notices

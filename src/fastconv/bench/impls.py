@@ -1,0 +1,173 @@
+"""Implementation adapters: how each library runs a case.
+
+Every adapter turns (case, direction) into a callable taking the dict of
+NumPy inputs that `Case.make_inputs` built (after `adapter.convert`, which is
+done once, outside the timed region).  What is timed, per direction:
+
+  fwd      the forward op (conv2d with bias / max_pool2d / avg_pool2d)
+  fwd+bwd  the forward op, then its backward op given a fixed random
+           upstream gradient gy: conv2d_backward -> (grad_x, grad_w, grad_b);
+           max_pool2d(return_indices=True) + max_pool2d_backward;
+           avg_pool2d + avg_pool2d_backward.
+
+PyTorch runs the same math without autograd: forward through
+torch.nn.functional, backward by calling the ATen backward ops directly
+(aten.convolution_backward, aten.max_pool2d_with_indices_backward,
+aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
+is timed -- the same "grad in, grads out" work fastconv's *_backward does.
+Tensors share memory with the NumPy inputs (torch.from_numpy).
+"""
+import importlib
+
+IMPL_NAMES = ("fastconv", "reference", "torch")
+
+
+class NumpyImpl:
+    """fastconv or fastconv.reference: same names and signatures."""
+
+    def __init__(self, name, module_name):
+        self.name = name
+        self.module_name = module_name
+
+    def available(self):
+        return True
+
+    @property
+    def module(self):
+        return importlib.import_module(self.module_name)
+
+    def version(self):
+        import fastconv
+        return fastconv.__version__
+
+    def set_threads(self, n):
+        # fastconv's kernels and NumPy's OpenBLAS (reference's GEMMs) alike.
+        import fastconv
+        fastconv.set_num_threads(n)
+
+    def convert(self, inputs):
+        return inputs
+
+    def call(self, case, direction):
+        m = self.module
+        s, p = case.stride, case.padding
+        if case.op == "conv2d":
+            g = case.groups
+            if direction == "fwd":
+                return lambda a: m.conv2d(a["x"], a["w"], a["b"], stride=s, padding=p, groups=g)
+
+            def conv_fwd_bwd(a):
+                y = m.conv2d(a["x"], a["w"], a["b"], stride=s, padding=p, groups=g)
+                return y, m.conv2d_backward(a["gy"], a["x"], a["w"], stride=s, padding=p,
+                                            groups=g)
+            return conv_fwd_bwd
+        k = case.kernel
+        if case.op == "max_pool2d":
+            if direction == "fwd":
+                return lambda a: m.max_pool2d(a["x"], k, s, p)
+
+            def max_fwd_bwd(a):
+                y, idx = m.max_pool2d(a["x"], k, s, p, return_indices=True)
+                return y, m.max_pool2d_backward(a["gy"], idx, a["x"].shape)
+            return max_fwd_bwd
+        if case.op == "avg_pool2d":
+            if direction == "fwd":
+                return lambda a: m.avg_pool2d(a["x"], k, s, p)
+
+            def avg_fwd_bwd(a):
+                y = m.avg_pool2d(a["x"], k, s, p)
+                return y, m.avg_pool2d_backward(a["gy"], a["x"].shape, k, s, p)
+            return avg_fwd_bwd
+        raise ValueError(f"unknown op {case.op!r}")
+
+
+class TorchImpl:
+    """PyTorch CPU (optional): forward via torch.nn.functional, backward via
+    the ATen backward ops called directly (no autograd)."""
+
+    name = "torch"
+
+    def available(self):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def version(self):
+        import torch
+        return torch.__version__
+
+    def set_threads(self, n):
+        import torch
+        torch.set_num_threads(n)
+
+    def convert(self, inputs):
+        import torch
+        return {k: torch.from_numpy(v) for k, v in inputs.items()}
+
+    def call(self, case, direction):
+        import torch
+        import torch.nn.functional as F
+        aten = torch.ops.aten
+        s, p = case.stride, case.padding
+        if case.op == "conv2d":
+            g = case.groups
+            c_out = case.w[0]
+            if direction == "fwd":
+                def conv_fwd(a):
+                    with torch.no_grad():
+                        return F.conv2d(a["x"], a["w"], a["b"], s, p, 1, g)
+                return conv_fwd
+
+            def conv_fwd_bwd(a):
+                with torch.no_grad():
+                    y = F.conv2d(a["x"], a["w"], a["b"], s, p, 1, g)
+                    return y, aten.convolution_backward(
+                        a["gy"], a["x"], a["w"], [c_out], [s, s], [p, p], [1, 1], False,
+                        [0, 0], g, [True, True, True])
+            return conv_fwd_bwd
+        k = case.kernel
+        if case.op == "max_pool2d":
+            if direction == "fwd":
+                def max_fwd(a):
+                    with torch.no_grad():
+                        return F.max_pool2d(a["x"], k, s, p)
+                return max_fwd
+
+            def max_fwd_bwd(a):
+                with torch.no_grad():
+                    y, idx = F.max_pool2d(a["x"], k, s, p, return_indices=True)
+                    return y, aten.max_pool2d_with_indices_backward(
+                        a["gy"], a["x"], [k, k], [s, s], [p, p], [1, 1], False, idx)
+            return max_fwd_bwd
+        if case.op == "avg_pool2d":
+            if direction == "fwd":
+                def avg_fwd(a):
+                    with torch.no_grad():
+                        return F.avg_pool2d(a["x"], k, s, p)
+                return avg_fwd
+
+            def avg_fwd_bwd(a):
+                with torch.no_grad():
+                    y = F.avg_pool2d(a["x"], k, s, p)
+                    return y, aten.avg_pool2d_backward(
+                        a["gy"], a["x"], [k, k], [s, s], [p, p], False, True, None)
+            return avg_fwd_bwd
+        raise ValueError(f"unknown op {case.op!r}")
+
+
+def get(name):
+    """The adapter called `name` (one of IMPL_NAMES)."""
+    if name == "fastconv":
+        return NumpyImpl("fastconv", "fastconv")
+    if name == "reference":
+        return NumpyImpl("reference", "fastconv.reference")
+    if name == "torch":
+        return TorchImpl()
+    raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPL_NAMES)}")
+
+
+def available_impls(names=IMPL_NAMES):
+    """Adapters for `names` that can run here (torch only when installed)."""
+    return [impl for impl in map(get, names) if impl.available()]

@@ -1,0 +1,109 @@
+"""Measure a set of cells in this process and return the raw results.
+
+A cell is (case, direction, dtype); every implementation runs it back to
+back on the same inputs (built once per case and dtype, outside the timed
+region), so background load hits all implementations of a cell alike.
+"""
+import sys
+
+import numpy as np
+
+from . import timing
+
+
+class Progress:
+    """One line per measurement on stderr; a single updating line on a TTY."""
+
+    def __init__(self, total, stream=None):
+        self.total, self.done = total, 0
+        self.stream = stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.width = 0
+
+    def __call__(self, text):
+        self.done += 1
+        line = f"[{self.done:>3}/{self.total}] {text}"
+        if self.tty:
+            pad = max(0, self.width - len(line))
+            self.width = len(line)
+            self.stream.write("\r" + line + " " * pad)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def note(self, text):
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_seconds(t):
+    if t is None:
+        return "-"
+    if t >= 1:
+        return f"{t:.3g} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} us"
+
+
+def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3,
+            max_repeats=100, gemm_n=2048, copy_bytes=256 << 20, seed=0, progress=True,
+            process_note=""):
+    """Run every cell; returns the run record (see README "Benchmarks")."""
+    for impl in impls:
+        impl.set_threads(threads)
+    steps = len(dtypes) * 1 + 1 + len(cases) * len(dtypes) * len(directions) * len(impls)
+    report = Progress(steps) if progress else (lambda text: None)
+
+    gemm = {}
+    for dtype in dtypes:
+        gemm[dtype] = timing.gemm_rate(dtype, n=gemm_n)
+        report(f"GEMM {gemm_n}^3 {dtype}: {gemm[dtype]['gflops']:.1f} GFLOP/s")
+    copy = timing.copy_bandwidth(copy_bytes)
+    report(f"memory copy {copy_bytes >> 20} MiB: {copy['gbps']:.1f} GB/s")
+
+    results = []
+    for dtype in dtypes:
+        for case in cases:
+            inputs = case.make_inputs(dtype, "fwd+bwd" if "fwd+bwd" in directions else "fwd",
+                                      seed=seed)
+            converted = {impl.name: impl.convert(inputs) for impl in impls}
+            for direction in directions:
+                cell = {"case": case.name, "op": case.op, "layer": case.describe(),
+                        "direction": direction, "dtype": dtype,
+                        "flops": case.flops(direction),
+                        "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
+                        "impls": {}}
+                for impl in impls:
+                    label = f"{case.name} {direction} {dtype} {impl.name}"
+                    try:
+                        fn = impl.call(case, direction)
+                        times = timing.time_calls(fn, converted[impl.name], budget=budget,
+                                                  min_repeats=min_repeats,
+                                                  max_repeats=max_repeats)
+                    except Exception as exc:  # noqa: BLE001 - recorded, shown in the table
+                        cell["impls"][impl.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                        report(f"{label}: ERROR {type(exc).__name__}: {exc}")
+                        continue
+                    stats = timing.summarize(times)
+                    cell["impls"][impl.name] = stats
+                    report(f"{label}: {format_seconds(stats['median'])} "
+                           f"(median of {stats['repeats']})")
+                results.append(cell)
+            del inputs, converted
+    if progress:
+        report.close()
+    env = timing.environment(impls)
+    return {"threads": threads, "environment": env, "process": process_note,
+            "settings": {"budget_s": budget, "min_repeats": min_repeats,
+                         "max_repeats": max_repeats, "warmup_calls": 1, "seed": seed},
+            "impls": [impl.name for impl in impls],
+            "gemm": gemm, "copy": copy, "results": results}
