@@ -10,6 +10,7 @@ implementation runs under the same threads and the same malloc behaviour.
 import argparse
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,8 @@ from . import cases as case_table
 from . import impls as impl_table
 from . import report, runner, timing
 
-QUICK = {"budget": 0.05, "gemm_n": 1024, "copy_bytes": 64 << 20}
-FULL = {"budget": 0.4, "gemm_n": 2048, "copy_bytes": 256 << 20}
+QUICK = {"budget": 0.05, "gemm_n": 1024, "copy_bytes": 64 << 20, "pause": 0.02}
+FULL = {"budget": 0.4, "gemm_n": 2048, "copy_bytes": 256 << 20, "pause": 0.15}
 
 
 def _list(value):
@@ -131,8 +132,11 @@ def _child_env(threads):
         env[var] = str(threads)
     env.update(timing.MALLOC_ENV)
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
-        "PYTHONPATH", "").split(os.pathsep) if p])
+    site_dirs = set(getattr(site, "getsitepackages", lambda: [])())
+    site_dirs.add(getattr(site, "getusersitepackages", lambda: "")())
+    if pkg_parent not in site_dirs:  # a source tree: make the child import the same one
+        env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
+            "PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
 
@@ -154,7 +158,8 @@ def _measure_here(args, threads, cases, dtypes, directions, impls, process_note)
     s = _settings(args)
     return runner.measure(cases, dtypes, directions, impls, threads, budget=s["budget"],
                           min_repeats=args.min_repeats, max_repeats=args.max_repeats,
-                          gemm_n=s["gemm_n"], copy_bytes=s["copy_bytes"], seed=args.seed,
+                          gemm_n=s["gemm_n"], copy_bytes=s["copy_bytes"], pause=s["pause"],
+                          seed=args.seed,
                           process_note=process_note)
 
 

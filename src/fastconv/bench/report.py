@@ -56,6 +56,18 @@ def _table(rows, header, align):
     return lines
 
 
+def _load(values):
+    return "?" if not values else " ".join(f"{v:.2f}" for v in values)
+
+
+def noise(cell):
+    """Worst relative spread (interquartile range / median) among the
+    implementations of a cell: how much to trust its ratios."""
+    spreads = [(s["q3"] - s["q1"]) / s["median"] for s in cell["impls"].values()
+               if "error" not in s and s["median"] > 0]
+    return max(spreads) if spreads else None
+
+
 def header_lines(run, notices=()):
     env = run["environment"]
     fc = env["fastconv"]
@@ -81,7 +93,8 @@ def header_lines(run, notices=()):
         f"  date      {env['date_utc']} UTC",
         f"  machine   {env['cpu']}; {env['logical_cpus']} logical CPUs "
         f"({env['usable_cpus']} usable); {env['mem_total_gib']} GiB RAM"
-        + (f"; load average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else ""),
+        + (f"; load average (1/5/15 min) at start {_load(env.get('loadavg_start'))}, "
+           f"at end {_load(load)}" if load else ""),
         f"  platform  {env['platform']}",
         f"  versions  " + "; ".join(versions),
         f"  fastconv  {fc['fastconv']} built by {fc['compiler']} [{fc['flags']}], "
@@ -92,11 +105,13 @@ def header_lines(run, notices=()):
         "  env       " + (" ".join(f"{k}={v}" for k, v in set_env.items()) or "(none set)"),
         f"  timing    median of repeated calls in one process, 1 warm-up call first; repeats "
         f"sized to ~{s['budget_s']:g} s per measurement (min {s['min_repeats']}, "
-        f"max {s['max_repeats']}); every implementation gets the same inputs",
+        f"max {s['max_repeats']}) after a {s.get('pause_s', 0):g} s idle pause; every "
+        "implementation gets the same inputs",
         "  limits    GEMM (np.matmul " + ", ".join(
             f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s" for d, g in run["gemm"].items())
         + f"); memory copy (np.copyto {run['copy']['nbytes'] >> 20} MiB): "
-        f"{run['copy']['gbps']:.1f} GB/s",
+        f"{run['copy']['gbps']:.1f} GB/s; each the better median of a measurement before "
+        "and after the cases",
     ]
     lines += [f"  NOTE      {text}" for text in notices]
     return lines
@@ -107,7 +122,7 @@ def table_lines(run):
     others = [i for i in impls if i != "fastconv"]
     header = ["case", "pass", "dtype"] + [f"{IMPL_LABELS[i]}" for i in impls]
     header += [f"{'ref' if o == 'reference' else o}/fc" for o in others]
-    header += ["fastconv rate", "% limit", "repeats"]
+    header += ["fastconv rate", "% limit", "noise", "repeats"]
     align = "<<<" + ">" * (len(header) - 3)
     lines = []
     for dtype in dict.fromkeys(c["dtype"] for c in run["results"]):
@@ -122,6 +137,8 @@ def table_lines(run):
             value, unit, pct = rate(c, run)
             row.append("-" if value is None else f"{value:.3g} {unit}")
             row.append("-" if pct is None else f"{pct:.0f}%")
+            spread = noise(c)
+            row.append("-" if spread is None else f"{100 * spread:.0f}%")
             row.append("/".join(str(c["impls"].get(i, {}).get("repeats", "-")) for i in impls))
             rows.append(row)
         lines += _table(rows, header, align)
@@ -141,6 +158,8 @@ LEGEND = [
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype, the",
     "  physical limit for convolution via GEMM; pool rows GB/s = least bytes read+written / "
     "time, % limit = share of the measured memory-copy bandwidth.",
+    "  noise = largest interquartile range / median among the implementations of the row "
+    "(large values: a busy machine; rerun before trusting that row).",
     "  repeats = timed calls per implementation in column order.  fwd+bwd = forward then the "
     "backward op on a given upstream gradient; torch backward calls the ATen",
     "  backward ops directly (no autograd).",

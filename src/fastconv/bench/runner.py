@@ -4,7 +4,9 @@ A cell is (case, direction, dtype); every implementation runs it back to
 back on the same inputs (built once per case and dtype, outside the timed
 region), so background load hits all implementations of a cell alike.
 """
+import os
 import sys
+import time
 
 import numpy as np
 
@@ -54,22 +56,42 @@ def format_seconds(t):
     return f"{t * 1e6:.3g} us"
 
 
-def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3,
-            max_repeats=100, gemm_n=2048, copy_bytes=256 << 20, seed=0, progress=True,
-            process_note=""):
-    """Run every cell; returns the run record (see README "Benchmarks")."""
-    for impl in impls:
-        impl.set_threads(threads)
-    steps = len(dtypes) * 1 + 1 + len(cases) * len(dtypes) * len(directions) * len(impls)
-    report = Progress(steps) if progress else (lambda text: None)
-
+def _limits(dtypes, gemm_n, copy_bytes, report, when):
     gemm = {}
     for dtype in dtypes:
         gemm[dtype] = timing.gemm_rate(dtype, n=gemm_n)
-        report(f"GEMM {gemm_n}^3 {dtype}: {gemm[dtype]['gflops']:.1f} GFLOP/s")
+        report(f"GEMM {gemm_n}^3 {dtype} ({when}): {gemm[dtype]['gflops']:.1f} GFLOP/s")
     copy = timing.copy_bandwidth(copy_bytes)
-    report(f"memory copy {copy_bytes >> 20} MiB: {copy['gbps']:.1f} GB/s")
+    report(f"memory copy {copy_bytes >> 20} MiB ({when}): {copy['gbps']:.1f} GB/s")
+    return gemm, copy
 
+
+def _best(first, last, key):
+    """The better of two limit measurements (the machine can do at least that)."""
+    best = dict(max(first, last, key=lambda m: m[key]))
+    best["measurements"] = [first[key], last[key]]
+    return best
+
+
+def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3,
+            max_repeats=100, gemm_n=2048, copy_bytes=256 << 20, seed=0, pause=0.15,
+            progress=True, process_note=""):
+    """Run every cell; returns the run record (see README "Benchmarks").
+
+    The machine limits (GEMM rate per dtype, copy bandwidth) are measured
+    before and after the cells; the better of the two is the limit, so a
+    burst of background load during one of them does not inflate % limit.
+    `pause` seconds of idle time precede every measurement, so worker threads
+    still spinning after the previous implementation's call (OpenBLAS spins
+    ~0.1 s) have gone to sleep and do not compete with the next one.
+    """
+    for impl in impls:
+        impl.set_threads(threads)
+    steps = 2 * (len(dtypes) + 1) + len(cases) * len(dtypes) * len(directions) * len(impls)
+    report = Progress(steps) if progress else (lambda text: None)
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+    gemm_first, copy_first = _limits(dtypes, gemm_n, copy_bytes, report, "start")
     results = []
     for dtype in dtypes:
         for case in cases:
@@ -84,6 +106,7 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
                         "impls": {}}
                 for impl in impls:
                     label = f"{case.name} {direction} {dtype} {impl.name}"
+                    time.sleep(pause)
                     try:
                         fn = impl.call(case, direction)
                         times = timing.time_calls(fn, converted[impl.name], budget=budget,
@@ -99,11 +122,15 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
                            f"(median of {stats['repeats']})")
                 results.append(cell)
             del inputs, converted
+    gemm_last, copy_last = _limits(dtypes, gemm_n, copy_bytes, report, "end")
     if progress:
         report.close()
     env = timing.environment(impls)
+    env["loadavg_start"] = load_start
+    gemm = {d: _best(gemm_first[d], gemm_last[d], "gflops") for d in dtypes}
     return {"threads": threads, "environment": env, "process": process_note,
             "settings": {"budget_s": budget, "min_repeats": min_repeats,
-                         "max_repeats": max_repeats, "warmup_calls": 1, "seed": seed},
+                         "max_repeats": max_repeats, "warmup_calls": 1, "pause_s": pause,
+                         "seed": seed},
             "impls": [impl.name for impl in impls],
-            "gemm": gemm, "copy": copy, "results": results}
+            "gemm": gemm, "copy": _best(copy_first, copy_last, "gbps"), "results": results}

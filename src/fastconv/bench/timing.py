@@ -100,7 +100,7 @@ def summarize(times):
             "q1": q[0], "q3": q[2], "repeats": len(times), "times": list(times)}
 
 
-def gemm_rate(dtype, n=2048, repeats=5):
+def gemm_rate(dtype, n=2048, repeats=7):
     """Measured np.matmul rate of (n x n) @ (n x n) in GFLOP/s (median)."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((n, n), dtype=np.dtype(dtype))
