@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastconv
@@ -133,3 +134,30 @@ def test_case_shapes_match_fastconv():
         y = fastconv.conv2d(a["x"], a["w"], a["b"], stride=case.stride,
                             padding=case.padding, groups=case.groups)
         assert y.shape == case.out_shape == a["gy"].shape
+
+
+def _arrays(out):
+    """Flatten an adapter's result (arrays, tensors, nested tuples) to ndarrays."""
+    if isinstance(out, (tuple, list)):
+        return [a for item in out for a in _arrays(item)]
+    return [out.numpy() if hasattr(out, "numpy") else out]
+
+
+@pytest.mark.parametrize("direction", case_table.DIRECTIONS)
+def test_adapters_compute_the_same_thing(direction):
+    """Every implementation is handed the same work: results agree (float64)."""
+    from fastconv.bench import impls as impl_table
+    adapters = impl_table.available_impls()
+    for case in filter(case_table.available, case_table.QUICK_CASES):
+        inputs = case.make_inputs("float64", direction, seed=3)
+        results = {a.name: _arrays(a.call(case, direction)(a.convert(inputs)))
+                   for a in adapters}
+        expected = results["reference"]
+        for name, got in results.items():
+            assert len(got) == len(expected), (case.name, name)
+            for g, e in zip(got, expected):
+                if g.dtype.kind == "i":   # max-pool indices: same convention everywhere
+                    np.testing.assert_array_equal(g, e, err_msg=f"{case.name} {name}")
+                else:
+                    np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9,
+                                               err_msg=f"{case.name} {name}")
