@@ -50,6 +50,28 @@ void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
 void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, double *im, int nthreads);
 
+/* Depthwise convolution: groups == channels (g->channels = C_in), each input
+ * channel feeding `multiplier` output channels; w is (C_in*multiplier, taps).
+ * forward: x (batch, C_in, in) -> y (batch, C_out, out), overwritten.
+ * backward_input: gy -> gx (batch, C_in, in), overwritten.
+ * backward_weight: gy, x -> gw (C_out, taps), overwritten. */
+void fc_depthwise_forward_f32(const float *x, const float *w, int64_t batch,
+                              const fc_geometry *g, int64_t multiplier, float *y, int nthreads);
+void fc_depthwise_forward_f64(const double *x, const double *w, int64_t batch,
+                              const fc_geometry *g, int64_t multiplier, double *y, int nthreads);
+void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
+                                     const fc_geometry *g, int64_t multiplier, float *gx,
+                                     int nthreads);
+void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
+                                     const fc_geometry *g, int64_t multiplier, double *gx,
+                                     int nthreads);
+void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
+                                      const fc_geometry *g, int64_t multiplier, float *gw,
+                                      int nthreads);
+void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
+                                      const fc_geometry *g, int64_t multiplier, double *gw,
+                                      int nthreads);
+
 /* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
  * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]
  * (any strides: a transposed operand is just swapped strides); C is row-major

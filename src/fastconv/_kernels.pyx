@@ -83,6 +83,64 @@ def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
             fc_col2im_f64(&col[0], batch, &g, layout, &im[0], nthreads)
 
 
+cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
+                          int64_t batch, const fc_geometry *g, int64_t multiplier) except -1:
+    if (x_size < batch * g.channels * _prod3(g.in_)
+            or w_size < g.channels * multiplier * _prod3(g.kernel)
+            or y_size < batch * g.channels * multiplier * _prod3(g.out)):
+        raise ValueError("depthwise buffer too small")
+    return 0
+
+
+def depthwise_forward(const real[::1] x, const real[::1] w, int64_t batch, tuple geom,
+                      int64_t multiplier, real[::1] y, int nthreads):
+    """Depthwise conv forward into y (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if y.shape[0] == 0:
+        return
+    _check_depthwise(x.shape[0], w.shape[0], y.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_forward_f32(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+        else:
+            fc_depthwise_forward_f64(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+
+
+def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch, tuple geom,
+                             int64_t multiplier, real[::1] gx, int nthreads):
+    """Depthwise conv input gradient into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if gx.shape[0] == 0:
+        return
+    _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_backward_input_f32(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
+                                            nthreads)
+        else:
+            fc_depthwise_backward_input_f64(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
+                                            nthreads)
+
+
+def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
+                              tuple geom, int64_t multiplier, real[::1] gw, int nthreads):
+    """Depthwise conv weight gradient into gw (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if gw.shape[0] == 0:
+        return
+    if batch == 0 or gy.shape[0] == 0:
+        gw[:] = 0
+        return
+    _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_backward_weight_f32(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
+                                             nthreads)
+        else:
+            fc_depthwise_backward_weight_f64(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
+                                             nthreads)
+
+
 SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 

@@ -89,13 +89,21 @@ def gemm(a, b, c, accumulate=False):
     _kernels.gemm(a, b, c, accumulate, ws, nthreads)
 
 
+def _is_depthwise(c_in, groups):
+    """One input channel per group: a GEMM per group would be 1 x taps thin."""
+    return groups > 1 and groups == c_in
+
+
 def conv_forward(x, w, b, win, groups):
     """Output (N, C_out, *out) of a validated conv call."""
     n, c_in = x.shape[:2]
     c_out = w.shape[0]
     c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
     out = np.empty((n, c_out, l), dtype=x.dtype)
-    if out.size and k_group == 0:
+    if out.size and _is_depthwise(c_in, groups):
+        _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), n, win.kernel_geometry(c_in),
+                                   c_out_group, out.reshape(-1), _threads.get_num_threads())
+    elif out.size and k_group == 0:
         out.fill(0)
     elif out.size:
         w_grouped = w.reshape(groups, c_out_group, k_group)
@@ -138,6 +146,15 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
     grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
     if not (n and c_out and k_group):
+        return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    if _is_depthwise(c_in, groups):
+        geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
+        if x is not None:
+            _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n, geom,
+                                               c_out_group, grad_weight.reshape(-1), nthreads)
+        if grad_input is not None:
+            _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
+                                              c_out_group, grad_input.reshape(-1), nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     w_grouped = w.reshape(groups, c_out_group, k_group)
     if win.is_pointwise():  # 1x1: no columns to build or fold back
