@@ -98,7 +98,8 @@ def header_lines(run, notices=()):
         f"  platform  {env['platform']}",
         f"  versions  " + "; ".join(versions),
         f"  fastconv  {fc['fastconv']} built by {fc['compiler']} [{fc['flags']}], "
-        f"OpenMP {'on' if fc['openmp'] else 'off'}, BLAS thread control: "
+        f"OpenMP {'on' if fc['openmp'] else 'off'}, "
+        + (f"SIMD {fc['simd']}, " if fc.get("simd") else "") + "BLAS thread control: "
         f"{fc['blas_threads_control']}",
         f"  threads   {n}: " + ", ".join(thread_how),
         f"  process   {run['process']}",
