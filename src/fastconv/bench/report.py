@@ -157,8 +157,10 @@ LEGEND = [
     "torch/fc = PyTorch time / fastconv time (> 1 means fastconv is faster).",
     "  fastconv rate: conv rows GFLOP/s = 2*N*C_out*(C_in/groups)*kH*kW*OH*OW / time "
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype, the",
-    "  physical limit for convolution via GEMM; pool rows GB/s = least bytes read+written / "
-    "time, % limit = share of the measured memory-copy bandwidth.",
+    "  physical limit for convolution via GEMM (over 100%: fastconv's own GEMM outran "
+    "NumPy's BLAS as configured here, see the BLAS kernels in the header);",
+    "  pool rows GB/s = least bytes read+written / time, % limit = share of the measured "
+    "memory-copy bandwidth.",
     "  noise = largest interquartile range / median among the implementations of the row "
     "(large values: a busy machine; rerun before trusting that row).",
     "  repeats = timed calls per implementation in column order.  fwd+bwd = forward then the "
