@@ -85,7 +85,7 @@ def header_lines(run, notices=()):
     thread_how = [f"fastconv.set_num_threads({n}) (fastconv kernels + NumPy's BLAS)"]
     if "torch" in run["impls"]:
         thread_how.append(f"torch.set_num_threads({n})")
-    set_env = {k: v for k, v in env["env"].items() if v is not None}
+    set_env = {k: v for k, v in env["env"].items() if v}
     s = run["settings"]
     lines = [
         f"fastconv.bench: {', '.join(IMPL_LABELS[i] for i in run['impls'])} "
