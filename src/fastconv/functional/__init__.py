@@ -2,9 +2,17 @@
 from .._threads import get_num_threads, set_num_threads
 from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward)
+from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool1d,
+                    avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d,
+                    avg_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool2d,
+                    max_pool2d_backward, max_pool3d, max_pool3d_backward)
 from ._unfold import col2im, im2col
 
 __all__ = [
     "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
     "conv3d_backward", "im2col", "col2im", "set_num_threads", "get_num_threads",
+    "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
+    "max_pool3d", "max_pool3d_backward", "avg_pool1d", "avg_pool1d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "avg_pool3d", "avg_pool3d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
 ]
