@@ -66,7 +66,26 @@ def _window(op, nd, in_size, kernel_size, stride, padding, dilation, ceil_mode):
             f"{op}: output would be empty (size {win.out_size}): input spatial size "
             f"{win.in_size} with padding={padding} is smaller than the dilated kernel "
             f"{tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
+    for axis, (n, k, s, p, d, o) in enumerate(zip(win.in_size, kernel, stride, padding,
+                                                   dilation, win.out_size)):
+        # padding <= kernel // 2 keeps an input tap in every window, except
+        # that dilation can step a window over a tiny input: such a window
+        # has no element to pick (PyTorch returns -inf and an index outside
+        # the plane there), so it is an error here.
+        # Only windows starting in the left padding can miss: the output-size
+        # rule starts every other window inside the input.
+        if d > 1 and any(_first_tap_inside(i * s - p, d) >= n
+                         for i in range(min(o, p // s + 1))):
+            raise ValueError(
+                f"{op}: a window covers padding only (axis {axis}: input size {n}, "
+                f"kernel_size={k}, padding={p}, dilation={d}); use a smaller "
+                f"padding or dilation")
     return win
+
+
+def _first_tap_inside(start, dilation):
+    """The first tap position >= 0 of a window starting at `start`."""
+    return start if start >= 0 else start + -(start // dilation) * dilation
 
 
 def _input(op, nd, input, name="input"):

@@ -2,6 +2,14 @@
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
 from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward, im2col)
+from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool1d,
+                    avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d,
+                    avg_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool2d,
+                    max_pool2d_backward, max_pool3d, max_pool3d_backward)
 
 __all__ = ["conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
-           "conv3d_backward", "im2col", "col2im"]
+           "conv3d_backward", "im2col", "col2im",
+           "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
+           "max_pool3d", "max_pool3d_backward", "avg_pool1d", "avg_pool1d_backward",
+           "avg_pool2d", "avg_pool2d_backward", "avg_pool3d", "avg_pool3d_backward",
+           "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
