@@ -78,7 +78,8 @@ def max_pool_nd_backward(grad_output, indices, input_shape):
         raise ValueError("indices outside the input plane")
     grad = np.zeros((n * c, plane), dtype=g.dtype)
     rows = np.arange(n * c)[:, None]
-    np.add.at(grad, (rows, idx.reshape(n * c, -1)), g.reshape(n * c, -1))
+    outs = prod(g.shape[2:])
+    np.add.at(grad, (rows, idx.reshape(n * c, outs)), g.reshape(n * c, outs))
     return grad.reshape(input_shape)
 
 
