@@ -160,13 +160,9 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     g = _args.contiguous(g)
     indices = np.require(indices, np.dtype(np.int64).newbyteorder("="), ("C", "A"))
     grad_input = np.empty(shape, dtype=g.dtype)
-    # The kernels only need sizes here, but a guessed tiling kernel == stride
-    # == in // out lets them take the tiled path for the common k == stride
-    # pooling; they verify every index against its guessed window and fall
-    # back to a plain scatter-add, so a wrong guess costs time, never results.
-    guess = tuple(max(1, i // max(o, 1)) for i, o in zip(in_size, out_size))
-    geom = (n * c, lift(in_size, 1), lift(out_size, 1), lift(guess, 1),
-            lift(guess, 1), (0, 0, 0), (1, 1, 1))
+    # The scatter-add needs only the sizes: the indices say where each goes.
+    one = (1, 1, 1)
+    geom = (n * c, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
     bad = _kernels.max_pool_backward(g.reshape(-1), indices.reshape(-1), geom,
                                      grad_input.reshape(-1), _threads.get_num_threads())
     if bad >= 0:
