@@ -238,7 +238,7 @@ static FC_FN(max_fused_fn_) FC_FN(max_fused_pick_)(const fc_geometry *g)
  * a window row inside the input is read in place; otherwise its columns are
  * split into phases in a small buffer, -inf outside the input (padding and
  * ceil-mode overhang).  Window rows in the vertical padding are all -inf. */
-static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry *g,
+FC_VEC_CLONES static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry *g,
                                   FC_FN(max_fused_fn_) fused, int64_t od, int64_t oh,
                                   SCALAR *y, int64_t *ind, const int want_idx)
 {
