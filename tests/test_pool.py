@@ -153,6 +153,14 @@ def test_1d_kernels_match_reference(k, s, p, ceil, size, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_wide_kernels_match_reference(dtype):
+    # kernels wider than 64 columns take the scalar int64 rows
+    x = _input(np.random.default_rng(7), (2, 2, 3, 300), dtype, "nan")
+    _check_max(x, 2, dict(kernel_size=(2, 70), stride=(1, 3), padding=(1, 35), ceil_mode=True))
+    _check_max(x, 2, dict(kernel_size=(3, 66), stride=(2, 66), dilation=(1, 2)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k,s,p,ceil", [
     ((2, 2, 2), (2, 2, 2), 0, False), ((3, 3, 3), (2, 2, 2), 1, True),
     ((1, 3, 3), (1, 2, 2), (0, 1, 1), False), ((2, 3, 2), (1, 2, 3), (1, 1, 0), True)])
