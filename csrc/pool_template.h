@@ -110,15 +110,19 @@ static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
                     const int64_t off = kw * dw - pw;
                     const int64_t lo = runs[2 * kw] > c0 ? runs[2 * kw] : c0;
                     const int64_t hi = runs[2 * kw + 1] < c0 + n ? runs[2 * kw + 1] : c0 + n;
-                    const SCALAR *restrict src = x + row + off + c0 * sw;
-                    const int32_t i0 = (int32_t)(row + off + c0 * sw);
+                    if (lo >= hi) continue;
+                    /* from the first in-bounds tap: no pointer before x */
+                    const SCALAR *restrict src = x + row + off + lo * sw;
+                    const int32_t i0 = (int32_t)(row + off + lo * sw);
                     /* constant strides 1 and 2 let the loads vectorise */
 #define FC_MAX_SWEEP(S)                                                 \
-                    for (int64_t j = lo - c0; j < hi - c0; ++j) {       \
+                    for (int64_t j = 0; j < hi - lo; ++j) {             \
                         const SCALAR v = src[j * (S)];                  \
-                        const int t = (v > m[j]) | (v != v);            \
-                        m[j] = t ? v : m[j];                            \
-                        mi[j] = t ? i0 + (int32_t)(j * (S)) : mi[j];    \
+                        SCALAR *mj = m + (lo - c0) + j;                 \
+                        int32_t *ij = mi + (lo - c0) + j;               \
+                        const int t = (v > *mj) | (v != v);             \
+                        *mj = t ? v : *mj;                              \
+                        *ij = t ? i0 + (int32_t)(j * (S)) : *ij;        \
                     }
                     if (sw == 1) {
                         FC_MAX_SWEEP(1)
@@ -222,7 +226,8 @@ static FC_FN(max_fused_fn_) FC_FN(max_fused_pick_)(const fc_geometry *g)
 {
     const int64_t kH = g->kernel[1], kW = g->kernel[2], s = g->stride[2];
     if (g->kernel[0] != 1 || g->dilation[1] != 1 || g->dilation[2] != 1 ||
-        fc_spatial_size(g->in) > FC_POOL_INT32_PLANE)
+        fc_spatial_size(g->in) > FC_POOL_INT32_PLANE ||
+        kH * g->in[2] + kW > INT32_MAX)                  /* the int32 tap codes */
         return NULL;
     if (kH == 2 && kW == 2 && s == 2) return FC_FN(max_fused_2x2s2_);
     if (kH == 3 && kW == 3 && s == 1) return FC_FN(max_fused_3x3s1_);
@@ -262,8 +267,8 @@ FC_VEC_CLONES static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geomet
         const int64_t len = nb + (kW - 1) / S;          /* phase length read */
         for (int64_t r = 0; r < kH; ++r) {
             const int64_t ih = h0 + r;
-            const SCALAR *row = x + (d * H + ih) * W;
             const int inside = (uint64_t)ih < (uint64_t)H;
+            const SCALAR *row = x + (inside ? (d * H + ih) * W : 0);
             if (inside && S == 1 && col0 >= 0 && col0 + len <= W) {
                 ph[r] = row + col0;
                 continue;
