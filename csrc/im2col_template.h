@@ -48,6 +48,7 @@ void FC_FN(fc_im2col_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
     const int64_t image_size = g->channels * fc_spatial_size(g->in);
     const int64_t plane = fc_spatial_size(g->in);
     const int64_t total = batch * rows;
+    const int batch_inner = layout.batch_stride < layout.row_stride;  /* (K, B, L) */
     const int nt = fc_threads_for(nthreads, total * fc_spatial_size(g->out));
     (void)nt;
     /* Every (image, row) pair writes its own output row: no races. */
@@ -55,13 +56,27 @@ void FC_FN(fc_im2col_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t t = 0; t < total; ++t) {
-        const int64_t b = t / rows, r = t % rows;
+        /* Visit rows in memory order so the output is one sequential stream. */
+        const int64_t b = batch_inner ? t % batch : t / rows;
+        const int64_t r = batch_inner ? t / batch : t % rows;
         const int64_t c = r / taps, k = r % taps;
         const int64_t kd = k / (g->kernel[1] * g->kernel[2]);
         const int64_t kh = (k / g->kernel[2]) % g->kernel[1];
         const int64_t kw = k % g->kernel[2];
         FC_FN(im2col_row_)(im + b * image_size + c * plane, g, kd, kh, kw,
                            col + b * layout.batch_stride + r * layout.row_stride);
+    }
+}
+
+/* dst[i * stride] += src[i] for i < n.  restrict (the column buffer never
+ * overlaps the image) lets the compiler vectorise the stride-1 case. */
+static inline void FC_FN(add_run_)(const SCALAR *restrict src, SCALAR *restrict dst,
+                                   int64_t n, int64_t stride)
+{
+    if (stride == 1) {
+        for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+    } else {
+        for (int64_t i = 0; i < n; ++i) dst[i * stride] += src[i];
     }
 }
 
@@ -82,8 +97,7 @@ static void FC_FN(col2im_row_)(const SCALAR *src, const fc_geometry *g,
         for (int64_t oh = 0; oh < oH; ++oh, src += oW) {
             const int64_t ih = oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
             if ((uint64_t)id >= (uint64_t)D || (uint64_t)ih >= (uint64_t)H) continue;
-            SCALAR *dst = im + (id * H + ih) * W + w0 + lo * sw;
-            for (int64_t ow = lo; ow < hi; ++ow, dst += sw) *dst += src[ow];
+            FC_FN(add_run_)(src + lo, im + (id * H + ih) * W + w0 + lo * sw, hi - lo, sw);
         }
     }
 }

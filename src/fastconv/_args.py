@@ -7,7 +7,7 @@ import operator
 
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT_TYPES = (np.float32, np.float64)
 
 
 def as_float_array(value, name, op):
@@ -19,7 +19,7 @@ def as_float_array(value, name, op):
     if value is None:
         raise TypeError(f"{op}: {name} must be a float32 or float64 array, got None")
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if arr.dtype not in FLOAT_DTYPES:
+    if arr.dtype.type not in FLOAT_TYPES:  # any byte order; contiguous() makes it native
         raise TypeError(f"{op}: {name} must have dtype float32 or float64, "
                         f"got dtype {arr.dtype}")
     return arr
@@ -34,10 +34,10 @@ def same_dtype(op, **arrays):
             continue
         if first is None:
             first_name, first = name, arr
-        elif arr.dtype != first.dtype:
+        elif arr.dtype.type is not first.dtype.type:
             raise TypeError(f"{op}: {name} has dtype {arr.dtype} but {first_name} has "
                             f"dtype {first.dtype}; use one dtype for all arrays")
-    return first.dtype
+    return np.dtype(first.dtype.type)
 
 
 def check_ndim(arr, ndim, name, op, layout):

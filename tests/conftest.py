@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+# Tolerances for comparing fastconv with the float64/float32 reference.
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def assert_close(actual, expected, dtype):
+    """Relative comparison scaled by the magnitude of the expected values."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    assert actual.dtype == np.dtype(dtype)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    tol = TOL[np.dtype(dtype).type]
+    np.testing.assert_allclose(actual / scale, expected / scale, **tol)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,25 @@
+"""Shared test utilities."""
+import numpy as np
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central-difference gradient of scalar f at float64 array x."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return grad
+
+
+def non_contiguous(a):
+    """A copy of `a` with the same values but a non-contiguous, negatively
+    strided layout (catches kernels that assume C order)."""
+    big = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)[..., ::-2]
+    big[...] = a
+    return big

@@ -1,0 +1,113 @@
+"""Every bad-argument rule of API.md raises the documented error, naming the
+argument and the value."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+
+X = np.zeros((2, 4, 8, 8), np.float32)
+W = np.zeros((6, 4, 3, 3), np.float32)
+GY = np.zeros((2, 6, 6, 6), np.float32)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(input=np.zeros((4, 8, 8), np.float32)), r"input must be 4-D .*\(4, 8, 8\)"),
+    (dict(weight=np.zeros((6, 4, 3), np.float32)), r"weight must be 4-D"),
+    (dict(weight=np.zeros((6, 3, 3, 3), np.float32)), r"C_in=4"),
+    (dict(weight=np.zeros((6, 2, 3, 3), np.float32), groups=3), r"C_in=4 not divisible by groups=3"),
+    (dict(weight=np.zeros((5, 2, 3, 3), np.float32), groups=2), r"C_out=5 not divisible by groups=2"),
+    (dict(groups=0), r"groups must be a positive int, got groups=0"),
+    (dict(stride=0), r"stride must be positive, got stride=0"),
+    (dict(stride=(1, -1)), r"stride must be positive, got stride=\(1, -1\)"),
+    (dict(dilation=0), r"dilation must be positive"),
+    (dict(padding=-1), r"padding must be non-negative, got padding=-1"),
+    (dict(padding=(1, 2, 3)), r"padding must be an int or a tuple of 2 ints, got \(1, 2, 3\)"),
+    (dict(padding="full"), r"padding must be 'same', 'valid', an int or a tuple, got padding='full'"),
+    (dict(padding="same", stride=2), r"padding='same' needs stride 1"),
+    (dict(weight=np.zeros((6, 4, 9, 9), np.float32)), r"output would be empty"),
+    (dict(weight=np.zeros((6, 4, 3, 3), np.float32), dilation=4), r"output would be empty"),
+    (dict(weight=np.zeros((6, 4, 0, 3), np.float32)), r"kernel size must be positive"),
+    (dict(bias=np.zeros(5, np.float32)), r"bias must have shape \(6,\), got \(5,\)"),
+])
+def test_conv2d_value_errors(kwargs, match):
+    args = dict(input=X, weight=W)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        fastconv.conv2d(**args)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(input=X.astype(np.int32)), TypeError, r"input must have dtype float32 or float64, got dtype int32"),
+    (dict(input=X.astype(bool)), TypeError, r"got dtype bool"),
+    (dict(input=X.astype(np.complex64)), TypeError, r"got dtype complex64"),
+    (dict(input=X.astype(object)), TypeError, r"got dtype object"),
+    (dict(input=X.astype(np.float16)), TypeError, r"got dtype float16"),
+    (dict(input="abc"), TypeError, r"got dtype <U3"),
+    (dict(input=None), TypeError, r"input must be a float32 or float64 array, got None"),
+    (dict(input=[[[[1, 2]]]]), TypeError, r"got dtype int64"),
+    (dict(weight=W.astype(np.float64)), TypeError, r"weight has dtype float64 but input has dtype float32"),
+    (dict(bias=np.zeros(6)), TypeError, r"bias has dtype float64 but input has dtype float32"),
+    (dict(stride=1.5), TypeError, r"stride must be an int or a tuple of ints, got 1.5"),
+    (dict(stride=True), TypeError, r"stride must be an int, got True"),
+    (dict(groups=None), TypeError, r"groups must be an int"),
+])
+def test_conv2d_type_errors(kwargs, exc, match):
+    args = dict(input=X, weight=W)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        fastconv.conv2d(**args)
+
+
+def test_numpy_integer_arguments_are_accepted():
+    y = fastconv.conv2d(X, W, stride=np.int64(2), padding=(np.int32(1), 1))
+    assert y.shape == (2, 6, 4, 4)
+
+
+@pytest.mark.parametrize("gy, exc, match", [
+    (np.zeros((2, 6, 6, 5), np.float32), ValueError, r"grad_output must have shape \(2, 6, 6, 6\), got \(2, 6, 6, 5\)"),
+    (np.zeros((2, 6, 6), np.float32), ValueError, r"grad_output must have shape"),
+    (GY.astype(np.float64), TypeError, r"grad_output has dtype float64 but input has dtype float32"),
+    (GY.astype(np.int64), TypeError, r"grad_output must have dtype float32 or float64"),
+])
+def test_conv2d_backward_errors(gy, exc, match):
+    with pytest.raises(exc, match=match):
+        fastconv.conv2d_backward(gy, X, W)
+
+
+@pytest.mark.parametrize("op, shape", [(fastconv.conv1d, (2, 4, 8)), (fastconv.conv3d, (2, 4, 3, 8, 8))])
+def test_1d_3d_check_ndim(op, shape):
+    with pytest.raises(ValueError, match=r"must be"):
+        op(np.zeros(shape[:-1], np.float32), np.zeros((6, 4) + (1,) * (len(shape) - 2), np.float32))
+
+
+def test_set_num_threads_rejects_bad_values():
+    with pytest.raises(ValueError, match="n must be a positive int, got n=0"):
+        fastconv.set_num_threads(0)
+    with pytest.raises(TypeError):
+        fastconv.set_num_threads(1.5)
+
+
+def test_show_config_reports_build(capsys):
+    fastconv.show_config()
+    out = capsys.readouterr().out
+    for key in ("fastconv", "compiler", "flags", "openmp", "threads"):
+        assert key in out
+    assert fastconv.__version__ in out
+
+
+def test_missing_extension_fails_loudly_with_a_fix():
+    """Pitfall 8: no silent fallback when the compiled module is missing."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'fastconv._kernels': raise ImportError('simulated missing build')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import fastconv\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr
+    assert "pip install ." in proc.stderr and "simulated missing build" in proc.stderr
