@@ -85,9 +85,12 @@ def _rng(rng):
     return np.random.default_rng(rng)
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _float_dtype(dtype, owner):
     dt = np.dtype(dtype)
-    if dt not in _args.FLOAT_DTYPES:
+    if dt not in _FLOAT_DTYPES:
         raise TypeError(f"{owner}: dtype must be float32 or float64, got dtype={dt}")
     return dt
 
@@ -133,7 +136,7 @@ def _kaiming_uniform(rng, shape, fan_in, dtype):
 def _check_input(owner, x, dtype):
     """A float array of the layer's dtype (TypeError otherwise, never a cast)."""
     x = _args.as_float_array(x, "input", owner)
-    if x.dtype != dtype:
+    if x.dtype.type is not dtype.type:      # any byte order, but no float32/64 mix
         raise TypeError(f"{owner}: input has dtype {x.dtype} but the layer's parameters "
                         f"have dtype {dtype}; use one dtype (no silent casts)")
     return x
