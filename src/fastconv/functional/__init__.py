@@ -2,9 +2,13 @@
 from .._threads import get_num_threads, set_num_threads
 from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward)
+from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
+                              conv_transpose2d_backward, conv_transpose3d,
+                              conv_transpose3d_backward)
 from ._unfold import col2im, im2col
 
 __all__ = [
     "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
-    "conv3d_backward", "im2col", "col2im", "set_num_threads", "get_num_threads",
+    "conv3d_backward", "conv_transpose1d", "conv_transpose1d_backward", "conv_transpose2d",
+    "conv_transpose2d_backward", "conv_transpose3d", "conv_transpose3d_backward", "im2col", "col2im", "set_num_threads", "get_num_threads",
 ]

@@ -108,37 +108,52 @@ def conv_forward(x, w, b, win, groups):
     return out.reshape((n, c_out) + win.out_size)
 
 
-def conv_backward(gout, x, w, win, groups):
-    """(grad_input, grad_weight, grad_bias) of a validated conv call."""
-    n, c_in = x.shape[:2]
-    c_out = w.shape[0]
+def conv_backward(gout, w, win, groups, x=None, input_shape=None):
+    """Gradients of a validated conv call: (grad_input, grad_weight).
+
+    grad_weight needs the input `x`; grad_input needs only its shape. Either
+    half is skipped when its argument is None (transposed convolution uses the
+    halves separately)."""
+    n, c_out = gout.shape[:2]
+    c_in = w.shape[1] * groups
     c_out_group = c_out // groups
     k_group, l = (c_in // groups) * win.taps, win.out_count
-    grad_bias = gout.reshape(n, c_out, l).sum(axis=(0, 2))
-    grad_weight = np.zeros((groups, c_out_group, k_group), dtype=x.dtype)
-    grad_input = np.zeros(x.shape, dtype=x.dtype)
+    dtype = gout.dtype
+    grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
+    grad_input = None if input_shape is None else np.empty(input_shape, dtype)
     if n and c_out and k_group:
         w_t = w.reshape(groups, c_out_group, k_group).transpose(0, 2, 1)
         geom = win.kernel_geometry(c_in)
         nthreads = _threads.get_num_threads()
-        chunk = _chunk_size(n, c_in * win.taps * l * x.itemsize)
-        gw_part = _workspace.scratch("grad_weight", grad_weight.shape, x.dtype)
+        chunk = _chunk_size(n, c_in * win.taps * l * gout.itemsize)
         for b0 in range(0, n, chunk):
             nb = min(chunk, n - b0)
             # (K, B, L) layout: the chunk's images side by side in every row.
-            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), x.dtype)
+            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
             np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
             gout_t = gout_t.reshape(groups, c_out_group, nb * l)
-            cols = _workspace.scratch("cols", (groups, k_group, nb * l), x.dtype)
-            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
-                            cols.reshape(-1), nthreads)
-            np.matmul(gout_t, cols.transpose(0, 2, 1), out=gw_part)
-            grad_weight += gw_part
-            # The columns are spent: reuse their buffer for the data gradient.
-            np.matmul(w_t, gout_t, out=cols)
-            _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
-                            grad_input[b0:b0 + nb].reshape(-1), nthreads)
-    return grad_input, grad_weight.reshape(w.shape), grad_bias
+            cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
+            if grad_weight is not None:
+                _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
+                                cols.reshape(-1), nthreads)
+                gw_part = _workspace.scratch("grad_weight", grad_weight.shape, dtype)
+                np.matmul(gout_t, cols.transpose(0, 2, 1), out=gw_part)
+                grad_weight += gw_part
+            if grad_input is not None:
+                # The columns are spent: reuse their buffer for the data gradient.
+                np.matmul(w_t, gout_t, out=cols)
+                _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
+                                grad_input[b0:b0 + nb].reshape(-1), nthreads)
+    elif grad_input is not None:
+        grad_input.fill(0)
+    if grad_weight is not None:
+        grad_weight = grad_weight.reshape(w.shape)
+    return grad_input, grad_weight
+
+
+def bias_grad(gout):
+    """Gradient of a per-channel bias: grad_output summed over all but axis 1."""
+    return gout.sum(axis=(0,) + tuple(range(2, gout.ndim)))
 
 
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
@@ -150,7 +165,8 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
 def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups):
     x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
                                               padding, dilation, groups, grad_output)
-    return conv_backward(g, x, w, win, groups)
+    grad_input, grad_weight = conv_backward(g, w, win, groups, x=x, input_shape=x.shape)
+    return grad_input, grad_weight, bias_grad(g)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -23,9 +23,14 @@ class Window:
     pad_before: tuple
     pad_after: tuple
     dilation: tuple
+    # Output grid when it is not the one the sizes imply: a transposed conv
+    # with output_padding >= stride pairs its input grid with a longer image.
+    explicit_out: tuple = None
 
     @property
     def out_size(self):
+        if self.explicit_out is not None:
+            return self.explicit_out
         return tuple(_shapes.conv_output_size(n, k, s, pb + pa, d) for n, k, s, pb, pa, d
                      in zip(self.in_size, self.kernel, self.stride, self.pad_before,
                             self.pad_after, self.dilation))

@@ -2,6 +2,11 @@
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
 from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward, im2col)
+from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
+                              conv_transpose2d_backward, conv_transpose3d,
+                              conv_transpose3d_backward)
 
 __all__ = ["conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
-           "conv3d_backward", "im2col", "col2im"]
+           "conv3d_backward", "im2col", "col2im", "conv_transpose1d",
+           "conv_transpose1d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+           "conv_transpose3d", "conv_transpose3d_backward"]

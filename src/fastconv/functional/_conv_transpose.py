@@ -1,0 +1,132 @@
+"""Transposed convolution (1-D, 2-D, 3-D), built from the conv engine.
+
+A transposed conv is the adjoint of a conv with the same weight: its forward
+is conv's data gradient (GEMM + col2im), its input gradient is a conv forward,
+and its weight gradient is conv's weight gradient with input and grad_output
+swapped. Nothing here touches a kernel directly.
+"""
+import numpy as np
+
+from .. import _args, _shapes
+from ._conv import _LAYOUTS, bias_grad, conv_backward, conv_forward
+from ._geometry import Window
+
+
+def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, output_padding,
+                              groups, dilation, grad_output=None):
+    """Validate once; returns (x, w, b, gout, window, groups) where `window`
+    is the equivalent conv's: image = this op's output, grid = its input."""
+    x = _args.as_float_array(input, "input", op)
+    w = _args.as_float_array(weight, "weight", op)
+    b = None if bias is None else _args.as_float_array(bias, "bias", op)
+    g = None if grad_output is None else _args.as_float_array(grad_output, "grad_output", op)
+    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
+    _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
+    _args.check_ndim(w, nd + 2, "weight", op, "(C_in, C_out // groups, *kernel)")
+    groups = _args.positive_int(groups, "groups", op)
+    n, c_in = x.shape[:2]
+    kernel = tuple(w.shape[2:])
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w.shape}")
+    if w.shape[0] != c_in:
+        raise ValueError(f"{op}: weight shape {w.shape} expects C_in={w.shape[0]}, but input "
+                         f"shape {x.shape} has C_in={c_in}")
+    if c_in % groups:
+        raise ValueError(f"{op}: input channels C_in={c_in} not divisible by groups={groups}")
+    c_out = w.shape[1] * groups
+    if b is not None and b.shape != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b.shape}")
+    stride = _args.int_tuple(stride, nd, "stride", op, minimum=1)
+    dilation = _args.int_tuple(dilation, nd, "dilation", op, minimum=1)
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a tuple of {nd} ints, "
+                         f"got padding={padding!r}")
+    padding = _args.int_tuple(padding, nd, "padding", op, minimum=0)
+    output_padding = _args.int_tuple(output_padding, nd, "output_padding", op, minimum=0)
+    for op_, s, d in zip(output_padding, stride, dilation):
+        if op_ >= max(s, d):
+            raise ValueError(f"{op}: output_padding must be smaller than max(stride, dilation) "
+                             f"per axis, got output_padding={output_padding} with "
+                             f"stride={stride}, dilation={dilation}")
+    in_size = tuple(x.shape[2:])
+    out_size = tuple(_shapes.transposed_output_size(i, k, s, p, o, d) for i, k, s, p, o, d
+                     in zip(in_size, kernel, stride, padding, output_padding, dilation))
+    if any(o < 1 for o in out_size):
+        raise ValueError(f"{op}: output would be empty: input spatial size {in_size} gives "
+                         f"output size {out_size} with padding={padding}")
+    if g is not None and g.shape != (n, c_out) + out_size:
+        raise ValueError(f"{op}: grad_output must have shape {(n, c_out) + out_size}, "
+                         f"got {g.shape}")
+    win = Window(out_size, kernel, stride, padding, padding, dilation, explicit_out=in_size)
+    return (_args.contiguous(x), _args.contiguous(w),
+            None if b is None else _args.contiguous(b),
+            None if g is None else _args.contiguous(g), win, groups)
+
+
+def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
+                    dilation):
+    x, w, b, _, win, groups = parse_conv_transpose_args(
+        op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
+    n, c_out = x.shape[0], w.shape[1] * groups
+    y, _ = conv_backward(x, w, win, groups, input_shape=(n, c_out) + win.in_size)
+    if b is not None and y.size:
+        y += b.reshape((c_out,) + (1,) * nd)
+    return y
+
+
+def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding,
+                             output_padding, groups, dilation):
+    x, w, _, g, win, groups = parse_conv_transpose_args(
+        op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
+        grad_output)
+    grad_input = conv_forward(g, w, None, win, groups)
+    _, grad_weight = conv_backward(x, w, win, groups, x=g)
+    return grad_input, grad_weight, bias_grad(g)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """1-D transposed convolution of (N, C_in, L) input with
+    (C_in, C_out // groups, k) weight, as torch.nn.functional.conv_transpose1d."""
+    return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """2-D transposed convolution ("deconvolution", up-sampling) of (N, C_in, H, W)
+    input with (C_in, C_out // groups, kH, kW) weight, as
+    torch.nn.functional.conv_transpose2d. Output size per axis:
+    (in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1, with
+    output_padding < max(stride, dilation)."""
+    return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """3-D transposed convolution of (N, C_in, D, H, W) input, as
+    torch.nn.functional.conv_transpose3d."""
+    return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0,
+                              output_padding=0, groups=1, dilation=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose1d."""
+    return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_output, input,
+                                    weight, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
+                              output_padding=0, groups=1, dilation=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose2d."""
+    return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_output, input,
+                                    weight, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d_backward(grad_output, input, weight, stride=1, padding=0,
+                              output_padding=0, groups=1, dilation=1):
+    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose3d."""
+    return _conv_transpose_backward("conv_transpose3d_backward", 3, grad_output, input,
+                                    weight, stride, padding, output_padding, groups, dilation)
