@@ -26,6 +26,7 @@ raises TypeError rather than being cast silently.  Elementwise layers, Linear,
 BatchNorm2d and the losses are plain NumPy.
 """
 import contextlib
+import contextvars
 import math
 import operator
 
@@ -41,7 +42,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- backend
 
-_default_backend = functional
+# A context variable, so that use_backend in one thread does not leak into others.
+_default_backend = contextvars.ContextVar("fastconv_nn_backend", default=functional)
 
 
 def _resolve_backend(backend):
@@ -63,19 +65,18 @@ def _resolve_backend(backend):
 
 def get_backend():
     """The ops module layers without a backend of their own use now."""
-    return _default_backend
+    return _default_backend.get()
 
 
 @contextlib.contextmanager
 def use_backend(backend):
     """Run layers that have no backend of their own on `backend` inside the
     block, e.g. ``with use_backend(fastconv.reference): net.forward(x)``."""
-    global _default_backend
-    previous, _default_backend = _default_backend, _resolve_backend(backend)
+    token = _default_backend.set(_resolve_backend(backend))
     try:
-        yield _default_backend
+        yield _default_backend.get()
     finally:
-        _default_backend = previous
+        _default_backend.reset(token)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -165,7 +166,7 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _ops(self):
-        return self.backend if self.backend is not None else _default_backend
+        return self.backend if self.backend is not None else _default_backend.get()
 
     def _need_cache(self):
         if self._cache is None:
