@@ -13,7 +13,8 @@ download; 20% held out for testing), or MNIST read from local files with
 (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-...``;
 gzipped or not) or a ``.npz`` with x_train, y_train, x_test, y_test.
 
-It prints one line per epoch (loss, train/test accuracy, images/s), the final
+It prints one line per epoch (mean loss, train accuracy as measured on the
+epoch's mini-batches, test accuracy, training images/s), the final
 test accuracy, saves the weights (``np.savez`` of ``state_dict()``) and writes
 a PNG of the first-layer filters before and after training into ``--out``.
 ``--reference`` runs the very same network on fastconv.reference, the
@@ -34,6 +35,7 @@ import time
 import numpy as np
 
 import fastconv
+import fastconv.reference
 from fastconv import nn, optim
 
 # --------------------------------------------------------------------------- data
