@@ -223,7 +223,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for fastconv and the BLAS (default: all cores)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--lr", type=float, default=3e-3,
                    help="Adam's initial learning rate (cosine schedule)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--limit", type=int, default=None,
