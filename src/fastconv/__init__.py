@@ -20,7 +20,7 @@ from . import functional
 from ._config import show_config
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
-from . import nn, optim  # noqa: E402  (after functional: nn uses it)
+from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
 from ._gradcheck import gradcheck
 
 __all__ = list(_functional_all) + ["show_config", "gradcheck", "__version__"]
