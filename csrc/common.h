@@ -31,6 +31,15 @@ static inline int64_t fc_kernel_size(const fc_geometry *g)
     return g->kernel[0] * g->kernel[1] * g->kernel[2];
 }
 
+/* Kernel offsets (kd, kh, kw) of tap t, taps in row-major kernel order. */
+static inline void fc_tap_offsets(const fc_geometry *g, int64_t t, int64_t *kd, int64_t *kh,
+                                  int64_t *kw)
+{
+    *kd = t / (g->kernel[1] * g->kernel[2]);
+    *kh = (t / g->kernel[2]) % g->kernel[1];
+    *kw = t % g->kernel[2];
+}
+
 /* Range [lo, hi) of output positions o whose input position
  * o*stride - pad + offset lies inside [0, in): the valid run of a row. */
 static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,

@@ -32,14 +32,6 @@
         }                                                                              \
     } while (0)
 
-static inline void D_FN(tap_index_)(const fc_geometry *g, int64_t t, int64_t *kd,
-                                    int64_t *kh, int64_t *kw)
-{
-    *kd = t / (g->kernel[1] * g->kernel[2]);
-    *kh = (t / g->kernel[2]) % g->kernel[1];
-    *kw = t % g->kernel[2];
-}
-
 void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch,
                                  const fc_geometry *g, int64_t multiplier, SCALAR *y,
                                  int nthreads)
@@ -61,7 +53,7 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch
         for (int64_t t = 0; t < taps; ++t) {
             const SCALAR wt = w[o * taps + t];
             int64_t kd, kh, kw;
-            D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+            fc_tap_offsets(g, t, &kd, &kh, &kw);
             FC_FOR_TAP_ROWS(g, kd, kh, kw, {
                 /* Indexed from the row start: w0 < 0 in the left padding. */
                 const SCALAR *restrict src = img + in_row;
@@ -98,7 +90,7 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
             for (int64_t t = 0; t < taps; ++t) {
                 const SCALAR wt = w[o * taps + t];
                 int64_t kd, kh, kw;
-                D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+                fc_tap_offsets(g, t, &kd, &kh, &kw);
                 FC_FOR_TAP_ROWS(g, kd, kh, kw, {
                     SCALAR *restrict in = dst + in_row;
                     const SCALAR *restrict src = grad + out_row;
@@ -128,7 +120,7 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
     for (int64_t o = 0; o < c_out; ++o) {
         for (int64_t t = 0; t < taps; ++t) {
             int64_t kd, kh, kw;
-            D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+            fc_tap_offsets(g, t, &kd, &kh, &kw);
             SCALAR total = 0;
             for (int64_t n = 0; n < batch; ++n) {
                 const SCALAR *img = x + (n * g->channels + o / multiplier) * plane_in;
