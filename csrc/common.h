@@ -9,8 +9,9 @@
 #define FC_CAT(a, b) FC_CAT_(a, b)
 
 /* Work (in elements touched) below which a parallel region costs more than
- * it saves; such calls run on the calling thread. */
-#define FC_MIN_PARALLEL_WORK 32768
+ * it saves (waking sleeping OpenMP workers takes tens of microseconds); such
+ * calls run on the calling thread. */
+#define FC_MIN_PARALLEL_WORK (1 << 18)
 
 /* Columns per block when interleaving rows (a transpose): a block of up to
  * 64 rows x 64 columns stays in L1. */
