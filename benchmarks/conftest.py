@@ -23,7 +23,8 @@ def pytest_addoption(parser):
 
 @pytest.fixture(scope="session")
 def fc_threads(request):
-    """Pin the thread count of fastconv (+ NumPy's BLAS) and torch, and keep
+    """Pin the thread count of fastconv, NumPy's BLAS (via threadpoolctl) and
+    torch, and keep
     freed memory mapped (glibc mallopt) so no implementation pays first-touch
     page faults for its temporaries; returns the thread count."""
     import fastconv

@@ -8,30 +8,6 @@
 
 #define D_FN(name) FC_CAT(name, SFX)
 
-/* For each valid (input row, output row) pair of tap (kd, kh, kw), call BODY
- * with `in_row` (input row offset), `out_row` (output row offset), and the
- * valid output range [lo, hi) along W; input column = w0 + ow * sw. */
-#define FC_FOR_TAP_ROWS(g, kd, kh, kw, BODY)                                           \
-    do {                                                                               \
-        const int64_t sw = (g)->stride[2];                                             \
-        const int64_t w0 = (kw) * (g)->dilation[2] - (g)->pad[2];                      \
-        int64_t lo, hi;                                                                \
-        fc_valid_range((g)->in[2], (g)->out[2], sw, w0, &lo, &hi);                     \
-        if (hi > lo) {                                                                 \
-            for (int64_t od = 0; od < (g)->out[0]; ++od) {                             \
-                const int64_t id = od * (g)->stride[0] - (g)->pad[0] + (kd) * (g)->dilation[0]; \
-                if ((uint64_t)id >= (uint64_t)(g)->in[0]) continue;                    \
-                for (int64_t oh = 0; oh < (g)->out[1]; ++oh) {                         \
-                    const int64_t ih = oh * (g)->stride[1] - (g)->pad[1] + (kh) * (g)->dilation[1]; \
-                    if ((uint64_t)ih >= (uint64_t)(g)->in[1]) continue;                \
-                    const int64_t in_row = (id * (g)->in[1] + ih) * (g)->in[2];         \
-                    const int64_t out_row = (od * (g)->out[1] + oh) * (g)->out[2];      \
-                    BODY                                                               \
-                }                                                                      \
-            }                                                                          \
-        }                                                                              \
-    } while (0)
-
 void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch,
                                  const fc_geometry *g, int64_t multiplier, SCALAR *y,
                                  int nthreads)

@@ -186,21 +186,9 @@ void FC_FN(fc_im2col_packed_a_)(const SCALAR *im, int64_t batch, const fc_geomet
 static void FC_FN(col2im_row_)(const SCALAR *src, const fc_geometry *g,
                                int64_t kd, int64_t kh, int64_t kw, SCALAR *im)
 {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t sw = g->stride[2];
-    const int64_t w0 = kw * g->dilation[2] - g->pad[2];
-    int64_t lo, hi;
-    fc_valid_range(W, oW, sw, w0, &lo, &hi);
-    if (hi <= lo) return;  /* this tap only ever reads padding */
-    for (int64_t od = 0; od < oD; ++od) {
-        const int64_t id = od * g->stride[0] - g->pad[0] + kd * g->dilation[0];
-        for (int64_t oh = 0; oh < oH; ++oh, src += oW) {
-            const int64_t ih = oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
-            if ((uint64_t)id >= (uint64_t)D || (uint64_t)ih >= (uint64_t)H) continue;
-            FC_FN(add_run_)(src + lo, im + (id * H + ih) * W + w0 + lo * sw, hi - lo, sw);
-        }
-    }
+    FC_FOR_TAP_ROWS(g, kd, kh, kw, {
+        FC_FN(add_run_)(src + out_row + lo, im + in_row + (w0 + lo * sw), hi - lo, sw);
+    });
 }
 
 void FC_FN(fc_col2im_)(const SCALAR *col, int64_t batch, const fc_geometry *g,

@@ -23,6 +23,18 @@ import importlib.util
 IMPL_NAMES = ("fastconv", "reference", "torch")
 
 
+def set_blas_threads(n):
+    """Cap the threads of the BLAS under NumPy at n in this process (fastconv's
+    set_num_threads leaves it alone); returns how, for the report.  The CLI's
+    child process also has OPENBLAS_NUM_THREADS/MKL_NUM_THREADS=n from the start."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "NumPy's BLAS threads not capped in-process (threadpoolctl not installed)"
+    threadpool_limits(limits=n, user_api="blas")
+    return f"NumPy's BLAS capped at {n} via threadpoolctl"
+
+
 class NumpyImpl:
     """fastconv or fastconv.reference: same names and signatures."""
 
@@ -42,9 +54,10 @@ class NumpyImpl:
         return fastconv.__version__
 
     def set_threads(self, n):
-        # fastconv's kernels and NumPy's OpenBLAS (reference's GEMMs) alike.
+        # fastconv's kernels, and the BLAS under NumPy (the reference's GEMMs).
         import fastconv
         fastconv.set_num_threads(n)
+        return set_blas_threads(n)
 
     def convert(self, inputs):
         return inputs

@@ -56,6 +56,11 @@ def _table(rows, header, align):
     return lines
 
 
+# fastconv config() keys printed on other header lines (or not informative there).
+_SHOWN_ELSEWHERE = {"fastconv", "compiler", "flags", "openmp", "python", "numpy",
+                    "platform", "threads"}
+
+
 def _load(values):
     return "?" if not values else " ".join(f"{v:.2f}" for v in values)
 
@@ -82,7 +87,7 @@ def header_lines(run, notices=()):
                         + (" [oneDNN/mkldnn on]" if env.get("torch_mkldnn") else ""))
     load = env.get("loadavg")
     n = run["threads"]
-    thread_how = [f"fastconv.set_num_threads({n}) (fastconv kernels + NumPy's BLAS)"]
+    thread_how = [f"fastconv.set_num_threads({n})"] + run.get("thread_notes", [])
     if "torch" in run["impls"]:
         thread_how.append(f"torch.set_num_threads({n})")
     set_env = {k: v for k, v in env["env"].items() if v}
@@ -97,10 +102,10 @@ def header_lines(run, notices=()):
            f"at end {_load(load)}" if load else ""),
         f"  platform  {env['platform']}",
         f"  versions  " + "; ".join(versions),
-        f"  fastconv  {fc['fastconv']} built by {fc['compiler']} [{fc['flags']}], "
-        f"OpenMP {'on' if fc['openmp'] else 'off'}, "
-        + (f"SIMD {fc['simd']}, " if fc.get("simd") else "") + "BLAS thread control: "
-        f"{fc['blas_threads_control']}",
+        f"  fastconv  {fc.get('fastconv', '?')} built by {fc.get('compiler', '?')} "
+        f"[{fc.get('flags', '?')}], OpenMP {'on' if fc.get('openmp') else 'off'}"
+        + "".join(f", {k.replace('_', ' ')}: {v}" for k, v in fc.items()
+                  if k not in _SHOWN_ELSEWHERE),
         f"  threads   {n}: " + ", ".join(thread_how),
         f"  process   {run['process']}",
         "  env       " + (" ".join(f"{k}={v}" for k, v in set_env.items()) or "(none set)"),

@@ -85,8 +85,7 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
     still spinning after the previous implementation's call (OpenBLAS spins
     ~0.1 s) have gone to sleep and do not compete with the next one.
     """
-    for impl in impls:
-        impl.set_threads(threads)
+    thread_notes = [note for note in (impl.set_threads(threads) for impl in impls) if note]
     steps = 2 * (len(dtypes) + 1) + len(cases) * len(dtypes) * len(directions) * len(impls)
     report = Progress(steps) if progress else (lambda text: None)
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -129,6 +128,7 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
     env["loadavg_start"] = load_start
     gemm = {d: _best(gemm_first[d], gemm_last[d], "gflops") for d in dtypes}
     return {"threads": threads, "environment": env, "process": process_note,
+            "thread_notes": sorted(set(thread_notes)),
             "settings": {"budget_s": budget, "min_repeats": min_repeats,
                          "max_repeats": max_repeats, "warmup_calls": 1, "pause_s": pause,
                          "seed": seed},
