@@ -113,8 +113,9 @@ def header_lines(run, notices=()):
         f"sized to ~{s['budget_s']:g} s per measurement (min {s['min_repeats']}, "
         f"max {s['max_repeats']}) after a {s.get('pause_s', 0):g} s idle pause; every "
         "implementation gets the same inputs",
-        "  limits    GEMM (np.matmul " + ", ".join(
-            f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s" for d, g in run["gemm"].items())
+        "  limits    GEMM (best of np.matmul and fastconv's GEMM, " + ", ".join(
+            f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s [numpy {g.get('numpy_gflops', 0):.0f}, "
+            f"fastconv {g.get('fastconv_gflops', 0):.0f}]" for d, g in run["gemm"].items())
         + f"); memory copy (np.copyto {run['copy']['nbytes'] >> 20} MiB): "
         f"{run['copy']['gbps']:.1f} GB/s; each the better median of a measurement before "
         "and after the cases",
@@ -161,9 +162,9 @@ LEGEND = [
     "columns: times are medians per call.  ref/fc = reference time / fastconv time and "
     "torch/fc = PyTorch time / fastconv time (> 1 means fastconv is faster).",
     "  fastconv rate: conv rows GFLOP/s = 2*N*C_out*(C_in/groups)*kH*kW*OH*OW / time "
-    "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype, the",
-    "  physical limit for convolution via GEMM (over 100%: fastconv's own GEMM outran "
-    "NumPy's BLAS as configured here, see the BLAS kernels in the header);",
+    "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype (the",
+    "  better of NumPy's BLAS and fastconv's GEMM on a large square product): the "
+    "physical limit for convolution via GEMM;",
     "  pool rows GB/s = least bytes read+written / time, % limit = share of the measured "
     "memory-copy bandwidth.",
     "  noise = largest interquartile range / median among the implementations of the row "
