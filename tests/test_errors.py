@@ -111,3 +111,23 @@ def test_missing_extension_fails_loudly_with_a_fix():
     assert proc.returncode != 0
     assert "ImportError" in proc.stderr
     assert "pip install ." in proc.stderr and "simulated missing build" in proc.stderr
+
+
+@pytest.mark.parametrize("n", [100_000, 2**40])
+def test_set_num_threads_rejects_absurd_counts(n):
+    """Found by fuzzing: 100000 threads segfaulted libgomp, and 2**40 was
+    accepted but made every later op raise OverflowError."""
+    before = fastconv.get_num_threads()
+    with pytest.raises(ValueError, match=f"n must be at most .*got n={n}"):
+        fastconv.set_num_threads(n)
+    assert fastconv.get_num_threads() == before
+    assert fastconv.conv2d(X, W).shape == (2, 6, 6, 6)
+
+
+def test_omp_num_threads_env_is_capped():
+    code = "import fastconv; print(fastconv.get_num_threads())"
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="100000")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == fastconv._threads.MAX_THREADS
