@@ -131,3 +131,24 @@ def test_omp_num_threads_env_is_capped():
                           env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == fastconv._threads.MAX_THREADS
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    # Found by fuzzing: NumPy's "Maximum allowed dimension exceeded" /
+    # "array is too big" ValueErrors named no argument, and stride=2**70 hit an
+    # OverflowError in the Cython bridge.
+    (lambda: fastconv.conv2d(X, W, padding=2**40), MemoryError, r"conv2d: the output .* check padding=1099511627776"),
+    (lambda: fastconv.conv2d(X, W, padding=10**6), MemoryError, r"more than this machine's memory.*padding=1000000"),
+    (lambda: fastconv.conv2d(X, W, stride=2**70), ValueError, r"stride must be at most 2\*\*40"),
+    (lambda: fastconv.conv2d(X, W, groups=2**70), ValueError, r"groups must be at most"),
+    (lambda: fastconv.conv_transpose2d(X, W.transpose(1, 0, 2, 3), stride=2**40, output_padding=2**39),
+     MemoryError, r"conv_transpose2d: the output .*output_padding="),
+    (lambda: fastconv.im2col(X, 3, padding=10**6), MemoryError, r"im2col: the output .*padding=1000000"),
+    (lambda: fastconv.col2im(np.zeros((1, 9, 1), np.float32), (2**39, 2**39), 3, stride=2**40),
+     MemoryError, r"col2im: .*output_size="),
+    # A ragged list raised NumPy's ValueError naming no argument.
+    (lambda: fastconv.conv2d([[[[1.0]], [[1.0, 2.0]]]], W), TypeError, r"conv2d: input must be .* not convertible"),
+])
+def test_impossible_sizes_and_unconvertible_inputs_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -68,6 +68,8 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
         raise ValueError(f"{op}: output would be empty: input spatial size "
                          f"{win.in_size} with padding {padding!r} is smaller than the "
                          f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
+    _args.check_alloc(op, "output", (n, c_out) + win.out_size, x.dtype,
+                      f"padding={padding!r}, stride={stride}, dilation={dilation}")
     if g is not None and g.shape != (n, c_out) + win.out_size:
         raise ValueError(f"{op}: grad_output must have shape "
                          f"{(n, c_out) + win.out_size}, got {g.shape}")

@@ -54,6 +54,9 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output would be empty: input spatial size {in_size} gives "
                          f"output size {out_size} with padding={padding}")
+    _args.check_alloc(op, "output", (n, c_out) + out_size, x.dtype,
+                      f"stride={stride}, padding={padding}, output_padding={output_padding}, "
+                      f"dilation={dilation}")
     if g is not None and g.shape != (n, c_out) + out_size:
         raise ValueError(f"{op}: grad_output must have shape {(n, c_out) + out_size}, "
                          f"got {g.shape}")
