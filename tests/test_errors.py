@@ -152,3 +152,14 @@ def test_omp_num_threads_env_is_capped():
 def test_impossible_sizes_and_unconvertible_inputs_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("op, args", [
+    (fastconv.conv2d_backward, (None, X, W)),
+    (fastconv.conv_transpose2d_backward, (None, X, W.transpose(1, 0, 2, 3))),
+])
+def test_backward_with_grad_output_none_is_a_type_error(op, args):
+    """Found by fuzzing: grad_output=None skipped validation and died with
+    AttributeError: 'NoneType' object has no attribute 'shape'."""
+    with pytest.raises(TypeError, match=r"grad_output must be a float32 or float64 array, got None"):
+        op(*args)

@@ -12,6 +12,11 @@ import numpy as np
 
 FLOAT_TYPES = (np.float32, np.float64)
 
+# Default of a parser's grad_output parameter in a forward call: `None` cannot
+# serve, since a backward call given grad_output=None must raise TypeError
+# (it used to skip the check and die with an AttributeError).
+NO_GRAD = object()
+
 # Largest kernel_size/stride/padding/dilation/output_size value accepted.
 # 2**40 is far past any real tensor, and keeps every sum and product of a few
 # such values well inside the kernels' int64 index arithmetic (an unchecked
