@@ -1,0 +1,209 @@
+"""Every public op once: how to call it correctly on small inputs, and which of
+its arguments are arrays or sizes.
+
+The bad-input fuzzing (test_bad_input.py), the leak check (test_leaks.py) and
+the thread checks (test_threads.py) iterate over OPS, so adding an op to the
+library is one entry here.  test_optable_covers_every_public_op fails when an
+op is exported without one.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fastconv
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    # make(rng, dtype) -> kwargs of a valid call on small inputs (all arguments
+    # passed by keyword, so a mutant can replace any one of them).
+    make: callable
+    arrays: tuple = ()          # names of array arguments
+    optional_arrays: tuple = ()  # array arguments that may be None (bias)
+    # size arguments: name -> (number of spatial dims, minimum value)
+    sizes: dict = field(default_factory=dict)
+    none_ok: tuple = ()          # size arguments for which None is valid
+    # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
+    # allowed exception types, substring the message must contain)
+    extra: tuple = ()
+
+    @property
+    def fn(self):
+        return getattr(fastconv, self.name)
+
+    def call(self, kwargs):
+        return self.fn(**kwargs)
+
+
+def _r(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ----------------------------------------------------------------- convolution
+def _conv_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_r(rng, (2, 4) + (6,) * nd, dtype),
+                    weight=_r(rng, (6, 2) + (3,) * nd, dtype),
+                    bias=_r(rng, (6,), dtype), stride=1, padding=1, dilation=1, groups=2)
+    return make
+
+
+def _conv_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _conv_kwargs(nd)(rng, dtype)
+        del kw["bias"]
+        kw["grad_output"] = _r(rng, (2, 6) + (6,) * nd, dtype)
+        return kw
+    return make
+
+
+def _shifted(key, axis, delta, make):
+    """make() with kwargs[key]'s shape changed by `delta` along `axis`."""
+    def bad(rng, dtype):
+        kw = make(rng, dtype)
+        shape = list(kw[key].shape)
+        shape[axis] += delta
+        kw[key] = _r(rng, tuple(shape), dtype)
+        return kw
+    return bad
+
+
+def _with(make, **changes):
+    def bad(rng, dtype):
+        kw = make(rng, dtype)
+        for k, v in changes.items():
+            kw[k] = v(rng, dtype) if callable(v) else v
+        return kw
+    return bad
+
+
+V, T, M = ValueError, TypeError, MemoryError
+
+
+def _conv_ops(nd):
+    fwd, bwd = _conv_kwargs(nd), _conv_backward_kwargs(nd)
+    sizes = {"stride": (nd, 1), "padding": (nd, 0), "dilation": (nd, 1), "groups": (0, 1)}
+    common = (
+        ("weight C_in mismatch", _shifted("weight", 1, 1, fwd), (V,), "C_in"),
+        ("C_out not divisible by groups", _shifted("weight", 0, 1, fwd), (V,), "groups"),
+        ("groups does not divide C_in", _with(fwd, groups=3), (V,), "groups"),
+        ("kernel larger than input", _shifted("weight", 2, 6, fwd), (V,), "empty"),
+        ("zero-size kernel", _shifted("weight", -1, -3, fwd), (V,), "kernel"),
+        ("padding unknown string", _with(fwd, padding="full"), (V,), "padding"),
+        ("padding same with stride 2", _with(fwd, padding="same", stride=2), (V,), "padding"),
+        ("huge padding", _with(fwd, padding=2**39), (M,), "padding"),
+        ("dilation makes output empty", _with(fwd, dilation=4), (V,), "empty"),
+    )
+    fwd_extra = common + (
+        ("bias of wrong length", _shifted("bias", 0, 1, fwd), (V,), "bias"),
+        ("bias 2-D", _with(fwd, bias=lambda rng, dt: _r(rng, (6, 1), dt)), (V,), "bias"),
+    )
+    bwd_extra = tuple(
+        (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, bwd), (V,), "grad_output")
+        for a in range(nd + 2) for d in (-1, 1)) + (
+        ("weight C_in mismatch", _shifted("weight", 1, 1, bwd), (V,), "C_in"),
+        ("huge padding", _with(bwd, padding=2**39), (M,), "padding"),
+    )
+    arrays = ("input", "weight")
+    return [
+        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra),
+        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra),
+    ]
+
+
+# ------------------------------------------------------- transposed convolution
+def _convt_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_r(rng, (2, 4) + (5,) * nd, dtype),
+                    weight=_r(rng, (4, 3) + (3,) * nd, dtype),
+                    bias=_r(rng, (6,), dtype), stride=2, padding=1, output_padding=1,
+                    groups=2, dilation=1)
+    return make
+
+
+def _convt_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _convt_kwargs(nd)(rng, dtype)
+        del kw["bias"]
+        kw["grad_output"] = _r(rng, (2, 6) + (10,) * nd, dtype)  # (5-1)*2-2+2+1+1
+        return kw
+    return make
+
+
+def _convt_ops(nd):
+    fwd, bwd = _convt_kwargs(nd), _convt_backward_kwargs(nd)
+    sizes = {"stride": (nd, 1), "padding": (nd, 0), "output_padding": (nd, 0),
+             "dilation": (nd, 1), "groups": (0, 1)}
+    common = (
+        ("weight C_in mismatch", _shifted("weight", 0, 1, fwd), (V,), "C_in"),
+        ("groups does not divide C_in", _with(fwd, groups=3), (V,), "groups"),
+        ("output_padding >= stride", _with(fwd, output_padding=2), (V,), "output_padding"),
+        ("string padding", _with(fwd, padding="same"), (V,), "padding"),
+        ("padding empties output", _with(fwd, padding=20, output_padding=0), (V,), "empty"),
+        ("huge stride", _with(fwd, stride=2**39, output_padding=0), (M,), "stride"),
+        ("zero-size kernel", _shifted("weight", -1, -3, fwd), (V,), "kernel"),
+    )
+    fwd_extra = common + (
+        ("bias of wrong length", _shifted("bias", 0, -1, fwd), (V,), "bias"),
+    )
+    bwd_extra = tuple(
+        (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, bwd), (V,), "grad_output")
+        for a in range(nd + 2) for d in (-1, 1)) + (
+        ("weight C_in mismatch", _shifted("weight", 0, 1, bwd), (V,), "C_in"),
+    )
+    return [
+        Op(f"conv_transpose{nd}d", fwd, ("input", "weight", "bias"), ("bias",), sizes,
+           extra=fwd_extra),
+        Op(f"conv_transpose{nd}d_backward", bwd, ("grad_output", "input", "weight"), (), sizes,
+           extra=bwd_extra),
+    ]
+
+
+# --------------------------------------------------------------- unfold / fold
+def _im2col_kwargs(rng, dtype):
+    return dict(input=_r(rng, (2, 3, 7, 7), dtype), kernel_size=3, stride=2, padding=1,
+                dilation=1)
+
+
+def _col2im_kwargs(rng, dtype):
+    return dict(cols=_r(rng, (2, 27, 16), dtype), output_size=(7, 7), kernel_size=3,
+                stride=2, padding=1, dilation=1)
+
+
+_UNFOLD_SIZES = {"kernel_size": (2, 1), "stride": (2, 1), "padding": (2, 0),
+                 "dilation": (2, 1)}
+
+_UNFOLD_OPS = [
+    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, extra=(
+        ("kernel larger than input", _with(_im2col_kwargs, kernel_size=10), (V,), "empty"),
+        ("huge padding", _with(_im2col_kwargs, padding=10**6), (M,), "padding"),
+        ("huge kernel", _with(_im2col_kwargs, kernel_size=2**41), (V,), "kernel_size"),
+    )),
+    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)), extra=(
+        ("cols rows not multiple of taps", _shifted("cols", 1, 1, _col2im_kwargs), (V,), "cols"),
+        ("cols L mismatch", _shifted("cols", 2, 1, _col2im_kwargs), (V,), "cols"),
+        ("output_size too small", _with(_col2im_kwargs, output_size=(2, 2)), (V,), "cols"),
+        ("huge output_size", _with(_col2im_kwargs, output_size=(2**20, 2**20),
+                                   kernel_size=1, stride=2**20, padding=0,
+                                   cols=lambda rng, dt: _r(rng, (1, 1, 1), dt)),
+         (M,), "output_size"),
+    )),
+]
+
+# ------------------------------------------------------------------- threads
+_THREAD_OPS = [
+    Op("set_num_threads", lambda rng, dtype: dict(n=fastconv.get_num_threads()),
+       (), (), {"n": (0, 1)}, extra=(
+           ("n too large", lambda rng, dtype: dict(n=10**6), (V,), "n"),
+       )),
+]
+
+OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
+    + _convt_ops(3) + _UNFOLD_OPS
+# Ops that compute (everything but the thread-count setters).
+COMPUTE_OPS = list(OPS)
+ALL_OPS = OPS + _THREAD_OPS
+BY_NAME = {op.name: op for op in ALL_OPS}
+# Public names that are not ops with array inputs.
+NOT_OPS = {"get_num_threads", "show_config", "__version__"}
