@@ -44,9 +44,12 @@ class BuildExt(build_ext):
         if ctype == "msvc":
             compile_args, link_args = ["/O2", "/openmp"], []
         else:
-            compile_args, link_args = ["-O3", "-std=c99", "-fno-strict-aliasing"], []
+            # -ffp-contract=fast: strict -std=c99 turns off a*b+c -> fma, which
+            # halves the GEMM micro-kernel's peak.
+            compile_args = ["-O3", "-std=c99", "-ffp-contract=fast", "-fno-strict-aliasing"]
+            link_args = []
             if _env_flag("FASTCONV_SANITIZE"):
-                compile_args = ["-O1", "-g", "-std=c99", "-fno-omit-frame-pointer",
+                compile_args = ["-O1", "-g", "-std=c99", "-ffp-contract=fast", "-fno-omit-frame-pointer",
                                 "-fsanitize=address,undefined"]
                 link_args += ["-fsanitize=address,undefined"]
             if _env_flag("FASTCONV_NATIVE"):

@@ -50,6 +50,27 @@ void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
 void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, double *im, int nthreads);
 
+/* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
+ * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]
+ * (any strides: a transposed operand is just swapped strides); C is row-major
+ * with leading dimension ldc.  `ws` must hold fc_gemm_workspace_*(nthreads)
+ * elements: callers own and reuse it, so no call maps fresh memory. */
+int64_t fc_gemm_workspace_f32(int nthreads);
+int64_t fc_gemm_workspace_f64(int nthreads);
+void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+                 const float *b, int64_t rs_b, int64_t cs_b, float *c, int64_t ldc,
+                 int accumulate, float *ws, int nthreads);
+void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a, int64_t cs_a,
+                 const double *b, int64_t rs_b, int64_t cs_b, double *c, int64_t ldc,
+                 int accumulate, double *ws, int nthreads);
+
+/* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
+ * this CPU supports; select(level) forces one (returns -1 if unsupported). */
+enum { FC_SIMD_GENERIC = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };
+int fc_simd_supported(int level);
+int fc_simd_select(int level);
+int fc_simd_active(void);
+
 /* Build information for show_config(). */
 int fc_openmp_enabled(void);
 int fc_openmp_max_threads(void);

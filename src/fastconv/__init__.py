@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
         "directory so that the installed package is imported."
     ) from exc
 
-from . import functional
+from . import _simd, functional  # noqa: F401  (_simd applies FASTCONV_SIMD)
 from ._config import show_config
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all

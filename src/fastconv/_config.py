@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from . import _kernels, _threads
+from . import _kernels, _simd, _threads
 from ._version import __version__
 
 
@@ -20,6 +20,8 @@ def config():
         "flags": info["flags"],
         "openmp": info["openmp"],
         "threads": _threads.get_num_threads(),
+        "simd": f"{_simd.active()} (supported: {', '.join(_simd.supported())}; "
+                "override with FASTCONV_SIMD)",
         "blas_threads_control": _threads.BLAS_LIBRARY or "not found (BLAS threads not capped)",
     }
 

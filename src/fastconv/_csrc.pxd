@@ -25,6 +25,18 @@ cdef extern from "fastconv.h" nogil:
     void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, double *im, int nthreads) noexcept
 
+    int64_t fc_gemm_workspace_f32(int nthreads) noexcept
+    int64_t fc_gemm_workspace_f64(int nthreads) noexcept
+    void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
+                     int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b, float *c,
+                     int64_t ldc, int accumulate, float *ws, int nthreads) noexcept
+    void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
+                     int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b, double *c,
+                     int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
+    int fc_simd_supported(int level) noexcept
+    int fc_simd_select(int level) noexcept
+    int fc_simd_active() noexcept
+
     int fc_openmp_enabled() noexcept
     int fc_openmp_max_threads() noexcept
     const char *fc_compiler() noexcept

@@ -83,6 +83,66 @@ def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
             fc_col2im_f64(&col[0], batch, &g, layout, &im[0], nthreads)
 
 
+SIMD_LEVELS = ("generic", "avx2", "avx512")
+
+
+def gemm_workspace_size(dtype_char, int nthreads):
+    """Elements of workspace gemm() needs for `nthreads` ('f' or 'd')."""
+    return fc_gemm_workspace_f32(nthreads) if dtype_char == "f" else fc_gemm_workspace_f64(nthreads)
+
+
+def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
+         real[::1] ws, int nthreads):
+    """c = a @ b, or c += a @ b: a and b of any strides, c with unit column
+    stride (fastconv's GEMM)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef int64_t item = sizeof(real)
+    cdef const real *pa = NULL
+    cdef const real *pb = NULL
+    if a.shape[0] != m or b.shape[0] != k or b.shape[1] != n:
+        raise ValueError(f"gemm shapes {(a.shape[0], a.shape[1])} @ "
+                         f"{(b.shape[0], b.shape[1])} -> {(m, n)} do not match")
+    cdef int64_t ws_needed
+    if real is float:
+        ws_needed = fc_gemm_workspace_f32(nthreads)
+    else:
+        ws_needed = fc_gemm_workspace_f64(nthreads)
+    if ws.shape[0] < ws_needed:
+        raise ValueError("gemm workspace too small")
+    if m == 0 or n == 0:
+        return
+    if n > 1 and c.strides[1] != item:
+        raise ValueError("gemm output must have unit column stride")
+    if k > 0:
+        pa, pb = &a[0, 0], &b[0, 0]
+    with nogil:
+        if real is float:
+            fc_gemm_f32(m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
+                        pb, b.strides[0] // item, b.strides[1] // item,
+                        &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
+        else:
+            fc_gemm_f64(m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
+                        pb, b.strides[0] // item, b.strides[1] // item,
+                        &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
+
+
+def simd_supported(level):
+    return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_supported(i)]
+
+
+def simd_select(name):
+    """Force a GEMM micro-kernel ('generic', 'avx2', 'avx512') or None = best."""
+    level = -1 if name is None else SIMD_LEVELS.index(name)
+    got = fc_simd_select(level)
+    if got < 0:
+        raise ValueError(f"SIMD path {name!r} is not supported by this CPU/build")
+    return SIMD_LEVELS[got]
+
+
+def simd_active():
+    return SIMD_LEVELS[fc_simd_active()]
+
+
 def build_info():
     """What the kernels were compiled with."""
     return {

@@ -83,29 +83,45 @@ def _chunk_size(n, bytes_per_image):
     return max(1, min(n, _workspace.WORKSPACE_BYTES // max(1, bytes_per_image)))
 
 
+def gemm(a, b, c, accumulate=False):
+    """c = a @ b (or c += a @ b) on 2-D views of any strides, with fastconv's
+    packed GEMM (SIMD micro-kernel chosen for this CPU)."""
+    nthreads = _threads.get_num_threads()
+    ws = _workspace.scratch("gemm", (_kernels.gemm_workspace_size(a.dtype.char, nthreads),),
+                            a.dtype)
+    _kernels.gemm(a, b, c, accumulate, ws, nthreads)
+
+
 def conv_forward(x, w, b, win, groups):
     """Output (N, C_out, *out) of a validated conv call."""
     n, c_in = x.shape[:2]
     c_out = w.shape[0]
-    k_group, l = (c_in // groups) * win.taps, win.out_count
+    c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
     out = np.empty((n, c_out, l), dtype=x.dtype)
     if out.size and k_group == 0:
         out.fill(0)
     elif out.size:
-        w_grouped = w.reshape(groups, c_out // groups, k_group)
+        w_grouped = w.reshape(groups, c_out_group, k_group)
         geom = win.kernel_geometry(c_in)
         nthreads = _threads.get_num_threads()
         chunk = _chunk_size(n, c_in * win.taps * l * x.itemsize)
         for b0 in range(0, n, chunk):
             nb = min(chunk, n - b0)
-            x_chunk = x[b0:b0 + nb]
-            if win.is_pointwise():
-                cols = x_chunk.reshape(nb, groups, k_group, l)  # 1x1: no copy needed
-            else:
-                cols = _workspace.scratch("cols", (nb, groups, k_group, l), x.dtype)
-                _kernels.im2col(x_chunk.reshape(-1), nb, geom, groups * k_group * l, l,
-                                cols.reshape(-1), nthreads)
-            np.matmul(w_grouped, cols, out=out[b0:b0 + nb].reshape(nb, groups, -1, l))
+            if win.is_pointwise():  # 1x1: the input is its own column matrix
+                x_chunk = x[b0:b0 + nb].reshape(nb, groups, k_group, l)
+                out_chunk = out[b0:b0 + nb].reshape(nb, groups, c_out_group, l)
+                for i in range(nb):
+                    for g in range(groups):
+                        gemm(w_grouped[g], x_chunk[i, g], out_chunk[i, g])
+                continue
+            # (K, B, L) columns: one GEMM per group covers the whole chunk.
+            cols = _workspace.scratch("cols", (groups, k_group, nb * l), x.dtype)
+            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
+                            cols.reshape(-1), nthreads)
+            out_t = _workspace.scratch("out_t", (groups, c_out_group, nb * l), x.dtype)
+            for g in range(groups):
+                gemm(w_grouped[g], cols[g], out_t[g])
+            np.copyto(out[b0:b0 + nb], out_t.reshape(c_out, nb, l).transpose(1, 0, 2))
     if b is not None and out.size:
         out += b[:, None]
     return out.reshape((n, c_out) + win.out_size)
@@ -123,35 +139,43 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     k_group, l = (c_in // groups) * win.taps, win.out_count
     dtype = gout.dtype
     grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
-    grad_input = None if input_shape is None else np.empty(input_shape, dtype)
-    if n and c_out and k_group:
-        w_t = w.reshape(groups, c_out_group, k_group).transpose(0, 2, 1)
-        geom = win.kernel_geometry(c_in)
-        nthreads = _threads.get_num_threads()
-        chunk = _chunk_size(n, c_in * win.taps * l * gout.itemsize)
-        for b0 in range(0, n, chunk):
-            nb = min(chunk, n - b0)
-            # (K, B, L) layout: the chunk's images side by side in every row.
-            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
-            np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
-            gout_t = gout_t.reshape(groups, c_out_group, nb * l)
-            cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-            if grad_weight is not None:
-                _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
-                                cols.reshape(-1), nthreads)
-                gw_part = _workspace.scratch("grad_weight", grad_weight.shape, dtype)
-                np.matmul(gout_t, cols.transpose(0, 2, 1), out=gw_part)
-                grad_weight += gw_part
-            if grad_input is not None:
-                # The columns are spent: reuse their buffer for the data gradient.
-                np.matmul(w_t, gout_t, out=cols)
-                _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
-                                grad_input[b0:b0 + nb].reshape(-1), nthreads)
-    elif grad_input is not None:
-        grad_input.fill(0)
-    if grad_weight is not None:
-        grad_weight = grad_weight.reshape(w.shape)
-    return grad_input, grad_weight
+    grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
+    if not (n and c_out and k_group):
+        return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    w_grouped = w.reshape(groups, c_out_group, k_group)
+    if win.is_pointwise():  # 1x1: no columns to build or fold back
+        g_img = gout.reshape(n, groups, c_out_group, l)
+        x_img = None if x is None else x.reshape(n, groups, k_group, l)
+        gi_img = None if grad_input is None else grad_input.reshape(n, groups, k_group, l)
+        for i in range(n):
+            for g in range(groups):
+                if x is not None:
+                    gemm(g_img[i, g], x_img[i, g].T, grad_weight[g], accumulate=True)
+                if grad_input is not None:
+                    gemm(w_grouped[g].T, g_img[i, g], gi_img[i, g])
+        return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    geom = win.kernel_geometry(c_in)
+    nthreads = _threads.get_num_threads()
+    chunk = _chunk_size(n, c_in * win.taps * l * dtype.itemsize)
+    for b0 in range(0, n, chunk):
+        nb = min(chunk, n - b0)
+        # (K, B, L) layout: the chunk's images side by side in every row.
+        gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
+        np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
+        gout_t = gout_t.reshape(groups, c_out_group, nb * l)
+        cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
+        if x is not None:
+            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
+                            cols.reshape(-1), nthreads)
+            for g in range(groups):
+                gemm(gout_t[g], cols[g].T, grad_weight[g], accumulate=True)
+        if grad_input is not None:
+            # The columns are spent: reuse their buffer for the data gradient.
+            for g in range(groups):
+                gemm(w_grouped[g].T, gout_t[g], cols[g])
+            _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
+                            grad_input[b0:b0 + nb].reshape(-1), nthreads)
+    return grad_input, None if x is None else grad_weight.reshape(w.shape)
 
 
 def bias_grad(gout):

@@ -1,0 +1,178 @@
+/* GEMM entry points: pick the micro-kernel for this CPU at run time.
+ *
+ * Every variant is compiled into the same object with a target attribute, so
+ * the default build runs on any x86-64 CPU and still uses AVX2 or AVX-512
+ * where present.  Other compilers and architectures get the portable kernel
+ * (plain C vectors the compiler maps to whatever SIMD it has). */
+#include <stdint.h>
+#include <string.h>
+#include "common.h"
+
+#define FC_GEMM_ALIGN 64
+#ifndef FC_GEMM_KC
+#define FC_GEMM_KC 256
+#endif
+#ifndef FC_GEMM_MC
+#define FC_GEMM_MC 96
+#endif
+#ifndef FC_GEMM_NC_PANELS
+#define FC_GEMM_NC_PANELS 128
+#endif
+
+static inline void *fc_align_up(void *p)
+{
+    return (void *)(((uintptr_t)p + FC_GEMM_ALIGN - 1) & ~(uintptr_t)(FC_GEMM_ALIGN - 1));
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+#define FC_HAVE_X86_DISPATCH 1
+#else
+#define FC_HAVE_X86_DISPATCH 0
+#endif
+
+/* Portable kernel: 16-byte vectors, available everywhere GCC/clang run. */
+#define ISA generic
+#define TARGET
+#define VBYTES 16
+#define MR 4
+#define NV 2
+#define SCALAR float
+#define SFX f32
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#define SCALAR double
+#define SFX f64
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#undef ISA
+#undef TARGET
+#undef VBYTES
+#undef MR
+#undef NV
+
+#if FC_HAVE_X86_DISPATCH
+/* AVX2 + FMA: 6 x 2 ymm tile, 12 accumulators of 16 registers (BLIS haswell). */
+#define ISA avx2
+#define TARGET __attribute__((target("avx2,fma")))
+#define VBYTES 32
+#define MR 6
+#define NV 2
+#define SCALAR float
+#define SFX f32
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#define SCALAR double
+#define SFX f64
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#undef ISA
+#undef TARGET
+#undef VBYTES
+#undef MR
+#undef NV
+
+/* AVX-512: 8 x 3 zmm tile, 24 accumulators of 32 registers. */
+#define ISA avx512
+#define TARGET __attribute__((target("avx512f,avx2,fma")))
+#define VBYTES 64
+#define MR 8
+#define NV 3
+#define SCALAR float
+#define SFX f32
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#define SCALAR double
+#define SFX f64
+#include "gemm_template.h"
+#undef SCALAR
+#undef SFX
+#undef ISA
+#undef TARGET
+#undef VBYTES
+#undef MR
+#undef NV
+#endif
+
+/* -1: not chosen yet (pick the best the CPU has on first use). */
+static int fc_simd = -1;
+
+int fc_simd_supported(int level)
+{
+    switch (level) {
+    case FC_SIMD_GENERIC:
+        return 1;
+#if FC_HAVE_X86_DISPATCH
+    case FC_SIMD_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case FC_SIMD_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma");
+#endif
+    default:
+        return 0;
+    }
+}
+
+int fc_simd_select(int level)
+{
+    if (level < 0) {
+        level = FC_SIMD_AVX512;
+        while (!fc_simd_supported(level)) --level;
+    }
+    if (!fc_simd_supported(level)) return -1;
+    fc_simd = level;
+    return level;
+}
+
+int fc_simd_active(void)
+{
+    if (fc_simd < 0) fc_simd_select(-1);
+    return fc_simd;
+}
+
+#define FC_DEFINE_GEMM(SCALAR_T, SUFFIX)                                                  \
+int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                          \
+{                                                                                         \
+    int64_t most = workspace_generic_##SUFFIX();                                          \
+    FC_IF_X86(if (workspace_avx2_##SUFFIX() > most) most = workspace_avx2_##SUFFIX();     \
+              if (workspace_avx512_##SUFFIX() > most) most = workspace_avx512_##SUFFIX();) \
+    return most * (nthreads < 1 ? 1 : nthreads);                                          \
+}                                                                                         \
+void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
+                      const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
+                      const SCALAR_T *b, int64_t rs_b, int64_t cs_b,                      \
+                      SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws, int nthreads) \
+{                                                                                         \
+    if (m <= 0 || n <= 0) return;                                                         \
+    if (k <= 0) {  /* empty sum */                                                        \
+        if (!accumulate)                                                                  \
+            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR_T)); \
+        return;                                                                           \
+    }                                                                                     \
+    switch (fc_simd_active()) {                                                           \
+    FC_IF_X86(case FC_SIMD_AVX512:                                                        \
+        gemm_avx512_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+        return;                                                                           \
+    case FC_SIMD_AVX2:                                                                    \
+        gemm_avx2_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+        return;)                                                                          \
+    default:                                                                              \
+        gemm_generic_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+    }                                                                                     \
+}
+
+#if FC_HAVE_X86_DISPATCH
+#define FC_IF_X86(...) __VA_ARGS__
+#else
+#define FC_IF_X86(...)
+#endif
+
+FC_DEFINE_GEMM(float, f32)
+FC_DEFINE_GEMM(double, f64)

@@ -1,0 +1,172 @@
+/* Packed, register-blocked GEMM for one (scalar type, instruction set):
+ * C (m x n) = A (m x k) * B (k x n), or C += A * B, for any element strides.
+ *
+ * Included by gemm.c once per combination with:
+ *   SCALAR, SFX        the C type and its name suffix (f32, f64)
+ *   ISA                name suffix of the instruction set (avx512, avx2, generic)
+ *   TARGET             function attribute enabling that instruction set
+ *   VBYTES             vector register width in bytes
+ *   MR, NV             micro-tile: MR rows x NV vectors (NR = NV * lanes columns)
+ *
+ * The structure is BLIS's: B is packed in KC x NC blocks of NR-wide panels,
+ * A in MC x KC blocks of MR-tall panels, and the micro-kernel keeps an MR x NR
+ * tile of C in registers for the whole KC loop.  Packing also absorbs any
+ * strides, so transposed operands cost nothing extra. */
+
+#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
+#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
+#define G_NR (NV * G_LANES)
+
+typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
+/* Same vector, alignment of one scalar: for loads/stores of C rows. */
+typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
+
+/* acc = A_panel (MR x kc) * B_panel (kc x NR); then C = acc or C += acc. */
+static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
+                                       const SCALAR *restrict b, SCALAR *restrict c,
+                                       int64_t ldc, int accumulate)
+{
+    typedef G_FN(vec_) vec;
+    typedef G_FN(uvec_) uvec;
+    vec acc[MR][NV];
+    for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = (vec){0};
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += G_NR) {
+        vec bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = *(const vec *)(b + v * G_LANES);
+        for (int i = 0; i < MR; ++i) {
+            const SCALAR ai = a[i];   /* broadcast: one FMA per vector of B */
+            for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+        }
+    }
+    for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v) {
+            uvec *dst = (uvec *)(c + i * ldc + v * G_LANES);
+            *dst = accumulate ? *dst + acc[i][v] : acc[i][v];
+        }
+}
+
+/* Pack rows [0, mc) x cols [0, kc) of A into MR-tall panels, zero-filling
+ * the rows past mc so the micro-kernel never branches. */
+static void G_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, int64_t cs,
+                          SCALAR *restrict dst)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR) {
+        const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
+        for (int64_t p = 0; p < kc; ++p, dst += MR) {
+            int64_t i = 0;
+            for (; i < rows; ++i) dst[i] = a[(i0 + i) * rs + p * cs];
+            for (; i < MR; ++i) dst[i] = 0;
+        }
+    }
+}
+
+/* Pack rows [0, kc) x cols [0, nc) of B into NR-wide panels (zero-filled). */
+static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, int64_t cs,
+                          SCALAR *restrict dst)
+{
+    for (int64_t j0 = 0; j0 < nc; j0 += G_NR, dst += kc * G_NR) {
+        const int64_t cols = nc - j0 < G_NR ? nc - j0 : G_NR;
+        const SCALAR *src = b + j0 * cs;
+        if (rs == 1 && cs != 1) {
+            /* B is a transposed view: walk down its columns so every read is
+             * sequential; the scattered writes stay inside one cached panel. */
+            for (int64_t j = 0; j < cols; ++j)
+                for (int64_t p = 0; p < kc; ++p) dst[p * G_NR + j] = src[j * cs + p];
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = cols; j < G_NR; ++j) dst[p * G_NR + j] = 0;
+            continue;
+        }
+        for (int64_t p = 0; p < kc; ++p) {
+            SCALAR *row = dst + p * G_NR;
+            int64_t j = 0;
+            if (cs == 1) {   /* the common row-major case: one short memcpy */
+                memcpy(row, src + p * rs, (size_t)cols * sizeof(SCALAR));
+                j = cols;
+            } else {
+                for (; j < cols; ++j) row[j] = src[p * rs + j * cs];
+            }
+            for (; j < G_NR; ++j) row[j] = 0;
+        }
+    }
+}
+
+/* Elements of workspace one thread needs. */
+static int64_t G_FN(workspace_)(void)
+{
+    return FC_GEMM_MC * FC_GEMM_KC + FC_GEMM_KC * FC_GEMM_NC_PANELS * G_NR
+           + 2 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
+/* The whole product on one thread, with `ws` (workspace_() elements). */
+static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
+                               const SCALAR *a, int64_t rs_a, int64_t cs_a,
+                               const SCALAR *b, int64_t rs_b, int64_t cs_b,
+                               SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws)
+{
+    const int64_t nc_max = FC_GEMM_NC_PANELS * G_NR;
+    SCALAR *pa = (SCALAR *)fc_align_up(ws);
+    SCALAR *pb = (SCALAR *)fc_align_up(pa + FC_GEMM_MC * FC_GEMM_KC);
+    SCALAR edge[MR * NV * (VBYTES / sizeof(SCALAR))] __attribute__((aligned(64)));
+    for (int64_t jc = 0; jc < n; jc += nc_max) {
+        const int64_t nc = n - jc < nc_max ? n - jc : nc_max;
+        for (int64_t pc = 0; pc < k; pc += FC_GEMM_KC) {
+            const int64_t kc = k - pc < FC_GEMM_KC ? k - pc : FC_GEMM_KC;
+            const int acc = accumulate || pc > 0;
+            G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
+            for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
+                const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
+                G_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
+                for (int64_t jr = 0; jr < nc; jr += G_NR) {
+                    const int64_t nr = nc - jr < G_NR ? nc - jr : G_NR;
+                    const SCALAR *bp = pb + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        const SCALAR *ap = pa + ir * kc;
+                        SCALAR *ct = c + (ic + ir) * ldc + jc + jr;
+                        if (mr == MR && nr == G_NR) {
+                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc, acc);
+                            continue;
+                        }
+                        /* Edge tile: compute in full, keep the valid part. */
+                        G_FN(micro_kernel_)(kc, ap, bp, edge, G_NR, 0);
+                        for (int64_t i = 0; i < mr; ++i)
+                            for (int64_t j = 0; j < nr; ++j)
+                                ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0)
+                                                  + edge[i * G_NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Split C into column slabs, one per thread: disjoint outputs, no races. */
+static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
+                        const SCALAR *a, int64_t rs_a, int64_t cs_a,
+                        const SCALAR *b, int64_t rs_b, int64_t cs_b,
+                        SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws, int nthreads)
+{
+    const int64_t per_thread = G_FN(workspace_)();
+    const int64_t panels = (n + G_NR - 1) / G_NR;
+    int nt = fc_threads_for(nthreads, m * n * k / 8);
+    if (nt > panels) nt = (int)panels;
+    if (nt <= 1) {
+        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; ++t) {
+        const int64_t j0 = panels * t / nt * G_NR;
+        int64_t j1 = panels * (t + 1) / nt * G_NR;
+        if (j1 > n) j1 = n;
+        G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b + j0 * cs_b, rs_b, cs_b,
+                           c + j0, ldc, accumulate, ws + t * per_thread);
+    }
+}
+
+#undef G_FN
+#undef G_LANES
+#undef G_NR

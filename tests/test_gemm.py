@@ -1,0 +1,86 @@
+"""fastconv's GEMM on every SIMD path this CPU supports, on awkward shapes."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _simd
+from fastconv.functional._conv import gemm
+
+PATHS = _simd.supported()
+
+
+@pytest.fixture(params=PATHS)
+def simd_path(request):
+    before = _simd.active()
+    _simd.select(request.param)
+    yield request.param
+    _simd.select(before)
+
+
+# Sizes around the micro-tiles (MR 4/6/8 rows, NR 8..48 columns) and the
+# KC=256 / MC=96 blocks, plus degenerate ones.
+SHAPES = [(1, 1, 1), (7, 13, 5), (8, 48, 256), (9, 49, 257), (6, 16, 3), (97, 50, 300),
+          (5, 1000, 2), (200, 3, 600), (13, 97, 0), (0, 5, 3), (4, 0, 3), (64, 6200, 20)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", SHAPES)
+def test_gemm_matches_numpy(simd_path, m, n, k, dtype):
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    c = np.full((m, n), np.nan, dtype)
+    gemm(a, b, c)
+    np.testing.assert_allclose(c, want, rtol=tol, atol=tol * max(1, k))
+    # Transposed and strided operands, accumulating into rows of a wider array.
+    at = np.asfortranarray(a)
+    bt = np.ascontiguousarray(b.T).T
+    big = np.ones((m, n + 3), dtype)
+    c2 = big[:, 1:n + 1]
+    gemm(at, bt, c2, accumulate=True)
+    np.testing.assert_allclose(c2, want + 1, rtol=tol, atol=tol * max(1, k))
+    assert np.all(big[:, 0] == 1) and np.all(big[:, n + 1:] == 1)  # neighbours untouched
+
+
+def test_gemm_refuses_output_with_column_stride():
+    c = np.zeros((3, 8))[:, ::2]
+    with pytest.raises(ValueError):
+        gemm(np.ones((3, 2)), np.ones((2, 4)), c)
+
+
+def test_conv_on_every_path_matches_reference(simd_path):
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((3, 6, 11, 9)).astype(dtype)
+        w = rng.standard_normal((10, 3, 3, 2)).astype(dtype)
+        kw = dict(stride=(2, 1), padding=1, groups=2)
+        y = fastconv.conv2d(x, w, **kw)
+        np.testing.assert_allclose(y, fastconv.reference.conv2d(x, w, **kw),
+                                   rtol=1e-4, atol=1e-4)
+        gy = rng.standard_normal(y.shape).astype(dtype)
+        for got, want in zip(fastconv.conv2d_backward(gy, x, w, **kw),
+                             fastconv.reference.conv2d_backward(gy, x, w, **kw)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_best_path_is_default_and_reported(capsys):
+    fastconv.show_config()
+    assert "simd" in capsys.readouterr().out
+    env = dict(os.environ, FASTCONV_SIMD="generic")
+    code = "import fastconv._simd as s; print(s.active())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "generic", out.stderr
+    env["FASTCONV_SIMD"] = "nonsense"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "FASTCONV_SIMD='nonsense'" in bad.stderr
+
+
+def test_select_rejects_unknown_path():
+    with pytest.raises(ValueError):
+        _simd.select("avx9000")
