@@ -1,0 +1,280 @@
+/* C-level test driver for the kernels in csrc/: no Python, no NumPy.
+ *
+ * Compares every kernel against naive loops written here, on boundary shapes
+ * (1x1 images, kernel == input, stride > kernel, padding larger than the
+ * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
+ * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
+ * Every buffer is malloc'ed at its exact size, so under -fsanitize=address
+ * (the Makefile's default) any out-of-bounds access aborts.
+ *
+ * Build and run: make -C csrc/tests run   (see CONTRIBUTING.md)
+ * Adding a kernel: a naive_*() twin and a check_*() loop below.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastconv.h"
+
+static int64_t passed, failed;
+
+/* Deterministic xorshift: the same cases on every machine. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int64_t rnd_int(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
+static double rnd_val(void) { return (double)(rnd() % 2001) / 1000.0 - 1.0; }
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return p;
+}
+
+static void report(int ok, const char *what, const fc_geometry *g, int64_t batch,
+                   int layout, int nthreads, double err)
+{
+    if (ok) { ++passed; return; }
+    ++failed;
+    if (failed <= 20)
+        fprintf(stderr, "FAIL %s: batch=%lld C=%lld in=(%lld,%lld,%lld) out=(%lld,%lld,%lld) "
+                "k=(%lld,%lld,%lld) s=(%lld,%lld,%lld) p=(%lld,%lld,%lld) d=(%lld,%lld,%lld) "
+                "layout=%d threads=%d err=%g\n", what, (long long)batch, (long long)g->channels,
+                (long long)g->in[0], (long long)g->in[1], (long long)g->in[2],
+                (long long)g->out[0], (long long)g->out[1], (long long)g->out[2],
+                (long long)g->kernel[0], (long long)g->kernel[1], (long long)g->kernel[2],
+                (long long)g->stride[0], (long long)g->stride[1], (long long)g->stride[2],
+                (long long)g->pad[0], (long long)g->pad[1], (long long)g->pad[2],
+                (long long)g->dilation[0], (long long)g->dilation[1], (long long)g->dilation[2],
+                layout, nthreads, err);
+}
+
+/* Output size with `extra` trailing padding on top of the leading `pad`
+ * (padding='same' with an odd total pads one more after); 0 if empty. */
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t extra, int64_t d)
+{
+    int64_t span = in + 2 * p + extra - d * (k - 1) - 1;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
+
+/* ------------------------------------------------------------ im2col/col2im */
+/* Column index of (image b, row r, output position o) in a layout. */
+static int64_t col_index(fc_col_layout lay, int64_t b, int64_t r, int64_t o)
+{
+    return b * lay.batch_stride + r * lay.row_stride + o;
+}
+
+/* Calls fn(b, c, tap, out_pos, in_index_or_-1) for every column element. */
+#define FOR_EACH_TAP(g, batch, BODY)                                                     \
+    for (int64_t b = 0; b < (batch); ++b)                                                \
+    for (int64_t c = 0; c < (g)->channels; ++c)                                          \
+    for (int64_t kd = 0; kd < (g)->kernel[0]; ++kd)                                      \
+    for (int64_t kh = 0; kh < (g)->kernel[1]; ++kh)                                      \
+    for (int64_t kw = 0; kw < (g)->kernel[2]; ++kw)                                      \
+    for (int64_t od = 0; od < (g)->out[0]; ++od)                                         \
+    for (int64_t oh = 0; oh < (g)->out[1]; ++oh)                                         \
+    for (int64_t ow = 0; ow < (g)->out[2]; ++ow) {                                       \
+        const int64_t id = od * (g)->stride[0] - (g)->pad[0] + kd * (g)->dilation[0];    \
+        const int64_t ih = oh * (g)->stride[1] - (g)->pad[1] + kh * (g)->dilation[1];    \
+        const int64_t iw = ow * (g)->stride[2] - (g)->pad[2] + kw * (g)->dilation[2];    \
+        const int64_t r = c * prod3((g)->kernel) + (kd * (g)->kernel[1] + kh) * (g)->kernel[2] + kw; \
+        const int64_t o = (od * (g)->out[1] + oh) * (g)->out[2] + ow;                    \
+        const int inside = id >= 0 && id < (g)->in[0] && ih >= 0 && ih < (g)->in[1]      \
+                           && iw >= 0 && iw < (g)->in[2];                                \
+        const int64_t ii = (((b * (g)->channels + c) * (g)->in[0] + id) * (g)->in[1] + ih) \
+                           * (g)->in[2] + iw;                                            \
+        BODY                                                                             \
+    }
+
+#define DEFINE_UNFOLD_CHECK(T, SFX)                                                      \
+static void check_unfold_##SFX(const fc_geometry *g, int64_t batch, int layout_kind,    \
+                               int nthreads)                                            \
+{                                                                                       \
+    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
+    const int64_t n_im = batch * g->channels * prod3(g->in), n_col = batch * rows * L;  \
+    fc_col_layout lay = layout_kind == 0 ? (fc_col_layout){rows * L, L}                 \
+                                         : (fc_col_layout){L, batch * L};               \
+    T *im = xmalloc(sizeof(T) * n_im), *col = xmalloc(sizeof(T) * n_col);               \
+    T *want_col = xmalloc(sizeof(T) * n_col), *im2 = xmalloc(sizeof(T) * n_im);         \
+    double *want_im = xmalloc(sizeof(double) * n_im);                                   \
+    for (int64_t i = 0; i < n_im; ++i) im[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < n_col; ++i) col[i] = (T)12345;  /* must be overwritten */   \
+    memset(want_col, 0, sizeof(T) * n_col);                                             \
+    FOR_EACH_TAP(g, batch, { want_col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; }) \
+    fc_im2col_##SFX(im, batch, g, lay, col, nthreads);                                  \
+    int ok = memcmp(col, want_col, sizeof(T) * n_col) == 0;  /* a copy: exact */        \
+    report(ok, "im2col_" #SFX, g, batch, layout_kind, nthreads, 0);                     \
+    /* col2im of the columns: every input counted once per tap that sees it. */        \
+    for (int64_t i = 0; i < n_im; ++i) { im2[i] = (T)12345; want_im[i] = 0; }           \
+    FOR_EACH_TAP(g, batch, { if (inside) want_im[ii] += (double)col[col_index(lay, b, r, o)]; }) \
+    fc_col2im_##SFX(col, batch, g, lay, im2, nthreads);                                 \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < n_im; ++i) {                                                \
+        double e = fabs((double)im2[i] - want_im[i]);                                   \
+        if (!(e <= err)) err = e;  /* catches NaN too */                                \
+    }                                                                                   \
+    report(err < 1e-4, "col2im_" #SFX, g, batch, layout_kind, nthreads, err);           \
+    free(im); free(col); free(want_col); free(im2); free(want_im);                      \
+}
+DEFINE_UNFOLD_CHECK(float, f32)
+DEFINE_UNFOLD_CHECK(double, f64)
+
+static void check_unfold_all(const fc_geometry *g, int64_t batch)
+{
+    for (int layout = 0; layout < 2; ++layout)
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_unfold_f32(g, batch, layout, nthreads);
+            check_unfold_f64(g, batch, layout, nthreads);
+        }
+}
+
+/* Geometry from per-axis (in, k, s, p, d) with `extra` trailing padding;
+ * returns 0 (and skips) when the output would be empty. */
+static int make_geometry(fc_geometry *g, int64_t channels, const int64_t in[3],
+                         const int64_t k[3], const int64_t s[3], const int64_t p[3],
+                         const int64_t d[3], const int64_t extra[3])
+{
+    g->channels = channels;
+    for (int a = 0; a < 3; ++a) {
+        g->in[a] = in[a]; g->kernel[a] = k[a]; g->stride[a] = s[a];
+        g->pad[a] = p[a]; g->dilation[a] = d[a];
+        g->out[a] = out_size(in[a], k[a], s[a], p[a], extra[a], d[a]);
+        if (g->out[a] < 1) return 0;
+    }
+    return 1;
+}
+
+static void test_unfold_boundaries(void)
+{
+    static const struct {
+        int64_t batch, channels, in[3], k[3], s[3], p[3], d[3], extra[3];
+    } cases[] = {
+        {1, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* 1x1 image */
+        {1, 1, {1, 1, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* 1x1, 3x3 pad 1 */
+        {2, 3, {1, 5, 7}, {1, 5, 7}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* kernel == input */
+        {1, 2, {1, 9, 9}, {1, 2, 2}, {1, 4, 5}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* stride > kernel */
+        {2, 1, {1, 3, 4}, {1, 2, 2}, {1, 1, 1}, {0, 5, 6}, {1, 1, 1}, {0, 0, 0}},  /* pad > kernel */
+        {1, 2, {1, 2, 2}, {1, 3, 3}, {1, 3, 3}, {0, 4, 4}, {1, 1, 1}, {0, 1, 1}},  /* pad-only taps */
+        {1, 2, {1, 9, 10}, {1, 3, 3}, {1, 1, 2}, {0, 2, 1}, {1, 3, 2}, {0, 0, 0}}, /* dilation */
+        {3, 1, {1, 1, 17}, {1, 1, 4}, {1, 1, 3}, {0, 0, 2}, {1, 1, 2}, {0, 0, 1}}, /* 1-D */
+        {2, 2, {4, 5, 3}, {2, 3, 2}, {2, 1, 1}, {1, 1, 0}, {1, 2, 1}, {0, 0, 1}},  /* 3-D */
+        {1, 1, {1, 4, 4}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 1, 1}},  /* 'same' even k */
+        {4, 8, {1, 24, 24}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* parallel path */
+        {2, 4, {6, 10, 10}, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 2}, {0, 0, 0}}, /* 3-D parallel */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        fc_geometry g;
+        if (!make_geometry(&g, cases[i].channels, cases[i].in, cases[i].k, cases[i].s,
+                           cases[i].p, cases[i].d, cases[i].extra)) {
+            fprintf(stderr, "boundary case %zu has an empty output: fix the table\n", i);
+            ++failed;
+            continue;
+        }
+        check_unfold_all(&g, cases[i].batch);
+    }
+}
+
+static void test_unfold_random(int count)
+{
+    for (int done = 0; done < count;) {
+        int64_t in[3], k[3], s[3], p[3], d[3], extra[3];
+        const int nd = (int)rnd_int(1, 3);
+        for (int a = 0; a < 3; ++a) {
+            int active = a >= 3 - nd;
+            in[a] = active ? rnd_int(1, 8) : 1;
+            k[a] = active ? rnd_int(1, 4) : 1;
+            s[a] = active ? rnd_int(1, 4) : 1;
+            p[a] = active ? rnd_int(0, 4) : 0;
+            d[a] = active ? rnd_int(1, 3) : 1;
+            extra[a] = active ? rnd_int(0, 1) : 0;
+        }
+        fc_geometry g;
+        if (!make_geometry(&g, rnd_int(1, 3), in, k, s, p, d, extra)) continue;
+        check_unfold_all(&g, rnd_int(1, 3));
+        ++done;
+    }
+}
+
+/* -------------------------------------------------------------------- GEMM */
+#define DEFINE_GEMM_CHECK(T, SFX, TOL)                                                  \
+static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int trans_b, \
+                             int accumulate, int nthreads)                              \
+{                                                                                       \
+    const int64_t ldc = n + 3;                                                          \
+    T *a = xmalloc(sizeof(T) * m * k), *b = xmalloc(sizeof(T) * k * n);                 \
+    T *c = xmalloc(sizeof(T) * (m ? (m - 1) * ldc + n : 0));                            \
+    T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                     \
+    double *want = xmalloc(sizeof(double) * m * n);                                     \
+    const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;                       \
+    const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;                       \
+    for (int64_t i = 0; i < m * k; ++i) a[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < k * n; ++i) b[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < m; ++i)                                                     \
+        for (int64_t j = 0; j < n; ++j) {                                               \
+            double sum = accumulate ? 0.5 : 0;                                          \
+            c[i * ldc + j] = accumulate ? (T)0.5 : (T)NAN;                              \
+            for (int64_t p = 0; p < k; ++p)                                             \
+                sum += (double)a[i * rs_a + p * cs_a] * (double)b[p * rs_b + j * cs_b]; \
+            want[i * n + j] = sum;                                                      \
+        }                                                                               \
+    fc_gemm_##SFX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < m; ++i)                                                     \
+        for (int64_t j = 0; j < n; ++j) {                                               \
+            double e = fabs((double)c[i * ldc + j] - want[i * n + j]);                  \
+            if (!(e <= err)) err = e;                                                   \
+        }                                                                               \
+    int ok = err <= TOL * (k > 1 ? k : 1);                                              \
+    if (ok) ++passed;                                                                   \
+    else if (++failed <= 20)                                                            \
+        fprintf(stderr, "FAIL gemm_" #SFX " simd=%d m=%lld n=%lld k=%lld ta=%d tb=%d "  \
+                "acc=%d threads=%d err=%g\n", fc_simd_active(), (long long)m,           \
+                (long long)n, (long long)k, trans_a, trans_b, accumulate, nthreads, err); \
+    free(a); free(b); free(c); free(ws); free(want);                                    \
+}
+DEFINE_GEMM_CHECK(float, f32, 1e-5)
+DEFINE_GEMM_CHECK(double, f64, 1e-12)
+
+static void test_gemm(void)
+{
+    /* Around the micro-tiles (MR 4/6/8, NR 8..48) and the KC/MC blocks. */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1}, {1, 1, 0}, {7, 13, 5}, {6, 16, 3}, {8, 48, 256}, {9, 49, 257},
+        {97, 50, 300}, {5, 200, 2}, {200, 3, 33}, {0, 5, 3}, {4, 0, 3}, {33, 65, 17},
+    };
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+            for (int t = 0; t < 4; ++t)
+                for (int acc = 0; acc < 2; ++acc) {
+                    const int nthreads = 1 + (int)((i + t) % 2);
+                    check_gemm_f32(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
+                                   acc, nthreads);
+                    check_gemm_f64(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
+                                   acc, nthreads);
+                }
+    }
+    fc_simd_select(-1);
+}
+
+int main(int argc, char **argv)
+{
+    const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
+    printf("fastconv C kernel tests: compiler %s, flags %s, OpenMP %s\n", fc_compiler(),
+           fc_build_flags(), fc_openmp_enabled() ? "on" : "off");
+    test_unfold_boundaries();
+    test_unfold_random(random_cases);
+    test_gemm();
+    printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
+    return failed != 0;
+}
