@@ -1,0 +1,26 @@
+# Type stubs for the top-level fastconv namespace: everything in
+# fastconv.functional, plus show_config and __version__.
+from typing import IO, Optional
+
+from . import functional as functional
+from .functional import col2im as col2im
+from .functional import conv1d as conv1d
+from .functional import conv1d_backward as conv1d_backward
+from .functional import conv2d as conv2d
+from .functional import conv2d_backward as conv2d_backward
+from .functional import conv3d as conv3d
+from .functional import conv3d_backward as conv3d_backward
+from .functional import conv_transpose1d as conv_transpose1d
+from .functional import conv_transpose1d_backward as conv_transpose1d_backward
+from .functional import conv_transpose2d as conv_transpose2d
+from .functional import conv_transpose2d_backward as conv_transpose2d_backward
+from .functional import conv_transpose3d as conv_transpose3d
+from .functional import conv_transpose3d_backward as conv_transpose3d_backward
+from .functional import get_num_threads as get_num_threads
+from .functional import im2col as im2col
+from .functional import set_num_threads as set_num_threads
+
+__version__: str
+__all__: list[str]
+
+def show_config(file: Optional[IO[str]] = None) -> None: ...
