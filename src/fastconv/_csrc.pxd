@@ -33,6 +33,7 @@ cdef extern from "fastconv.h" nogil:
     void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
                      int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b, double *c,
                      int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
+    int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept
     int fc_simd_active() noexcept
@@ -41,3 +42,4 @@ cdef extern from "fastconv.h" nogil:
     int fc_openmp_max_threads() noexcept
     const char *fc_compiler() noexcept
     const char *fc_build_flags() noexcept
+    const char *fc_target_isa() noexcept

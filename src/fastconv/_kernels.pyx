@@ -126,6 +126,11 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
                         &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
 
 
+def simd_compiled():
+    """SIMD paths compiled into this build (the CPU may lack some)."""
+    return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_compiled(i)]
+
+
 def simd_supported(level):
     return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_supported(i)]
 
@@ -149,5 +154,6 @@ def build_info():
         "compiler": fc_compiler().decode(),
         "flags": fc_build_flags().decode(),
         "openmp": bool(fc_openmp_enabled()),
+        "target_isa": fc_target_isa().decode(),
         "openmp_max_threads": fc_openmp_max_threads(),
     }
