@@ -43,12 +43,41 @@ void fc_im2col_f32(const float *im, int64_t batch, const fc_geometry *g,
 void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, double *col, int nthreads);
 
+/* im2col written in the packed-B panel layout of fc_gemm_packed_b_* (see
+ * there) for panels of `nr` columns; rowbuf: nthreads * out-size scratch. */
+void fc_im2col_packed_f32(const float *im, int64_t batch, const fc_geometry *g, int64_t nr,
+                          float *packed, float *rowbuf, int nthreads);
+void fc_im2col_packed_f64(const double *im, int64_t batch, const fc_geometry *g, int64_t nr,
+                          double *packed, double *rowbuf, int nthreads);
+
 /* col2im: the adjoint of im2col; overlapping taps are summed.  Overwrites
  * `im` (batch, C, D, H, W). */
 void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, float *im, int nthreads);
 void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, double *im, int nthreads);
+
+/* Depthwise convolution: groups == channels (g->channels = C_in), each input
+ * channel feeding `multiplier` output channels; w is (C_in*multiplier, taps).
+ * forward: x (batch, C_in, in) -> y (batch, C_out, out), overwritten.
+ * backward_input: gy -> gx (batch, C_in, in), overwritten.
+ * backward_weight: gy, x -> gw (C_out, taps), overwritten. */
+void fc_depthwise_forward_f32(const float *x, const float *w, int64_t batch,
+                              const fc_geometry *g, int64_t multiplier, float *y, int nthreads);
+void fc_depthwise_forward_f64(const double *x, const double *w, int64_t batch,
+                              const fc_geometry *g, int64_t multiplier, double *y, int nthreads);
+void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
+                                     const fc_geometry *g, int64_t multiplier, float *gx,
+                                     int nthreads);
+void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
+                                     const fc_geometry *g, int64_t multiplier, double *gx,
+                                     int nthreads);
+void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
+                                      const fc_geometry *g, int64_t multiplier, float *gw,
+                                      int nthreads);
+void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
+                                      const fc_geometry *g, int64_t multiplier, double *gw,
+                                      int nthreads);
 
 /* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
  * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]
@@ -63,6 +92,19 @@ void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a, 
 void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a, int64_t cs_a,
                  const double *b, int64_t rs_b, int64_t cs_b, double *c, int64_t ldc,
                  int accumulate, double *ws, int nthreads);
+
+/* GEMM with B already packed (implicit GEMM): B's columns come in panels of
+ * fc_gemm_nr_*() columns for the active SIMD path; panel j holds, for each row
+ * p < k, its NR values at b_packed[j * b_panel_stride + p * NR], zero past n.
+ * fc_im2col_packed_* writes the column matrix in exactly that layout. */
+int64_t fc_gemm_nr_f32(void);
+int64_t fc_gemm_nr_f64(void);
+void fc_gemm_packed_b_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
+                          int64_t cs_a, const float *b_packed, int64_t b_panel_stride,
+                          float *c, int64_t ldc, int accumulate, float *ws, int nthreads);
+void fc_gemm_packed_b_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
+                          int64_t cs_a, const double *b_packed, int64_t b_panel_stride,
+                          double *c, int64_t ldc, int accumulate, double *ws, int nthreads);
 
 /* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
  * this CPU supports; select(level) forces one (returns -1 if unsupported). */

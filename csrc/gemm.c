@@ -145,6 +145,15 @@ int fc_simd_active(void)
     return fc_simd;
 }
 
+/* Run variant NAME<isa>_SUFFIX of the active instruction set; RET is
+ * `return` for a value, empty for a void call (then the switch ends). */
+#define FC_DISPATCH(RET, NAME, SUFFIX, ARGS)                                              \
+    switch (fc_simd_active()) {                                                           \
+    FC_IF_X86(case FC_SIMD_AVX512: RET NAME##avx512_##SUFFIX ARGS; break;                 \
+              case FC_SIMD_AVX2: RET NAME##avx2_##SUFFIX ARGS; break;)                    \
+    default: RET NAME##generic_##SUFFIX ARGS;                                             \
+    }
+
 #define FC_DEFINE_GEMM(SCALAR_T, SUFFIX)                                                  \
 int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                          \
 {                                                                                         \
@@ -153,10 +162,16 @@ int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                
               if (workspace_avx512_##SUFFIX() > most) most = workspace_avx512_##SUFFIX();) \
     return most * (nthreads < 1 ? 1 : nthreads);                                          \
 }                                                                                         \
-void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
-                      const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
-                      const SCALAR_T *b, int64_t rs_b, int64_t cs_b,                      \
-                      SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws, int nthreads) \
+int64_t fc_gemm_nr_##SUFFIX(void)                                                         \
+{                                                                                         \
+    FC_DISPATCH(return, nr_, SUFFIX, ())                                                          \
+}                                                                                         \
+static void gemm_any_##SUFFIX(int64_t m, int64_t n, int64_t k,                            \
+                              const SCALAR_T *a, int64_t rs_a, int64_t cs_a,              \
+                              const SCALAR_T *b, int64_t rs_b, int64_t cs_b,              \
+                              const SCALAR_T *b_packed, int64_t b_panel_stride,           \
+                              SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,     \
+                              int nthreads)                                               \
 {                                                                                         \
     if (m <= 0 || n <= 0) return;                                                         \
     if (k <= 0) {  /* empty sum */                                                        \
@@ -164,16 +179,25 @@ void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                          
             for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR_T)); \
         return;                                                                           \
     }                                                                                     \
-    switch (fc_simd_active()) {                                                           \
-    FC_IF_X86(case FC_SIMD_AVX512:                                                        \
-        gemm_avx512_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
-        return;                                                                           \
-    case FC_SIMD_AVX2:                                                                    \
-        gemm_avx2_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
-        return;)                                                                          \
-    default:                                                                              \
-        gemm_generic_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
-    }                                                                                     \
+    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,          \
+                                b_panel_stride, c, ldc, accumulate, ws, nthreads))        \
+}                                                                                         \
+void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
+                      const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
+                      const SCALAR_T *b, int64_t rs_b, int64_t cs_b,                      \
+                      SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws, int nthreads) \
+{                                                                                         \
+    gemm_any_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, 0, c, ldc, accumulate, \
+                      ws, nthreads);                                                      \
+}                                                                                         \
+void fc_gemm_packed_b_##SUFFIX(int64_t m, int64_t n, int64_t k,                           \
+                               const SCALAR_T *a, int64_t rs_a, int64_t cs_a,             \
+                               const SCALAR_T *b_packed, int64_t b_panel_stride,          \
+                               SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,    \
+                               int nthreads)                                              \
+{                                                                                         \
+    gemm_any_##SUFFIX(m, n, k, a, rs_a, cs_a, NULL, 0, 0, b_packed, b_panel_stride, c,    \
+                      ldc, accumulate, ws, nthreads);                                     \
 }
 
 #if FC_HAVE_X86_DISPATCH

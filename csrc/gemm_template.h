@@ -33,7 +33,8 @@ static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
         for (int v = 0; v < NV; ++v) acc[i][v] = (vec){0};
     for (int64_t p = 0; p < kc; ++p, a += MR, b += G_NR) {
         vec bv[NV];
-        for (int v = 0; v < NV; ++v) bv[v] = *(const vec *)(b + v * G_LANES);
+        /* Unaligned-type loads: pre-packed panels may live in caller memory. */
+        for (int v = 0; v < NV; ++v) bv[v] = *(const uvec *)(b + v * G_LANES);
         for (int i = 0; i < MR; ++i) {
             const SCALAR ai = a[i];   /* broadcast: one FMA per vector of B */
             for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
@@ -91,6 +92,12 @@ static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, i
     }
 }
 
+/* Columns of one packed-B panel. */
+static int64_t G_FN(nr_)(void)
+{
+    return G_NR;
+}
+
 /* Elements of workspace one thread needs. */
 static int64_t G_FN(workspace_)(void)
 {
@@ -102,6 +109,7 @@ static int64_t G_FN(workspace_)(void)
 static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
+                               const SCALAR *b_packed, int64_t b_panel_stride,
                                SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws)
 {
     const int64_t nc_max = FC_GEMM_NC_PANELS * G_NR;
@@ -113,13 +121,16 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
         for (int64_t pc = 0; pc < k; pc += FC_GEMM_KC) {
             const int64_t kc = k - pc < FC_GEMM_KC ? k - pc : FC_GEMM_KC;
             const int acc = accumulate || pc > 0;
-            G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
+            /* B already in panels (implicit GEMM): point into them instead. */
+            const SCALAR *bblock = b_packed ? b_packed + jc / G_NR * b_panel_stride + pc * G_NR : pb;
+            const int64_t panel_stride = b_packed ? b_panel_stride : kc * G_NR;
+            if (!b_packed) G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
                 G_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
                 for (int64_t jr = 0; jr < nc; jr += G_NR) {
                     const int64_t nr = nc - jr < G_NR ? nc - jr : G_NR;
-                    const SCALAR *bp = pb + jr * kc;
+                    const SCALAR *bp = bblock + jr / G_NR * panel_stride;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const SCALAR *ap = pa + ir * kc;
@@ -145,6 +156,7 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
 static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
+                        const SCALAR *b_packed, int64_t b_panel_stride,
                         SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws, int nthreads)
 {
     const int64_t per_thread = G_FN(workspace_)();
@@ -152,7 +164,8 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
     int nt = fc_threads_for(nthreads, m * n * k / 8);
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
-        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws);
+        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed, b_panel_stride,
+                           c, ldc, accumulate, ws);
         return;
     }
 #ifdef _OPENMP
@@ -162,8 +175,9 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
         const int64_t j0 = panels * t / nt * G_NR;
         int64_t j1 = panels * (t + 1) / nt * G_NR;
         if (j1 > n) j1 = n;
-        G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b + j0 * cs_b, rs_b, cs_b,
-                           c + j0, ldc, accumulate, ws + t * per_thread);
+        G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
+                           b_packed ? b_packed + j0 / G_NR * b_panel_stride : b_packed,
+                           b_panel_stride, c + j0, ldc, accumulate, ws + t * per_thread);
     }
 }
 

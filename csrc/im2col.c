@@ -1,6 +1,9 @@
 /* im2col and col2im for float and double, from one template. */
 #include <string.h>
 #include "common.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define SCALAR float
 #define SFX f32

@@ -80,6 +80,57 @@ static inline void FC_FN(add_run_)(const SCALAR *restrict src, SCALAR *restrict 
     }
 }
 
+/* im2col straight into the packed-B layout of fc_gemm_packed_b_* (implicit
+ * GEMM): columns j = b*L + l of the batch, in panels of `nr`; panel p holds
+ * row r's values at packed[p*K*nr + r*nr + (j % nr)], zero past the last
+ * column.  The GEMM then never packs B: one pass over the columns saved.
+ * `rowbuf` holds nthreads * L scratch elements (one row per thread). */
+void FC_FN(fc_im2col_packed_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
+                              int64_t nr, SCALAR *packed, SCALAR *rowbuf, int nthreads)
+{
+    const int64_t taps = fc_kernel_size(g);
+    const int64_t rows = g->channels * taps;
+    const int64_t plane = fc_spatial_size(g->in);
+    const int64_t l_size = fc_spatial_size(g->out);
+    const int64_t n_cols = batch * l_size;
+    const int64_t panels = (n_cols + nr - 1) / nr;
+    const int64_t panel_stride = rows * nr;
+    const int nt = fc_threads_for(nthreads, rows * n_cols);
+    (void)nt;
+    /* Each thread owns whole rows r: their slots in every panel are disjoint. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t r = 0; r < rows; ++r) {
+#ifdef _OPENMP
+        SCALAR *row = rowbuf + (int64_t)omp_get_thread_num() * l_size;
+#else
+        SCALAR *row = rowbuf;
+#endif
+        const int64_t c = r / taps, k = r % taps;
+        const int64_t kd = k / (g->kernel[1] * g->kernel[2]);
+        const int64_t kh = (k / g->kernel[2]) % g->kernel[1];
+        const int64_t kw = k % g->kernel[2];
+        SCALAR *dst = packed + r * nr;
+        int64_t j = 0;   /* column index across the batch */
+        for (int64_t b = 0; b < batch; ++b) {
+            FC_FN(im2col_row_)(im + (b * g->channels + c) * plane, g, kd, kh, kw, row);
+            /* Scatter the row into consecutive panels, nr columns at a time. */
+            for (int64_t i = 0; i < l_size;) {
+                const int64_t off = j % nr;
+                const int64_t run = nr - off < l_size - i ? nr - off : l_size - i;
+                memcpy(dst + (j / nr) * panel_stride + off, row + i,
+                       (size_t)run * sizeof(SCALAR));
+                i += run;
+                j += run;
+            }
+        }
+        if (n_cols % nr)   /* the last panel's unused columns must read as zero */
+            memset(dst + (panels - 1) * panel_stride + n_cols % nr, 0,
+                   (size_t)(nr - n_cols % nr) * sizeof(SCALAR));
+    }
+}
+
 /* Add one column row back into channel image `im` (the adjoint of
  * im2col_row_). */
 static void FC_FN(col2im_row_)(const SCALAR *src, const fc_geometry *g,

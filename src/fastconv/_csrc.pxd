@@ -20,11 +20,33 @@ cdef extern from "fastconv.h" nogil:
                        fc_col_layout layout, float *col, int nthreads) noexcept
     void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, double *col, int nthreads) noexcept
+    void fc_im2col_packed_f32(const float *im, int64_t batch, const fc_geometry *g,
+                              int64_t nr, float *packed, float *rowbuf, int nthreads) noexcept
+    void fc_im2col_packed_f64(const double *im, int64_t batch, const fc_geometry *g,
+                              int64_t nr, double *packed, double *rowbuf, int nthreads) noexcept
     void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, float *im, int nthreads) noexcept
     void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, double *im, int nthreads) noexcept
 
+    void fc_depthwise_forward_f32(const float *x, const float *w, int64_t batch,
+                                  const fc_geometry *g, int64_t multiplier, float *y,
+                                  int nthreads) noexcept
+    void fc_depthwise_forward_f64(const double *x, const double *w, int64_t batch,
+                                  const fc_geometry *g, int64_t multiplier, double *y,
+                                  int nthreads) noexcept
+    void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
+                                         const fc_geometry *g, int64_t multiplier, float *gx,
+                                         int nthreads) noexcept
+    void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
+                                         const fc_geometry *g, int64_t multiplier,
+                                         double *gx, int nthreads) noexcept
+    void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
+                                          const fc_geometry *g, int64_t multiplier,
+                                          float *gw, int nthreads) noexcept
+    void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
+                                          const fc_geometry *g, int64_t multiplier,
+                                          double *gw, int nthreads) noexcept
     int64_t fc_gemm_workspace_f32(int nthreads) noexcept
     int64_t fc_gemm_workspace_f64(int nthreads) noexcept
     void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
@@ -33,6 +55,16 @@ cdef extern from "fastconv.h" nogil:
     void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
                      int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b, double *c,
                      int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
+    int64_t fc_gemm_nr_f32() noexcept
+    int64_t fc_gemm_nr_f64() noexcept
+    void fc_gemm_packed_b_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
+                              int64_t cs_a, const float *b_packed, int64_t b_panel_stride,
+                              float *c, int64_t ldc, int accumulate, float *ws,
+                              int nthreads) noexcept
+    void fc_gemm_packed_b_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
+                              int64_t cs_a, const double *b_packed, int64_t b_panel_stride,
+                              double *c, int64_t ldc, int accumulate, double *ws,
+                              int nthreads) noexcept
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept

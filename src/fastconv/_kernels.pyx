@@ -61,6 +61,30 @@ def im2col(const real[::1] im, int64_t batch, tuple geom, int64_t batch_stride,
             fc_im2col_f64(&im[0], batch, &g, layout, &col[0], nthreads)
 
 
+def gemm_nr(dtype_char):
+    """Columns per packed-B panel of the active GEMM path ('f' or 'd')."""
+    return fc_gemm_nr_f32() if dtype_char == "f" else fc_gemm_nr_f64()
+
+
+def im2col_packed(const real[::1] im, int64_t batch, tuple geom, int64_t nr,
+                  real[::1] packed, real[::1] rowbuf, int nthreads):
+    """im2col of `batch` images into the packed-B panels of gemm_packed_b."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t rows = g.channels * _prod3(g.kernel), l = _prod3(g.out)
+    cdef int64_t panels = (batch * l + nr - 1) // nr
+    if batch <= 0 or rows == 0 or l == 0:
+        return
+    if nr <= 0 or im.shape[0] < batch * g.channels * _prod3(g.in_):
+        raise ValueError("image buffer too small")
+    if packed.shape[0] < panels * rows * nr or rowbuf.shape[0] < max(nthreads, 1) * l:
+        raise ValueError("packed or row buffer too small")
+    with nogil:
+        if real is float:
+            fc_im2col_packed_f32(&im[0], batch, &g, nr, &packed[0], &rowbuf[0], nthreads)
+        else:
+            fc_im2col_packed_f64(&im[0], batch, &g, nr, &packed[0], &rowbuf[0], nthreads)
+
+
 def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
            int64_t row_stride, real[::1] im, int nthreads):
     """Scatter-add the column buffer `col` into `batch` images (overwritten)."""
@@ -81,6 +105,64 @@ def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
             fc_col2im_f32(&col[0], batch, &g, layout, &im[0], nthreads)
         else:
             fc_col2im_f64(&col[0], batch, &g, layout, &im[0], nthreads)
+
+
+cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
+                          int64_t batch, const fc_geometry *g, int64_t multiplier) except -1:
+    if (x_size < batch * g.channels * _prod3(g.in_)
+            or w_size < g.channels * multiplier * _prod3(g.kernel)
+            or y_size < batch * g.channels * multiplier * _prod3(g.out)):
+        raise ValueError("depthwise buffer too small")
+    return 0
+
+
+def depthwise_forward(const real[::1] x, const real[::1] w, int64_t batch, tuple geom,
+                      int64_t multiplier, real[::1] y, int nthreads):
+    """Depthwise conv forward into y (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if y.shape[0] == 0:
+        return
+    _check_depthwise(x.shape[0], w.shape[0], y.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_forward_f32(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+        else:
+            fc_depthwise_forward_f64(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+
+
+def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch, tuple geom,
+                             int64_t multiplier, real[::1] gx, int nthreads):
+    """Depthwise conv input gradient into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if gx.shape[0] == 0:
+        return
+    _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_backward_input_f32(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
+                                            nthreads)
+        else:
+            fc_depthwise_backward_input_f64(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
+                                            nthreads)
+
+
+def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
+                              tuple geom, int64_t multiplier, real[::1] gw, int nthreads):
+    """Depthwise conv weight gradient into gw (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    if gw.shape[0] == 0:
+        return
+    if batch == 0 or gy.shape[0] == 0:
+        gw[:] = 0
+        return
+    _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], batch, &g, multiplier)
+    with nogil:
+        if real is float:
+            fc_depthwise_backward_weight_f32(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
+                                             nthreads)
+        else:
+            fc_depthwise_backward_weight_f64(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
+                                             nthreads)
 
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
@@ -124,6 +206,40 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
             fc_gemm_f64(m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
                         pb, b.strides[0] // item, b.strides[1] // item,
                         &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
+
+
+def gemm_packed_b(const real[:, :] a, const real[::1] packed, int64_t offset,
+                  int64_t panel_stride, real[:, :] c, bint accumulate, real[::1] ws,
+                  int nthreads):
+    """c = a @ B (or +=) where B (a.shape[1] x c.shape[1]) is in packed panels
+    starting at packed[offset] (layout of im2col_packed)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef int64_t item = sizeof(real), nr, ws_needed
+    if real is float:
+        nr, ws_needed = fc_gemm_nr_f32(), fc_gemm_workspace_f32(nthreads)
+    else:
+        nr, ws_needed = fc_gemm_nr_f64(), fc_gemm_workspace_f64(nthreads)
+    if a.shape[0] != m:
+        raise ValueError("gemm_packed_b shapes do not match")
+    if m == 0 or n == 0 or k == 0:
+        if not accumulate and m and n:
+            c[:, :] = 0
+        return
+    if n > 1 and c.strides[1] != item:
+        raise ValueError("gemm output must have unit column stride")
+    if ws.shape[0] < ws_needed:
+        raise ValueError("gemm workspace too small")
+    if offset < 0 or offset + ((n + nr - 1) // nr - 1) * panel_stride + k * nr > packed.shape[0]:
+        raise ValueError("packed B out of bounds")
+    with nogil:
+        if real is float:
+            fc_gemm_packed_b_f32(m, n, k, &a[0, 0], a.strides[0] // item, a.strides[1] // item,
+                                 &packed[offset], panel_stride, &c[0, 0],
+                                 c.strides[0] // item, accumulate, &ws[0], nthreads)
+        else:
+            fc_gemm_packed_b_f64(m, n, k, &a[0, 0], a.strides[0] // item, a.strides[1] // item,
+                                 &packed[offset], panel_stride, &c[0, 0],
+                                 c.strides[0] // item, accumulate, &ws[0], nthreads)
 
 
 def simd_compiled():

@@ -12,6 +12,7 @@ import numpy as np
 
 # Target size of one column buffer; conv chunks its batch to stay near it.
 WORKSPACE_BYTES = 32 << 20
+ALIGNMENT = 64
 
 _local = threading.local()
 
@@ -25,8 +26,16 @@ def scratch(slot, shape, dtype):
         buffers = _local.buffers = {}
     buf = buffers.get(slot)
     if buf is None or buf.nbytes < nbytes:
-        buf = buffers[slot] = np.empty(max(nbytes, 64), dtype=np.uint8)
+        buf = buffers[slot] = _aligned_bytes(max(nbytes, 64))
     return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_bytes(nbytes, alignment=ALIGNMENT):
+    """A uint8 array of nbytes starting on an `alignment`-byte boundary, so
+    SIMD kernels see whole cache lines."""
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes]
 
 
 def release():

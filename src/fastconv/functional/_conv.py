@@ -83,13 +83,38 @@ def _chunk_size(n, bytes_per_image):
     return max(1, min(n, _workspace.WORKSPACE_BYTES // max(1, bytes_per_image)))
 
 
+def _gemm_workspace(dtype, nthreads):
+    return _workspace.scratch("gemm", (_kernels.gemm_workspace_size(dtype.char, nthreads),),
+                              dtype)
+
+
 def gemm(a, b, c, accumulate=False):
     """c = a @ b (or c += a @ b) on 2-D views of any strides, with fastconv's
     packed GEMM (SIMD micro-kernel chosen for this CPU)."""
     nthreads = _threads.get_num_threads()
-    ws = _workspace.scratch("gemm", (_kernels.gemm_workspace_size(a.dtype.char, nthreads),),
-                            a.dtype)
-    _kernels.gemm(a, b, c, accumulate, ws, nthreads)
+    _kernels.gemm(a, b, c, accumulate, _gemm_workspace(a.dtype, nthreads), nthreads)
+
+
+def _forward_implicit(x_chunk, w_grouped, geom, rows, l, out_t):
+    """out_t (groups, O/groups, B*L) = W @ columns, with im2col writing the
+    columns straight into the GEMM's packed panels (implicit GEMM)."""
+    groups, k_group = w_grouped.shape[0], w_grouped.shape[2]
+    nb, dtype = x_chunk.shape[0], x_chunk.dtype
+    nthreads = _threads.get_num_threads()
+    nr = _kernels.gemm_nr(dtype.char)
+    panels = -(-nb * l // nr)
+    packed = _workspace.scratch("cols", (panels * rows * nr,), dtype)
+    rowbuf = _workspace.scratch("im2col_row", (max(nthreads, 1) * l,), dtype)
+    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, packed, rowbuf, nthreads)
+    ws = _gemm_workspace(dtype, nthreads)
+    for g in range(groups):
+        _kernels.gemm_packed_b(w_grouped[g], packed, g * k_group * nr, rows * nr, out_t[g],
+                               False, ws, nthreads)
+
+
+def _is_depthwise(c_in, groups):
+    """One input channel per group: a GEMM per group would be 1 x taps thin."""
+    return groups > 1 and groups == c_in
 
 
 def conv_forward(x, w, b, win, groups):
@@ -98,7 +123,10 @@ def conv_forward(x, w, b, win, groups):
     c_out = w.shape[0]
     c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
     out = np.empty((n, c_out, l), dtype=x.dtype)
-    if out.size and k_group == 0:
+    if out.size and _is_depthwise(c_in, groups):
+        _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), n, win.kernel_geometry(c_in),
+                                   c_out_group, out.reshape(-1), _threads.get_num_threads())
+    elif out.size and k_group == 0:
         out.fill(0)
     elif out.size:
         w_grouped = w.reshape(groups, c_out_group, k_group)
@@ -114,13 +142,9 @@ def conv_forward(x, w, b, win, groups):
                     for g in range(groups):
                         gemm(w_grouped[g], x_chunk[i, g], out_chunk[i, g])
                 continue
-            # (K, B, L) columns: one GEMM per group covers the whole chunk.
-            cols = _workspace.scratch("cols", (groups, k_group, nb * l), x.dtype)
-            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
-                            cols.reshape(-1), nthreads)
+            # The chunk's images side by side: one GEMM per group covers them all.
             out_t = _workspace.scratch("out_t", (groups, c_out_group, nb * l), x.dtype)
-            for g in range(groups):
-                gemm(w_grouped[g], cols[g], out_t[g])
+            _forward_implicit(x[b0:b0 + nb], w_grouped, geom, c_in * win.taps, l, out_t)
             np.copyto(out[b0:b0 + nb], out_t.reshape(c_out, nb, l).transpose(1, 0, 2))
     if b is not None and out.size:
         out += b[:, None]
@@ -141,6 +165,15 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
     grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
     if not (n and c_out and k_group):
+        return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    if _is_depthwise(c_in, groups):
+        geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
+        if x is not None:
+            _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n, geom,
+                                               c_out_group, grad_weight.reshape(-1), nthreads)
+        if grad_input is not None:
+            _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
+                                              c_out_group, grad_input.reshape(-1), nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     w_grouped = w.reshape(groups, c_out_group, k_group)
     if win.is_pointwise():  # 1x1: no columns to build or fold back
