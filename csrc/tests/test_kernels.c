@@ -1,6 +1,7 @@
 /* C-level test driver for the kernels in csrc/: no Python, no NumPy.
  *
- * Compares every kernel against naive loops written here, on boundary shapes
+ * Compares every kernel (im2col/col2im, packed im2col + packed-B GEMM,
+ * depthwise forward/backward, GEMM) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
@@ -74,8 +75,9 @@ static int64_t col_index(fc_col_layout lay, int64_t b, int64_t r, int64_t o)
     return b * lay.batch_stride + r * lay.row_stride + o;
 }
 
-/* Calls fn(b, c, tap, out_pos, in_index_or_-1) for every column element. */
-#define FOR_EACH_TAP(g, batch, BODY)                                                     \
+/* Runs the body for every (image b, channel c, tap, output position o) with
+ * r the column row, ii the input index and inside = 0 for padding taps. */
+#define FOR_EACH_TAP(g, batch, ...)                                                     \
     for (int64_t b = 0; b < (batch); ++b)                                                \
     for (int64_t c = 0; c < (g)->channels; ++c)                                          \
     for (int64_t kd = 0; kd < (g)->kernel[0]; ++kd)                                      \
@@ -93,7 +95,7 @@ static int64_t col_index(fc_col_layout lay, int64_t b, int64_t r, int64_t o)
                            && iw >= 0 && iw < (g)->in[2];                                \
         const int64_t ii = (((b * (g)->channels + c) * (g)->in[0] + id) * (g)->in[1] + ih) \
                            * (g)->in[2] + iw;                                            \
-        BODY                                                                             \
+        __VA_ARGS__                                                                      \
     }
 
 #define DEFINE_UNFOLD_CHECK(T, SFX)                                                      \
@@ -138,6 +140,140 @@ static void check_unfold_all(const fc_geometry *g, int64_t batch)
         }
 }
 
+/* ---------------------------------------- implicit GEMM: packed im2col + GEMM */
+/* fc_im2col_packed_* must equal the (K, B*L) column matrix cut into nr-wide
+ * panels (zero past the last column), and fc_gemm_packed_b_* on it must equal
+ * A @ columns. */
+#define DEFINE_PACKED_CHECK(T, SFX, TOL)                                                \
+static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr,         \
+                               int with_gemm, int nthreads)                             \
+{                                                                                       \
+    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
+    const int64_t ncols = batch * L, panels = (ncols + nr - 1) / nr;                    \
+    const int64_t n_im = batch * g->channels * prod3(g->in);                            \
+    fc_col_layout lay = {L, batch * L};  /* (K, B, L): row r, column b*L + o */          \
+    T *im = xmalloc(sizeof(T) * n_im), *col = xmalloc(sizeof(T) * rows * ncols);        \
+    T *packed = xmalloc(sizeof(T) * panels * rows * nr);                                \
+    T *rowbuf = xmalloc(sizeof(T) * nthreads * L);                                      \
+    for (int64_t i = 0; i < n_im; ++i) im[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < panels * rows * nr; ++i) packed[i] = (T)777;                \
+    memset(col, 0, sizeof(T) * rows * ncols);                                           \
+    FOR_EACH_TAP(g, batch, { col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; })     \
+    fc_im2col_packed_##SFX(im, batch, g, nr, packed, rowbuf, nthreads);                 \
+    int ok = 1;                                                                         \
+    for (int64_t p = 0; p < panels; ++p)                                                \
+        for (int64_t r = 0; r < rows; ++r)                                              \
+            for (int64_t jj = 0; jj < nr; ++jj) {                                       \
+                const int64_t j = p * nr + jj;                                          \
+                const T want = j < ncols ? col[r * ncols + j] : 0;                      \
+                if (packed[p * rows * nr + r * nr + jj] != want) ok = 0;                \
+            }                                                                           \
+    report(ok, "im2col_packed_" #SFX, g, batch, (int)nr, nthreads, 0);                  \
+    if (with_gemm) {                                                                    \
+        const int64_t m = 5;                                                            \
+        T *a = xmalloc(sizeof(T) * m * rows), *c = xmalloc(sizeof(T) * m * ncols);      \
+        T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                 \
+        for (int64_t i = 0; i < m * rows; ++i) a[i] = (T)rnd_val();                     \
+        fc_gemm_packed_b_##SFX(m, ncols, rows, a, rows, 1, packed, rows * nr, c, ncols, 0, \
+                               ws, nthreads);                                           \
+        double err = 0;                                                                 \
+        for (int64_t i = 0; i < m; ++i)                                                 \
+            for (int64_t j = 0; j < ncols; ++j) {                                       \
+                double sum = 0;                                                         \
+                for (int64_t r = 0; r < rows; ++r)                                      \
+                    sum += (double)a[i * rows + r] * (double)col[r * ncols + j];        \
+                double e = fabs((double)c[i * ncols + j] - sum);                        \
+                if (!(e <= err)) err = e;                                               \
+            }                                                                           \
+        report(err <= TOL * (rows > 1 ? rows : 1), "gemm_packed_b_" #SFX, g, batch,     \
+               (int)nr, nthreads, err);                                                 \
+        free(a); free(c); free(ws);                                                     \
+    }                                                                                   \
+    free(im); free(col); free(packed); free(rowbuf);                                    \
+}
+DEFINE_PACKED_CHECK(float, f32, 1e-5)
+DEFINE_PACKED_CHECK(double, f64, 1e-12)
+
+static void check_packed_all(const fc_geometry *g, int64_t batch)
+{
+    static const int64_t odd_nr[] = {1, 3, 8};
+    for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+        for (size_t i = 0; i < sizeof odd_nr / sizeof odd_nr[0]; ++i) {
+            check_packed_f32(g, batch, odd_nr[i], 0, nthreads);
+            check_packed_f64(g, batch, odd_nr[i], 0, nthreads);
+        }
+        for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+            if (fc_simd_select(level) < 0) continue;
+            check_packed_f32(g, batch, fc_gemm_nr_f32(), 1, nthreads);
+            check_packed_f64(g, batch, fc_gemm_nr_f64(), 1, nthreads);
+        }
+        fc_simd_select(-1);
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise */
+/* Output channel co reads input channel co / multiplier (groups == C_in). */
+#define DEFINE_DEPTHWISE_CHECK(T, SFX, TOL)                                             \
+static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t mult,    \
+                                  int nthreads)                                         \
+{                                                                                       \
+    const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
+    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * C * mult * L;           \
+    const int64_t n_w = C * mult * taps;                                                \
+    T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
+    T *y = xmalloc(sizeof(T) * n_y), *gy = xmalloc(sizeof(T) * n_y);                    \
+    T *gx = xmalloc(sizeof(T) * n_x), *gw = xmalloc(sizeof(T) * n_w);                   \
+    double *wy = xmalloc(sizeof(double) * n_y), *wgx = xmalloc(sizeof(double) * n_x);   \
+    double *wgw = xmalloc(sizeof(double) * n_w);                                        \
+    for (int64_t i = 0; i < n_x; ++i) { x[i] = (T)rnd_val(); gx[i] = (T)777; wgx[i] = 0; } \
+    for (int64_t i = 0; i < n_w; ++i) { w[i] = (T)rnd_val(); gw[i] = (T)777; wgw[i] = 0; } \
+    for (int64_t i = 0; i < n_y; ++i) { gy[i] = (T)rnd_val(); y[i] = (T)777; wy[i] = 0; } \
+    /* One pass of the im2col loop nest per multiplier copy m. */                      \
+    for (int64_t m = 0; m < mult; ++m) {                                                \
+        FOR_EACH_TAP(g, batch, {                                                        \
+            if (inside) {                                                               \
+                const int64_t co = c * mult + m, tap = r - c * taps;                    \
+                const int64_t yi = (b * C * mult + co) * L + o;                         \
+                wy[yi] += (double)x[ii] * (double)w[co * taps + tap];                   \
+                wgx[ii] += (double)gy[yi] * (double)w[co * taps + tap];                 \
+                wgw[co * taps + tap] += (double)gy[yi] * (double)x[ii];                 \
+            }                                                                           \
+        })                                                                              \
+    }                                                                                   \
+    fc_depthwise_forward_##SFX(x, w, batch, g, mult, y, nthreads);                      \
+    fc_depthwise_backward_input_##SFX(gy, w, batch, g, mult, gx, nthreads);             \
+    fc_depthwise_backward_weight_##SFX(gy, x, batch, g, mult, gw, nthreads);            \
+    double ey = 0, egx = 0, egw = 0;                                                    \
+    for (int64_t i = 0; i < n_y; ++i) { double e = fabs(y[i] - wy[i]); if (!(e <= ey)) ey = e; } \
+    for (int64_t i = 0; i < n_x; ++i) { double e = fabs(gx[i] - wgx[i]); if (!(e <= egx)) egx = e; } \
+    for (int64_t i = 0; i < n_w; ++i) { double e = fabs(gw[i] - wgw[i]); if (!(e <= egw)) egw = e; } \
+    report(ey <= TOL * taps, "depthwise_forward_" #SFX, g, batch, (int)mult, nthreads, ey); \
+    report(egx <= TOL * taps * mult, "depthwise_backward_input_" #SFX, g, batch, (int)mult, \
+           nthreads, egx);                                                              \
+    report(egw <= TOL * (batch * L + 1), "depthwise_backward_weight_" #SFX, g, batch,   \
+           (int)mult, nthreads, egw);                                                   \
+    free(x); free(w); free(y); free(gy); free(gx); free(gw); free(wy); free(wgx); free(wgw); \
+}
+DEFINE_DEPTHWISE_CHECK(float, f32, 1e-5)
+DEFINE_DEPTHWISE_CHECK(double, f64, 1e-12)
+
+static void check_depthwise_all(const fc_geometry *g, int64_t batch)
+{
+    for (int64_t mult = 1; mult <= 2; ++mult)
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_depthwise_f32(g, batch, mult, nthreads);
+            check_depthwise_f64(g, batch, mult, nthreads);
+        }
+}
+
+/* Every kernel that takes a window geometry, on one geometry. */
+static void check_geometry_kernels(const fc_geometry *g, int64_t batch)
+{
+    check_unfold_all(g, batch);
+    check_packed_all(g, batch);
+    check_depthwise_all(g, batch);
+}
+
 /* Geometry from per-axis (in, k, s, p, d) with `extra` trailing padding;
  * returns 0 (and skips) when the output would be empty. */
 static int make_geometry(fc_geometry *g, int64_t channels, const int64_t in[3],
@@ -180,7 +316,7 @@ static void test_unfold_boundaries(void)
             ++failed;
             continue;
         }
-        check_unfold_all(&g, cases[i].batch);
+        check_geometry_kernels(&g, cases[i].batch);
     }
 }
 
@@ -200,7 +336,7 @@ static void test_unfold_random(int count)
         }
         fc_geometry g;
         if (!make_geometry(&g, rnd_int(1, 3), in, k, s, p, d, extra)) continue;
-        check_unfold_all(&g, rnd_int(1, 3));
+        check_geometry_kernels(&g, rnd_int(1, 3));
         ++done;
     }
 }
