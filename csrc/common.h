@@ -12,6 +12,10 @@
  * it saves; such calls run on the calling thread. */
 #define FC_MIN_PARALLEL_WORK 32768
 
+/* Columns per block when interleaving rows (a transpose): a block of up to
+ * 64 rows x 64 columns stays in L1. */
+#define FC_TRANSPOSE_BLOCK 64
+
 static inline int fc_threads_for(int nthreads, int64_t work)
 {
     return (work < FC_MIN_PARALLEL_WORK || nthreads < 1) ? 1 : nthreads;

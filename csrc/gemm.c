@@ -164,14 +164,14 @@ int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                
 }                                                                                         \
 int64_t fc_gemm_nr_##SUFFIX(void)                                                         \
 {                                                                                         \
-    FC_DISPATCH(return, nr_, SUFFIX, ())                                                          \
+    FC_DISPATCH(return, nr_, SUFFIX, ())                                                  \
 }                                                                                         \
-static void gemm_any_##SUFFIX(int64_t m, int64_t n, int64_t k,                            \
-                              const SCALAR_T *a, int64_t rs_a, int64_t cs_a,              \
-                              const SCALAR_T *b, int64_t rs_b, int64_t cs_b,              \
-                              const SCALAR_T *b_packed, int64_t b_panel_stride,           \
-                              SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,     \
-                              int nthreads)                                               \
+void fc_gemm_packed_##SUFFIX(int64_t m, int64_t n, int64_t k,                             \
+                             const SCALAR_T *a, int64_t rs_a, int64_t cs_a,               \
+                             const SCALAR_T *b, int64_t rs_b, int64_t cs_b,               \
+                             const SCALAR_T *b_packed, int64_t b_panel_stride,            \
+                             SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,      \
+                             int nthreads)                                                \
 {                                                                                         \
     if (m <= 0 || n <= 0) return;                                                         \
     if (k <= 0) {  /* empty sum */                                                        \
@@ -179,25 +179,16 @@ static void gemm_any_##SUFFIX(int64_t m, int64_t n, int64_t k,                  
             for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR_T)); \
         return;                                                                           \
     }                                                                                     \
-    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,          \
-                                b_panel_stride, c, ldc, accumulate, ws, nthreads))        \
+    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,        \
+                                  b_panel_stride, c, ldc, accumulate, ws, nthreads))      \
 }                                                                                         \
 void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
                       const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
                       const SCALAR_T *b, int64_t rs_b, int64_t cs_b,                      \
                       SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws, int nthreads) \
 {                                                                                         \
-    gemm_any_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, 0, c, ldc, accumulate, \
-                      ws, nthreads);                                                      \
-}                                                                                         \
-void fc_gemm_packed_b_##SUFFIX(int64_t m, int64_t n, int64_t k,                           \
-                               const SCALAR_T *a, int64_t rs_a, int64_t cs_a,             \
-                               const SCALAR_T *b_packed, int64_t b_panel_stride,          \
-                               SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,    \
-                               int nthreads)                                              \
-{                                                                                         \
-    gemm_any_##SUFFIX(m, n, k, a, rs_a, cs_a, NULL, 0, 0, b_packed, b_panel_stride, c,    \
-                      ldc, accumulate, ws, nthreads);                                     \
+    fc_gemm_packed_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, 0, c,           \
+                            ldc, accumulate, ws, nthreads);                               \
 }
 
 #if FC_HAVE_X86_DISPATCH

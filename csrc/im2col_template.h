@@ -85,7 +85,7 @@ static inline void FC_FN(add_run_)(const SCALAR *restrict src, SCALAR *restrict 
  * row r's values at packed[p*K*nr + r*nr + (j % nr)], zero past the last
  * column.  The GEMM then never packs B: one pass over the columns saved.
  * `rowbuf` holds nthreads * L scratch elements (one row per thread). */
-void FC_FN(fc_im2col_packed_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
+void FC_FN(fc_im2col_packed_b_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
                               int64_t nr, SCALAR *packed, SCALAR *rowbuf, int nthreads)
 {
     const int64_t taps = fc_kernel_size(g);
@@ -128,6 +128,58 @@ void FC_FN(fc_im2col_packed_)(const SCALAR *im, int64_t batch, const fc_geometry
         if (n_cols % nr)   /* the last panel's unused columns must read as zero */
             memset(dst + (panels - 1) * panel_stride + n_cols % nr, 0,
                    (size_t)(nr - n_cols % nr) * sizeof(SCALAR));
+    }
+}
+
+/* im2col into the packed-A layout of fc_gemm_packed_* (the column matrix as
+ * the left operand): rows in panels of `mr`; panel i holds, for column
+ * j = b*L + l, rows i*mr .. i*mr+mr-1 at packed[i*N*mr + j*mr + (r % mr)],
+ * zero rows past the last.  Each thread builds one panel's mr rows of an
+ * image in `rowbuf` (nthreads * mr * L elements), then interleaves them. */
+void FC_FN(fc_im2col_packed_a_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
+                                int64_t mr, SCALAR *packed, SCALAR *rowbuf, int nthreads)
+{
+    const int64_t taps = fc_kernel_size(g);
+    const int64_t rows = g->channels * taps;
+    const int64_t plane = fc_spatial_size(g->in);
+    const int64_t l_size = fc_spatial_size(g->out);
+    const int64_t n_cols = batch * l_size;
+    const int64_t panels = (rows + mr - 1) / mr;
+    const int nt = fc_threads_for(nthreads, rows * n_cols);
+    (void)nt;
+    /* Each thread owns whole row panels: disjoint slices of `packed`. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t i = 0; i < panels; ++i) {
+#ifdef _OPENMP
+        SCALAR *buf = rowbuf + (int64_t)omp_get_thread_num() * mr * l_size;
+#else
+        SCALAR *buf = rowbuf;
+#endif
+        const int64_t r0 = i * mr;
+        const int64_t live = rows - r0 < mr ? rows - r0 : mr;
+        SCALAR *dst = packed + i * n_cols * mr;
+        for (int64_t b = 0; b < batch; ++b, dst += l_size * mr) {
+            for (int64_t q = 0; q < live; ++q) {
+                const int64_t r = r0 + q, c = r / taps, k = r % taps;
+                FC_FN(im2col_row_)(im + (b * g->channels + c) * plane, g,
+                                   k / (g->kernel[1] * g->kernel[2]),
+                                   (k / g->kernel[2]) % g->kernel[1], k % g->kernel[2],
+                                   buf + q * l_size);
+            }
+            /* Interleave the rows: a transpose, blocked so that the block of
+             * dst being written stays in L1 while each row is read in order. */
+            for (int64_t l0 = 0; l0 < l_size; l0 += FC_TRANSPOSE_BLOCK) {
+                const int64_t l1 = l0 + FC_TRANSPOSE_BLOCK < l_size ? l0 + FC_TRANSPOSE_BLOCK : l_size;
+                for (int64_t q = 0; q < live; ++q) {
+                    const SCALAR *src = buf + q * l_size;
+                    for (int64_t l = l0; l < l1; ++l) dst[l * mr + q] = src[l];
+                }
+                for (int64_t q = live; q < mr; ++q)
+                    for (int64_t l = l0; l < l1; ++l) dst[l * mr + q] = 0;
+            }
+        }
     }
 }
 

@@ -54,18 +54,25 @@ def test_gemm_refuses_output_with_column_stride():
         gemm(np.ones((3, 2)), np.ones((2, 4)), c)
 
 
-def test_conv_on_every_path_matches_reference(simd_path):
+@pytest.mark.parametrize("case", [
+    dict(x=(3, 6, 11, 9), w=(10, 3, 3, 2), kw=dict(stride=(2, 1), padding=1, groups=2)),
+    dict(x=(3, 5, 11, 9), w=(7, 5, 3, 2), kw=dict(padding=(1, 0))),       # implicit paths
+    dict(x=(2, 3, 13), w=(50, 3, 5), kw=dict(padding=2, dilation=2)),     # panel edges
+    dict(x=(1, 9, 4, 5, 3), w=(5, 9, 2, 3, 2), kw=dict(stride=1, padding=1)),
+])
+def test_conv_on_every_path_matches_reference(simd_path, case):
     rng = np.random.default_rng(7)
+    nd = len(case["x"]) - 2
+    fwd, bwd = getattr(fastconv, f"conv{nd}d"), getattr(fastconv, f"conv{nd}d_backward")
+    ref_fwd = getattr(fastconv.reference, f"conv{nd}d")
+    ref_bwd = getattr(fastconv.reference, f"conv{nd}d_backward")
     for dtype in (np.float32, np.float64):
-        x = rng.standard_normal((3, 6, 11, 9)).astype(dtype)
-        w = rng.standard_normal((10, 3, 3, 2)).astype(dtype)
-        kw = dict(stride=(2, 1), padding=1, groups=2)
-        y = fastconv.conv2d(x, w, **kw)
-        np.testing.assert_allclose(y, fastconv.reference.conv2d(x, w, **kw),
-                                   rtol=1e-4, atol=1e-4)
+        x = rng.standard_normal(case["x"]).astype(dtype)
+        w = rng.standard_normal(case["w"]).astype(dtype)
+        y = fwd(x, w, **case["kw"])
+        np.testing.assert_allclose(y, ref_fwd(x, w, **case["kw"]), rtol=1e-4, atol=1e-4)
         gy = rng.standard_normal(y.shape).astype(dtype)
-        for got, want in zip(fastconv.conv2d_backward(gy, x, w, **kw),
-                             fastconv.reference.conv2d_backward(gy, x, w, **kw)):
+        for got, want in zip(bwd(gy, x, w, **case["kw"]), ref_bwd(gy, x, w, **case["kw"])):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 

@@ -1,6 +1,6 @@
 /* C-level test driver for the kernels in csrc/: no Python, no NumPy.
  *
- * Compares every kernel (im2col/col2im, packed im2col + packed-B GEMM,
+ * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
  * depthwise forward/backward, GEMM) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
@@ -141,9 +141,10 @@ static void check_unfold_all(const fc_geometry *g, int64_t batch)
 }
 
 /* ---------------------------------------- implicit GEMM: packed im2col + GEMM */
-/* fc_im2col_packed_* must equal the (K, B*L) column matrix cut into nr-wide
- * panels (zero past the last column), and fc_gemm_packed_b_* on it must equal
- * A @ columns. */
+/* fc_im2col_packed_b_* must equal the (K, B*L) column matrix cut into nr-wide
+ * column panels (zero past the last column), fc_im2col_packed_a_* the same
+ * matrix in mr-tall row panels (zero rows past the last), and
+ * fc_gemm_packed_* on the packed B must equal A @ columns. */
 #define DEFINE_PACKED_CHECK(T, SFX, TOL)                                                \
 static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr,         \
                                int with_gemm, int nthreads)                             \
@@ -159,7 +160,7 @@ static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr, 
     for (int64_t i = 0; i < panels * rows * nr; ++i) packed[i] = (T)777;                \
     memset(col, 0, sizeof(T) * rows * ncols);                                           \
     FOR_EACH_TAP(g, batch, { col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; })     \
-    fc_im2col_packed_##SFX(im, batch, g, nr, packed, rowbuf, nthreads);                 \
+    fc_im2col_packed_b_##SFX(im, batch, g, nr, packed, rowbuf, nthreads);                 \
     int ok = 1;                                                                         \
     for (int64_t p = 0; p < panels; ++p)                                                \
         for (int64_t r = 0; r < rows; ++r)                                              \
@@ -168,14 +169,31 @@ static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr, 
                 const T want = j < ncols ? col[r * ncols + j] : 0;                      \
                 if (packed[p * rows * nr + r * nr + jj] != want) ok = 0;                \
             }                                                                           \
-    report(ok, "im2col_packed_" #SFX, g, batch, (int)nr, nthreads, 0);                  \
+    report(ok, "im2col_packed_b_" #SFX, g, batch, (int)nr, nthreads, 0);            \
+    {   /* packed-A: rows in panels of mr = nr, column j of panel i at j*mr. */         \
+        const int64_t mr = nr, apanels = (rows + mr - 1) / mr;                          \
+        T *pa = xmalloc(sizeof(T) * apanels * ncols * mr);                              \
+        T *abuf = xmalloc(sizeof(T) * nthreads * mr * L);                               \
+        for (int64_t i = 0; i < apanels * ncols * mr; ++i) pa[i] = (T)777;              \
+        fc_im2col_packed_a_##SFX(im, batch, g, mr, pa, abuf, nthreads);                 \
+        int ok_a = 1;                                                                   \
+        for (int64_t i = 0; i < apanels; ++i)                                           \
+            for (int64_t j = 0; j < ncols; ++j)                                         \
+                for (int64_t rr = 0; rr < mr; ++rr) {                                   \
+                    const int64_t r = i * mr + rr;                                      \
+                    const T want = r < rows ? col[r * ncols + j] : 0;                   \
+                    if (pa[i * ncols * mr + j * mr + rr] != want) ok_a = 0;             \
+                }                                                                       \
+        report(ok_a, "im2col_packed_a_" #SFX, g, batch, (int)mr, nthreads, 0);          \
+        free(pa); free(abuf);                                                           \
+    }                                                                                   \
     if (with_gemm) {                                                                    \
         const int64_t m = 5;                                                            \
         T *a = xmalloc(sizeof(T) * m * rows), *c = xmalloc(sizeof(T) * m * ncols);      \
         T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                 \
         for (int64_t i = 0; i < m * rows; ++i) a[i] = (T)rnd_val();                     \
-        fc_gemm_packed_b_##SFX(m, ncols, rows, a, rows, 1, packed, rows * nr, c, ncols, 0, \
-                               ws, nthreads);                                           \
+        fc_gemm_packed_##SFX(m, ncols, rows, a, rows, 1, NULL, 0, 0, packed, rows * nr, c, \
+                             ncols, 0, ws, nthreads);                                   \
         double err = 0;                                                                 \
         for (int64_t i = 0; i < m; ++i)                                                 \
             for (int64_t j = 0; j < ncols; ++j) {                                       \
@@ -185,7 +203,7 @@ static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr, 
                 double e = fabs((double)c[i * ncols + j] - sum);                        \
                 if (!(e <= err)) err = e;                                               \
             }                                                                           \
-        report(err <= TOL * (rows > 1 ? rows : 1), "gemm_packed_b_" #SFX, g, batch,     \
+        report(err <= TOL * (rows > 1 ? rows : 1), "gemm_packed_" #SFX, g, batch,     \
                (int)nr, nthreads, err);                                                 \
         free(a); free(c); free(ws);                                                     \
     }                                                                                   \

@@ -105,7 +105,7 @@ def _forward_implicit(x_chunk, w_grouped, geom, rows, l, out_t):
     panels = -(-nb * l // nr)
     packed = _workspace.scratch("cols", (panels * rows * nr,), dtype)
     rowbuf = _workspace.scratch("im2col_row", (max(nthreads, 1) * l,), dtype)
-    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, packed, rowbuf, nthreads)
+    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, False, packed, rowbuf, nthreads)
     ws = _gemm_workspace(dtype, nthreads)
     for g in range(groups):
         _kernels.gemm_packed_b(w_grouped[g], packed, g * k_group * nr, rows * nr, out_t[g],
@@ -196,12 +196,15 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
         gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
         np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
         gout_t = gout_t.reshape(groups, c_out_group, nb * l)
-        cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-        if x is not None:
+        if x is not None and groups == 1:
+            _weight_grad_implicit(x[b0:b0 + nb], gout_t[0], geom, k_group, l, grad_weight[0])
+        elif x is not None:
+            cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
             _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
                             cols.reshape(-1), nthreads)
             for g in range(groups):
                 gemm(gout_t[g], cols[g].T, grad_weight[g], accumulate=True)
+        cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
         if grad_input is not None:
             # The columns are spent: reuse their buffer for the data gradient.
             for g in range(groups):
@@ -209,6 +212,21 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
             _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
                             grad_input[b0:b0 + nb].reshape(-1), nthreads)
     return grad_input, None if x is None else grad_weight.reshape(w.shape)
+
+
+def _weight_grad_implicit(x_chunk, gout_t, geom, rows, l, grad_weight):
+    """grad_weight (C_out, K) += gout_t @ columns.T, the transposed columns
+    written by im2col straight into the GEMM's packed B panels (implicit GEMM):
+    with few output channels, packing them would cost as much as the math."""
+    nb, dtype = x_chunk.shape[0], x_chunk.dtype
+    nthreads = _threads.get_num_threads()
+    nr = _kernels.gemm_nr(dtype.char)
+    # columns.T's panels of nr columns are columns' panels of nr rows.
+    packed = _workspace.scratch("cols", (-(-rows // nr) * nr * nb * l,), dtype)
+    rowbuf = _workspace.scratch("im2col_row", (max(nthreads, 1) * nr * l,), dtype)
+    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, True, packed, rowbuf, nthreads)
+    _kernels.gemm_packed_b(gout_t, packed, 0, nb * l * nr, grad_weight, True,
+                           _gemm_workspace(dtype, nthreads), nthreads)
 
 
 def bias_grad(gout):
