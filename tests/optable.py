@@ -197,6 +197,134 @@ _UNFOLD_OPS = [
     )),
 ]
 
+# -------------------------------------------------------------------- pooling
+def _pool_input(rng, nd, dtype):
+    return _r(rng, (2, 3) + (_SIZE[nd],) * nd, dtype)
+
+
+def _max_pool_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_pool_input(rng, nd, dtype), kernel_size=3, stride=2, padding=1,
+                    dilation=1, ceil_mode=True, return_indices=True)
+    return make
+
+
+def _max_pool_backward_kwargs(nd):
+    def make(rng, dtype):
+        x = _pool_input(rng, nd, dtype)
+        y, idx = getattr(fastconv, f"max_pool{nd}d")(x, 3, 2, 1, 1, True, True)
+        return dict(grad_output=_r(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
+    return make
+
+
+def _avg_pool_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_pool_input(rng, nd, dtype), kernel_size=3, stride=2, padding=1,
+                    ceil_mode=True, count_include_pad=False, divisor_override=None)
+    return make
+
+
+def _avg_pool_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _avg_pool_kwargs(nd)(rng, dtype)
+        x = kw.pop("input")
+        y = getattr(fastconv, f"avg_pool{nd}d")(x, **kw)
+        return dict(grad_output=_r(rng, y.shape, dtype), input_shape=x.shape, **kw)
+    return make
+
+
+def _indices_with(value):
+    def fn(rng, dtype, value=value):
+        return value(rng, dtype) if callable(value) else value
+    return fn
+
+
+def _pool_ops(nd):
+    mp, mpb = _max_pool_kwargs(nd), _max_pool_backward_kwargs(nd)
+    ap, apb = _avg_pool_kwargs(nd), _avg_pool_backward_kwargs(nd)
+    win = {"kernel_size": (nd, 1), "stride": (nd, 1), "padding": (nd, 0)}
+    window_extra = lambda make: (  # noqa: E731
+        ("padding > kernel_size // 2", _with(make, padding=2), (V,), "padding"),
+        ("kernel larger than input", _with(make, kernel_size=9, padding=0), (V,), "empty"),
+        ("ceil_mode a string", _with(make, ceil_mode="yes"), (T,), "ceil_mode"),
+    )
+    shape_extra = lambda make: (  # noqa: E731
+        ("input_shape too short", _with(make, input_shape=(2, 3)), (V,), "input_shape"),
+        ("input_shape negative", _with(make, input_shape=(2, 3) + (-1,) * nd), (V,), "input_shape"),
+        ("input_shape floats", _with(make, input_shape=(2.0, 3.0) + (6.0,) * nd), (T,), "input_shape"),
+        ("input_shape None", _with(make, input_shape=None), (V, T), "input_shape"),
+        ("input_shape huge", _with(make, input_shape=(2, 3) + (2**40,) * nd), (M, V), "input_shape"),
+        ("input_shape 2**70", _with(make, input_shape=(2, 3) + (2**70,) * nd), (M, V), "input_shape"),
+    )
+
+    def idx(rng, dtype, how):
+        kw = mpb(rng, dtype)
+        i = kw["indices"]
+        kw["indices"] = how(i)
+        return kw
+
+    max_backward_extra = tuple(
+        (f"indices {label}", lambda rng, dtype, how=how: idx(rng, dtype, how), exc, "indices")
+        for label, how, exc in (
+            ("int32", lambda i: i.astype(np.int32), (T,)),
+            ("float64", lambda i: i.astype(np.float64), (T,)),
+            ("None", lambda i: None, (T, V)),
+            ("-1", lambda i: np.full_like(i, -1), (V,)),
+            ("== plane size", lambda i: np.full_like(i, _SIZE[nd] ** nd), (V,)),
+            ("2**62", lambda i: np.full_like(i, 2**62), (V,)),
+            ("-2**63", lambda i: np.full_like(i, -2**63), (V,)),
+            ("wrong shape", lambda i: i[..., :1], (V,)),
+            ("Fortran order", lambda i: np.asfortranarray(i) * 0 - 5, (V,)),
+        )) + shape_extra(mpb) + (
+        ("grad_output batch mismatch", _shifted("grad_output", 0, 1, mpb), (V,), "grad_output"),
+    )
+    return [
+        Op(f"max_pool{nd}d", mp, ("input",), (), dict(win, dilation=(nd, 1)), none_ok=("stride",),
+           extra=window_extra(mp) + (
+               ("return_indices 2", _with(mp, return_indices=2), (T,), "return_indices"),)),
+        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra),
+        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",),
+           extra=window_extra(ap) + (
+               ("divisor_override 0", _with(ap, divisor_override=0), (V,), "divisor_override"),
+               ("divisor_override 1.5", _with(ap, divisor_override=1.5), (T,), "divisor_override"),
+               ("count_include_pad None", _with(ap, count_include_pad=None), (T,), "count_include_pad"),
+           )),
+        Op(f"avg_pool{nd}d_backward", apb, ("grad_output",), (), win, none_ok=("stride",),
+           extra=window_extra(apb) + shape_extra(apb) + tuple(
+               (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, apb), (V,),
+                "grad_output") for a in range(nd + 2) for d in (-1, 1))),
+    ]
+
+
+def _adaptive_kwargs(rng, dtype):
+    return dict(input=_pool_input(rng, 2, dtype), output_size=(4, 3))
+
+
+def _adaptive_backward_kwargs(rng, dtype):
+    return dict(grad_output=_r(rng, (2, 3, 4, 3), dtype), input_shape=(2, 3, 6, 6))
+
+
+def _adaptive_ops():
+    return [
+        Op("adaptive_avg_pool2d", _adaptive_kwargs, ("input",), (),
+           {"output_size": (2, 1)}, extra=(
+               ("huge output_size", _with(_adaptive_kwargs, output_size=2**39), (M, V), "output_size"),
+           )),
+        Op("adaptive_avg_pool2d_backward", _adaptive_backward_kwargs, ("grad_output",), (), {},
+           extra=(
+               ("input_shape too short", _with(_adaptive_backward_kwargs, input_shape=(2, 3)), (V,), "input_shape"),
+               ("batch mismatch", _shifted("grad_output", 0, 1, _adaptive_backward_kwargs), (V,), "grad_output"),
+               ("input_shape huge", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**40, 2**40)), (M, V), "input_shape"),
+               ("input_shape 2**70", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**70, 6)), (M, V), "input_shape"),
+           )),
+    ]
+
+
+# Pooling lands separately: its entries switch on with it.
+_HAS_POOLING = hasattr(fastconv, "max_pool2d")
+_POOL_OPS = (_pool_ops(1) + _pool_ops(2) + _pool_ops(3) + _adaptive_ops()) if _HAS_POOLING \
+    else []
+
 # ------------------------------------------------------------------- threads
 _THREAD_OPS = [
     Op("set_num_threads", lambda rng, dtype: dict(n=fastconv.get_num_threads()),
@@ -206,7 +334,7 @@ _THREAD_OPS = [
 ]
 
 OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
-    + _convt_ops(3) + _UNFOLD_OPS
+    + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS
 # Ops that compute (everything but the thread-count setters).
 COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS
