@@ -72,7 +72,7 @@ def _array_cases(op, name):
     return cases
 
 
-def _size_cases(name, nd, minimum, none_ok):
+def _size_cases(name, nd, minimum, none_ok, none_entries_ok=False):
     cases = [
         (f"{minimum - 1}", minimum - 1, (V,), name),
         ("-7", -7, (V,), name),
@@ -95,8 +95,9 @@ def _size_cases(name, nd, minimum, none_ok):
             ("empty tuple", (), (V,), name),
             ("tuple with a float", (1.5,) + (minimum + 1,) * (nd - 1), (T,), name),
             ("tuple with a negative", (-1,) * nd, (V,), name),
-            ("tuple with None", (None,) * nd, (T,), name),
         ]
+        if not none_entries_ok:  # adaptive pooling: None keeps the input size
+            cases.append(("tuple with None", (None,) * nd, (T,), name))
     else:
         cases.append(("tuple", (1,), (T,), name))
     return cases
@@ -117,7 +118,8 @@ def hand_cases(op):
                 out.append((f"{dname} {name}: {label}", make, allowed, text))
         for name, (nd, minimum) in op.sizes.items():
             for label, value, allowed, text in _size_cases(name, nd, minimum,
-                                                           name in op.none_ok):
+                                                           name in op.none_ok,
+                                                           name in op.none_entries_ok):
                 def make(rng, dtype=dtype, name=name, value=value):
                     kw = op.make(rng, dtype)
                     kw[name] = value

@@ -24,6 +24,7 @@ class Op:
     # size arguments: name -> (number of spatial dims, minimum value)
     sizes: dict = field(default_factory=dict)
     none_ok: tuple = ()          # size arguments for which None is valid
+    none_entries_ok: tuple = ()  # size arguments whose tuple may hold None entries
     # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
     # allowed exception types, substring the message must contain)
     extra: tuple = ()
@@ -248,13 +249,13 @@ def _pool_ops(nd):
         ("kernel larger than input", _with(make, kernel_size=9, padding=0), (V,), "empty"),
         ("ceil_mode a string", _with(make, ceil_mode="yes"), (T,), "ceil_mode"),
     )
-    shape_extra = lambda make: (  # noqa: E731
+    shape_extra = lambda make, huge="input_shape": (  # noqa: E731
         ("input_shape too short", _with(make, input_shape=(2, 3)), (V,), "input_shape"),
         ("input_shape negative", _with(make, input_shape=(2, 3) + (-1,) * nd), (V,), "input_shape"),
         ("input_shape floats", _with(make, input_shape=(2.0, 3.0) + (6.0,) * nd), (T,), "input_shape"),
         ("input_shape None", _with(make, input_shape=None), (V, T), "input_shape"),
-        ("input_shape huge", _with(make, input_shape=(2, 3) + (2**40,) * nd), (M, V), "input_shape"),
-        ("input_shape 2**70", _with(make, input_shape=(2, 3) + (2**70,) * nd), (M, V), "input_shape"),
+        ("input_shape huge", _with(make, input_shape=(2, 3) + (2**40,) * nd), (M, V), huge),
+        ("input_shape 2**70", _with(make, input_shape=(2, 3) + (2**70,) * nd), (M, V), huge),
     )
 
     def idx(rng, dtype, how):
@@ -290,7 +291,8 @@ def _pool_ops(nd):
                ("count_include_pad None", _with(ap, count_include_pad=None), (T,), "count_include_pad"),
            )),
         Op(f"avg_pool{nd}d_backward", apb, ("grad_output",), (), win, none_ok=("stride",),
-           extra=window_extra(apb) + shape_extra(apb) + tuple(
+           # A huge input_shape first shows as a grad_output of the wrong shape.
+           extra=window_extra(apb) + shape_extra(apb, huge="shape") + tuple(
                (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, apb), (V,),
                 "grad_output") for a in range(nd + 2) for d in (-1, 1))),
     ]
@@ -307,7 +309,7 @@ def _adaptive_backward_kwargs(rng, dtype):
 def _adaptive_ops():
     return [
         Op("adaptive_avg_pool2d", _adaptive_kwargs, ("input",), (),
-           {"output_size": (2, 1)}, extra=(
+           {"output_size": (2, 1)}, none_entries_ok=("output_size",), extra=(
                ("huge output_size", _with(_adaptive_kwargs, output_size=2**39), (M, V), "output_size"),
            )),
         Op("adaptive_avg_pool2d_backward", _adaptive_backward_kwargs, ("grad_output",), (), {},
