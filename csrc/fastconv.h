@@ -134,4 +134,59 @@ const char *fc_build_flags(void);
  * the baseline every kernel may use, before any runtime dispatch). */
 const char *fc_target_isa(void);
 
+/* ======================================================================== */
+/* Pooling (pool.c, pool_template.h)                                        */
+/* ======================================================================== */
+/* Pooling acts on each (n, c) plane alone: g->channels counts planes
+ * (batch * channels), a plane is in[0]*in[1]*in[2] contiguous values and its
+ * output out[0]*out[1]*out[2].  g->pad is the padding on each side.
+ * Callers compute g->out (ceil_mode included) and guarantee padding <=
+ * kernel / 2, so every window holds at least one in-bounds tap.
+ * Threads own disjoint outputs: output rows forward, whole planes backward. */
+
+/* Max pooling.  Padding counts as -inf; NaN propagates; the first maximum in
+ * row-major window order wins ties.  indices (may be NULL) receives the flat
+ * index d*H*W + h*W + w of the chosen element inside its own plane. */
+void fc_max_pool_f32(const float *x, const fc_geometry *g, float *y,
+                     int64_t *indices, int nthreads);
+void fc_max_pool_f64(const double *x, const fc_geometry *g, double *y,
+                     int64_t *indices, int nthreads);
+
+/* grad_input[plane][indices[o]] += grad_output[o]; overwrites gx.  Every
+ * index must lie in [0, in plane size): check with fc_pool_find_bad_index. */
+void fc_max_pool_backward_f32(const float *gy, const int64_t *indices,
+                              const fc_geometry *g, float *gx, int nthreads);
+void fc_max_pool_backward_f64(const double *gy, const int64_t *indices,
+                              const fc_geometry *g, double *gx, int nthreads);
+
+/* Position of some value of indices[0..n) outside [0, limit), or -1. */
+int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
+                               int nthreads);
+
+/* Average pooling (dilation must be 1).  The divisor is divisor_override when
+ * non-zero; else with count_include_pad the window clipped to
+ * [-pad, in + pad) (the ceil-mode overhang never counts), without it the
+ * in-bounds taps only. */
+void fc_avg_pool_f32(const float *x, const fc_geometry *g, int count_include_pad,
+                     int64_t divisor_override, float *y, int nthreads);
+void fc_avg_pool_f64(const double *x, const fc_geometry *g, int count_include_pad,
+                     int64_t divisor_override, double *y, int nthreads);
+void fc_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
+                              int count_include_pad, int64_t divisor_override,
+                              float *gx, int nthreads);
+void fc_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
+                              int count_include_pad, int64_t divisor_override,
+                              double *gx, int nthreads);
+
+/* Adaptive average pooling: uses channels, in and out only; bin i along an
+ * axis is [floor(i*in/out), ceil((i+1)*in/out)). */
+void fc_adaptive_avg_pool_f32(const float *x, const fc_geometry *g, float *y,
+                              int nthreads);
+void fc_adaptive_avg_pool_f64(const double *x, const fc_geometry *g, double *y,
+                              int nthreads);
+void fc_adaptive_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
+                                       float *gx, int nthreads);
+void fc_adaptive_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
+                                       double *gx, int nthreads);
+
 #endif

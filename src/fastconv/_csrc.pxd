@@ -81,3 +81,34 @@ cdef extern from "fastconv.h" nogil:
     const char *fc_compiler() noexcept
     const char *fc_build_flags() noexcept
     const char *fc_target_isa() noexcept
+
+# ---- Pooling (csrc/pool.c) ----
+cdef extern from "fastconv.h" nogil:
+    void fc_max_pool_f32(const float *x, const fc_geometry *g, float *y,
+                         int64_t *indices, int nthreads) noexcept
+    void fc_max_pool_f64(const double *x, const fc_geometry *g, double *y,
+                         int64_t *indices, int nthreads) noexcept
+    void fc_max_pool_backward_f32(const float *gy, const int64_t *indices,
+                                  const fc_geometry *g, float *gx, int nthreads) noexcept
+    void fc_max_pool_backward_f64(const double *gy, const int64_t *indices,
+                                  const fc_geometry *g, double *gx, int nthreads) noexcept
+    int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
+                                   int nthreads) noexcept
+    void fc_avg_pool_f32(const float *x, const fc_geometry *g, int count_include_pad,
+                         int64_t divisor_override, float *y, int nthreads) noexcept
+    void fc_avg_pool_f64(const double *x, const fc_geometry *g, int count_include_pad,
+                         int64_t divisor_override, double *y, int nthreads) noexcept
+    void fc_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
+                                  int count_include_pad, int64_t divisor_override,
+                                  float *gx, int nthreads) noexcept
+    void fc_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
+                                  int count_include_pad, int64_t divisor_override,
+                                  double *gx, int nthreads) noexcept
+    void fc_adaptive_avg_pool_f32(const float *x, const fc_geometry *g, float *y,
+                                  int nthreads) noexcept
+    void fc_adaptive_avg_pool_f64(const double *x, const fc_geometry *g, double *y,
+                                  int nthreads) noexcept
+    void fc_adaptive_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
+                                           float *gx, int nthreads) noexcept
+    void fc_adaptive_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
+                                           double *gx, int nthreads) noexcept

@@ -298,3 +298,148 @@ def build_info():
         "target_isa": fc_target_isa().decode(),
         "openmp_max_threads": fc_openmp_max_threads(),
     }
+
+
+# ---------------------------------------------------------------------------
+# Pooling.  geom is the same tuple as above with channels = N*C planes; the
+# checks below are only those that keep a wrong call inside its buffers.
+# ---------------------------------------------------------------------------
+
+cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size,
+                     int64_t dst_plane, const fc_geometry *g) except -1:
+    cdef int i
+    for i in range(3):
+        if g.kernel[i] < 1 or g.stride[i] < 1 or g.dilation[i] < 1 or g.pad[i] < 0:
+            raise ValueError("pooling geometry needs positive kernel, stride and "
+                             "dilation and non-negative padding")
+        if g.in_[i] < 0 or g.out[i] < 0:
+            raise ValueError("pooling sizes must be non-negative")
+    if src_size < g.channels * src_plane:
+        raise ValueError(f"source buffer holds {src_size} elements, "
+                         f"needs {g.channels * src_plane}")
+    if dst_size < g.channels * dst_plane:
+        raise ValueError(f"destination buffer holds {dst_size} elements, "
+                         f"needs {g.channels * dst_plane}")
+    return 0
+
+
+def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
+    """Max pooling of geom's planes into y; the argmax into `indices` (an
+    int64 buffer like y) unless it is None."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t[::1] ind
+    cdef int64_t *ind_ptr = NULL
+    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
+    if indices is not None:
+        ind = indices
+        if ind.shape[0] < g.channels * _prod3(g.out):
+            raise ValueError("indices buffer too small")
+    if g.channels == 0 or _prod3(g.out) == 0:
+        return
+    if _prod3(g.in_) == 0:
+        raise ValueError("cannot pool an empty plane into a non-empty output")
+    if indices is not None:
+        ind_ptr = &ind[0]
+    with nogil:
+        if real is float:
+            fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
+        else:
+            fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+
+
+def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, tuple geom,
+                      real[::1] gx, int nthreads):
+    """Scatter-add gy into gx (overwritten) at `indices`.  Every index is
+    checked to lie inside its plane first: returns -1 on success, else the
+    flat position of a bad index, with gx untouched."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t n_out, bad
+    _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
+    n_out = g.channels * _prod3(g.out)
+    if indices.shape[0] < n_out:
+        raise ValueError("indices buffer too small")
+    if n_out > 0:
+        with nogil:
+            bad = fc_pool_find_bad_index(&indices[0], n_out, _prod3(g.in_), nthreads)
+        if bad >= 0:
+            return bad
+    if g.channels == 0 or _prod3(g.in_) == 0:
+        return -1
+    with nogil:
+        if n_out == 0:
+            for i in range(g.channels * _prod3(g.in_)):
+                gx[i] = 0
+        elif real is float:
+            fc_max_pool_backward_f32(&gy[0], &indices[0], &g, &gx[0], nthreads)
+        else:
+            fc_max_pool_backward_f64(&gy[0], &indices[0], &g, &gx[0], nthreads)
+    return -1
+
+
+def avg_pool(const real[::1] x, tuple geom, bint count_include_pad,
+             int64_t divisor_override, real[::1] y, int nthreads):
+    """Average pooling of geom's planes into y (divisor_override 0 = none)."""
+    cdef fc_geometry g = _geometry(geom)
+    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
+    if g.channels == 0 or _prod3(g.out) == 0:
+        return
+    if _prod3(g.in_) == 0:
+        raise ValueError("cannot pool an empty plane into a non-empty output")
+    with nogil:
+        if real is float:
+            fc_avg_pool_f32(&x[0], &g, count_include_pad, divisor_override, &y[0],
+                            nthreads)
+        else:
+            fc_avg_pool_f64(&x[0], &g, count_include_pad, divisor_override, &y[0],
+                            nthreads)
+
+
+def avg_pool_backward(const real[::1] gy, tuple geom, bint count_include_pad,
+                      int64_t divisor_override, real[::1] gx, int nthreads):
+    """Gradient of avg_pool: gy spread over each window into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
+    if g.channels == 0 or _prod3(g.in_) == 0:
+        return
+    with nogil:
+        if _prod3(g.out) == 0:
+            for i in range(g.channels * _prod3(g.in_)):
+                gx[i] = 0
+        elif real is float:
+            fc_avg_pool_backward_f32(&gy[0], &g, count_include_pad, divisor_override,
+                                     &gx[0], nthreads)
+        else:
+            fc_avg_pool_backward_f64(&gy[0], &g, count_include_pad, divisor_override,
+                                     &gx[0], nthreads)
+
+
+def adaptive_avg_pool(const real[::1] x, tuple geom, real[::1] y, int nthreads):
+    """Adaptive average pooling of geom's planes into y."""
+    cdef fc_geometry g = _geometry(geom)
+    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
+    if g.channels == 0 or _prod3(g.out) == 0:
+        return
+    if _prod3(g.in_) == 0:
+        raise ValueError("cannot pool an empty plane into a non-empty output")
+    with nogil:
+        if real is float:
+            fc_adaptive_avg_pool_f32(&x[0], &g, &y[0], nthreads)
+        else:
+            fc_adaptive_avg_pool_f64(&x[0], &g, &y[0], nthreads)
+
+
+def adaptive_avg_pool_backward(const real[::1] gy, tuple geom, real[::1] gx,
+                               int nthreads):
+    """Gradient of adaptive_avg_pool into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
+    if g.channels == 0 or _prod3(g.in_) == 0:
+        return
+    with nogil:
+        if _prod3(g.out) == 0:
+            for i in range(g.channels * _prod3(g.in_)):
+                gx[i] = 0
+        elif real is float:
+            fc_adaptive_avg_pool_backward_f32(&gy[0], &g, &gx[0], nthreads)
+        else:
+            fc_adaptive_avg_pool_backward_f64(&gy[0], &g, &gx[0], nthreads)

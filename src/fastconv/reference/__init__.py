@@ -5,8 +5,17 @@ from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, co
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
                               conv_transpose2d_backward, conv_transpose3d,
                               conv_transpose3d_backward)
+from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool1d,
+                    avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d,
+                    avg_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool2d,
+                    max_pool2d_backward, max_pool3d, max_pool3d_backward)
 
-__all__ = ["conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d",
-           "conv3d_backward", "im2col", "col2im", "conv_transpose1d",
-           "conv_transpose1d_backward", "conv_transpose2d", "conv_transpose2d_backward",
-           "conv_transpose3d", "conv_transpose3d_backward"]
+__all__ = [
+    "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d", "conv3d_backward",
+    "conv_transpose1d", "conv_transpose1d_backward", "conv_transpose2d",
+    "conv_transpose2d_backward", "conv_transpose3d", "conv_transpose3d_backward",
+    "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
+    "max_pool3d", "max_pool3d_backward", "avg_pool1d", "avg_pool1d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "avg_pool3d", "avg_pool3d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "im2col", "col2im",
+]

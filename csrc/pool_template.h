@@ -1,0 +1,618 @@
+/* Max, average and adaptive-average pooling for one scalar type.  Included
+ * once per dtype by pool.c with SCALAR (the C type) and SFX (the name suffix)
+ * defined: one source, every dtype.
+ *
+ * Pooling acts on each (n, c) plane alone, so the batch is folded into
+ * g->channels ("planes") and one plane is D*H*W contiguous values; 1-D and 2-D
+ * pooling arrive lifted to 3-D (leading kernel 1, stride 1, pad 0, dilation 1).
+ * g->pad is the padding on each side (pooling padding is symmetric).
+ *
+ * Every op has a general loop nest (padding, dilation, overlapping windows,
+ * ceil-mode overhang).  Max pooling forward adds faster row kernels that give
+ * the same answers (the tests run them all against the reference):
+ *   max_row_2x2_    2x2 stride 2 without padding, read in place (the fast path);
+ *   max_row_fused_  common small 1-D/2-D windows: all taps in registers;
+ *   max_row_vec_    any other window: vectorised sweeps, one tap at a time;
+ *   max_row_        planes of 2^31 elements or more (int64 positions).
+ * The branch-free selects matter: on real data "is this tap larger" is
+ * unpredictable, and a branch per tap ran 10x slower.  Average pooling has a
+ * "tiled" loop for kernel == stride without padding, dilation or overhang,
+ * where windows tile the input and backward writes each element once.
+ * Backward of max pooling is zero + scatter-add per plane: the plane stays in
+ * cache between the two, so this runs near memory speed. */
+
+#define FC_FN(name) FC_CAT(name, SFX)
+
+/* ------------------------------------------------------------------------ */
+/* Max pooling forward                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* One output row (od, oh) of one plane, general geometry.  PyTorch's rule:
+ * the running max starts at -inf with the index of the first in-bounds tap
+ * (so never -1, pitfall 1), taps are visited in row-major window order and a
+ * tap replaces the max when `v > max || isnan(v)`: the first maximum wins
+ * ties (pitfall 2) and NaN propagates. */
+static inline void FC_FN(max_row_)(const SCALAR *x, const fc_geometry *g,
+                                   int64_t od, int64_t oh, SCALAR *y,
+                                   int64_t *ind, const int want_idx)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    const int64_t dd = g->dilation[0], dh = g->dilation[1], dw = g->dilation[2];
+    const int64_t d0 = od * g->stride[0] - g->pad[0];
+    const int64_t h0 = oh * g->stride[1] - g->pad[1];
+    int64_t kd0, kd1, kh0, kh1;
+    fc_pool_taps(d0, g->kernel[0], dd, g->in[0], &kd0, &kd1);
+    fc_pool_taps(h0, g->kernel[1], dh, H, &kh0, &kh1);
+    for (int64_t ow = 0; ow < g->out[2]; ++ow) {
+        const int64_t w0 = ow * g->stride[2] - g->pad[2];
+        int64_t kw0, kw1;
+        fc_pool_taps(w0, g->kernel[2], dw, W, &kw0, &kw1);
+        SCALAR m = -(SCALAR)INFINITY;
+        int64_t mi = ((d0 + kd0 * dd) * H + h0 + kh0 * dh) * W + w0 + kw0 * dw;
+        for (int64_t kd = kd0; kd < kd1; ++kd) {
+            for (int64_t kh = kh0; kh < kh1; ++kh) {
+                const int64_t row = ((d0 + kd * dd) * H + h0 + kh * dh) * W;
+                for (int64_t kw = kw0; kw < kw1; ++kw) {
+                    const int64_t i = row + w0 + kw * dw;
+                    const SCALAR v = x[i];
+                    /* selects, not branches: on real data the comparison
+                     * is unpredictable and mispredictions cost 10x */
+                    const int take = (v > m) | (v != v);
+                    m = take ? v : m;
+                    mi = take ? i : mi;
+                }
+            }
+        }
+        y[ow] = m;
+        if (want_idx) ind[ow] = mi;
+    }
+}
+
+/* The same row as max_row_, vectorised: the taps are the outer loops (in
+ * row-major window order) and the outputs the inner one, each tap sweeping
+ * the run of outputs for which it lies inside the input, so every output
+ * still sees its taps in row-major order.  Running maxima and their indices
+ * live in small arrays (indices as int32: the caller ensures the plane
+ * holds fewer than 2^31 elements), so the select loops vectorise.  runs[2*kw],
+ * runs[2*kw+1] is the run of outputs whose tap kw lies inside [0, W): the
+ * same for every row, so computed once per call (no divisions per row). */
+static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
+                                const int64_t *runs, int64_t od, int64_t oh,
+                                SCALAR *restrict y, int64_t *restrict ind,
+                                const int want_idx)
+{
+    enum { CHUNK = 256 };
+    const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
+    const int64_t dd = g->dilation[0], dh = g->dilation[1], dw = g->dilation[2];
+    const int64_t sw = g->stride[2], pw = g->pad[2], kW = g->kernel[2];
+    const int64_t d0 = od * g->stride[0] - g->pad[0];
+    const int64_t h0 = oh * g->stride[1] - g->pad[1];
+    int64_t kd0, kd1, kh0, kh1;
+    fc_pool_taps(d0, g->kernel[0], dd, g->in[0], &kd0, &kd1);
+    fc_pool_taps(h0, g->kernel[1], dh, H, &kh0, &kh1);
+    const int64_t first_row = ((d0 + kd0 * dd) * H + h0 + kh0 * dh) * W;
+    SCALAR m[CHUNK];
+    int32_t mi[CHUNK];
+    for (int64_t c0 = 0; c0 < oW; c0 += CHUNK) {
+        const int64_t n = oW - c0 < CHUNK ? oW - c0 : CHUNK;
+        for (int64_t j = 0; j < n; ++j) {
+            const int64_t w0 = (c0 + j) * sw - pw;
+            /* the first in-bounds tap (a division only at the left edge) */
+            const int64_t first = w0 >= 0 ? w0 : w0 + (-w0 + dw - 1) / dw * dw;
+            m[j] = -(SCALAR)INFINITY;
+            mi[j] = (int32_t)(first_row + first);
+        }
+        for (int64_t kd = kd0; kd < kd1; ++kd) {
+            for (int64_t kh = kh0; kh < kh1; ++kh) {
+                const int64_t row = ((d0 + kd * dd) * H + h0 + kh * dh) * W;
+                for (int64_t kw = 0; kw < kW; ++kw) {
+                    /* outputs whose tap kw lies in [0, W): the run [lo, hi) */
+                    const int64_t off = kw * dw - pw;
+                    const int64_t lo = runs[2 * kw] > c0 ? runs[2 * kw] : c0;
+                    const int64_t hi = runs[2 * kw + 1] < c0 + n ? runs[2 * kw + 1] : c0 + n;
+                    if (lo >= hi) continue;
+                    /* from the first in-bounds tap: no pointer before x */
+                    const SCALAR *restrict src = x + row + off + lo * sw;
+                    const int32_t i0 = (int32_t)(row + off + lo * sw);
+                    /* constant strides 1 and 2 let the loads vectorise */
+#define FC_MAX_SWEEP(S)                                                 \
+                    for (int64_t j = 0; j < hi - lo; ++j) {             \
+                        const SCALAR v = src[j * (S)];                  \
+                        SCALAR *mj = m + (lo - c0) + j;                 \
+                        int32_t *ij = mi + (lo - c0) + j;               \
+                        const int t = (v > *mj) | (v != v);             \
+                        *mj = t ? v : *mj;                              \
+                        *ij = t ? i0 + (int32_t)(j * (S)) : *ij;        \
+                    }
+                    if (sw == 1) {
+                        FC_MAX_SWEEP(1)
+                    } else if (sw == 2) {
+                        FC_MAX_SWEEP(2)
+                    } else {
+                        FC_MAX_SWEEP(sw)
+                    }
+#undef FC_MAX_SWEEP
+                }
+            }
+        }
+        for (int64_t j = 0; j < n; ++j) y[c0 + j] = m[j];
+        if (want_idx)
+            for (int64_t j = 0; j < n; ++j) ind[c0 + j] = mi[j];
+    }
+}
+
+/* The fast path for 2-D 2x2 windows of stride 2 without padding (the
+ * common case): two input rows in, one output row out, read in place, four
+ * taps in registers, branch-free selects.  Same rule as max_row_: starting
+ * from the first tap equals starting from -inf with the first tap's index.
+ * The tap is kept as a 32-bit code (0, 1, W, W + 1) so the loop vectorises
+ * next to 32-bit floats; the caller ensures W + 1 fits. */
+FC_VEC_CLONES static void FC_FN(max_row_2x2_)(const SCALAR *restrict x,
+                                              const fc_geometry *g, int64_t od,
+                                              int64_t oh, SCALAR *restrict y,
+                                              int64_t *restrict ind, const int want_idx)
+{
+    const int64_t W = g->in[2], oW = g->out[2];
+    const int32_t W32 = (int32_t)W;
+    const int64_t base = (od * g->in[1] + 2 * oh) * W;
+    const SCALAR *restrict r0 = x + base, *restrict r1 = r0 + W;
+    for (int64_t ow = 0; ow < oW; ++ow) {
+        const SCALAR a = r0[2 * ow], b = r0[2 * ow + 1];
+        const SCALAR c = r1[2 * ow], d = r1[2 * ow + 1];
+        SCALAR m = a;
+        int32_t k = 0;
+        int t;
+        t = (b > m) | (b != b); m = t ? b : m; k = t ? 1 : k;
+        t = (c > m) | (c != c); m = t ? c : m; k = t ? W32 : k;
+        t = (d > m) | (d != d); m = t ? d : m; k = t ? W32 + 1 : k;
+        y[ow] = m;
+        if (want_idx) ind[ow] = base + 2 * ow + (uint32_t)k;
+    }
+}
+
+/* Fused rows for the common small 1-D/2-D windows (KH x KW taps, column
+ * stride S, no dilation): all taps of one output in registers, so the loop
+ * over outputs vectorises like a plain max.  The input arrives split into
+ * column phases: ph[r * S + p][q] is column q * S + p of window row r,
+ * counted from the first window's first column, so every tap is a unit-stride
+ * load (strided loads would make the compiler peel scalar iterations, which
+ * cost more than all the vector work).  n is a multiple of FC_POOL_BLOCK, so
+ * the fixed-length block loop has no scalar remainder either.
+ * code[j] = r * W + c, the chosen tap's offset in the plane from the
+ * window's top-left corner (int32: the caller ensures the plane fits), or -1
+ * when no tap beat -inf (all -inf: the caller picks the first in-bounds tap,
+ * PyTorch's rule; padding is -inf, so it is never chosen). */
+#define FC_MAX_FUSED_DEF(KH, KW, S)                                              \
+FC_VEC_CLONES static void FC_FN(max_fused_##KH##x##KW##s##S##_)(                 \
+    const SCALAR *const *phases, int64_t n, int32_t W, SCALAR *restrict y,       \
+    int32_t *restrict code)                                                      \
+{                                                                                \
+    const SCALAR *ph[KH * S];                                                    \
+    for (int i = 0; i < KH * S; ++i) ph[i] = phases[i];                          \
+    for (int64_t j0 = 0; j0 < n; j0 += FC_POOL_BLOCK) {                          \
+        SCALAR mm[FC_POOL_BLOCK];                                                \
+        int32_t kk[FC_POOL_BLOCK];                                               \
+        for (int j = 0; j < FC_POOL_BLOCK; ++j) {                                \
+            SCALAR m = -(SCALAR)INFINITY;                                        \
+            int32_t k = -1;                                                      \
+            for (int r = 0; r < KH; ++r)                                         \
+                for (int c = 0; c < KW; ++c) {                                   \
+                    const SCALAR v = ph[r * S + c % S][j0 + j + c / S];          \
+                    const int t = (v > m) | (v != v);                            \
+                    m = t ? v : m;                                               \
+                    k = t ? r * W + c : k;                                       \
+                }                                                                \
+            mm[j] = m;                                                           \
+            kk[j] = k;                                                           \
+        }                                                                        \
+        memcpy(y + j0, mm, sizeof mm);                                           \
+        memcpy(code + j0, kk, sizeof kk);                                        \
+    }                                                                            \
+}
+FC_MAX_FUSED_DEF(2, 2, 2)
+FC_MAX_FUSED_DEF(3, 3, 1)
+FC_MAX_FUSED_DEF(3, 3, 2)
+FC_MAX_FUSED_DEF(1, 2, 2)
+FC_MAX_FUSED_DEF(1, 3, 1)
+FC_MAX_FUSED_DEF(1, 3, 2)
+#undef FC_MAX_FUSED_DEF
+
+typedef void (*FC_FN(max_fused_fn_))(const SCALAR *const *, int64_t, int32_t,
+                                     SCALAR *restrict, int32_t *restrict);
+
+/* The fused row kernel for g, or NULL.  Needs a 2-D (or 1-D) window without
+ * dilation and a plane small enough for int32 positions. */
+static FC_FN(max_fused_fn_) FC_FN(max_fused_pick_)(const fc_geometry *g)
+{
+    const int64_t kH = g->kernel[1], kW = g->kernel[2], s = g->stride[2];
+    if (g->kernel[0] != 1 || g->dilation[1] != 1 || g->dilation[2] != 1 ||
+        fc_spatial_size(g->in) > FC_POOL_INT32_PLANE ||
+        kH * g->in[2] + kW > INT32_MAX)                  /* the int32 tap codes */
+        return NULL;
+    if (kH == 2 && kW == 2 && s == 2) return FC_FN(max_fused_2x2s2_);
+    if (kH == 3 && kW == 3 && s == 1) return FC_FN(max_fused_3x3s1_);
+    if (kH == 3 && kW == 3 && s == 2) return FC_FN(max_fused_3x3s2_);
+    if (kH == 1 && kW == 2 && s == 2) return FC_FN(max_fused_1x2s2_);
+    if (kH == 1 && kW == 3 && s == 1) return FC_FN(max_fused_1x3s1_);
+    if (kH == 1 && kW == 3 && s == 2) return FC_FN(max_fused_1x3s2_);
+    return NULL;
+}
+
+/* One output row through a fused kernel, in chunks of outputs (rounded up to
+ * whole blocks; the extra outputs are computed and dropped).  With stride 1
+ * a window row inside the input is read in place; otherwise its columns are
+ * split into phases in a small buffer, -inf outside the input (padding and
+ * ceil-mode overhang).  Window rows in the vertical padding are all -inf. */
+FC_VEC_CLONES static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry *g,
+                                  FC_FN(max_fused_fn_) fused, int64_t od, int64_t oh,
+                                  SCALAR *y, int64_t *ind, const int want_idx)
+{
+    enum { CHUNK = FC_POOL_FUSED_CHUNK, B = FC_POOL_BLOCK,
+           KMAX = FC_POOL_FUSED_KMAX, LEN = FC_POOL_FUSED_CHUNK + FC_POOL_FUSED_KMAX };
+    const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
+    const int64_t kH = g->kernel[1], kW = g->kernel[2], S = g->stride[2], pw = g->pad[2];
+    const int64_t d = od * g->stride[0];                 /* kernel[0] == 1: no D padding */
+    const int64_t h0 = oh * g->stride[1] - g->pad[1];
+    SCALAR buf[KMAX * 2][LEN];                           /* S <= 2 phases per row */
+    SCALAR yt[CHUNK];
+    int32_t code[CHUNK];
+    const SCALAR *ph[KMAX * 2];
+    int64_t first_row = -1;                              /* first in-bounds window row */
+    for (int64_t r = 0; r < kH; ++r)
+        if (first_row < 0 && (uint64_t)(h0 + r) < (uint64_t)H) first_row = (d * H + h0 + r) * W;
+    for (int64_t c0 = 0; c0 < oW; c0 += CHUNK) {
+        const int64_t n = oW - c0 < CHUNK ? oW - c0 : CHUNK;
+        const int64_t nb = (n + B - 1) / B * B;
+        const int64_t col0 = c0 * S - pw;               /* first window's first column */
+        const int64_t len = nb + (kW - 1) / S;          /* phase length read */
+        for (int64_t r = 0; r < kH; ++r) {
+            const int64_t ih = h0 + r;
+            const int inside = (uint64_t)ih < (uint64_t)H;
+            const SCALAR *row = x + (inside ? (d * H + ih) * W : 0);
+            if (inside && S == 1 && col0 >= 0 && col0 + len <= W) {
+                ph[r] = row + col0;
+                continue;
+            }
+            for (int64_t p = 0; p < S; ++p) {
+                /* phase p holds columns col0 + p + q*S, q in [0, len);
+                 * those inside [0, W) are q in [qa, qb) (S is 1 or 2) */
+                SCALAR *dst = buf[r * S + p];
+                const int64_t c = col0 + p;
+                int64_t qa = c >= 0 ? 0 : (S == 1 ? -c : (1 - c) >> 1);
+                int64_t qb = W - c <= 0 ? 0 : (S == 1 ? W - c : (W - c + 1) >> 1);
+                if (!inside) qa = qb = 0;
+                if (qb > len) qb = len;
+                if (qa > qb) qa = qb;
+                for (int64_t q = 0; q < qa; ++q) dst[q] = -(SCALAR)INFINITY;
+                if (S == 2)                              /* constant stride vectorises */
+                    for (int64_t q = qa; q < qb; ++q) dst[q] = row[c + 2 * q];
+                else
+                    for (int64_t q = qa; q < qb; ++q) dst[q] = row[c + q];
+                for (int64_t q = qb; q < len; ++q) dst[q] = -(SCALAR)INFINITY;
+                ph[r * S + p] = dst;
+            }
+        }
+        fused(ph, nb, (int32_t)W, yt, code);
+        memcpy(y + c0, yt, (size_t)n * sizeof(SCALAR));
+        if (!want_idx) continue;
+        /* plane position of the top-left tap of output c0 + j: base + j*S */
+        const int64_t base = (d * H + h0) * W + col0;
+        int all_inf = 0;
+        for (int64_t j = 0; j < n; ++j) {                /* two simple vector loops */
+            ind[c0 + j] = base + j * S + code[j];
+            all_inf |= code[j] < 0;
+        }
+        for (int64_t j = 0; all_inf && j < n; ++j) {     /* rare: every tap -inf */
+            const int64_t w = col0 + j * S;
+            if (code[j] < 0) ind[c0 + j] = first_row + (w < 0 ? 0 : w);
+        }
+    }
+}
+
+/* The row kernels, each specialised for want_idx at compile time. */
+static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
+                                  SCALAR *y, int64_t *ind, const int want_idx,
+                                  int nthreads)
+{
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int64_t rows = g->channels * oD * oH;
+    const int is_2x2 = fc_pool_is_tiled(g) && g->kernel[0] == 1 && g->kernel[1] == 2 &&
+                       g->kernel[2] == 2 && g->in[2] < INT32_MAX;
+    const FC_FN(max_fused_fn_) fused = FC_FN(max_fused_pick_)(g);
+    /* the vectorised rows: int32 indices and a per-tap table on the stack */
+    const int vec = in_plane <= FC_POOL_INT32_PLANE && g->kernel[2] <= FC_POOL_VEC_KW;
+    int64_t runs[2 * FC_POOL_VEC_KW];
+    for (int64_t kw = 0; vec && kw < g->kernel[2]; ++kw)
+        fc_valid_range(g->in[2], oW, g->stride[2], kw * g->dilation[2] - g->pad[2],
+                       &runs[2 * kw], &runs[2 * kw + 1]);
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+    /* Every output row belongs to one thread: disjoint outputs, no races. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        const SCALAR *xp = x + p * in_plane;
+        const int64_t off = p * out_plane + (od * oH + oh) * oW;
+        int64_t *ip = want_idx ? ind + off : NULL;
+        if (is_2x2)
+            FC_FN(max_row_2x2_)(xp, g, od, oh, y + off, ip, want_idx);
+        else if (fused)
+            FC_FN(max_row_fused_)(xp, g, fused, od, oh, y + off, ip, want_idx);
+        else if (vec)
+            FC_FN(max_row_vec_)(xp, g, runs, od, oh, y + off, ip, want_idx);
+        else
+            FC_FN(max_row_)(xp, g, od, oh, y + off, ip, want_idx);
+    }
+}
+
+void FC_FN(fc_max_pool_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
+                         int64_t *indices, int nthreads)
+{
+    if (indices)
+        FC_FN(max_pool_rows_)(x, g, y, indices, 1, nthreads);
+    else
+        FC_FN(max_pool_rows_)(x, g, y, NULL, 0, nthreads);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Max pooling backward                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* General: grad_input[indices[o]] += grad_output[o] over one plane.  The
+ * caller checked every index lies in [0, D*H*W). */
+static void FC_FN(max_backward_plane_)(const SCALAR *gy, const int64_t *ind,
+                                       int64_t out_plane, int64_t in_plane, SCALAR *gx)
+{
+    memset(gx, 0, (size_t)in_plane * sizeof(SCALAR));
+    for (int64_t o = 0; o < out_plane; ++o) gx[ind[o]] += gy[o];
+}
+
+void FC_FN(fc_max_pool_backward_)(const SCALAR *gy, const int64_t *indices,
+                                  const fc_geometry *g, SCALAR *gx, int nthreads)
+{
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+    /* A thread owns whole planes, and every index points inside its own
+     * plane: overlapping windows never race (pitfall 3). */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t p = 0; p < g->channels; ++p)
+        FC_FN(max_backward_plane_)(gy + p * out_plane, indices + p * out_plane,
+                                   out_plane, in_plane, gx + p * in_plane);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Average pooling                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The divisor of one window: divisor_override when non-zero, else the
+ * product of the per-axis counts. */
+#define FC_AVG_DIVISOR(override_, cd, ch, cw) \
+    ((override_) ? (SCALAR)(override_) : (SCALAR)((cd) * (ch) * (cw)))
+
+static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+                            int64_t oh, int include_pad, int64_t div_override,
+                            SCALAR *y)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    int64_t d0, d1, h0, h1;
+    const int64_t cd = fc_avg_extent(od, g->in[0], g->kernel[0], g->stride[0], g->pad[0],
+                                     include_pad, &d0, &d1);
+    const int64_t ch = fc_avg_extent(oh, H, g->kernel[1], g->stride[1], g->pad[1],
+                                     include_pad, &h0, &h1);
+    for (int64_t ow = 0; ow < g->out[2]; ++ow) {
+        int64_t w0, w1;
+        const int64_t cw = fc_avg_extent(ow, W, g->kernel[2], g->stride[2], g->pad[2],
+                                         include_pad, &w0, &w1);
+        SCALAR sum = 0;
+        for (int64_t d = d0; d < d1; ++d)
+            for (int64_t h = h0; h < h1; ++h) {
+                const SCALAR *r = x + (d * H + h) * W;
+                for (int64_t w = w0; w < w1; ++w) sum += r[w];
+            }
+        y[ow] = sum / FC_AVG_DIVISOR(div_override, cd, ch, cw);
+    }
+}
+
+/* Tiled: sum the window rows into the output row, then divide once. */
+static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+                                  int64_t oh, int64_t div_override, SCALAR *y)
+{
+    const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
+    const int64_t kD = g->kernel[0], kH = g->kernel[1], kW = g->kernel[2];
+    const SCALAR div = FC_AVG_DIVISOR(div_override, kD, kH, kW);
+    for (int64_t ow = 0; ow < oW; ++ow) y[ow] = 0;
+    for (int64_t a = 0; a < kD; ++a)
+        for (int64_t b = 0; b < kH; ++b) {
+            const SCALAR *r = x + ((od * kD + a) * H + oh * kH + b) * W;
+            for (int64_t ow = 0; ow < oW; ++ow)
+                for (int64_t c = 0; c < kW; ++c) y[ow] += r[ow * kW + c];
+        }
+    for (int64_t ow = 0; ow < oW; ++ow) y[ow] /= div;
+}
+
+void FC_FN(fc_avg_pool_)(const SCALAR *x, const fc_geometry *g, int count_include_pad,
+                         int64_t divisor_override, SCALAR *y, int nthreads)
+{
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int64_t rows = g->channels * oD * oH;
+    const int tiled = fc_pool_is_tiled(g);
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        SCALAR *yr = y + p * out_plane + (od * oH + oh) * oW;
+        if (tiled)
+            FC_FN(avg_row_tiled_)(x + p * in_plane, g, od, oh, divisor_override, yr);
+        else
+            FC_FN(avg_row_)(x + p * in_plane, g, od, oh, count_include_pad,
+                            divisor_override, yr);
+    }
+}
+
+/* General backward of one plane: each window adds grad / divisor to its
+ * in-bounds taps (overlapping windows accumulate). */
+static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
+                                       int include_pad, int64_t div_override, SCALAR *gx)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    memset(gx, 0, (size_t)fc_spatial_size(g->in) * sizeof(SCALAR));
+    for (int64_t od = 0; od < g->out[0]; ++od) {
+        int64_t d0, d1;
+        const int64_t cd = fc_avg_extent(od, g->in[0], g->kernel[0], g->stride[0],
+                                         g->pad[0], include_pad, &d0, &d1);
+        for (int64_t oh = 0; oh < g->out[1]; ++oh) {
+            int64_t h0, h1;
+            const int64_t ch = fc_avg_extent(oh, H, g->kernel[1], g->stride[1],
+                                             g->pad[1], include_pad, &h0, &h1);
+            for (int64_t ow = 0; ow < g->out[2]; ++ow, ++gy) {
+                int64_t w0, w1;
+                const int64_t cw = fc_avg_extent(ow, W, g->kernel[2], g->stride[2],
+                                                 g->pad[2], include_pad, &w0, &w1);
+                const SCALAR v = *gy / FC_AVG_DIVISOR(div_override, cd, ch, cw);
+                for (int64_t d = d0; d < d1; ++d)
+                    for (int64_t h = h0; h < h1; ++h) {
+                        SCALAR *r = gx + (d * H + h) * W;
+                        for (int64_t w = w0; w < w1; ++w) r[w] += v;
+                    }
+            }
+        }
+    }
+}
+
+/* Tiled backward of one plane: each input element gets its one window's
+ * share, written once; elements outside every window get 0. */
+static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry *g,
+                                             int64_t div_override, SCALAR *gx)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t kD = g->kernel[0], kH = g->kernel[1], kW = g->kernel[2];
+    const SCALAR div = FC_AVG_DIVISOR(div_override, kD, kH, kW);
+    for (int64_t od = 0; od < oD; ++od) {
+        for (int64_t oh = 0; oh < oH; ++oh) {
+            const SCALAR *gr = gy + (od * oH + oh) * oW;
+            for (int64_t a = 0; a < kD; ++a)
+                for (int64_t b = 0; b < kH; ++b) {
+                    SCALAR *dst = gx + ((od * kD + a) * H + oh * kH + b) * W;
+                    for (int64_t ow = 0; ow < oW; ++ow) {
+                        const SCALAR v = gr[ow] / div;
+                        for (int64_t c = 0; c < kW; ++c) dst[ow * kW + c] = v;
+                    }
+                    memset(dst + oW * kW, 0, (size_t)(W - oW * kW) * sizeof(SCALAR));
+                }
+        }
+        for (int64_t a = 0; a < kD; ++a) {
+            const int64_t h = oH * kH;
+            memset(gx + ((od * kD + a) * H + h) * W, 0, (size_t)((H - h) * W) * sizeof(SCALAR));
+        }
+    }
+    memset(gx + oD * kD * H * W, 0, (size_t)((D - oD * kD) * H * W) * sizeof(SCALAR));
+}
+
+void FC_FN(fc_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *g,
+                                  int count_include_pad, int64_t divisor_override,
+                                  SCALAR *gx, int nthreads)
+{
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int tiled = fc_pool_is_tiled(g);
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+    /* Whole planes per thread: overlapping windows never race. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t p = 0; p < g->channels; ++p) {
+        if (tiled)
+            FC_FN(avg_backward_plane_tiled_)(gy + p * out_plane, g, divisor_override,
+                                             gx + p * in_plane);
+        else
+            FC_FN(avg_backward_plane_)(gy + p * out_plane, g, count_include_pad,
+                                       divisor_override, gx + p * in_plane);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Adaptive average pooling                                                 */
+/* ------------------------------------------------------------------------ */
+
+void FC_FN(fc_adaptive_avg_pool_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
+                                  int nthreads)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int64_t rows = g->channels * oD * oH;
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        const SCALAR *xp = x + p * in_plane;
+        SCALAR *yr = y + p * out_plane + (od * oH + oh) * oW;
+        int64_t d0, d1, h0, h1;
+        fc_adaptive_bin(od, g->in[0], oD, &d0, &d1);
+        fc_adaptive_bin(oh, H, oH, &h0, &h1);
+        for (int64_t ow = 0; ow < oW; ++ow) {
+            int64_t w0, w1;
+            fc_adaptive_bin(ow, W, oW, &w0, &w1);
+            SCALAR sum = 0;
+            for (int64_t d = d0; d < d1; ++d)
+                for (int64_t h = h0; h < h1; ++h) {
+                    const SCALAR *row = xp + (d * H + h) * W;
+                    for (int64_t w = w0; w < w1; ++w) sum += row[w];
+                }
+            yr[ow] = sum / (SCALAR)((d1 - d0) * (h1 - h0) * (w1 - w0));
+        }
+    }
+}
+
+void FC_FN(fc_adaptive_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *g,
+                                           SCALAR *gx, int nthreads)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    (void)nt;
+    /* Bins may overlap: whole planes per thread. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t p = 0; p < g->channels; ++p) {
+        const SCALAR *gyp = gy + p * out_plane;
+        SCALAR *gxp = gx + p * in_plane;
+        memset(gxp, 0, (size_t)in_plane * sizeof(SCALAR));
+        for (int64_t od = 0; od < g->out[0]; ++od) {
+            int64_t d0, d1;
+            fc_adaptive_bin(od, g->in[0], g->out[0], &d0, &d1);
+            for (int64_t oh = 0; oh < g->out[1]; ++oh) {
+                int64_t h0, h1;
+                fc_adaptive_bin(oh, H, g->out[1], &h0, &h1);
+                for (int64_t ow = 0; ow < g->out[2]; ++ow, ++gyp) {
+                    int64_t w0, w1;
+                    fc_adaptive_bin(ow, W, g->out[2], &w0, &w1);
+                    const SCALAR v = *gyp / (SCALAR)((d1 - d0) * (h1 - h0) * (w1 - w0));
+                    for (int64_t d = d0; d < d1; ++d)
+                        for (int64_t h = h0; h < h1; ++h) {
+                            SCALAR *row = gxp + (d * H + h) * W;
+                            for (int64_t w = w0; w < w1; ++w) row[w] += v;
+                        }
+                }
+            }
+        }
+    }
+}
+
+#undef FC_AVG_DIVISOR
+#undef FC_FN
