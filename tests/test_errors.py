@@ -163,3 +163,23 @@ def test_backward_with_grad_output_none_is_a_type_error(op, args):
     AttributeError: 'NoneType' object has no attribute 'shape'."""
     with pytest.raises(TypeError, match=r"grad_output must be a float32 or float64 array, got None"):
         op(*args)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    # Found by fuzzing the pooling ops: NumPy's "array is too big" /
+    # "Maximum allowed dimension exceeded" named no argument.
+    (lambda: fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                          np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2**40, 2**40)),
+     MemoryError, r"max_pool2d_backward: the grad_input .* check input_shape="),
+    (lambda: fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                          np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2**70, 2)),
+     ValueError, r"input_shape entries must be at most 2\*\*40"),
+    (lambda: fastconv.adaptive_avg_pool2d(X, 2**41), ValueError, r"output_size must be at most"),
+    (lambda: fastconv.adaptive_avg_pool2d(X, 2**39), MemoryError, r"check output_size="),
+    (lambda: fastconv.adaptive_avg_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                                   (1, 1, 2**40, 2**40)),
+     MemoryError, r"adaptive_avg_pool2d_backward: .*input_shape="),
+])
+def test_pooling_impossible_sizes_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
