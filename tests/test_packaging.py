@@ -17,7 +17,11 @@ PKG = os.path.dirname(fastconv.__file__)
 
 def _stub_functions(path):
     tree = ast.parse(open(path).read())
-    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    out = {}
+    for node in tree.body:  # an @overload-ed op is judged by its first overload
+        if isinstance(node, ast.FunctionDef):
+            out.setdefault(node.name, node)
+    return out
 
 
 def _stub_params(node):

@@ -3,6 +3,20 @@
 from typing import IO, Optional
 
 from . import functional as functional
+from .functional import adaptive_avg_pool2d as adaptive_avg_pool2d
+from .functional import adaptive_avg_pool2d_backward as adaptive_avg_pool2d_backward
+from .functional import avg_pool1d as avg_pool1d
+from .functional import avg_pool1d_backward as avg_pool1d_backward
+from .functional import avg_pool2d as avg_pool2d
+from .functional import avg_pool2d_backward as avg_pool2d_backward
+from .functional import avg_pool3d as avg_pool3d
+from .functional import avg_pool3d_backward as avg_pool3d_backward
+from .functional import max_pool1d as max_pool1d
+from .functional import max_pool1d_backward as max_pool1d_backward
+from .functional import max_pool2d as max_pool2d
+from .functional import max_pool2d_backward as max_pool2d_backward
+from .functional import max_pool3d as max_pool3d
+from .functional import max_pool3d_backward as max_pool3d_backward
 from .functional import col2im as col2im
 from .functional import conv1d as conv1d
 from .functional import conv1d_backward as conv1d_backward
