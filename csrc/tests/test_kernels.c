@@ -1,7 +1,8 @@
 /* C-level test driver for the kernels in csrc/: no Python, no NumPy.
  *
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
- * depthwise forward/backward, GEMM) against naive loops written here, on boundary shapes
+ * depthwise forward/backward, GEMM, max/avg/adaptive pooling forward and
+ * backward) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
@@ -421,6 +422,261 @@ static void test_gemm(void)
     fc_simd_select(-1);
 }
 
+/* -------------------------------------------------------------------- pooling */
+/* PyTorch's pooling output size (pool_output_size in _shapes.py); 0 if empty. */
+static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil_mode)
+{
+    int64_t span = in + 2 * p - d * (k - 1) - 1, out;
+    if (span < 0) return 0;
+    if (ceil_mode) {
+        out = (span + s - 1) / s + 1;
+        if ((out - 1) * s >= in + p) --out;   /* a last window starting in the padding */
+    } else {
+        out = span / s + 1;
+    }
+    return out;
+}
+
+/* Window bounds of output o along axis a, clipped to the input (taps with
+ * dilation d: first in-bounds tap t0, count n) and to [-p, in + p). */
+typedef struct { int64_t first[3], count[3], step[3], padded[3]; } window;
+
+static int pool_window(const fc_geometry *g, const int64_t o[3], window *w)
+{
+    for (int a = 0; a < 3; ++a) {
+        const int64_t start = o[a] * g->stride[a] - g->pad[a], d = g->dilation[a];
+        int64_t first = -1, n = 0;
+        for (int64_t t = 0; t < g->kernel[a]; ++t) {
+            const int64_t i = start + t * d;
+            if (i >= 0 && i < g->in[a]) { if (first < 0) first = i; ++n; }
+        }
+        const int64_t end = start + g->kernel[a] < g->in[a] + g->pad[a]
+                            ? start + g->kernel[a] : g->in[a] + g->pad[a];
+        w->first[a] = first; w->count[a] = n; w->step[a] = d; w->padded[a] = end - start;
+        if (n == 0) return 0;
+    }
+    return 1;
+}
+
+#define DEFINE_POOL_CHECK(T, SFX, TOL)                                                  \
+static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad,       \
+                             int64_t divisor_override, int with_nan)                   \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    T *gy = xmalloc(sizeof(T) * planes * L), *gx = xmalloc(sizeof(T) * planes * P);     \
+    int64_t *idx = xmalloc(sizeof(int64_t) * planes * L);                               \
+    double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
+    /* Few distinct values: ties are frequent, so "first maximum wins" is tested. */   \
+    for (int64_t i = 0; i < planes * P; ++i)                                            \
+        x[i] = with_nan && rnd() % 17 == 0 ? (T)NAN : (T)rnd_int(-3, 3);                \
+    for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
+    int ok_max = 1, ok_idx = 1, ok_avg = 1;                                             \
+    /* max pooling forward and backward */                                             \
+    fc_max_pool_##SFX(x, g, y, idx, nthreads);                                          \
+    for (int64_t i = 0; i < planes * P; ++i) wgx[i] = 0;                                \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t o[3] = {o0, o1, o2}, oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2; \
+        window w;                                                                       \
+        if (!pool_window(g, o, &w)) { ok_max = 0; continue; }                           \
+        int64_t best = -1, has_nan = 0;                                                 \
+        for (int64_t a = 0; a < w.count[0]; ++a)                                        \
+        for (int64_t b = 0; b < w.count[1]; ++b)                                        \
+        for (int64_t c = 0; c < w.count[2]; ++c) {                                      \
+            const int64_t i = ((w.first[0] + a * w.step[0]) * g->in[1]                 \
+                               + w.first[1] + b * w.step[1]) * g->in[2]                \
+                              + w.first[2] + c * w.step[2];                            \
+            const T v = x[pl * P + i];                                                  \
+            if (isnan(v)) has_nan = 1;                                                  \
+            else if (best < 0 || v > x[pl * P + best]) best = i;                        \
+        }                                                                               \
+        if (has_nan) {  /* NaN propagates; the index points at a NaN */                 \
+            if (!isnan(y[oi]) || idx[oi] < 0 || idx[oi] >= P || !isnan(x[pl * P + idx[oi]])) \
+                ok_max = 0;                                                             \
+        } else if (y[oi] != x[pl * P + best]) {                                         \
+            ok_max = 0;                                                                 \
+        } else if (idx[oi] != best) {                                                   \
+            ok_idx = 0;                                                                 \
+        }                                                                               \
+        if (idx[oi] >= 0 && idx[oi] < P) wgx[pl * P + idx[oi]] += (double)gy[oi];       \
+    }                                                                                   \
+    report(ok_max, "max_pool_" #SFX, g, 1, 0, nthreads, 0);                             \
+    report(ok_idx, "max_pool_indices_" #SFX " (first maximum must win)", g, 1, 0, nthreads, 0); \
+    fc_max_pool_backward_##SFX(gy, idx, g, gx, nthreads);                               \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < planes * P; ++i) {                                          \
+        double e = fabs((double)gx[i] - wgx[i]); if (!(e <= err)) err = e;              \
+    }                                                                                   \
+    report(err <= TOL * 16, "max_pool_backward_" #SFX, g, 1, 0, nthreads, err);         \
+    if (planes * L > 0) {  /* a planted out-of-range index must be found */             \
+        const int64_t where = (int64_t)(rnd() % (uint64_t)(planes * L)), old = idx[where]; \
+        idx[where] = rnd() % 2 ? P : -1;                                                \
+        report(fc_pool_find_bad_index(idx, planes * L, P, nthreads) == where,           \
+               "pool_find_bad_index", g, 1, 0, nthreads, 0);                            \
+        idx[where] = old;                                                               \
+    }                                                                                   \
+    /* average pooling (dilation 1 only) */                                            \
+    if (g->dilation[0] == 1 && g->dilation[1] == 1 && g->dilation[2] == 1) {           \
+        for (int64_t i = 0; i < planes * P; ++i) { if (isnan(x[i])) x[i] = 0.5; wgx[i] = 0; } \
+        fc_avg_pool_##SFX(x, g, include_pad, divisor_override, y, nthreads);            \
+        double ea = 0;                                                                  \
+        for (int64_t pl = 0; pl < planes; ++pl)                                         \
+        for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                      \
+        for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                      \
+        for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                    \
+            const int64_t o[3] = {o0, o1, o2};                                          \
+            const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;         \
+            window w;                                                                   \
+            if (!pool_window(g, o, &w)) { ok_avg = 0; continue; }                       \
+            const double div = divisor_override ? (double)divisor_override              \
+                : include_pad ? (double)(w.padded[0] * w.padded[1] * w.padded[2])       \
+                : (double)(w.count[0] * w.count[1] * w.count[2]);                       \
+            double sum = 0;                                                             \
+            for (int64_t a = 0; a < w.count[0]; ++a)                                    \
+            for (int64_t b = 0; b < w.count[1]; ++b)                                    \
+            for (int64_t c = 0; c < w.count[2]; ++c) {                                  \
+                const int64_t i = ((w.first[0] + a) * g->in[1] + w.first[1] + b) * g->in[2] \
+                                  + w.first[2] + c;                                     \
+                sum += (double)x[pl * P + i];                                           \
+                wgx[pl * P + i] += (double)gy[oi] / div;                                \
+            }                                                                           \
+            const double e = fabs((double)y[oi] - sum / div);                           \
+            if (!(e <= ea)) ea = e;                                                     \
+        }                                                                               \
+        report(ok_avg && ea <= TOL * 16, "avg_pool_" #SFX, g, 1, include_pad, nthreads, ea); \
+        fc_avg_pool_backward_##SFX(gy, g, include_pad, divisor_override, gx, nthreads); \
+        double eb = 0;                                                                  \
+        for (int64_t i = 0; i < planes * P; ++i) {                                      \
+            double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;            \
+        }                                                                               \
+        report(eb <= TOL * 16, "avg_pool_backward_" #SFX, g, 1, include_pad, nthreads, eb); \
+    }                                                                                   \
+    free(x); free(y); free(gy); free(gx); free(idx); free(wgx);                         \
+}                                                                                       \
+static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)                    \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    T *gy = xmalloc(sizeof(T) * planes * L), *gx = xmalloc(sizeof(T) * planes * P);     \
+    double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
+    for (int64_t i = 0; i < planes * P; ++i) { x[i] = (T)rnd_val(); wgx[i] = 0; }       \
+    for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
+    fc_adaptive_avg_pool_##SFX(x, g, y, nthreads);                                      \
+    fc_adaptive_avg_pool_backward_##SFX(gy, g, gx, nthreads);                           \
+    double ef = 0, eb = 0;                                                              \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t o[3] = {o0, o1, o2};                                              \
+        const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
+        int64_t lo[3], hi[3];                                                           \
+        for (int a = 0; a < 3; ++a) {                                                   \
+            lo[a] = o[a] * g->in[a] / g->out[a];                                        \
+            hi[a] = ((o[a] + 1) * g->in[a] + g->out[a] - 1) / g->out[a];                \
+        }                                                                               \
+        const double n = (double)((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])); \
+        double sum = 0;                                                                 \
+        for (int64_t a = lo[0]; a < hi[0]; ++a)                                         \
+        for (int64_t b = lo[1]; b < hi[1]; ++b)                                         \
+        for (int64_t c = lo[2]; c < hi[2]; ++c) {                                       \
+            const int64_t i = pl * P + (a * g->in[1] + b) * g->in[2] + c;               \
+            sum += (double)x[i];                                                        \
+            wgx[i] += (double)gy[oi] / n;                                               \
+        }                                                                               \
+        const double e = fabs((double)y[oi] - sum / n);                                 \
+        if (!(e <= ef)) ef = e;                                                         \
+    }                                                                                   \
+    for (int64_t i = 0; i < planes * P; ++i) {                                          \
+        double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;                \
+    }                                                                                   \
+    report(ef <= TOL * 4, "adaptive_avg_pool_" #SFX, g, 1, 0, nthreads, ef);            \
+    report(eb <= TOL * 4, "adaptive_avg_pool_backward_" #SFX, g, 1, 0, nthreads, eb);   \
+    free(x); free(y); free(gy); free(gx); free(wgx);                                    \
+}
+DEFINE_POOL_CHECK(float, f32, 1e-5)
+DEFINE_POOL_CHECK(double, f64, 1e-12)
+
+/* A pooling geometry from per-axis sizes (PyTorch's rules: padding <=
+ * kernel / 2, ceil_mode drops a window starting in the padding); 0 when the
+ * output is empty or some window would hold padding only. */
+static int make_pool_geometry(fc_geometry *g, int64_t planes, const int64_t in[3],
+                              const int64_t k[3], const int64_t s[3], const int64_t p[3],
+                              const int64_t d[3], int ceil_mode)
+{
+    g->channels = planes;
+    for (int a = 0; a < 3; ++a) {
+        g->in[a] = in[a]; g->kernel[a] = k[a]; g->stride[a] = s[a];
+        g->pad[a] = p[a]; g->dilation[a] = d[a];
+        g->out[a] = pool_out(in[a], k[a], s[a], p[a], d[a], ceil_mode);
+        if (g->out[a] < 1 || p[a] > k[a] / 2) return 0;
+    }
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < g->out[1]; ++o1)
+            for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {
+                const int64_t o[3] = {o0, o1, o2};
+                window w;
+                if (!pool_window(g, o, &w)) return 0;
+            }
+    return 1;
+}
+
+static void test_pooling(int count)
+{
+    static const struct { int64_t planes, in[3], k[3], s[3], p[3], d[3]; int ceil; } cases[] = {
+        {1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, 0},  /* 1x1 */
+        {3, {1, 5, 7}, {1, 5, 7}, {1, 1, 1}, {0, 2, 3}, {1, 1, 1}, 0},  /* kernel == input */
+        {2, {1, 9, 9}, {1, 2, 2}, {1, 4, 5}, {0, 1, 1}, {1, 1, 1}, 1},  /* stride > kernel */
+        {2, {1, 7, 8}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, 1},  /* ceil overhang */
+        {1, {1, 9, 10}, {1, 3, 3}, {1, 1, 2}, {0, 1, 1}, {1, 3, 2}, 0}, /* dilation */
+        {4, {1, 1, 17}, {1, 1, 4}, {1, 1, 3}, {0, 0, 2}, {1, 1, 1}, 1}, /* 1-D */
+        {2, {4, 5, 6}, {2, 3, 2}, {2, 1, 2}, {1, 1, 0}, {1, 1, 1}, 1},  /* 3-D */
+        {64, {1, 32, 32}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, 0}, /* parallel */
+    };
+    for (int with_nan = 0; with_nan < 2; ++with_nan)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+            fc_geometry g;
+            if (!make_pool_geometry(&g, cases[i].planes, cases[i].in, cases[i].k, cases[i].s,
+                                    cases[i].p, cases[i].d, cases[i].ceil)) {
+                fprintf(stderr, "pooling case %zu is invalid: fix the table\n", i);
+                ++failed;
+                continue;
+            }
+            for (int nthreads = 1; nthreads <= 2; ++nthreads)
+                for (int include_pad = 0; include_pad < 2; ++include_pad) {
+                    check_pool_f32(&g, nthreads, include_pad, 0, with_nan);
+                    check_pool_f64(&g, nthreads, include_pad, with_nan ? 0 : 5, with_nan);
+                }
+        }
+    for (int done = 0; done < count;) {
+        int64_t in[3], k[3], s[3], p[3], d[3];
+        const int nd = (int)rnd_int(1, 3);
+        for (int a = 0; a < 3; ++a) {
+            const int active = a >= 3 - nd;
+            in[a] = active ? rnd_int(1, 9) : 1;
+            k[a] = active ? rnd_int(1, 4) : 1;
+            s[a] = active ? rnd_int(1, 4) : 1;
+            p[a] = active ? rnd_int(0, k[a] / 2) : 0;
+            d[a] = active && rnd() % 3 == 0 ? 2 : 1;
+        }
+        fc_geometry g;
+        if (!make_pool_geometry(&g, rnd_int(1, 4), in, k, s, p, d, (int)(rnd() % 2))) continue;
+        const int nthreads = 1 + (int)(rnd() % 2), include_pad = (int)(rnd() % 2);
+        const int with_nan = (int)(rnd() % 2);
+        check_pool_f32(&g, nthreads, include_pad, rnd() % 4 == 0 ? 3 : 0, with_nan);
+        check_pool_f64(&g, nthreads, include_pad, 0, with_nan);
+        /* adaptive: any in/out sizes, bins may overlap or be wider than 1 */
+        fc_geometry a = g;
+        for (int ax = 0; ax < 3; ++ax) a.out[ax] = ax >= 3 - nd ? rnd_int(1, 6) : 1;
+        check_adaptive_f32(&a, nthreads);
+        check_adaptive_f64(&a, nthreads);
+        ++done;
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -429,6 +685,7 @@ int main(int argc, char **argv)
     test_unfold_boundaries();
     test_unfold_random(random_cases);
     test_gemm();
+    test_pooling(random_cases);
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
     return failed != 0;
 }
