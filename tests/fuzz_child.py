@@ -1,11 +1,15 @@
 """Child process of test_bad_input.py: throws bad arguments at one op.
 
-    python fuzz_child.py hand OP [CASE_ID ...]   hand-written cases (all, or the ids given)
-    python fuzz_child.py hypo OP N SEED           N Hypothesis-generated argument sets
+    python fuzz_child.py < job.json
 
-Protocol on stdout, one line each, flushed: "S <id>" before a call, then
-"R <json>" with {"id", "ok", "detail"}. A crash or hang leaves an "S" without
-its "R": the parent reads which call killed the process from that.
+job: {"mode": "hand" | "hypo", "ops": [names], "skip": [case ids] (hand),
+"examples": N, "seed": S (hypo)}: every hand-written case of each op, or N
+Hypothesis-generated argument sets per op.
+
+Protocol on stdout, one line each, flushed: "S <id>" before a call (ids are
+"op|case"), then "R <json>" with {"id", "ok", "detail"}; "F <op>" when an op
+is finished, "D done" at the end.  A crash or hang leaves an "S" without its
+"R": the parent reads which call killed the process from that.
 """
 import json
 import sys
@@ -17,6 +21,8 @@ import fastconv.reference
 from optable import BY_NAME, M, T, V
 
 KEEP = object()  # "leave this argument as the valid call has it"
+# Set only by test_bad_input's self-test: the case id at which to segfault.
+_CRASH_AT = __import__("os").environ.get("FASTCONV_FUZZ_SELFTEST_CRASH_AT")
 
 
 def emit(kind, payload):
@@ -131,13 +137,17 @@ def hand_cases(op):
     return out
 
 
-def run_hand(op, ids):
+def run_hand(op, skip):
     rng = np.random.default_rng(0)
     for case_id, make, allowed, text in hand_cases(op):
-        if ids and case_id not in ids:
+        case_id = f"{op.name}|{case_id}"
+        if case_id in skip:
             continue
         kwargs = make(rng)
         emit("S", case_id)
+        if case_id == _CRASH_AT:  # the harness's own test: a real segfault
+            import ctypes
+            ctypes.string_at(0)
         try:
             op.call(kwargs)
         except Exception as exc:  # noqa: BLE001 - judging every exception is the point
@@ -249,7 +259,7 @@ def run_hypo(op, n, seed):
     @given(_strategies(op))
     def fuzz(kwargs):
         counter[0] += 1
-        case_id = f"hypothesis #{counter[0]}: {describe_kwargs(kwargs)}"
+        case_id = f"{op.name}|hypothesis #{counter[0]}: {describe_kwargs(kwargs)}"
         before = _snapshot(kwargs)
         emit("S", case_id)
         try:
@@ -279,18 +289,22 @@ def run_hypo(op, n, seed):
     fuzz()
 
 
-def main(argv):
-    mode, op = argv[1], BY_NAME[argv[2]]
+def main():
+    job = json.load(sys.stdin)
     threads = fastconv.get_num_threads()
-    try:
-        if mode == "hand":
-            run_hand(op, set(argv[3:]))
-        else:
-            run_hypo(op, int(argv[3]), int(argv[4]))
-    finally:
-        fastconv.set_num_threads(threads)
+    skip = set(job.get("skip", ()))
+    for name in job["ops"]:
+        op = BY_NAME[name]
+        try:
+            if job["mode"] == "hand":
+                run_hand(op, skip)
+            else:
+                run_hypo(op, job["examples"], job["seed"] + sum(map(ord, name)))
+        finally:
+            fastconv.set_num_threads(threads)
+        emit("F", name)
     emit("D", "done")
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main()
