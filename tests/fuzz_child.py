@@ -230,7 +230,10 @@ def _check_success(op, kwargs, before, result):
         if not out.flags.c_contiguous:
             return f"output {i} is not C-contiguous"
     ref = getattr(fastconv.reference, op.name, None)
-    if ref is None or sum(o.size for o in outs) > 10**5:
+    # The NumPy oracle allocates per spatial position even for an empty batch
+    # (a (0, 3, 2**31 + 1) input cost it 16 GiB and got the child OOM-killed).
+    big = any(d > 4096 for v in kwargs.values() if isinstance(v, np.ndarray) for d in v.shape)
+    if ref is None or big or sum(o.size for o in outs) > 10**5:
         return None
     try:
         expected = ref(**kwargs)
