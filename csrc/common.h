@@ -9,8 +9,9 @@
 #define FC_CAT(a, b) FC_CAT_(a, b)
 
 /* Work (in elements touched) below which a parallel region costs more than
- * it saves; such calls run on the calling thread. */
-#define FC_MIN_PARALLEL_WORK 32768
+ * it saves (waking sleeping OpenMP workers takes tens of microseconds); such
+ * calls run on the calling thread. */
+#define FC_MIN_PARALLEL_WORK (1 << 18)
 
 /* Columns per block when interleaving rows (a transpose): a block of up to
  * 64 rows x 64 columns stays in L1. */
@@ -31,6 +32,15 @@ static inline int64_t fc_kernel_size(const fc_geometry *g)
     return g->kernel[0] * g->kernel[1] * g->kernel[2];
 }
 
+/* Kernel offsets (kd, kh, kw) of tap t, taps in row-major kernel order. */
+static inline void fc_tap_offsets(const fc_geometry *g, int64_t t, int64_t *kd, int64_t *kh,
+                                  int64_t *kw)
+{
+    *kd = t / (g->kernel[1] * g->kernel[2]);
+    *kh = (t / g->kernel[2]) % g->kernel[1];
+    *kw = t % g->kernel[2];
+}
+
 /* Range [lo, hi) of output positions o whose input position
  * o*stride - pad + offset lies inside [0, in): the valid run of a row. */
 static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,
@@ -44,5 +54,29 @@ static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,
     *lo = l;
     *hi = h;
 }
+
+/* For each valid (input row, output row) pair of tap (kd, kh, kw), call BODY
+ * with `in_row` (input row offset), `out_row` (output row offset), and the
+ * valid output range [lo, hi) along W; input column = w0 + ow * sw. */
+#define FC_FOR_TAP_ROWS(g, kd, kh, kw, BODY)                                           \
+    do {                                                                               \
+        const int64_t sw = (g)->stride[2];                                             \
+        const int64_t w0 = (kw) * (g)->dilation[2] - (g)->pad[2];                      \
+        int64_t lo, hi;                                                                \
+        fc_valid_range((g)->in[2], (g)->out[2], sw, w0, &lo, &hi);                     \
+        if (hi > lo) {                                                                 \
+            for (int64_t od = 0; od < (g)->out[0]; ++od) {                             \
+                const int64_t id = od * (g)->stride[0] - (g)->pad[0] + (kd) * (g)->dilation[0]; \
+                if ((uint64_t)id >= (uint64_t)(g)->in[0]) continue;                    \
+                for (int64_t oh = 0; oh < (g)->out[1]; ++oh) {                         \
+                    const int64_t ih = oh * (g)->stride[1] - (g)->pad[1] + (kh) * (g)->dilation[1]; \
+                    if ((uint64_t)ih >= (uint64_t)(g)->in[1]) continue;                \
+                    const int64_t in_row = (id * (g)->in[1] + ih) * (g)->in[2];         \
+                    const int64_t out_row = (od * (g)->out[1] + oh) * (g)->out[2];      \
+                    BODY                                                               \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+    } while (0)
 
 #endif

@@ -8,38 +8,6 @@
 
 #define D_FN(name) FC_CAT(name, SFX)
 
-/* For each valid (input row, output row) pair of tap (kd, kh, kw), call BODY
- * with `in_row` (input row offset), `out_row` (output row offset), and the
- * valid output range [lo, hi) along W; input column = w0 + ow * sw. */
-#define FC_FOR_TAP_ROWS(g, kd, kh, kw, BODY)                                           \
-    do {                                                                               \
-        const int64_t sw = (g)->stride[2];                                             \
-        const int64_t w0 = (kw) * (g)->dilation[2] - (g)->pad[2];                      \
-        int64_t lo, hi;                                                                \
-        fc_valid_range((g)->in[2], (g)->out[2], sw, w0, &lo, &hi);                     \
-        if (hi > lo) {                                                                 \
-            for (int64_t od = 0; od < (g)->out[0]; ++od) {                             \
-                const int64_t id = od * (g)->stride[0] - (g)->pad[0] + (kd) * (g)->dilation[0]; \
-                if ((uint64_t)id >= (uint64_t)(g)->in[0]) continue;                    \
-                for (int64_t oh = 0; oh < (g)->out[1]; ++oh) {                         \
-                    const int64_t ih = oh * (g)->stride[1] - (g)->pad[1] + (kh) * (g)->dilation[1]; \
-                    if ((uint64_t)ih >= (uint64_t)(g)->in[1]) continue;                \
-                    const int64_t in_row = (id * (g)->in[1] + ih) * (g)->in[2];         \
-                    const int64_t out_row = (od * (g)->out[1] + oh) * (g)->out[2];      \
-                    BODY                                                               \
-                }                                                                      \
-            }                                                                          \
-        }                                                                              \
-    } while (0)
-
-static inline void D_FN(tap_index_)(const fc_geometry *g, int64_t t, int64_t *kd,
-                                    int64_t *kh, int64_t *kw)
-{
-    *kd = t / (g->kernel[1] * g->kernel[2]);
-    *kh = (t / g->kernel[2]) % g->kernel[1];
-    *kw = t % g->kernel[2];
-}
-
 void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch,
                                  const fc_geometry *g, int64_t multiplier, SCALAR *y,
                                  int nthreads)
@@ -61,7 +29,7 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch
         for (int64_t t = 0; t < taps; ++t) {
             const SCALAR wt = w[o * taps + t];
             int64_t kd, kh, kw;
-            D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+            fc_tap_offsets(g, t, &kd, &kh, &kw);
             FC_FOR_TAP_ROWS(g, kd, kh, kw, {
                 /* Indexed from the row start: w0 < 0 in the left padding. */
                 const SCALAR *restrict src = img + in_row;
@@ -98,7 +66,7 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
             for (int64_t t = 0; t < taps; ++t) {
                 const SCALAR wt = w[o * taps + t];
                 int64_t kd, kh, kw;
-                D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+                fc_tap_offsets(g, t, &kd, &kh, &kw);
                 FC_FOR_TAP_ROWS(g, kd, kh, kw, {
                     SCALAR *restrict in = dst + in_row;
                     const SCALAR *restrict src = grad + out_row;
@@ -128,7 +96,7 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
     for (int64_t o = 0; o < c_out; ++o) {
         for (int64_t t = 0; t < taps; ++t) {
             int64_t kd, kh, kw;
-            D_FN(tap_index_)(g, t, &kd, &kh, &kw);
+            fc_tap_offsets(g, t, &kd, &kh, &kw);
             SCALAR total = 0;
             for (int64_t n = 0; n < batch; ++n) {
                 const SCALAR *img = x + (n * g->channels + o / multiplier) * plane_in;

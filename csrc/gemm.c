@@ -36,16 +36,8 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 16
 #define MR 4
 #define NV 2
-#define SCALAR float
-#define SFX f32
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
-#define SCALAR double
-#define SFX f64
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
+#define FC_TEMPLATE "gemm_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES
@@ -59,16 +51,8 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 32
 #define MR 6
 #define NV 2
-#define SCALAR float
-#define SFX f32
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
-#define SCALAR double
-#define SFX f64
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
+#define FC_TEMPLATE "gemm_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES
@@ -81,16 +65,8 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 64
 #define MR 8
 #define NV 3
-#define SCALAR float
-#define SFX f32
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
-#define SCALAR double
-#define SFX f64
-#include "gemm_template.h"
-#undef SCALAR
-#undef SFX
+#define FC_TEMPLATE "gemm_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES

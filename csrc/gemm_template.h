@@ -161,7 +161,9 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
 {
     const int64_t per_thread = G_FN(workspace_)();
     const int64_t panels = (n + G_NR - 1) / G_NR;
-    int nt = fc_threads_for(nthreads, m * n * k / 8);
+    /* One multiply-add is far cheaper than touching an element: a product
+     * below ~16M of them runs faster on one thread than waking the others. */
+    int nt = fc_threads_for(nthreads, m * n * k / 64);
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
         G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed, b_panel_stride,

@@ -5,14 +5,5 @@
 #include <omp.h>
 #endif
 
-#define SCALAR float
-#define SFX f32
-#include "im2col_template.h"
-#undef SCALAR
-#undef SFX
-
-#define SCALAR double
-#define SFX f64
-#include "im2col_template.h"
-#undef SCALAR
-#undef SFX
+#define FC_TEMPLATE "im2col_template.h"
+#include "instantiate.h"

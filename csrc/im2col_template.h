@@ -59,10 +59,9 @@ void FC_FN(fc_im2col_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
         /* Visit rows in memory order so the output is one sequential stream. */
         const int64_t b = batch_inner ? t % batch : t / rows;
         const int64_t r = batch_inner ? t / batch : t % rows;
-        const int64_t c = r / taps, k = r % taps;
-        const int64_t kd = k / (g->kernel[1] * g->kernel[2]);
-        const int64_t kh = (k / g->kernel[2]) % g->kernel[1];
-        const int64_t kw = k % g->kernel[2];
+        const int64_t c = r / taps;
+        int64_t kd, kh, kw;
+        fc_tap_offsets(g, r % taps, &kd, &kh, &kw);
         FC_FN(im2col_row_)(im + b * image_size + c * plane, g, kd, kh, kw,
                            col + b * layout.batch_stride + r * layout.row_stride);
     }
@@ -107,10 +106,9 @@ void FC_FN(fc_im2col_packed_b_)(const SCALAR *im, int64_t batch, const fc_geomet
 #else
         SCALAR *row = rowbuf;
 #endif
-        const int64_t c = r / taps, k = r % taps;
-        const int64_t kd = k / (g->kernel[1] * g->kernel[2]);
-        const int64_t kh = (k / g->kernel[2]) % g->kernel[1];
-        const int64_t kw = k % g->kernel[2];
+        const int64_t c = r / taps;
+        int64_t kd, kh, kw;
+        fc_tap_offsets(g, r % taps, &kd, &kh, &kw);
         SCALAR *dst = packed + r * nr;
         int64_t j = 0;   /* column index across the batch */
         for (int64_t b = 0; b < batch; ++b) {
@@ -162,10 +160,10 @@ void FC_FN(fc_im2col_packed_a_)(const SCALAR *im, int64_t batch, const fc_geomet
         SCALAR *dst = packed + i * n_cols * mr;
         for (int64_t b = 0; b < batch; ++b, dst += l_size * mr) {
             for (int64_t q = 0; q < live; ++q) {
-                const int64_t r = r0 + q, c = r / taps, k = r % taps;
-                FC_FN(im2col_row_)(im + (b * g->channels + c) * plane, g,
-                                   k / (g->kernel[1] * g->kernel[2]),
-                                   (k / g->kernel[2]) % g->kernel[1], k % g->kernel[2],
+                const int64_t r = r0 + q;
+                int64_t kd, kh, kw;
+                fc_tap_offsets(g, r % taps, &kd, &kh, &kw);
+                FC_FN(im2col_row_)(im + (b * g->channels + r / taps) * plane, g, kd, kh, kw,
                                    buf + q * l_size);
             }
             /* Interleave the rows: a transpose, blocked so that the block of
@@ -188,21 +186,9 @@ void FC_FN(fc_im2col_packed_a_)(const SCALAR *im, int64_t batch, const fc_geomet
 static void FC_FN(col2im_row_)(const SCALAR *src, const fc_geometry *g,
                                int64_t kd, int64_t kh, int64_t kw, SCALAR *im)
 {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t sw = g->stride[2];
-    const int64_t w0 = kw * g->dilation[2] - g->pad[2];
-    int64_t lo, hi;
-    fc_valid_range(W, oW, sw, w0, &lo, &hi);
-    if (hi <= lo) return;  /* this tap only ever reads padding */
-    for (int64_t od = 0; od < oD; ++od) {
-        const int64_t id = od * g->stride[0] - g->pad[0] + kd * g->dilation[0];
-        for (int64_t oh = 0; oh < oH; ++oh, src += oW) {
-            const int64_t ih = oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
-            if ((uint64_t)id >= (uint64_t)D || (uint64_t)ih >= (uint64_t)H) continue;
-            FC_FN(add_run_)(src + lo, im + (id * H + ih) * W + w0 + lo * sw, hi - lo, sw);
-        }
-    }
+    FC_FOR_TAP_ROWS(g, kd, kh, kw, {
+        FC_FN(add_run_)(src + out_row + lo, im + in_row + (w0 + lo * sw), hi - lo, sw);
+    });
 }
 
 void FC_FN(fc_col2im_)(const SCALAR *col, int64_t batch, const fc_geometry *g,
@@ -223,9 +209,8 @@ void FC_FN(fc_col2im_)(const SCALAR *col, int64_t batch, const fc_geometry *g,
         SCALAR *dst = im + p * plane;
         memset(dst, 0, (size_t)plane * sizeof(SCALAR));
         for (int64_t k = 0; k < taps; ++k) {
-            const int64_t kd = k / (g->kernel[1] * g->kernel[2]);
-            const int64_t kh = (k / g->kernel[2]) % g->kernel[1];
-            const int64_t kw = k % g->kernel[2];
+            int64_t kd, kh, kw;
+            fc_tap_offsets(g, k, &kd, &kh, &kw);
             FC_FN(col2im_row_)(col + b * layout.batch_stride
                                    + (c * taps + k) * layout.row_stride,
                                g, kd, kh, kw, dst);

@@ -105,14 +105,5 @@ int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
     return -1;
 }
 
-#define SCALAR float
-#define SFX f32
-#include "pool_template.h"
-#undef SCALAR
-#undef SFX
-
-#define SCALAR double
-#define SFX f64
-#include "pool_template.h"
-#undef SCALAR
-#undef SFX
+#define FC_TEMPLATE "pool_template.h"
+#include "instantiate.h"

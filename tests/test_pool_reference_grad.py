@@ -5,20 +5,7 @@ import numpy as np
 import pytest
 
 from fastconv import reference
-
-
-def numerical_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
-    return grad
+from helpers import numerical_grad
 
 
 def _distinct(shape, seed):

@@ -1,4 +1,5 @@
 """show_config(): what this build is and what it will use."""
+import os
 import platform
 import sys
 
@@ -40,12 +41,12 @@ def config():
         "flags": info["flags"],
         "openmp": info["openmp"],
         "threads": _threads.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(runtime default)"),
         "simd": f"{_simd.active()} (supported: {', '.join(_simd.supported())}; "
                 "override with FASTCONV_SIMD)",
         "simd_compiled": ", ".join(_kernels.simd_compiled()),
         "target_isa": info["target_isa"],
         "cpu_features": " ".join(cpu_features()) or "unknown",
-        "blas_threads_control": _threads.BLAS_LIBRARY or "not found (BLAS threads not capped)",
     }
 
 

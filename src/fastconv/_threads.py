@@ -1,12 +1,18 @@
-"""Thread count for every compiled op and for the BLAS under NumPy: one place.
+"""Thread count for every compiled op: one place.
 
 The default honours OMP_NUM_THREADS, else uses every core this process may run
-on.  set_num_threads also caps the threads of NumPy's OpenBLAS (found among the
-loaded libraries) so that "1 thread" means one thread for the whole op.
+on.  fastconv's ops do all their heavy work in their own kernels (including
+the GEMM), so this leaves NumPy's BLAS threads, which only the user's own code
+uses, alone.
 """
-import ctypes
 import os
 import threading
+
+# OpenMP workers that spin after a parallel region steal the core from the
+# Python thread that runs the rest of a training step on a busy machine.
+# Sleep instead, unless the user chose.  libgomp reads this once, when
+# fastconv._kernels loads it, so this module is imported before that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _lock = threading.Lock()
 
@@ -26,42 +32,11 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
-def _find_blas_setter():
-    """openblas_set_num_threads of the OpenBLAS NumPy loaded, or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return None, None
-    names = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-             "openblas_set_num_threads64_", "openblas_set_num_threads")
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in names:
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                fn.restype = None
-                return fn, os.path.basename(path)
-    return None, None
-
-
-import numpy  # noqa: E402  (loads the BLAS so that it can be found)
-
-_blas_set_threads, BLAS_LIBRARY = _find_blas_setter()
 _num_threads = _default_threads()
 
 
-def _apply_blas(n):
-    if _blas_set_threads is not None:
-        _blas_set_threads(n)
-
-
 def set_num_threads(n):
-    """Use `n` threads in fastconv's kernels and NumPy's BLAS (1 <= n <= MAX_THREADS)."""
+    """Use `n` threads (1 <= n <= MAX_THREADS) in fastconv's kernels."""
     global _num_threads
     from ._args import positive_int
     n = positive_int(n, "n", "set_num_threads")
@@ -69,12 +44,8 @@ def set_num_threads(n):
         raise ValueError(f"set_num_threads: n must be at most {MAX_THREADS}, got n={n}")
     with _lock:
         _num_threads = n
-        _apply_blas(n)
 
 
 def get_num_threads():
     """The thread count fastconv's ops use."""
     return _num_threads
-
-
-_apply_blas(_num_threads)
