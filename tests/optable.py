@@ -342,4 +342,5 @@ COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS
 BY_NAME = {op.name: op for op in ALL_OPS}
 # Public names that are not ops with array inputs.
-NOT_OPS = {"get_num_threads", "show_config", "__version__"}
+# (gradcheck is a pure-Python test helper: it runs the user's own function.)
+NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "__version__"}

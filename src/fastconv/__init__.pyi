@@ -1,8 +1,14 @@
 # Type stubs for the top-level fastconv namespace: everything in
 # fastconv.functional, plus show_config and __version__.
-from typing import IO, Optional
+from typing import IO, Any, Callable, Optional
+
+from numpy.typing import ArrayLike
 
 from . import functional as functional
+from . import nn as nn
+from . import optim as optim
+from . import reference as reference
+from ._gradcheck import GradcheckResult
 from .functional import adaptive_avg_pool2d as adaptive_avg_pool2d
 from .functional import adaptive_avg_pool2d_backward as adaptive_avg_pool2d_backward
 from .functional import avg_pool1d as avg_pool1d
@@ -38,3 +44,6 @@ __version__: str
 __all__: list[str]
 
 def show_config(file: Optional[IO[str]] = None) -> None: ...
+def gradcheck(fn: Callable[..., Any], *arrays: ArrayLike, eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, n_samples: int = 30, seed: int = 0,
+              raise_exception: bool = True) -> GradcheckResult: ...
