@@ -2,7 +2,10 @@
 
 Environment switches (read once here):
   FASTCONV_NATIVE=1    add -march=native (faster, not portable: local builds only)
-  FASTCONV_SANITIZE=1  build with -fsanitize=address,undefined and -O1 -g
+  FASTCONV_SANITIZE=1  build with -fsanitize=address,undefined and -O1 -g (UBSan
+                       aborts on error); run with LD_PRELOAD=$(gcc
+                       -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0,
+                       as .ci/extra does (see CONTRIBUTING.md)
   FASTCONV_NO_OPENMP=1 build serial even when the compiler supports OpenMP
 """
 import glob
@@ -49,9 +52,12 @@ class BuildExt(build_ext):
             compile_args = ["-O3", "-std=c99", "-ffp-contract=fast", "-fno-strict-aliasing"]
             link_args = []
             if _env_flag("FASTCONV_SANITIZE"):
-                compile_args = ["-O1", "-g", "-std=c99", "-ffp-contract=fast", "-fno-omit-frame-pointer",
-                                "-fsanitize=address,undefined"]
-                link_args += ["-fsanitize=address,undefined"]
+                # -fno-sanitize-recover: UBSan aborts on the first error
+                # instead of printing and carrying on (a CI run must fail).
+                sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+                compile_args = ["-O1", "-g", "-std=c99", "-ffp-contract=fast",
+                                "-fno-omit-frame-pointer"] + sanitize
+                link_args += sanitize
             if _env_flag("FASTCONV_NATIVE"):
                 compile_args.append("-march=native")
             if not _env_flag("FASTCONV_NO_OPENMP") and _compiles_with(

@@ -43,3 +43,42 @@ const char *fc_compiler(void)
     return "unknown";
 #endif
 }
+
+/* One entry per instruction-set macro worth reporting; a new SIMD level adds
+ * one line here. */
+const char *fc_target_isa(void)
+{
+    return ""
+#if defined(__x86_64__) || defined(_M_X64)
+        "x86-64"
+#elif defined(__aarch64__)
+        "aarch64"
+#else
+        "other-arch"
+#endif
+#ifdef __SSE2__
+        " sse2"
+#endif
+#ifdef __SSE4_2__
+        " sse4.2"
+#endif
+#ifdef __AVX__
+        " avx"
+#endif
+#ifdef __AVX2__
+        " avx2"
+#endif
+#ifdef __FMA__
+        " fma"
+#endif
+#ifdef __AVX512F__
+        " avx512f"
+#endif
+#ifdef __ARM_NEON
+        " neon"
+#endif
+#ifdef __ARM_FEATURE_SVE
+        " sve"
+#endif
+        ;
+}

@@ -120,6 +120,7 @@ void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_
 /* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
  * this CPU supports; select(level) forces one (returns -1 if unsupported). */
 enum { FC_SIMD_GENERIC = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };
+int fc_simd_compiled(int level);
 int fc_simd_supported(int level);
 int fc_simd_select(int level);
 int fc_simd_active(void);
@@ -129,6 +130,9 @@ int fc_openmp_enabled(void);
 int fc_openmp_max_threads(void);
 const char *fc_compiler(void);
 const char *fc_build_flags(void);
+/* Instruction sets the compiler targets for all code (its predefined macros:
+ * the baseline every kernel may use, before any runtime dispatch). */
+const char *fc_target_isa(void);
 
 /* ======================================================================== */
 /* Pooling (pool.c, pool_template.h)                                        */

@@ -96,6 +96,14 @@ int fc_simd_supported(int level)
     }
 }
 
+/* 1 when the micro-kernel of `level` is compiled into this build (whether or
+ * not this CPU can run it). */
+int fc_simd_compiled(int level)
+{
+    return level == FC_SIMD_GENERIC
+           || (FC_HAVE_X86_DISPATCH && (level == FC_SIMD_AVX2 || level == FC_SIMD_AVX512));
+}
+
 int fc_simd_select(int level)
 {
     if (level < 0) {

@@ -111,3 +111,75 @@ def test_missing_extension_fails_loudly_with_a_fix():
     assert proc.returncode != 0
     assert "ImportError" in proc.stderr
     assert "pip install ." in proc.stderr and "simulated missing build" in proc.stderr
+
+
+@pytest.mark.parametrize("n", [100_000, 2**40])
+def test_set_num_threads_rejects_absurd_counts(n):
+    """Found by fuzzing: 100000 threads segfaulted libgomp, and 2**40 was
+    accepted but made every later op raise OverflowError."""
+    before = fastconv.get_num_threads()
+    with pytest.raises(ValueError, match=f"n must be at most .*got n={n}"):
+        fastconv.set_num_threads(n)
+    assert fastconv.get_num_threads() == before
+    assert fastconv.conv2d(X, W).shape == (2, 6, 6, 6)
+
+
+def test_omp_num_threads_env_is_capped():
+    code = "import fastconv; print(fastconv.get_num_threads())"
+    env = dict(__import__("os").environ, OMP_NUM_THREADS="100000")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == fastconv._threads.MAX_THREADS
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    # Found by fuzzing: NumPy's "Maximum allowed dimension exceeded" /
+    # "array is too big" ValueErrors named no argument, and stride=2**70 hit an
+    # OverflowError in the Cython bridge.
+    (lambda: fastconv.conv2d(X, W, padding=2**40), MemoryError, r"conv2d: the output .* check padding=1099511627776"),
+    (lambda: fastconv.conv2d(X, W, padding=10**6), MemoryError, r"more than this machine's memory.*padding=1000000"),
+    (lambda: fastconv.conv2d(X, W, stride=2**70), ValueError, r"stride must be at most 2\*\*40"),
+    (lambda: fastconv.conv2d(X, W, groups=2**70), ValueError, r"groups must be at most"),
+    (lambda: fastconv.conv_transpose2d(X, W.transpose(1, 0, 2, 3), stride=2**40, output_padding=2**39),
+     MemoryError, r"conv_transpose2d: the output .*output_padding="),
+    (lambda: fastconv.im2col(X, 3, padding=10**6), MemoryError, r"im2col: the output .*padding=1000000"),
+    (lambda: fastconv.col2im(np.zeros((1, 9, 1), np.float32), (2**39, 2**39), 3, stride=2**40),
+     MemoryError, r"col2im: .*output_size="),
+    # A ragged list raised NumPy's ValueError naming no argument.
+    (lambda: fastconv.conv2d([[[[1.0]], [[1.0, 2.0]]]], W), TypeError, r"conv2d: input must be .* not convertible"),
+])
+def test_impossible_sizes_and_unconvertible_inputs_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize("op, args", [
+    (fastconv.conv2d_backward, (None, X, W)),
+    (fastconv.conv_transpose2d_backward, (None, X, W.transpose(1, 0, 2, 3))),
+])
+def test_backward_with_grad_output_none_is_a_type_error(op, args):
+    """Found by fuzzing: grad_output=None skipped validation and died with
+    AttributeError: 'NoneType' object has no attribute 'shape'."""
+    with pytest.raises(TypeError, match=r"grad_output must be a float32 or float64 array, got None"):
+        op(*args)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    # Found by fuzzing the pooling ops: NumPy's "array is too big" /
+    # "Maximum allowed dimension exceeded" named no argument.
+    (lambda: fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                          np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2**40, 2**40)),
+     MemoryError, r"max_pool2d_backward: the grad_input .* check input_shape="),
+    (lambda: fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                          np.zeros((1, 1, 1, 1), np.int64), (1, 1, 2**70, 2)),
+     ValueError, r"input_shape entries must be at most 2\*\*40"),
+    (lambda: fastconv.adaptive_avg_pool2d(X, 2**41), ValueError, r"output_size must be at most"),
+    (lambda: fastconv.adaptive_avg_pool2d(X, 2**39), MemoryError, r"check output_size="),
+    (lambda: fastconv.adaptive_avg_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                                   (1, 1, 2**40, 2**40)),
+     MemoryError, r"adaptive_avg_pool2d_backward: .*input_shape="),
+])
+def test_pooling_impossible_sizes_name_the_argument(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -4,10 +4,24 @@ Every error names the op, the argument and the offending value, so a user can
 fix the call without reading our source.
 """
 import operator
+import os
+import sys
+from math import prod
 
 import numpy as np
 
 FLOAT_TYPES = (np.float32, np.float64)
+
+# Default of a parser's grad_output parameter in a forward call: `None` cannot
+# serve, since a backward call given grad_output=None must raise TypeError
+# (it used to skip the check and die with an AttributeError).
+NO_GRAD = object()
+
+# Largest kernel_size/stride/padding/dilation/output_size value accepted.
+# 2**40 is far past any real tensor, and keeps every sum and product of a few
+# such values well inside the kernels' int64 index arithmetic (an unchecked
+# stride=2**70 used to surface as an OverflowError from the Cython bridge).
+MAX_SIZE = 2**40
 
 
 def as_float_array(value, name, op):
@@ -18,7 +32,15 @@ def as_float_array(value, name, op):
     """
     if value is None:
         raise TypeError(f"{op}: {name} must be a float32 or float64 array, got None")
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged lists, broken __array__
+            raise TypeError(f"{op}: {name} must be a float32 or float64 array, and "
+                            f"{type(value).__name__} {value!r:.80} is not convertible "
+                            f"to one: {exc}") from None
     if arr.dtype.type not in FLOAT_TYPES:  # any byte order; contiguous() makes it native
         raise TypeError(f"{op}: {name} must have dtype float32 or float64, "
                         f"got dtype {arr.dtype}")
@@ -68,13 +90,56 @@ def int_tuple(value, n, name, op, minimum):
     if any(v < minimum for v in out):
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {what}, got {name}={value!r}")
+    if any(v > MAX_SIZE for v in out):
+        raise ValueError(f"{op}: {name} must be at most 2**40 = {MAX_SIZE}, "
+                         f"got {name}={value!r}")
     return out
+
+
+def _memory_bytes():
+    """Physical memory plus swap: no buffer larger than this can ever be used."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return (int(info["MemTotal"].split()[0]) + int(info["SwapTotal"].split()[0])) * 1024
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return sys.maxsize
+
+
+_MEMORY_BYTES = _memory_bytes()
+
+
+def _human(nbytes):
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            return f"{value:.4g} {unit}"
+        value /= 1024
+
+
+def check_alloc(op, what, shape, dtype, blame):
+    """MemoryError naming the arguments in `blame` when an array of `shape`
+    could never be allocated on this machine (more bytes than memory + swap,
+    or past the address space), instead of NumPy's messages that name no
+    argument ("Maximum allowed dimension exceeded", "array is too big")."""
+    nbytes = prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > min(_MEMORY_BYTES, sys.maxsize):
+        raise MemoryError(f"{op}: the {what} of shape {tuple(shape)} would need "
+                          f"{_human(nbytes)}, more than this machine's memory "
+                          f"({_human(_MEMORY_BYTES)}); check {blame}")
 
 
 def positive_int(value, name, op):
     out = as_int(value, name, op)
     if out < 1:
         raise ValueError(f"{op}: {name} must be a positive int, got {name}={value!r}")
+    if out > MAX_SIZE:
+        raise ValueError(f"{op}: {name} must be at most 2**40 = {MAX_SIZE}, "
+                         f"got {name}={value!r}")
     return out
 
 

@@ -9,6 +9,26 @@ from . import _kernels, _simd, _threads
 from ._version import __version__
 
 
+# CPU features show_config() reports (when the OS tells them): the ones a
+# SIMD path may need.  A new path adds its feature names here.
+SIMD_FEATURES = ("sse2", "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                 "avx512_vnni", "asimd", "sve")
+
+
+def cpu_features():
+    """The SIMD_FEATURES this CPU has, from /proc/cpuinfo (Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    have = set(value.split())
+                    return [name for name in SIMD_FEATURES if name in have]
+    except OSError:
+        pass
+    return []
+
+
 def config():
     """The build and runtime configuration as a dict."""
     info = _kernels.build_info()
@@ -24,6 +44,9 @@ def config():
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(runtime default)"),
         "simd": f"{_simd.active()} (supported: {', '.join(_simd.supported())}; "
                 "override with FASTCONV_SIMD)",
+        "simd_compiled": ", ".join(_kernels.simd_compiled()),
+        "target_isa": info["target_isa"],
+        "cpu_features": " ".join(cpu_features()) or "unknown",
     }
 
 

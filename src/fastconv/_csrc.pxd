@@ -71,6 +71,7 @@ cdef extern from "fastconv.h" nogil:
                             int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
                             const double *b_packed, int64_t b_panel_stride, double *c,
                             int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
+    int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept
     int fc_simd_active() noexcept
@@ -79,6 +80,7 @@ cdef extern from "fastconv.h" nogil:
     int fc_openmp_max_threads() noexcept
     const char *fc_compiler() noexcept
     const char *fc_build_flags() noexcept
+    const char *fc_target_isa() noexcept
 
 # ---- Pooling (csrc/pool.c) ----
 cdef extern from "fastconv.h" nogil:

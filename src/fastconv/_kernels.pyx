@@ -267,6 +267,11 @@ def gemm_packed_b(const real[:, :] a, const real[::1] packed, int64_t offset,
                                &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
 
 
+def simd_compiled():
+    """SIMD paths compiled into this build (the CPU may lack some)."""
+    return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_compiled(i)]
+
+
 def simd_supported(level):
     return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_supported(i)]
 
@@ -290,6 +295,7 @@ def build_info():
         "compiler": fc_compiler().decode(),
         "flags": fc_build_flags().decode(),
         "openmp": bool(fc_openmp_enabled()),
+        "target_isa": fc_target_isa().decode(),
         "openmp_max_threads": fc_openmp_max_threads(),
     }
 

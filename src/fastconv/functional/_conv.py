@@ -33,13 +33,14 @@ def _padding(padding, nd, kernel, stride, dilation, op):
 
 
 def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
-                    grad_output=None):
+                    grad_output=_args.NO_GRAD):
     """Validate a conv call once; returns (x, w, b, gout, window, groups) with
     the arrays C-contiguous and every rule of API.md checked."""
     x = _args.as_float_array(input, "input", op)
     w = _args.as_float_array(weight, "weight", op)
     b = None if bias is None else _args.as_float_array(bias, "bias", op)
-    g = None if grad_output is None else _args.as_float_array(grad_output, "grad_output", op)
+    g = (None if grad_output is _args.NO_GRAD
+         else _args.as_float_array(grad_output, "grad_output", op))
     _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
     _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
     _args.check_ndim(w, nd + 2, "weight", op, "(C_out, C_in // groups, *kernel)")
@@ -68,6 +69,8 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
         raise ValueError(f"{op}: output would be empty: input spatial size "
                          f"{win.in_size} with padding {padding!r} is smaller than the "
                          f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
+    _args.check_alloc(op, "output", (n, c_out) + win.out_size, x.dtype,
+                      f"padding={padding!r}, stride={stride}, dilation={dilation}")
     if g is not None and g.shape != (n, c_out) + win.out_size:
         raise ValueError(f"{op}: grad_output must have shape "
                          f"{(n, c_out) + win.out_size}, got {g.shape}")

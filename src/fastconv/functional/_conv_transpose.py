@@ -13,13 +13,14 @@ from ._geometry import Window
 
 
 def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, output_padding,
-                              groups, dilation, grad_output=None):
+                              groups, dilation, grad_output=_args.NO_GRAD):
     """Validate once; returns (x, w, b, gout, window, groups) where `window`
     is the equivalent conv's: image = this op's output, grid = its input."""
     x = _args.as_float_array(input, "input", op)
     w = _args.as_float_array(weight, "weight", op)
     b = None if bias is None else _args.as_float_array(bias, "bias", op)
-    g = None if grad_output is None else _args.as_float_array(grad_output, "grad_output", op)
+    g = (None if grad_output is _args.NO_GRAD
+         else _args.as_float_array(grad_output, "grad_output", op))
     _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
     _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
     _args.check_ndim(w, nd + 2, "weight", op, "(C_in, C_out // groups, *kernel)")
@@ -54,6 +55,9 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output would be empty: input spatial size {in_size} gives "
                          f"output size {out_size} with padding={padding}")
+    _args.check_alloc(op, "output", (n, c_out) + out_size, x.dtype,
+                      f"stride={stride}, padding={padding}, output_padding={output_padding}, "
+                      f"dilation={dilation}")
     if g is not None and g.shape != (n, c_out) + out_size:
         raise ValueError(f"{op}: grad_output must have shape {(n, c_out) + out_size}, "
                          f"got {g.shape}")

@@ -103,6 +103,9 @@ def _input_shape(op, nd, input_shape):
     if any(v < 0 for v in shape):
         raise ValueError(f"{op}: input_shape must be non-negative, got "
                          f"input_shape={input_shape!r}")
+    if any(v > _args.MAX_SIZE for v in shape):
+        raise ValueError(f"{op}: input_shape entries must be at most 2**40, got "
+                         f"input_shape={input_shape!r}")
     return shape
 
 
@@ -159,6 +162,7 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     in_size, out_size = shape[2:], g.shape[2:]
     g = _args.contiguous(g)
     indices = np.require(indices, np.dtype(np.int64).newbyteorder("="), ("C", "A"))
+    _args.check_alloc(op, "grad_input", shape, g.dtype, f"input_shape={shape}")
     grad_input = np.empty(shape, dtype=g.dtype)
     # The scatter-add needs only the sizes: the indices say where each goes.
     one = (1, 1, 1)
@@ -346,11 +350,15 @@ def adaptive_avg_pool2d(input, output_size):
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output_size must be positive, got "
                          f"output_size={output_size!r}")
+    if any(o > _args.MAX_SIZE for o in out_size):
+        raise ValueError(f"{op}: output_size must be at most 2**40, got "
+                         f"output_size={output_size!r}")
     if any(n < 1 for n in in_size):
         raise ValueError(f"{op}: input spatial size must be positive, got input shape "
                          f"{x.shape}")
-    x = _args.contiguous(x)
     n, c = x.shape[:2]
+    _args.check_alloc(op, "output", (n, c) + out_size, x.dtype, f"output_size={output_size!r}")
+    x = _args.contiguous(x)
     out = np.empty((n, c) + out_size, dtype=x.dtype)
     _kernels.adaptive_avg_pool(x.reshape(-1), _adaptive_geometry(n * c, in_size, out_size),
                                out.reshape(-1), _threads.get_num_threads())
@@ -369,6 +377,7 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     if any(o < 1 for o in g.shape[2:]) or any(n < 1 for n in shape[2:]):
         raise ValueError(f"{op}: spatial sizes must be positive, got grad_output shape "
                          f"{g.shape} and input_shape={shape}")
+    _args.check_alloc(op, "grad_input", shape, g.dtype, f"input_shape={shape}")
     g = _args.contiguous(g)
     grad_input = np.empty(shape, dtype=g.dtype)
     _kernels.adaptive_avg_pool_backward(

@@ -25,9 +25,12 @@ def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
     x = _args.as_float_array(input, "input", op)
     _args.check_ndim(x, 4, "input", op, "(N, C, H, W)")
     win = _window(op, x.shape[2:], kernel_size, stride, padding, dilation)
-    x = _args.contiguous(x)
     n, c = x.shape[:2]
     rows, l = c * win.taps, win.out_count
+    _args.check_alloc(op, "output", (n, rows, l), x.dtype,
+                      f"kernel_size={kernel_size!r}, stride={stride!r}, padding={padding!r}, "
+                      f"dilation={dilation!r}")
+    x = _args.contiguous(x)
     cols = np.empty((n, rows, l), dtype=x.dtype)
     _kernels.im2col(x.reshape(-1), n, win.kernel_geometry(c), rows * l, l,
                     cols.reshape(-1), _threads.get_num_threads())
@@ -50,6 +53,8 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
         raise ValueError(f"{op}: cols.shape[2]={l} does not match the {win.out_size} "
                          f"= {win.out_count} windows of output_size={size}")
     c = rows // win.taps
+    _args.check_alloc(op, "output", (n, c) + size, c_arr.dtype,
+                      f"output_size={output_size!r}")
     c_arr = _args.contiguous(c_arr)
     out = np.empty((n, c) + size, dtype=c_arr.dtype)
     _kernels.col2im(c_arr.reshape(-1), n, win.kernel_geometry(c), rows * l, l,

@@ -1,0 +1,691 @@
+/* C-level test driver for the kernels in csrc/: no Python, no NumPy.
+ *
+ * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
+ * depthwise forward/backward, GEMM, max/avg/adaptive pooling forward and
+ * backward) against naive loops written here, on boundary shapes
+ * (1x1 images, kernel == input, stride > kernel, padding larger than the
+ * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
+ * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
+ * Every buffer is malloc'ed at its exact size, so under -fsanitize=address
+ * (the Makefile's default) any out-of-bounds access aborts.
+ *
+ * Build and run: make -C csrc/tests run   (see CONTRIBUTING.md)
+ * Adding a kernel: a naive_*() twin and a check_*() loop below.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastconv.h"
+
+static int64_t passed, failed;
+
+/* Deterministic xorshift: the same cases on every machine. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int64_t rnd_int(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
+static double rnd_val(void) { return (double)(rnd() % 2001) / 1000.0 - 1.0; }
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return p;
+}
+
+static void report(int ok, const char *what, const fc_geometry *g, int64_t batch,
+                   int layout, int nthreads, double err)
+{
+    if (ok) { ++passed; return; }
+    ++failed;
+    if (failed <= 20)
+        fprintf(stderr, "FAIL %s: batch=%lld C=%lld in=(%lld,%lld,%lld) out=(%lld,%lld,%lld) "
+                "k=(%lld,%lld,%lld) s=(%lld,%lld,%lld) p=(%lld,%lld,%lld) d=(%lld,%lld,%lld) "
+                "layout=%d threads=%d err=%g\n", what, (long long)batch, (long long)g->channels,
+                (long long)g->in[0], (long long)g->in[1], (long long)g->in[2],
+                (long long)g->out[0], (long long)g->out[1], (long long)g->out[2],
+                (long long)g->kernel[0], (long long)g->kernel[1], (long long)g->kernel[2],
+                (long long)g->stride[0], (long long)g->stride[1], (long long)g->stride[2],
+                (long long)g->pad[0], (long long)g->pad[1], (long long)g->pad[2],
+                (long long)g->dilation[0], (long long)g->dilation[1], (long long)g->dilation[2],
+                layout, nthreads, err);
+}
+
+/* Output size with `extra` trailing padding on top of the leading `pad`
+ * (padding='same' with an odd total pads one more after); 0 if empty. */
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t extra, int64_t d)
+{
+    int64_t span = in + 2 * p + extra - d * (k - 1) - 1;
+    return span < 0 ? 0 : span / s + 1;
+}
+
+static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
+
+/* ------------------------------------------------------------ im2col/col2im */
+/* Column index of (image b, row r, output position o) in a layout. */
+static int64_t col_index(fc_col_layout lay, int64_t b, int64_t r, int64_t o)
+{
+    return b * lay.batch_stride + r * lay.row_stride + o;
+}
+
+/* Runs the body for every (image b, channel c, tap, output position o) with
+ * r the column row, ii the input index and inside = 0 for padding taps. */
+#define FOR_EACH_TAP(g, batch, ...)                                                     \
+    for (int64_t b = 0; b < (batch); ++b)                                                \
+    for (int64_t c = 0; c < (g)->channels; ++c)                                          \
+    for (int64_t kd = 0; kd < (g)->kernel[0]; ++kd)                                      \
+    for (int64_t kh = 0; kh < (g)->kernel[1]; ++kh)                                      \
+    for (int64_t kw = 0; kw < (g)->kernel[2]; ++kw)                                      \
+    for (int64_t od = 0; od < (g)->out[0]; ++od)                                         \
+    for (int64_t oh = 0; oh < (g)->out[1]; ++oh)                                         \
+    for (int64_t ow = 0; ow < (g)->out[2]; ++ow) {                                       \
+        const int64_t id = od * (g)->stride[0] - (g)->pad[0] + kd * (g)->dilation[0];    \
+        const int64_t ih = oh * (g)->stride[1] - (g)->pad[1] + kh * (g)->dilation[1];    \
+        const int64_t iw = ow * (g)->stride[2] - (g)->pad[2] + kw * (g)->dilation[2];    \
+        const int64_t r = c * prod3((g)->kernel) + (kd * (g)->kernel[1] + kh) * (g)->kernel[2] + kw; \
+        const int64_t o = (od * (g)->out[1] + oh) * (g)->out[2] + ow;                    \
+        const int inside = id >= 0 && id < (g)->in[0] && ih >= 0 && ih < (g)->in[1]      \
+                           && iw >= 0 && iw < (g)->in[2];                                \
+        const int64_t ii = (((b * (g)->channels + c) * (g)->in[0] + id) * (g)->in[1] + ih) \
+                           * (g)->in[2] + iw;                                            \
+        __VA_ARGS__                                                                      \
+    }
+
+#define DEFINE_UNFOLD_CHECK(T, SFX)                                                      \
+static void check_unfold_##SFX(const fc_geometry *g, int64_t batch, int layout_kind,    \
+                               int nthreads)                                            \
+{                                                                                       \
+    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
+    const int64_t n_im = batch * g->channels * prod3(g->in), n_col = batch * rows * L;  \
+    fc_col_layout lay = layout_kind == 0 ? (fc_col_layout){rows * L, L}                 \
+                                         : (fc_col_layout){L, batch * L};               \
+    T *im = xmalloc(sizeof(T) * n_im), *col = xmalloc(sizeof(T) * n_col);               \
+    T *want_col = xmalloc(sizeof(T) * n_col), *im2 = xmalloc(sizeof(T) * n_im);         \
+    double *want_im = xmalloc(sizeof(double) * n_im);                                   \
+    for (int64_t i = 0; i < n_im; ++i) im[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < n_col; ++i) col[i] = (T)12345;  /* must be overwritten */   \
+    memset(want_col, 0, sizeof(T) * n_col);                                             \
+    FOR_EACH_TAP(g, batch, { want_col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; }) \
+    fc_im2col_##SFX(im, batch, g, lay, col, nthreads);                                  \
+    int ok = memcmp(col, want_col, sizeof(T) * n_col) == 0;  /* a copy: exact */        \
+    report(ok, "im2col_" #SFX, g, batch, layout_kind, nthreads, 0);                     \
+    /* col2im of the columns: every input counted once per tap that sees it. */        \
+    for (int64_t i = 0; i < n_im; ++i) { im2[i] = (T)12345; want_im[i] = 0; }           \
+    FOR_EACH_TAP(g, batch, { if (inside) want_im[ii] += (double)col[col_index(lay, b, r, o)]; }) \
+    fc_col2im_##SFX(col, batch, g, lay, im2, nthreads);                                 \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < n_im; ++i) {                                                \
+        double e = fabs((double)im2[i] - want_im[i]);                                   \
+        if (!(e <= err)) err = e;  /* catches NaN too */                                \
+    }                                                                                   \
+    report(err < 1e-4, "col2im_" #SFX, g, batch, layout_kind, nthreads, err);           \
+    free(im); free(col); free(want_col); free(im2); free(want_im);                      \
+}
+DEFINE_UNFOLD_CHECK(float, f32)
+DEFINE_UNFOLD_CHECK(double, f64)
+
+static void check_unfold_all(const fc_geometry *g, int64_t batch)
+{
+    for (int layout = 0; layout < 2; ++layout)
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_unfold_f32(g, batch, layout, nthreads);
+            check_unfold_f64(g, batch, layout, nthreads);
+        }
+}
+
+/* ---------------------------------------- implicit GEMM: packed im2col + GEMM */
+/* fc_im2col_packed_b_* must equal the (K, B*L) column matrix cut into nr-wide
+ * column panels (zero past the last column), fc_im2col_packed_a_* the same
+ * matrix in mr-tall row panels (zero rows past the last), and
+ * fc_gemm_packed_* on the packed B must equal A @ columns. */
+#define DEFINE_PACKED_CHECK(T, SFX, TOL)                                                \
+static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr,         \
+                               int with_gemm, int nthreads)                             \
+{                                                                                       \
+    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
+    const int64_t ncols = batch * L, panels = (ncols + nr - 1) / nr;                    \
+    const int64_t n_im = batch * g->channels * prod3(g->in);                            \
+    fc_col_layout lay = {L, batch * L};  /* (K, B, L): row r, column b*L + o */          \
+    T *im = xmalloc(sizeof(T) * n_im), *col = xmalloc(sizeof(T) * rows * ncols);        \
+    T *packed = xmalloc(sizeof(T) * panels * rows * nr);                                \
+    T *rowbuf = xmalloc(sizeof(T) * nthreads * L);                                      \
+    for (int64_t i = 0; i < n_im; ++i) im[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < panels * rows * nr; ++i) packed[i] = (T)777;                \
+    memset(col, 0, sizeof(T) * rows * ncols);                                           \
+    FOR_EACH_TAP(g, batch, { col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; })     \
+    fc_im2col_packed_b_##SFX(im, batch, g, nr, packed, rowbuf, nthreads);                 \
+    int ok = 1;                                                                         \
+    for (int64_t p = 0; p < panels; ++p)                                                \
+        for (int64_t r = 0; r < rows; ++r)                                              \
+            for (int64_t jj = 0; jj < nr; ++jj) {                                       \
+                const int64_t j = p * nr + jj;                                          \
+                const T want = j < ncols ? col[r * ncols + j] : 0;                      \
+                if (packed[p * rows * nr + r * nr + jj] != want) ok = 0;                \
+            }                                                                           \
+    report(ok, "im2col_packed_b_" #SFX, g, batch, (int)nr, nthreads, 0);            \
+    {   /* packed-A: rows in panels of mr = nr, column j of panel i at j*mr. */         \
+        const int64_t mr = nr, apanels = (rows + mr - 1) / mr;                          \
+        T *pa = xmalloc(sizeof(T) * apanels * ncols * mr);                              \
+        T *abuf = xmalloc(sizeof(T) * nthreads * mr * L);                               \
+        for (int64_t i = 0; i < apanels * ncols * mr; ++i) pa[i] = (T)777;              \
+        fc_im2col_packed_a_##SFX(im, batch, g, mr, pa, abuf, nthreads);                 \
+        int ok_a = 1;                                                                   \
+        for (int64_t i = 0; i < apanels; ++i)                                           \
+            for (int64_t j = 0; j < ncols; ++j)                                         \
+                for (int64_t rr = 0; rr < mr; ++rr) {                                   \
+                    const int64_t r = i * mr + rr;                                      \
+                    const T want = r < rows ? col[r * ncols + j] : 0;                   \
+                    if (pa[i * ncols * mr + j * mr + rr] != want) ok_a = 0;             \
+                }                                                                       \
+        report(ok_a, "im2col_packed_a_" #SFX, g, batch, (int)mr, nthreads, 0);          \
+        free(pa); free(abuf);                                                           \
+    }                                                                                   \
+    if (with_gemm) {                                                                    \
+        const int64_t m = 5;                                                            \
+        T *a = xmalloc(sizeof(T) * m * rows), *c = xmalloc(sizeof(T) * m * ncols);      \
+        T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                 \
+        for (int64_t i = 0; i < m * rows; ++i) a[i] = (T)rnd_val();                     \
+        fc_gemm_packed_##SFX(m, ncols, rows, a, rows, 1, NULL, 0, 0, packed, rows * nr, c, \
+                             ncols, 0, ws, nthreads);                                   \
+        double err = 0;                                                                 \
+        for (int64_t i = 0; i < m; ++i)                                                 \
+            for (int64_t j = 0; j < ncols; ++j) {                                       \
+                double sum = 0;                                                         \
+                for (int64_t r = 0; r < rows; ++r)                                      \
+                    sum += (double)a[i * rows + r] * (double)col[r * ncols + j];        \
+                double e = fabs((double)c[i * ncols + j] - sum);                        \
+                if (!(e <= err)) err = e;                                               \
+            }                                                                           \
+        report(err <= TOL * (rows > 1 ? rows : 1), "gemm_packed_" #SFX, g, batch,     \
+               (int)nr, nthreads, err);                                                 \
+        free(a); free(c); free(ws);                                                     \
+    }                                                                                   \
+    free(im); free(col); free(packed); free(rowbuf);                                    \
+}
+DEFINE_PACKED_CHECK(float, f32, 1e-5)
+DEFINE_PACKED_CHECK(double, f64, 1e-12)
+
+static void check_packed_all(const fc_geometry *g, int64_t batch)
+{
+    static const int64_t odd_nr[] = {1, 3, 8};
+    for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+        for (size_t i = 0; i < sizeof odd_nr / sizeof odd_nr[0]; ++i) {
+            check_packed_f32(g, batch, odd_nr[i], 0, nthreads);
+            check_packed_f64(g, batch, odd_nr[i], 0, nthreads);
+        }
+        for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+            if (fc_simd_select(level) < 0) continue;
+            check_packed_f32(g, batch, fc_gemm_nr_f32(), 1, nthreads);
+            check_packed_f64(g, batch, fc_gemm_nr_f64(), 1, nthreads);
+        }
+        fc_simd_select(-1);
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise */
+/* Output channel co reads input channel co / multiplier (groups == C_in). */
+#define DEFINE_DEPTHWISE_CHECK(T, SFX, TOL)                                             \
+static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t mult,    \
+                                  int nthreads)                                         \
+{                                                                                       \
+    const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
+    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * C * mult * L;           \
+    const int64_t n_w = C * mult * taps;                                                \
+    T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
+    T *y = xmalloc(sizeof(T) * n_y), *gy = xmalloc(sizeof(T) * n_y);                    \
+    T *gx = xmalloc(sizeof(T) * n_x), *gw = xmalloc(sizeof(T) * n_w);                   \
+    double *wy = xmalloc(sizeof(double) * n_y), *wgx = xmalloc(sizeof(double) * n_x);   \
+    double *wgw = xmalloc(sizeof(double) * n_w);                                        \
+    for (int64_t i = 0; i < n_x; ++i) { x[i] = (T)rnd_val(); gx[i] = (T)777; wgx[i] = 0; } \
+    for (int64_t i = 0; i < n_w; ++i) { w[i] = (T)rnd_val(); gw[i] = (T)777; wgw[i] = 0; } \
+    for (int64_t i = 0; i < n_y; ++i) { gy[i] = (T)rnd_val(); y[i] = (T)777; wy[i] = 0; } \
+    /* One pass of the im2col loop nest per multiplier copy m. */                      \
+    for (int64_t m = 0; m < mult; ++m) {                                                \
+        FOR_EACH_TAP(g, batch, {                                                        \
+            if (inside) {                                                               \
+                const int64_t co = c * mult + m, tap = r - c * taps;                    \
+                const int64_t yi = (b * C * mult + co) * L + o;                         \
+                wy[yi] += (double)x[ii] * (double)w[co * taps + tap];                   \
+                wgx[ii] += (double)gy[yi] * (double)w[co * taps + tap];                 \
+                wgw[co * taps + tap] += (double)gy[yi] * (double)x[ii];                 \
+            }                                                                           \
+        })                                                                              \
+    }                                                                                   \
+    fc_depthwise_forward_##SFX(x, w, batch, g, mult, y, nthreads);                      \
+    fc_depthwise_backward_input_##SFX(gy, w, batch, g, mult, gx, nthreads);             \
+    fc_depthwise_backward_weight_##SFX(gy, x, batch, g, mult, gw, nthreads);            \
+    double ey = 0, egx = 0, egw = 0;                                                    \
+    for (int64_t i = 0; i < n_y; ++i) { double e = fabs(y[i] - wy[i]); if (!(e <= ey)) ey = e; } \
+    for (int64_t i = 0; i < n_x; ++i) { double e = fabs(gx[i] - wgx[i]); if (!(e <= egx)) egx = e; } \
+    for (int64_t i = 0; i < n_w; ++i) { double e = fabs(gw[i] - wgw[i]); if (!(e <= egw)) egw = e; } \
+    report(ey <= TOL * taps, "depthwise_forward_" #SFX, g, batch, (int)mult, nthreads, ey); \
+    report(egx <= TOL * taps * mult, "depthwise_backward_input_" #SFX, g, batch, (int)mult, \
+           nthreads, egx);                                                              \
+    report(egw <= TOL * (batch * L + 1), "depthwise_backward_weight_" #SFX, g, batch,   \
+           (int)mult, nthreads, egw);                                                   \
+    free(x); free(w); free(y); free(gy); free(gx); free(gw); free(wy); free(wgx); free(wgw); \
+}
+DEFINE_DEPTHWISE_CHECK(float, f32, 1e-5)
+DEFINE_DEPTHWISE_CHECK(double, f64, 1e-12)
+
+static void check_depthwise_all(const fc_geometry *g, int64_t batch)
+{
+    for (int64_t mult = 1; mult <= 2; ++mult)
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_depthwise_f32(g, batch, mult, nthreads);
+            check_depthwise_f64(g, batch, mult, nthreads);
+        }
+}
+
+/* Every kernel that takes a window geometry, on one geometry. */
+static void check_geometry_kernels(const fc_geometry *g, int64_t batch)
+{
+    check_unfold_all(g, batch);
+    check_packed_all(g, batch);
+    check_depthwise_all(g, batch);
+}
+
+/* Geometry from per-axis (in, k, s, p, d) with `extra` trailing padding;
+ * returns 0 (and skips) when the output would be empty. */
+static int make_geometry(fc_geometry *g, int64_t channels, const int64_t in[3],
+                         const int64_t k[3], const int64_t s[3], const int64_t p[3],
+                         const int64_t d[3], const int64_t extra[3])
+{
+    g->channels = channels;
+    for (int a = 0; a < 3; ++a) {
+        g->in[a] = in[a]; g->kernel[a] = k[a]; g->stride[a] = s[a];
+        g->pad[a] = p[a]; g->dilation[a] = d[a];
+        g->out[a] = out_size(in[a], k[a], s[a], p[a], extra[a], d[a]);
+        if (g->out[a] < 1) return 0;
+    }
+    return 1;
+}
+
+static void test_unfold_boundaries(void)
+{
+    static const struct {
+        int64_t batch, channels, in[3], k[3], s[3], p[3], d[3], extra[3];
+    } cases[] = {
+        {1, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* 1x1 image */
+        {1, 1, {1, 1, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* 1x1, 3x3 pad 1 */
+        {2, 3, {1, 5, 7}, {1, 5, 7}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* kernel == input */
+        {1, 2, {1, 9, 9}, {1, 2, 2}, {1, 4, 5}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* stride > kernel */
+        {2, 1, {1, 3, 4}, {1, 2, 2}, {1, 1, 1}, {0, 5, 6}, {1, 1, 1}, {0, 0, 0}},  /* pad > kernel */
+        {1, 2, {1, 2, 2}, {1, 3, 3}, {1, 3, 3}, {0, 4, 4}, {1, 1, 1}, {0, 1, 1}},  /* pad-only taps */
+        {1, 2, {1, 9, 10}, {1, 3, 3}, {1, 1, 2}, {0, 2, 1}, {1, 3, 2}, {0, 0, 0}}, /* dilation */
+        {3, 1, {1, 1, 17}, {1, 1, 4}, {1, 1, 3}, {0, 0, 2}, {1, 1, 2}, {0, 0, 1}}, /* 1-D */
+        {2, 2, {4, 5, 3}, {2, 3, 2}, {2, 1, 1}, {1, 1, 0}, {1, 2, 1}, {0, 0, 1}},  /* 3-D */
+        {1, 1, {1, 4, 4}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 1, 1}},  /* 'same' even k */
+        {4, 8, {1, 24, 24}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* parallel path */
+        {2, 4, {6, 10, 10}, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 2}, {0, 0, 0}}, /* 3-D parallel */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        fc_geometry g;
+        if (!make_geometry(&g, cases[i].channels, cases[i].in, cases[i].k, cases[i].s,
+                           cases[i].p, cases[i].d, cases[i].extra)) {
+            fprintf(stderr, "boundary case %zu has an empty output: fix the table\n", i);
+            ++failed;
+            continue;
+        }
+        check_geometry_kernels(&g, cases[i].batch);
+    }
+}
+
+static void test_unfold_random(int count)
+{
+    for (int done = 0; done < count;) {
+        int64_t in[3], k[3], s[3], p[3], d[3], extra[3];
+        const int nd = (int)rnd_int(1, 3);
+        for (int a = 0; a < 3; ++a) {
+            int active = a >= 3 - nd;
+            in[a] = active ? rnd_int(1, 8) : 1;
+            k[a] = active ? rnd_int(1, 4) : 1;
+            s[a] = active ? rnd_int(1, 4) : 1;
+            p[a] = active ? rnd_int(0, 4) : 0;
+            d[a] = active ? rnd_int(1, 3) : 1;
+            extra[a] = active ? rnd_int(0, 1) : 0;
+        }
+        fc_geometry g;
+        if (!make_geometry(&g, rnd_int(1, 3), in, k, s, p, d, extra)) continue;
+        check_geometry_kernels(&g, rnd_int(1, 3));
+        ++done;
+    }
+}
+
+/* -------------------------------------------------------------------- GEMM */
+#define DEFINE_GEMM_CHECK(T, SFX, TOL)                                                  \
+static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int trans_b, \
+                             int accumulate, int nthreads)                              \
+{                                                                                       \
+    const int64_t ldc = n + 3;                                                          \
+    T *a = xmalloc(sizeof(T) * m * k), *b = xmalloc(sizeof(T) * k * n);                 \
+    T *c = xmalloc(sizeof(T) * (m ? (m - 1) * ldc + n : 0));                            \
+    T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                     \
+    double *want = xmalloc(sizeof(double) * m * n);                                     \
+    const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;                       \
+    const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;                       \
+    for (int64_t i = 0; i < m * k; ++i) a[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < k * n; ++i) b[i] = (T)rnd_val();                            \
+    for (int64_t i = 0; i < m; ++i)                                                     \
+        for (int64_t j = 0; j < n; ++j) {                                               \
+            double sum = accumulate ? 0.5 : 0;                                          \
+            c[i * ldc + j] = accumulate ? (T)0.5 : (T)NAN;                              \
+            for (int64_t p = 0; p < k; ++p)                                             \
+                sum += (double)a[i * rs_a + p * cs_a] * (double)b[p * rs_b + j * cs_b]; \
+            want[i * n + j] = sum;                                                      \
+        }                                                                               \
+    fc_gemm_##SFX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < m; ++i)                                                     \
+        for (int64_t j = 0; j < n; ++j) {                                               \
+            double e = fabs((double)c[i * ldc + j] - want[i * n + j]);                  \
+            if (!(e <= err)) err = e;                                                   \
+        }                                                                               \
+    int ok = err <= TOL * (k > 1 ? k : 1);                                              \
+    if (ok) ++passed;                                                                   \
+    else if (++failed <= 20)                                                            \
+        fprintf(stderr, "FAIL gemm_" #SFX " simd=%d m=%lld n=%lld k=%lld ta=%d tb=%d "  \
+                "acc=%d threads=%d err=%g\n", fc_simd_active(), (long long)m,           \
+                (long long)n, (long long)k, trans_a, trans_b, accumulate, nthreads, err); \
+    free(a); free(b); free(c); free(ws); free(want);                                    \
+}
+DEFINE_GEMM_CHECK(float, f32, 1e-5)
+DEFINE_GEMM_CHECK(double, f64, 1e-12)
+
+static void test_gemm(void)
+{
+    /* Around the micro-tiles (MR 4/6/8, NR 8..48) and the KC/MC blocks. */
+    static const int64_t shapes[][3] = {
+        {1, 1, 1}, {1, 1, 0}, {7, 13, 5}, {6, 16, 3}, {8, 48, 256}, {9, 49, 257},
+        {97, 50, 300}, {5, 200, 2}, {200, 3, 33}, {0, 5, 3}, {4, 0, 3}, {33, 65, 17},
+    };
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+            for (int t = 0; t < 4; ++t)
+                for (int acc = 0; acc < 2; ++acc) {
+                    const int nthreads = 1 + (int)((i + t) % 2);
+                    check_gemm_f32(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
+                                   acc, nthreads);
+                    check_gemm_f64(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
+                                   acc, nthreads);
+                }
+    }
+    fc_simd_select(-1);
+}
+
+/* -------------------------------------------------------------------- pooling */
+/* PyTorch's pooling output size (pool_output_size in _shapes.py); 0 if empty. */
+static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int ceil_mode)
+{
+    int64_t span = in + 2 * p - d * (k - 1) - 1, out;
+    if (span < 0) return 0;
+    if (ceil_mode) {
+        out = (span + s - 1) / s + 1;
+        if ((out - 1) * s >= in + p) --out;   /* a last window starting in the padding */
+    } else {
+        out = span / s + 1;
+    }
+    return out;
+}
+
+/* Window bounds of output o along axis a, clipped to the input (taps with
+ * dilation d: first in-bounds tap t0, count n) and to [-p, in + p). */
+typedef struct { int64_t first[3], count[3], step[3], padded[3]; } window;
+
+static int pool_window(const fc_geometry *g, const int64_t o[3], window *w)
+{
+    for (int a = 0; a < 3; ++a) {
+        const int64_t start = o[a] * g->stride[a] - g->pad[a], d = g->dilation[a];
+        int64_t first = -1, n = 0;
+        for (int64_t t = 0; t < g->kernel[a]; ++t) {
+            const int64_t i = start + t * d;
+            if (i >= 0 && i < g->in[a]) { if (first < 0) first = i; ++n; }
+        }
+        const int64_t end = start + g->kernel[a] < g->in[a] + g->pad[a]
+                            ? start + g->kernel[a] : g->in[a] + g->pad[a];
+        w->first[a] = first; w->count[a] = n; w->step[a] = d; w->padded[a] = end - start;
+        if (n == 0) return 0;
+    }
+    return 1;
+}
+
+#define DEFINE_POOL_CHECK(T, SFX, TOL)                                                  \
+static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad,       \
+                             int64_t divisor_override, int with_nan)                   \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    T *gy = xmalloc(sizeof(T) * planes * L), *gx = xmalloc(sizeof(T) * planes * P);     \
+    int64_t *idx = xmalloc(sizeof(int64_t) * planes * L);                               \
+    double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
+    /* Few distinct values: ties are frequent, so "first maximum wins" is tested. */   \
+    for (int64_t i = 0; i < planes * P; ++i)                                            \
+        x[i] = with_nan && rnd() % 17 == 0 ? (T)NAN : (T)rnd_int(-3, 3);                \
+    for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
+    int ok_max = 1, ok_idx = 1, ok_avg = 1;                                             \
+    /* max pooling forward and backward */                                             \
+    fc_max_pool_##SFX(x, g, y, idx, nthreads);                                          \
+    for (int64_t i = 0; i < planes * P; ++i) wgx[i] = 0;                                \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t o[3] = {o0, o1, o2}, oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2; \
+        window w;                                                                       \
+        if (!pool_window(g, o, &w)) { ok_max = 0; continue; }                           \
+        int64_t best = -1, has_nan = 0;                                                 \
+        for (int64_t a = 0; a < w.count[0]; ++a)                                        \
+        for (int64_t b = 0; b < w.count[1]; ++b)                                        \
+        for (int64_t c = 0; c < w.count[2]; ++c) {                                      \
+            const int64_t i = ((w.first[0] + a * w.step[0]) * g->in[1]                 \
+                               + w.first[1] + b * w.step[1]) * g->in[2]                \
+                              + w.first[2] + c * w.step[2];                            \
+            const T v = x[pl * P + i];                                                  \
+            if (isnan(v)) has_nan = 1;                                                  \
+            else if (best < 0 || v > x[pl * P + best]) best = i;                        \
+        }                                                                               \
+        if (has_nan) {  /* NaN propagates; the index points at a NaN */                 \
+            if (!isnan(y[oi]) || idx[oi] < 0 || idx[oi] >= P || !isnan(x[pl * P + idx[oi]])) \
+                ok_max = 0;                                                             \
+        } else if (y[oi] != x[pl * P + best]) {                                         \
+            ok_max = 0;                                                                 \
+        } else if (idx[oi] != best) {                                                   \
+            ok_idx = 0;                                                                 \
+        }                                                                               \
+        if (idx[oi] >= 0 && idx[oi] < P) wgx[pl * P + idx[oi]] += (double)gy[oi];       \
+    }                                                                                   \
+    report(ok_max, "max_pool_" #SFX, g, 1, 0, nthreads, 0);                             \
+    report(ok_idx, "max_pool_indices_" #SFX " (first maximum must win)", g, 1, 0, nthreads, 0); \
+    fc_max_pool_backward_##SFX(gy, idx, g, gx, nthreads);                               \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < planes * P; ++i) {                                          \
+        double e = fabs((double)gx[i] - wgx[i]); if (!(e <= err)) err = e;              \
+    }                                                                                   \
+    report(err <= TOL * 16, "max_pool_backward_" #SFX, g, 1, 0, nthreads, err);         \
+    if (planes * L > 0) {  /* a planted out-of-range index must be found */             \
+        const int64_t where = (int64_t)(rnd() % (uint64_t)(planes * L)), old = idx[where]; \
+        idx[where] = rnd() % 2 ? P : -1;                                                \
+        report(fc_pool_find_bad_index(idx, planes * L, P, nthreads) == where,           \
+               "pool_find_bad_index", g, 1, 0, nthreads, 0);                            \
+        idx[where] = old;                                                               \
+    }                                                                                   \
+    /* average pooling (dilation 1 only) */                                            \
+    if (g->dilation[0] == 1 && g->dilation[1] == 1 && g->dilation[2] == 1) {           \
+        for (int64_t i = 0; i < planes * P; ++i) { if (isnan(x[i])) x[i] = 0.5; wgx[i] = 0; } \
+        fc_avg_pool_##SFX(x, g, include_pad, divisor_override, y, nthreads);            \
+        double ea = 0;                                                                  \
+        for (int64_t pl = 0; pl < planes; ++pl)                                         \
+        for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                      \
+        for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                      \
+        for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                    \
+            const int64_t o[3] = {o0, o1, o2};                                          \
+            const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;         \
+            window w;                                                                   \
+            if (!pool_window(g, o, &w)) { ok_avg = 0; continue; }                       \
+            const double div = divisor_override ? (double)divisor_override              \
+                : include_pad ? (double)(w.padded[0] * w.padded[1] * w.padded[2])       \
+                : (double)(w.count[0] * w.count[1] * w.count[2]);                       \
+            double sum = 0;                                                             \
+            for (int64_t a = 0; a < w.count[0]; ++a)                                    \
+            for (int64_t b = 0; b < w.count[1]; ++b)                                    \
+            for (int64_t c = 0; c < w.count[2]; ++c) {                                  \
+                const int64_t i = ((w.first[0] + a) * g->in[1] + w.first[1] + b) * g->in[2] \
+                                  + w.first[2] + c;                                     \
+                sum += (double)x[pl * P + i];                                           \
+                wgx[pl * P + i] += (double)gy[oi] / div;                                \
+            }                                                                           \
+            const double e = fabs((double)y[oi] - sum / div);                           \
+            if (!(e <= ea)) ea = e;                                                     \
+        }                                                                               \
+        report(ok_avg && ea <= TOL * 16, "avg_pool_" #SFX, g, 1, include_pad, nthreads, ea); \
+        fc_avg_pool_backward_##SFX(gy, g, include_pad, divisor_override, gx, nthreads); \
+        double eb = 0;                                                                  \
+        for (int64_t i = 0; i < planes * P; ++i) {                                      \
+            double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;            \
+        }                                                                               \
+        report(eb <= TOL * 16, "avg_pool_backward_" #SFX, g, 1, include_pad, nthreads, eb); \
+    }                                                                                   \
+    free(x); free(y); free(gy); free(gx); free(idx); free(wgx);                         \
+}                                                                                       \
+static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)                    \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    T *gy = xmalloc(sizeof(T) * planes * L), *gx = xmalloc(sizeof(T) * planes * P);     \
+    double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
+    for (int64_t i = 0; i < planes * P; ++i) { x[i] = (T)rnd_val(); wgx[i] = 0; }       \
+    for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
+    fc_adaptive_avg_pool_##SFX(x, g, y, nthreads);                                      \
+    fc_adaptive_avg_pool_backward_##SFX(gy, g, gx, nthreads);                           \
+    double ef = 0, eb = 0;                                                              \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t o[3] = {o0, o1, o2};                                              \
+        const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
+        int64_t lo[3], hi[3];                                                           \
+        for (int a = 0; a < 3; ++a) {                                                   \
+            lo[a] = o[a] * g->in[a] / g->out[a];                                        \
+            hi[a] = ((o[a] + 1) * g->in[a] + g->out[a] - 1) / g->out[a];                \
+        }                                                                               \
+        const double n = (double)((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])); \
+        double sum = 0;                                                                 \
+        for (int64_t a = lo[0]; a < hi[0]; ++a)                                         \
+        for (int64_t b = lo[1]; b < hi[1]; ++b)                                         \
+        for (int64_t c = lo[2]; c < hi[2]; ++c) {                                       \
+            const int64_t i = pl * P + (a * g->in[1] + b) * g->in[2] + c;               \
+            sum += (double)x[i];                                                        \
+            wgx[i] += (double)gy[oi] / n;                                               \
+        }                                                                               \
+        const double e = fabs((double)y[oi] - sum / n);                                 \
+        if (!(e <= ef)) ef = e;                                                         \
+    }                                                                                   \
+    for (int64_t i = 0; i < planes * P; ++i) {                                          \
+        double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;                \
+    }                                                                                   \
+    report(ef <= TOL * 4, "adaptive_avg_pool_" #SFX, g, 1, 0, nthreads, ef);            \
+    report(eb <= TOL * 4, "adaptive_avg_pool_backward_" #SFX, g, 1, 0, nthreads, eb);   \
+    free(x); free(y); free(gy); free(gx); free(wgx);                                    \
+}
+DEFINE_POOL_CHECK(float, f32, 1e-5)
+DEFINE_POOL_CHECK(double, f64, 1e-12)
+
+/* A pooling geometry from per-axis sizes (PyTorch's rules: padding <=
+ * kernel / 2, ceil_mode drops a window starting in the padding); 0 when the
+ * output is empty or some window would hold padding only. */
+static int make_pool_geometry(fc_geometry *g, int64_t planes, const int64_t in[3],
+                              const int64_t k[3], const int64_t s[3], const int64_t p[3],
+                              const int64_t d[3], int ceil_mode)
+{
+    g->channels = planes;
+    for (int a = 0; a < 3; ++a) {
+        g->in[a] = in[a]; g->kernel[a] = k[a]; g->stride[a] = s[a];
+        g->pad[a] = p[a]; g->dilation[a] = d[a];
+        g->out[a] = pool_out(in[a], k[a], s[a], p[a], d[a], ceil_mode);
+        if (g->out[a] < 1 || p[a] > k[a] / 2) return 0;
+    }
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < g->out[1]; ++o1)
+            for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {
+                const int64_t o[3] = {o0, o1, o2};
+                window w;
+                if (!pool_window(g, o, &w)) return 0;
+            }
+    return 1;
+}
+
+static void test_pooling(int count)
+{
+    static const struct { int64_t planes, in[3], k[3], s[3], p[3], d[3]; int ceil; } cases[] = {
+        {1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, 0},  /* 1x1 */
+        {3, {1, 5, 7}, {1, 5, 7}, {1, 1, 1}, {0, 2, 3}, {1, 1, 1}, 0},  /* kernel == input */
+        {2, {1, 9, 9}, {1, 2, 2}, {1, 4, 5}, {0, 1, 1}, {1, 1, 1}, 1},  /* stride > kernel */
+        {2, {1, 7, 8}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, 1},  /* ceil overhang */
+        {1, {1, 9, 10}, {1, 3, 3}, {1, 1, 2}, {0, 1, 1}, {1, 3, 2}, 0}, /* dilation */
+        {4, {1, 1, 17}, {1, 1, 4}, {1, 1, 3}, {0, 0, 2}, {1, 1, 1}, 1}, /* 1-D */
+        {2, {4, 5, 6}, {2, 3, 2}, {2, 1, 2}, {1, 1, 0}, {1, 1, 1}, 1},  /* 3-D */
+        {64, {1, 32, 32}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, 0}, /* parallel */
+    };
+    for (int with_nan = 0; with_nan < 2; ++with_nan)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+            fc_geometry g;
+            if (!make_pool_geometry(&g, cases[i].planes, cases[i].in, cases[i].k, cases[i].s,
+                                    cases[i].p, cases[i].d, cases[i].ceil)) {
+                fprintf(stderr, "pooling case %zu is invalid: fix the table\n", i);
+                ++failed;
+                continue;
+            }
+            for (int nthreads = 1; nthreads <= 2; ++nthreads)
+                for (int include_pad = 0; include_pad < 2; ++include_pad) {
+                    check_pool_f32(&g, nthreads, include_pad, 0, with_nan);
+                    check_pool_f64(&g, nthreads, include_pad, with_nan ? 0 : 5, with_nan);
+                }
+        }
+    for (int done = 0; done < count;) {
+        int64_t in[3], k[3], s[3], p[3], d[3];
+        const int nd = (int)rnd_int(1, 3);
+        for (int a = 0; a < 3; ++a) {
+            const int active = a >= 3 - nd;
+            in[a] = active ? rnd_int(1, 9) : 1;
+            k[a] = active ? rnd_int(1, 4) : 1;
+            s[a] = active ? rnd_int(1, 4) : 1;
+            p[a] = active ? rnd_int(0, k[a] / 2) : 0;
+            d[a] = active && rnd() % 3 == 0 ? 2 : 1;
+        }
+        fc_geometry g;
+        if (!make_pool_geometry(&g, rnd_int(1, 4), in, k, s, p, d, (int)(rnd() % 2))) continue;
+        const int nthreads = 1 + (int)(rnd() % 2), include_pad = (int)(rnd() % 2);
+        const int with_nan = (int)(rnd() % 2);
+        check_pool_f32(&g, nthreads, include_pad, rnd() % 4 == 0 ? 3 : 0, with_nan);
+        check_pool_f64(&g, nthreads, include_pad, 0, with_nan);
+        /* adaptive: any in/out sizes, bins may overlap or be wider than 1 */
+        fc_geometry a = g;
+        for (int ax = 0; ax < 3; ++ax) a.out[ax] = ax >= 3 - nd ? rnd_int(1, 6) : 1;
+        check_adaptive_f32(&a, nthreads);
+        check_adaptive_f64(&a, nthreads);
+        ++done;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
+    printf("fastconv C kernel tests: compiler %s, flags %s, OpenMP %s\n", fc_compiler(),
+           fc_build_flags(), fc_openmp_enabled() ? "on" : "off");
+    test_unfold_boundaries();
+    test_unfold_random(random_cases);
+    test_gemm();
+    test_pooling(random_cases);
+    printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
+    return failed != 0;
+}

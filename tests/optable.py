@@ -1,0 +1,346 @@
+"""Every public op once: how to call it correctly on small inputs, and which of
+its arguments are arrays or sizes.
+
+The bad-input fuzzing (test_bad_input.py), the leak check (test_leaks.py) and
+the thread checks (test_threads.py) iterate over OPS, so adding an op to the
+library is one entry here.  test_optable_covers_every_public_op fails when an
+op is exported without one.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fastconv
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    # make(rng, dtype) -> kwargs of a valid call on small inputs (all arguments
+    # passed by keyword, so a mutant can replace any one of them).
+    make: callable
+    arrays: tuple = ()          # names of array arguments
+    optional_arrays: tuple = ()  # array arguments that may be None (bias)
+    # size arguments: name -> (number of spatial dims, minimum value)
+    sizes: dict = field(default_factory=dict)
+    none_ok: tuple = ()          # size arguments for which None is valid
+    none_entries_ok: tuple = ()  # size arguments whose tuple may hold None entries
+    # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
+    # allowed exception types, substring the message must contain)
+    extra: tuple = ()
+
+    @property
+    def fn(self):
+        return getattr(fastconv, self.name)
+
+    def call(self, kwargs):
+        return self.fn(**kwargs)
+
+
+# Spatial size of the small valid inputs: tiny in 3-D so that thousands of
+# calls stay fast.
+_SIZE = {1: 6, 2: 6, 3: 4}
+
+
+def _r(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ----------------------------------------------------------------- convolution
+def _conv_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_r(rng, (2, 4) + (_SIZE[nd],) * nd, dtype),
+                    weight=_r(rng, (6, 2) + (3,) * nd, dtype),
+                    bias=_r(rng, (6,), dtype), stride=1, padding=1, dilation=1, groups=2)
+    return make
+
+
+def _conv_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _conv_kwargs(nd)(rng, dtype)
+        del kw["bias"]
+        kw["grad_output"] = _r(rng, (2, 6) + (_SIZE[nd],) * nd, dtype)
+        return kw
+    return make
+
+
+def _shifted(key, axis, delta, make):
+    """make() with kwargs[key]'s shape changed by `delta` along `axis`."""
+    def bad(rng, dtype):
+        kw = make(rng, dtype)
+        shape = list(kw[key].shape)
+        shape[axis] += delta
+        kw[key] = _r(rng, tuple(shape), dtype)
+        return kw
+    return bad
+
+
+def _with(make, **changes):
+    def bad(rng, dtype):
+        kw = make(rng, dtype)
+        for k, v in changes.items():
+            kw[k] = v(rng, dtype) if callable(v) else v
+        return kw
+    return bad
+
+
+V, T, M = ValueError, TypeError, MemoryError
+
+
+def _conv_ops(nd):
+    fwd, bwd = _conv_kwargs(nd), _conv_backward_kwargs(nd)
+    sizes = {"stride": (nd, 1), "padding": (nd, 0), "dilation": (nd, 1), "groups": (0, 1)}
+    common = (
+        ("weight C_in mismatch", _shifted("weight", 1, 1, fwd), (V,), "C_in"),
+        ("C_out not divisible by groups", _shifted("weight", 0, 1, fwd), (V,), "groups"),
+        ("groups does not divide C_in", _with(fwd, groups=3), (V,), "groups"),
+        ("kernel larger than input", _shifted("weight", 2, 6, fwd), (V,), "empty"),
+        ("zero-size kernel", _shifted("weight", -1, -3, fwd), (V,), "kernel"),
+        ("padding unknown string", _with(fwd, padding="full"), (V,), "padding"),
+        ("padding same with stride 2", _with(fwd, padding="same", stride=2), (V,), "padding"),
+        ("huge padding", _with(fwd, padding=2**39), (M,), "padding"),
+        ("dilation makes output empty", _with(fwd, dilation=4), (V,), "empty"),
+    )
+    fwd_extra = common + (
+        ("bias of wrong length", _shifted("bias", 0, 1, fwd), (V,), "bias"),
+        ("bias 2-D", _with(fwd, bias=lambda rng, dt: _r(rng, (6, 1), dt)), (V,), "bias"),
+    )
+    bwd_extra = tuple(
+        (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, bwd), (V,), "grad_output")
+        for a in range(nd + 2) for d in (-1, 1)) + (
+        ("weight C_in mismatch", _shifted("weight", 1, 1, bwd), (V,), "C_in"),
+        ("huge padding", _with(bwd, padding=2**39), (M,), "padding"),
+    )
+    arrays = ("input", "weight")
+    return [
+        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra),
+        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra),
+    ]
+
+
+# ------------------------------------------------------- transposed convolution
+def _convt_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_r(rng, (2, 4) + (_SIZE[nd] - 1,) * nd, dtype),
+                    weight=_r(rng, (4, 3) + (3,) * nd, dtype),
+                    bias=_r(rng, (6,), dtype), stride=2, padding=1, output_padding=1,
+                    groups=2, dilation=1)
+    return make
+
+
+def _convt_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _convt_kwargs(nd)(rng, dtype)
+        del kw["bias"]
+        # (in - 1)*2 - 2*1 + (3 - 1) + 1 + 1 = 2*in
+        kw["grad_output"] = _r(rng, (2, 6) + (2 * (_SIZE[nd] - 1),) * nd, dtype)
+        return kw
+    return make
+
+
+def _convt_ops(nd):
+    fwd, bwd = _convt_kwargs(nd), _convt_backward_kwargs(nd)
+    sizes = {"stride": (nd, 1), "padding": (nd, 0), "output_padding": (nd, 0),
+             "dilation": (nd, 1), "groups": (0, 1)}
+    common = (
+        ("weight C_in mismatch", _shifted("weight", 0, 1, fwd), (V,), "C_in"),
+        ("groups does not divide C_in", _with(fwd, groups=3), (V,), "groups"),
+        ("output_padding >= stride", _with(fwd, output_padding=2), (V,), "output_padding"),
+        ("string padding", _with(fwd, padding="same"), (V,), "padding"),
+        ("padding empties output", _with(fwd, padding=20, output_padding=0), (V,), "empty"),
+        ("huge stride", _with(fwd, stride=2**39, output_padding=0), (M,), "stride"),
+        ("zero-size kernel", _shifted("weight", -1, -3, fwd), (V,), "kernel"),
+    )
+    fwd_extra = common + (
+        ("bias of wrong length", _shifted("bias", 0, -1, fwd), (V,), "bias"),
+    )
+    bwd_extra = tuple(
+        (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, bwd), (V,), "grad_output")
+        for a in range(nd + 2) for d in (-1, 1)) + (
+        ("weight C_in mismatch", _shifted("weight", 0, 1, bwd), (V,), "C_in"),
+    )
+    return [
+        Op(f"conv_transpose{nd}d", fwd, ("input", "weight", "bias"), ("bias",), sizes,
+           extra=fwd_extra),
+        Op(f"conv_transpose{nd}d_backward", bwd, ("grad_output", "input", "weight"), (), sizes,
+           extra=bwd_extra),
+    ]
+
+
+# --------------------------------------------------------------- unfold / fold
+def _im2col_kwargs(rng, dtype):
+    return dict(input=_r(rng, (2, 3, 7, 7), dtype), kernel_size=3, stride=2, padding=1,
+                dilation=1)
+
+
+def _col2im_kwargs(rng, dtype):
+    return dict(cols=_r(rng, (2, 27, 16), dtype), output_size=(7, 7), kernel_size=3,
+                stride=2, padding=1, dilation=1)
+
+
+_UNFOLD_SIZES = {"kernel_size": (2, 1), "stride": (2, 1), "padding": (2, 0),
+                 "dilation": (2, 1)}
+
+_UNFOLD_OPS = [
+    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, extra=(
+        ("kernel larger than input", _with(_im2col_kwargs, kernel_size=10), (V,), "empty"),
+        ("huge padding", _with(_im2col_kwargs, padding=10**6), (M,), "padding"),
+        ("huge kernel", _with(_im2col_kwargs, kernel_size=2**41), (V,), "kernel_size"),
+    )),
+    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)), extra=(
+        ("cols rows not multiple of taps", _shifted("cols", 1, 1, _col2im_kwargs), (V,), "cols"),
+        ("cols L mismatch", _shifted("cols", 2, 1, _col2im_kwargs), (V,), "cols"),
+        ("output_size too small", _with(_col2im_kwargs, output_size=(2, 2)), (V,), "cols"),
+        ("huge output_size", _with(_col2im_kwargs, output_size=(2**20, 2**20),
+                                   kernel_size=1, stride=2**20, padding=0,
+                                   cols=lambda rng, dt: _r(rng, (1, 1, 1), dt)),
+         (M,), "output_size"),
+    )),
+]
+
+# -------------------------------------------------------------------- pooling
+def _pool_input(rng, nd, dtype):
+    return _r(rng, (2, 3) + (_SIZE[nd],) * nd, dtype)
+
+
+def _max_pool_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_pool_input(rng, nd, dtype), kernel_size=3, stride=2, padding=1,
+                    dilation=1, ceil_mode=True, return_indices=True)
+    return make
+
+
+def _max_pool_backward_kwargs(nd):
+    def make(rng, dtype):
+        x = _pool_input(rng, nd, dtype)
+        y, idx = getattr(fastconv, f"max_pool{nd}d")(x, 3, 2, 1, 1, True, True)
+        return dict(grad_output=_r(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
+    return make
+
+
+def _avg_pool_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_pool_input(rng, nd, dtype), kernel_size=3, stride=2, padding=1,
+                    ceil_mode=True, count_include_pad=False, divisor_override=None)
+    return make
+
+
+def _avg_pool_backward_kwargs(nd):
+    def make(rng, dtype):
+        kw = _avg_pool_kwargs(nd)(rng, dtype)
+        x = kw.pop("input")
+        y = getattr(fastconv, f"avg_pool{nd}d")(x, **kw)
+        return dict(grad_output=_r(rng, y.shape, dtype), input_shape=x.shape, **kw)
+    return make
+
+
+def _indices_with(value):
+    def fn(rng, dtype, value=value):
+        return value(rng, dtype) if callable(value) else value
+    return fn
+
+
+def _pool_ops(nd):
+    mp, mpb = _max_pool_kwargs(nd), _max_pool_backward_kwargs(nd)
+    ap, apb = _avg_pool_kwargs(nd), _avg_pool_backward_kwargs(nd)
+    win = {"kernel_size": (nd, 1), "stride": (nd, 1), "padding": (nd, 0)}
+    window_extra = lambda make: (  # noqa: E731
+        ("padding > kernel_size // 2", _with(make, padding=2), (V,), "padding"),
+        ("kernel larger than input", _with(make, kernel_size=9, padding=0), (V,), "empty"),
+        ("ceil_mode a string", _with(make, ceil_mode="yes"), (T,), "ceil_mode"),
+    )
+    shape_extra = lambda make, huge="input_shape": (  # noqa: E731
+        ("input_shape too short", _with(make, input_shape=(2, 3)), (V,), "input_shape"),
+        ("input_shape negative", _with(make, input_shape=(2, 3) + (-1,) * nd), (V,), "input_shape"),
+        ("input_shape floats", _with(make, input_shape=(2.0, 3.0) + (6.0,) * nd), (T,), "input_shape"),
+        ("input_shape None", _with(make, input_shape=None), (V, T), "input_shape"),
+        ("input_shape huge", _with(make, input_shape=(2, 3) + (2**40,) * nd), (M, V), huge),
+        ("input_shape 2**70", _with(make, input_shape=(2, 3) + (2**70,) * nd), (M, V), huge),
+    )
+
+    def idx(rng, dtype, how):
+        kw = mpb(rng, dtype)
+        i = kw["indices"]
+        kw["indices"] = how(i)
+        return kw
+
+    max_backward_extra = tuple(
+        (f"indices {label}", lambda rng, dtype, how=how: idx(rng, dtype, how), exc, "indices")
+        for label, how, exc in (
+            ("int32", lambda i: i.astype(np.int32), (T,)),
+            ("float64", lambda i: i.astype(np.float64), (T,)),
+            ("None", lambda i: None, (T, V)),
+            ("-1", lambda i: np.full_like(i, -1), (V,)),
+            ("== plane size", lambda i: np.full_like(i, _SIZE[nd] ** nd), (V,)),
+            ("2**62", lambda i: np.full_like(i, 2**62), (V,)),
+            ("-2**63", lambda i: np.full_like(i, -2**63), (V,)),
+            ("wrong shape", lambda i: i[..., :1], (V,)),
+            ("Fortran order", lambda i: np.asfortranarray(i) * 0 - 5, (V,)),
+        )) + shape_extra(mpb) + (
+        ("grad_output batch mismatch", _shifted("grad_output", 0, 1, mpb), (V,), "grad_output"),
+    )
+    return [
+        Op(f"max_pool{nd}d", mp, ("input",), (), dict(win, dilation=(nd, 1)), none_ok=("stride",),
+           extra=window_extra(mp) + (
+               ("return_indices 2", _with(mp, return_indices=2), (T,), "return_indices"),)),
+        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra),
+        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",),
+           extra=window_extra(ap) + (
+               ("divisor_override 0", _with(ap, divisor_override=0), (V,), "divisor_override"),
+               ("divisor_override 1.5", _with(ap, divisor_override=1.5), (T,), "divisor_override"),
+               ("count_include_pad None", _with(ap, count_include_pad=None), (T,), "count_include_pad"),
+           )),
+        Op(f"avg_pool{nd}d_backward", apb, ("grad_output",), (), win, none_ok=("stride",),
+           # A huge input_shape first shows as a grad_output of the wrong shape.
+           extra=window_extra(apb) + shape_extra(apb, huge="shape") + tuple(
+               (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, apb), (V,),
+                "grad_output") for a in range(nd + 2) for d in (-1, 1))),
+    ]
+
+
+def _adaptive_kwargs(rng, dtype):
+    return dict(input=_pool_input(rng, 2, dtype), output_size=(4, 3))
+
+
+def _adaptive_backward_kwargs(rng, dtype):
+    return dict(grad_output=_r(rng, (2, 3, 4, 3), dtype), input_shape=(2, 3, 6, 6))
+
+
+def _adaptive_ops():
+    return [
+        Op("adaptive_avg_pool2d", _adaptive_kwargs, ("input",), (),
+           {"output_size": (2, 1)}, none_entries_ok=("output_size",), extra=(
+               ("huge output_size", _with(_adaptive_kwargs, output_size=2**39), (M, V), "output_size"),
+           )),
+        Op("adaptive_avg_pool2d_backward", _adaptive_backward_kwargs, ("grad_output",), (), {},
+           extra=(
+               ("input_shape too short", _with(_adaptive_backward_kwargs, input_shape=(2, 3)), (V,), "input_shape"),
+               ("batch mismatch", _shifted("grad_output", 0, 1, _adaptive_backward_kwargs), (V,), "grad_output"),
+               ("input_shape huge", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**40, 2**40)), (M, V), "input_shape"),
+               ("input_shape 2**70", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**70, 6)), (M, V), "input_shape"),
+           )),
+    ]
+
+
+# Pooling lands separately: its entries switch on with it.
+_HAS_POOLING = hasattr(fastconv, "max_pool2d")
+_POOL_OPS = (_pool_ops(1) + _pool_ops(2) + _pool_ops(3) + _adaptive_ops()) if _HAS_POOLING \
+    else []
+
+# ------------------------------------------------------------------- threads
+_THREAD_OPS = [
+    Op("set_num_threads", lambda rng, dtype: dict(n=fastconv.get_num_threads()),
+       (), (), {"n": (0, 1)}, extra=(
+           ("n too large", lambda rng, dtype: dict(n=10**6), (V,), "n"),
+       )),
+]
+
+OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
+    + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS
+# Ops that compute (everything but the thread-count setters).
+COMPUTE_OPS = list(OPS)
+ALL_OPS = OPS + _THREAD_OPS
+BY_NAME = {op.name: op for op in ALL_OPS}
+# Public names that are not ops with array inputs.
+# (gradcheck is a pure-Python test helper: it runs the user's own function.)
+NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "__version__"}
