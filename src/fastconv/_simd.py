@@ -12,7 +12,11 @@ def supported():
 
 def select(name=None):
     """Use the GEMM micro-kernel `name` ('generic', 'avx2', 'avx512'), or the
-    best available when None; returns the active path."""
+    best available when None; returns the active path.
+
+    Process-wide and not synchronised with running ops: an op in another
+    thread could pack panels for one path's width and multiply with another's.
+    A hook for tests and benchmarks, to be called while no op runs."""
     return _kernels.simd_select(name)
 
 

@@ -32,10 +32,10 @@ def _padding(padding, nd, kernel, stride, dilation, op):
     return pad, pad
 
 
-def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
-                    grad_output=_args.NO_GRAD):
-    """Validate a conv call once; returns (x, w, b, gout, window, groups) with
-    the arrays C-contiguous and every rule of API.md checked."""
+def parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output, weight_layout):
+    """The array arguments of a (transposed) conv as float arrays of one dtype
+    and the right ndim, plus groups as a positive int.  grad_output is NO_GRAD
+    for a forward call (so None there is the caller's error)."""
     x = _args.as_float_array(input, "input", op)
     w = _args.as_float_array(weight, "weight", op)
     b = None if bias is None else _args.as_float_array(bias, "bias", op)
@@ -43,8 +43,16 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
          else _args.as_float_array(grad_output, "grad_output", op))
     _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
     _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
-    _args.check_ndim(w, nd + 2, "weight", op, "(C_out, C_in // groups, *kernel)")
-    groups = _args.positive_int(groups, "groups", op)
+    _args.check_ndim(w, nd + 2, "weight", op, weight_layout)
+    return x, w, b, g, _args.positive_int(groups, "groups", op)
+
+
+def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
+                    grad_output=_args.NO_GRAD):
+    """Validate a conv call once; returns (x, w, b, gout, window, groups) with
+    the arrays C-contiguous and every rule of API.md checked."""
+    x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
+                                           "(C_out, C_in // groups, *kernel)")
     n, c_in = x.shape[:2]
     c_out, c_per_group = w.shape[:2]
     kernel = tuple(w.shape[2:])

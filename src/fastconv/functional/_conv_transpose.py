@@ -8,7 +8,7 @@ swapped. Nothing here touches a kernel directly.
 import numpy as np
 
 from .. import _args, _shapes
-from ._conv import _LAYOUTS, bias_grad, conv_backward, conv_forward
+from ._conv import bias_grad, conv_backward, conv_forward, parse_conv_arrays
 from ._geometry import Window
 
 
@@ -16,15 +16,8 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
                               groups, dilation, grad_output=_args.NO_GRAD):
     """Validate once; returns (x, w, b, gout, window, groups) where `window`
     is the equivalent conv's: image = this op's output, grid = its input."""
-    x = _args.as_float_array(input, "input", op)
-    w = _args.as_float_array(weight, "weight", op)
-    b = None if bias is None else _args.as_float_array(bias, "bias", op)
-    g = (None if grad_output is _args.NO_GRAD
-         else _args.as_float_array(grad_output, "grad_output", op))
-    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
-    _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
-    _args.check_ndim(w, nd + 2, "weight", op, "(C_in, C_out // groups, *kernel)")
-    groups = _args.positive_int(groups, "groups", op)
+    x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
+                                           "(C_in, C_out // groups, *kernel)")
     n, c_in = x.shape[:2]
     kernel = tuple(w.shape[2:])
     if any(k < 1 for k in kernel):
