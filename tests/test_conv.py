@@ -103,6 +103,9 @@ def test_reference_gradients_match_numerical(nd):
     dict(x=(2, 3, 5, 5), w=(0, 3, 3, 3), kw={}),                        # no output channels
     dict(x=(1, 1, 1, 1), w=(1, 1, 1, 1), kw={}),
     dict(x=(3, 2, 1, 40), w=(2, 2, 1, 7), kw=dict(padding=(0, 3), stride=(1, 2))),
+    # >= 1024 output positions per image: one GEMM per image, output in place
+    dict(x=(3, 4, 34, 33), w=(6, 2, 3, 3), kw=dict(padding=1, groups=2)),
+    dict(x=(2, 3, 40, 30), w=(5, 3, 2, 3), kw=dict(padding=(0, 1))),
 ])
 def test_edge_cases(case, dtype, rng):
     x = rng.standard_normal(case["x"]).astype(dtype)

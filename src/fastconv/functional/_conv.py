@@ -103,9 +103,19 @@ def gemm(a, b, c, accumulate=False):
     _kernels.gemm(a, b, c, accumulate, _gemm_workspace(a.dtype, nthreads), nthreads)
 
 
+# One GEMM per image (output written in place, no transposes) pays when the
+# image's GEMM is wide (>= 512 output positions: few wasted edge panels) and
+# long enough (multiply-adds x itemsize >= 2 MiB, some 30 us) to amortise the
+# per-image calls; smaller images go side by side in chunks, with the output
+# transposed into place afterwards.
+def _per_image(c_out, k_group, l, itemsize):
+    return l >= 512 and c_out * k_group * l * itemsize >= 1 << 21
+
+
 def _forward_implicit(x_chunk, w_grouped, geom, rows, l, out_t):
     """out_t (groups, O/groups, B*L) = W @ columns, with im2col writing the
-    columns straight into the GEMM's packed panels (implicit GEMM)."""
+    columns straight into the GEMM's packed panels (implicit GEMM); out_t may
+    be a view (rows of unit column stride)."""
     groups, k_group = w_grouped.shape[0], w_grouped.shape[2]
     nb, dtype = x_chunk.shape[0], x_chunk.dtype
     nthreads = _threads.get_num_threads()
@@ -150,7 +160,14 @@ def conv_forward(x, w, b, win, groups):
                     for g in range(groups):
                         gemm(w_grouped[g], x_chunk[i, g], out_chunk[i, g])
                 continue
-            # The chunk's images side by side: one GEMM per group covers them all.
+            if _per_image(c_out, k_group, l, x.itemsize):
+                # Each image's GEMM writes its output in place.
+                for i in range(b0, b0 + nb):
+                    _forward_implicit(x[i:i + 1], w_grouped, geom, c_in * win.taps, l,
+                                      out[i].reshape(groups, c_out_group, l))
+                continue
+            # Small images side by side: one GEMM per group covers the chunk,
+            # whose output is then transposed into place.
             out_t = _workspace.scratch("out_t", (groups, c_out_group, nb * l), x.dtype)
             _forward_implicit(x[b0:b0 + nb], w_grouped, geom, c_in * win.taps, l, out_t)
             np.copyto(out[b0:b0 + nb], out_t.reshape(c_out, nb, l).transpose(1, 0, 2))
@@ -197,13 +214,19 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     geom = win.kernel_geometry(c_in)
     nthreads = _threads.get_num_threads()
-    chunk = _chunk_size(n, c_in * win.taps * l * dtype.itemsize)
+    # Large images one at a time (one image's grad_output is already
+    # (C_out, L)); small ones side by side in chunks.
+    chunk = 1 if _per_image(c_out, k_group, l, dtype.itemsize) else \
+        _chunk_size(n, c_in * win.taps * l * dtype.itemsize)
     for b0 in range(0, n, chunk):
         nb = min(chunk, n - b0)
-        # (K, B, L) layout: the chunk's images side by side in every row.
-        gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
-        np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
-        gout_t = gout_t.reshape(groups, c_out_group, nb * l)
+        if nb == 1:
+            gout_t = gout[b0].reshape(groups, c_out_group, l)
+        else:
+            # (K, B, L) layout: the chunk's images side by side in every row.
+            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
+            np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
+            gout_t = gout_t.reshape(groups, c_out_group, nb * l)
         if x is not None and groups == 1:
             _weight_grad_implicit(x[b0:b0 + nb], gout_t[0], geom, k_group, l, grad_weight[0])
         elif x is not None:
