@@ -35,7 +35,3 @@ def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
         out = span // stride + 1
     return out
 
-
-def adaptive_bin(i, in_size, out_size):
-    """[start, end) of adaptive bin i: floor(i*in/out), ceil((i+1)*in/out)."""
-    return (i * in_size) // out_size, -(-((i + 1) * in_size) // out_size)

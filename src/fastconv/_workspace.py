@@ -36,8 +36,3 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
     start = -raw.ctypes.data % alignment
     return raw[start:start + nbytes]
-
-
-def release():
-    """Drop this thread's scratch buffers (e.g. before measuring memory)."""
-    _local.buffers = {}
