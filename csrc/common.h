@@ -79,4 +79,26 @@ static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,
         }                                                                              \
     } while (0)
 
+/* Widest packed-B panel of any micro-kernel (gemm.c checks its NRs). */
+#define FC_MAX_PANEL 64
+
+/* Where a GEMM's B operand comes from when it is not a matrix in memory
+ * (implicit GEMM): pack() writes rows [pc, pc+kc) x columns [j0, j0+nc) of B
+ * into `dst` as panels of nr columns (panel p holds row i's nr values at
+ * dst[p*kc*nr + i*nr], zero past the last column).  Called inside the GEMM's
+ * blocking loop, so each block is built just before use, hot in cache. */
+typedef struct fc_b_source {
+    void (*pack)(const struct fc_b_source *self, int64_t pc, int64_t kc, int64_t j0,
+                 int64_t nc, int64_t nr, void *dst);
+} fc_b_source;
+
+/* C = A * B (or C += A * B) with B from `b_src`; as fc_gemm_packed_* (in
+ * gemm.c) otherwise.  Threads split the columns: each packs its own. */
+void fc_gemm_source_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
+                        int64_t cs_a, const fc_b_source *b_src, float *c, int64_t ldc,
+                        int accumulate, float *ws, int nthreads);
+void fc_gemm_source_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
+                        int64_t cs_a, const fc_b_source *b_src, double *c, int64_t ldc,
+                        int accumulate, double *ws, int nthreads);
+
 #endif

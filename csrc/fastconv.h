@@ -117,6 +117,21 @@ void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_
                         const double *b_packed, int64_t b_panel_stride, double *c, int64_t ldc,
                         int accumulate, double *ws, int nthreads);
 
+/* Convolution forward as an implicit GEMM (conv.c): x (batch, C_in, in) and
+ * w (C_out, C_in/groups, kernel) -> y, overwritten.  per_image: y is
+ * (batch, C_out, out), one GEMM per image (threads take whole images when
+ * there are enough); else y is (C_out, batch * out), the images side by side
+ * in one GEMM per group.  ws holds fc_conv_workspace_*(g, batch, per_image,
+ * nthreads) elements, offsets C_in * taps. */
+int64_t fc_conv_workspace_f32(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
+int64_t fc_conv_workspace_f64(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
+void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g, int64_t groups,
+                         const float *w, int64_t c_out, float *y, int per_image, float *ws,
+                         int64_t *offsets, int nthreads);
+void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
+                         const double *w, int64_t c_out, double *y, int per_image, double *ws,
+                         int64_t *offsets, int nthreads);
+
 /* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
  * this CPU supports; select(level) forces one (returns -1 if unsupported). */
 enum { FC_SIMD_GENERIC = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };

@@ -18,6 +18,12 @@
 #ifndef FC_GEMM_NC_PANELS
 #define FC_GEMM_NC_PANELS 128
 #endif
+#ifndef FC_GEMM_NC_SOURCE_PANELS
+#define FC_GEMM_NC_SOURCE_PANELS 32
+#endif
+#if FC_GEMM_NC_SOURCE_PANELS > FC_GEMM_NC_PANELS
+#error "the workspace holds FC_GEMM_NC_PANELS panels of B"
+#endif
 
 static inline void *fc_align_up(void *p)
 {
@@ -156,7 +162,16 @@ void fc_gemm_packed_##SUFFIX(int64_t m, int64_t n, int64_t k,                   
         return;                                                                           \
     }                                                                                     \
     FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,        \
-                                  b_panel_stride, c, ldc, accumulate, ws, nthreads))      \
+                                  b_panel_stride, NULL, c, ldc, accumulate, ws, nthreads)) \
+}                                                                                         \
+void fc_gemm_source_##SUFFIX(int64_t m, int64_t n, int64_t k, const SCALAR_T *a,          \
+                             int64_t rs_a, int64_t cs_a, const fc_b_source *b_src,       \
+                             SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,      \
+                             int nthreads)                                                \
+{                                                                                         \
+    if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */    \
+    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, NULL, 0, 0, NULL, 0, b_src,     \
+                                  c, ldc, accumulate, ws, nthreads))                      \
 }                                                                                         \
 void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
                       const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \

@@ -17,6 +17,9 @@
 #define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
 #define G_NR (NV * G_LANES)
 
+/* Callers size per-panel tables by FC_MAX_PANEL: fail the build, not them. */
+typedef char G_FN(nr_fits_)[G_NR <= FC_MAX_PANEL ? 1 : -1];
+
 typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
 /* Same vector, alignment of one scalar: for loads/stores of C rows. */
 typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
@@ -110,9 +113,12 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                const SCALAR *b_packed, int64_t b_panel_stride,
+                               const fc_b_source *b_src, int64_t b_col0,
                                SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws)
 {
-    const int64_t nc_max = FC_GEMM_NC_PANELS * G_NR;
+    /* A packing callback builds each B block just before use: keep the block
+     * small enough (~0.75 MiB) to stay in L2 until the micro-kernels read it. */
+    const int64_t nc_max = (b_src ? FC_GEMM_NC_SOURCE_PANELS : FC_GEMM_NC_PANELS) * G_NR;
     SCALAR *pa = (SCALAR *)fc_align_up(ws);
     SCALAR *pb = (SCALAR *)fc_align_up(pa + FC_GEMM_MC * FC_GEMM_KC);
     SCALAR edge[MR * NV * (VBYTES / sizeof(SCALAR))] __attribute__((aligned(64)));
@@ -124,7 +130,10 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             /* B already in panels (implicit GEMM): point into them instead. */
             const SCALAR *bblock = b_packed ? b_packed + jc / G_NR * b_panel_stride + pc * G_NR : pb;
             const int64_t panel_stride = b_packed ? b_panel_stride : kc * G_NR;
-            if (!b_packed) G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
+            if (b_src)
+                b_src->pack(b_src, pc, kc, b_col0 + jc, nc, G_NR, pb);
+            else if (!b_packed)
+                G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
                 G_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
@@ -157,6 +166,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const SCALAR *b_packed, int64_t b_panel_stride,
+                        const fc_b_source *b_src,
                         SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws, int nthreads)
 {
     const int64_t per_thread = G_FN(workspace_)();
@@ -167,7 +177,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
         G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed, b_panel_stride,
-                           c, ldc, accumulate, ws);
+                           b_src, 0, c, ldc, accumulate, ws);
         return;
     }
 #ifdef _OPENMP
@@ -179,7 +189,8 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
         if (j1 > n) j1 = n;
         G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
                            b_packed ? b_packed + j0 / G_NR * b_panel_stride : b_packed,
-                           b_panel_stride, c + j0, ldc, accumulate, ws + t * per_thread);
+                           b_panel_stride, b_src, j0, c + j0, ldc, accumulate,
+                           ws + t * per_thread);
     }
 }
 

@@ -106,6 +106,11 @@ def test_reference_gradients_match_numerical(nd):
     # >= 1024 output positions per image: one GEMM per image, output in place
     dict(x=(3, 4, 34, 33), w=(6, 2, 3, 3), kw=dict(padding=1, groups=2)),
     dict(x=(2, 3, 40, 30), w=(5, 3, 2, 3), kw=dict(padding=(0, 1))),
+    # stride 1 with padding within, at, and past the dilated kernel's reach
+    dict(x=(2, 4, 7, 9), w=(6, 2, 3, 2), kw=dict(padding=(2, 1), dilation=(1, 3), groups=2)),
+    dict(x=(2, 3, 34, 32), w=(4, 3, 3, 3), kw=dict(padding=(0, 2))),
+    dict(x=(2, 3, 6, 6), w=(4, 3, 2, 2), kw=dict(padding=2)),
+    dict(x=(2, 3, 6, 6), w=(4, 3, 3, 3), kw=dict(padding=(1, 3))),
 ])
 def test_edge_cases(case, dtype, rng):
     x = rng.standard_normal(case["x"]).astype(dtype)

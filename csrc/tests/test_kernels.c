@@ -230,6 +230,83 @@ static void check_packed_all(const fc_geometry *g, int64_t batch)
     }
 }
 
+/* ------------------------------------------------- implicit-GEMM convolution */
+/* One growing buffer for the conv's multi-MiB workspace: mapping fresh pages
+ * per check made this section dominate the run under ASan. */
+static void *scratch(size_t n)
+{
+    static void *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = xmalloc(n);
+        cap = n;
+    }
+    return buf;
+}
+
+/* fc_conv_forward_* must equal the direct sum, per image (output in place) and
+ * side by side ((C_out, batch * L) layout), with groups. */
+#define DEFINE_CONV_CHECK(T, SFX, TOL)                                                  \
+static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,       \
+                             int64_t c_out, int per_image, int nthreads)                \
+{                                                                                       \
+    const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
+    const int64_t cig = C / groups, cog = c_out / groups;                               \
+    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
+    const int64_t n_w = c_out * cig * taps;                                             \
+    const int64_t n_ws = fc_conv_workspace_##SFX(g, batch, per_image, nthreads);        \
+    T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
+    T *y = xmalloc(sizeof(T) * n_y), *ws = scratch(sizeof(T) * n_ws);                   \
+    int64_t *offsets = xmalloc(sizeof(int64_t) * C * taps);                             \
+    double *want = xmalloc(sizeof(double) * n_y);                                       \
+    for (int64_t i = 0; i < n_x; ++i) x[i] = (T)rnd_val();                              \
+    for (int64_t i = 0; i < n_w; ++i) w[i] = (T)rnd_val();                              \
+    for (int64_t i = 0; i < n_y; ++i) { y[i] = (T)777; want[i] = 0; }                   \
+    /* Stale scratch must not leak: poison the part before the GEMM's. */              \
+    for (int64_t i = 0; i < n_ws - fc_gemm_workspace_##SFX(nthreads); ++i) ws[i] = (T)NAN; \
+    FOR_EACH_TAP(g, batch, {                                                            \
+        if (inside) {                                                                   \
+            const int64_t grp = c / cig, tap = r - c * taps;                            \
+            for (int64_t oc = grp * cog; oc < (grp + 1) * cog; ++oc) {                  \
+                const int64_t yi = per_image ? (b * c_out + oc) * L + o                 \
+                                             : (oc * batch + b) * L + o;                \
+                want[yi] += (double)x[ii] * (double)w[(oc * cig + c % cig) * taps + tap]; \
+            }                                                                           \
+        }                                                                               \
+    })                                                                                  \
+    fc_conv_forward_##SFX(x, batch, g, groups, w, c_out, y, per_image, ws, offsets,     \
+                          nthreads);                                                    \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < n_y; ++i) {                                                 \
+        double e = fabs((double)y[i] - want[i]);                                        \
+        if (!(e <= err)) err = e;                                                       \
+    }                                                                                   \
+    report(err <= TOL * (cig * taps + 1), per_image ? "conv_forward_" #SFX " per image"  \
+           : "conv_forward_" #SFX " side by side", g, batch, (int)groups, nthreads, err); \
+    free(x); free(w); free(y); free(offsets); free(want);                               \
+}
+DEFINE_CONV_CHECK(float, f32, 1e-5)
+DEFINE_CONV_CHECK(double, f64, 1e-12)
+
+static void check_conv_all(const fc_geometry *g, int64_t batch)
+{
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (int nthreads = 1; nthreads <= 2; ++nthreads)
+            for (int per_image = 0; per_image <= 1; ++per_image) {
+                /* c_out 7: not a multiple of any micro-tile height. */
+                check_conv_f32(g, batch, 1, 7, per_image, nthreads);
+                check_conv_f64(g, batch, 1, 7, per_image, nthreads);
+                if (g->channels % 2 == 0) {
+                    check_conv_f32(g, batch, 2, 6, per_image, nthreads);
+                    check_conv_f64(g, batch, 2, 6, per_image, nthreads);
+                }
+            }
+    }
+    fc_simd_select(-1);
+}
+
 /* ------------------------------------------------------------------ depthwise */
 /* Output channel co reads input channel co / multiplier (groups == C_in). */
 #define DEFINE_DEPTHWISE_CHECK(T, SFX, TOL)                                             \
@@ -290,6 +367,7 @@ static void check_geometry_kernels(const fc_geometry *g, int64_t batch)
 {
     check_unfold_all(g, batch);
     check_packed_all(g, batch);
+    check_conv_all(g, batch);
     check_depthwise_all(g, batch);
 }
 
@@ -324,6 +402,8 @@ static void test_unfold_boundaries(void)
         {3, 1, {1, 1, 17}, {1, 1, 4}, {1, 1, 3}, {0, 0, 2}, {1, 1, 2}, {0, 0, 1}}, /* 1-D */
         {2, 2, {4, 5, 3}, {2, 3, 2}, {2, 1, 1}, {1, 1, 0}, {1, 2, 1}, {0, 0, 1}},  /* 3-D */
         {1, 1, {1, 4, 4}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 1, 1}},  /* 'same' even k */
+        {2, 2, {1, 5, 6}, {1, 3, 3}, {1, 1000000, 1000000}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* stride >> input */
+        {2, 2, {1, 30, 71}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* rows > a panel */
         {4, 8, {1, 24, 24}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* parallel path */
         {2, 4, {6, 10, 10}, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 2}, {0, 0, 0}}, /* 3-D parallel */
     };

@@ -53,6 +53,16 @@ cdef extern from "fastconv.h" nogil:
     void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
                                           const fc_geometry *g, int64_t multiplier,
                                           double *gw, int nthreads) noexcept
+    int64_t fc_conv_workspace_f32(const fc_geometry *g, int64_t batch, int per_image,
+                                  int nthreads) noexcept
+    int64_t fc_conv_workspace_f64(const fc_geometry *g, int64_t batch, int per_image,
+                                  int nthreads) noexcept
+    void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g,
+                             int64_t groups, const float *w, int64_t c_out, float *y,
+                             int per_image, float *ws, int64_t *offsets, int nthreads) noexcept
+    void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g,
+                             int64_t groups, const double *w, int64_t c_out, double *y,
+                             int per_image, double *ws, int64_t *offsets, int nthreads) noexcept
     int64_t fc_gemm_workspace_f32(int nthreads) noexcept
     int64_t fc_gemm_workspace_f64(int nthreads) noexcept
     void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,

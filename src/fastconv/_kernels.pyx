@@ -267,6 +267,44 @@ def gemm_packed_b(const real[:, :] a, const real[::1] packed, int64_t offset,
                                &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
 
 
+def conv_workspace_size(dtype_char, tuple geom, int64_t batch, bint per_image, int nthreads):
+    """Elements of scratch conv_forward needs ('f' or 'd')."""
+    cdef fc_geometry g = _geometry(geom)
+    if dtype_char == "f":
+        return fc_conv_workspace_f32(&g, batch, per_image, nthreads)
+    return fc_conv_workspace_f64(&g, batch, per_image, nthreads)
+
+
+def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
+                 const real[::1] w, int64_t c_out, real[::1] y, bint per_image,
+                 real[::1] ws, int64_t[::1] offsets, int nthreads):
+    """Implicit-GEMM conv of `batch` images into y: (batch, C_out, L) when
+    per_image, else (C_out, batch * L)."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
+    cdef int64_t need
+    if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
+        return
+    if groups <= 0 or g.channels % groups or c_out % groups:
+        raise ValueError("conv_forward: channels not divisible by groups")
+    if real is float:
+        need = fc_conv_workspace_f32(&g, batch, per_image, nthreads)
+    else:
+        need = fc_conv_workspace_f64(&g, batch, per_image, nthreads)
+    if (x.shape[0] < batch * g.channels * _prod3(g.in_)
+            or w.shape[0] < c_out * (g.channels // groups) * taps
+            or y.shape[0] < batch * c_out * l or ws.shape[0] < need
+            or offsets.shape[0] < g.channels * taps):
+        raise ValueError("conv_forward: buffer too small")
+    with nogil:
+        if real is float:
+            fc_conv_forward_f32(&x[0], batch, &g, groups, &w[0], c_out, &y[0], per_image,
+                                &ws[0], &offsets[0], nthreads)
+        else:
+            fc_conv_forward_f64(&x[0], batch, &g, groups, &w[0], c_out, &y[0], per_image,
+                                &ws[0], &offsets[0], nthreads)
+
+
 def simd_compiled():
     """SIMD paths compiled into this build (the CPU may lack some)."""
     return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_compiled(i)]

@@ -112,22 +112,19 @@ def _per_image(c_out, k_group, l, itemsize):
     return l >= 512 and c_out * k_group * l * itemsize >= 1 << 21
 
 
-def _forward_implicit(x_chunk, w_grouped, geom, rows, l, out_t):
-    """out_t (groups, O/groups, B*L) = W @ columns, with im2col writing the
-    columns straight into the GEMM's packed panels (implicit GEMM); out_t may
-    be a view (rows of unit column stride)."""
-    groups, k_group = w_grouped.shape[0], w_grouped.shape[2]
-    nb, dtype = x_chunk.shape[0], x_chunk.dtype
+def _forward_implicit(op, x, w, geom, groups, out, per_image):
+    """Convolve images x into `out` with the implicit-GEMM kernel: out is
+    (N, C_out, L) when per_image (one GEMM per image, in place), else
+    (C_out, N*L) (the images side by side)."""
+    nb, dtype = x.shape[0], x.dtype
     nthreads = _threads.get_num_threads()
-    nr = _kernels.gemm_nr(dtype.char)
-    panels = -(-nb * l // nr)
-    packed = _workspace.scratch("cols", (panels * rows * nr,), dtype)
-    rowbuf = _workspace.scratch("im2col_row", (max(nthreads, 1) * l,), dtype)
-    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, False, packed, rowbuf, nthreads)
-    ws = _gemm_workspace(dtype, nthreads)
-    for g in range(groups):
-        _kernels.gemm_packed_b(w_grouped[g], packed, g * k_group * nr, rows * nr, out_t[g],
-                               False, ws, nthreads)
+    size = _kernels.conv_workspace_size(dtype.char, geom, nb, per_image, nthreads)
+    _args.check_alloc(op, "scratch of the padded input", (size,), dtype,
+                      "padding, stride and dilation")
+    ws = _workspace.scratch("conv", (size,), dtype)
+    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0].size,), np.int64)
+    _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), w.shape[0],
+                          out.reshape(-1), per_image, ws, offsets, nthreads)
 
 
 def _is_depthwise(c_in, groups):
@@ -135,8 +132,9 @@ def _is_depthwise(c_in, groups):
     return groups > 1 and groups == c_in
 
 
-def conv_forward(x, w, b, win, groups):
-    """Output (N, C_out, *out) of a validated conv call."""
+def conv_forward(x, w, b, win, groups, op="conv"):
+    """Output (N, C_out, *out) of a validated conv call (`op` names it in
+    errors)."""
     n, c_in = x.shape[:2]
     c_out = w.shape[0]
     c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
@@ -147,30 +145,28 @@ def conv_forward(x, w, b, win, groups):
     elif out.size and k_group == 0:
         out.fill(0)
     elif out.size:
-        w_grouped = w.reshape(groups, c_out_group, k_group)
         geom = win.kernel_geometry(c_in)
-        nthreads = _threads.get_num_threads()
-        chunk = _chunk_size(n, c_in * win.taps * l * x.itemsize)
-        for b0 in range(0, n, chunk):
-            nb = min(chunk, n - b0)
-            if win.is_pointwise():  # 1x1: the input is its own column matrix
-                x_chunk = x[b0:b0 + nb].reshape(nb, groups, k_group, l)
-                out_chunk = out[b0:b0 + nb].reshape(nb, groups, c_out_group, l)
-                for i in range(nb):
-                    for g in range(groups):
-                        gemm(w_grouped[g], x_chunk[i, g], out_chunk[i, g])
-                continue
-            if _per_image(c_out, k_group, l, x.itemsize):
-                # Each image's GEMM writes its output in place.
-                for i in range(b0, b0 + nb):
-                    _forward_implicit(x[i:i + 1], w_grouped, geom, c_in * win.taps, l,
-                                      out[i].reshape(groups, c_out_group, l))
-                continue
-            # Small images side by side: one GEMM per group covers the chunk,
-            # whose output is then transposed into place.
-            out_t = _workspace.scratch("out_t", (groups, c_out_group, nb * l), x.dtype)
-            _forward_implicit(x[b0:b0 + nb], w_grouped, geom, c_in * win.taps, l, out_t)
-            np.copyto(out[b0:b0 + nb], out_t.reshape(c_out, nb, l).transpose(1, 0, 2))
+        if win.is_pointwise():  # 1x1: the input is its own column matrix
+            w_grouped = w.reshape(groups, c_out_group, k_group)
+            x_img = x.reshape(n, groups, k_group, l)
+            out_img = out.reshape(n, groups, c_out_group, l)
+            for i in range(n):
+                for g in range(groups):
+                    gemm(w_grouped[g], x_img[i, g], out_img[i, g])
+        elif _per_image(c_out, k_group, l, x.itemsize):
+            _forward_implicit(op, x, w, geom, groups, out, per_image=True)
+        else:
+            # Small images side by side, in chunks of bounded scratch; each
+            # chunk's (C_out, nb*L) output is then transposed into place.
+            size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, False, 1)  # noqa: E731
+            per_image_elems = size(2) - size(1)
+            chunk = _chunk_size(n, (per_image_elems + c_out * l) * x.itemsize)
+            for b0 in range(0, n, chunk):
+                nb = min(chunk, n - b0)
+                out_t = _workspace.scratch("out_t", (c_out, nb, l), x.dtype)
+                _forward_implicit(op, x[b0:b0 + nb], w, geom, groups, out_t,
+                                  per_image=False)
+                np.copyto(out[b0:b0 + nb], out_t.transpose(1, 0, 2))
     if b is not None and out.size:
         out += b[:, None]
     return out.reshape((n, c_out) + win.out_size)
@@ -268,7 +264,7 @@ def bias_grad(gout):
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
     x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
                                               padding, dilation, groups)
-    return conv_forward(x, w, b, win, groups)
+    return conv_forward(x, w, b, win, groups, op)
 
 
 def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups):

@@ -76,7 +76,7 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     x, w, _, g, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
         grad_output)
-    grad_input = conv_forward(g, w, None, win, groups)
+    grad_input = conv_forward(g, w, None, win, groups, op)
     _, grad_weight = conv_backward(x, w, win, groups, x=g)
     return grad_input, grad_weight, bias_grad(g)
 

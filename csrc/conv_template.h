@@ -1,0 +1,171 @@
+/* Implicit-GEMM convolution forward for one scalar type (SCALAR, SFX);
+ * included by conv.c once per dtype. */
+
+#define C_FN(name) FC_CAT(name, SFX)
+
+/* Phase planes of one image's channels [c0, c1) (see fc_phases): zeros where
+ * the padded position falls outside the input. */
+static void C_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
+                                const fc_phases *p, int64_t c0, int64_t c1, SCALAR *dst)
+{
+    const int64_t plane_in = fc_spatial_size(g->in);
+    const int64_t s0 = g->stride[0], s1 = g->stride[1], s2 = g->stride[2];
+    for (int64_t c = c0; c < c1; ++c) {
+        const SCALAR *src = image + c * plane_in;
+        SCALAR *out = dst + c * p->phases * p->plane;
+        for (int64_t f0 = 0; f0 < p->phase[0]; ++f0)
+            for (int64_t f1 = 0; f1 < p->phase[1]; ++f1)
+                for (int64_t f2 = 0; f2 < p->phase[2]; ++f2) {
+                    /* Input column of this phase's index 0, and its valid run. */
+                    const int64_t w0 = f2 - g->pad[2];
+                    int64_t lo, hi;
+                    fc_valid_range(g->in[2], p->q[2], s2, w0, &lo, &hi);
+                    for (int64_t t0 = 0; t0 < p->q[0]; ++t0) {
+                        const int64_t id = f0 + t0 * s0 - g->pad[0];
+                        for (int64_t t1 = 0; t1 < p->q[1]; ++t1, out += p->q[2]) {
+                            const int64_t ih = f1 + t1 * s1 - g->pad[1];
+                            if ((uint64_t)id >= (uint64_t)g->in[0]
+                                || (uint64_t)ih >= (uint64_t)g->in[1] || hi <= lo) {
+                                memset(out, 0, (size_t)p->q[2] * sizeof(SCALAR));
+                                continue;
+                            }
+                            const SCALAR *row = src + (id * g->in[1] + ih) * g->in[2] + w0;
+                            memset(out, 0, (size_t)lo * sizeof(SCALAR));
+                            if (s2 == 1)
+                                memcpy(out + lo, row + lo, (size_t)(hi - lo) * sizeof(SCALAR));
+                            else
+                                for (int64_t i = lo; i < hi; ++i) out[i] = row[i * s2];
+                            memset(out + hi, 0, (size_t)(p->q[2] - hi) * sizeof(SCALAR));
+                        }
+                    }
+                }
+    }
+}
+
+/* fc_b_source.pack: B's columns are output positions j = b*L + l of the
+ * chunk's images, its rows the (channel, tap) pairs.  A panel's columns split
+ * into runs along output rows; every B row reads each run contiguously, at
+ * the row's own offset, so the run list is computed once per panel. */
+static void C_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_t kc,
+                                    int64_t j0, int64_t nc, int64_t nr, void *dst_)
+{
+    const fc_conv_source *s = (const fc_conv_source *)self;
+    const SCALAR *planes = (const SCALAR *)s->planes;
+    const int64_t ow_n = s->out[2], oh_n = s->out[1];
+    const int64_t l_size = s->out[0] * oh_n * ow_n;
+    SCALAR *dst = (SCALAR *)dst_;
+    for (int64_t jr = 0; jr < nc; jr += nr, dst += kc * nr) {
+        const int64_t cols = nc - jr < nr ? nc - jr : nr;
+        int64_t run_src[FC_MAX_PANEL], run_dst[FC_MAX_PANEL], run_len[FC_MAX_PANEL];
+        int runs = 0;
+        for (int64_t q = 0, j = j0 + jr; q < cols; ++runs) {
+            const int64_t b = j / l_size, l = j % l_size;
+            const int64_t ow = l % ow_n, oh = (l / ow_n) % oh_n, od = l / (ow_n * oh_n);
+            const int64_t len = ow_n - ow < cols - q ? ow_n - ow : cols - q;
+            run_src[runs] = b * s->layout.image + (od * s->layout.q[1] + oh) * s->layout.q[2] + ow;
+            run_dst[runs] = q;
+            run_len[runs] = len;
+            q += len;
+            j += len;
+        }
+        for (int64_t i = 0; i < kc; ++i) {
+            const SCALAR *src = planes + s->offsets[pc + i];
+            SCALAR *row = dst + i * nr;
+            for (int r = 0; r < runs; ++r)
+                memcpy(row + run_dst[r], src + run_src[r], (size_t)run_len[r] * sizeof(SCALAR));
+            for (int64_t q = cols; q < nr; ++q) row[q] = 0;
+        }
+    }
+}
+
+int64_t C_FN(fc_conv_workspace_)(const fc_geometry *g, int64_t batch, int per_image,
+                                 int nthreads)
+{
+    const fc_phases p = fc_phase_layout(g);
+    const int nt = nthreads < 1 ? 1 : nthreads;
+    const int64_t gemm_one = C_FN(fc_gemm_workspace_)(1);
+    const int64_t planes = fc_mul_sat(per_image ? nt : batch, p.image);
+    const int64_t gemm = nt * gemm_one;
+    return planes > INT64_MAX - gemm ? INT64_MAX : planes + gemm;
+}
+
+/* One group's GEMM: y_g (m x n) = w_g (m x K) * B(source rows from row0). */
+static void C_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
+                              const fc_conv_source *source, int64_t row0,
+                              SCALAR *y, int64_t ldy, SCALAR *ws, int nthreads)
+{
+    fc_conv_source src = *source;
+    src.offsets += row0;
+    C_FN(fc_gemm_source_)(m, n, k, w, k, 1, &src.base, y, ldy, 0, ws, nthreads);
+}
+
+void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
+                            int64_t groups, const SCALAR *w, int64_t c_out, SCALAR *y,
+                            int per_image, SCALAR *ws, int64_t *offsets, int nthreads)
+{
+    const fc_phases p = fc_phase_layout(g);
+    const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
+    const int64_t m = c_out / groups, k = g->channels / groups * fc_kernel_size(g);
+    const int64_t gemm_one = C_FN(fc_gemm_workspace_)(1);
+    fc_conv_source source = {{C_FN(pack_from_phases_)}, ws, offsets, p,
+                             {g->out[0], g->out[1], g->out[2]}};
+    if (batch <= 0 || l_size <= 0 || m <= 0 || k <= 0) return;
+    fc_phase_row_offsets(g, &p, offsets);
+    if (!per_image) {
+        /* The chunk side by side: y is (C_out, batch * L). */
+        SCALAR *gemm_ws = ws + batch * p.image;
+        const int64_t planes = batch * g->channels;
+        const int nt = fc_threads_for(nthreads, planes * p.phases * p.plane);
+        (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+        for (int64_t i = 0; i < planes; ++i) {
+            const int64_t b = i / g->channels, c = i % g->channels;
+            C_FN(build_phases_)(x + b * g->channels * plane_in, g, &p, c, c + 1,
+                                ws + b * p.image);
+        }
+        for (int64_t grp = 0; grp < groups; ++grp)
+            C_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k,
+                              y + grp * m * batch * l_size, batch * l_size, gemm_ws, nthreads);
+        return;
+    }
+    /* One image per GEMM, written in place into y (batch, C_out, L).  With
+     * images to spare, each thread takes whole images (no synchronisation);
+     * else threads split each image's channels, then its GEMM's columns. */
+    const int per_thread_images = nthreads > 1 && batch >= nthreads;
+    const int nt = per_thread_images ? nthreads : 1;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) firstprivate(source) \
+    if (per_thread_images)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+#ifdef _OPENMP
+        const int t = per_thread_images ? omp_get_thread_num() : 0;
+#else
+        const int t = 0;
+#endif
+        SCALAR *planes = ws + t * (p.image + gemm_one);
+        SCALAR *gemm_ws = per_thread_images ? planes + p.image : ws + p.image;
+        const int inner = per_thread_images ? 1 : nthreads;
+        const SCALAR *image = x + b * g->channels * plane_in;
+        source.planes = planes;
+        if (inner > 1) {
+            const int ntc = fc_threads_for(inner, p.image);
+            (void)ntc;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(ntc)
+#endif
+            for (int64_t c = 0; c < g->channels; ++c)
+                C_FN(build_phases_)(image, g, &p, c, c + 1, planes);
+        } else {
+            C_FN(build_phases_)(image, g, &p, 0, g->channels, planes);
+        }
+        for (int64_t grp = 0; grp < groups; ++grp)
+            C_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
+                              y + (b * c_out + grp * m) * l_size, l_size, gemm_ws, inner);
+    }
+}
+
+#undef C_FN
