@@ -208,6 +208,17 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
                 if grad_input is not None:
                     gemm(w_grouped[g].T, g_img[i, g], gi_img[i, g])
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    # Stride 1: the data gradient is itself a convolution, run by the
+    # forward's implicit GEMM (no column matrix, no col2im).  Its GEMM has
+    # C_in/groups rows: below ~16 most of each micro-tile would be padding, and
+    # GEMM + col2im is faster (cifar: 4.4 ms against 8.2).
+    flipped = _data_grad_window(win) if c_in // groups >= 16 else None
+    if input_shape is not None and flipped is not None:
+        grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups)
+        grad_input = grad_input.reshape(input_shape)
+        if x is None:
+            return grad_input, None
+        input_shape = None
     geom = win.kernel_geometry(c_in)
     nthreads = _threads.get_num_threads()
     # Large images one at a time (one image's grad_output is already
@@ -232,13 +243,40 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
             for g in range(groups):
                 gemm(gout_t[g], cols[g].T, grad_weight[g], accumulate=True)
         cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-        if grad_input is not None:
+        if input_shape is not None:
             # The columns are spent: reuse their buffer for the data gradient.
             for g in range(groups):
                 gemm(w_grouped[g].T, gout_t[g], cols[g])
             _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
                             grad_input[b0:b0 + nb].reshape(-1), nthreads)
     return grad_input, None if x is None else grad_weight.reshape(w.shape)
+
+
+def _data_grad_window(win):
+    """The window of the convolution that computes a stride-1 conv's data
+    gradient: grad_input[i] = sum_t W[t] grad_output[i + pad - t*d], i.e. a
+    conv over grad_output with the kernel flipped and padding d*(k-1) - pad,
+    whose output grid is the input's.  None when that does not apply (a
+    stride > 1, or padding beyond the dilated kernel: negative padding)."""
+    reach = tuple(d * (k - 1) for k, d in zip(win.kernel, win.dilation))
+    if any(s != 1 for s in win.stride) or any(p > r for p, r in zip(win.pad_before, reach)):
+        return None
+    pad = tuple(r - p for p, r in zip(win.pad_before, reach))
+    # Taps past grad_output's end read as zeros, so the trailing padding is
+    # implied by the explicit output grid.
+    return Window(win.out_size, win.kernel, win.stride, pad, pad, win.dilation,
+                  explicit_out=win.in_size)
+
+
+def _flipped_weight(w, groups):
+    """(C_in, C_out // groups, *kernel) weight of the data-gradient conv:
+    each group's (out, in) channel roles swapped and every kernel axis
+    reversed."""
+    c_out, c_in_group = w.shape[:2]
+    kernel = w.shape[2:]
+    grouped = w.reshape((groups, c_out // groups, c_in_group) + kernel)
+    flipped = grouped.swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(kernel)]
+    return np.ascontiguousarray(flipped).reshape((groups * c_in_group, c_out // groups) + kernel)
 
 
 def _weight_grad_implicit(x_chunk, gout_t, geom, rows, l, grad_weight):
