@@ -131,6 +131,22 @@ void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g, in
 void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
                          const double *w, int64_t c_out, double *y, int per_image, double *ws,
                          int64_t *offsets, int nthreads);
+/* Weight gradient of a convolution, fused: grad_w (m x K, leading dimension
+ * ldw) += grad_out (m x P) * cols^T, K = channels*taps column rows of im2col,
+ * P = batch*L output positions.  Image b's channel c is at
+ * x + b*x_image_stride + c*D*H*W, its grad_out row o at
+ * gout + b*gout_image_stride + o*L (so one group of a grouped conv is an offset
+ * and strides).  The GEMM's packed panels are built from x and gout just
+ * before use: no column matrix.  `ws` holds
+ * fc_conv_weight_grad_workspace_*(m, K, nthreads) elements. */
+int64_t fc_conv_weight_grad_workspace_f32(int64_t m, int64_t n, int nthreads);
+int64_t fc_conv_weight_grad_workspace_f64(int64_t m, int64_t n, int nthreads);
+void fc_conv_weight_grad_f32(const float *x, int64_t x_image_stride, const float *gout,
+                             int64_t gout_image_stride, int64_t batch, const fc_geometry *g,
+                             int64_t m, float *grad_w, int64_t ldw, float *ws, int nthreads);
+void fc_conv_weight_grad_f64(const double *x, int64_t x_image_stride, const double *gout,
+                             int64_t gout_image_stride, int64_t batch, const fc_geometry *g,
+                             int64_t m, double *grad_w, int64_t ldw, double *ws, int nthreads);
 
 /* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
  * this CPU supports; select(level) forces one (returns -1 if unsupported). */

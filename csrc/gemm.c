@@ -44,6 +44,8 @@ static inline void *fc_align_up(void *p)
 #define NV 2
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
+#define FC_TEMPLATE "wgrad_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES
@@ -59,6 +61,8 @@ static inline void *fc_align_up(void *p)
 #define NV 2
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
+#define FC_TEMPLATE "wgrad_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES
@@ -72,6 +76,8 @@ static inline void *fc_align_up(void *p)
 #define MR 8
 #define NV 3
 #define FC_TEMPLATE "gemm_template.h"
+#include "instantiate.h"
+#define FC_TEMPLATE "wgrad_template.h"
 #include "instantiate.h"
 #undef ISA
 #undef TARGET
@@ -190,3 +196,25 @@ void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                          
 
 FC_DEFINE_GEMM(float, f32)
 FC_DEFINE_GEMM(double, f64)
+
+#define FC_DEFINE_WEIGHT_GRAD(SCALAR_T, SUFFIX)                                           \
+int64_t fc_conv_weight_grad_workspace_##SUFFIX(int64_t m, int64_t n, int nthreads)        \
+{                                                                                         \
+    int64_t most = wg_workspace_generic_##SUFFIX();                                       \
+    FC_IF_X86(if (wg_workspace_avx2_##SUFFIX() > most) most = wg_workspace_avx2_##SUFFIX(); \
+              if (wg_workspace_avx512_##SUFFIX() > most) most = wg_workspace_avx512_##SUFFIX();) \
+    if (nthreads < 1) nthreads = 1;                                                       \
+    return most * nthreads + (nthreads - 1) * m * n;                                      \
+}                                                                                         \
+void fc_conv_weight_grad_##SUFFIX(const SCALAR_T *x, int64_t x_image_stride,              \
+                                  const SCALAR_T *gout, int64_t gout_image_stride,        \
+                                  int64_t batch, const fc_geometry *g, int64_t m,         \
+                                  SCALAR_T *grad_w, int64_t ldw, SCALAR_T *ws, int nthreads) \
+{                                                                                         \
+    if (m <= 0 || batch <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0) return; \
+    FC_DISPATCH(, conv_weight_grad_, SUFFIX, (x, x_image_stride, gout, gout_image_stride, \
+                                              batch, g, m, grad_w, ldw, ws, nthreads))    \
+}
+
+FC_DEFINE_WEIGHT_GRAD(float, f32)
+FC_DEFINE_WEIGHT_GRAD(double, f64)

@@ -307,6 +307,62 @@ static void check_conv_all(const fc_geometry *g, int64_t batch)
     fc_simd_select(-1);
 }
 
+/* ------------------------------------------------------- fused weight gradient */
+/* fc_conv_weight_grad_* must add grad_out @ columns^T to grad_w.  Odd m use
+ * padded strides (as one group of a grouped conv does: x and grad_out rows of
+ * other groups between images, grad_w rows wider than K); even m use tight
+ * buffers, so a read past the images would trip AddressSanitizer. */
+#define DEFINE_WGRAD_CHECK(T, SFX, TOL)                                                 \
+static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, int nthreads) \
+{                                                                                       \
+    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
+    const int64_t plane = prod3(g->in), pad = m % 2;                                    \
+    const int64_t xs = (g->channels + pad) * plane, gs = (m + 2 * pad) * L;             \
+    const int64_t ldw = rows + 3 * pad;                                                 \
+    T *x = xmalloc(sizeof(T) * batch * xs), *gy = xmalloc(sizeof(T) * batch * gs);      \
+    T *gw = xmalloc(sizeof(T) * m * ldw);                                               \
+    double *want = xmalloc(sizeof(double) * m * ldw);                                   \
+    T *ws = xmalloc(sizeof(T) * fc_conv_weight_grad_workspace_##SFX(m, rows, nthreads)); \
+    for (int64_t i = 0; i < batch * xs; ++i) x[i] = (T)rnd_val();                       \
+    for (int64_t i = 0; i < batch * gs; ++i) gy[i] = (T)rnd_val();                      \
+    for (int64_t i = 0; i < m * ldw; ++i) want[i] = gw[i] = (T)rnd_val();  /* += */     \
+    FOR_EACH_TAP(g, batch, {                                                            \
+        (void)ii;  /* x has its own image stride here */                               \
+        if (inside) {                                                                   \
+            const T v = x[b * xs + c * plane + (id * g->in[1] + ih) * g->in[2] + iw];   \
+            for (int64_t i = 0; i < m; ++i)                                             \
+                want[i * ldw + r] += (double)gy[b * gs + i * L + o] * (double)v;        \
+        }                                                                               \
+    })                                                                                  \
+    fc_conv_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads);       \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < m; ++i)                                                     \
+        for (int64_t j = 0; j < ldw; ++j) {                                             \
+            const double e = fabs((double)gw[i * ldw + j] - want[i * ldw + j]);         \
+            if (!(e <= err)) err = e;                                                   \
+        }                                                                               \
+    report(err <= TOL * (double)(batch * L + 1), "conv_weight_grad_" #SFX, g, batch,    \
+           (int)m, nthreads, err);                                                      \
+    free(x); free(gy); free(gw); free(want); free(ws);                                  \
+}
+DEFINE_WGRAD_CHECK(float, f32, 1e-5)
+DEFINE_WGRAD_CHECK(double, f64, 1e-12)
+
+/* Every SIMD level, 1 and 2 threads, m below, at and past a micro-tile. */
+static void check_wgrad_all(const fc_geometry *g, int64_t batch)
+{
+    static const int64_t ms[] = {1, 8, 13};
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (int nthreads = 1; nthreads <= 2; ++nthreads)
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; ++i) {
+                check_wgrad_f32(g, batch, ms[i], nthreads);
+                check_wgrad_f64(g, batch, ms[i], nthreads);
+            }
+    }
+    fc_simd_select(-1);
+}
+
 /* ------------------------------------------------------------------ depthwise */
 /* Output channel co reads input channel co / multiplier (groups == C_in). */
 #define DEFINE_DEPTHWISE_CHECK(T, SFX, TOL)                                             \
@@ -368,6 +424,7 @@ static void check_geometry_kernels(const fc_geometry *g, int64_t batch)
     check_unfold_all(g, batch);
     check_packed_all(g, batch);
     check_conv_all(g, batch);
+    check_wgrad_all(g, batch);
     check_depthwise_all(g, batch);
 }
 
@@ -417,6 +474,24 @@ static void test_unfold_boundaries(void)
         }
         check_geometry_kernels(&g, cases[i].batch);
     }
+}
+
+/* The fused weight gradient on work big enough to split between threads,
+ * with m past one packed A block (256 rows f32, 128 f64) and K rows not a
+ * multiple of any NR. */
+static void test_wgrad_large(void)
+{
+    static const int64_t in[3] = {1, 11, 13}, k[3] = {1, 3, 3}, s1[3] = {1, 1, 1},
+                         p[3] = {0, 1, 1}, none[3] = {0, 0, 0};
+    fc_geometry g;
+    make_geometry(&g, 37, in, k, s1, p, s1, none);
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        check_wgrad_f32(&g, 5, 261, 2);
+        check_wgrad_f64(&g, 5, 261, 2);
+        check_wgrad_f32(&g, 3, 64, 2);
+    }
+    fc_simd_select(-1);
 }
 
 static void test_unfold_random(int count)
@@ -765,6 +840,7 @@ int main(int argc, char **argv)
     test_unfold_boundaries();
     test_unfold_random(random_cases);
     test_gemm();
+    test_wgrad_large();
     test_pooling(random_cases);
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
     return failed != 0;

@@ -71,6 +71,16 @@ cdef extern from "fastconv.h" nogil:
     void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
                      int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b, double *c,
                      int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
+    int64_t fc_conv_weight_grad_workspace_f32(int64_t m, int64_t n, int nthreads) noexcept
+    int64_t fc_conv_weight_grad_workspace_f64(int64_t m, int64_t n, int nthreads) noexcept
+    void fc_conv_weight_grad_f32(const float *x, int64_t x_image_stride, const float *gout,
+                                 int64_t gout_image_stride, int64_t batch,
+                                 const fc_geometry *g, int64_t m, float *grad_w, int64_t ldw,
+                                 float *ws, int nthreads) noexcept
+    void fc_conv_weight_grad_f64(const double *x, int64_t x_image_stride, const double *gout,
+                                 int64_t gout_image_stride, int64_t batch,
+                                 const fc_geometry *g, int64_t m, double *grad_w,
+                                 int64_t ldw, double *ws, int nthreads) noexcept
     int64_t fc_gemm_nr_f32() noexcept
     int64_t fc_gemm_nr_f64() noexcept
     void fc_gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,

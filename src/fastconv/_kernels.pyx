@@ -303,6 +303,49 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
         else:
             fc_conv_forward_f64(&x[0], batch, &g, groups, &w[0], c_out, &y[0], per_image,
                                 &ws[0], &offsets[0], nthreads)
+def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
+    """Elements of workspace conv_weight_grad needs for an m x n gradient."""
+    if dtype_char == "f":
+        return fc_conv_weight_grad_workspace_f32(m, n, nthreads)
+    return fc_conv_weight_grad_workspace_f64(m, n, nthreads)
+
+
+def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride,
+                     const real[::1] gout, int64_t gout_offset, int64_t gout_image_stride,
+                     int64_t batch, tuple geom, real[:, :] grad_w, real[::1] ws,
+                     int nthreads):
+    """grad_w (m x K) += grad_out @ columns.T for `batch` images, the columns
+    never built: image b's channel c is at x[x_offset + b*x_image_stride +
+    c*plane], its grad_output row o at gout[gout_offset + b*gout_image_stride
+    + o*L]."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t m = grad_w.shape[0], l = _prod3(g.out), plane = _prod3(g.in_)
+    if grad_w.shape[1] != g.channels * _prod3(g.kernel):
+        raise ValueError("grad_w must have channels * taps columns")
+    if batch <= 0 or m == 0 or g.channels == 0 or l == 0:
+        return
+    if grad_w.shape[1] > 1 and grad_w.strides[1] != sizeof(real):
+        raise ValueError("grad_w must have unit column stride")
+    if (x_offset < 0 or x_image_stride < 0
+            or x_offset + (batch - 1) * x_image_stride + g.channels * plane > x.shape[0]):
+        raise ValueError("image buffer too small")
+    if (gout_offset < 0 or gout_image_stride < 0
+            or gout_offset + (batch - 1) * gout_image_stride + m * l > gout.shape[0]):
+        raise ValueError("grad_output buffer too small")
+    if real is float:
+        if ws.shape[0] < fc_conv_weight_grad_workspace_f32(m, grad_w.shape[1], nthreads):
+            raise ValueError("weight-gradient workspace too small")
+        with nogil:
+            fc_conv_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
+                                    gout_image_stride, batch, &g, m, &grad_w[0, 0],
+                                    grad_w.strides[0] // sizeof(real), &ws[0], nthreads)
+    else:
+        if ws.shape[0] < fc_conv_weight_grad_workspace_f64(m, grad_w.shape[1], nthreads):
+            raise ValueError("weight-gradient workspace too small")
+        with nogil:
+            fc_conv_weight_grad_f64(&x[x_offset], x_image_stride, &gout[gout_offset],
+                                    gout_image_stride, batch, &g, m, &grad_w[0, 0],
+                                    grad_w.strides[0] // sizeof(real), &ws[0], nthreads)
 
 
 def simd_compiled():

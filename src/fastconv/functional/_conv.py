@@ -184,8 +184,11 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     k_group, l = (c_in // groups) * win.taps, win.out_count
     dtype = gout.dtype
     grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
-    grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
+    # Every path below writes all of grad_input; only an empty sum needs zeros.
+    grad_input = None if input_shape is None else np.empty(input_shape, dtype)
     if not (n and c_out and k_group):
+        if grad_input is not None:
+            grad_input.fill(0)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     if _is_depthwise(c_in, groups):
         geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
@@ -208,17 +211,19 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
                 if grad_input is not None:
                     gemm(w_grouped[g].T, g_img[i, g], gi_img[i, g])
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    if x is not None:
+        _weight_grad_fused(x, gout, win, groups, grad_weight)
+    grad_weight = None if x is None else grad_weight.reshape(w.shape)
+    if grad_input is None:
+        return None, grad_weight
     # Stride 1: the data gradient is itself a convolution, run by the
     # forward's implicit GEMM (no column matrix, no col2im).  Its GEMM has
     # C_in/groups rows: below ~16 most of each micro-tile would be padding, and
     # GEMM + col2im is faster (cifar: 4.4 ms against 8.2).
     flipped = _data_grad_window(win) if c_in // groups >= 16 else None
-    if input_shape is not None and flipped is not None:
+    if flipped is not None:
         grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups)
-        grad_input = grad_input.reshape(input_shape)
-        if x is None:
-            return grad_input, None
-        input_shape = None
+        return grad_input.reshape(input_shape), grad_weight
     geom = win.kernel_geometry(c_in)
     nthreads = _threads.get_num_threads()
     # Large images one at a time (one image's grad_output is already
@@ -234,22 +239,12 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
             gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
             np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
             gout_t = gout_t.reshape(groups, c_out_group, nb * l)
-        if x is not None and groups == 1:
-            _weight_grad_implicit(x[b0:b0 + nb], gout_t[0], geom, k_group, l, grad_weight[0])
-        elif x is not None:
-            cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-            _kernels.im2col(x[b0:b0 + nb].reshape(-1), nb, geom, l, nb * l,
-                            cols.reshape(-1), nthreads)
-            for g in range(groups):
-                gemm(gout_t[g], cols[g].T, grad_weight[g], accumulate=True)
         cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-        if input_shape is not None:
-            # The columns are spent: reuse their buffer for the data gradient.
-            for g in range(groups):
-                gemm(w_grouped[g].T, gout_t[g], cols[g])
-            _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
-                            grad_input[b0:b0 + nb].reshape(-1), nthreads)
-    return grad_input, None if x is None else grad_weight.reshape(w.shape)
+        for g in range(groups):
+            gemm(w_grouped[g].T, gout_t[g], cols[g])
+        _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
+                        grad_input[b0:b0 + nb].reshape(-1), nthreads)
+    return grad_input, grad_weight
 
 
 def _data_grad_window(win):
@@ -279,19 +274,23 @@ def _flipped_weight(w, groups):
     return np.ascontiguousarray(flipped).reshape((groups * c_in_group, c_out // groups) + kernel)
 
 
-def _weight_grad_implicit(x_chunk, gout_t, geom, rows, l, grad_weight):
-    """grad_weight (C_out, K) += gout_t @ columns.T, the transposed columns
-    written by im2col straight into the GEMM's packed B panels (implicit GEMM):
-    with few output channels, packing them would cost as much as the math."""
-    nb, dtype = x_chunk.shape[0], x_chunk.dtype
+def _weight_grad_fused(x, gout, win, groups, grad_weight):
+    """grad_weight (groups, C_out/groups, K) += grad_output @ columns.T over the
+    whole batch in one fused kernel per group: the GEMM packs its panels
+    straight from x and grad_output, so neither the column matrix nor a
+    transposed grad_output is ever built."""
+    n, c_in = x.shape[:2]
+    c_out, l = gout.shape[1], win.out_count
+    c_in_group, c_out_group = c_in // groups, c_out // groups
+    plane = x[0, 0].size
     nthreads = _threads.get_num_threads()
-    nr = _kernels.gemm_nr(dtype.char)
-    # columns.T's panels of nr columns are columns' panels of nr rows.
-    packed = _workspace.scratch("cols", (-(-rows // nr) * nr * nb * l,), dtype)
-    rowbuf = _workspace.scratch("im2col_row", (max(nthreads, 1) * nr * l,), dtype)
-    _kernels.im2col_packed(x_chunk.reshape(-1), nb, geom, nr, True, packed, rowbuf, nthreads)
-    _kernels.gemm_packed_b(gout_t, packed, 0, nb * l * nr, grad_weight, True,
-                           _gemm_workspace(dtype, nthreads), nthreads)
+    ws = _workspace.scratch("weight_grad", (_kernels.conv_weight_grad_workspace_size(
+        x.dtype.char, c_out_group, grad_weight.shape[2], nthreads),), x.dtype)
+    geom = win.kernel_geometry(c_in_group)
+    for g in range(groups):
+        _kernels.conv_weight_grad(x.reshape(-1), g * c_in_group * plane, c_in * plane,
+                                  gout.reshape(-1), g * c_out_group * l, c_out * l, n, geom,
+                                  grad_weight[g], ws, nthreads)
 
 
 def bias_grad(gout):

@@ -1,0 +1,376 @@
+/* Weight gradient of a convolution as one fused implicit GEMM, for one
+ * (scalar type, instruction set):
+ *     grad_w (m x K) += grad_out (m x P) * cols^T (P x K)
+ * over P = batch * L output positions, K = channels * taps column rows.
+ *
+ * Included by gemm.c right after gemm_template.h with the same macros (ISA,
+ * TARGET, VBYTES, MR, NV), so it drives that instruction set's micro-kernel.
+ * Neither operand is materialised: for each block of KC positions the packed
+ * A panels are cut from grad_out and each packed B panel is built from the
+ * images just before the micro-kernels use it, while it sits in L1/L2 (a
+ * whole packed cols^T is several MB per image and round-trips through L3).
+ * Both operands hold positions contiguously but the micro-kernel wants them
+ * interleaved by position, so packing is a transpose, done LANES x LANES in
+ * registers. */
+
+#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
+#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
+#define G_NR (NV * G_LANES)
+/* Rows of grad_out packed at once: the A block (<= 256 KiB) stays in L2
+ * while every B panel of a position block streams past it. */
+#define G_MC (((int64_t)(256 * 1024 / sizeof(SCALAR)) / FC_GEMM_KC) / MR * MR)
+
+#ifndef FC_WG_POS_DEFINED
+#define FC_WG_POS_DEFINED
+/* An output position of the batch: image b, output index (od, oh, ow). */
+typedef struct {
+    int64_t b, od, oh, ow;
+} fc_wg_pos;
+
+static fc_wg_pos fc_wg_pos_of(const fc_geometry *g, int64_t j)
+{
+    const int64_t l_size = fc_spatial_size(g->out);
+    const int64_t l = j % l_size;
+    fc_wg_pos at = {j / l_size, l / (g->out[1] * g->out[2]), l / g->out[2] % g->out[1],
+                    l % g->out[2]};
+    return at;
+}
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Integer vector matching vec_ lane for lane: the shuffle-mask type. */
+typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64_t)0))
+    G_FN(sint_);
+typedef G_FN(sint_) G_FN(ivec_) __attribute__((vector_size(VBYTES)));
+
+/* Swap the off-diagonal h x h blocks of rows lo and hi = lo + h: one step of
+ * the recursive block transpose.  Built by vector arithmetic on a constant
+ * iota, the masks fold to constants once inlined (one vpermt2ps-class
+ * instruction each on AVX-512); a loop filling lanes one by one does not. */
+static inline __attribute__((always_inline)) TARGET void
+G_FN(swap_blocks_)(G_FN(vec_) *lo, G_FN(vec_) *hi, int h)
+{
+    typedef G_FN(ivec_) ivec;
+    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                         8, 9, 10, 11, 12, 13, 14, 15};
+    ivec k;
+    memcpy(&k, iota, sizeof k);
+    const ivec high = (k & h) != 0;                   /* all ones where bit h is set */
+    const ivec keep = k + (high & (G_FN(sint_))(G_LANES - h));
+    const ivec take = k + (G_FN(sint_))h + (high & (G_FN(sint_))(G_LANES - h));
+    const G_FN(vec_) a = *lo, b = *hi;
+    *lo = __builtin_shuffle(a, b, keep);
+    *hi = __builtin_shuffle(a, b, take);
+}
+
+/* Transpose a LANES x LANES block held as LANES row vectors. */
+static inline __attribute__((always_inline)) TARGET void G_FN(transpose_)(G_FN(vec_) *r)
+{
+    /* Fully unrolled, so r stays in registers and every mask is a constant. */
+#pragma GCC unroll 8
+    for (int h = G_LANES / 2; h >= 1; h /= 2)
+#pragma GCC unroll 16
+        for (int i = 0; i < G_LANES; ++i)
+            if (!(i & h)) G_FN(swap_blocks_)(&r[i], &r[i + h], h);
+}
+#define G_HAVE_TRANSPOSE 1
+#else
+#define G_HAVE_TRANSPOSE 0
+#endif
+
+/* dst[p*WIDTH + q] = src[q*ld + p] for q < rows, p < n; zero for rows <= q <
+ * WIDTH: `rows` position-major rows interleaved into a panel WIDTH wide.
+ * A macro body so WIDTH (NR or MR) is a constant in each expansion. */
+#define G_INTERLEAVE(WIDTH)                                                            \
+    int64_t p = 0;                                                                     \
+    if (G_HAVE_TRANSPOSE)                                                              \
+        for (; p + G_LANES <= n; p += G_LANES)                                         \
+            for (int64_t q0 = 0; q0 < (WIDTH); q0 += G_LANES) {                        \
+                G_FN(vec_) r[G_LANES];                                                 \
+                const SCALAR *s0 = src + q0 * ld + p;                                  \
+                if (q0 + G_LANES <= rows) /* full block: no per-row test */           \
+                    _Pragma("GCC unroll 16")                                           \
+                    for (int64_t i = 0; i < G_LANES; ++i)                              \
+                        r[i] = *(const G_FN(uvec_) *)(s0 + i * ld);                    \
+                else                                                                   \
+                    _Pragma("GCC unroll 16")                                           \
+                    for (int64_t i = 0; i < G_LANES; ++i)                              \
+                        r[i] = q0 + i < rows ? *(const G_FN(uvec_) *)(s0 + i * ld)     \
+                                             : (G_FN(vec_)){0};                        \
+                G_TRANSPOSE(r);                                                        \
+                /* A panel narrower than a vector keeps each row's head. */           \
+                const int64_t w = (WIDTH) - q0 < G_LANES ? (WIDTH) - q0 : G_LANES;     \
+                _Pragma("GCC unroll 16")                                               \
+                for (int64_t i = 0; i < G_LANES; ++i) {                                \
+                    if (w == G_LANES)                                                  \
+                        *(G_FN(uvec_) *)(dst + (p + i) * (WIDTH) + q0) = r[i];         \
+                    else                                                               \
+                        memcpy(dst + (p + i) * (WIDTH) + q0, &r[i], (size_t)w * sizeof(SCALAR)); \
+                }                                                                      \
+            }                                                                          \
+    for (; p < n; ++p)                                                                 \
+        for (int64_t q = 0; q < (WIDTH); ++q)                                          \
+            dst[p * (WIDTH) + q] = q < rows ? src[q * ld + p] : 0;
+
+#if G_HAVE_TRANSPOSE
+#define G_TRANSPOSE(r) G_FN(transpose_)(r)
+#else
+#define G_TRANSPOSE(r) (void)0
+#endif
+
+static TARGET void G_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
+                                        SCALAR *restrict dst)
+{
+    G_INTERLEAVE(G_NR)
+}
+
+static TARGET void G_FN(interleave_mr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
+                                        SCALAR *restrict dst)
+{
+    G_INTERLEAVE(MR)
+}
+
+/* Row buffer stride: KC plus a vector of slack, so fills may overshoot. */
+#define G_LDR (FC_GEMM_KC + G_LANES)
+
+/* Zero dst[0, n) a vector at a time.  May write up to LANES - 1 elements past
+ * n: rows are filled left to right with slack at the end, so the overshoot
+ * is rewritten or unused.  (memset calls cost more than these short runs.) */
+static inline __attribute__((always_inline)) TARGET void G_FN(zero_)(SCALAR *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += G_LANES) *(G_FN(uvec_) *)(dst + i) = (G_FN(vec_)){0};
+}
+
+/* Copy src[0, n) to dst; reads stay below src_end (the end of the caller's
+ * buffer), writes may overshoot as in zero_. */
+static inline __attribute__((always_inline)) TARGET void
+G_FN(copy_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
+{
+    typedef G_FN(uvec_) uvec;
+    int64_t i = 0;
+    for (; i + G_LANES <= n; i += G_LANES) *(uvec *)(dst + i) = *(const uvec *)(src + i);
+    if (i == n) return;
+    if (n >= G_LANES) {   /* the last vector again, overlapping the previous */
+        *(uvec *)(dst + n - G_LANES) = *(const uvec *)(src + n - G_LANES);
+        return;
+    }
+    /* A short run (small images): one whole vector when the source buffer
+     * extends that far; the extra values land in dst's overshoot. */
+    if (src + G_LANES <= src_end) {
+        *(uvec *)dst = *(const uvec *)src;
+        return;
+    }
+    /* Fewer than LANES (<= 16) elements: no loop for the compiler to turn
+     * back into a memcpy call. */
+    switch (n) {
+    case 15: dst[14] = src[14]; /* fall through */
+    case 14: dst[13] = src[13]; /* fall through */
+    case 13: dst[12] = src[12]; /* fall through */
+    case 12: dst[11] = src[11]; /* fall through */
+    case 11: dst[10] = src[10]; /* fall through */
+    case 10: dst[9] = src[9]; /* fall through */
+    case 9: dst[8] = src[8]; /* fall through */
+    case 8: dst[7] = src[7]; /* fall through */
+    case 7: dst[6] = src[6]; /* fall through */
+    case 6: dst[5] = src[5]; /* fall through */
+    case 5: dst[4] = src[4]; /* fall through */
+    case 4: dst[3] = src[3]; /* fall through */
+    case 3: dst[2] = src[2]; /* fall through */
+    case 2: dst[1] = src[1]; /* fall through */
+    case 1: dst[0] = src[0]; /* fall through */
+    default: break;
+    }
+}
+
+/* Column row (channel c, tap kd, kh, kw) at the n positions from `at`:
+ * im2col_row_ of im2col_template.h, cut at arbitrary positions of the batch.
+ * x holds image b's channel c at x + b*x_image_stride + c*D*H*W.  dst needs
+ * LANES elements of slack past n. */
+static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const fc_geometry *g,
+                                 int64_t c, int64_t kd, int64_t kh, int64_t kw, fc_wg_pos at,
+                                 int64_t n, SCALAR *dst, const SCALAR *x_end)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t sw = g->stride[2];
+    const int64_t w0 = kw * g->dilation[2] - g->pad[2];
+    int64_t lo, hi;
+    if (sw == 1) {   /* no divisions in the common case: this runs per row block */
+        lo = w0 < 0 ? -w0 : 0;
+        hi = W - w0 < oW ? W - w0 : oW;
+        if (lo > oW) lo = oW;
+        if (hi < lo) hi = lo;
+    } else {
+        fc_valid_range(W, oW, sw, w0, &lo, &hi);
+    }
+    const SCALAR *im = x + at.b * x_image_stride + c * fc_spatial_size(g->in);
+    while (n > 0) {
+        const int64_t run = oW - at.ow < n ? oW - at.ow : n;
+        const int64_t id = at.od * g->stride[0] - g->pad[0] + kd * g->dilation[0];
+        const int64_t ih = at.oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
+        if ((uint64_t)id >= (uint64_t)g->in[0] || (uint64_t)ih >= (uint64_t)H) {
+            G_FN(zero_)(dst, run);   /* padding row */
+        } else {
+            /* zeros | valid run | zeros, clipped to [ow, ow + run); each
+             * piece's overshoot is rewritten by the next. */
+            const SCALAR *src = im + (id * H + ih) * W;
+            const int64_t end = at.ow + run;
+            const int64_t a = lo < at.ow ? at.ow : lo > end ? end : lo;
+            const int64_t e = hi < a ? a : hi > end ? end : hi;
+            G_FN(zero_)(dst, a - at.ow);
+            if (sw == 1)
+                G_FN(copy_)(dst + (a - at.ow), src + w0 + a, e - a, x_end);
+            else
+                for (int64_t ow = a; ow < e; ++ow) dst[ow - at.ow] = src[w0 + ow * sw];
+            G_FN(zero_)(dst + (e - at.ow), end - e);
+        }
+        dst += run;
+        n -= run;
+        at.ow += run;
+        if (at.ow < oW) break;   /* n is spent mid-row */
+        at.ow = 0;
+        if (++at.oh < oH) continue;
+        at.oh = 0;
+        if (++at.od < oD) continue;
+        at.od = 0;
+        ++at.b;
+        im += x_image_stride;
+    }
+}
+
+/* Packed B panel: column rows [r0, r0 + NR) at the kc positions from `at`,
+ * each row built in rowbuf (NR rows of G_LDR), then interleaved into dst. */
+static TARGET void G_FN(wg_pack_b_)(const SCALAR *x, int64_t x_image_stride,
+                                    const SCALAR *x_end, const fc_geometry *g, int64_t r0, fc_wg_pos at,
+                                    int64_t kc, SCALAR *restrict rowbuf, SCALAR *restrict dst)
+{
+    const int64_t taps = fc_kernel_size(g), rows = g->channels * taps;
+    const int64_t live = rows - r0 < G_NR ? rows - r0 : G_NR;
+    /* Step (c, kd, kh, kw) along the rows instead of dividing for each. */
+    int64_t c = r0 / taps, kd, kh, kw;
+    fc_tap_offsets(g, r0 % taps, &kd, &kh, &kw);
+    for (int64_t q = 0; q < live; ++q) {
+        G_FN(wg_row_)(x, x_image_stride, g, c, kd, kh, kw, at, kc, rowbuf + q * G_LDR,
+                       x_end);
+        if (++kw < g->kernel[2]) continue;
+        kw = 0;
+        if (++kh < g->kernel[1]) continue;
+        kh = 0;
+        if (++kd < g->kernel[0]) continue;
+        kd = 0;
+        ++c;
+    }
+    G_FN(interleave_nr_)(rowbuf, G_LDR, live, kc, dst);
+}
+
+/* Packed A block: rows [0, mc) of grad_out (row o of image b at
+ * gout + b*gout_image_stride + o*L) at the kc positions from (b, l), in MR-tall
+ * panels.  A block of positions may span images: interleave each image's run. */
+static TARGET void G_FN(wg_pack_a_)(const SCALAR *gout, int64_t gout_image_stride,
+                                    int64_t l_size, int64_t mc, int64_t b, int64_t l,
+                                    int64_t kc, SCALAR *restrict dst)
+{
+    for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+        const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
+        const SCALAR *src = gout + b * gout_image_stride + i0 * l_size + l;
+        for (int64_t p = 0, run = l_size - l; p < kc; p += run, run = l_size) {
+            if (run > kc - p) run = kc - p;
+            G_FN(interleave_mr_)(src, l_size, rows, run, dst + p * MR);
+            src += gout_image_stride - l_size + run;   /* the next image's row start */
+        }
+    }
+}
+
+/* Elements of workspace one thread needs (besides its private accumulator). */
+static int64_t G_FN(wg_workspace_)(void)
+{
+    return G_MC * FC_GEMM_KC + G_NR * (FC_GEMM_KC + G_LDR) + 4 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
+/* c (m x K, leading dimension ldc) += grad_out * cols^T over positions
+ * [j0, j1) of the batch, on one thread with `ws` (wg_workspace_() elements). */
+static TARGET void G_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
+                                    const SCALAR *x_end, const SCALAR *gout, int64_t gout_image_stride,
+                                    const fc_geometry *g, int64_t m, int64_t j0, int64_t j1,
+                                    SCALAR *c, int64_t ldc, SCALAR *ws)
+{
+    const int64_t rows = g->channels * fc_kernel_size(g), l_size = fc_spatial_size(g->out);
+    SCALAR *pa = (SCALAR *)fc_align_up(ws);
+    SCALAR *rowbuf = (SCALAR *)fc_align_up(pa + G_MC * FC_GEMM_KC);
+    SCALAR *pb = (SCALAR *)fc_align_up(rowbuf + G_NR * G_LDR);
+    SCALAR edge[MR * G_NR] __attribute__((aligned(64)));
+    for (int64_t p0 = j0; p0 < j1; p0 += FC_GEMM_KC) {
+        const int64_t kc = j1 - p0 < FC_GEMM_KC ? j1 - p0 : FC_GEMM_KC;
+        const fc_wg_pos at = fc_wg_pos_of(g, p0);
+        for (int64_t ic = 0; ic < m; ic += G_MC) {
+            const int64_t mc = m - ic < G_MC ? m - ic : G_MC;
+            G_FN(wg_pack_a_)(gout + ic * l_size, gout_image_stride, l_size, mc, at.b,
+                             p0 % l_size, kc, pa);
+            for (int64_t jr = 0; jr < rows; jr += G_NR) {
+                const int64_t nr = rows - jr < G_NR ? rows - jr : G_NR;
+                G_FN(wg_pack_b_)(x, x_image_stride, x_end, g, jr, at, kc, rowbuf, pb);
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                    SCALAR *ct = c + (ic + ir) * ldc + jr;
+                    if (mr == MR && nr == G_NR) {
+                        G_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1);
+                        continue;
+                    }
+                    /* Edge tile: compute in full, add the valid part. */
+                    G_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, G_NR, 0);
+                    for (int64_t i = 0; i < mr; ++i)
+                        for (int64_t j = 0; j < nr; ++j) ct[i * ldc + j] += edge[i * G_NR + j];
+                }
+            }
+        }
+    }
+}
+
+/* Split the positions between threads; thread 0 accumulates into c, the
+ * others into private sums (after `nthreads` workspaces) added at the end in
+ * thread order, so a given thread count always gives the same bits. */
+static void G_FN(conv_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
+                                    const SCALAR *gout, int64_t gout_image_stride,
+                                    int64_t batch, const fc_geometry *g, int64_t m,
+                                    SCALAR *c, int64_t ldc, SCALAR *ws, int nthreads)
+{
+    const int64_t rows = g->channels * fc_kernel_size(g);
+    const int64_t positions = batch * fc_spatial_size(g->out);
+    const int64_t per_thread = G_FN(wg_workspace_)();
+    /* End of the images: short runs may read whole vectors up to here. */
+    const SCALAR *x_end = x + (batch - 1) * x_image_stride + g->channels * fc_spatial_size(g->in);
+    const int64_t blocks = (positions + FC_GEMM_KC - 1) / FC_GEMM_KC;
+    /* As in gemm_: below ~16M multiply-adds one thread beats waking others. */
+    int nt = fc_threads_for(nthreads, m * rows * positions / 64);
+    if (nt > blocks) nt = (int)blocks;
+    if (nt <= 1) {
+        G_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m, 0, positions, c,
+                         ldc, ws);
+        return;
+    }
+    SCALAR *priv = ws + nthreads * per_thread;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; ++t) {
+        SCALAR *ct = t ? priv + (t - 1) * m * rows : c;
+        if (t) memset(ct, 0, (size_t)(m * rows) * sizeof(SCALAR));
+        G_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m,
+                         positions * t / nt, positions * (t + 1) / nt, ct, t ? rows : ldc,
+                         ws + t * per_thread);
+    }
+    for (int t = 1; t < nt; ++t)
+        for (int64_t i = 0; i < m; ++i) {
+            const SCALAR *src = priv + (t - 1) * m * rows + i * rows;
+            for (int64_t j = 0; j < rows; ++j) c[i * ldc + j] += src[j];
+        }
+}
+
+#undef G_FN
+#undef G_LANES
+#undef G_NR
+#undef G_MC
+#undef G_LDR
+#undef G_HAVE_TRANSPOSE
+#undef G_TRANSPOSE
+#undef G_INTERLEAVE
