@@ -17,6 +17,16 @@
  * 64 rows x 64 columns stays in L1. */
 #define FC_TRANSPOSE_BLOCK 64
 
+/* Per-ISA kernel variants (gemm.c, depthwise.c) are compiled with target
+ * attributes where GCC/clang target x86-64; elsewhere only the generic one. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+#define FC_HAVE_X86_DISPATCH 1
+#define FC_IF_X86(...) __VA_ARGS__
+#else
+#define FC_HAVE_X86_DISPATCH 0
+#define FC_IF_X86(...)
+#endif
+
 static inline int fc_threads_for(int nthreads, int64_t work)
 {
     return (work < FC_MIN_PARALLEL_WORK || nthreads < 1) ? 1 : nthreads;

@@ -30,12 +30,6 @@ static inline void *fc_align_up(void *p)
     return (void *)(((uintptr_t)p + FC_GEMM_ALIGN - 1) & ~(uintptr_t)(FC_GEMM_ALIGN - 1));
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define FC_HAVE_X86_DISPATCH 1
-#else
-#define FC_HAVE_X86_DISPATCH 0
-#endif
-
 /* Portable kernel: 16-byte vectors, available everywhere GCC/clang run. */
 #define ISA generic
 #define TARGET
@@ -187,12 +181,6 @@ void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                          
     fc_gemm_packed_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, 0, c,           \
                             ldc, accumulate, ws, nthreads);                               \
 }
-
-#if FC_HAVE_X86_DISPATCH
-#define FC_IF_X86(...) __VA_ARGS__
-#else
-#define FC_IF_X86(...)
-#endif
 
 FC_DEFINE_GEMM(float, f32)
 FC_DEFINE_GEMM(double, f64)

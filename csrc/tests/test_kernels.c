@@ -1,7 +1,7 @@
 /* C-level test driver for the kernels in csrc/: no Python, no NumPy.
  *
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
- * depthwise forward/backward, GEMM, max/avg/adaptive pooling forward and
+ * depthwise forward/backward (at every SIMD level), GEMM, max/avg/adaptive pooling forward and
  * backward) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
@@ -409,13 +409,23 @@ static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t m
 DEFINE_DEPTHWISE_CHECK(float, f32, 1e-5)
 DEFINE_DEPTHWISE_CHECK(double, f64, 1e-12)
 
+/* Every multiplier up to max_mult, 1 and 2 threads, every SIMD level. */
+static void check_depthwise_mults(const fc_geometry *g, int64_t batch, int64_t max_mult)
+{
+    for (int level = FC_SIMD_GENERIC; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (int64_t mult = 1; mult <= max_mult; ++mult)
+            for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+                check_depthwise_f32(g, batch, mult, nthreads);
+                check_depthwise_f64(g, batch, mult, nthreads);
+            }
+    }
+    fc_simd_select(-1);
+}
+
 static void check_depthwise_all(const fc_geometry *g, int64_t batch)
 {
-    for (int64_t mult = 1; mult <= 2; ++mult)
-        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
-            check_depthwise_f32(g, batch, mult, nthreads);
-            check_depthwise_f64(g, batch, mult, nthreads);
-        }
+    check_depthwise_mults(g, batch, 2);
 }
 
 /* Every kernel that takes a window geometry, on one geometry. */
@@ -511,6 +521,53 @@ static void test_unfold_random(int count)
         fc_geometry g;
         if (!make_geometry(&g, rnd_int(1, 3), in, k, s, p, d, extra)) continue;
         check_geometry_kernels(&g, rnd_int(1, 3));
+        ++done;
+    }
+}
+
+/* Depthwise on rows as wide as several vectors (the geometries above are
+ * narrower than one AVX-512 vector of floats): widths on either side of the
+ * vector widths, strides, dilations, large kernels, 1-D and 3-D, multiplier 3,
+ * and work past the parallel threshold. */
+static void test_depthwise_wide(int count)
+{
+    static const struct {
+        int64_t batch, channels, in[3], k[3], s[3], p[3], d[3], extra[3];
+    } cases[] = {
+        {2, 3, {1, 56, 56}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* MobileNet */
+        {1, 2, {1, 7, 33}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},   /* stride 2 */
+        {1, 2, {1, 9, 17}, {1, 9, 9}, {1, 1, 1}, {0, 4, 4}, {1, 1, 1}, {0, 0, 0}},   /* 81 taps */
+        {2, 1, {1, 1, 100}, {1, 1, 7}, {1, 1, 3}, {0, 0, 3}, {1, 1, 2}, {0, 0, 1}},  /* 1-D */
+        {1, 2, {5, 6, 21}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {2, 1, 1}, {0, 0, 0}},   /* 3-D */
+        {1, 2, {4, 7, 19}, {2, 3, 3}, {2, 2, 1}, {0, 1, 5}, {1, 1, 3}, {0, 0, 0}},   /* 3-D strided */
+        {1, 1, {1, 5, 16}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},   /* 1x1 */
+        {3, 4, {1, 37, 45}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* parallel */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        fc_geometry g;
+        if (!make_geometry(&g, cases[i].channels, cases[i].in, cases[i].k, cases[i].s,
+                           cases[i].p, cases[i].d, cases[i].extra)) {
+            fprintf(stderr, "depthwise case %zu has an empty output: fix the table\n", i);
+            ++failed;
+            continue;
+        }
+        check_depthwise_mults(&g, cases[i].batch, 3);
+    }
+    for (int done = 0; done < count;) {
+        int64_t in[3], k[3], s[3], p[3], d[3], extra[3];
+        const int nd = (int)rnd_int(1, 3);
+        for (int a = 0; a < 3; ++a) {
+            const int active = a >= 3 - nd;
+            in[a] = !active ? 1 : a == 2 ? rnd_int(1, 70) : rnd_int(1, 6);
+            k[a] = active ? rnd_int(1, 5) : 1;
+            s[a] = active ? rnd_int(1, 3) : 1;
+            p[a] = active ? rnd_int(0, 4) : 0;
+            d[a] = active ? rnd_int(1, 3) : 1;
+            extra[a] = active ? rnd_int(0, 1) : 0;
+        }
+        fc_geometry g;
+        if (!make_geometry(&g, rnd_int(1, 3), in, k, s, p, d, extra)) continue;
+        check_depthwise_mults(&g, rnd_int(1, 2), 3);
         ++done;
     }
 }
@@ -839,6 +896,7 @@ int main(int argc, char **argv)
            fc_build_flags(), fc_openmp_enabled() ? "on" : "off");
     test_unfold_boundaries();
     test_unfold_random(random_cases);
+    test_depthwise_wide(random_cases / 3);
     test_gemm();
     test_wgrad_large();
     test_pooling(random_cases);
