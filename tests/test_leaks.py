@@ -68,14 +68,20 @@ def test_rss_flat_and_no_leaked_references(op):
     run(50)  # warm up: workspace buffers, caches
     gc.collect()
     refs = [sys.getrefcount(a) for a in arrays]
-    before = _rss()
-    run(CALLS // len(calls))
-    gc.collect()
-    grown = _rss() - before
+    # Two windows of CALLS calls: a leak grows RSS in both, while a one-off
+    # step (NumPy asks for transparent huge pages on big arrays, so a
+    # 2 MiB page may appear whenever the kernel has one) shows in one only.
+    growth = []
+    for _ in range(2):
+        before = _rss()
+        run(CALLS // len(calls))
+        gc.collect()
+        growth.append(_rss() - before)
     assert [sys.getrefcount(a) for a in arrays] == refs, "an op keeps a reference to an input"
     if not RSS_MEANINGFUL:
         pytest.skip("RSS is meaningless under ASan/valgrind (references were checked)")
-    assert grown < SLACK, f"{op.name}: RSS grew by {grown} bytes over {CALLS} calls"
+    assert min(growth) < SLACK, \
+        f"{op.name}: RSS grew by {growth[0]} then {growth[1]} bytes over 2 x {CALLS} calls"
 
 
 def test_rss_flat_under_threads_and_thread_count_changes():
