@@ -102,13 +102,16 @@ typedef struct fc_b_source {
                  int64_t nc, int64_t nr, void *dst);
 } fc_b_source;
 
-/* C = A * B (or C += A * B) with B from `b_src`; as fc_gemm_packed_* (in
- * gemm.c) otherwise.  Threads split the columns: each packs its own. */
+/* C = A * B + bias[:, None] (bias may be NULL) with B the strided matrix b,
+ * or from `b_src` when that is not NULL; see fc_gemm_packed_* (in gemm.c).
+ * Threads split the columns: each packs its own. */
 void fc_gemm_source_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
-                        int64_t cs_a, const fc_b_source *b_src, float *c, int64_t ldc,
-                        int accumulate, float *ws, int nthreads);
+                        int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,
+                        const fc_b_source *b_src, float *c, int64_t ldc, const float *bias,
+                        float *ws, int nthreads);
 void fc_gemm_source_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
-                        int64_t cs_a, const fc_b_source *b_src, double *c, int64_t ldc,
-                        int accumulate, double *ws, int nthreads);
+                        int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
+                        const fc_b_source *b_src, double *c, int64_t ldc, const double *bias,
+                        double *ws, int nthreads);
 
 #endif

@@ -89,19 +89,33 @@ int64_t C_FN(fc_conv_workspace_)(const fc_geometry *g, int64_t batch, int per_im
     return planes > INT64_MAX - gemm ? INT64_MAX : planes + gemm;
 }
 
-/* One group's GEMM: y_g (m x n) = w_g (m x K) * B(source rows from row0). */
+/* 1x1 kernel, stride 1, no padding: an image is its own column matrix. */
+static int C_FN(is_pointwise_)(const fc_geometry *g)
+{
+    for (int a = 0; a < FC_NDIM; ++a)
+        if (g->kernel[a] != 1 || g->stride[a] != 1 || g->pad[a] != 0 || g->out[a] != g->in[a])
+            return 0;
+    return 1;
+}
+
+/* One group's GEMM: y_g (m x n) = w_g (m x K) * B + bias, B packed from the
+ * phase planes (rows from row0 on), or read from `image` (k x n) when that is
+ * not NULL (pointwise). */
 static void C_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
                               const fc_conv_source *source, int64_t row0,
-                              SCALAR *y, int64_t ldy, SCALAR *ws, int nthreads)
+                              const SCALAR *image, SCALAR *y, int64_t ldy,
+                              const SCALAR *bias, SCALAR *ws, int nthreads)
 {
     fc_conv_source src = *source;
     src.offsets += row0;
-    C_FN(fc_gemm_source_)(m, n, k, w, k, 1, &src.base, y, ldy, 0, ws, nthreads);
+    C_FN(fc_gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, ldy,
+                          bias, ws, nthreads);
 }
 
 void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
-                            int64_t groups, const SCALAR *w, int64_t c_out, SCALAR *y,
-                            int per_image, SCALAR *ws, int64_t *offsets, int nthreads)
+                            int64_t groups, const SCALAR *w, const SCALAR *bias,
+                            int64_t c_out, SCALAR *y, int per_image, SCALAR *ws,
+                            int64_t *offsets, int nthreads)
 {
     const fc_phases p = fc_phase_layout(g);
     const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
@@ -126,13 +140,15 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
                                 ws + b * p.image);
         }
         for (int64_t grp = 0; grp < groups; ++grp)
-            C_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k,
-                              y + grp * m * batch * l_size, batch * l_size, gemm_ws, nthreads);
+            C_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
+                              y + grp * m * batch * l_size, batch * l_size,
+                              bias ? bias + grp * m : NULL, gemm_ws, nthreads);
         return;
     }
     /* One image per GEMM, written in place into y (batch, C_out, L).  With
      * images to spare, each thread takes whole images (no synchronisation);
      * else threads split each image's channels, then its GEMM's columns. */
+    const int pointwise = C_FN(is_pointwise_)(g);
     const int per_thread_images = nthreads > 1 && batch >= nthreads;
     const int nt = per_thread_images ? nthreads : 1;
     (void)nt;
@@ -151,7 +167,9 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
         const int inner = per_thread_images ? 1 : nthreads;
         const SCALAR *image = x + b * g->channels * plane_in;
         source.planes = planes;
-        if (inner > 1) {
+        if (pointwise) {
+            /* nothing to rearrange: the GEMM reads the image itself */
+        } else if (inner > 1) {
             const int ntc = fc_threads_for(inner, p.image);
             (void)ntc;
 #ifdef _OPENMP
@@ -164,7 +182,9 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
         }
         for (int64_t grp = 0; grp < groups; ++grp)
             C_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
-                              y + (b * c_out + grp * m) * l_size, l_size, gemm_ws, inner);
+                              pointwise ? image + grp * k * l_size : NULL,
+                              y + (b * c_out + grp * m) * l_size, l_size,
+                              bias ? bias + grp * m : NULL, gemm_ws, inner);
     }
 }
 

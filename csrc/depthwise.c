@@ -1,9 +1,11 @@
 /* Depthwise convolution for float and double: per-instruction-set plane
  * kernels (depthwise_simd_template.h), chosen at run time like the GEMM's
  * (fc_simd_active), under per-dtype drivers (depthwise_template.h). */
-#include <stdlib.h>
 #include <string.h>
 #include "common.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Most scratch one thread may stage a plane in: larger planes (huge 3-D
  * volumes, long 1-D signals) take the plain loops instead.  (The C test
@@ -96,6 +98,42 @@ static fc_dw_rows fc_dw_grad_rows(const fc_geometry *g, const fc_dw_stage *s)
 {
     const fc_dw_rows r = {{g->in[0], g->in[1]}, {s->ext[1] * s->pitch, s->pitch}, g->in[2]};
     return r;
+}
+
+/* Where a call's scratch goes (caller memory, reused across calls: kernels
+ * never malloc, so a busy worker thread's heap cannot creep): the tap
+ * offsets, then one staging region per thread (weight gradient: per run).
+ * A kernel whose region would pass FC_DW_SCRATCH_BYTES stages nothing. */
+typedef struct {
+    int64_t offsets_bytes;      /* room for the largest offset table */
+    int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */
+    int64_t per_thread_bytes;   /* the largest of those, whole cache lines */
+} fc_dw_plan;
+
+static int64_t fc_dw_lines(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+static int64_t fc_dw_fits(int64_t bytes) { return bytes <= FC_DW_SCRATCH_BYTES ? bytes : 0; }
+
+static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier, int64_t scalar)
+{
+    const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
+    const int strided = g->stride[0] > 1 || g->stride[1] > 1 || g->stride[2] > 1;
+    const fc_dw_stage in = fc_dw_input_stage(g), grad = fc_dw_grad_stage(g);
+    fc_dw_plan p;
+    p.offsets_bytes = fc_dw_lines(multiplier * taps * (int64_t)sizeof(int64_t));
+    p.forward = fc_dw_fits(fc_dw_lines(in.size * scalar));
+    /* Strided, the taps reaching an input row vary from row to row. */
+    p.input = strided ? 0 : fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
+    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double) + in.size * scalar));
+    p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
+    if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
+    return p;
+}
+
+/* Thread t's staging region of a call's scratch. */
+static char *fc_dw_region(void *ws, const fc_dw_plan *p, int t)
+{
+    return (char *)ws + p->offsets_bytes + (int64_t)t * p->per_thread_bytes;
 }
 
 /* Integers as wide as each dtype, for lane masks. */

@@ -121,21 +121,6 @@ static void D_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const f
         }
 }
 
-/* A thread's zeroed staging buffer of `count` values, or NULL (then the
- * plain loops run) when it would exceed FC_DW_SCRATCH_BYTES or calloc fails. */
-static SCALAR *D_FN(dw_scratch_)(int64_t count)
-{
-    return count * (int64_t)sizeof(SCALAR) > FC_DW_SCRATCH_BYTES
-               ? NULL : (SCALAR *)calloc((size_t)count, sizeof(SCALAR));
-}
-
-/* Tap offsets shared by all threads, or NULL (plain loops) if too many. */
-static int64_t *D_FN(dw_offsets_)(int64_t count)
-{
-    return count * (int64_t)sizeof(int64_t) > FC_DW_SCRATCH_BYTES
-               ? NULL : (int64_t *)malloc((size_t)count * sizeof(int64_t));
-}
-
 /* ------------------------------------------------------ SIMD kernel choice */
 
 typedef void (*D_FN(dw_rows_fn_))(const SCALAR *, const fc_dw_rows *, const int64_t *, int64_t,
@@ -156,16 +141,34 @@ static D_FN(dw_weight_fn_) D_FN(dw_pick_weight_)(void) { D_PICK(dw_weight_plane_
 
 /* ------------------------------------------------------------ entry points */
 
-void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch,
-                                 const fc_geometry *g, int64_t multiplier, SCALAR *y,
-                                 int nthreads)
+/* Thread id inside a parallel region (0 outside one). */
+static int D_FN(dw_thread_)(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int64_t D_FN(fc_depthwise_workspace_)(const fc_geometry *g, int64_t multiplier, int nthreads)
+{
+    const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
+    const int64_t bytes = p.offsets_bytes + (nthreads < 1 ? 1 : nthreads) * p.per_thread_bytes;
+    return (bytes + (int64_t)sizeof(SCALAR) - 1) / (int64_t)sizeof(SCALAR);
+}
+
+void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, const SCALAR *bias,
+                                 int64_t batch, const fc_geometry *g, int64_t multiplier,
+                                 SCALAR *y, SCALAR *ws, int nthreads)
 {
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
     const D_FN(dw_rows_fn_) kernel = D_FN(dw_pick_rows_)();
-    int64_t *off = D_FN(dw_offsets_)(taps);
+    int64_t *off = plan.forward ? (int64_t *)ws : NULL;
     if (off) fc_dw_input_taps(g, &stage, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
     (void)nt;
@@ -174,7 +177,8 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        SCALAR *xs = off ? D_FN(dw_scratch_)(stage.size) : NULL;
+        SCALAR *xs = off ? (SCALAR *)fc_dw_region(ws, &plan, D_FN(dw_thread_)()) : NULL;
+        if (xs) memset(xs, 0, (size_t)(stage.size * (int64_t)sizeof(SCALAR)));
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -188,25 +192,24 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, int64_t batch
                     kernel(xs, &rows, off, taps, w + o * taps, dst);
                 else
                     D_FN(dw_forward_direct_)(img, g, w + o * taps, dst);
+                if (bias)   /* while the plane is still in cache: no pass over y */
+                    for (int64_t i = 0; i < plane_out; ++i) dst[i] += bias[o];
             }
         }
-        free(xs);
     }
-    free(off);
 }
 
 void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64_t batch,
                                         const fc_geometry *g, int64_t multiplier,
-                                        SCALAR *gx, int nthreads)
+                                        SCALAR *gx, SCALAR *ws, int nthreads)
 {
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_grad_stage(g);
     const fc_dw_rows rows = fc_dw_grad_rows(g, &stage);
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
     const D_FN(dw_rows_fn_) kernel = D_FN(dw_pick_rows_)();
-    /* Strided, the taps reaching an input row vary from row to row: plain loops. */
-    const int strided = g->stride[0] > 1 || g->stride[1] > 1 || g->stride[2] > 1;
-    int64_t *off = strided ? NULL : D_FN(dw_offsets_)(multiplier * taps);
+    int64_t *off = plan.input ? (int64_t *)ws : NULL;
     if (off) fc_dw_grad_taps(g, &stage, multiplier, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
     (void)nt;
@@ -216,7 +219,8 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        SCALAR *gs = off ? D_FN(dw_scratch_)(multiplier * stage.size) : NULL;
+        SCALAR *gs = off ? (SCALAR *)fc_dw_region(ws, &plan, D_FN(dw_thread_)()) : NULL;
+        if (gs) memset(gs, 0, (size_t)(multiplier * stage.size * (int64_t)sizeof(SCALAR)));
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
@@ -232,20 +236,19 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
                 D_FN(dw_stage_grad_)(grad + m * plane_out, g, &stage, gs + m * stage.size);
             kernel(gs, &rows, off, multiplier * taps, wc, gx + p * plane_in);
         }
-        free(gs);
     }
-    free(off);
 }
 
 void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
                                          const fc_geometry *g, int64_t multiplier,
-                                         SCALAR *gw, int nthreads)
+                                         SCALAR *gw, SCALAR *ws, int nthreads)
 {
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const int64_t planes = batch * g->channels, row = c_out * taps;
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
     const D_FN(dw_weight_fn_) kernel = D_FN(dw_pick_weight_)();
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
     /* Planes in memory order, split into nt runs; run k sums into its own
@@ -253,27 +256,24 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
      * the runs are added in order at the end: race-free and deterministic.
      * (Channel by channel instead, each plane read would jump a batch
      * stride, out of reach of the hardware prefetcher.) */
-    int64_t *off = D_FN(dw_offsets_)(taps);
-    /* Whole cache lines per run: aligned sums, no false sharing. */
-    const int64_t per_run = (row * (int64_t)sizeof(double) + stage.size * (int64_t)sizeof(SCALAR)
-                             + 63) / 64 * 64;
-    char *runs = off && per_run <= FC_DW_SCRATCH_BYTES ? calloc((size_t)nt, (size_t)per_run) : NULL;
-    if (!runs) {  /* plain loops: a thread owns whole weight-gradient rows */
+    if (!plan.weight) {  /* plain loops: a thread owns whole weight-gradient rows */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
         for (int64_t o = 0; o < c_out; ++o)
             D_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
-        free(off);
         return;
     }
+    int64_t *off = (int64_t *)ws;
     fc_dw_input_taps(g, &stage, off);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int k = 0; k < nt; ++k) {
-        double *sums = (double *)(runs + k * per_run);
+        /* Run k's region (whole cache lines: aligned sums, no false sharing). */
+        double *sums = (double *)fc_dw_region(ws, &plan, k);
         SCALAR *xs = (SCALAR *)(sums + row);
+        memset(sums, 0, (size_t)plan.weight);
         for (int64_t p = planes * k / nt; p < planes * (k + 1) / nt; ++p) {
             const int64_t n = p / g->channels, c = p % g->channels;
             D_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
@@ -283,11 +283,9 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
     }
     for (int64_t i = 0; i < row; ++i) {
         double total = 0;
-        for (int k = 0; k < nt; ++k) total += ((const double *)(runs + k * per_run))[i];
+        for (int k = 0; k < nt; ++k) total += ((const double *)fc_dw_region(ws, &plan, k))[i];
         gw[i] = (SCALAR)total;
     }
-    free(runs);
-    free(off);
 }
 
 #undef D_FN

@@ -66,25 +66,32 @@ void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
 
 /* Depthwise convolution: groups == channels (g->channels = C_in), each input
  * channel feeding `multiplier` output channels; w is (C_in*multiplier, taps).
- * forward: x (batch, C_in, in) -> y (batch, C_out, out), overwritten.
+ * forward: x (batch, C_in, in) -> y (batch, C_out, out), overwritten, plus
+ * bias (C_out values, or NULL).
  * backward_input: gy -> gx (batch, C_in, in), overwritten.
- * backward_weight: gy, x -> gw (C_out, taps), overwritten. */
-void fc_depthwise_forward_f32(const float *x, const float *w, int64_t batch,
-                              const fc_geometry *g, int64_t multiplier, float *y, int nthreads);
-void fc_depthwise_forward_f64(const double *x, const double *w, int64_t batch,
-                              const fc_geometry *g, int64_t multiplier, double *y, int nthreads);
+ * backward_weight: gy, x -> gw (C_out, taps), overwritten.
+ * ws: fc_depthwise_workspace_*(g, multiplier, nthreads) elements, 64-byte
+ * aligned, shared by the three (the caller keeps and reuses it). */
+int64_t fc_depthwise_workspace_f32(const fc_geometry *g, int64_t multiplier, int nthreads);
+int64_t fc_depthwise_workspace_f64(const fc_geometry *g, int64_t multiplier, int nthreads);
+void fc_depthwise_forward_f32(const float *x, const float *w, const float *bias, int64_t batch,
+                              const fc_geometry *g, int64_t multiplier, float *y, float *ws,
+                              int nthreads);
+void fc_depthwise_forward_f64(const double *x, const double *w, const double *bias,
+                              int64_t batch, const fc_geometry *g, int64_t multiplier, double *y,
+                              double *ws, int nthreads);
 void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
                                      const fc_geometry *g, int64_t multiplier, float *gx,
-                                     int nthreads);
+                                     float *ws, int nthreads);
 void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
                                      const fc_geometry *g, int64_t multiplier, double *gx,
-                                     int nthreads);
+                                     double *ws, int nthreads);
 void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
                                       const fc_geometry *g, int64_t multiplier, float *gw,
-                                      int nthreads);
+                                      float *ws, int nthreads);
 void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
                                       const fc_geometry *g, int64_t multiplier, double *gw,
-                                      int nthreads);
+                                      double *ws, int nthreads);
 
 /* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
  * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]
@@ -118,7 +125,8 @@ void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_
                         int accumulate, double *ws, int nthreads);
 
 /* Convolution forward as an implicit GEMM (conv.c): x (batch, C_in, in) and
- * w (C_out, C_in/groups, kernel) -> y, overwritten.  per_image: y is
+ * w (C_out, C_in/groups, kernel) -> y, overwritten, plus bias (C_out values,
+ * or NULL) on each output channel.  per_image: y is
  * (batch, C_out, out), one GEMM per image (threads take whole images when
  * there are enough); else y is (C_out, batch * out), the images side by side
  * in one GEMM per group.  ws holds fc_conv_workspace_*(g, batch, per_image,
@@ -126,11 +134,11 @@ void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_
 int64_t fc_conv_workspace_f32(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
 int64_t fc_conv_workspace_f64(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
 void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                         const float *w, int64_t c_out, float *y, int per_image, float *ws,
-                         int64_t *offsets, int nthreads);
+                         const float *w, const float *bias, int64_t c_out, float *y,
+                         int per_image, float *ws, int64_t *offsets, int nthreads);
 void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                         const double *w, int64_t c_out, double *y, int per_image, double *ws,
-                         int64_t *offsets, int nthreads);
+                         const double *w, const double *bias, int64_t c_out, double *y,
+                         int per_image, double *ws, int64_t *offsets, int nthreads);
 /* Weight gradient of a convolution, fused: grad_w (m x K, leading dimension
  * ldw) += grad_out (m x P) * cols^T, K = channels*taps column rows of im2col,
  * P = batch*L output positions.  Image b's channel c is at

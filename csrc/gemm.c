@@ -162,16 +162,18 @@ void fc_gemm_packed_##SUFFIX(int64_t m, int64_t n, int64_t k,                   
         return;                                                                           \
     }                                                                                     \
     FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,        \
-                                  b_panel_stride, NULL, c, ldc, accumulate, ws, nthreads)) \
+                                  b_panel_stride, NULL, c, ldc, accumulate, NULL, ws,     \
+                                  nthreads))                                              \
 }                                                                                         \
 void fc_gemm_source_##SUFFIX(int64_t m, int64_t n, int64_t k, const SCALAR_T *a,          \
-                             int64_t rs_a, int64_t cs_a, const fc_b_source *b_src,       \
-                             SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,      \
+                             int64_t rs_a, int64_t cs_a, const SCALAR_T *b, int64_t rs_b, \
+                             int64_t cs_b, const fc_b_source *b_src, SCALAR_T *c,         \
+                             int64_t ldc, const SCALAR_T *bias, SCALAR_T *ws,             \
                              int nthreads)                                                \
 {                                                                                         \
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */    \
-    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, NULL, 0, 0, NULL, 0, b_src,     \
-                                  c, ldc, accumulate, ws, nthreads))                      \
+    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b,   \
+                                  NULL, 0, b_src, c, ldc, 0, bias, ws, nthreads))        \
 }                                                                                         \
 void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
                       const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \

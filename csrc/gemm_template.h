@@ -24,16 +24,18 @@ typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
 /* Same vector, alignment of one scalar: for loads/stores of C rows. */
 typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
 
-/* acc = A_panel (MR x kc) * B_panel (kc x NR); then C = acc or C += acc. */
+/* acc = A_panel (MR x kc) * B_panel (kc x NR) (+ bias[i] on row i when bias
+ * is not NULL); then C = acc or C += acc. */
 static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
                                        const SCALAR *restrict b, SCALAR *restrict c,
-                                       int64_t ldc, int accumulate)
+                                       int64_t ldc, int accumulate, const SCALAR *bias)
 {
     typedef G_FN(vec_) vec;
     typedef G_FN(uvec_) uvec;
     vec acc[MR][NV];
+    /* Starting the sums at the bias fuses it for free: no pass over C. */
     for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v) acc[i][v] = (vec){0};
+        for (int v = 0; v < NV; ++v) acc[i][v] = (vec){0} + (bias ? bias[i] : (SCALAR)0);
     for (int64_t p = 0; p < kc; ++p, a += MR, b += G_NR) {
         vec bv[NV];
         /* Unaligned-type loads: pre-packed panels may live in caller memory. */
@@ -108,13 +110,15 @@ static int64_t G_FN(workspace_)(void)
            + 2 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
-/* The whole product on one thread, with `ws` (workspace_() elements). */
+/* The whole product on one thread, with `ws` (workspace_() elements); bias
+ * (m values, or NULL) is added to C's rows unless accumulating. */
 static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                const SCALAR *b_packed, int64_t b_panel_stride,
                                const fc_b_source *b_src, int64_t b_col0,
-                               SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws)
+                               SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
+                               SCALAR *ws)
 {
     /* A packing callback builds each B block just before use: keep the block
      * small enough (~0.75 MiB) to stay in L2 until the micro-kernels read it. */
@@ -122,11 +126,14 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
     SCALAR *pa = (SCALAR *)fc_align_up(ws);
     SCALAR *pb = (SCALAR *)fc_align_up(pa + FC_GEMM_MC * FC_GEMM_KC);
     SCALAR edge[MR * NV * (VBYTES / sizeof(SCALAR))] __attribute__((aligned(64)));
+    /* The bias of one MC block, zero past m: edge tiles read MR rows. */
+    SCALAR bias_block[FC_GEMM_MC + MR];
     for (int64_t jc = 0; jc < n; jc += nc_max) {
         const int64_t nc = n - jc < nc_max ? n - jc : nc_max;
         for (int64_t pc = 0; pc < k; pc += FC_GEMM_KC) {
             const int64_t kc = k - pc < FC_GEMM_KC ? k - pc : FC_GEMM_KC;
             const int acc = accumulate || pc > 0;
+            const int add_bias = bias && !acc;   /* once, on the first K block */
             /* B already in panels (implicit GEMM): point into them instead. */
             const SCALAR *bblock = b_packed ? b_packed + jc / G_NR * b_panel_stride + pc * G_NR : pb;
             const int64_t panel_stride = b_packed ? b_panel_stride : kc * G_NR;
@@ -137,19 +144,23 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
                 G_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
+                if (add_bias)
+                    for (int64_t i = 0; i < FC_GEMM_MC + MR; ++i)
+                        bias_block[i] = i < mc ? bias[ic + i] : 0;
                 for (int64_t jr = 0; jr < nc; jr += G_NR) {
                     const int64_t nr = nc - jr < G_NR ? nc - jr : G_NR;
                     const SCALAR *bp = bblock + jr / G_NR * panel_stride;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const SCALAR *ap = pa + ir * kc;
+                        const SCALAR *tile_bias = add_bias ? bias_block + ir : NULL;
                         SCALAR *ct = c + (ic + ir) * ldc + jc + jr;
                         if (mr == MR && nr == G_NR) {
-                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc, acc);
+                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc, acc, tile_bias);
                             continue;
                         }
                         /* Edge tile: compute in full, keep the valid part. */
-                        G_FN(micro_kernel_)(kc, ap, bp, edge, G_NR, 0);
+                        G_FN(micro_kernel_)(kc, ap, bp, edge, G_NR, 0, tile_bias);
                         for (int64_t i = 0; i < mr; ++i)
                             for (int64_t j = 0; j < nr; ++j)
                                 ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0)
@@ -167,7 +178,8 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const SCALAR *b_packed, int64_t b_panel_stride,
                         const fc_b_source *b_src,
-                        SCALAR *c, int64_t ldc, int accumulate, SCALAR *ws, int nthreads)
+                        SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
+                        SCALAR *ws, int nthreads)
 {
     const int64_t per_thread = G_FN(workspace_)();
     const int64_t panels = (n + G_NR - 1) / G_NR;
@@ -177,7 +189,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
         G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed, b_panel_stride,
-                           b_src, 0, c, ldc, accumulate, ws);
+                           b_src, 0, c, ldc, accumulate, bias, ws);
         return;
     }
 #ifdef _OPENMP
@@ -189,7 +201,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
         if (j1 > n) j1 = n;
         G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
                            b_packed ? b_packed + j0 / G_NR * b_panel_stride : b_packed,
-                           b_panel_stride, b_src, j0, c + j0, ldc, accumulate,
+                           b_panel_stride, b_src, j0, c + j0, ldc, accumulate, bias,
                            ws + t * per_thread);
     }
 }

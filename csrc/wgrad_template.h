@@ -313,11 +313,11 @@ static TARGET void G_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
                     const int64_t mr = mc - ir < MR ? mc - ir : MR;
                     SCALAR *ct = c + (ic + ir) * ldc + jr;
                     if (mr == MR && nr == G_NR) {
-                        G_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1);
+                        G_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1, NULL);
                         continue;
                     }
                     /* Edge tile: compute in full, add the valid part. */
-                    G_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, G_NR, 0);
+                    G_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, G_NR, 0, NULL);
                     for (int64_t i = 0; i < mr; ++i)
                         for (int64_t j = 0; j < nr; ++j) ct[i * ldc + j] += edge[i * G_NR + j];
                 }

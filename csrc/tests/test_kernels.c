@@ -249,7 +249,7 @@ static void *scratch(size_t n)
  * side by side ((C_out, batch * L) layout), with groups. */
 #define DEFINE_CONV_CHECK(T, SFX, TOL)                                                  \
 static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,       \
-                             int64_t c_out, int per_image, int nthreads)                \
+                             int64_t c_out, int with_bias, int per_image, int nthreads) \
 {                                                                                       \
     const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
     const int64_t cig = C / groups, cog = c_out / groups;                               \
@@ -258,11 +258,17 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
     const int64_t n_ws = fc_conv_workspace_##SFX(g, batch, per_image, nthreads);        \
     T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
     T *y = xmalloc(sizeof(T) * n_y), *ws = scratch(sizeof(T) * n_ws);                   \
+    T *bias = xmalloc(sizeof(T) * c_out);                                               \
+    for (int64_t i = 0; i < c_out; ++i) bias[i] = with_bias ? (T)rnd_val() : 0;        \
     int64_t *offsets = xmalloc(sizeof(int64_t) * C * taps);                             \
     double *want = xmalloc(sizeof(double) * n_y);                                       \
     for (int64_t i = 0; i < n_x; ++i) x[i] = (T)rnd_val();                              \
     for (int64_t i = 0; i < n_w; ++i) w[i] = (T)rnd_val();                              \
-    for (int64_t i = 0; i < n_y; ++i) { y[i] = (T)777; want[i] = 0; }                   \
+    for (int64_t i = 0; i < n_y; ++i) {                                                 \
+        const int64_t oc = per_image ? i / L % c_out : i / (batch * L);                 \
+        y[i] = (T)777;                                                                  \
+        want[i] = bias[oc];                                                             \
+    }                                                                                   \
     /* Stale scratch must not leak: poison the part before the GEMM's. */              \
     for (int64_t i = 0; i < n_ws - fc_gemm_workspace_##SFX(nthreads); ++i) ws[i] = (T)NAN; \
     FOR_EACH_TAP(g, batch, {                                                            \
@@ -275,8 +281,8 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
             }                                                                           \
         }                                                                               \
     })                                                                                  \
-    fc_conv_forward_##SFX(x, batch, g, groups, w, c_out, y, per_image, ws, offsets,     \
-                          nthreads);                                                    \
+    fc_conv_forward_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y,    \
+                          per_image, ws, offsets, nthreads);                            \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < n_y; ++i) {                                                 \
         double e = fabs((double)y[i] - want[i]);                                        \
@@ -284,7 +290,7 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
     }                                                                                   \
     report(err <= TOL * (cig * taps + 1), per_image ? "conv_forward_" #SFX " per image"  \
            : "conv_forward_" #SFX " side by side", g, batch, (int)groups, nthreads, err); \
-    free(x); free(w); free(y); free(offsets); free(want);                               \
+    free(x); free(w); free(y); free(bias); free(offsets); free(want);                   \
 }
 DEFINE_CONV_CHECK(float, f32, 1e-5)
 DEFINE_CONV_CHECK(double, f64, 1e-12)
@@ -296,11 +302,11 @@ static void check_conv_all(const fc_geometry *g, int64_t batch)
         for (int nthreads = 1; nthreads <= 2; ++nthreads)
             for (int per_image = 0; per_image <= 1; ++per_image) {
                 /* c_out 7: not a multiple of any micro-tile height. */
-                check_conv_f32(g, batch, 1, 7, per_image, nthreads);
-                check_conv_f64(g, batch, 1, 7, per_image, nthreads);
+                check_conv_f32(g, batch, 1, 7, 1, per_image, nthreads);
+                check_conv_f64(g, batch, 1, 7, 1, per_image, nthreads);
                 if (g->channels % 2 == 0) {
-                    check_conv_f32(g, batch, 2, 6, per_image, nthreads);
-                    check_conv_f64(g, batch, 2, 6, per_image, nthreads);
+                    check_conv_f32(g, batch, 2, 6, nthreads == 1, per_image, nthreads);
+                    check_conv_f64(g, batch, 2, 6, nthreads == 1, per_image, nthreads);
                 }
             }
     }
@@ -377,9 +383,15 @@ static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t m
     T *gx = xmalloc(sizeof(T) * n_x), *gw = xmalloc(sizeof(T) * n_w);                   \
     double *wy = xmalloc(sizeof(double) * n_y), *wgx = xmalloc(sizeof(double) * n_x);   \
     double *wgw = xmalloc(sizeof(double) * n_w);                                        \
+    T *bias = xmalloc(sizeof(T) * C * mult);  /* with bias when nthreads is 1 */        \
+    for (int64_t i = 0; i < C * mult; ++i) bias[i] = nthreads == 1 ? (T)rnd_val() : 0;  \
     for (int64_t i = 0; i < n_x; ++i) { x[i] = (T)rnd_val(); gx[i] = (T)777; wgx[i] = 0; } \
     for (int64_t i = 0; i < n_w; ++i) { w[i] = (T)rnd_val(); gw[i] = (T)777; wgw[i] = 0; } \
-    for (int64_t i = 0; i < n_y; ++i) { gy[i] = (T)rnd_val(); y[i] = (T)777; wy[i] = 0; } \
+    for (int64_t i = 0; i < n_y; ++i) {                                                 \
+        gy[i] = (T)rnd_val();                                                           \
+        y[i] = (T)777;                                                                  \
+        wy[i] = bias[i / L % (C * mult)];                                               \
+    }                                                                                   \
     /* One pass of the im2col loop nest per multiplier copy m. */                      \
     for (int64_t m = 0; m < mult; ++m) {                                                \
         FOR_EACH_TAP(g, batch, {                                                        \
@@ -392,9 +404,16 @@ static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t m
             }                                                                           \
         })                                                                              \
     }                                                                                   \
-    fc_depthwise_forward_##SFX(x, w, batch, g, mult, y, nthreads);                      \
-    fc_depthwise_backward_input_##SFX(gy, w, batch, g, mult, gx, nthreads);             \
-    fc_depthwise_backward_weight_##SFX(gy, x, batch, g, mult, gw, nthreads);            \
+    /* Scratch poisoned before each call: the kernels must zero what they use. */      \
+    const int64_t n_ws = fc_depthwise_workspace_##SFX(g, mult, nthreads);               \
+    T *ws = scratch(sizeof(T) * n_ws);                                                  \
+    for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
+    fc_depthwise_forward_##SFX(x, w, nthreads == 1 ? bias : NULL, batch, g, mult, y,    \
+                               ws, nthreads);                                           \
+    for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
+    fc_depthwise_backward_input_##SFX(gy, w, batch, g, mult, gx, ws, nthreads);         \
+    for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
+    fc_depthwise_backward_weight_##SFX(gy, x, batch, g, mult, gw, ws, nthreads);        \
     double ey = 0, egx = 0, egw = 0;                                                    \
     for (int64_t i = 0; i < n_y; ++i) { double e = fabs(y[i] - wy[i]); if (!(e <= ey)) ey = e; } \
     for (int64_t i = 0; i < n_x; ++i) { double e = fabs(gx[i] - wgx[i]); if (!(e <= egx)) egx = e; } \
@@ -404,7 +423,7 @@ static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t m
            nthreads, egx);                                                              \
     report(egw <= TOL * (batch * L + 1), "depthwise_backward_weight_" #SFX, g, batch,   \
            (int)mult, nthreads, egw);                                                   \
-    free(x); free(w); free(y); free(gy); free(gx); free(gw); free(wy); free(wgx); free(wgw); \
+    free(x); free(w); free(y); free(gy); free(gx); free(gw); free(wy); free(wgx); free(wgw); free(bias); \
 }
 DEFINE_DEPTHWISE_CHECK(float, f32, 1e-5)
 DEFINE_DEPTHWISE_CHECK(double, f64, 1e-12)
@@ -460,6 +479,7 @@ static void test_unfold_boundaries(void)
         int64_t batch, channels, in[3], k[3], s[3], p[3], d[3], extra[3];
     } cases[] = {
         {1, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* 1x1 image */
+        {3, 4, {1, 5, 17}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}}, /* pointwise */
         {1, 1, {1, 1, 1}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* 1x1, 3x3 pad 1 */
         {2, 3, {1, 5, 7}, {1, 5, 7}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* kernel == input */
         {1, 2, {1, 9, 9}, {1, 2, 2}, {1, 4, 5}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},  /* stride > kernel */

@@ -35,34 +35,40 @@ cdef extern from "fastconv.h" nogil:
     void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, double *im, int nthreads) noexcept
 
-    void fc_depthwise_forward_f32(const float *x, const float *w, int64_t batch,
-                                  const fc_geometry *g, int64_t multiplier, float *y,
-                                  int nthreads) noexcept
-    void fc_depthwise_forward_f64(const double *x, const double *w, int64_t batch,
-                                  const fc_geometry *g, int64_t multiplier, double *y,
-                                  int nthreads) noexcept
+    int64_t fc_depthwise_workspace_f32(const fc_geometry *g, int64_t multiplier,
+                                       int nthreads) noexcept
+    int64_t fc_depthwise_workspace_f64(const fc_geometry *g, int64_t multiplier,
+                                       int nthreads) noexcept
+    void fc_depthwise_forward_f32(const float *x, const float *w, const float *bias,
+                                  int64_t batch, const fc_geometry *g, int64_t multiplier,
+                                  float *y, float *ws, int nthreads) noexcept
+    void fc_depthwise_forward_f64(const double *x, const double *w, const double *bias,
+                                  int64_t batch, const fc_geometry *g, int64_t multiplier,
+                                  double *y, double *ws, int nthreads) noexcept
     void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
                                          const fc_geometry *g, int64_t multiplier, float *gx,
-                                         int nthreads) noexcept
+                                         float *ws, int nthreads) noexcept
     void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
                                          const fc_geometry *g, int64_t multiplier,
-                                         double *gx, int nthreads) noexcept
+                                         double *gx, double *ws, int nthreads) noexcept
     void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
                                           const fc_geometry *g, int64_t multiplier,
-                                          float *gw, int nthreads) noexcept
+                                          float *gw, float *ws, int nthreads) noexcept
     void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
                                           const fc_geometry *g, int64_t multiplier,
-                                          double *gw, int nthreads) noexcept
+                                          double *gw, double *ws, int nthreads) noexcept
     int64_t fc_conv_workspace_f32(const fc_geometry *g, int64_t batch, int per_image,
                                   int nthreads) noexcept
     int64_t fc_conv_workspace_f64(const fc_geometry *g, int64_t batch, int per_image,
                                   int nthreads) noexcept
     void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g,
-                             int64_t groups, const float *w, int64_t c_out, float *y,
-                             int per_image, float *ws, int64_t *offsets, int nthreads) noexcept
+                             int64_t groups, const float *w, const float *bias, int64_t c_out,
+                             float *y, int per_image, float *ws, int64_t *offsets,
+                             int nthreads) noexcept
     void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g,
-                             int64_t groups, const double *w, int64_t c_out, double *y,
-                             int per_image, double *ws, int64_t *offsets, int nthreads) noexcept
+                             int64_t groups, const double *w, const double *bias,
+                             int64_t c_out, double *y, int per_image, double *ws,
+                             int64_t *offsets, int nthreads) noexcept
     int64_t fc_gemm_workspace_f32(int nthreads) noexcept
     int64_t fc_gemm_workspace_f64(int nthreads) noexcept
     void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,

@@ -121,46 +121,69 @@ def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
 
 
 cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
-                          int64_t batch, const fc_geometry *g, int64_t multiplier) except -1:
+                          Py_ssize_t ws_size, int64_t batch, const fc_geometry *g,
+                          int64_t multiplier, int nthreads, bint is_float) except -1:
+    cdef int64_t need = (fc_depthwise_workspace_f32(g, multiplier, nthreads) if is_float
+                         else fc_depthwise_workspace_f64(g, multiplier, nthreads))
     if (x_size < batch * g.channels * _prod3(g.in_)
             or w_size < g.channels * multiplier * _prod3(g.kernel)
-            or y_size < batch * g.channels * multiplier * _prod3(g.out)):
+            or y_size < batch * g.channels * multiplier * _prod3(g.out) or ws_size < need):
         raise ValueError("depthwise buffer too small")
     return 0
 
 
-def depthwise_forward(const real[::1] x, const real[::1] w, int64_t batch, tuple geom,
-                      int64_t multiplier, real[::1] y, int nthreads):
-    """Depthwise conv forward into y (overwritten)."""
+def depthwise_workspace_size(dtype_char, tuple geom, int64_t multiplier, int nthreads):
+    """Elements of scratch the depthwise kernels need ('f' or 'd')."""
     cdef fc_geometry g = _geometry(geom)
+    if dtype_char == "f":
+        return fc_depthwise_workspace_f32(&g, multiplier, nthreads)
+    return fc_depthwise_workspace_f64(&g, multiplier, nthreads)
+
+
+def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias,
+                      int64_t batch, tuple geom, int64_t multiplier, real[::1] y,
+                      real[::1] ws, int nthreads):
+    """Depthwise conv forward into y (overwritten), plus bias per output
+    channel unless `bias` is empty."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef const real *bias_ptr = NULL
     if y.shape[0] == 0:
         return
-    _check_depthwise(x.shape[0], w.shape[0], y.shape[0], batch, &g, multiplier)
+    _check_depthwise(x.shape[0], w.shape[0], y.shape[0], ws.shape[0], batch, &g, multiplier,
+                     nthreads, real is float)
+    if bias.shape[0]:
+        if bias.shape[0] < g.channels * multiplier:
+            raise ValueError("depthwise bias too small")
+        bias_ptr = &bias[0]
     with nogil:
         if real is float:
-            fc_depthwise_forward_f32(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+            fc_depthwise_forward_f32(&x[0], &w[0], bias_ptr, batch, &g, multiplier, &y[0],
+                                     &ws[0], nthreads)
         else:
-            fc_depthwise_forward_f64(&x[0], &w[0], batch, &g, multiplier, &y[0], nthreads)
+            fc_depthwise_forward_f64(&x[0], &w[0], bias_ptr, batch, &g, multiplier, &y[0],
+                                     &ws[0], nthreads)
 
 
 def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch, tuple geom,
-                             int64_t multiplier, real[::1] gx, int nthreads):
+                             int64_t multiplier, real[::1] gx, real[::1] ws, int nthreads):
     """Depthwise conv input gradient into gx (overwritten)."""
     cdef fc_geometry g = _geometry(geom)
     if gx.shape[0] == 0:
         return
-    _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], batch, &g, multiplier)
+    _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
+                     nthreads, real is float)
     with nogil:
         if real is float:
             fc_depthwise_backward_input_f32(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
-                                            nthreads)
+                                            &ws[0], nthreads)
         else:
             fc_depthwise_backward_input_f64(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
-                                            nthreads)
+                                            &ws[0], nthreads)
 
 
 def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
-                              tuple geom, int64_t multiplier, real[::1] gw, int nthreads):
+                              tuple geom, int64_t multiplier, real[::1] gw, real[::1] ws,
+                              int nthreads):
     """Depthwise conv weight gradient into gw (overwritten)."""
     cdef fc_geometry g = _geometry(geom)
     if gw.shape[0] == 0:
@@ -168,14 +191,15 @@ def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t bat
     if batch == 0 or gy.shape[0] == 0:
         gw[:] = 0
         return
-    _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], batch, &g, multiplier)
+    _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
+                     nthreads, real is float)
     with nogil:
         if real is float:
             fc_depthwise_backward_weight_f32(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
-                                             nthreads)
+                                             &ws[0], nthreads)
         else:
             fc_depthwise_backward_weight_f64(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
-                                             nthreads)
+                                             &ws[0], nthreads)
 
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
@@ -276,13 +300,15 @@ def conv_workspace_size(dtype_char, tuple geom, int64_t batch, bint per_image, i
 
 
 def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
-                 const real[::1] w, int64_t c_out, real[::1] y, bint per_image,
-                 real[::1] ws, int64_t[::1] offsets, int nthreads):
+                 const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
+                 bint per_image, real[::1] ws, int64_t[::1] offsets, int nthreads):
     """Implicit-GEMM conv of `batch` images into y: (batch, C_out, L) when
-    per_image, else (C_out, batch * L)."""
+    per_image, else (C_out, batch * L); plus bias per output channel unless
+    `bias` is empty."""
     cdef fc_geometry g = _geometry(geom)
     cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
     cdef int64_t need
+    cdef const real *bias_ptr = NULL
     if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
         return
     if groups <= 0 or g.channels % groups or c_out % groups:
@@ -294,15 +320,20 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
     if (x.shape[0] < batch * g.channels * _prod3(g.in_)
             or w.shape[0] < c_out * (g.channels // groups) * taps
             or y.shape[0] < batch * c_out * l or ws.shape[0] < need
-            or offsets.shape[0] < g.channels * taps):
+            or offsets.shape[0] < g.channels * taps
+            or (bias.shape[0] != 0 and bias.shape[0] < c_out)):
         raise ValueError("conv_forward: buffer too small")
+    if bias.shape[0]:
+        bias_ptr = &bias[0]
     with nogil:
         if real is float:
-            fc_conv_forward_f32(&x[0], batch, &g, groups, &w[0], c_out, &y[0], per_image,
-                                &ws[0], &offsets[0], nthreads)
+            fc_conv_forward_f32(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
+                                per_image, &ws[0], &offsets[0], nthreads)
         else:
-            fc_conv_forward_f64(&x[0], batch, &g, groups, &w[0], c_out, &y[0], per_image,
-                                &ws[0], &offsets[0], nthreads)
+            fc_conv_forward_f64(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
+                                per_image, &ws[0], &offsets[0], nthreads)
+
+
 def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
     """Elements of workspace conv_weight_grad needs for an m x n gradient."""
     if dtype_char == "f":

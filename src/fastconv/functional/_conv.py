@@ -112,10 +112,10 @@ def _per_image(c_out, k_group, l, itemsize):
     return l >= 512 and c_out * k_group * l * itemsize >= 1 << 21
 
 
-def _forward_implicit(op, x, w, geom, groups, out, per_image):
-    """Convolve images x into `out` with the implicit-GEMM kernel: out is
-    (N, C_out, L) when per_image (one GEMM per image, in place), else
-    (C_out, N*L) (the images side by side)."""
+def _forward_implicit(op, x, w, b, geom, groups, out, per_image):
+    """Convolve images x into `out` (+ bias b, or None) with the implicit-GEMM
+    kernel: out is (N, C_out, L) when per_image (one GEMM per image, in
+    place), else (C_out, N*L) (the images side by side)."""
     nb, dtype = x.shape[0], x.dtype
     nthreads = _threads.get_num_threads()
     size = _kernels.conv_workspace_size(dtype.char, geom, nb, per_image, nthreads)
@@ -123,8 +123,16 @@ def _forward_implicit(op, x, w, geom, groups, out, per_image):
                       "padding, stride and dilation")
     ws = _workspace.scratch("conv", (size,), dtype)
     offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0].size,), np.int64)
-    _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), w.shape[0],
+    bias = np.empty(0, dtype) if b is None else b
+    _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), bias, w.shape[0],
                           out.reshape(-1), per_image, ws, offsets, nthreads)
+
+
+def _depthwise_workspace(dtype, geom, multiplier, nthreads):
+    """The depthwise kernels' scratch (per-thread staged planes; they never
+    allocate themselves), reused across calls."""
+    size = _kernels.depthwise_workspace_size(dtype.char, geom, multiplier, nthreads)
+    return _workspace.scratch("depthwise", (size,), dtype)
 
 
 def _is_depthwise(c_in, groups):
@@ -139,37 +147,37 @@ def conv_forward(x, w, b, win, groups, op="conv"):
     c_out = w.shape[0]
     c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
     out = np.empty((n, c_out, l), dtype=x.dtype)
-    if out.size and _is_depthwise(c_in, groups):
-        _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), n, win.kernel_geometry(c_in),
-                                   c_out_group, out.reshape(-1), _threads.get_num_threads())
-    elif out.size and k_group == 0:
-        out.fill(0)
-    elif out.size:
-        geom = win.kernel_geometry(c_in)
-        if win.is_pointwise():  # 1x1: the input is its own column matrix
-            w_grouped = w.reshape(groups, c_out_group, k_group)
-            x_img = x.reshape(n, groups, k_group, l)
-            out_img = out.reshape(n, groups, c_out_group, l)
-            for i in range(n):
-                for g in range(groups):
-                    gemm(w_grouped[g], x_img[i, g], out_img[i, g])
-        elif _per_image(c_out, k_group, l, x.itemsize):
-            _forward_implicit(op, x, w, geom, groups, out, per_image=True)
-        else:
-            # Small images side by side, in chunks of bounded scratch; each
-            # chunk's (C_out, nb*L) output is then transposed into place.
-            size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, False, 1)  # noqa: E731
-            per_image_elems = size(2) - size(1)
-            chunk = _chunk_size(n, (per_image_elems + c_out * l) * x.itemsize)
-            for b0 in range(0, n, chunk):
-                nb = min(chunk, n - b0)
-                out_t = _workspace.scratch("out_t", (c_out, nb, l), x.dtype)
-                _forward_implicit(op, x[b0:b0 + nb], w, geom, groups, out_t,
-                                  per_image=False)
-                np.copyto(out[b0:b0 + nb], out_t.transpose(1, 0, 2))
-    if b is not None and out.size:
-        out += b[:, None]
+    geom = win.kernel_geometry(c_in)
+    if not out.size:
+        pass
+    elif _is_depthwise(c_in, groups):
+        nthreads = _threads.get_num_threads()
+        _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1),
+                                   np.empty(0, x.dtype) if b is None else b, n, geom,
+                                   c_out_group, out.reshape(-1),
+                                   _depthwise_workspace(x.dtype, geom, c_out_group, nthreads),
+                                   nthreads)
+    elif k_group == 0:  # no input channels: an empty sum, plus the bias
+        out[...] = 0 if b is None else b[:, None]
+    elif win.is_pointwise() or _per_image(c_out, k_group, l, x.itemsize):
+        # 1x1 convs read each image as its own column matrix.
+        _forward_implicit(op, x, w, b, geom, groups, out, per_image=True)
+    else:
+        _forward_side_by_side(op, x, w, b, geom, groups, out)
     return out.reshape((n, c_out) + win.out_size)
+
+
+def _forward_side_by_side(op, x, w, b, geom, groups, out):
+    """Small images side by side, in chunks of bounded scratch; each chunk's
+    (C_out, nb*L) output is then transposed into place."""
+    n, (c_out, l) = x.shape[0], out.shape[1:]
+    size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, False, 1)  # noqa: E731
+    chunk = _chunk_size(n, (size(2) - size(1) + c_out * l) * x.itemsize)
+    for b0 in range(0, n, chunk):
+        nb = min(chunk, n - b0)
+        out_t = _workspace.scratch("out_t", (c_out, nb, l), x.dtype)
+        _forward_implicit(op, x[b0:b0 + nb], w, b, geom, groups, out_t, per_image=False)
+        np.copyto(out[b0:b0 + nb], out_t.transpose(1, 0, 2))
 
 
 def conv_backward(gout, w, win, groups, x=None, input_shape=None):
@@ -192,12 +200,14 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     if _is_depthwise(c_in, groups):
         geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
+        ws = _depthwise_workspace(dtype, geom, c_out_group, nthreads)
         if x is not None:
             _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n, geom,
-                                               c_out_group, grad_weight.reshape(-1), nthreads)
+                                               c_out_group, grad_weight.reshape(-1), ws,
+                                               nthreads)
         if grad_input is not None:
             _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
-                                              c_out_group, grad_input.reshape(-1), nthreads)
+                                              c_out_group, grad_input.reshape(-1), ws, nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     w_grouped = w.reshape(groups, c_out_group, k_group)
     if win.is_pointwise():  # 1x1: no columns to build or fold back
