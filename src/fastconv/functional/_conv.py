@@ -210,17 +210,6 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
                                               c_out_group, grad_input.reshape(-1), ws, nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     w_grouped = w.reshape(groups, c_out_group, k_group)
-    if win.is_pointwise():  # 1x1: no columns to build or fold back
-        g_img = gout.reshape(n, groups, c_out_group, l)
-        x_img = None if x is None else x.reshape(n, groups, k_group, l)
-        gi_img = None if grad_input is None else grad_input.reshape(n, groups, k_group, l)
-        for i in range(n):
-            for g in range(groups):
-                if x is not None:
-                    gemm(g_img[i, g], x_img[i, g].T, grad_weight[g], accumulate=True)
-                if grad_input is not None:
-                    gemm(w_grouped[g].T, g_img[i, g], gi_img[i, g])
-        return grad_input, None if x is None else grad_weight.reshape(w.shape)
     if x is not None:
         _weight_grad_fused(x, gout, win, groups, grad_weight)
     grad_weight = None if x is None else grad_weight.reshape(w.shape)
