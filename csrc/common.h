@@ -13,10 +13,6 @@
  * calls run on the calling thread. */
 #define FC_MIN_PARALLEL_WORK (1 << 18)
 
-/* Columns per block when interleaving rows (a transpose): a block of up to
- * 64 rows x 64 columns stays in L1. */
-#define FC_TRANSPOSE_BLOCK 64
-
 /* Per-ISA kernel variants (gemm.c, depthwise.c) are compiled with target
  * attributes where GCC/clang target x86-64; elsewhere only the generic one. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
@@ -103,7 +99,7 @@ typedef struct fc_b_source {
 } fc_b_source;
 
 /* C = A * B + bias[:, None] (bias may be NULL) with B the strided matrix b,
- * or from `b_src` when that is not NULL; see fc_gemm_packed_* (in gemm.c).
+ * or from `b_src` when that is not NULL; see fc_gemm_* (in gemm.c).
  * Threads split the columns: each packs its own. */
 void fc_gemm_source_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
                         int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,

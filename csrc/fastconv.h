@@ -43,20 +43,6 @@ void fc_im2col_f32(const float *im, int64_t batch, const fc_geometry *g,
 void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
                    fc_col_layout layout, double *col, int nthreads);
 
-/* im2col written directly in the packed-B layout of fc_gemm_packed_* (see
- * there): _packed_b as B (the column matrix) with panels of `nr` columns
- * (rowbuf: nthreads * out-size elements); _packed_a interleaves `mr` rows at a
- * time (rowbuf: nthreads * mr * out-size elements), which with mr = NR is the
- * column matrix's transpose packed as B. */
-void fc_im2col_packed_b_f32(const float *im, int64_t batch, const fc_geometry *g, int64_t nr,
-                            float *packed, float *rowbuf, int nthreads);
-void fc_im2col_packed_b_f64(const double *im, int64_t batch, const fc_geometry *g, int64_t nr,
-                            double *packed, double *rowbuf, int nthreads);
-void fc_im2col_packed_a_f32(const float *im, int64_t batch, const fc_geometry *g, int64_t mr,
-                            float *packed, float *rowbuf, int nthreads);
-void fc_im2col_packed_a_f64(const double *im, int64_t batch, const fc_geometry *g, int64_t mr,
-                            double *packed, double *rowbuf, int nthreads);
-
 /* col2im: the adjoint of im2col; overlapping taps are summed.  Overwrites
  * `im` (batch, C, D, H, W). */
 void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
@@ -106,23 +92,6 @@ void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a, 
 void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a, int64_t cs_a,
                  const double *b, int64_t rs_b, int64_t cs_b, double *c, int64_t ldc,
                  int accumulate, double *ws, int nthreads);
-
-/* GEMM with B optionally already packed (implicit GEMM): pass b_packed (and
- * b = NULL) to skip packing B.  Panels of fc_gemm_nr_*() columns (the active
- * SIMD path's NR); panel j holds row p's NR values at
- * b_packed[j*b_panel_stride + p*NR], zero past n.  fc_im2col_packed_b_* writes
- * the column matrix in this layout, fc_im2col_packed_a_* (with panel = NR)
- * its transpose. */
-int64_t fc_gemm_nr_f32(void);
-int64_t fc_gemm_nr_f64(void);
-void fc_gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
-                        int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,
-                        const float *b_packed, int64_t b_panel_stride, float *c, int64_t ldc,
-                        int accumulate, float *ws, int nthreads);
-void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
-                        int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
-                        const double *b_packed, int64_t b_panel_stride, double *c, int64_t ldc,
-                        int accumulate, double *ws, int nthreads);
 
 /* Convolution forward as an implicit GEMM (conv.c): x (batch, C_in, in) and
  * w (C_out, C_in/groups, kernel) -> y, overwritten, plus bias (C_out values,

@@ -144,27 +144,6 @@ int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                
               if (workspace_avx512_##SUFFIX() > most) most = workspace_avx512_##SUFFIX();) \
     return most * (nthreads < 1 ? 1 : nthreads);                                          \
 }                                                                                         \
-int64_t fc_gemm_nr_##SUFFIX(void)                                                         \
-{                                                                                         \
-    FC_DISPATCH(return, nr_, SUFFIX, ())                                                  \
-}                                                                                         \
-void fc_gemm_packed_##SUFFIX(int64_t m, int64_t n, int64_t k,                             \
-                             const SCALAR_T *a, int64_t rs_a, int64_t cs_a,               \
-                             const SCALAR_T *b, int64_t rs_b, int64_t cs_b,               \
-                             const SCALAR_T *b_packed, int64_t b_panel_stride,            \
-                             SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws,      \
-                             int nthreads)                                                \
-{                                                                                         \
-    if (m <= 0 || n <= 0) return;                                                         \
-    if (k <= 0) {  /* empty sum */                                                        \
-        if (!accumulate)                                                                  \
-            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR_T)); \
-        return;                                                                           \
-    }                                                                                     \
-    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed,        \
-                                  b_panel_stride, NULL, c, ldc, accumulate, NULL, ws,     \
-                                  nthreads))                                              \
-}                                                                                         \
 void fc_gemm_source_##SUFFIX(int64_t m, int64_t n, int64_t k, const SCALAR_T *a,          \
                              int64_t rs_a, int64_t cs_a, const SCALAR_T *b, int64_t rs_b, \
                              int64_t cs_b, const fc_b_source *b_src, SCALAR_T *c,         \
@@ -173,15 +152,21 @@ void fc_gemm_source_##SUFFIX(int64_t m, int64_t n, int64_t k, const SCALAR_T *a,
 {                                                                                         \
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */    \
     FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b,   \
-                                  NULL, 0, b_src, c, ldc, 0, bias, ws, nthreads))        \
+                                  b_src, c, ldc, 0, bias, ws, nthreads))                  \
 }                                                                                         \
 void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
                       const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
                       const SCALAR_T *b, int64_t rs_b, int64_t cs_b,                      \
                       SCALAR_T *c, int64_t ldc, int accumulate, SCALAR_T *ws, int nthreads) \
 {                                                                                         \
-    fc_gemm_packed_##SUFFIX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, 0, c,           \
-                            ldc, accumulate, ws, nthreads);                               \
+    if (m <= 0 || n <= 0) return;                                                         \
+    if (k <= 0) {  /* empty sum */                                                        \
+        if (!accumulate)                                                                  \
+            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR_T)); \
+        return;                                                                           \
+    }                                                                                     \
+    FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,    \
+                                  accumulate, NULL, ws, nthreads))                        \
 }
 
 FC_DEFINE_GEMM(float, f32)

@@ -97,12 +97,6 @@ static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, i
     }
 }
 
-/* Columns of one packed-B panel. */
-static int64_t G_FN(nr_)(void)
-{
-    return G_NR;
-}
-
 /* Elements of workspace one thread needs. */
 static int64_t G_FN(workspace_)(void)
 {
@@ -115,7 +109,6 @@ static int64_t G_FN(workspace_)(void)
 static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
-                               const SCALAR *b_packed, int64_t b_panel_stride,
                                const fc_b_source *b_src, int64_t b_col0,
                                SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
                                SCALAR *ws)
@@ -134,12 +127,9 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             const int64_t kc = k - pc < FC_GEMM_KC ? k - pc : FC_GEMM_KC;
             const int acc = accumulate || pc > 0;
             const int add_bias = bias && !acc;   /* once, on the first K block */
-            /* B already in panels (implicit GEMM): point into them instead. */
-            const SCALAR *bblock = b_packed ? b_packed + jc / G_NR * b_panel_stride + pc * G_NR : pb;
-            const int64_t panel_stride = b_packed ? b_panel_stride : kc * G_NR;
             if (b_src)
                 b_src->pack(b_src, pc, kc, b_col0 + jc, nc, G_NR, pb);
-            else if (!b_packed)
+            else
                 G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
@@ -149,7 +139,7 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                         bias_block[i] = i < mc ? bias[ic + i] : 0;
                 for (int64_t jr = 0; jr < nc; jr += G_NR) {
                     const int64_t nr = nc - jr < G_NR ? nc - jr : G_NR;
-                    const SCALAR *bp = bblock + jr / G_NR * panel_stride;
+                    const SCALAR *bp = pb + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const SCALAR *ap = pa + ir * kc;
@@ -176,7 +166,6 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
 static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
-                        const SCALAR *b_packed, int64_t b_panel_stride,
                         const fc_b_source *b_src,
                         SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
                         SCALAR *ws, int nthreads)
@@ -188,8 +177,8 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
     int nt = fc_threads_for(nthreads, m * n * k / 64);
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
-        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_packed, b_panel_stride,
-                           b_src, 0, c, ldc, accumulate, bias, ws);
+        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
+                           accumulate, bias, ws);
         return;
     }
 #ifdef _OPENMP
@@ -200,8 +189,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
         int64_t j1 = panels * (t + 1) / nt * G_NR;
         if (j1 > n) j1 = n;
         G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
-                           b_packed ? b_packed + j0 / G_NR * b_panel_stride : b_packed,
-                           b_panel_stride, b_src, j0, c + j0, ldc, accumulate, bias,
+                           b_src, j0, c + j0, ldc, accumulate, bias,
                            ws + t * per_thread);
     }
 }

@@ -141,95 +141,6 @@ static void check_unfold_all(const fc_geometry *g, int64_t batch)
         }
 }
 
-/* ---------------------------------------- implicit GEMM: packed im2col + GEMM */
-/* fc_im2col_packed_b_* must equal the (K, B*L) column matrix cut into nr-wide
- * column panels (zero past the last column), fc_im2col_packed_a_* the same
- * matrix in mr-tall row panels (zero rows past the last), and
- * fc_gemm_packed_* on the packed B must equal A @ columns. */
-#define DEFINE_PACKED_CHECK(T, SFX, TOL)                                                \
-static void check_packed_##SFX(const fc_geometry *g, int64_t batch, int64_t nr,         \
-                               int with_gemm, int nthreads)                             \
-{                                                                                       \
-    const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
-    const int64_t ncols = batch * L, panels = (ncols + nr - 1) / nr;                    \
-    const int64_t n_im = batch * g->channels * prod3(g->in);                            \
-    fc_col_layout lay = {L, batch * L};  /* (K, B, L): row r, column b*L + o */          \
-    T *im = xmalloc(sizeof(T) * n_im), *col = xmalloc(sizeof(T) * rows * ncols);        \
-    T *packed = xmalloc(sizeof(T) * panels * rows * nr);                                \
-    T *rowbuf = xmalloc(sizeof(T) * nthreads * L);                                      \
-    for (int64_t i = 0; i < n_im; ++i) im[i] = (T)rnd_val();                            \
-    for (int64_t i = 0; i < panels * rows * nr; ++i) packed[i] = (T)777;                \
-    memset(col, 0, sizeof(T) * rows * ncols);                                           \
-    FOR_EACH_TAP(g, batch, { col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; })     \
-    fc_im2col_packed_b_##SFX(im, batch, g, nr, packed, rowbuf, nthreads);                 \
-    int ok = 1;                                                                         \
-    for (int64_t p = 0; p < panels; ++p)                                                \
-        for (int64_t r = 0; r < rows; ++r)                                              \
-            for (int64_t jj = 0; jj < nr; ++jj) {                                       \
-                const int64_t j = p * nr + jj;                                          \
-                const T want = j < ncols ? col[r * ncols + j] : 0;                      \
-                if (packed[p * rows * nr + r * nr + jj] != want) ok = 0;                \
-            }                                                                           \
-    report(ok, "im2col_packed_b_" #SFX, g, batch, (int)nr, nthreads, 0);            \
-    {   /* packed-A: rows in panels of mr = nr, column j of panel i at j*mr. */         \
-        const int64_t mr = nr, apanels = (rows + mr - 1) / mr;                          \
-        T *pa = xmalloc(sizeof(T) * apanels * ncols * mr);                              \
-        T *abuf = xmalloc(sizeof(T) * nthreads * mr * L);                               \
-        for (int64_t i = 0; i < apanels * ncols * mr; ++i) pa[i] = (T)777;              \
-        fc_im2col_packed_a_##SFX(im, batch, g, mr, pa, abuf, nthreads);                 \
-        int ok_a = 1;                                                                   \
-        for (int64_t i = 0; i < apanels; ++i)                                           \
-            for (int64_t j = 0; j < ncols; ++j)                                         \
-                for (int64_t rr = 0; rr < mr; ++rr) {                                   \
-                    const int64_t r = i * mr + rr;                                      \
-                    const T want = r < rows ? col[r * ncols + j] : 0;                   \
-                    if (pa[i * ncols * mr + j * mr + rr] != want) ok_a = 0;             \
-                }                                                                       \
-        report(ok_a, "im2col_packed_a_" #SFX, g, batch, (int)mr, nthreads, 0);          \
-        free(pa); free(abuf);                                                           \
-    }                                                                                   \
-    if (with_gemm) {                                                                    \
-        const int64_t m = 5;                                                            \
-        T *a = xmalloc(sizeof(T) * m * rows), *c = xmalloc(sizeof(T) * m * ncols);      \
-        T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                 \
-        for (int64_t i = 0; i < m * rows; ++i) a[i] = (T)rnd_val();                     \
-        fc_gemm_packed_##SFX(m, ncols, rows, a, rows, 1, NULL, 0, 0, packed, rows * nr, c, \
-                             ncols, 0, ws, nthreads);                                   \
-        double err = 0;                                                                 \
-        for (int64_t i = 0; i < m; ++i)                                                 \
-            for (int64_t j = 0; j < ncols; ++j) {                                       \
-                double sum = 0;                                                         \
-                for (int64_t r = 0; r < rows; ++r)                                      \
-                    sum += (double)a[i * rows + r] * (double)col[r * ncols + j];        \
-                double e = fabs((double)c[i * ncols + j] - sum);                        \
-                if (!(e <= err)) err = e;                                               \
-            }                                                                           \
-        report(err <= TOL * (rows > 1 ? rows : 1), "gemm_packed_" #SFX, g, batch,     \
-               (int)nr, nthreads, err);                                                 \
-        free(a); free(c); free(ws);                                                     \
-    }                                                                                   \
-    free(im); free(col); free(packed); free(rowbuf);                                    \
-}
-DEFINE_PACKED_CHECK(float, f32, 1e-5)
-DEFINE_PACKED_CHECK(double, f64, 1e-12)
-
-static void check_packed_all(const fc_geometry *g, int64_t batch)
-{
-    static const int64_t odd_nr[] = {1, 3, 8};
-    for (int nthreads = 1; nthreads <= 2; ++nthreads) {
-        for (size_t i = 0; i < sizeof odd_nr / sizeof odd_nr[0]; ++i) {
-            check_packed_f32(g, batch, odd_nr[i], 0, nthreads);
-            check_packed_f64(g, batch, odd_nr[i], 0, nthreads);
-        }
-        for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
-            if (fc_simd_select(level) < 0) continue;
-            check_packed_f32(g, batch, fc_gemm_nr_f32(), 1, nthreads);
-            check_packed_f64(g, batch, fc_gemm_nr_f64(), 1, nthreads);
-        }
-        fc_simd_select(-1);
-    }
-}
-
 /* ------------------------------------------------- implicit-GEMM convolution */
 /* One growing buffer for the conv's multi-MiB workspace: mapping fresh pages
  * per check made this section dominate the run under ASan. */
@@ -451,7 +362,6 @@ static void check_depthwise_all(const fc_geometry *g, int64_t batch)
 static void check_geometry_kernels(const fc_geometry *g, int64_t batch)
 {
     check_unfold_all(g, batch);
-    check_packed_all(g, batch);
     check_conv_all(g, batch);
     check_wgrad_all(g, batch);
     check_depthwise_all(g, batch);

@@ -20,16 +20,6 @@ cdef extern from "fastconv.h" nogil:
                        fc_col_layout layout, float *col, int nthreads) noexcept
     void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, double *col, int nthreads) noexcept
-    void fc_im2col_packed_b_f32(const float *im, int64_t batch, const fc_geometry *g,
-                                int64_t nr, float *packed, float *rowbuf, int nthreads) noexcept
-    void fc_im2col_packed_b_f64(const double *im, int64_t batch, const fc_geometry *g,
-                                int64_t nr, double *packed, double *rowbuf,
-                                int nthreads) noexcept
-    void fc_im2col_packed_a_f32(const float *im, int64_t batch, const fc_geometry *g,
-                                int64_t mr, float *packed, float *rowbuf, int nthreads) noexcept
-    void fc_im2col_packed_a_f64(const double *im, int64_t batch, const fc_geometry *g,
-                                int64_t mr, double *packed, double *rowbuf,
-                                int nthreads) noexcept
     void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
                        fc_col_layout layout, float *im, int nthreads) noexcept
     void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
@@ -87,16 +77,6 @@ cdef extern from "fastconv.h" nogil:
                                  int64_t gout_image_stride, int64_t batch,
                                  const fc_geometry *g, int64_t m, double *grad_w,
                                  int64_t ldw, double *ws, int nthreads) noexcept
-    int64_t fc_gemm_nr_f32() noexcept
-    int64_t fc_gemm_nr_f64() noexcept
-    void fc_gemm_packed_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
-                            int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,
-                            const float *b_packed, int64_t b_panel_stride, float *c,
-                            int64_t ldc, int accumulate, float *ws, int nthreads) noexcept
-    void fc_gemm_packed_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
-                            int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
-                            const double *b_packed, int64_t b_panel_stride, double *c,
-                            int64_t ldc, int accumulate, double *ws, int nthreads) noexcept
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept

@@ -61,43 +61,6 @@ def im2col(const real[::1] im, int64_t batch, tuple geom, int64_t batch_stride,
             fc_im2col_f64(&im[0], batch, &g, layout, &col[0], nthreads)
 
 
-def gemm_nr(dtype_char):
-    """Columns per packed-B panel of the active GEMM path ('f' or 'd')."""
-    return fc_gemm_nr_f32() if dtype_char == "f" else fc_gemm_nr_f64()
-
-
-def im2col_packed(const real[::1] im, int64_t batch, tuple geom, int64_t panel,
-                  bint as_a, real[::1] packed, real[::1] rowbuf, int nthreads):
-    """im2col of `batch` images straight into packed GEMM panels: as B (panels
-    of `panel` columns) or, with as_a, as A (panels of `panel` rows)."""
-    cdef fc_geometry g = _geometry(geom)
-    cdef int64_t rows = g.channels * _prod3(g.kernel), l = _prod3(g.out)
-    cdef int64_t n_cols = batch * l, need, row_need
-    if batch <= 0 or rows == 0 or l == 0:
-        return
-    if panel <= 0 or im.shape[0] < batch * g.channels * _prod3(g.in_):
-        raise ValueError("image buffer too small")
-    if as_a:
-        need = (rows + panel - 1) // panel * panel * n_cols
-        row_need = max(nthreads, 1) * panel * l
-    else:
-        need = (n_cols + panel - 1) // panel * panel * rows
-        row_need = max(nthreads, 1) * l
-    if packed.shape[0] < need or rowbuf.shape[0] < row_need:
-        raise ValueError("packed or row buffer too small")
-    with nogil:
-        if real is float:
-            if as_a:
-                fc_im2col_packed_a_f32(&im[0], batch, &g, panel, &packed[0], &rowbuf[0], nthreads)
-            else:
-                fc_im2col_packed_b_f32(&im[0], batch, &g, panel, &packed[0], &rowbuf[0], nthreads)
-        else:
-            if as_a:
-                fc_im2col_packed_a_f64(&im[0], batch, &g, panel, &packed[0], &rowbuf[0], nthreads)
-            else:
-                fc_im2col_packed_b_f64(&im[0], batch, &g, panel, &packed[0], &rowbuf[0], nthreads)
-
-
 def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
            int64_t row_stride, real[::1] im, int nthreads):
     """Scatter-add the column buffer `col` into `batch` images (overwritten)."""
@@ -251,44 +214,6 @@ cdef int _check_gemm_output(real[:, :] c, Py_ssize_t ws_size, int64_t ws_needed)
     if ws_size < ws_needed:
         raise ValueError("gemm workspace too small")
     return 0
-
-
-cdef int _check_panels(Py_ssize_t size, int64_t offset, int64_t panel_stride, int64_t count,
-                       int64_t panel, int64_t depth) except -1:
-    """The last panel's last element (depth entries of `panel` values) fits."""
-    if offset < 0 or offset + ((count + panel - 1) // panel - 1) * panel_stride \
-            + depth * panel > size:
-        raise ValueError("packed operand out of bounds")
-    return 0
-
-
-def gemm_packed_b(const real[:, :] a, const real[::1] packed, int64_t offset,
-                  int64_t panel_stride, real[:, :] c, bint accumulate, real[::1] ws,
-                  int nthreads):
-    """c = a @ B (or +=) where B (a.shape[1] x c.shape[1]) is in packed column
-    panels starting at packed[offset] (layout of im2col_packed)."""
-    cdef int64_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
-    cdef int64_t item = sizeof(real)
-    if a.shape[0] != m:
-        raise ValueError("gemm_packed_b shapes do not match")
-    if m == 0 or n == 0 or k == 0:
-        if not accumulate and m and n:
-            c[:, :] = 0
-        return
-    if real is float:
-        _check_gemm_output(c, ws.shape[0], fc_gemm_workspace_f32(nthreads))
-        _check_panels(packed.shape[0], offset, panel_stride, n, fc_gemm_nr_f32(), k)
-        with nogil:
-            fc_gemm_packed_f32(m, n, k, &a[0, 0], a.strides[0] // item, a.strides[1] // item,
-                               NULL, 0, 0, &packed[offset], panel_stride,
-                               &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
-    else:
-        _check_gemm_output(c, ws.shape[0], fc_gemm_workspace_f64(nthreads))
-        _check_panels(packed.shape[0], offset, panel_stride, n, fc_gemm_nr_f64(), k)
-        with nogil:
-            fc_gemm_packed_f64(m, n, k, &a[0, 0], a.strides[0] // item, a.strides[1] // item,
-                               NULL, 0, 0, &packed[offset], panel_stride,
-                               &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
 
 
 def conv_workspace_size(dtype_char, tuple geom, int64_t batch, bint per_image, int nthreads):
