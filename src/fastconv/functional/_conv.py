@@ -122,7 +122,7 @@ def _forward_implicit(op, x, w, b, geom, groups, out, per_image):
     _args.check_alloc(op, "scratch of the padded input", (size,), dtype,
                       "padding, stride and dilation")
     ws = _workspace.scratch("conv", (size,), dtype)
-    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0].size,), np.int64)
+    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
     bias = np.empty(0, dtype) if b is None else b
     _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), bias, w.shape[0],
                           out.reshape(-1), per_image, ws, offsets, nthreads)
