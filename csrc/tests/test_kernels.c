@@ -417,7 +417,7 @@ static void test_unfold_boundaries(void)
 }
 
 /* The fused weight gradient on work big enough to split between threads,
- * with m past one packed A block (256 rows f32, 128 f64) and K rows not a
+ * with m past one packed A block (512 rows f32, 256 f64) and K rows not a
  * multiple of any NR. */
 static void test_wgrad_large(void)
 {
@@ -427,7 +427,7 @@ static void test_wgrad_large(void)
     make_geometry(&g, 37, in, k, s1, p, s1, none);
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
-        check_wgrad_f32(&g, 5, 261, 2);
+        check_wgrad_f32(&g, 5, 517, 2);
         check_wgrad_f64(&g, 5, 261, 2);
         check_wgrad_f32(&g, 3, 64, 2);
     }
