@@ -253,3 +253,39 @@ def test_matches_torch_when_installed(rng):
     np.testing.assert_allclose(fastconv.conv2d(x, w, b, **kw), ty.detach().numpy(), rtol=1e-10)
     for got, want in zip(fastconv.conv2d_backward(gy, x, w, **kw), (tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# With >= 16 input channels per group, a stride-1 conv's data gradient runs as
+# a convolution of grad_output with the flipped kernel; these shapes reach it
+# and its fallbacks (strides, padding past the dilated kernel) to GEMM + col2im.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nd, x, w, kw, flipped", [
+    (2, (2, 16, 9, 11), (5, 16, 3, 3), dict(padding=1), True),
+    (2, (2, 32, 8, 9), (6, 16, 2, 3), dict(padding="same", groups=2), True),
+    (2, (1, 17, 7, 7), (3, 17, 3, 3), dict(padding=(0, 2), dilation=(2, 1)), True),
+    (1, (2, 16, 23), (5, 16, 5), dict(padding=4), True),
+    (3, (1, 16, 5, 6, 7), (3, 16, 3, 2, 3), dict(padding=(1, 0, 2)), True),
+    (2, (2, 16, 8, 10), (3, 16, 1, 1), {}, True),                      # 1x1
+    (2, (1, 16, 6, 6), (3, 16, 2, 2), dict(padding=2), False),        # pad past the kernel
+    (2, (2, 16, 11, 12), (7, 16, 3, 3), dict(stride=2, padding=1), False),
+    (2, (2, 32, 12, 12), (8, 16, 3, 3), dict(stride=(1, 2), groups=2), False),
+])
+def test_data_gradient_as_a_convolution(nd, x, w, kw, flipped, dtype, rng, monkeypatch):
+    from fastconv.functional import _conv
+    used = []
+    real = _conv._data_grad_window
+
+    def plan(win):
+        result = real(win)
+        used.append(result is not None)
+        return result
+    monkeypatch.setattr(_conv, "_data_grad_window", plan)
+    x = rng.standard_normal(x).astype(dtype)
+    w = rng.standard_normal(w).astype(dtype)
+    fwd, bwd, ref_fwd, ref_bwd = OPS[nd]
+    gy = rng.standard_normal(fwd(x, w, **kw).shape).astype(dtype)
+    got = bwd(gy, x, w, **kw)
+    want = ref_bwd(gy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **kw)
+    for g, r in zip(got, want):
+        assert_close(g, r, dtype)
+    assert used == [flipped]
