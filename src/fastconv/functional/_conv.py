@@ -1,12 +1,14 @@
-"""Convolution forward and backward (1-D, 2-D, 3-D) via im2col + GEMM.
+"""Convolution forward and backward (1-D, 2-D, 3-D) as implicit GEMMs.
 
-Layout of the work: the batch is processed in chunks whose column buffer stays
-near _workspace.WORKSPACE_BYTES, so memory is bounded whatever the batch size.
-Forward uses (B, K, L) columns so each image's GEMM writes straight into the
-NC(D)HW output; backward uses (K, B, L) columns so each group's weight gradient
-and data gradient is one large GEMM over the whole chunk.
+Forward: the C kernel pads and stride-splits each image once and the GEMM
+packs its column blocks from there (no column matrix); large images get a
+GEMM each, written in place, small ones go side by side in chunks whose
+scratch stays near _workspace.WORKSPACE_BYTES.  Backward: the weight gradient
+is one fused kernel per group over the whole batch; the data gradient of a
+stride-1 conv is a conv of grad_output with the flipped kernel, otherwise a
+GEMM into (K, B, L) columns folded back by col2im, chunk by chunk.  Depthwise
+convs (groups == C_in) have their own direct kernels.
 """
-from math import prod
 
 import numpy as np
 
