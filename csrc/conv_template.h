@@ -188,4 +188,54 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
     }
 }
 
+/* Data gradient by GEMM + col2im, one image at a time (the path for strides
+ * and few input channels): cols (C_in*taps x L) = W^T grad_out per group,
+ * folded back into grad_input.  With images to spare each thread takes whole
+ * images, its own columns and GEMM scratch; else both steps split inside. */
+int64_t C_FN(fc_conv_data_grad_workspace_)(const fc_geometry *g, int nthreads)
+{
+    const int nt = nthreads < 1 ? 1 : nthreads;
+    const int64_t cols = fc_mul_sat(g->channels * fc_kernel_size(g), fc_spatial_size(g->out));
+    const int64_t one = C_FN(fc_gemm_workspace_)(1);
+    return cols > (INT64_MAX - one) / nt ? INT64_MAX : nt * (cols + one);
+}
+
+void C_FN(fc_conv_data_grad_)(const SCALAR *gout, int64_t batch, const fc_geometry *g,
+                              int64_t groups, const SCALAR *w, int64_t c_out, SCALAR *gx,
+                              SCALAR *ws, int nthreads)
+{
+    const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
+    const int64_t rows = g->channels * fc_kernel_size(g);
+    const int64_t m = c_out / groups, k = rows / groups;
+    const int64_t per_thread = rows * l_size + C_FN(fc_gemm_workspace_)(1);
+    const fc_col_layout layout = {rows * l_size, l_size};
+    const int per_thread_images = nthreads > 1 && batch >= nthreads;
+    const int nt = per_thread_images ? nthreads : 1;
+    (void)nt;
+    if (batch <= 0 || l_size <= 0 || rows <= 0) return;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (per_thread_images)
+#endif
+    for (int64_t b = 0; b < batch; ++b) {
+#ifdef _OPENMP
+        const int t = per_thread_images ? omp_get_thread_num() : 0;
+#else
+        const int t = 0;
+#endif
+        const int inner = per_thread_images ? 1 : nthreads;
+        SCALAR *cols = ws + t * per_thread;
+        SCALAR *gemm_ws = cols + rows * l_size;
+        const SCALAR *grad = gout + b * c_out * l_size;
+        if (c_out == 0) {
+            memset(cols, 0, (size_t)(rows * l_size) * sizeof(SCALAR));
+        } else {
+            for (int64_t grp = 0; grp < groups; ++grp)   /* W_g^T: unit row stride */
+                C_FN(fc_gemm_source_)(k, l_size, m, w + grp * m * k, 1, k,
+                                      grad + grp * m * l_size, l_size, 1, NULL,
+                                      cols + grp * k * l_size, l_size, NULL, gemm_ws, inner);
+        }
+        C_FN(fc_col2im_)(cols, 1, g, layout, gx + b * g->channels * plane_in, inner);
+    }
+}
+
 #undef C_FN

@@ -125,6 +125,19 @@ void fc_conv_weight_grad_f64(const double *x, int64_t x_image_stride, const doub
                              int64_t gout_image_stride, int64_t batch, const fc_geometry *g,
                              int64_t m, double *grad_w, int64_t ldw, double *ws, int nthreads);
 
+/* Data gradient of a convolution by GEMM + col2im (conv.c), one image at a
+ * time: gout (batch, C_out, out) and w as above -> gx (batch, C_in, in),
+ * overwritten.  ws holds fc_conv_data_grad_workspace_*(g, nthreads)
+ * elements (one image's columns and GEMM scratch per thread). */
+int64_t fc_conv_data_grad_workspace_f32(const fc_geometry *g, int nthreads);
+int64_t fc_conv_data_grad_workspace_f64(const fc_geometry *g, int nthreads);
+void fc_conv_data_grad_f32(const float *gout, int64_t batch, const fc_geometry *g,
+                           int64_t groups, const float *w, int64_t c_out, float *gx, float *ws,
+                           int nthreads);
+void fc_conv_data_grad_f64(const double *gout, int64_t batch, const fc_geometry *g,
+                           int64_t groups, const double *w, int64_t c_out, double *gx,
+                           double *ws, int nthreads);
+
 /* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
  * this CPU supports; select(level) forces one (returns -1 if unsupported). */
 enum { FC_SIMD_GENERIC = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };

@@ -206,6 +206,45 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
 DEFINE_CONV_CHECK(float, f32, 1e-5)
 DEFINE_CONV_CHECK(double, f64, 1e-12)
 
+/* fc_conv_data_grad_* must equal the adjoint sum: every tap of every output
+ * adds w * grad_out to the input position it read (padding taps add nothing). */
+#define DEFINE_DGRAD_CHECK(T, SFX, TOL)                                                 \
+static void check_dgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,      \
+                              int64_t c_out, int nthreads)                              \
+{                                                                                       \
+    const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
+    const int64_t cig = C / groups, cog = c_out / groups;                               \
+    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
+    const int64_t n_w = c_out * cig * taps;                                             \
+    const int64_t n_ws = fc_conv_data_grad_workspace_##SFX(g, nthreads);               \
+    T *gy = xmalloc(sizeof(T) * n_y), *w = xmalloc(sizeof(T) * n_w);                    \
+    T *gx = xmalloc(sizeof(T) * n_x), *ws = scratch(sizeof(T) * n_ws);                  \
+    double *want = xmalloc(sizeof(double) * n_x);                                       \
+    for (int64_t i = 0; i < n_y; ++i) gy[i] = (T)rnd_val();                             \
+    for (int64_t i = 0; i < n_w; ++i) w[i] = (T)rnd_val();                              \
+    for (int64_t i = 0; i < n_x; ++i) { gx[i] = (T)777; want[i] = 0; }                  \
+    for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
+    FOR_EACH_TAP(g, batch, {                                                            \
+        if (inside) {                                                                   \
+            const int64_t grp = c / cig, tap = r - c * taps;                            \
+            for (int64_t oc = grp * cog; oc < (grp + 1) * cog; ++oc)                    \
+                want[ii] += (double)gy[(b * c_out + oc) * L + o]                        \
+                            * (double)w[(oc * cig + c % cig) * taps + tap];             \
+        }                                                                               \
+    })                                                                                  \
+    fc_conv_data_grad_##SFX(gy, batch, g, groups, w, c_out, gx, ws, nthreads);          \
+    double err = 0;                                                                     \
+    for (int64_t i = 0; i < n_x; ++i) {                                                 \
+        double e = fabs((double)gx[i] - want[i]);                                       \
+        if (!(e <= err)) err = e;                                                       \
+    }                                                                                   \
+    report(err <= TOL * (cog * taps + 1), "conv_data_grad_" #SFX, g, batch, (int)groups, \
+           nthreads, err);                                                              \
+    free(gy); free(w); free(gx); free(want);                                            \
+}
+DEFINE_DGRAD_CHECK(float, f32, 1e-5)
+DEFINE_DGRAD_CHECK(double, f64, 1e-12)
+
 static void check_conv_all(const fc_geometry *g, int64_t batch)
 {
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
@@ -215,6 +254,11 @@ static void check_conv_all(const fc_geometry *g, int64_t batch)
                 /* c_out 7: not a multiple of any micro-tile height. */
                 check_conv_f32(g, batch, 1, 7, 1, per_image, nthreads);
                 check_conv_f64(g, batch, 1, 7, 1, per_image, nthreads);
+                if (per_image) {  /* the data gradient has one layout */
+                    check_dgrad_f32(g, batch, 1, 7, nthreads);
+                    check_dgrad_f64(g, batch, 1, 7, nthreads);
+                    if (g->channels % 2 == 0) check_dgrad_f32(g, batch, 2, 6, nthreads);
+                }
                 if (g->channels % 2 == 0) {
                     check_conv_f32(g, batch, 2, 6, nthreads == 1, per_image, nthreads);
                     check_conv_f64(g, batch, 2, 6, nthreads == 1, per_image, nthreads);

@@ -59,6 +59,14 @@ cdef extern from "fastconv.h" nogil:
                              int64_t groups, const double *w, const double *bias,
                              int64_t c_out, double *y, int per_image, double *ws,
                              int64_t *offsets, int nthreads) noexcept
+    int64_t fc_conv_data_grad_workspace_f32(const fc_geometry *g, int nthreads) noexcept
+    int64_t fc_conv_data_grad_workspace_f64(const fc_geometry *g, int nthreads) noexcept
+    void fc_conv_data_grad_f32(const float *gout, int64_t batch, const fc_geometry *g,
+                               int64_t groups, const float *w, int64_t c_out, float *gx,
+                               float *ws, int nthreads) noexcept
+    void fc_conv_data_grad_f64(const double *gout, int64_t batch, const fc_geometry *g,
+                               int64_t groups, const double *w, int64_t c_out, double *gx,
+                               double *ws, int nthreads) noexcept
     int64_t fc_gemm_workspace_f32(int nthreads) noexcept
     int64_t fc_gemm_workspace_f64(int nthreads) noexcept
     void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,

@@ -259,6 +259,40 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
                                 per_image, &ws[0], &offsets[0], nthreads)
 
 
+def conv_data_grad_workspace_size(dtype_char, tuple geom, int nthreads):
+    """Elements of scratch conv_data_grad needs ('f' or 'd')."""
+    cdef fc_geometry g = _geometry(geom)
+    if dtype_char == "f":
+        return fc_conv_data_grad_workspace_f32(&g, nthreads)
+    return fc_conv_data_grad_workspace_f64(&g, nthreads)
+
+
+def conv_data_grad(const real[::1] gout, int64_t batch, tuple geom, int64_t groups,
+                   const real[::1] w, int64_t c_out, real[::1] gx, real[::1] ws, int nthreads):
+    """grad_input (batch, C_in, in) of a conv by GEMM + col2im, image by image."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out), need
+    if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
+        return
+    if groups <= 0 or g.channels % groups or c_out % groups:
+        raise ValueError("conv_data_grad: channels not divisible by groups")
+    if real is float:
+        need = fc_conv_data_grad_workspace_f32(&g, nthreads)
+    else:
+        need = fc_conv_data_grad_workspace_f64(&g, nthreads)
+    if (gout.shape[0] < batch * c_out * l or w.shape[0] < c_out * (g.channels // groups) * taps
+            or gx.shape[0] < batch * g.channels * _prod3(g.in_) or ws.shape[0] < need
+            or (c_out and (gout.shape[0] == 0 or w.shape[0] == 0))):
+        raise ValueError("conv_data_grad: buffer too small")
+    with nogil:
+        if real is float:
+            fc_conv_data_grad_f32(&gout[0] if c_out else NULL, batch, &g, groups,
+                                  &w[0] if c_out else NULL, c_out, &gx[0], &ws[0], nthreads)
+        else:
+            fc_conv_data_grad_f64(&gout[0] if c_out else NULL, batch, &g, groups,
+                                  &w[0] if c_out else NULL, c_out, &gx[0], &ws[0], nthreads)
+
+
 def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
     """Elements of workspace conv_weight_grad needs for an m x n gradient."""
     if dtype_char == "f":

@@ -211,7 +211,6 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
             _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
                                               c_out_group, grad_input.reshape(-1), ws, nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
-    w_grouped = w.reshape(groups, c_out_group, k_group)
     if x is not None:
         _weight_grad_fused(x, gout, win, groups, grad_weight)
     grad_weight = None if x is None else grad_weight.reshape(w.shape)
@@ -225,26 +224,15 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     if flipped is not None:
         grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups)
         return grad_input.reshape(input_shape), grad_weight
-    geom = win.kernel_geometry(c_in)
-    nthreads = _threads.get_num_threads()
-    # Large images one at a time (one image's grad_output is already
-    # (C_out, L)); small ones side by side in chunks.
-    chunk = 1 if _per_image(c_out, k_group, l, dtype.itemsize) else \
-        _chunk_size(n, c_in * win.taps * l * dtype.itemsize)
-    for b0 in range(0, n, chunk):
-        nb = min(chunk, n - b0)
-        if nb == 1:
-            gout_t = gout[b0].reshape(groups, c_out_group, l)
-        else:
-            # (K, B, L) layout: the chunk's images side by side in every row.
-            gout_t = _workspace.scratch("grad_output_t", (c_out, nb, l), dtype)
-            np.copyto(gout_t, gout[b0:b0 + nb].reshape(nb, c_out, l).transpose(1, 0, 2))
-            gout_t = gout_t.reshape(groups, c_out_group, nb * l)
-        cols = _workspace.scratch("cols", (groups, k_group, nb * l), dtype)
-        for g in range(groups):
-            gemm(w_grouped[g].T, gout_t[g], cols[g])
-        _kernels.col2im(cols.reshape(-1), nb, geom, l, nb * l,
-                        grad_input[b0:b0 + nb].reshape(-1), nthreads)
+    # Otherwise GEMM + col2im, image by image in the C kernel (threads take
+    # whole images), each image's columns in per-thread scratch.
+    geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
+    size = _kernels.conv_data_grad_workspace_size(dtype.char, geom, nthreads)
+    _args.check_alloc("conv_backward", "column matrix of one image", (size,), dtype,
+                      "the kernel size, stride and dilation")
+    _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
+                            grad_input.reshape(-1), _workspace.scratch("cols", (size,), dtype),
+                            nthreads)
     return grad_input, grad_weight
 
 
