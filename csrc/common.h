@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 #include "fastconv.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define FC_CAT_(a, b) a##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
@@ -22,6 +25,17 @@
 #define FC_HAVE_X86_DISPATCH 0
 #define FC_IF_X86(...)
 #endif
+
+/* This thread's number in the innermost parallel region (0 outside one, or
+ * without OpenMP): the index of its per-thread scratch. */
+static inline int fc_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static inline int fc_threads_for(int nthreads, int64_t work)
 {

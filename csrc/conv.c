@@ -8,9 +8,6 @@
 #include <stdint.h>
 #include <string.h>
 #include "common.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Layout of one image's phase planes.  Along each axis a, padded position e
  * (input position e - pad) lives in phase e % stride at index e / stride; a

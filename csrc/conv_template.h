@@ -157,11 +157,7 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
     if (per_thread_images)
 #endif
     for (int64_t b = 0; b < batch; ++b) {
-#ifdef _OPENMP
-        const int t = per_thread_images ? omp_get_thread_num() : 0;
-#else
-        const int t = 0;
-#endif
+        const int t = fc_thread_num();   /* 0 when the loop runs serially */
         SCALAR *planes = ws + t * (p.image + gemm_one);
         SCALAR *gemm_ws = per_thread_images ? planes + p.image : ws + p.image;
         const int inner = per_thread_images ? 1 : nthreads;
@@ -217,11 +213,7 @@ void C_FN(fc_conv_data_grad_)(const SCALAR *gout, int64_t batch, const fc_geomet
 #pragma omp parallel for schedule(static) num_threads(nt) if (per_thread_images)
 #endif
     for (int64_t b = 0; b < batch; ++b) {
-#ifdef _OPENMP
-        const int t = per_thread_images ? omp_get_thread_num() : 0;
-#else
-        const int t = 0;
-#endif
+        const int t = fc_thread_num();   /* 0 when the loop runs serially */
         const int inner = per_thread_images ? 1 : nthreads;
         SCALAR *cols = ws + t * per_thread;
         SCALAR *gemm_ws = cols + rows * l_size;

@@ -3,9 +3,6 @@
  * (fc_simd_active), under per-dtype drivers (depthwise_template.h). */
 #include <string.h>
 #include "common.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Most scratch one thread may stage a plane in: larger planes (huge 3-D
  * volumes, long 1-D signals) take the plain loops instead.  (The C test

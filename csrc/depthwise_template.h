@@ -141,16 +141,6 @@ static D_FN(dw_weight_fn_) D_FN(dw_pick_weight_)(void) { D_PICK(dw_weight_plane_
 
 /* ------------------------------------------------------------ entry points */
 
-/* Thread id inside a parallel region (0 outside one). */
-static int D_FN(dw_thread_)(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 int64_t D_FN(fc_depthwise_workspace_)(const fc_geometry *g, int64_t multiplier, int nthreads)
 {
     const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
@@ -177,7 +167,7 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, const SCALAR 
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        SCALAR *xs = off ? (SCALAR *)fc_dw_region(ws, &plan, D_FN(dw_thread_)()) : NULL;
+        SCALAR *xs = off ? (SCALAR *)fc_dw_region(ws, &plan, fc_thread_num()) : NULL;
         if (xs) memset(xs, 0, (size_t)(stage.size * (int64_t)sizeof(SCALAR)));
 #ifdef _OPENMP
 #pragma omp for schedule(static)
@@ -219,7 +209,7 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        SCALAR *gs = off ? (SCALAR *)fc_dw_region(ws, &plan, D_FN(dw_thread_)()) : NULL;
+        SCALAR *gs = off ? (SCALAR *)fc_dw_region(ws, &plan, fc_thread_num()) : NULL;
         if (gs) memset(gs, 0, (size_t)(multiplier * stage.size * (int64_t)sizeof(SCALAR)));
 #ifdef _OPENMP
 #pragma omp for schedule(static)

@@ -1,9 +1,6 @@
 /* im2col and col2im for float and double, from one template. */
 #include <string.h>
 #include "common.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define FC_TEMPLATE "im2col_template.h"
 #include "instantiate.h"
