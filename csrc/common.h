@@ -42,6 +42,12 @@ static inline int fc_threads_for(int nthreads, int64_t work)
     return (work < FC_MIN_PARALLEL_WORK || nthreads < 1) ? 1 : nthreads;
 }
 
+/* a * b, or INT64_MAX when that overflows (sizes only: a, b >= 0). */
+static inline int64_t fc_mul_sat(int64_t a, int64_t b)
+{
+    return (b != 0 && a > INT64_MAX / b) ? INT64_MAX : a * b;
+}
+
 static inline int64_t fc_spatial_size(const int64_t *shape)
 {
     return shape[0] * shape[1] * shape[2];

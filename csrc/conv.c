@@ -22,12 +22,6 @@ typedef struct {
     int64_t image;           /* channels * phases * plane: elements per image */
 } fc_phases;
 
-/* a * b, or INT64_MAX when that overflows (sizes only: a, b >= 0). */
-static int64_t fc_mul_sat(int64_t a, int64_t b)
-{
-    return (b != 0 && a > INT64_MAX / b) ? INT64_MAX : a * b;
-}
-
 /* The layout for g; image is INT64_MAX when it would not fit in an int64
  * (callers then fail the allocation before any kernel runs). */
 static fc_phases fc_phase_layout(const fc_geometry *g)

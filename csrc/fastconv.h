@@ -108,6 +108,37 @@ void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g, in
 void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
                          const double *w, const double *bias, int64_t c_out, double *y,
                          int per_image, double *ws, int64_t *offsets, int nthreads);
+/* Convolution forward by Winograd F(2x2, 3x3): 2-D (g->in[0] == 1), 3x3
+ * kernel, stride 1, dilation 1, any padding; otherwise as fc_conv_forward_*
+ * with y (batch, C_out, L).  2.25x fewer multiply-adds than the direct sum;
+ * its rounding error is a small multiple of the direct sum's.  ws holds
+ * fc_conv_winograd_workspace_*(g, groups, c_out, nthreads) elements. */
+int64_t fc_conv_winograd_workspace_f32(const fc_geometry *g, int64_t groups, int64_t c_out,
+                                       int nthreads);
+int64_t fc_conv_winograd_workspace_f64(const fc_geometry *g, int64_t groups, int64_t c_out,
+                                       int nthreads);
+void fc_conv_winograd_f32(const float *x, int64_t batch, const fc_geometry *g, int64_t groups,
+                          const float *w, const float *bias, int64_t c_out, float *y,
+                          float *ws, int nthreads);
+void fc_conv_winograd_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
+                          const double *w, const double *bias, int64_t c_out, double *y,
+                          double *ws, int nthreads);
+/* Weight gradient by Winograd F(2x2, 3x3), same geometries as
+ * fc_conv_winograd_* and same arguments as fc_conv_weight_grad_* (grad_w +=
+ * the gradient); ws holds fc_conv_winograd_weight_grad_workspace_*(g, m,
+ * nthreads) elements. */
+int64_t fc_conv_winograd_weight_grad_workspace_f32(const fc_geometry *g, int64_t m,
+                                                   int nthreads);
+int64_t fc_conv_winograd_weight_grad_workspace_f64(const fc_geometry *g, int64_t m,
+                                                   int nthreads);
+void fc_conv_winograd_weight_grad_f32(const float *x, int64_t x_image_stride,
+                                      const float *gout, int64_t gout_image_stride,
+                                      int64_t batch, const fc_geometry *g, int64_t m,
+                                      float *grad_w, int64_t ldw, float *ws, int nthreads);
+void fc_conv_winograd_weight_grad_f64(const double *x, int64_t x_image_stride,
+                                      const double *gout, int64_t gout_image_stride,
+                                      int64_t batch, const fc_geometry *g, int64_t m,
+                                      double *grad_w, int64_t ldw, double *ws, int nthreads);
 /* Weight gradient of a convolution, fused: grad_w (m x K, leading dimension
  * ldw) += grad_out (m x P) * cols^T, K = channels*taps column rows of im2col,
  * P = batch*L output positions.  Image b's channel c is at

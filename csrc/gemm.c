@@ -25,6 +25,26 @@
 #error "the workspace holds FC_GEMM_NC_PANELS panels of B"
 #endif
 
+/* Winograd blocks (winograd_template.h): the transformed input of a block of
+ * tiles and the slab of products computed before their output transform,
+ * sized so both stay in L2 with the weights' A panels. */
+#ifndef FC_WINO_V_BYTES
+#define FC_WINO_V_BYTES (384 * 1024)
+#endif
+#ifndef FC_WINO_M_BYTES
+#define FC_WINO_M_BYTES (128 * 1024)
+#endif
+/* Winograd weight gradient: transformed input and gradient of a block. */
+#ifndef FC_WINO_WG_BYTES
+#define FC_WINO_WG_BYTES (1024 * 1024)
+#endif
+/* Channels ahead that the Winograd input transform prefetches. */
+#ifndef FC_WINO_PREFETCH
+#define FC_WINO_PREFETCH 2
+#endif
+/* Tile rows one pass over a block handles (more for very narrow outputs). */
+#define FC_WINO_MAX_RUNS 257
+
 static inline void *fc_align_up(void *p)
 {
     return (void *)(((uintptr_t)p + FC_GEMM_ALIGN - 1) & ~(uintptr_t)(FC_GEMM_ALIGN - 1));
@@ -39,6 +59,8 @@ static inline void *fc_align_up(void *p)
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
+#include "instantiate.h"
+#define FC_TEMPLATE "winograd_template.h"
 #include "instantiate.h"
 #undef ISA
 #undef TARGET
@@ -57,6 +79,8 @@ static inline void *fc_align_up(void *p)
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
 #include "instantiate.h"
+#define FC_TEMPLATE "winograd_template.h"
+#include "instantiate.h"
 #undef ISA
 #undef TARGET
 #undef VBYTES
@@ -72,6 +96,8 @@ static inline void *fc_align_up(void *p)
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
+#include "instantiate.h"
+#define FC_TEMPLATE "winograd_template.h"
 #include "instantiate.h"
 #undef ISA
 #undef TARGET
@@ -193,3 +219,52 @@ void fc_conv_weight_grad_##SUFFIX(const SCALAR_T *x, int64_t x_image_stride,    
 
 FC_DEFINE_WEIGHT_GRAD(float, f32)
 FC_DEFINE_WEIGHT_GRAD(double, f64)
+
+#define FC_DEFINE_WINOGRAD(SCALAR_T, SUFFIX)                                              \
+int64_t fc_conv_winograd_workspace_##SUFFIX(const fc_geometry *g, int64_t groups,         \
+                                            int64_t c_out, int nthreads)                  \
+{                                                                                         \
+    int64_t most = wino_workspace_generic_##SUFFIX(g, groups, c_out, nthreads);           \
+    FC_IF_X86(int64_t avx2 = wino_workspace_avx2_##SUFFIX(g, groups, c_out, nthreads);    \
+              int64_t avx512 = wino_workspace_avx512_##SUFFIX(g, groups, c_out, nthreads); \
+              if (avx2 > most) most = avx2;                                               \
+              if (avx512 > most) most = avx512;)                                          \
+    return most;                                                                          \
+}                                                                                         \
+void fc_conv_winograd_##SUFFIX(const SCALAR_T *x, int64_t batch, const fc_geometry *g,    \
+                               int64_t groups, const SCALAR_T *w, const SCALAR_T *bias,   \
+                               int64_t c_out, SCALAR_T *y, SCALAR_T *ws, int nthreads)    \
+{                                                                                         \
+    if (batch <= 0 || c_out <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0)     \
+        return;                                                                           \
+    FC_DISPATCH(, wino_forward_, SUFFIX, (x, batch, g, groups, w, bias, c_out, y, ws,     \
+                                          nthreads))                                      \
+}
+
+FC_DEFINE_WINOGRAD(float, f32)
+FC_DEFINE_WINOGRAD(double, f64)
+
+#define FC_DEFINE_WINOGRAD_WEIGHT_GRAD(SCALAR_T, SUFFIX)                                  \
+int64_t fc_conv_winograd_weight_grad_workspace_##SUFFIX(const fc_geometry *g, int64_t m,  \
+                                                        int nthreads)                     \
+{                                                                                         \
+    int64_t most = wino_wg_workspace_generic_##SUFFIX(g, m, nthreads);                    \
+    FC_IF_X86(int64_t avx2 = wino_wg_workspace_avx2_##SUFFIX(g, m, nthreads);             \
+              int64_t avx512 = wino_wg_workspace_avx512_##SUFFIX(g, m, nthreads);         \
+              if (avx2 > most) most = avx2;                                               \
+              if (avx512 > most) most = avx512;)                                          \
+    return most;                                                                          \
+}                                                                                         \
+void fc_conv_winograd_weight_grad_##SUFFIX(const SCALAR_T *x, int64_t x_image_stride,     \
+                                           const SCALAR_T *gout, int64_t gout_image_stride, \
+                                           int64_t batch, const fc_geometry *g, int64_t m, \
+                                           SCALAR_T *grad_w, int64_t ldw, SCALAR_T *ws,   \
+                                           int nthreads)                                  \
+{                                                                                         \
+    if (m <= 0 || batch <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0) return; \
+    FC_DISPATCH(, wino_weight_grad_, SUFFIX, (x, x_image_stride, gout, gout_image_stride, \
+                                              batch, g, m, grad_w, ldw, ws, nthreads))    \
+}
+
+FC_DEFINE_WINOGRAD_WEIGHT_GRAD(float, f32)
+FC_DEFINE_WINOGRAD_WEIGHT_GRAD(double, f64)

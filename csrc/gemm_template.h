@@ -24,32 +24,68 @@ typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
 /* Same vector, alignment of one scalar: for loads/stores of C rows. */
 typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
 
-/* acc = A_panel (MR x kc) * B_panel (kc x NR) (+ bias[i] on row i when bias
- * is not NULL); then C = acc or C += acc. */
-static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
-                                       const SCALAR *restrict b, SCALAR *restrict c,
-                                       int64_t ldc, int accumulate, const SCALAR *bias)
+/* acc = A_panel (MR x kc) * B_panel (kc x NR, rows ldb apart) (+ bias[i] on
+ * row i when bias is not NULL); then C = acc or C += acc.  Only the first nv
+ * vectors of each row (a constant once inlined) are used: NV for full tiles,
+ * fewer for a narrow last panel. */
+static inline __attribute__((always_inline)) TARGET void
+G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *restrict b,
+                        int64_t ldb, SCALAR *restrict c, int64_t ldc, int accumulate,
+                        const SCALAR *bias, const int nv)
 {
     typedef G_FN(vec_) vec;
     typedef G_FN(uvec_) uvec;
     vec acc[MR][NV];
     /* Starting the sums at the bias fuses it for free: no pass over C. */
     for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v) acc[i][v] = (vec){0} + (bias ? bias[i] : (SCALAR)0);
-    for (int64_t p = 0; p < kc; ++p, a += MR, b += G_NR) {
+        for (int v = 0; v < nv; ++v) acc[i][v] = (vec){0} + (bias ? bias[i] : (SCALAR)0);
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += ldb) {
         vec bv[NV];
         /* Unaligned-type loads: pre-packed panels may live in caller memory. */
-        for (int v = 0; v < NV; ++v) bv[v] = *(const uvec *)(b + v * G_LANES);
+        for (int v = 0; v < nv; ++v) bv[v] = *(const uvec *)(b + v * G_LANES);
         for (int i = 0; i < MR; ++i) {
             const SCALAR ai = a[i];   /* broadcast: one FMA per vector of B */
-            for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+            for (int v = 0; v < nv; ++v) acc[i][v] += ai * bv[v];
         }
     }
     for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < nv; ++v) {
             uvec *dst = (uvec *)(c + i * ldc + v * G_LANES);
             *dst = accumulate ? *dst + acc[i][v] : acc[i][v];
         }
+}
+
+/* The micro-kernel on a packed B panel (rows NR apart). */
+static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
+                                       const SCALAR *restrict b, SCALAR *restrict c,
+                                       int64_t ldc, int accumulate, const SCALAR *bias)
+{
+    G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, accumulate, bias, NV);
+}
+
+/* C += A_panel * B_panel's first `cols` columns (C rows need only those, up
+ * to a whole vector): a narrow last panel costs its own width, not NR's. */
+static TARGET void G_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
+                                            const SCALAR *restrict b, SCALAR *restrict c,
+                                            int64_t ldc, int64_t cols)
+{
+    switch ((cols + G_LANES - 1) / G_LANES) {
+    case 1: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, 1); break;
+#if NV > 2
+    case 2: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, 2); break;
+#endif
+    default: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, NV); break;
+    }
+}
+
+/* ... and on B panels cut from a row-major matrix (Winograd's V blocks),
+ * which then need no packing pass. */
+static TARGET void G_FN(micro_kernel_strided_)(int64_t kc, const SCALAR *restrict a,
+                                               const SCALAR *restrict b, int64_t ldb,
+                                               SCALAR *restrict c, int64_t ldc,
+                                               int accumulate)
+{
+    G_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, accumulate, NULL, NV);
 }
 
 /* Pack rows [0, mc) x cols [0, kc) of A into MR-tall panels, zero-filling

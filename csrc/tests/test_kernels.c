@@ -157,7 +157,9 @@ static void *scratch(size_t n)
 }
 
 /* fc_conv_forward_* must equal the direct sum, per image (output in place) and
- * side by side ((C_out, batch * L) layout), with groups. */
+ * side by side ((C_out, batch * L) layout), with groups; per_image ==
+ * WINOGRAD checks fc_conv_winograd_* instead (per-image layout). */
+#define WINOGRAD 2
 #define DEFINE_CONV_CHECK(T, SFX, TOL)                                                  \
 static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,       \
                              int64_t c_out, int with_bias, int per_image, int nthreads) \
@@ -166,7 +168,9 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
     const int64_t cig = C / groups, cog = c_out / groups;                               \
     const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
     const int64_t n_w = c_out * cig * taps;                                             \
-    const int64_t n_ws = fc_conv_workspace_##SFX(g, batch, per_image, nthreads);        \
+    const int wino = per_image == WINOGRAD;                                             \
+    const int64_t n_ws = wino ? fc_conv_winograd_workspace_##SFX(g, groups, c_out, nthreads) \
+                              : fc_conv_workspace_##SFX(g, batch, per_image, nthreads);  \
     T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
     T *y = xmalloc(sizeof(T) * n_y), *ws = scratch(sizeof(T) * n_ws);                   \
     T *bias = xmalloc(sizeof(T) * c_out);                                               \
@@ -181,7 +185,8 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
         want[i] = bias[oc];                                                             \
     }                                                                                   \
     /* Stale scratch must not leak: poison the part before the GEMM's. */              \
-    for (int64_t i = 0; i < n_ws - fc_gemm_workspace_##SFX(nthreads); ++i) ws[i] = (T)NAN; \
+    for (int64_t i = 0; i < n_ws - (wino ? 0 : fc_gemm_workspace_##SFX(nthreads)); ++i)  \
+        ws[i] = (T)NAN;                                                                 \
     FOR_EACH_TAP(g, batch, {                                                            \
         if (inside) {                                                                   \
             const int64_t grp = c / cig, tap = r - c * taps;                            \
@@ -192,14 +197,20 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
             }                                                                           \
         }                                                                               \
     })                                                                                  \
-    fc_conv_forward_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y,    \
-                          per_image, ws, offsets, nthreads);                            \
+    if (wino)                                                                           \
+        fc_conv_winograd_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y, \
+                               ws, nthreads);                                           \
+    else                                                                                \
+        fc_conv_forward_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y, \
+                              per_image, ws, offsets, nthreads);                        \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < n_y; ++i) {                                                 \
         double e = fabs((double)y[i] - want[i]);                                        \
         if (!(e <= err)) err = e;                                                       \
     }                                                                                   \
-    report(err <= TOL * (cig * taps + 1), per_image ? "conv_forward_" #SFX " per image"  \
+    /* Winograd's transforms round a few times more than the direct sum. */            \
+    report(err <= (wino ? 4 : 1) * TOL * (cig * taps + 1),                              \
+           wino ? "conv_winograd_" #SFX : per_image ? "conv_forward_" #SFX " per image"  \
            : "conv_forward_" #SFX " side by side", g, batch, (int)groups, nthreads, err); \
     free(x); free(w); free(y); free(bias); free(offsets); free(want);                   \
 }
@@ -274,7 +285,8 @@ static void check_conv_all(const fc_geometry *g, int64_t batch)
  * other groups between images, grad_w rows wider than K); even m use tight
  * buffers, so a read past the images would trip AddressSanitizer. */
 #define DEFINE_WGRAD_CHECK(T, SFX, TOL)                                                 \
-static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, int nthreads) \
+static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, int nthreads, \
+                              int wino)                                                 \
 {                                                                                       \
     const int64_t rows = g->channels * prod3(g->kernel), L = prod3(g->out);             \
     const int64_t plane = prod3(g->in), pad = m % 2;                                    \
@@ -283,7 +295,8 @@ static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, in
     T *x = xmalloc(sizeof(T) * batch * xs), *gy = xmalloc(sizeof(T) * batch * gs);      \
     T *gw = xmalloc(sizeof(T) * m * ldw);                                               \
     double *want = xmalloc(sizeof(double) * m * ldw);                                   \
-    T *ws = xmalloc(sizeof(T) * fc_conv_weight_grad_workspace_##SFX(m, rows, nthreads)); \
+    T *ws = xmalloc(sizeof(T) * (wino ? fc_conv_winograd_weight_grad_workspace_##SFX(g, m, nthreads) \
+                                      : fc_conv_weight_grad_workspace_##SFX(m, rows, nthreads))); \
     for (int64_t i = 0; i < batch * xs; ++i) x[i] = (T)rnd_val();                       \
     for (int64_t i = 0; i < batch * gs; ++i) gy[i] = (T)rnd_val();                      \
     for (int64_t i = 0; i < m * ldw; ++i) want[i] = gw[i] = (T)rnd_val();  /* += */     \
@@ -295,14 +308,18 @@ static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, in
                 want[i * ldw + r] += (double)gy[b * gs + i * L + o] * (double)v;        \
         }                                                                               \
     })                                                                                  \
-    fc_conv_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads);       \
+    if (wino)                                                                           \
+        fc_conv_winograd_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads); \
+    else                                                                                \
+        fc_conv_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads);   \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < m; ++i)                                                     \
         for (int64_t j = 0; j < ldw; ++j) {                                             \
             const double e = fabs((double)gw[i * ldw + j] - want[i * ldw + j]);         \
             if (!(e <= err)) err = e;                                                   \
         }                                                                               \
-    report(err <= TOL * (double)(batch * L + 1), "conv_weight_grad_" #SFX, g, batch,    \
+    report(err <= (wino ? 4 : 1) * TOL * (double)(batch * L + 1),                       \
+           wino ? "conv_winograd_weight_grad_" #SFX : "conv_weight_grad_" #SFX, g, batch, \
            (int)m, nthreads, err);                                                      \
     free(x); free(gy); free(gw); free(want); free(ws);                                  \
 }
@@ -317,8 +334,8 @@ static void check_wgrad_all(const fc_geometry *g, int64_t batch)
         if (fc_simd_select(level) < 0) continue;
         for (int nthreads = 1; nthreads <= 2; ++nthreads)
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; ++i) {
-                check_wgrad_f32(g, batch, ms[i], nthreads);
-                check_wgrad_f64(g, batch, ms[i], nthreads);
+                check_wgrad_f32(g, batch, ms[i], nthreads, 0);
+                check_wgrad_f64(g, batch, ms[i], nthreads, 0);
             }
     }
     fc_simd_select(-1);
@@ -427,6 +444,34 @@ static int make_geometry(fc_geometry *g, int64_t channels, const int64_t in[3],
     return 1;
 }
 
+/* fc_conv_winograd_* and fc_conv_winograd_weight_grad_* on random 2-D 3x3
+ * stride-1 geometries: odd and even
+ * outputs, padding 0-3, 1-wide outputs, channel counts off every MR, groups,
+ * and blocks of tiles that span images (tiny images, batch up to 5). */
+static void test_winograd(int count)
+{
+    for (int i = 0; i < count; ++i) {
+        fc_geometry g;
+        const int64_t groups = rnd_int(1, 2), batch = rnd_int(1, 5);
+        const int64_t in[3] = {1, rnd_int(1, 19), rnd_int(1, 19)};
+        const int64_t k[3] = {1, 3, 3}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+        const int64_t p[3] = {0, rnd_int(0, 3), rnd_int(0, 3)};
+        const int64_t extra[3] = {0, rnd_int(0, 1), rnd_int(0, 1)};
+        const int64_t c_out = groups * rnd_int(1, 20);
+        if (!make_geometry(&g, groups * rnd_int(1, 40), in, k, s, p, d, extra)) continue;
+        for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+            if (fc_simd_select(level) < 0) continue;
+            const int nthreads = 1 + (i + level) % 2;
+            check_conv_f32(&g, batch, groups, c_out, i % 2, WINOGRAD, nthreads);
+            check_conv_f64(&g, batch, groups, c_out, i % 2 == 0, WINOGRAD, nthreads);
+            /* odd m: x, grad_out and grad_w rows with gaps (one group's view) */
+            check_wgrad_f32(&g, batch, c_out / groups, nthreads, 1);
+            check_wgrad_f64(&g, batch, c_out / groups + 1, nthreads, 1);
+        }
+    }
+    fc_simd_select(-1);
+}
+
 static void test_unfold_boundaries(void)
 {
     static const struct {
@@ -471,9 +516,9 @@ static void test_wgrad_large(void)
     make_geometry(&g, 37, in, k, s1, p, s1, none);
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
-        check_wgrad_f32(&g, 5, 517, 2);
-        check_wgrad_f64(&g, 5, 261, 2);
-        check_wgrad_f32(&g, 3, 64, 2);
+        check_wgrad_f32(&g, 5, 517, 2, 0);
+        check_wgrad_f64(&g, 5, 261, 2, 0);
+        check_wgrad_f32(&g, 3, 64, 2, 0);
     }
     fc_simd_select(-1);
 }
@@ -872,6 +917,7 @@ int main(int argc, char **argv)
     test_unfold_random(random_cases);
     test_depthwise_wide(random_cases / 3);
     test_gemm();
+    test_winograd(random_cases / 3);
     test_wgrad_large();
     test_pooling(random_cases);
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);

@@ -59,6 +59,16 @@ cdef extern from "fastconv.h" nogil:
                              int64_t groups, const double *w, const double *bias,
                              int64_t c_out, double *y, int per_image, double *ws,
                              int64_t *offsets, int nthreads) noexcept
+    int64_t fc_conv_winograd_workspace_f32(const fc_geometry *g, int64_t groups,
+                                           int64_t c_out, int nthreads) noexcept
+    int64_t fc_conv_winograd_workspace_f64(const fc_geometry *g, int64_t groups,
+                                           int64_t c_out, int nthreads) noexcept
+    void fc_conv_winograd_f32(const float *x, int64_t batch, const fc_geometry *g,
+                              int64_t groups, const float *w, const float *bias,
+                              int64_t c_out, float *y, float *ws, int nthreads) noexcept
+    void fc_conv_winograd_f64(const double *x, int64_t batch, const fc_geometry *g,
+                              int64_t groups, const double *w, const double *bias,
+                              int64_t c_out, double *y, double *ws, int nthreads) noexcept
     int64_t fc_conv_data_grad_workspace_f32(const fc_geometry *g, int nthreads) noexcept
     int64_t fc_conv_data_grad_workspace_f64(const fc_geometry *g, int nthreads) noexcept
     void fc_conv_data_grad_f32(const float *gout, int64_t batch, const fc_geometry *g,
@@ -85,6 +95,20 @@ cdef extern from "fastconv.h" nogil:
                                  int64_t gout_image_stride, int64_t batch,
                                  const fc_geometry *g, int64_t m, double *grad_w,
                                  int64_t ldw, double *ws, int nthreads) noexcept
+    int64_t fc_conv_winograd_weight_grad_workspace_f32(const fc_geometry *g, int64_t m,
+                                                       int nthreads) noexcept
+    int64_t fc_conv_winograd_weight_grad_workspace_f64(const fc_geometry *g, int64_t m,
+                                                       int nthreads) noexcept
+    void fc_conv_winograd_weight_grad_f32(const float *x, int64_t x_image_stride,
+                                          const float *gout, int64_t gout_image_stride,
+                                          int64_t batch, const fc_geometry *g, int64_t m,
+                                          float *grad_w, int64_t ldw, float *ws,
+                                          int nthreads) noexcept
+    void fc_conv_winograd_weight_grad_f64(const double *x, int64_t x_image_stride,
+                                          const double *gout, int64_t gout_image_stride,
+                                          int64_t batch, const fc_geometry *g, int64_t m,
+                                          double *grad_w, int64_t ldw, double *ws,
+                                          int nthreads) noexcept
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept

@@ -259,6 +259,60 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
                                 per_image, &ws[0], &offsets[0], nthreads)
 
 
+cdef bint _winograd_geometry(fc_geometry *g):
+    """The geometry fc_conv_winograd_* computes: 2-D, 3x3, stride 1, dilation 1."""
+    return (g.in_[0] == 1 and g.out[0] == 1 and g.kernel[0] == 1 and g.pad[0] == 0
+            and g.kernel[1] == 3 and g.kernel[2] == 3
+            and g.stride[1] == 1 and g.stride[2] == 1
+            and g.dilation[1] == 1 and g.dilation[2] == 1)
+
+
+def conv_winograd_workspace_size(dtype_char, tuple geom, int64_t groups, int64_t c_out,
+                                 int nthreads):
+    """Elements of scratch conv_winograd needs ('f' or 'd')."""
+    cdef fc_geometry g = _geometry(geom)
+    if dtype_char == "f":
+        return fc_conv_winograd_workspace_f32(&g, groups, c_out, nthreads)
+    return fc_conv_winograd_workspace_f64(&g, groups, c_out, nthreads)
+
+
+def conv_winograd(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
+                  const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
+                  real[::1] ws, int nthreads):
+    """Winograd F(2x2, 3x3) conv of `batch` images into y (batch, C_out, L),
+    plus bias per output channel unless `bias` is empty; 2-D, 3x3 kernel,
+    stride 1 and dilation 1 only."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int64_t l = _prod3(g.out)
+    cdef int64_t need
+    cdef const real *bias_ptr = NULL
+    if not _winograd_geometry(&g):
+        raise ValueError(f"conv_winograd: needs a 2-D 3x3 kernel, stride 1, dilation 1; "
+                         f"got geometry {geom}")
+    if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
+        return
+    if groups <= 0 or g.channels % groups or c_out % groups:
+        raise ValueError("conv_winograd: channels not divisible by groups")
+    if real is float:
+        need = fc_conv_winograd_workspace_f32(&g, groups, c_out, nthreads)
+    else:
+        need = fc_conv_winograd_workspace_f64(&g, groups, c_out, nthreads)
+    if (x.shape[0] < batch * g.channels * _prod3(g.in_)
+            or w.shape[0] < c_out * (g.channels // groups) * 9
+            or y.shape[0] < batch * c_out * l or ws.shape[0] < need
+            or (bias.shape[0] != 0 and bias.shape[0] < c_out)):
+        raise ValueError("conv_winograd: buffer too small")
+    if bias.shape[0]:
+        bias_ptr = &bias[0]
+    with nogil:
+        if real is float:
+            fc_conv_winograd_f32(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
+                                 &ws[0], nthreads)
+        else:
+            fc_conv_winograd_f64(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
+                                 &ws[0], nthreads)
+
+
 def conv_data_grad_workspace_size(dtype_char, tuple geom, int nthreads):
     """Elements of scratch conv_data_grad needs ('f' or 'd')."""
     cdef fc_geometry g = _geometry(geom)
@@ -300,18 +354,32 @@ def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthrea
     return fc_conv_weight_grad_workspace_f64(m, n, nthreads)
 
 
+def conv_winograd_weight_grad_workspace_size(dtype_char, tuple geom, int64_t m,
+                                             int nthreads):
+    """Elements of workspace conv_weight_grad(..., winograd=True) needs."""
+    cdef fc_geometry g = _geometry(geom)
+    if dtype_char == "f":
+        return fc_conv_winograd_weight_grad_workspace_f32(&g, m, nthreads)
+    return fc_conv_winograd_weight_grad_workspace_f64(&g, m, nthreads)
+
+
 def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride,
                      const real[::1] gout, int64_t gout_offset, int64_t gout_image_stride,
                      int64_t batch, tuple geom, real[:, :] grad_w, real[::1] ws,
-                     int nthreads):
+                     int nthreads, bint winograd=False):
     """grad_w (m x K) += grad_out @ columns.T for `batch` images, the columns
     never built: image b's channel c is at x[x_offset + b*x_image_stride +
     c*plane], its grad_output row o at gout[gout_offset + b*gout_image_stride
-    + o*L]."""
+    + o*L].  winograd: by Winograd F(2x2, 3x3) (2-D 3x3, stride 1,
+    dilation 1 only)."""
     cdef fc_geometry g = _geometry(geom)
     cdef int64_t m = grad_w.shape[0], l = _prod3(g.out), plane = _prod3(g.in_)
+    cdef int64_t need
     if grad_w.shape[1] != g.channels * _prod3(g.kernel):
         raise ValueError("grad_w must have channels * taps columns")
+    if winograd and not _winograd_geometry(&g):
+        raise ValueError(f"conv_weight_grad: Winograd needs a 2-D 3x3 kernel, stride 1, "
+                         f"dilation 1; got geometry {geom}")
     if batch <= 0 or m == 0 or g.channels == 0 or l == 0:
         return
     if grad_w.shape[1] > 1 and grad_w.strides[1] != sizeof(real):
@@ -323,19 +391,31 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
             or gout_offset + (batch - 1) * gout_image_stride + m * l > gout.shape[0]):
         raise ValueError("grad_output buffer too small")
     if real is float:
-        if ws.shape[0] < fc_conv_weight_grad_workspace_f32(m, grad_w.shape[1], nthreads):
-            raise ValueError("weight-gradient workspace too small")
-        with nogil:
-            fc_conv_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                    gout_image_stride, batch, &g, m, &grad_w[0, 0],
-                                    grad_w.strides[0] // sizeof(real), &ws[0], nthreads)
+        need = (fc_conv_winograd_weight_grad_workspace_f32(&g, m, nthreads) if winograd
+                else fc_conv_weight_grad_workspace_f32(m, grad_w.shape[1], nthreads))
     else:
-        if ws.shape[0] < fc_conv_weight_grad_workspace_f64(m, grad_w.shape[1], nthreads):
-            raise ValueError("weight-gradient workspace too small")
-        with nogil:
+        need = (fc_conv_winograd_weight_grad_workspace_f64(&g, m, nthreads) if winograd
+                else fc_conv_weight_grad_workspace_f64(m, grad_w.shape[1], nthreads))
+    if ws.shape[0] < need:
+        raise ValueError("weight-gradient workspace too small")
+    cdef int64_t ldw = grad_w.strides[0] // sizeof(real)
+    with nogil:
+        if real is float and winograd:
+            fc_conv_winograd_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
+                                             gout_image_stride, batch, &g, m, &grad_w[0, 0],
+                                             ldw, &ws[0], nthreads)
+        elif real is float:
+            fc_conv_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
+                                    gout_image_stride, batch, &g, m, &grad_w[0, 0], ldw,
+                                    &ws[0], nthreads)
+        elif winograd:
+            fc_conv_winograd_weight_grad_f64(&x[x_offset], x_image_stride, &gout[gout_offset],
+                                             gout_image_stride, batch, &g, m, &grad_w[0, 0],
+                                             ldw, &ws[0], nthreads)
+        else:
             fc_conv_weight_grad_f64(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                    gout_image_stride, batch, &g, m, &grad_w[0, 0],
-                                    grad_w.strides[0] // sizeof(real), &ws[0], nthreads)
+                                    gout_image_stride, batch, &g, m, &grad_w[0, 0], ldw,
+                                    &ws[0], nthreads)
 
 
 def simd_compiled():

@@ -1,0 +1,650 @@
+/* Winograd F(2x2, 3x3) convolution forward, for one (scalar type,
+ * instruction set): 3x3 kernel, stride 1, dilation 1, any padding, groups.
+ *
+ * Included by gemm.c right after gemm_template.h with the same macros (ISA,
+ * TARGET, VBYTES, MR, NV), so it drives that instruction set's micro-kernel.
+ *
+ * Each 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for its 4x4 input
+ * patch d: 16 multiplies per tile and channel pair instead of 36, so the
+ * multiply-adds drop 2.25x (Lavin & Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015).  Over a block of tiles the 16 products (one per
+ * position xi of the 4x4 transform) are 16 GEMMs:
+ *     M[xi] (C_out x T) = U[xi] (C_out x C_in) * V[xi] (C_in x T),
+ * U the transformed weights (packed once per call as the micro-kernel's A
+ * panels), V the transformed input patches, written as a row-major block the
+ * micro-kernel reads in place (no packing pass).  A block's tiles are
+ * consecutive, so every row of V and M is contiguous across tile rows and
+ * images: the transforms run on whole vectors and may overshoot a tile row's
+ * end (the next row's values, written after, replace the extra lanes).  The block is sized to stay in L2
+ * between the input transform that writes V, the micro-kernels that read it,
+ * and the output transform that reads M.  F(2x2, 3x3)'s transforms have
+ * coefficients 0, +-1 and +-1/2 only, so its rounding error stays within a
+ * small factor of the direct sum's. */
+
+#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
+#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
+#define G_NR (NV * G_LANES)
+/* wgrad_template.h, included just before, defines the shuffle-mask types
+ * (sint_, ivec_) for GCC; elsewhere (or with FC_NO_SHUFFLE, the C test
+ * driver's fallback build) plain loops split and interleave. */
+#define G_LD_VEC(p) (*(const G_FN(uvec_) *)(p))
+#define G_ST_VEC(p, v) (*(G_FN(uvec_) *)(p) = (v))
+#define G_LD_ONE(p) (*(p))
+#define G_ST_ONE(p, v) (*(p) = (v))
+#if defined(__GNUC__) && !defined(__clang__) && !defined(FC_NO_SHUFFLE)
+#define G_HAVE_SHUFFLE 1
+#else
+#define G_HAVE_SHUFFLE 0
+#endif
+
+/* Tiles per block: V (16 x C_in x T) about FC_WINO_V_BYTES, at least one
+ * panel. */
+static int64_t G_FN(wino_block_tiles_)(int64_t c_in)
+{
+    int64_t t = (int64_t)(FC_WINO_V_BYTES / sizeof(SCALAR)) / (16 * c_in) / G_NR * G_NR;
+    return t < G_NR ? G_NR : t;
+}
+
+/* Row length of a block's V and M: whole panels, plus a vector of slack for
+ * the last tile row's overshoot. */
+static int64_t G_FN(wino_ld_)(int64_t tiles)
+{
+    return (tiles + G_NR - 1) / G_NR * G_NR + G_LANES;
+}
+
+/* Output channels whose products M (16 x rows x ld) are computed before
+ * their output transform: about FC_WINO_M_BYTES, at least MR. */
+static int64_t G_FN(wino_block_rows_)(int64_t m, int64_t tiles)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR;
+    int64_t r = (int64_t)(FC_WINO_M_BYTES / sizeof(SCALAR)) / (16 * G_FN(wino_ld_)(tiles))
+                / MR * MR;
+    if (r < MR) r = MR;
+    return r < m_pad ? r : m_pad;
+}
+
+/* Length of one split input row (see wino_split_row_): a tile row's
+ * tile_cols + 1 entries, rounded up to vectors, plus a vector of overshoot. */
+static int64_t G_FN(wino_split_ld_)(int64_t tile_cols)
+{
+    return (tile_cols + 1 + G_LANES - 1) / G_LANES * G_LANES + 2 * G_LANES;
+}
+
+/* Elements of scratch: the packed U of every group, then per thread V, M
+ * and 8 split input rows. */
+static int64_t G_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
+                                     int nthreads)
+{
+    const int64_t c = g->channels / groups, m = c_out / groups;
+    const int64_t m_pad = (m + MR - 1) / MR * MR;
+    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
+    const int64_t rows = G_FN(wino_block_rows_)(m, tiles);
+    const int64_t u = fc_mul_sat(fc_mul_sat(16 * groups, m_pad), c);
+    const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
+    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int nt = nthreads < 1 ? 1 : nthreads;
+    if (u == INT64_MAX || v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
+    const int64_t per_thread = v + 16 * rows * ld + split
+                               + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    if (per_thread > (INT64_MAX - u) / nt) return INT64_MAX;
+    return u + nt * per_thread + FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
+/* U = G g G^T for every (output, input) channel pair of every group, packed
+ * as A panels: group, then xi, then MR-tall panels of output channels, each
+ * C_in steps of MR values (zero rows past the group's last channel).  A
+ * panel at a time, so each xi's MR values of a step land together. */
+static void G_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int64_t m,
+                                          int64_t c, SCALAR *restrict u, int nthreads)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR, panels = m_pad / MR;
+    const int nt = fc_threads_for(nthreads, 16 * groups * m_pad * c);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t gp = 0; gp < groups * panels; ++gp) {
+        const int64_t grp = gp / panels, o0 = gp % panels * MR;
+        SCALAR *dst = u + grp * 16 * m_pad * c + o0 * c;
+        for (int64_t i = 0; i < c; ++i) {
+            SCALAR r[16][MR];
+            for (int o = 0; o < MR; ++o) {
+                if (o0 + o >= m) {
+                    for (int xi = 0; xi < 16; ++xi) r[xi][o] = 0;
+                    continue;
+                }
+                const SCALAR *k3 = w + ((grp * m + o0 + o) * c + i) * 9;
+                SCALAR t[4][3];
+                /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
+                for (int j = 0; j < 3; ++j) {
+                    t[0][j] = k3[j];
+                    t[1][j] = (SCALAR)0.5 * (k3[j] + k3[3 + j] + k3[6 + j]);
+                    t[2][j] = (SCALAR)0.5 * (k3[j] - k3[3 + j] + k3[6 + j]);
+                    t[3][j] = k3[6 + j];
+                }
+                for (int a = 0; a < 4; ++a) {   /* (G g) G^T: the same on columns */
+                    r[a * 4 + 0][o] = t[a][0];
+                    r[a * 4 + 1][o] = (SCALAR)0.5 * (t[a][0] + t[a][1] + t[a][2]);
+                    r[a * 4 + 2][o] = (SCALAR)0.5 * (t[a][0] - t[a][1] + t[a][2]);
+                    r[a * 4 + 3][o] = t[a][2];
+                }
+            }
+            for (int xi = 0; xi < 16; ++xi)
+                memcpy(dst + xi * m_pad * c + i * MR, r[xi], sizeof r[xi]);
+        }
+    }
+}
+
+/* Input row ih of `plane` at padded columns 2*j0 .. 2*(j0 + n) - 1, split
+ * by parity: even[i] = column 2(j0+i), odd[i] = column 2(j0+i)+1 (zeros in
+ * the padding).  The split makes every tile's four columns two aligned
+ * pairs, so the transform runs on contiguous vectors.  Entries from n to
+ * n + LANES - 1 may be overwritten with anything; reads stay below x_end. */
+static TARGET void G_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_end,
+                                         const fc_geometry *g, int64_t ih, int64_t j0,
+                                         int64_t n, SCALAR *restrict even,
+                                         SCALAR *restrict odd)
+{
+    const int64_t W = g->in[2];
+    if ((uint64_t)ih >= (uint64_t)g->in[1]) {
+        memset(even, 0, (size_t)n * sizeof(SCALAR));
+        memset(odd, 0, (size_t)n * sizeof(SCALAR));
+        return;
+    }
+    const SCALAR *row = plane + ih * W;
+    const int64_t e0 = 2 * j0 - g->pad[2];   /* input column of even[0] */
+    /* [lo, hi): entries whose two columns are both inside the row. */
+    int64_t lo = e0 >= 0 ? 0 : (-e0 + 1) / 2;
+    int64_t hi = e0 + 1 >= W ? 0 : (W - 1 - e0 + 1) / 2;
+    if (lo > n) lo = n;
+    if (hi > n) hi = n;
+    if (hi < lo) hi = lo;
+    const SCALAR *src = row + e0;
+    int64_t i = lo;
+    (void)x_end;   /* read only by the shuffle loop */
+#if G_HAVE_SHUFFLE
+    {
+        /* Two loads and two permutes per vector of entries; the last vector
+         * may run past hi (the edge loop below rewrites those entries). */
+        typedef G_FN(ivec_) ivec;
+        static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                             8, 9, 10, 11, 12, 13, 14, 15};
+        ivec k;
+        memcpy(&k, iota, sizeof k);
+        const ivec evens = k * 2, odds = k * 2 + 1;
+        for (; i < hi && src + 2 * (i + G_LANES) <= x_end; i += G_LANES) {
+            const G_FN(vec_) a = G_LD_VEC(src + 2 * i), b = G_LD_VEC(src + 2 * i + G_LANES);
+            G_ST_VEC(even + i, __builtin_shuffle(a, b, evens));
+            G_ST_VEC(odd + i, __builtin_shuffle(a, b, odds));
+        }
+        if (i > hi) i = hi;
+    }
+#endif
+    for (; i < hi; ++i) {
+        even[i] = src[2 * i];
+        odd[i] = src[2 * i + 1];
+    }
+    for (i = 0; i < n; ++i) {   /* the edges: entries touching the padding */
+        if (i == lo && hi > lo) i = hi;
+        if (i >= n) break;
+        const int64_t e = e0 + 2 * i;
+        even[i] = (uint64_t)e < (uint64_t)W ? row[e] : 0;
+        odd[i] = (uint64_t)(e + 1) < (uint64_t)W ? row[e + 1] : 0;
+    }
+}
+
+/* One step of the input transform on T (a vector of tiles, or one tile):
+ * V = B^T d B from the split rows, d = even[j], odd[j], even[j+1], odd[j+1]
+ * of 4 input rows (row q's even entries at pair[q], odd at pair[q] + ld);
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+#define G_INPUT_STEP(T, LD, ST)                                                        \
+    do {                                                                               \
+        T h[4][4];                                                                     \
+        for (int q = 0; q < 4; ++q) {   /* along the row */                            \
+            const T e = LD(pair[q] + j), e1 = LD(pair[q] + j + 1);                     \
+            const T o = LD(pair[q] + ld + j), o1 = LD(pair[q] + ld + j + 1);           \
+            h[q][0] = e - e1;                                                          \
+            h[q][1] = o + e1;                                                          \
+            h[q][2] = e1 - o;                                                          \
+            h[q][3] = o - o1;                                                          \
+        }                                                                              \
+        for (int k = 0; k < 4; ++k) {   /* and down the columns */                     \
+            ST(dst + (0 + k) * xs + j, h[0][k] - h[2][k]);                             \
+            ST(dst + (4 + k) * xs + j, h[1][k] + h[2][k]);                             \
+            ST(dst + (8 + k) * xs + j, h[2][k] - h[1][k]);                             \
+            ST(dst + (12 + k) * xs + j, h[1][k] - h[3][k]);                            \
+        }                                                                              \
+    } while (0)
+
+/* V of n consecutive tiles of one tile row from its 4 split input rows;
+ * V[xi] of tile j goes to dst[xi * xs + j].  Whole vectors only: up to
+ * LANES - 1 values past n are written too. */
+static TARGET void G_FN(wino_input_run_)(SCALAR *const pair[4], int64_t ld, int64_t n,
+                                         SCALAR *restrict dst, int64_t xs)
+{
+    for (int64_t j = 0; j < n; j += G_LANES) G_INPUT_STEP(G_FN(vec_), G_LD_VEC, G_ST_VEC);
+}
+
+/* One step of the output transform: Y = A^T M A + bias, A^T = [1 1 1 0;
+ * 0 1 -1 -1], for tiles j; yRC is output row R, column C of the tile. */
+#define G_OUTPUT_STEP(T, LD)                                                           \
+    T s0[4], s1[4];                                                                    \
+    for (int a = 0; a < 4; ++a) {   /* along each row of M */                          \
+        const T m0 = LD(m + (4 * a) * xs + j), m1 = LD(m + (4 * a + 1) * xs + j);      \
+        const T m2 = LD(m + (4 * a + 2) * xs + j), m3 = LD(m + (4 * a + 3) * xs + j);  \
+        s0[a] = m0 + m1 + m2;                                                          \
+        s1[a] = m1 - m2 - m3;                                                          \
+    }                                                                                  \
+    const T y00 = bias + s0[0] + s0[1] + s0[2], y01 = bias + s1[0] + s1[1] + s1[2];    \
+    const T y10 = bias + s0[1] - s0[2] - s0[3], y11 = bias + s1[1] - s1[2] - s1[3];
+
+/* dst[2i] = a[i], dst[2i+1] = b[i]: a tile row's two output columns. */
+static inline __attribute__((always_inline)) TARGET void
+G_FN(wino_store_pairs_)(SCALAR *dst, G_FN(vec_) a, G_FN(vec_) b)
+{
+#if G_HAVE_SHUFFLE
+    /* Masks from a constant iota fold to constants (as in wgrad_template.h):
+     * two permutes instead of 2 * LANES scalar stores. */
+    typedef G_FN(ivec_) ivec;
+    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                         8, 9, 10, 11, 12, 13, 14, 15};
+    ivec k;
+    memcpy(&k, iota, sizeof k);
+    const ivec lo = (k >> 1) + (k & 1) * (G_FN(sint_))G_LANES;
+    const ivec hi = lo + (G_FN(sint_))(G_LANES / 2);
+    *(G_FN(uvec_) *)dst = __builtin_shuffle(a, b, lo);
+    *(G_FN(uvec_) *)(dst + G_LANES) = __builtin_shuffle(a, b, hi);
+#else
+    for (int i = 0; i < G_LANES; ++i) {
+        dst[2 * i] = a[i];
+        dst[2 * i + 1] = b[i];
+    }
+#endif
+}
+
+/* Y = A^T M A for n consecutive tiles of one tile row (M[xi] of tile j at
+ * m[xi * xs + j], readable up to a vector past n), plus bias: outputs
+ * (2j, 2j+1) of rows y0 and y1 (y1 NULL past the last output row); `pairs`
+ * tiles have both columns, the rest (at most one, the last) only the first.
+ * Stores never pass the row's end: other threads may own what follows. */
+static TARGET void G_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs, int64_t n,
+                                          int64_t pairs, SCALAR bias, SCALAR *restrict y0,
+                                          SCALAR *restrict y1)
+{
+    int64_t j = 0;
+    for (;;) {
+        if (j + G_LANES > pairs) {
+            /* The last vector overlaps the one before: same values again. */
+            if (pairs < G_LANES || j >= pairs) break;
+            j = pairs - G_LANES;
+        }
+        G_OUTPUT_STEP(G_FN(vec_), G_LD_VEC)
+        G_FN(wino_store_pairs_)(y0 + 2 * j, y00, y01);
+        if (y1) G_FN(wino_store_pairs_)(y1 + 2 * j, y10, y11);
+        j += G_LANES;
+    }
+    for (; j < n; ++j) {
+        G_OUTPUT_STEP(SCALAR, G_LD_ONE)
+        y0[2 * j] = y00;
+        if (y1) y1[2 * j] = y10;
+        if (j < pairs) {
+            y0[2 * j + 1] = y01;
+            if (y1) y1[2 * j + 1] = y11;
+        }
+    }
+}
+
+/* A run of tiles [tau, tau + n) inside one tile row: image b, tile row ti,
+ * first tile column tj; `t` is its first tile's index in the block. */
+typedef struct {
+    int64_t b, ti, tj, n, t;
+} G_FN(wino_run_);
+
+/* Tiles [tau0, tau1) of the batch, split at tile-row ends; returns the count. */
+static int64_t G_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
+                                int64_t tile_cols, G_FN(wino_run_) *runs)
+{
+    int64_t count = 0;
+    for (int64_t tau = tau0; tau < tau1; ++count) {
+        const int64_t per_image = tile_rows * tile_cols, r = tau % per_image;
+        G_FN(wino_run_) run = {tau / per_image, r / tile_cols, r % tile_cols, 0, tau - tau0};
+        run.n = tile_cols - run.tj < tau1 - tau ? tile_cols - run.tj : tau1 - tau;
+        runs[count] = run;
+        tau += run.n;
+    }
+    return count;
+}
+
+/* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
+ * (channel i of image b at x + b*x_image_stride + i*H*W); zeros from the
+ * last tile to the end of its panel. */
+static TARGET void G_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
+                                           int64_t x_image_stride, const fc_geometry *g,
+                                           int64_t c, const G_FN(wino_run_) *runs,
+                                           int64_t nruns, int64_t tiles, int64_t ld,
+                                           SCALAR *restrict v, SCALAR *restrict split)
+{
+    const int64_t plane = g->in[1] * g->in[2], xs = c * ld;
+    const int64_t lds = G_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    const int64_t tail = (tiles + G_NR - 1) / G_NR * G_NR - tiles;
+    for (int64_t i = 0; i < c; ++i) {
+        /* Split rows q = 0..3 of the current tile row; the next tile row
+         * starts two input rows down, so its rows 0, 1 are these rows 2, 3. */
+        SCALAR *pair[4] = {split, split + 2 * lds, split + 4 * lds, split + 6 * lds};
+        /* Runs in order: each one's overshoot is rewritten by the next. */
+        for (int64_t r = 0; r < nruns; ++r) {
+            const G_FN(wino_run_) run = runs[r];
+            const SCALAR *im = x + run.b * x_image_stride + i * plane;
+            const int64_t ih = 2 * run.ti - g->pad[1];
+            int q = 0;
+            if (r > 0 && runs[r - 1].b == run.b && runs[r - 1].ti + 1 == run.ti
+                && runs[r - 1].tj == run.tj) {
+                SCALAR *t0 = pair[0], *t1 = pair[1];
+                pair[0] = pair[2], pair[1] = pair[3], pair[2] = t0, pair[3] = t1;
+                q = 2;
+            }
+            const int fresh = q;   /* the first row read from the input */
+            for (; q < 4; ++q)
+                G_FN(wino_split_row_)(im, x_end, g, ih + q, run.tj, run.n + 1, pair[q],
+                                      pair[q] + lds);
+            G_FN(wino_input_run_)(pair, lds, run.n, v + i * ld + run.t, xs);
+            /* The input is read once, a few rows per channel: too short a
+             * stream for the hardware prefetcher.  Fetch ahead by channels. */
+            if (i + FC_WINO_PREFETCH < c)
+                for (int64_t row = ih + fresh; row < ih + 4; ++row)
+                    if ((uint64_t)row < (uint64_t)g->in[1])
+                        for (int64_t col = 0; col < g->in[2]; col += 64 / (int64_t)sizeof(SCALAR))
+                            __builtin_prefetch(im + FC_WINO_PREFETCH * plane + row * g->in[2] + col);
+        }
+        if (tail)   /* finite values in the last panel's unused columns */
+            for (int xi = 0; xi < 16; ++xi)
+                memset(v + xi * xs + i * ld + tiles, 0, (size_t)tail * sizeof(SCALAR));
+    }
+}
+
+/* One block of tiles of one group, on one thread: V, then for each slab of
+ * `rows` output channels the 16 GEMMs into M and the output transform. */
+static TARGET void G_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
+                                     int64_t x_image_stride, const fc_geometry *g, int64_t c,
+                                     const SCALAR *u, int64_t m, const SCALAR *bias,
+                                     SCALAR *y, int64_t y_image_stride,
+                                     const G_FN(wino_run_) *runs, int64_t nruns,
+                                     int64_t tiles, int64_t ld, int64_t rows,
+                                     SCALAR *restrict v, SCALAR *restrict mm,
+                                     SCALAR *restrict split)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR;
+    const int64_t panels = (tiles + G_NR - 1) / G_NR;
+    const int64_t xs_v = c * ld, xs_m = rows * ld;
+    const int64_t oh_n = g->out[1], ow_n = g->out[2], l_size = oh_n * ow_n;
+    G_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, tiles, ld, v, split);
+    for (int64_t o0 = 0; o0 < m_pad; o0 += rows) {
+        const int64_t o1 = o0 + rows < m_pad ? o0 + rows : m_pad;
+        for (int xi = 0; xi < 16; ++xi)
+            for (int64_t p = 0; p < panels; ++p)
+                for (int64_t pc = 0; pc < c; pc += FC_GEMM_KC) {
+                    /* Long channel runs in KC steps keep the B panel in L1. */
+                    const int64_t kc = c - pc < FC_GEMM_KC ? c - pc : FC_GEMM_KC;
+                    const SCALAR *bp = v + xi * xs_v + pc * ld + p * G_NR;
+                    for (int64_t o = o0; o < o1; o += MR)
+                        G_FN(micro_kernel_strided_)(kc, u + (xi * m_pad + o) * c + pc * MR,
+                                                    bp, ld,
+                                                    mm + xi * xs_m + (o - o0) * ld + p * G_NR,
+                                                    ld, pc > 0);
+                }
+        for (int64_t o = o0; o < o1 && o < m; ++o)
+            for (int64_t r = 0; r < nruns; ++r) {
+                const G_FN(wino_run_) run = runs[r];
+                const int64_t oh = 2 * run.ti, ow = 2 * run.tj;
+                SCALAR *y0 = y + run.b * y_image_stride + o * l_size + oh * ow_n + ow;
+                /* Tiles whose second column still lies inside the output. */
+                int64_t pairs = (ow_n - ow) / 2;
+                if (pairs > run.n) pairs = run.n;
+                G_FN(wino_output_run_)(mm + (o - o0) * ld + run.t, xs_m, run.n, pairs,
+                                       bias ? bias[o] : (SCALAR)0, y0,
+                                       oh + 1 < oh_n ? y0 + ow_n : NULL);
+            }
+    }
+}
+
+/* The whole forward: threads take blocks of tiles (disjoint outputs). */
+static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
+                                int64_t groups, const SCALAR *w, const SCALAR *bias,
+                                int64_t c_out, SCALAR *y, SCALAR *ws, int nthreads)
+{
+    const int64_t c = g->channels / groups, m = c_out / groups;
+    const int64_t m_pad = (m + MR - 1) / MR * MR;
+    const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
+    const int64_t tiles_total = batch * tile_rows * tile_cols;
+    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
+    const int64_t rows = G_FN(wino_block_rows_)(m, tiles);
+    const int64_t plane = g->in[1] * g->in[2];
+    const int64_t x_image_stride = g->channels * plane;
+    const int64_t y_image_stride = c_out * g->out[1] * g->out[2];
+    const SCALAR *x_end = x + batch * x_image_stride;
+    const int64_t blocks = (tiles_total + tiles - 1) / tiles;
+    const int64_t split_len = 8 * G_FN(wino_split_ld_)(tile_cols);
+    const int64_t per_thread = 16 * c * ld + 16 * rows * ld + split_len
+                               + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    SCALAR *u = (SCALAR *)fc_align_up(ws);
+    SCALAR *scratch = u + 16 * groups * m_pad * c;
+    G_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
+    int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
+    if (nt > blocks) nt = (int)blocks;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        SCALAR *v = (SCALAR *)fc_align_up(scratch + fc_thread_num() * per_thread);
+        SCALAR *mm = (SCALAR *)fc_align_up(v + 16 * c * ld);
+        SCALAR *split = (SCALAR *)fc_align_up(mm + 16 * rows * ld);
+        G_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
+        const int64_t tau0 = blk * tiles;
+        const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
+        /* A run per tile row touched: more rows than runs[] holds (outputs
+         * a tile or two wide) take several passes. */
+        for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
+            const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
+            const int64_t nruns = G_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
+            for (int64_t grp = 0; grp < groups; ++grp)
+                G_FN(wino_block_)(x + grp * c * plane, x_end, x_image_stride, g, c,
+                                  u + grp * 16 * m_pad * c, m, bias ? bias + grp * m : NULL,
+                                  y + grp * m * g->out[1] * g->out[2], y_image_stride, runs,
+                                  nruns, r1 - r0, ld, rows, v, mm, split);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ weight gradient
+ * Y = A^T (U . V) A gives dU[xi] = sum over tiles of Yg[xi] * V[xi], Yg =
+ * A dY A^T the gradient's tile spread back over the 4x4 transform, and then
+ * dg = G^T dU G.  Per xi that is a GEMM over tiles (C_out x T) * (T x C_in)
+ * whose operands both hold tiles contiguously, so each block packs them
+ * with the register transposes of wgrad_template.h. */
+
+/* Tiles per weight-gradient block (the GEMM's K): V and Yg together about
+ * FC_WINO_WG_BYTES, within [LANES, KC]. */
+static int64_t G_FN(wino_wg_tiles_)(int64_t c, int64_t m)
+{
+    int64_t t = (int64_t)(FC_WINO_WG_BYTES / sizeof(SCALAR)) / (16 * (c + m)) / G_LANES
+                * G_LANES;
+    if (t > FC_GEMM_KC) t = FC_GEMM_KC;
+    return t < G_LANES ? G_LANES : t;
+}
+
+/* Per-thread scratch: V, Yg, split rows, packed A and B, and the thread's
+ * dU (16 x m_pad x c_pad) -- besides that no scratch outside the threads. */
+static int64_t G_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
+{
+    const int64_t c = g->channels, tiles = G_FN(wino_wg_tiles_)(c, m);
+    const int64_t ld = G_FN(wino_ld_)(tiles);
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t du = fc_mul_sat(fc_mul_sat(16, m_pad), c_pad);
+    const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m), ld);
+    if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX) return INT64_MAX;
+    const int64_t pack = (m_pad + G_NR) * tiles;
+    return vy + split + pack + du + 6 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
+static int64_t G_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
+{
+    const int64_t one = G_FN(wino_wg_per_thread_)(g, m);
+    const int nt = nthreads < 1 ? 1 : nthreads;
+    return one > INT64_MAX / nt ? INT64_MAX : one * nt;
+}
+
+/* Yg = A dY A^T for the block's tiles, rows [0, m) of grad_out (row o of
+ * image b at gy + b*gy_image_stride + o*L), into yg (16 x m x ld); A dY A^T
+ * of a 2x2 tile (a b; c d) spreads each row (p, q) to (p, p+q, p-q, -q). */
+static TARGET void G_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy_end,
+                                              int64_t gy_image_stride,
+                                              const fc_geometry *g, int64_t m,
+                                              const G_FN(wino_run_) *runs, int64_t nruns,
+                                              int64_t ld, SCALAR *restrict yg,
+                                              SCALAR *restrict split)
+{
+    /* grad_out's rows as an unpadded "input" to split like the image's. */
+    fc_geometry gg = *g;
+    gg.in[1] = g->out[1];
+    gg.in[2] = g->out[2];
+    gg.pad[2] = 0;
+    const int64_t plane = g->out[1] * g->out[2], xs = m * ld;
+    const int64_t lds = G_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    SCALAR *e0 = split, *o0 = split + lds, *e1 = split + 2 * lds, *o1 = split + 3 * lds;
+    for (int64_t o = 0; o < m; ++o)
+        for (int64_t r = 0; r < nruns; ++r) {
+            const G_FN(wino_run_) run = runs[r];
+            const SCALAR *im = gy + run.b * gy_image_stride + o * plane;
+            G_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti, run.tj, run.n, e0, o0);
+            G_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1, o1);
+            SCALAR *dst = yg + o * ld + run.t;
+            for (int64_t j = 0; j < run.n; j += G_LANES) {   /* overshoots, as V does */
+                typedef G_FN(vec_) vec;
+                const vec a = G_LD_VEC(e0 + j), b = G_LD_VEC(o0 + j);
+                const vec c = G_LD_VEC(e1 + j), d = G_LD_VEC(o1 + j);
+                const vec rows[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+                for (int i = 0; i < 4; ++i) {
+                    const vec p = rows[i][0], q = rows[i][1];
+                    G_ST_VEC(dst + (4 * i + 0) * xs + j, p);
+                    G_ST_VEC(dst + (4 * i + 1) * xs + j, p + q);
+                    G_ST_VEC(dst + (4 * i + 2) * xs + j, p - q);
+                    G_ST_VEC(dst + (4 * i + 3) * xs + j, -q);
+                }
+            }
+        }
+}
+
+/* du (16 x m_pad x c_pad) += the block's products, xi by xi. */
+static TARGET void G_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64_t c,
+                                        int64_t m, int64_t tiles, int64_t ld,
+                                        SCALAR *restrict pa, SCALAR *restrict pb,
+                                        SCALAR *restrict du)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    for (int xi = 0; xi < 16; ++xi) {
+        const SCALAR *vx = v + xi * c * ld, *yx = yg + xi * m * ld;
+        SCALAR *dx = du + xi * m_pad * c_pad;
+        for (int64_t o = 0; o < m_pad; o += MR) {
+            const int64_t rows = m - o < MR ? m - o : MR;
+            G_FN(interleave_mr_)(yx + o * ld, ld, rows, tiles, pa + o * tiles);
+        }
+        for (int64_t i = 0; i < c_pad; i += G_NR) {
+            const int64_t cols = c - i < G_NR ? c - i : G_NR;
+            G_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
+            for (int64_t o = 0; o < m_pad; o += MR)   /* 64 channels: 48 + 16 wide */
+                G_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
+                                         cols);
+        }
+    }
+}
+
+/* grad_w (m x c*9, rows ldw apart) += G^T dU G for every channel pair;
+ * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+static void G_FN(wino_wg_finish_)(const SCALAR *du, int64_t m, int64_t c, SCALAR *grad_w,
+                                  int64_t ldw)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const SCALAR h = (SCALAR)0.5;
+    for (int64_t o = 0; o < m; ++o)
+        for (int64_t i = 0; i < c; ++i) {
+            SCALAR u[4][4], t[3][4];
+            for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[(xi * m_pad + o) * c_pad + i];
+            for (int b = 0; b < 4; ++b) {
+                t[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
+                t[1][b] = h * (u[1][b] - u[2][b]);
+                t[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+            }
+            SCALAR *k3 = grad_w + o * ldw + i * 9;
+            for (int a = 0; a < 3; ++a) {
+                k3[3 * a + 0] += t[a][0] + h * (t[a][1] + t[a][2]);
+                k3[3 * a + 1] += h * (t[a][1] - t[a][2]);
+                k3[3 * a + 2] += h * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+}
+
+/* Threads take contiguous ranges of tiles, each summing into its own dU;
+ * the sums are added in thread order, so a thread count gives fixed bits. */
+static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
+                                    const SCALAR *gy, int64_t gy_image_stride, int64_t batch,
+                                    const fc_geometry *g, int64_t m, SCALAR *grad_w,
+                                    int64_t ldw, SCALAR *ws, int nthreads)
+{
+    const int64_t c = g->channels;
+    const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
+    const int64_t tiles_total = batch * tile_rows * tile_cols;
+    const int64_t tiles = G_FN(wino_wg_tiles_)(c, m), ld = G_FN(wino_ld_)(tiles);
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const int64_t du_size = 16 * m_pad * c_pad;
+    const int64_t per_thread = G_FN(wino_wg_per_thread_)(g, m);
+    const SCALAR *x_end = x + (batch - 1) * x_image_stride + c * g->in[1] * g->in[2];
+    const SCALAR *gy_end = gy + (batch - 1) * gy_image_stride + m * g->out[1] * g->out[2];
+    const int64_t blocks = (tiles_total + tiles - 1) / tiles;
+    int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m) * 4);
+    if (nt > blocks) nt = (int)blocks;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; ++t) {
+        SCALAR *du = (SCALAR *)fc_align_up(ws + t * per_thread);
+        SCALAR *v = (SCALAR *)fc_align_up(du + du_size);
+        SCALAR *yg = (SCALAR *)fc_align_up(v + 16 * c * ld);
+        SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
+        SCALAR *pb = (SCALAR *)fc_align_up(pa + m_pad * tiles);
+        SCALAR *split = (SCALAR *)fc_align_up(pb + G_NR * tiles);
+        G_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
+        memset(du, 0, (size_t)du_size * sizeof(SCALAR));
+        for (int64_t blk = blocks * t / nt; blk < blocks * (t + 1) / nt; ++blk) {
+            const int64_t tau0 = blk * tiles;
+            const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
+            for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
+                const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
+                const int64_t nruns = G_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
+                G_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, r1 - r0,
+                                        ld, v, split);
+                G_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
+                                           ld, yg, split);
+                G_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, pa, pb, du);
+            }
+        }
+    }
+    SCALAR *du0 = (SCALAR *)fc_align_up(ws);
+    for (int t = 1; t < nt; ++t) {
+        const SCALAR *dut = (SCALAR *)fc_align_up(ws + t * per_thread);
+        for (int64_t i = 0; i < du_size; ++i) du0[i] += dut[i];
+    }
+    G_FN(wino_wg_finish_)(du0, m, c, grad_w, ldw);
+}
+
+#undef G_INPUT_STEP
+#undef G_OUTPUT_STEP
+#undef G_LD_VEC
+#undef G_ST_VEC
+#undef G_LD_ONE
+#undef G_ST_ONE
+#undef G_HAVE_SHUFFLE
+#undef G_FN
+#undef G_LANES
+#undef G_NR

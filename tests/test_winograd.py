@@ -1,0 +1,191 @@
+"""Winograd F(2x2, 3x3) convolution (3x3, stride 1), forward and weight
+gradient: on every SIMD path, 1 and 2 threads, awkward shapes, against the
+NumPy reference; its accuracy against the direct sum's; and the dispatch
+rule that picks it."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _kernels, _simd, _threads
+from fastconv import reference
+from fastconv.functional import _conv
+from fastconv.functional._geometry import Window
+
+PATHS = _simd.supported()
+
+
+def _window(x_shape, padding):
+    (ph0, ph1), (pw0, pw1) = padding
+    return Window(tuple(x_shape[2:]), (3, 3), (1, 1), (ph0, pw0), (ph1, pw1), (1, 1))
+
+
+def winograd(x, w, b=None, padding=((1, 1), (1, 1)), groups=1):
+    """The Winograd kernel itself, whatever the dispatcher would choose."""
+    win = _window(x.shape, padding)
+    out = np.full((x.shape[0], w.shape[0], win.out_count), np.nan, x.dtype)
+    _conv._forward_winograd("test", x, w, b, win.kernel_geometry(x.shape[1]), groups, out)
+    return out.reshape((x.shape[0], w.shape[0]) + win.out_size)
+
+
+def expected(x, w, b, padding, groups):
+    (ph0, ph1), (pw0, pw1) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph0, ph1), (pw0, pw1)))
+    return reference.conv2d(xp, w, b, 1, 0, 1, groups)
+
+
+@pytest.fixture(params=PATHS)
+def simd_path(request):
+    before = _simd.active()
+    _simd.select(request.param)
+    yield request.param
+    _simd.select(before)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    before = _threads.get_num_threads()
+    _threads.set_num_threads(request.param)
+    yield request.param
+    _threads.set_num_threads(before)
+
+
+# (x shape, C_out, padding ((top, bottom), (left, right)), groups): odd and
+# even output sizes (tiles with one column or row cut), padding 0 to 3 and
+# asymmetric, outputs 1 wide and 1 tall, tile blocks spanning images, more
+# tile rows than one pass of a block holds (600 x 2 outputs), C_in past one
+# KC step (300), C_out off MR and past one slab of products, groups.
+CASES = [
+    ((2, 16, 8, 8), 16, ((1, 1), (1, 1)), 1),
+    ((3, 5, 7, 9), 11, ((1, 1), (1, 1)), 1),
+    ((2, 17, 6, 5), 9, ((0, 0), (0, 0)), 1),            # 4 x 3 outputs
+    ((1, 3, 1, 1), 2, ((1, 1), (1, 1)), 1),             # 1 x 1 output
+    ((2, 4, 3, 12), 5, ((0, 0), (2, 3)), 1),            # 1 tall, asymmetric
+    ((1, 6, 2, 2), 3, ((3, 3), (3, 3)), 1),             # all-padding tiles
+    ((2, 16, 600, 1), 4, ((1, 1), (1, 1)), 1),          # 600 x 1: many tile rows
+    ((1, 300, 5, 6), 10, ((1, 1), (1, 1)), 1),          # K = 300 > KC
+    ((2, 20, 9, 10), 130, ((1, 1), (1, 1)), 1),         # C_out past one slab
+    ((40, 16, 7, 7), 16, ((1, 1), (1, 1)), 1),          # blocks across 40 images
+    ((2, 12, 9, 8), 8, ((1, 0), (0, 1)), 2),
+    ((2, 48, 10, 10), 48, ((1, 1), (1, 1)), 3),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, c_out, padding, groups", CASES)
+def test_winograd_matches_reference(simd_path, threads, xs, c_out, padding, groups, dtype):
+    rng = np.random.default_rng(sum(xs) + c_out)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((c_out, xs[1] // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    x_before = x.copy()
+    want = expected(x, w, b, padding, groups)
+    got = winograd(x, w, b, padding, groups)
+    # Sums of C_in*9 products of unit normals: scale the tolerance with them.
+    tol = (3e-5 if dtype == np.float32 else 1e-12) * np.sqrt(xs[1] // groups * 9)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_allclose(winograd(x, w, None, padding, groups), want - b[:, None, None],
+                               rtol=tol, atol=tol)
+
+
+def winograd_weight_grad(x, gout, padding, groups):
+    """The Winograd weight-gradient kernel itself (grad_w += ...), group by
+    group as _conv._weight_grad_fused calls it."""
+    n, c_in = x.shape[:2]
+    c_out, l = gout.shape[1], gout[0, 0].size
+    cig, cog = c_in // groups, c_out // groups
+    win = _window(x.shape, padding)
+    geom = win.kernel_geometry(cig)
+    nthreads = _threads.get_num_threads()
+    size = _kernels.conv_winograd_weight_grad_workspace_size(x.dtype.char, geom, cog, nthreads)
+    ws = np.full(size, np.nan, x.dtype)
+    grad_w = np.full((groups, cog, cig * 9), 0.5, x.dtype)   # accumulated into
+    plane = x[0, 0].size
+    for g in range(groups):
+        _kernels.conv_weight_grad(x.reshape(-1), g * cig * plane, c_in * plane,
+                                  gout.reshape(-1), g * cog * l, c_out * l, n, geom,
+                                  grad_w[g], ws, nthreads, True)
+    return grad_w.reshape(c_out, cig, 3, 3) - x.dtype.type(0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, c_out, padding, groups", CASES)
+def test_winograd_weight_grad_matches_reference(simd_path, threads, xs, c_out, padding,
+                                                groups, dtype):
+    rng = np.random.default_rng(sum(xs) * c_out)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((c_out, xs[1] // groups, 3, 3)).astype(dtype)
+    (ph0, ph1), (pw0, pw1) = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph0, ph1), (pw0, pw1)))
+    gout = rng.standard_normal((xs[0], c_out) + tuple(
+        n - 2 for n in xp.shape[2:])).astype(dtype)
+    want = reference.conv2d_backward(gout, xp, w, 1, 0, 1, groups)[1]
+    x_before, g_before = x.copy(), gout.copy()
+    got = winograd_weight_grad(x, gout, padding, groups)
+    # Sums over every output position of the batch.
+    tol = (3e-5 if dtype == np.float32 else 1e-12) * np.sqrt(gout[:, 0].size) * 4
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(gout, g_before)
+
+
+def test_winograd_error_is_close_to_the_direct_sums():
+    """Float32 rounding error against a float64 oracle: F(2x2, 3x3)'s
+    transforms (coefficients 0, +-1, +-1/2) keep it within a small factor of
+    the direct sum's."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 64, 20, 20))
+    w = rng.standard_normal((32, 64, 3, 3))
+    exact = reference.conv2d(x, w, None, 1, 1)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    win = winograd(x32, w32)
+    direct = np.empty_like(win)
+    geom = _window(x.shape, ((1, 1), (1, 1))).kernel_geometry(64)
+    _conv._forward_implicit("test", x32, w32, None, geom, 1, direct.reshape(4, 32, -1),
+                            per_image=True)
+    err_win = np.sqrt(np.mean((win - exact) ** 2))
+    err_direct = np.sqrt(np.mean((direct - exact) ** 2))
+    assert err_direct > 0
+    assert err_win < 4 * err_direct, (err_win, err_direct)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_public_conv2d_takes_winograd_and_matches(dtype):
+    """mid-like shapes go through Winograd (forward and data gradient) and
+    agree with the reference; the gradients stay checked by conv tests."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 16, 13, 12)).astype(dtype)
+    w = rng.standard_normal((20, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    win = Window((13, 12), (3, 3), (1, 1), (1, 1), (1, 1), (1, 1))
+    assert _conv._winograd_applies(win, 16)
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y = fastconv.conv2d(x, w, b, padding=1)
+    np.testing.assert_allclose(y, reference.conv2d(x, w, b, 1, 1), **tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx, gw, gb = fastconv.conv2d_backward(g, x, w, padding=1)
+    rx, rw, rb = reference.conv2d_backward(g, x, w, 1, 1)
+    np.testing.assert_allclose(gx, rx, **tol)
+    np.testing.assert_allclose(gw, rw, **tol)
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, c_in, out, applies", [
+    ((3, 3), (1, 1), (1, 1), 64, (56, 56), True),
+    ((3, 3), (1, 1), (1, 1), 16, (7, 7), True),      # 77% of tile outputs real
+    ((3, 3), (1, 1), (1, 1), 15, (56, 56), False),   # too few input channels
+    ((3, 3), (1, 1), (1, 1), 64, (3, 3), False),     # 56%: mostly padding tiles
+    ((3, 3), (2, 2), (1, 1), 64, (28, 28), False),
+    ((3, 3), (1, 1), (2, 2), 64, (52, 52), False),
+    ((5, 5), (1, 1), (1, 1), 64, (52, 52), False),
+])
+def test_winograd_dispatch_rule(kernel, stride, dilation, c_in, out, applies):
+    win = Window((60, 60), kernel, stride, (0, 0), (0, 0), dilation, explicit_out=out)
+    assert _conv._winograd_applies(win, c_in) is applies
+
+
+def test_winograd_kernel_rejects_other_geometries():
+    geom = (4, (1, 8, 8), (1, 6, 6), (1, 3, 3), (1, 2, 1), (0, 0, 0), (1, 1, 1))
+    x, w, y = np.zeros(256, np.float32), np.zeros(144, np.float32), np.zeros(36, np.float32)
+    with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
+        _kernels.conv_winograd(x, 1, geom, 1, w, np.empty(0, np.float32), 1, y,
+                               np.zeros(1 << 16, np.float32), 1)
