@@ -165,6 +165,8 @@ LEGEND = [
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype (the",
     "  better of NumPy's BLAS and fastconv's GEMM on a large square product): the "
     "physical limit for convolution via GEMM;",
+    "  the rate counts the direct sum's multiply-adds, so 3x3 stride-1 convs, run by "
+    "Winograd F(2x2,3x3) with 2.25x fewer, can pass 100%;",
     "  pool rows GB/s = least bytes read+written / time, % limit = share of the measured "
     "memory-copy bandwidth.",
     "  noise = largest interquartile range / median among the implementations of the row "
