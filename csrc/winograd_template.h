@@ -484,15 +484,17 @@ static int64_t G_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
     const int64_t du = fc_mul_sat(fc_mul_sat(16, m_pad), c_pad);
     const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m), ld);
     if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX) return INT64_MAX;
-    const int64_t pack = (m_pad + G_NR) * tiles;
-    return vy + split + pack + du + 6 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    const int64_t pack = (m_pad + G_NR) * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    /* Whole cache lines, so every thread's dU starts aligned. */
+    return (vy + split + pack + du + 6 * align + align - 1) / align * align;
 }
 
 static int64_t G_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
 {
     const int64_t one = G_FN(wino_wg_per_thread_)(g, m);
     const int nt = nthreads < 1 ? 1 : nthreads;
-    return one > INT64_MAX / nt ? INT64_MAX : one * nt;
+    const int64_t align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    return one > (INT64_MAX - align) / nt ? INT64_MAX : one * nt + align;
 }
 
 /* Yg = A dY A^T for the block's tiles, rows [0, m) of grad_out (row o of
@@ -560,29 +562,43 @@ static TARGET void G_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64
     }
 }
 
-/* grad_w (m x c*9, rows ldw apart) += G^T dU G for every channel pair;
- * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
-static void G_FN(wino_wg_finish_)(const SCALAR *du, int64_t m, int64_t c, SCALAR *grad_w,
-                                  int64_t ldw)
+/* grad_w (m x c*9, rows ldw apart) += G^T dU G for every channel pair, dU
+ * the sum of the nt threads' (du + t*stride), added in thread order;
+ * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].  Rows of grad_w are
+ * independent: threads split them. */
+static void G_FN(wino_wg_finish_)(SCALAR *du, int64_t stride, int nt, int64_t m, int64_t c,
+                                  SCALAR *grad_w, int64_t ldw, int nthreads)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
     const SCALAR h = (SCALAR)0.5;
-    for (int64_t o = 0; o < m; ++o)
+    const int nto = fc_threads_for(nthreads, 16 * nt * m * c_pad);
+    (void)nto;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nto)
+#endif
+    for (int64_t o = 0; o < m; ++o) {
+        for (int t = 1; t < nt; ++t)
+            for (int xi = 0; xi < 16; ++xi) {
+                SCALAR *dst = du + (xi * m_pad + o) * c_pad;
+                const SCALAR *src = dst + t * stride;
+                for (int64_t i = 0; i < c; ++i) dst[i] += src[i];
+            }
         for (int64_t i = 0; i < c; ++i) {
-            SCALAR u[4][4], t[3][4];
+            SCALAR u[4][4], r[3][4];
             for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[(xi * m_pad + o) * c_pad + i];
             for (int b = 0; b < 4; ++b) {
-                t[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
-                t[1][b] = h * (u[1][b] - u[2][b]);
-                t[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
+                r[0][b] = u[0][b] + h * (u[1][b] + u[2][b]);
+                r[1][b] = h * (u[1][b] - u[2][b]);
+                r[2][b] = h * (u[1][b] + u[2][b]) + u[3][b];
             }
             SCALAR *k3 = grad_w + o * ldw + i * 9;
             for (int a = 0; a < 3; ++a) {
-                k3[3 * a + 0] += t[a][0] + h * (t[a][1] + t[a][2]);
-                k3[3 * a + 1] += h * (t[a][1] - t[a][2]);
-                k3[3 * a + 2] += h * (t[a][1] + t[a][2]) + t[a][3];
+                k3[3 * a + 0] += r[a][0] + h * (r[a][1] + r[a][2]);
+                k3[3 * a + 1] += h * (r[a][1] - r[a][2]);
+                k3[3 * a + 2] += h * (r[a][1] + r[a][2]) + r[a][3];
             }
         }
+    }
 }
 
 /* Threads take contiguous ranges of tiles, each summing into its own dU;
@@ -608,7 +624,7 @@ static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int t = 0; t < nt; ++t) {
-        SCALAR *du = (SCALAR *)fc_align_up(ws + t * per_thread);
+        SCALAR *du = (SCALAR *)fc_align_up(ws) + t * per_thread;
         SCALAR *v = (SCALAR *)fc_align_up(du + du_size);
         SCALAR *yg = (SCALAR *)fc_align_up(v + 16 * c * ld);
         SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
@@ -630,12 +646,8 @@ static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
             }
         }
     }
-    SCALAR *du0 = (SCALAR *)fc_align_up(ws);
-    for (int t = 1; t < nt; ++t) {
-        const SCALAR *dut = (SCALAR *)fc_align_up(ws + t * per_thread);
-        for (int64_t i = 0; i < du_size; ++i) du0[i] += dut[i];
-    }
-    G_FN(wino_wg_finish_)(du0, m, c, grad_w, ldw);
+    G_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, nt, m, c, grad_w, ldw,
+                          nthreads);
 }
 
 #undef G_INPUT_STEP
