@@ -78,10 +78,16 @@ static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, i
          * apart stalled on memory (strided data gradient: 22.8 -> 20.5 ms). */
         for (int64_t p = 0; p < kc; ++p) {
             const SCALAR *src = b + p * rs;
+            /* The same piece 4 rows down: the prefetcher restarts at each row
+             * (a 4 KiB page for cifar's 32x32 planes: 3.2 -> 3.0 ms). */
+            const SCALAR *ahead = p + 4 < kc ? src + 4 * rs : src;
             SCALAR *row = dst + p * G_NR;
             int64_t j0 = 0;
-            for (; j0 + G_NR <= nc; j0 += G_NR, row += kc * G_NR)
+            for (; j0 + G_NR <= nc; j0 += G_NR, row += kc * G_NR) {
+                for (int64_t q = 0; q < G_NR; q += 64 / (int64_t)sizeof(SCALAR))
+                    __builtin_prefetch(ahead + j0 + q, 0, 2);
                 memcpy(row, src + j0, (size_t)G_NR * sizeof(SCALAR));   /* inlined */
+            }
             if (j0 < nc) {
                 memcpy(row, src + j0, (size_t)(nc - j0) * sizeof(SCALAR));
                 for (int64_t j = nc - j0; j < G_NR; ++j) row[j] = 0;
