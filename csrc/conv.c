@@ -41,21 +41,26 @@ static fc_phases fc_phase_layout(const fc_geometry *g)
     return p;
 }
 
+/* Offset in a channel's phase planes of tap t's value for output (0, 0, 0). */
+static int64_t fc_phase_tap_offset(const fc_geometry *g, const fc_phases *p, int64_t t)
+{
+    int64_t k[FC_NDIM], phase = 0, offset = 0;
+    fc_tap_offsets(g, t, &k[0], &k[1], &k[2]);
+    for (int a = 0; a < FC_NDIM; ++a) {
+        const int64_t e = k[a] * g->dilation[a];
+        phase = phase * p->phase[a] + e % g->stride[a];
+        offset = offset * p->q[a] + e / g->stride[a];
+    }
+    return phase * p->plane + offset;
+}
+
 /* Offset in an image's phase planes of row r's first value (channel c, tap t
  * of B's rows, ordered as the weight's): output (0, 0, 0) of that tap. */
 static void fc_phase_row_offsets(const fc_geometry *g, const fc_phases *p, int64_t *offsets)
 {
     const int64_t taps = fc_kernel_size(g);
-    for (int64_t r = 0; r < g->channels * taps; ++r) {
-        int64_t k[FC_NDIM], phase = 0, offset = 0;
-        fc_tap_offsets(g, r % taps, &k[0], &k[1], &k[2]);
-        for (int a = 0; a < FC_NDIM; ++a) {
-            const int64_t e = k[a] * g->dilation[a];
-            phase = phase * p->phase[a] + e % g->stride[a];
-            offset = offset * p->q[a] + e / g->stride[a];
-        }
-        offsets[r] = ((r / taps) * p->phases + phase) * p->plane + offset;
-    }
+    for (int64_t r = 0; r < g->channels * taps; ++r)
+        offsets[r] = (r / taps) * p->phases * p->plane + fc_phase_tap_offset(g, p, r % taps);
 }
 
 /* What the B packer needs: the chunk's phase planes and the output grid. */

@@ -107,10 +107,34 @@ static void G_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, i
 static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, int64_t cs,
                           SCALAR *restrict dst)
 {
+    if (cs == 1) {
+        /* Row-major B: read each row once, left to right, dealing its NR-wide
+         * pieces out to the panels.  One sequential stream per row, which the
+         * hardware prefetcher follows; panel by panel, kc short runs kc rows
+         * apart stalled on memory (strided data gradient: 22.8 -> 20.5 ms). */
+        for (int64_t p = 0; p < kc; ++p) {
+            const SCALAR *src = b + p * rs;
+            /* The same piece 4 rows down: the prefetcher restarts at each row
+             * (a 4 KiB page for cifar's 32x32 planes: 3.2 -> 3.0 ms). */
+            const SCALAR *ahead = p + 4 < kc ? src + 4 * rs : src;
+            SCALAR *row = dst + p * G_NR;
+            int64_t j0 = 0;
+            for (; j0 + G_NR <= nc; j0 += G_NR, row += kc * G_NR) {
+                for (int64_t q = 0; q < G_NR; q += 64 / (int64_t)sizeof(SCALAR))
+                    __builtin_prefetch(ahead + j0 + q, 0, 2);
+                memcpy(row, src + j0, (size_t)G_NR * sizeof(SCALAR));   /* inlined */
+            }
+            if (j0 < nc) {
+                memcpy(row, src + j0, (size_t)(nc - j0) * sizeof(SCALAR));
+                for (int64_t j = nc - j0; j < G_NR; ++j) row[j] = 0;
+            }
+        }
+        return;
+    }
     for (int64_t j0 = 0; j0 < nc; j0 += G_NR, dst += kc * G_NR) {
         const int64_t cols = nc - j0 < G_NR ? nc - j0 : G_NR;
         const SCALAR *src = b + j0 * cs;
-        if (rs == 1 && cs != 1) {
+        if (rs == 1) {
             /* B is a transposed view: walk down its columns so every read is
              * sequential; the scattered writes stay inside one cached panel. */
             for (int64_t j = 0; j < cols; ++j)
@@ -122,12 +146,7 @@ static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, i
         for (int64_t p = 0; p < kc; ++p) {
             SCALAR *row = dst + p * G_NR;
             int64_t j = 0;
-            if (cs == 1) {   /* the common row-major case: one short memcpy */
-                memcpy(row, src + p * rs, (size_t)cols * sizeof(SCALAR));
-                j = cols;
-            } else {
-                for (; j < cols; ++j) row[j] = src[p * rs + j * cs];
-            }
+            for (; j < cols; ++j) row[j] = src[p * rs + j * cs];
             for (; j < G_NR; ++j) row[j] = 0;
         }
     }

@@ -183,6 +183,36 @@ G_FN(copy_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
     }
 }
 
+/* dst[i] = src[2*i] for i < n, reading below src_end; writes may overshoot
+ * as in zero_.  Stride 2 is the common strided conv: a vector of it is two
+ * loads and one two-source permute (vpermt2ps) instead of LANES scalar
+ * moves (strided wgrad f32: 26.9 -> 23.4 ms, f64: 46.5 -> 44.9). */
+static inline __attribute__((always_inline)) TARGET void
+G_FN(gather2_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
+{
+    int64_t i = 0;
+#if G_HAVE_TRANSPOSE
+    typedef G_FN(uvec_) uvec;
+    typedef G_FN(ivec_) ivec;
+    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                         8, 9, 10, 11, 12, 13, 14, 15};
+    ivec even;
+    memcpy(&even, iota, sizeof even);
+    even += even;
+    /* Whole vectors read up to 2 * LANES past each start: only the last
+     * rows of the last image fall back to the scalar loop. */
+    if (src + 2 * ((n + G_LANES - 1) / G_LANES * G_LANES) <= src_end) {
+        for (; i < n; i += G_LANES) {
+            const G_FN(vec_) a = *(const uvec *)(src + 2 * i);
+            const G_FN(vec_) b = *(const uvec *)(src + 2 * i + G_LANES);
+            *(uvec *)(dst + i) = __builtin_shuffle(a, b, even);
+        }
+        return;
+    }
+#endif
+    for (; i < n; ++i) dst[i] = src[2 * i];
+}
+
 /* Column row (channel c, tap kd, kh, kw) at the n positions from `at`:
  * im2col_row_ of im2col_template.h, cut at arbitrary positions of the batch.
  * x holds image b's channel c at x + b*x_image_stride + c*D*H*W.  dst needs
@@ -221,6 +251,8 @@ static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const 
             G_FN(zero_)(dst, a - at.ow);
             if (sw == 1)
                 G_FN(copy_)(dst + (a - at.ow), src + w0 + a, e - a, x_end);
+            else if (sw == 2)
+                G_FN(gather2_)(dst + (a - at.ow), src + w0 + 2 * a, e - a, x_end);
             else
                 for (int64_t ow = a; ow < e; ++ow) dst[ow - at.ow] = src[w0 + ow * sw];
             G_FN(zero_)(dst + (e - at.ow), end - e);

@@ -21,6 +21,12 @@ CASES = [
     ((3, 4, 8, 8), (6, 4, 4, 4), dict(padding="same")),                 # asymmetric pad
     ((4, 6, 11, 9), (8, 3, 3, 2), dict(stride=(2, 1), padding=1, groups=2)),
     ((3, 3, 37), (5, 3, 4), dict(padding=2, stride=3)),                 # 1-D
+    # Stride 2 along W (vector gather): rows past and short of a vector,
+    # padding past the kernel with dilation, a tiny image, 1-D.
+    ((3, 5, 9, 37), (6, 5, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 6, 70), (4, 3, 2, 3), dict(stride=(1, 2), padding=(0, 4), dilation=(1, 3))),
+    ((5, 2, 3, 5), (3, 2, 1, 3), dict(stride=2)),
+    ((2, 3, 75), (4, 3, 5), dict(stride=2, padding=1)),
     ((2, 3, 5, 6, 7), (4, 3, 2, 3, 2), dict(padding=1, dilation=(1, 2, 1))),  # 3-D
 ]
 
