@@ -109,9 +109,10 @@ def header_lines(run, notices=()):
         f"  threads   {n}: " + ", ".join(thread_how),
         f"  process   {run['process']}",
         "  env       " + (" ".join(f"{k}={v}" for k, v in set_env.items()) or "(none set)"),
-        f"  timing    median of repeated calls in one process, 1 warm-up call first; repeats "
-        f"sized to ~{s['budget_s']:g} s per measurement (min {s['min_repeats']}, "
-        f"max {s['max_repeats']}) after a {s.get('pause_s', 0):g} s idle pause; every "
+        f"  timing    median of repeated calls in one process; repeats sized to "
+        f"~{s['budget_s']:g} s per measurement (min {s['min_repeats']}, "
+        f"max {s['max_repeats']}), taken in {s.get('rounds', 1)} interleaved round(s), each "
+        f"after a {s.get('pause_s', 0):g} s idle pause and 1 warm-up call; every "
         "implementation gets the same inputs",
         "  limits    GEMM (best of np.matmul and fastconv's GEMM, " + ", ".join(
             f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s [numpy {g.get('numpy_gflops', 0):.0f}, "

@@ -1,8 +1,9 @@
 """Measure a set of cells in this process and return the raw results.
 
-A cell is (case, direction, dtype); every implementation runs it back to
-back on the same inputs (built once per case and dtype, outside the timed
-region), so background load hits all implementations of a cell alike.
+A cell is (case, direction, dtype); every implementation runs it on the same
+inputs (built once per case and dtype, outside the timed region), in
+`rounds` interleaved rounds (A B C, B C A, C A B, ...), so background load
+that comes and goes over seconds hits all implementations of a cell alike.
 """
 import os
 import sys
@@ -73,9 +74,34 @@ def _best(first, last, key):
     return best
 
 
+def _time_cell(impls, case, direction, converted, budget, min_repeats, max_repeats, pause,
+               rounds):
+    """Times (or an error text) of each implementation on one cell: `rounds`
+    rounds, each giving every implementation a 1/rounds share of the budget
+    and repeats (one warm-up call first, after `pause` idle seconds), in an
+    order rotated by one per round."""
+    times = {impl.name: [] for impl in impls}
+    errors = {}
+    for r in range(rounds):
+        for i in range(len(impls)):
+            impl = impls[(i + r) % len(impls)]
+            if impl.name in errors:
+                continue
+            time.sleep(pause)
+            try:
+                fn = impl.call(case, direction)
+                per_round = -(-min_repeats // rounds)   # at least min_repeats in all
+                times[impl.name] += timing.time_calls(
+                    fn, converted[impl.name], budget=budget / rounds, min_repeats=per_round,
+                    max_repeats=max(per_round, max_repeats // rounds))
+            except Exception as exc:  # noqa: BLE001 - recorded, shown in the table
+                errors[impl.name] = f"{type(exc).__name__}: {exc}"
+    return times, errors
+
+
 def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3,
             max_repeats=100, gemm_n=2048, copy_bytes=256 << 20, seed=0, pause=0.15,
-            progress=True, process_note=""):
+            progress=True, process_note="", rounds=3):
     """Run every cell; returns the run record (see README "Benchmarks").
 
     The machine limits (GEMM rate per dtype, copy bandwidth) are measured
@@ -83,7 +109,8 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
     burst of background load during one of them does not inflate % limit.
     `pause` seconds of idle time precede every measurement, so worker threads
     still spinning after the previous implementation's call (OpenBLAS spins
-    ~0.1 s) have gone to sleep and do not compete with the next one.
+    ~0.1 s) have gone to sleep and do not compete with the next one.  Each
+    cell's implementations take turns over `rounds` rounds (see _time_cell).
     """
     thread_notes = [note for note in (impl.set_threads(threads) for impl in impls) if note]
     steps = 2 * (len(dtypes) + 1) + len(cases) * len(dtypes) * len(directions) * len(impls)
@@ -103,19 +130,15 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
                         "flops": case.flops(direction),
                         "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
                         "impls": {}}
+                times, errors = _time_cell(impls, case, direction, converted, budget,
+                                           min_repeats, max_repeats, pause, rounds)
                 for impl in impls:
                     label = f"{case.name} {direction} {dtype} {impl.name}"
-                    time.sleep(pause)
-                    try:
-                        fn = impl.call(case, direction)
-                        times = timing.time_calls(fn, converted[impl.name], budget=budget,
-                                                  min_repeats=min_repeats,
-                                                  max_repeats=max_repeats)
-                    except Exception as exc:  # noqa: BLE001 - recorded, shown in the table
-                        cell["impls"][impl.name] = {"error": f"{type(exc).__name__}: {exc}"}
-                        report(f"{label}: ERROR {type(exc).__name__}: {exc}")
+                    if impl.name in errors:
+                        cell["impls"][impl.name] = {"error": errors[impl.name]}
+                        report(f"{label}: ERROR {errors[impl.name]}")
                         continue
-                    stats = timing.summarize(times)
+                    stats = timing.summarize(times[impl.name])
                     cell["impls"][impl.name] = stats
                     report(f"{label}: {format_seconds(stats['median'])} "
                            f"(median of {stats['repeats']})")
@@ -131,6 +154,6 @@ def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3
             "thread_notes": sorted(set(thread_notes)),
             "settings": {"budget_s": budget, "min_repeats": min_repeats,
                          "max_repeats": max_repeats, "warmup_calls": 1, "pause_s": pause,
-                         "seed": seed},
+                         "rounds": rounds, "seed": seed},
             "impls": [impl.name for impl in impls],
             "gemm": gemm, "copy": _best(copy_first, copy_last, "gbps"), "results": results}
