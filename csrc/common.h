@@ -118,16 +118,24 @@ typedef struct fc_b_source {
                  int64_t nc, int64_t nr, void *dst);
 } fc_b_source;
 
+/* How the GEMM and its micro-kernels write C (flags): add into it instead of
+ * overwriting; and with non-temporal stores, which skip reading each line
+ * into cache before writing it (half the memory traffic of an output that
+ * will not be read again soon; used where C is aligned to the vector). */
+#define FC_STORE_ADD 1
+#define FC_STORE_STREAM 2
+
 /* C = A * B + bias[:, None] (bias may be NULL) with B the strided matrix b,
- * or from `b_src` when that is not NULL; see fc_gemm_* (in gemm.c).
- * Threads split the columns: each packs its own. */
+ * or from `b_src` when that is not NULL; see fc_gemm_* (in gemm.c).  `store`
+ * is 0 or FC_STORE_STREAM (honoured when k fits one K block: C is then
+ * written once).  Threads split the columns: each packs its own. */
 void fc_gemm_source_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
                         int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src, float *c, int64_t ldc, const float *bias,
-                        float *ws, int nthreads);
+                        int store, float *ws, int nthreads);
 void fc_gemm_source_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
                         int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src, double *c, int64_t ldc, const double *bias,
-                        double *ws, int nthreads);
+                        int store, double *ws, int nthreads);
 
 #endif

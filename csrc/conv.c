@@ -9,6 +9,12 @@
 #include <string.h>
 #include "common.h"
 
+/* Outputs from this size on are written with streaming stores (see
+ * FC_STORE_STREAM): beyond the caches, so nobody reads them back soon. */
+#ifndef FC_STREAM_MIN_BYTES
+#define FC_STREAM_MIN_BYTES (4 << 20)
+#endif
+
 /* Layout of one image's phase planes.  Along each axis a, padded position e
  * (input position e - pad) lives in phase e % stride at index e / stride; a
  * plane spans q[a] indices, enough for every tap of every output.  Taps land

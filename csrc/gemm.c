@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 #include "common.h"
+#if FC_HAVE_X86_DISPATCH
+#include <immintrin.h>   /* streaming stores: no portable spelling in GCC */
+#endif
 
 #define FC_GEMM_ALIGN 64
 #ifndef FC_GEMM_KC
@@ -45,6 +48,10 @@
 /* Tile rows one pass over a block handles (more for very narrow outputs). */
 #define FC_WINO_MAX_RUNS 257
 
+#if FC_HAVE_X86_DISPATCH
+#define G_SFENCE() _mm_sfence()
+#endif
+
 static inline void *fc_align_up(void *p)
 {
     return (void *)(((uintptr_t)p + FC_GEMM_ALIGN - 1) & ~(uintptr_t)(FC_GEMM_ALIGN - 1));
@@ -56,6 +63,7 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 16
 #define MR 4
 #define NV 2
+#define G_HAVE_STREAM 0
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
@@ -67,6 +75,8 @@ static inline void *fc_align_up(void *p)
 #undef VBYTES
 #undef MR
 #undef NV
+#undef G_HAVE_STREAM
+#undef G_STREAM
 
 #if FC_HAVE_X86_DISPATCH
 /* AVX2 + FMA: 6 x 2 ymm tile, 12 accumulators of 16 registers (BLIS haswell). */
@@ -75,6 +85,9 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 32
 #define MR 6
 #define NV 2
+#define G_HAVE_STREAM 1
+#define G_STREAM(p, v) (sizeof(SCALAR) == 4 ? _mm256_stream_ps((float *)(p), (__m256)(v)) \
+                                             : _mm256_stream_pd((double *)(p), (__m256d)(v)))
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
@@ -86,6 +99,8 @@ static inline void *fc_align_up(void *p)
 #undef VBYTES
 #undef MR
 #undef NV
+#undef G_HAVE_STREAM
+#undef G_STREAM
 
 /* AVX-512: 8 x 3 zmm tile, 24 accumulators of 32 registers. */
 #define ISA avx512
@@ -93,6 +108,9 @@ static inline void *fc_align_up(void *p)
 #define VBYTES 64
 #define MR 8
 #define NV 3
+#define G_HAVE_STREAM 1
+#define G_STREAM(p, v) (sizeof(SCALAR) == 4 ? _mm512_stream_ps((float *)(p), (__m512)(v)) \
+                                             : _mm512_stream_pd((double *)(p), (__m512d)(v)))
 #define FC_TEMPLATE "gemm_template.h"
 #include "instantiate.h"
 #define FC_TEMPLATE "wgrad_template.h"
@@ -104,6 +122,8 @@ static inline void *fc_align_up(void *p)
 #undef VBYTES
 #undef MR
 #undef NV
+#undef G_HAVE_STREAM
+#undef G_STREAM
 #endif
 
 /* -1: not chosen yet (pick the best the CPU has on first use). */
@@ -173,12 +193,13 @@ int64_t fc_gemm_workspace_##SUFFIX(int nthreads)                                
 void fc_gemm_source_##SUFFIX(int64_t m, int64_t n, int64_t k, const SCALAR_T *a,          \
                              int64_t rs_a, int64_t cs_a, const SCALAR_T *b, int64_t rs_b, \
                              int64_t cs_b, const fc_b_source *b_src, SCALAR_T *c,         \
-                             int64_t ldc, const SCALAR_T *bias, SCALAR_T *ws,             \
+                             int64_t ldc, const SCALAR_T *bias, int store, SCALAR_T *ws,  \
                              int nthreads)                                                \
 {                                                                                         \
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */    \
     FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b,   \
-                                  b_src, c, ldc, 0, bias, ws, nthreads))                  \
+                                  b_src, c, ldc, store & FC_STORE_STREAM, bias, ws,       \
+                                  nthreads))                                              \
 }                                                                                         \
 void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                                    \
                       const SCALAR_T *a, int64_t rs_a, int64_t cs_a,                      \
@@ -192,7 +213,7 @@ void fc_gemm_##SUFFIX(int64_t m, int64_t n, int64_t k,                          
         return;                                                                           \
     }                                                                                     \
     FC_DISPATCH(, gemm_, SUFFIX, (m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,    \
-                                  accumulate, NULL, ws, nthreads))                        \
+                                  accumulate ? FC_STORE_ADD : 0, NULL, ws, nthreads))     \
 }
 
 FC_DEFINE_GEMM(float, f32)

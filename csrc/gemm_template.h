@@ -25,12 +25,13 @@ typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
 typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
 
 /* acc = A_panel (MR x kc) * B_panel (kc x NR, rows ldb apart) (+ bias[i] on
- * row i when bias is not NULL); then C = acc or C += acc.  Only the first nv
+ * row i when bias is not NULL); then C = acc or C += acc (store flags
+ * FC_STORE_*; streaming needs C's rows aligned to VBYTES).  Only the first nv
  * vectors of each row (a constant once inlined) are used: NV for full tiles,
  * fewer for a narrow last panel. */
 static inline __attribute__((always_inline)) TARGET void
 G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *restrict b,
-                        int64_t ldb, SCALAR *restrict c, int64_t ldc, int accumulate,
+                        int64_t ldb, SCALAR *restrict c, int64_t ldc, int store,
                         const SCALAR *bias, const int nv)
 {
     typedef G_FN(vec_) vec;
@@ -48,19 +49,30 @@ G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *rest
             for (int v = 0; v < nv; ++v) acc[i][v] += ai * bv[v];
         }
     }
+    const int add = store & FC_STORE_ADD;
+#if G_HAVE_STREAM
+    if (store & FC_STORE_STREAM) {
+        for (int i = 0; i < MR; ++i)
+            for (int v = 0; v < nv; ++v) {
+                SCALAR *dst = c + i * ldc + v * G_LANES;
+                G_STREAM(dst, add ? *(const vec *)dst + acc[i][v] : acc[i][v]);
+            }
+        return;
+    }
+#endif
     for (int i = 0; i < MR; ++i)
         for (int v = 0; v < nv; ++v) {
             uvec *dst = (uvec *)(c + i * ldc + v * G_LANES);
-            *dst = accumulate ? *dst + acc[i][v] : acc[i][v];
+            *dst = add ? *dst + acc[i][v] : acc[i][v];
         }
 }
 
 /* The micro-kernel on a packed B panel (rows NR apart). */
 static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
                                        const SCALAR *restrict b, SCALAR *restrict c,
-                                       int64_t ldc, int accumulate, const SCALAR *bias)
+                                       int64_t ldc, int store, const SCALAR *bias)
 {
-    G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, accumulate, bias, NV);
+    G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, store, bias, NV);
 }
 
 /* C += A_panel * B_panel's first `cols` columns (C rows need only those, up
@@ -160,14 +172,22 @@ static int64_t G_FN(workspace_)(void)
 }
 
 /* The whole product on one thread, with `ws` (workspace_() elements); bias
- * (m values, or NULL) is added to C's rows unless accumulating. */
+ * (m values, or NULL) is added to C's rows unless accumulating.  `store`:
+ * FC_STORE_* flags; streaming applies to aligned full tiles of a C written
+ * in one K block. */
 static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                const fc_b_source *b_src, int64_t b_col0,
-                               SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
+                               SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
                                SCALAR *ws)
 {
+    const int accumulate = store & FC_STORE_ADD;
+    /* Streaming saves reading C's lines in only when C is written once: with
+     * several K blocks the earlier ones have brought C into cache already
+     * (strided fwd, K = 576, ran ~1 ms slower streamed at 2 threads). */
+    const int stream = G_HAVE_STREAM && (store & FC_STORE_STREAM) && !accumulate
+                       && k <= FC_GEMM_KC && (ldc * (int64_t)sizeof(SCALAR)) % VBYTES == 0;
     /* A packing callback builds each B block just before use: keep the block
      * small enough (~0.75 MiB) to stay in L2 until the micro-kernels read it. */
     const int64_t nc_max = (b_src ? FC_GEMM_NC_SOURCE_PANELS : FC_GEMM_NC_PANELS) * G_NR;
@@ -201,7 +221,11 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *tile_bias = add_bias ? bias_block + ir : NULL;
                         SCALAR *ct = c + (ic + ir) * ldc + jc + jr;
                         if (mr == MR && nr == G_NR) {
-                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc, acc, tile_bias);
+                            const int streamed = stream && (uintptr_t)ct % VBYTES == 0;
+                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc,
+                                                (acc ? FC_STORE_ADD : 0)
+                                                | (streamed ? FC_STORE_STREAM : 0),
+                                                tile_bias);
                             continue;
                         }
                         /* Edge tile: compute in full, keep the valid part. */
@@ -215,6 +239,9 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             }
         }
     }
+#if G_HAVE_STREAM
+    if (stream) G_SFENCE();   /* streamed stores visible before other threads read C */
+#endif
 }
 
 /* Split C into column slabs, one per thread: disjoint outputs, no races. */
@@ -222,7 +249,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src,
-                        SCALAR *c, int64_t ldc, int accumulate, const SCALAR *bias,
+                        SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
                         SCALAR *ws, int nthreads)
 {
     const int64_t per_thread = G_FN(workspace_)();
@@ -233,7 +260,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
         G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
-                           accumulate, bias, ws);
+                           store, bias, ws);
         return;
     }
 #ifdef _OPENMP
@@ -244,7 +271,7 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
         int64_t j1 = panels * (t + 1) / nt * G_NR;
         if (j1 > n) j1 = n;
         G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
-                           b_src, j0, c + j0, ldc, accumulate, bias,
+                           b_src, j0, c + j0, ldc, store, bias,
                            ws + t * per_thread);
     }
 }

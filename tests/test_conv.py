@@ -289,3 +289,31 @@ def test_data_gradient_as_a_convolution(nd, x, w, kw, flipped, dtype, rng, monke
     for g, r in zip(got, want):
         assert_close(g, r, dtype)
     assert used == [flipped]
+
+
+@pytest.mark.parametrize("path", fastconv._simd.supported())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, ws, padding", [
+    ((5, 3, 64, 64), (40, 3, 3, 3), 1),       # >= 4 MiB out, K = 27: streamed stores
+    ((4, 70, 64, 64), (72, 70, 1, 1), 0),     # pointwise, read in place, streamed
+    ((5, 3, 63, 61), (40, 3, 3, 3), 1),       # rows off the cache line: plain stores
+])
+def test_large_outputs_written_with_streaming_stores(path, dtype, xs, ws, padding):
+    """Outputs past a few MiB skip the cache (non-temporal stores) on the
+    tiles that are cache-line aligned; every SIMD path, 1 and 2 threads."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    want = reference.conv2d(x, w, b, 1, padding)
+    before = (fastconv._simd.active(), fastconv.get_num_threads())
+    try:
+        fastconv._simd.select(path)
+        for threads in (1, 2):
+            fastconv.set_num_threads(threads)
+            y = fastconv.conv2d(x, w, b, 1, padding)
+            assert y.ctypes.data % 64 == 0
+            assert_close(y, want, dtype)
+    finally:
+        fastconv._simd.select(before[0])
+        fastconv.set_num_threads(before[1])

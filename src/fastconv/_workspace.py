@@ -30,6 +30,15 @@ def scratch(slot, shape, dtype):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+def aligned_empty(shape, dtype):
+    """A fresh uninitialised C-contiguous array starting on a cache line:
+    the kernels then write whole aligned vectors (streaming stores need
+    that)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return _aligned_bytes(nbytes).view(dtype).reshape(shape)
+
+
 def _aligned_bytes(nbytes, alignment=ALIGNMENT):
     """A uint8 array of nbytes starting on an `alignment`-byte boundary, so
     SIMD kernels see whole cache lines."""

@@ -176,7 +176,7 @@ def conv_forward(x, w, b, win, groups, op="conv"):
     n, c_in = x.shape[:2]
     c_out = w.shape[0]
     c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
-    out = np.empty((n, c_out, l), dtype=x.dtype)
+    out = _workspace.aligned_empty((n, c_out, l), x.dtype)
     geom = win.kernel_geometry(c_in)
     if not out.size:
         pass
