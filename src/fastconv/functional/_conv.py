@@ -224,12 +224,14 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     k_group, l = (c_in // groups) * win.taps, win.out_count
     dtype = gout.dtype
     grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
-    # Every path below writes all of grad_input; only an empty sum needs zeros.
-    grad_input = None if input_shape is None else np.empty(input_shape, dtype)
+    # Each path allocates grad_input where it writes all of it (the stride-1
+    # path gets it from conv_forward): an unused 25 MB np.empty still moved
+    # the heap around and made fresh pages for the next call.  Only an empty
+    # sum needs zeros.
     if not (n and c_out and k_group):
-        if grad_input is not None:
-            grad_input.fill(0)
+        grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
+    grad_input = None
     if _is_depthwise(c_in, groups):
         geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
         ws = _depthwise_workspace(dtype, geom, c_out_group, nthreads)
@@ -237,14 +239,15 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
             _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n, geom,
                                                c_out_group, grad_weight.reshape(-1), ws,
                                                nthreads)
-        if grad_input is not None:
+        if input_shape is not None:
+            grad_input = _workspace.aligned_empty(input_shape, dtype)
             _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
                                               c_out_group, grad_input.reshape(-1), ws, nthreads)
         return grad_input, None if x is None else grad_weight.reshape(w.shape)
     if x is not None:
         _weight_grad_fused(x, gout, win, groups, grad_weight)
     grad_weight = None if x is None else grad_weight.reshape(w.shape)
-    if grad_input is None:
+    if input_shape is None:
         return None, grad_weight
     # Stride 1: the data gradient is itself a convolution, run by the
     # forward's kernels (no column matrix, no col2im).  The implicit GEMM has
@@ -261,6 +264,7 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     size = _kernels.conv_data_grad_workspace_size(dtype.char, geom, nthreads)
     _args.check_alloc("conv_backward", "column matrix of one image", (size,), dtype,
                       "the kernel size, stride and dilation")
+    grad_input = _workspace.aligned_empty(input_shape, dtype)
     _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
                             grad_input.reshape(-1), _workspace.scratch("cols", (size,), dtype),
                             nthreads)
