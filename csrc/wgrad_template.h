@@ -44,18 +44,25 @@ typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64
     G_FN(sint_);
 typedef G_FN(sint_) G_FN(ivec_) __attribute__((vector_size(VBYTES)));
 
+/* Lanes 0, 1, ..., LANES-1: shuffle masks built from it by vector arithmetic
+ * fold to constants once inlined (one vpermt2ps-class instruction each on
+ * AVX-512); a loop filling lanes one by one does not. */
+static inline __attribute__((always_inline)) TARGET G_FN(ivec_) G_FN(iota_)(void)
+{
+    static const G_FN(sint_) lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                          8, 9, 10, 11, 12, 13, 14, 15};
+    G_FN(ivec_) k;
+    memcpy(&k, lanes, sizeof k);
+    return k;
+}
+
 /* Swap the off-diagonal h x h blocks of rows lo and hi = lo + h: one step of
- * the recursive block transpose.  Built by vector arithmetic on a constant
- * iota, the masks fold to constants once inlined (one vpermt2ps-class
- * instruction each on AVX-512); a loop filling lanes one by one does not. */
+ * the recursive block transpose (masks from iota_). */
 static inline __attribute__((always_inline)) TARGET void
 G_FN(swap_blocks_)(G_FN(vec_) *lo, G_FN(vec_) *hi, int h)
 {
     typedef G_FN(ivec_) ivec;
-    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
-                                         8, 9, 10, 11, 12, 13, 14, 15};
-    ivec k;
-    memcpy(&k, iota, sizeof k);
+    const ivec k = G_FN(iota_)();
     const ivec high = (k & h) != 0;                   /* all ones where bit h is set */
     const ivec keep = k + (high & (G_FN(sint_))(G_LANES - h));
     const ivec take = k + (G_FN(sint_))h + (high & (G_FN(sint_))(G_LANES - h));
@@ -193,12 +200,7 @@ G_FN(gather2_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
     int64_t i = 0;
 #if G_HAVE_TRANSPOSE
     typedef G_FN(uvec_) uvec;
-    typedef G_FN(ivec_) ivec;
-    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
-                                         8, 9, 10, 11, 12, 13, 14, 15};
-    ivec even;
-    memcpy(&even, iota, sizeof even);
-    even += even;
+    const G_FN(ivec_) even = G_FN(iota_)() * 2;
     /* Whole vectors read up to 2 * LANES past each start: only the last
      * rows of the last image fall back to the scalar loop. */
     if (src + 2 * ((n + G_LANES - 1) / G_LANES * G_LANES) <= src_end) {

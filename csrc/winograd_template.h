@@ -25,7 +25,7 @@
 #define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
 #define G_NR (NV * G_LANES)
 /* wgrad_template.h, included just before, defines the shuffle-mask types
- * (sint_, ivec_) for GCC; elsewhere (or with FC_NO_SHUFFLE, the C test
+ * (sint_, ivec_) and iota_ for GCC; elsewhere (or with FC_NO_SHUFFLE, the C test
  * driver's fallback build) plain loops split and interleave. */
 #define G_LD_VEC(p) (*(const G_FN(uvec_) *)(p))
 #define G_ST_VEC(p, v) (*(G_FN(uvec_) *)(p) = (v))
@@ -167,10 +167,7 @@ static TARGET void G_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_en
         /* Two loads and two permutes per vector of entries; the last vector
          * may run past hi (the edge loop below rewrites those entries). */
         typedef G_FN(ivec_) ivec;
-        static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
-                                             8, 9, 10, 11, 12, 13, 14, 15};
-        ivec k;
-        memcpy(&k, iota, sizeof k);
+        const ivec k = G_FN(iota_)();
         const ivec evens = k * 2, odds = k * 2 + 1;
         for (; i < hi && src + 2 * (i + G_LANES) <= x_end; i += G_LANES) {
             const G_FN(vec_) a = G_LD_VEC(src + 2 * i), b = G_LD_VEC(src + 2 * i + G_LANES);
@@ -243,13 +240,9 @@ static inline __attribute__((always_inline)) TARGET void
 G_FN(wino_store_pairs_)(SCALAR *dst, G_FN(vec_) a, G_FN(vec_) b)
 {
 #if G_HAVE_SHUFFLE
-    /* Masks from a constant iota fold to constants (as in wgrad_template.h):
-     * two permutes instead of 2 * LANES scalar stores. */
+    /* Two permutes (masks from iota_) instead of 2 * LANES scalar stores. */
     typedef G_FN(ivec_) ivec;
-    static const G_FN(sint_) iota[16] = {0, 1, 2, 3, 4, 5, 6, 7,
-                                         8, 9, 10, 11, 12, 13, 14, 15};
-    ivec k;
-    memcpy(&k, iota, sizeof k);
+    const ivec k = G_FN(iota_)();
     const ivec lo = (k >> 1) + (k & 1) * (G_FN(sint_))G_LANES;
     const ivec hi = lo + (G_FN(sint_))(G_LANES / 2);
     *(G_FN(uvec_) *)dst = __builtin_shuffle(a, b, lo);

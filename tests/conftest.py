@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from fastconv import _simd
+
 # Tolerances for comparing fastconv with the float64/float32 reference.
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -18,3 +20,13 @@ def assert_close(actual, expected, dtype):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(params=_simd.supported())
+def simd_path(request):
+    """Run the test once on every SIMD path this CPU supports (the kernels
+    chosen through fastconv._simd), restoring the active one afterwards."""
+    before = _simd.active()
+    _simd.select(request.param)
+    yield request.param
+    _simd.select(before)

@@ -6,15 +6,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _simd, reference
-
-
-@pytest.fixture(params=_simd.supported())
-def simd_path(request):
-    before = _simd.active()
-    _simd.select(request.param)
-    yield request.param
-    _simd.select(before)
+from fastconv import reference
 
 
 CASES = [

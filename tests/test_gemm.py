@@ -10,17 +10,6 @@ import fastconv
 from fastconv import _simd
 from fastconv.functional._conv import gemm
 
-PATHS = _simd.supported()
-
-
-@pytest.fixture(params=PATHS)
-def simd_path(request):
-    before = _simd.active()
-    _simd.select(request.param)
-    yield request.param
-    _simd.select(before)
-
-
 # Sizes around the micro-tiles (MR 4/6/8 rows, NR 8..48 columns) and the
 # KC=256 / MC=96 blocks, plus degenerate ones.
 SHAPES = [(1, 1, 1), (7, 13, 5), (8, 48, 256), (9, 49, 257), (6, 16, 3), (97, 50, 300),

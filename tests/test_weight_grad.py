@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _simd, _threads
+from fastconv import _threads
 from fastconv import reference
-
-PATHS = _simd.supported()
 
 # (x shape, w shape, kwargs): K and positions off every vector width and NR,
 # tiny images, images that split inside a position block, a channel count
@@ -29,14 +27,6 @@ CASES = [
     ((2, 3, 75), (4, 3, 5), dict(stride=2, padding=1)),
     ((2, 3, 5, 6, 7), (4, 3, 2, 3, 2), dict(padding=1, dilation=(1, 2, 1))),  # 3-D
 ]
-
-
-@pytest.fixture(params=PATHS)
-def simd_path(request):
-    before = _simd.active()
-    _simd.select(request.param)
-    yield request.param
-    _simd.select(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _kernels, _simd, _threads
+from fastconv import _kernels, _threads
 from fastconv import reference
 from fastconv.functional import _conv
 from fastconv.functional._geometry import Window
-
-PATHS = _simd.supported()
 
 
 def _window(x_shape, padding):
@@ -31,14 +29,6 @@ def expected(x, w, b, padding, groups):
     (ph0, ph1), (pw0, pw1) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph0, ph1), (pw0, pw1)))
     return reference.conv2d(xp, w, b, 1, 0, 1, groups)
-
-
-@pytest.fixture(params=PATHS)
-def simd_path(request):
-    before = _simd.active()
-    _simd.select(request.param)
-    yield request.param
-    _simd.select(before)
 
 
 @pytest.fixture(params=[1, 2])
