@@ -2,6 +2,8 @@
 gradient: on every SIMD path, 1 and 2 threads, awkward shapes, against the
 NumPy reference; its accuracy against the direct sum's; and the dispatch
 rule that picks it."""
+import os
+
 import numpy as np
 import pytest
 
@@ -140,9 +142,10 @@ def test_winograd_error_is_close_to_the_direct_sums():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_public_conv2d_takes_winograd_and_matches(dtype):
+def test_public_conv2d_takes_winograd_and_matches(dtype, monkeypatch):
     """mid-like shapes go through Winograd (forward and data gradient) and
     agree with the reference; the gradients stay checked by conv tests."""
+    monkeypatch.setattr(_conv, "WINOGRAD", True)   # whatever FASTCONV_WINOGRAD says
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 16, 13, 12)).astype(dtype)
     w = rng.standard_normal((20, 16, 3, 3)).astype(dtype)
@@ -168,7 +171,8 @@ def test_public_conv2d_takes_winograd_and_matches(dtype):
     ((3, 3), (1, 1), (2, 2), 64, (52, 52), False),
     ((5, 5), (1, 1), (1, 1), 64, (52, 52), False),
 ])
-def test_winograd_dispatch_rule(kernel, stride, dilation, c_in, out, applies):
+def test_winograd_dispatch_rule(kernel, stride, dilation, c_in, out, applies, monkeypatch):
+    monkeypatch.setattr(_conv, "WINOGRAD", True)
     win = Window((60, 60), kernel, stride, (0, 0), (0, 0), dilation, explicit_out=out)
     assert _conv._winograd_applies(win, c_in) is applies
 
@@ -179,3 +183,30 @@ def test_winograd_kernel_rejects_other_geometries():
     with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
         _kernels.conv_winograd(x, 1, geom, 1, w, np.empty(0, np.float32), 1, y,
                                np.zeros(1 << 16, np.float32), 1)
+
+
+def test_winograd_can_be_turned_off(monkeypatch):
+    """FASTCONV_WINOGRAD=0 (the module flag it sets) sends 3x3 stride-1 convs
+    back to the direct sum, which then agrees with the reference as tightly
+    as any implicit-GEMM conv."""
+    win = Window((13, 12), (3, 3), (1, 1), (1, 1), (1, 1), (1, 1))
+    monkeypatch.setattr(_conv, "WINOGRAD", True)
+    assert _conv._winograd_applies(win, 16)
+    monkeypatch.setattr(_conv, "WINOGRAD", False)
+    assert not _conv._winograd_applies(win, 16)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 13, 12)).astype(np.float32)
+    w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
+    y = fastconv.conv2d(x, w, None, padding=1)
+    np.testing.assert_allclose(y, reference.conv2d(x, w, None, 1, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_switch_is_read_from_the_environment():
+    import subprocess
+    import sys
+    code = "from fastconv.functional import _conv; print(_conv.WINOGRAD)"
+    for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
+        env = dict(os.environ, FASTCONV_WINOGRAD=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == expected, (value, out)

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 from . import _kernels, _simd, _threads
+from .functional import _conv
 from ._version import __version__
 
 
@@ -45,6 +46,8 @@ def config():
         "simd": f"{_simd.active()} (supported: {', '.join(_simd.supported())}; "
                 "override with FASTCONV_SIMD)",
         "simd_compiled": ", ".join(_kernels.simd_compiled()),
+        "winograd": ("on for 3x3 stride-1 convs (FASTCONV_WINOGRAD=0 turns it off)"
+                     if _conv.WINOGRAD else "off (FASTCONV_WINOGRAD)"),
         "target_isa": info["target_isa"],
         "cpu_features": " ".join(cpu_features()) or "unknown",
     }

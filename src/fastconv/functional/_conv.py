@@ -10,6 +10,8 @@ GEMM into (K, B, L) columns folded back by col2im, chunk by chunk.  Depthwise
 convs (groups == C_in) have their own direct kernels.
 """
 
+import os
+
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads, _workspace
@@ -136,7 +138,16 @@ def _forward_implicit(op, x, w, b, geom, groups, out, per_image):
 # channels 0.9-1.5x) and while at least 70% of its 2x2 tiles' outputs are
 # real (odd sizes waste a row and a column: 7x7 is 77% and still pays 1.1-1.3x,
 # 3x3 is 56% and runs 0.85x).
+#
+# FASTCONV_WINOGRAD=0 turns it off (read once, at import), for results that
+# round exactly as the direct sum does.
+WINOGRAD = os.environ.get("FASTCONV_WINOGRAD", "1").strip().lower() not in (
+    "0", "false", "no", "off")
+
+
 def _winograd_applies(win, c_in_group):
+    if not WINOGRAD:
+        return False
     if win.kernel != (3, 3) or win.stride != (1, 1) or win.dilation != (1, 1):
         return False
     oh, ow = win.out_size
