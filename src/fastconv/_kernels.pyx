@@ -224,6 +224,23 @@ def conv_workspace_size(dtype_char, tuple geom, int64_t batch, bint per_image, i
     return fc_conv_workspace_f64(&g, batch, per_image, nthreads)
 
 
+cdef int _check_conv_buffers(str op, fc_geometry *g, int64_t batch, int64_t groups,
+                             int64_t c_out, Py_ssize_t x_len, Py_ssize_t w_len,
+                             Py_ssize_t bias_len, Py_ssize_t y_len) except -1:
+    """The checks both conv forward bridges make, before sizing their scratch
+    (which divides by groups): groups divide the channels; x, w, bias (empty
+    or C_out values) and y (batch, C_out, L) hold what the kernel reads and
+    writes."""
+    if groups <= 0 or g.channels % groups or c_out % groups:
+        raise ValueError(f"{op}: channels not divisible by groups")
+    if (x_len < batch * g.channels * _prod3(g.in_)
+            or w_len < c_out * (g.channels // groups) * _prod3(g.kernel)
+            or y_len < batch * c_out * _prod3(g.out)
+            or (bias_len != 0 and bias_len < c_out)):
+        raise ValueError(f"{op}: buffer too small")
+    return 0
+
+
 def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
                  const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
                  bint per_image, real[::1] ws, int64_t[::1] offsets, int nthreads):
@@ -236,17 +253,13 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
     cdef const real *bias_ptr = NULL
     if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
         return
-    if groups <= 0 or g.channels % groups or c_out % groups:
-        raise ValueError("conv_forward: channels not divisible by groups")
+    _check_conv_buffers("conv_forward", &g, batch, groups, c_out, x.shape[0], w.shape[0],
+                        bias.shape[0], y.shape[0])
     if real is float:
         need = fc_conv_workspace_f32(&g, batch, per_image, nthreads)
     else:
         need = fc_conv_workspace_f64(&g, batch, per_image, nthreads)
-    if (x.shape[0] < batch * g.channels * _prod3(g.in_)
-            or w.shape[0] < c_out * (g.channels // groups) * taps
-            or y.shape[0] < batch * c_out * l or ws.shape[0] < need
-            or offsets.shape[0] < g.channels * taps
-            or (bias.shape[0] != 0 and bias.shape[0] < c_out)):
+    if ws.shape[0] < need or offsets.shape[0] < g.channels * taps:
         raise ValueError("conv_forward: buffer too small")
     if bias.shape[0]:
         bias_ptr = &bias[0]
@@ -291,16 +304,13 @@ def conv_winograd(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
                          f"got geometry {geom}")
     if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
         return
-    if groups <= 0 or g.channels % groups or c_out % groups:
-        raise ValueError("conv_winograd: channels not divisible by groups")
+    _check_conv_buffers("conv_winograd", &g, batch, groups, c_out, x.shape[0], w.shape[0],
+                        bias.shape[0], y.shape[0])
     if real is float:
         need = fc_conv_winograd_workspace_f32(&g, groups, c_out, nthreads)
     else:
         need = fc_conv_winograd_workspace_f64(&g, groups, c_out, nthreads)
-    if (x.shape[0] < batch * g.channels * _prod3(g.in_)
-            or w.shape[0] < c_out * (g.channels // groups) * 9
-            or y.shape[0] < batch * c_out * l or ws.shape[0] < need
-            or (bias.shape[0] != 0 and bias.shape[0] < c_out)):
+    if ws.shape[0] < need:
         raise ValueError("conv_winograd: buffer too small")
     if bias.shape[0]:
         bias_ptr = &bias[0]
