@@ -72,21 +72,28 @@ static int64_t G_FN(wino_split_ld_)(int64_t tile_cols)
 
 /* Elements of scratch: the packed U of every group, then per thread V, M
  * and 8 split input rows. */
+/* One thread's share of the forward's scratch: V (16 x c x ld), M (16 x rows
+ * x ld) and the split rows, each aligned; INT64_MAX past int64. */
+static int64_t G_FN(wino_per_thread_)(const fc_geometry *g, int64_t c, int64_t m)
+{
+    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
+    const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
+    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    if (v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
+    return v + 16 * G_FN(wino_block_rows_)(m, tiles) * ld + split
+           + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
 static int64_t G_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
                                      int nthreads)
 {
     const int64_t c = g->channels / groups, m = c_out / groups;
     const int64_t m_pad = (m + MR - 1) / MR * MR;
-    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
-    const int64_t rows = G_FN(wino_block_rows_)(m, tiles);
     const int64_t u = fc_mul_sat(fc_mul_sat(16 * groups, m_pad), c);
-    const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
-    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t per_thread = G_FN(wino_per_thread_)(g, c, m);
     const int nt = nthreads < 1 ? 1 : nthreads;
-    if (u == INT64_MAX || v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
-    const int64_t per_thread = v + 16 * rows * ld + split
-                               + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
-    if (per_thread > (INT64_MAX - u) / nt) return INT64_MAX;
+    if (u == INT64_MAX || per_thread == INT64_MAX || per_thread > (INT64_MAX - u) / nt)
+        return INT64_MAX;
     return u + nt * per_thread + FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
@@ -416,9 +423,7 @@ static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometr
     const int64_t y_image_stride = c_out * g->out[1] * g->out[2];
     const SCALAR *x_end = x + batch * x_image_stride;
     const int64_t blocks = (tiles_total + tiles - 1) / tiles;
-    const int64_t split_len = 8 * G_FN(wino_split_ld_)(tile_cols);
-    const int64_t per_thread = 16 * c * ld + 16 * rows * ld + split_len
-                               + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    const int64_t per_thread = G_FN(wino_per_thread_)(g, c, m);
     SCALAR *u = (SCALAR *)fc_align_up(ws);
     SCALAR *scratch = u + 16 * groups * m_pad * c;
     G_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
