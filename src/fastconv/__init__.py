@@ -22,6 +22,7 @@ from ._config import show_config
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
+from ._explain import explain
 from ._gradcheck import gradcheck
 
-__all__ = list(_functional_all) + ["show_config", "gradcheck", "__version__"]
+__all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "__version__"]

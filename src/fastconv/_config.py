@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from . import _kernels, _simd, _threads
-from .functional import _conv
+from .functional import _plan
 from ._version import __version__
 
 
@@ -47,7 +47,7 @@ def config():
                 "override with FASTCONV_SIMD)",
         "simd_compiled": ", ".join(_kernels.simd_compiled()),
         "winograd": ("on for 3x3 stride-1 convs (FASTCONV_WINOGRAD=0 turns it off)"
-                     if _conv.WINOGRAD else "off (FASTCONV_WINOGRAD)"),
+                     if _plan.WINOGRAD else "off (FASTCONV_WINOGRAD)"),
         "target_isa": info["target_isa"],
         "cpu_features": " ".join(cpu_features()) or "unknown",
     }

@@ -1,14 +1,14 @@
 """Transposed convolution (1-D, 2-D, 3-D), built from the conv engine.
 
 A transposed conv is the adjoint of a conv with the same weight: its forward
-is conv's data gradient (GEMM + col2im), its input gradient is a conv forward,
-and its weight gradient is conv's weight gradient with input and grad_output
-swapped. Nothing here touches a kernel directly.
+is conv's data gradient, its input gradient is a conv forward, and its weight
+gradient is conv's weight gradient with input and grad_output swapped; each
+runs the plan _plan.plan_conv makes for that pass.  Nothing here touches a
+kernel directly.
 """
-import numpy as np
-
 from .. import _args, _shapes
-from ._conv import bias_grad, conv_backward, conv_forward, parse_conv_arrays
+from . import _plan
+from ._conv import bias_grad, conv_forward, conv_grad_input, conv_grad_weight, parse_conv_arrays
 from ._geometry import Window
 
 
@@ -61,23 +61,35 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
 
 
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
-                    dilation):
+                    dilation, explain=False):
+    """conv_transpose{nd}d's output (the equivalent conv's grad_input), or
+    with `explain` the plan that computes it."""
     x, w, b, _, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
     n, c_out = x.shape[0], w.shape[1] * groups
-    y, _ = conv_backward(x, w, win, groups, input_shape=(n, c_out) + win.in_size)
+    plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups, x.dtype)
+    if explain:
+        return plan
+    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan)
     if b is not None and y.size:
         y += b.reshape((c_out,) + (1,) * nd)
     return y
 
 
 def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding,
-                             output_padding, groups, dilation):
+                             output_padding, groups, dilation, explain=False):
+    """conv_transpose{nd}d's gradients (the equivalent conv's output and
+    grad_weight, input and grad_output swapped), or with `explain` the plans
+    (grad_input, grad_weight) that compute them."""
     x, w, _, g, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
         grad_output)
-    grad_input = conv_forward(g, w, None, win, groups, op)
-    _, grad_weight = conv_backward(x, w, win, groups, x=g)
+    sizes = (x.shape[0], g.shape[1], x.shape[1], win, groups, x.dtype)
+    plans = (_plan.plan_conv(_plan.OUTPUT, *sizes), _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    if explain:
+        return plans
+    grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
+    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1])
     return grad_input, grad_weight, bias_grad(g)
 
 

@@ -50,8 +50,3 @@ class Window:
         return (channels, lift(self.in_size, 1), lift(self.out_size, 1),
                 lift(self.kernel, 1), lift(self.stride, 1), lift(self.pad_before, 0),
                 lift(self.dilation, 1))
-
-    def is_pointwise(self):
-        """1x1 kernel, stride 1, no padding, no dilation: columns == input."""
-        return all(v == 1 for v in self.kernel + self.stride + self.dilation) and \
-            not any(self.pad_before + self.pad_after)
