@@ -2,6 +2,7 @@
 
 Every op of fastconv.functional is available here; fastconv.reference holds a
 plain-NumPy twin of each, and fastconv.nn a thin layer API for training code.
+fastconv.explain(op_name, ...) shows which algorithm a convolution call runs.
 """
 from ._version import __version__
 from . import _threads  # noqa: F401  (sets the OpenMP wait policy before _kernels loads)

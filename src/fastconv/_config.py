@@ -2,6 +2,7 @@
 import os
 import platform
 import sys
+from typing import IO, Optional
 
 import numpy as np
 
@@ -53,8 +54,17 @@ def config():
     }
 
 
-def show_config(file=None):
-    """Print the version, compiler, flags, OpenMP on/off and thread count."""
+def show_config(file: Optional[IO[str]] = None) -> None:
+    """Print how this fastconv was built and what it will use, one
+    "key : value" line each: the versions (fastconv, Python, NumPy), the
+    platform, the compiler and its flags, OpenMP on/off, the thread count,
+    OMP_WAIT_POLICY, the active SIMD path (and the ones this CPU supports and
+    this build compiled; FASTCONV_SIMD overrides it), whether Winograd is on
+    (FASTCONV_WINOGRAD), the build's target ISA and the CPU's SIMD features.
+
+    Args:
+        file: a text stream to print to; None means sys.stdout.
+    """
     cfg = config()
     cfg["openmp"] = "on" if cfg["openmp"] else "off (kernels run serially)"
     width = max(map(len, cfg))

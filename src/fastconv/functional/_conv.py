@@ -12,10 +12,17 @@ image.  Depthwise convs (groups == C_in) have their own direct kernels.
 Which of these runs is _plan.plan_conv's decision alone.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads, _workspace
+from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
+    Size1, Size2, Size3
 from . import _plan
+from ._doc import CONV, CONV_BACKWARD, filled
 from ._geometry import Window
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -55,7 +62,8 @@ def parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output, weight_l
 def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
                     grad_output=_args.NO_GRAD):
     """Validate a conv call once; returns (x, w, b, gout, window, groups) with
-    the arrays C-contiguous and every rule of API.md checked."""
+    the arrays C-contiguous and every argument rule of the conv docstrings
+    checked."""
     x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
                                            "(C_out, C_in // groups, *kernel)")
     n, c_in = x.shape[:2]
@@ -284,42 +292,46 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     return grad_input, grad_weight, bias_grad(g)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D convolution (cross-correlation) of (N, C_in, L) input with
-    (C_out, C_in // groups, k) weight, as torch.nn.functional.conv1d."""
+@filled(CONV, 1)
+def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation) of (N, C_in, H, W) input with
-    (C_out, C_in // groups, kH, kW) weight, as torch.nn.functional.conv2d.
-
-    padding: int, (pH, pW), 'valid' or 'same' (stride 1; an odd total padding
-    puts the extra row/column at the bottom/right). Returns a fresh
-    C-contiguous (N, C_out, OH, OW) array of the input's dtype."""
+@filled(CONV, 2)
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """3-D convolution of (N, C_in, D, H, W) input with
-    (C_out, C_in // groups, kD, kH, kW) weight, as torch.nn.functional.conv3d."""
+@filled(CONV, 3)
+def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv1d."""
+@filled(CONV_BACKWARD, 1)
+def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv1d_backward", 1, grad_output, input, weight, stride,
                           padding, dilation, groups)
 
 
-def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv2d with respect to
-    its input, weight and bias; grad_bias = grad_output.sum((0, 2, 3))."""
+@filled(CONV_BACKWARD, 2)
+def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv2d_backward", 2, grad_output, input, weight, stride,
                           padding, dilation, groups)
 
 
-def conv3d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv3d."""
+@filled(CONV_BACKWARD, 3)
+def conv3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv3d_backward", 3, grad_output, input, weight, stride,
                           padding, dilation, groups)

@@ -6,8 +6,14 @@ gradient is conv's weight gradient with input and grad_output swapped; each
 runs the plan _plan.plan_conv makes for that pass.  Nothing here touches a
 kernel directly.
 """
+from __future__ import annotations
+
+from typing import Optional
+
 from .. import _args, _shapes
+from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
+from ._doc import CONV_TRANSPOSE, CONV_TRANSPOSE_BACKWARD, filled
 from ._conv import bias_grad, conv_forward, conv_grad_input, conv_grad_weight, parse_conv_arrays
 from ._geometry import Window
 
@@ -93,49 +99,52 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     return grad_input, grad_weight, bias_grad(g)
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """1-D transposed convolution of (N, C_in, L) input with
-    (C_in, C_out // groups, k) weight, as torch.nn.functional.conv_transpose1d."""
+@filled(CONV_TRANSPOSE, 1)
+def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size1 = 1, padding: Size1 = 0, output_padding: Size1 = 0,
+                     groups: int = 1, dilation: Size1 = 1) -> Array:
     return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """2-D transposed convolution ("deconvolution", up-sampling) of (N, C_in, H, W)
-    input with (C_in, C_out // groups, kH, kW) weight, as
-    torch.nn.functional.conv_transpose2d. Output size per axis:
-    (in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1, with
-    output_padding < max(stride, dilation)."""
+@filled(CONV_TRANSPOSE, 2)
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size2 = 1, padding: Size2 = 0, output_padding: Size2 = 0,
+                     groups: int = 1, dilation: Size2 = 1) -> Array:
     return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """3-D transposed convolution of (N, C_in, D, H, W) input, as
-    torch.nn.functional.conv_transpose3d."""
+@filled(CONV_TRANSPOSE, 3)
+def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size3 = 1, padding: Size3 = 0, output_padding: Size3 = 0,
+                     groups: int = 1, dilation: Size3 = 1) -> Array:
     return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose1d."""
+@filled(CONV_TRANSPOSE_BACKWARD, 1)
+def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size1 = 1, padding: Size1 = 0,
+                              output_padding: Size1 = 0, groups: int = 1,
+                              dilation: Size1 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose2d."""
+@filled(CONV_TRANSPOSE_BACKWARD, 2)
+def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size2 = 1, padding: Size2 = 0,
+                              output_padding: Size2 = 0, groups: int = 1,
+                              dilation: Size2 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-def conv_transpose3d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose3d."""
+@filled(CONV_TRANSPOSE_BACKWARD, 3)
+def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size3 = 1, padding: Size3 = 0,
+                              output_padding: Size3 = 0, groups: int = 1,
+                              dilation: Size3 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose3d_backward", 3, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)

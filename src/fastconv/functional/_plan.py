@@ -180,7 +180,7 @@ def data_grad_window(win: Window) -> Optional[Window]:
                   explicit_out=win.in_size)
 
 
-def batch_chunk(batch: int, bytes_per_image: int, budget: int = None) -> int:
+def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) -> int:
     """Images per chunk so that a chunk's scratch stays near `budget`
     (CHUNK_SCRATCH_BYTES by default): at least 1, at most the batch."""
     budget = CHUNK_SCRATCH_BYTES if budget is None else budget
@@ -245,19 +245,30 @@ class _Call:
         they split each image's work)."""
         return self.threads > 1 and self.batch >= self.threads
 
+    def first_candidates(self):
+        """The rules every pass checks first: nothing to sum, then depthwise."""
+        return [(EMPTY_SUM, "no products to sum" if self.empty else None),
+                (DEPTHWISE, "one input channel per group"
+                 if is_depthwise(self.c_in, self.groups) else None)]
+
+    def depthwise_plan(self, reason):
+        """The depthwise kernels share one scratch layout in all passes."""
+        return self.plan(DEPTHWISE, reason, _kernels.depthwise_workspace_size(
+            self.dtype.char, self.win.kernel_geometry(self.c_in), self.c_out // self.groups,
+            self.threads))
+
 
 def _choose(call, forced, candidates):
-    """The first of `candidates` ((algorithm, reason-or-None) in rule order)
-    whose reason is not None, or the forced algorithm if it applies."""
-    for algorithm, reason in candidates:
-        if forced is None and reason is not None:
-            return algorithm, reason
-        if algorithm == forced:
-            if reason is None and not _applies(call, forced):
-                raise ValueError(f"plan_conv: {forced} cannot compute the {call.computes} "
-                                 f"of this convolution")
-            return algorithm, reason or "forced by the caller"
-    raise AssertionError("the last candidate always applies")
+    """(algorithm, reason) of the first of `candidates` ((algorithm,
+    reason-or-None) in rule order) whose reason is not None; or the forced
+    algorithm, if it can compute the call."""
+    chosen = next((a, r) for a, r in candidates if r is not None)
+    if forced is None or forced == chosen[0]:
+        return chosen
+    if not _applies(call, forced):
+        raise ValueError(f"plan_conv: {forced} cannot compute the {call.computes} of this "
+                         f"convolution")
+    return forced, "forced by the caller"
 
 
 def _applies(call, algorithm):
@@ -281,9 +292,7 @@ def _plan_output(call, forced):
                         f"{win.out_count} >= {PER_IMAGE_MIN_POSITIONS} output positions per "
                         f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else None)
     algorithm, reason = _choose(call, forced, [
-        (EMPTY_SUM, "no products to sum" if call.empty else None),
-        (DEPTHWISE, "one input channel per group"
-         if is_depthwise(call.c_in, call.groups) else None),
+        *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
         (GEMM_PER_IMAGE, per_image_reason),
         (GEMM_SIDE_BY_SIDE, f"{win.out_count} < {PER_IMAGE_MIN_POSITIONS} output positions "
@@ -291,8 +300,7 @@ def _plan_output(call, forced):
     ])
     geom = win.kernel_geometry(call.c_in)
     if algorithm == DEPTHWISE:
-        return call.plan(algorithm, reason, _kernels.depthwise_workspace_size(
-            dtype.char, geom, call.c_out // call.groups, threads))
+        return call.depthwise_plan(reason)
     if algorithm == WINOGRAD_F2X2_3X3:
         return call.plan(algorithm, reason, _kernels.conv_winograd_workspace_size(
             dtype.char, geom, call.groups, call.c_out, threads))
@@ -317,25 +325,18 @@ def _plan_output(call, forced):
 def _plan_grad_input(call, forced):
     win, dtype, threads = call.win, call.dtype, call.threads
     flipped = data_grad_window(win)
-    if flipped is None:
-        flipped_reason = None
-    elif call.c_in_group >= FLIPPED_CONV_MIN_CHANNELS:
-        flipped_reason = (f"stride 1, {call.c_in_group} >= {FLIPPED_CONV_MIN_CHANNELS} input "
-                          f"channels per group: a conv of grad_output with the flipped kernel")
-    else:
-        flipped_reason = None
+    flipped_reason = (f"stride 1, {call.c_in_group} >= {FLIPPED_CONV_MIN_CHANNELS} input "
+                      f"channels per group: a conv of grad_output with the flipped kernel"
+                      if flipped is not None and call.c_in_group >= FLIPPED_CONV_MIN_CHANNELS
+                      else None)
     algorithm, reason = _choose(call, forced, [
-        (EMPTY_SUM, "no products to sum" if call.empty else None),
-        (DEPTHWISE, "one input channel per group"
-         if is_depthwise(call.c_in, call.groups) else None),
+        *call.first_candidates(),
         (FLIPPED_CONV, flipped_reason),
         (GEMM_COL2IM, "a stride > 1, few input channels per group or padding past the "
                       "kernel: columns by GEMM, folded by col2im"),
     ])
-    geom = win.kernel_geometry(call.c_in)
     if algorithm == DEPTHWISE:
-        return call.plan(algorithm, reason, _kernels.depthwise_workspace_size(
-            dtype.char, geom, call.c_out // call.groups, threads))
+        return call.depthwise_plan(reason)
     if algorithm == FLIPPED_CONV:
         # grad_output (batch, C_out, out) convolved into (batch, C_in, in).
         via = plan_conv(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
@@ -343,7 +344,8 @@ def _plan_grad_input(call, forced):
         return call.plan(algorithm, reason, via.workspace, chunk=via.chunk, via=via)
     if algorithm == GEMM_COL2IM:
         return call.plan(algorithm, reason, _kernels.conv_data_grad_workspace_size(
-            dtype.char, geom, threads), threads_over_images=call.threads_over_images())
+            dtype.char, win.kernel_geometry(call.c_in), threads),
+            threads_over_images=call.threads_over_images())
     return call.plan(algorithm, reason)
 
 
@@ -351,16 +353,13 @@ def _plan_grad_weight(call, forced):
     win, dtype, threads = call.win, call.dtype, call.threads
     c_out_group = call.c_out // call.groups
     algorithm, reason = _choose(call, forced, [
-        (EMPTY_SUM, "no products to sum" if call.empty else None),
-        (DEPTHWISE, "one input channel per group"
-         if is_depthwise(call.c_in, call.groups) else None),
+        *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
         (WEIGHT_GRAD_GEMM, "grad_output times the input's columns, packed on the fly, "
                            "over the whole batch"),
     ])
     if algorithm == DEPTHWISE:
-        return call.plan(algorithm, reason, _kernels.depthwise_workspace_size(
-            dtype.char, win.kernel_geometry(call.c_in), c_out_group, threads))
+        return call.depthwise_plan(reason)
     if algorithm == WINOGRAD_F2X2_3X3:
         return call.plan(algorithm, reason, _kernels.conv_winograd_weight_grad_workspace_size(
             dtype.char, win.kernel_geometry(call.c_in_group), c_out_group, threads))
