@@ -1,6 +1,7 @@
-"""Docstrings of the ops that come in 1-D, 2-D and 3-D: one template per
-family, filled in per dimension (so the three cannot drift apart).  These
-docstrings are the API reference: they say everything a caller may rely on."""
+"""Docstrings of the ops that share text: one template per family, filled in
+per dimension by the `filled` decorator (so the 1-D, 2-D and 3-D ops cannot
+drift apart).  These docstrings are the API reference: they say everything a
+caller may rely on."""
 
 _DIMS = {
     1: dict(layout="(N, C, L)", spatial="L", out="OL", kernel="k",
@@ -17,7 +18,10 @@ def filled(template, nd, torch_note=""):
     `nd` spatial dims; {name} is the op's own name."""
     def apply(fn):
         sizes = "an int or a tuple of 1 int" if nd == 1 else f"an int or a tuple of {nd} ints"
-        fn.__doc__ = template.format(name=fn.__name__, nd=nd, nd_plus_2=nd + 2, sizes=sizes,
+        name = fn.__name__
+        forward = name[:-len("_backward")] if name.endswith("_backward") else name
+        fn.__doc__ = template.format(name=name, forward=forward, nd=nd, nd_plus_2=nd + 2,
+                                     sizes=sizes,
                                      dtypes=_DTYPES, size_errors=_SIZE_ERRORS,
                                      torch_note=torch_note,
                                      layout_in=_DIMS[nd]["layout"].replace("C", "C_in"),
@@ -80,32 +84,6 @@ Raises:
     MemoryError: an output or scratch larger than this machine's memory.
 """
 
-CONV_BACKWARD = """\
-Gradients of conv{nd}d with respect to its input, weight and bias.
-
-Args:
-    grad_output: (N, C_out, {out}) array, the gradient of the loss with
-        respect to conv{nd}d's output.
-    input, weight, stride, padding, dilation, groups: those of the forward
-        call (see conv{nd}d).
-
-Returns:
-    (grad_input, grad_weight, grad_bias): arrays of the input's shape
-    {layout_in}, the weight's shape (C_out, C_in // groups, {kernel}) and
-    (C_out,); grad_bias = grad_output summed over every axis but 1.
-
-{dtypes}
-
-fastconv.explain("{name}", ...) shows which algorithms compute grad_input
-and grad_weight.
-
-Raises:
-{size_errors}
-        grad_output not of the forward output's shape, and every error of
-        conv{nd}d.
-    MemoryError: a result or scratch larger than this machine's memory.
-"""
-
 CONV_TRANSPOSE = """\
 {nd}-D transposed convolution ("deconvolution", the adjoint of conv{nd}d with
 the same weight) of {layout_in} input, as torch.nn.functional.{name}.
@@ -138,19 +116,18 @@ Raises:
     MemoryError: an output or scratch larger than this machine's memory.
 """
 
-CONV_TRANSPOSE_BACKWARD = """\
-Gradients of conv_transpose{nd}d with respect to its input, weight and bias.
+_CONV_GRADS = """\
+Gradients of {forward} with respect to its input, weight and bias.
 
 Args:
     grad_output: (N, C_out, {out}) array, the gradient of the loss with
-        respect to conv_transpose{nd}d's output.
-    input, weight, stride, padding, output_padding, groups, dilation: those
-        of the forward call (see conv_transpose{nd}d).
+        respect to {forward}'s output.
+    [FORWARD_ARGS]: those of the forward call (see {forward}).
 
 Returns:
     (grad_input, grad_weight, grad_bias): arrays of the input's shape
-    {layout_in}, the weight's shape (C_in, C_out // groups, {kernel}) and
-    (C_out,); grad_bias = grad_output summed over every axis but 1.
+    {layout_in}, the weight's shape [WEIGHT_SHAPE] and (C_out,);
+    grad_bias = grad_output summed over every axis but 1.
 
 {dtypes}
 
@@ -160,9 +137,17 @@ and grad_weight.
 Raises:
 {size_errors}
         grad_output not of the forward output's shape, and every error of
-        conv_transpose{nd}d.
+        {forward}.
     MemoryError: a result or scratch larger than this machine's memory.
 """
+
+CONV_BACKWARD = _CONV_GRADS.replace(
+    "[FORWARD_ARGS]", "input, weight, stride, padding, dilation, groups").replace(
+    "[WEIGHT_SHAPE]", "(C_out, C_in // groups, {kernel})")
+
+CONV_TRANSPOSE_BACKWARD = _CONV_GRADS.replace(
+    "[FORWARD_ARGS]", "input, weight, stride, padding, output_padding, groups, dilation").replace(
+    "[WEIGHT_SHAPE]", "(C_in, C_out // groups, {kernel})")
 
 _POOL_WINDOW_ARGS = """\
     kernel_size: window size, {sizes} (each >= 1).
@@ -289,3 +274,58 @@ Raises:
     MemoryError: a result larger than this machine's memory.
 """
 
+IM2COL = """\
+Sliding windows of (N, C, H, W) input as columns, exactly
+torch.nn.functional.unfold.
+
+cols[n, c * kH * kW + i * kW + j, oh * OW + ow] is the (zero-padded) input
+element x[n, c, oh * stride_h + i * dilation_h, ow * stride_w + j * dilation_w].
+
+Args:
+    input: (N, C, H, W) array.
+    kernel_size: window size, an int or a tuple of 2 ints (each >= 1).
+    stride: step between windows, an int or a tuple of 2 ints (each >= 1).
+    padding: zeros on both sides, an int or a tuple of 2 ints (each >= 0).
+    dilation: spacing between taps, an int or a tuple of 2 ints (each >= 1).
+
+Returns:
+    (N, C * kH * kW, L) columns, L = OH * OW windows with
+    out = floor((in + 2 * padding - dilation * (k - 1) - 1) / stride) + 1.
+
+{dtypes}
+
+Raises:
+    TypeError: input None or not float32/float64; a size argument that is
+        not an int or a tuple of ints.
+    ValueError: input not 4-D; a tuple of the wrong length; a
+        non-positive kernel size, stride or dilation, a negative padding,
+        a size past 2**40; no window fits (the padded input smaller than
+        the dilated kernel).
+    MemoryError: an output larger than this machine's memory.
+"""
+
+COL2IM = """\
+Sum columns back into images, exactly torch.nn.functional.fold: the
+adjoint of im2col (every column element is added at the input position
+im2col took it from; overlaps are summed, padding dropped).
+
+Args:
+    cols: (N, C * kH * kW, L) array, L the number of windows im2col makes
+        on an output_size image.
+    output_size: the image size (H, W), an int or a tuple of 2 ints
+        (each >= 1).
+    kernel_size, stride, padding, dilation: as im2col's.
+
+Returns:
+    (N, C, H, W) images.
+
+{dtypes}
+
+Raises:
+    TypeError: cols None or not float32/float64; a size argument that is
+        not an int or a tuple of ints.
+    ValueError: cols not 3-D; cols.shape[1] not a multiple of kH * kW;
+        cols.shape[2] not the number of windows; a bad size argument (as
+        im2col); no window fits.
+    MemoryError: an output larger than this machine's memory.
+"""

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _args, _kernels, _threads
 from .._types import Array, ArrayLike, Size2
+from ._doc import COL2IM, IM2COL, filled
 from ._geometry import Window
 
 
@@ -21,38 +22,9 @@ def _window(op, in_size, kernel_size, stride, padding, dilation):
     return win
 
 
+@filled(IM2COL, 2)
 def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Size2 = 0,
            dilation: Size2 = 1) -> Array:
-    """Sliding windows of (N, C, H, W) input as columns, exactly
-    torch.nn.functional.unfold.
-
-    cols[n, c * kH * kW + i * kW + j, oh * OW + ow] is the (zero-padded) input
-    element x[n, c, oh * stride_h + i * dilation_h, ow * stride_w + j * dilation_w].
-
-    Args:
-        input: (N, C, H, W) array.
-        kernel_size: window size, an int or a tuple of 2 ints (each >= 1).
-        stride: step between windows, an int or a tuple of 2 ints (each >= 1).
-        padding: zeros on both sides, an int or a tuple of 2 ints (each >= 0).
-        dilation: spacing between taps, an int or a tuple of 2 ints (each >= 1).
-
-    Returns:
-        (N, C * kH * kW, L) columns, L = OH * OW windows with
-        out = floor((in + 2 * padding - dilation * (k - 1) - 1) / stride) + 1.
-
-    Every array must be float32 or float64 (array-likes of floats are
-    accepted); any memory layout works and the input is never modified.  The
-    result is a fresh C-contiguous array of the input's dtype.
-
-    Raises:
-        TypeError: input None or not float32/float64; a size argument that is
-            not an int or a tuple of ints.
-        ValueError: input not 4-D; a tuple of the wrong length; a
-            non-positive kernel size, stride or dilation, a negative padding,
-            a size past 2**40; no window fits (the padded input smaller than
-            the dilated kernel).
-        MemoryError: an output larger than this machine's memory.
-    """
     op = "im2col"
     x = _args.as_float_array(input, "input", op)
     _args.check_ndim(x, 4, "input", op, "(N, C, H, W)")
@@ -69,34 +41,9 @@ def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Siz
     return cols
 
 
+@filled(COL2IM, 2)
 def col2im(cols: ArrayLike, output_size: Size2, kernel_size: Size2, stride: Size2 = 1,
            padding: Size2 = 0, dilation: Size2 = 1) -> Array:
-    """Sum columns back into images, exactly torch.nn.functional.fold: the
-    adjoint of im2col (every column element is added at the input position
-    im2col took it from; overlaps are summed, padding dropped).
-
-    Args:
-        cols: (N, C * kH * kW, L) array, L the number of windows im2col makes
-            on an output_size image.
-        output_size: the image size (H, W), an int or a tuple of 2 ints
-            (each >= 1).
-        kernel_size, stride, padding, dilation: as im2col's.
-
-    Returns:
-        (N, C, H, W) images.
-
-    Every array must be float32 or float64 (array-likes of floats are
-    accepted); any memory layout works and the input is never modified.  The
-    result is a fresh C-contiguous array of the input's dtype.
-
-    Raises:
-        TypeError: cols None or not float32/float64; a size argument that is
-            not an int or a tuple of ints.
-        ValueError: cols not 3-D; cols.shape[1] not a multiple of kH * kW;
-            cols.shape[2] not the number of windows; a bad size argument (as
-            im2col); no window fits.
-        MemoryError: an output larger than this machine's memory.
-    """
     op = "col2im"
     c_arr = _args.as_float_array(cols, "cols", op)
     _args.check_ndim(c_arr, 3, "cols", op, "(N, C*kH*kW, L)")
