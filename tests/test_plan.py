@@ -224,6 +224,17 @@ def test_explain_returns_the_plans_of_each_op(rng):
         assert fastconv.explain(f"conv{nd}d", xs, ws).computes == OUTPUT
 
 
+def test_a_plan_prints_as_a_few_readable_lines():
+    p = plan(GRAD_INPUT, 2, 16, 5, window((9, 11), (3, 3), pad=1), threads=2)
+    text = str(p)
+    assert text.startswith("grad_input: flipped_conv (stride 1, 16 >= 16 input channels")
+    assert "\n  2 images in chunks of 2, scratch of " in text
+    assert "\n  via output: implicit_gemm_side_by_side" in text
+    p = plan(OUTPUT, 4, 8, 256, window((32, 32), (1, 1)), threads=2)
+    assert str(p).endswith("2 threads, threads take whole images, streaming stores, "
+                           "images read in place")
+
+
 def test_explain_checks_arguments_as_the_op_does():
     x, w = np.zeros((2, 4, 9, 9)), np.zeros((6, 3, 3, 3))
     with pytest.raises(ValueError, match="conv2d: .*C_in"):

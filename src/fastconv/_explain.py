@@ -48,8 +48,9 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     whole images (``threads_over_images``), whether the output is written
     with streaming stores (``stream_stores``), whether the images are read
     as their own column matrices (``pointwise``), and for "flipped_conv" the
-    plan of the convolution it runs (``via``).  The plan depends on the
-    shapes, the dtype and fastconv.get_num_threads(), never on the values.
+    plan of the convolution it runs (``via``).  ``print(plan)`` shows it in
+    a few lines.  The plan depends on the shapes, the dtype and
+    fastconv.get_num_threads(), never on the values.
 
     Raises ValueError for an op name that is not a convolution (the other
     ops have one algorithm each), and whatever the op raises for its

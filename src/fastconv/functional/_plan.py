@@ -124,6 +124,18 @@ class ConvPlan:
     pointwise: bool = False
     via: Optional[ConvPlan] = field(default=None)
 
+    def __str__(self):
+        """A few readable lines (repr() has every field)."""
+        flags = {"threads_over_images": "threads take whole images",
+                 "stream_stores": "streaming stores", "pointwise": "images read in place"}
+        lines = [f"{self.computes}: {self.algorithm} ({self.reason})",
+                 f"  {self.batch} images in chunks of {self.chunk}, scratch of "
+                 f"{self.workspace} elements, {self.threads} threads"
+                 + "".join(f", {text}" for name, text in flags.items() if getattr(self, name))]
+        if self.via is not None:
+            lines.append("  via " + str(self.via).replace("\n", "\n  "))
+        return "\n".join(lines)
+
 
 # ------------------------------------------------------------- the rules
 
