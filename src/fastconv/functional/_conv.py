@@ -22,7 +22,7 @@ from .. import _args, _kernels, _shapes, _threads, _workspace
 from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
     Size1, Size2, Size3
 from . import _plan
-from ._doc import CONV, CONV_BACKWARD, filled
+from ._doc import CONV_BACKWARD_DOC, CONV_DOC, filled
 from ._geometry import Window
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -292,28 +292,28 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     return grad_input, grad_weight, bias_grad(g)
 
 
-@filled(CONV, 1)
+@filled(CONV_DOC, 1)
 def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
            groups: int = 1) -> Array:
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
-@filled(CONV, 2)
+@filled(CONV_DOC, 2)
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
            groups: int = 1) -> Array:
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
-@filled(CONV, 3)
+@filled(CONV_DOC, 3)
 def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
            groups: int = 1) -> Array:
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-@filled(CONV_BACKWARD, 1)
+@filled(CONV_BACKWARD_DOC, 1)
 def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
                     groups: int = 1) -> Grads:
@@ -321,7 +321,7 @@ def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                           padding, dilation, groups)
 
 
-@filled(CONV_BACKWARD, 2)
+@filled(CONV_BACKWARD_DOC, 2)
 def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
                     groups: int = 1) -> Grads:
@@ -329,7 +329,7 @@ def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                           padding, dilation, groups)
 
 
-@filled(CONV_BACKWARD, 3)
+@filled(CONV_BACKWARD_DOC, 3)
 def conv3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
                     groups: int = 1) -> Grads:

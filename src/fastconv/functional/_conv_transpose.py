@@ -13,7 +13,7 @@ from typing import Optional
 from .. import _args, _shapes
 from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
-from ._doc import CONV_TRANSPOSE, CONV_TRANSPOSE_BACKWARD, filled
+from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
 from ._conv import bias_grad, conv_forward, conv_grad_input, conv_grad_weight, parse_conv_arrays
 from ._geometry import Window
 
@@ -99,7 +99,7 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     return grad_input, grad_weight, bias_grad(g)
 
 
-@filled(CONV_TRANSPOSE, 1)
+@filled(CONV_TRANSPOSE_DOC, 1)
 def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size1 = 1, padding: Size1 = 0, output_padding: Size1 = 0,
                      groups: int = 1, dilation: Size1 = 1) -> Array:
@@ -107,7 +107,7 @@ def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
-@filled(CONV_TRANSPOSE, 2)
+@filled(CONV_TRANSPOSE_DOC, 2)
 def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size2 = 1, padding: Size2 = 0, output_padding: Size2 = 0,
                      groups: int = 1, dilation: Size2 = 1) -> Array:
@@ -115,7 +115,7 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
-@filled(CONV_TRANSPOSE, 3)
+@filled(CONV_TRANSPOSE_DOC, 3)
 def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size3 = 1, padding: Size3 = 0, output_padding: Size3 = 0,
                      groups: int = 1, dilation: Size3 = 1) -> Array:
@@ -123,7 +123,7 @@ def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
-@filled(CONV_TRANSPOSE_BACKWARD, 1)
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 1)
 def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size1 = 1, padding: Size1 = 0,
                               output_padding: Size1 = 0, groups: int = 1,
@@ -132,7 +132,7 @@ def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-@filled(CONV_TRANSPOSE_BACKWARD, 2)
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 2)
 def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size2 = 1, padding: Size2 = 0,
                               output_padding: Size2 = 0, groups: int = 1,
@@ -141,7 +141,7 @@ def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-@filled(CONV_TRANSPOSE_BACKWARD, 3)
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 3)
 def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size3 = 1, padding: Size3 = 0,
                               output_padding: Size3 = 0, groups: int = 1,

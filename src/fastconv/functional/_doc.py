@@ -45,7 +45,7 @@ _SIZE_ERRORS = """\
         non-positive kernel size, stride or dilation, a negative padding, or
         a size past 2**40;"""
 
-CONV = """\
+CONV_DOC = """\
 {nd}-D convolution (cross-correlation) of {layout_in} input, as
 torch.nn.functional.{name}.
 
@@ -84,7 +84,7 @@ Raises:
     MemoryError: an output or scratch larger than this machine's memory.
 """
 
-CONV_TRANSPOSE = """\
+CONV_TRANSPOSE_DOC = """\
 {nd}-D transposed convolution ("deconvolution", the adjoint of conv{nd}d with
 the same weight) of {layout_in} input, as torch.nn.functional.{name}.
 
@@ -141,12 +141,13 @@ Raises:
     MemoryError: a result or scratch larger than this machine's memory.
 """
 
-CONV_BACKWARD = _CONV_GRADS.replace(
+CONV_BACKWARD_DOC = _CONV_GRADS.replace(
     "[FORWARD_ARGS]", "input, weight, stride, padding, dilation, groups").replace(
     "[WEIGHT_SHAPE]", "(C_out, C_in // groups, {kernel})")
 
-CONV_TRANSPOSE_BACKWARD = _CONV_GRADS.replace(
-    "[FORWARD_ARGS]", "input, weight, stride, padding, output_padding, groups, dilation").replace(
+CONV_TRANSPOSE_BACKWARD_DOC = _CONV_GRADS.replace(
+    "[FORWARD_ARGS]",
+    "input, weight, stride, padding, output_padding, groups, dilation").replace(
     "[WEIGHT_SHAPE]", "(C_in, C_out // groups, {kernel})")
 
 _POOL_WINDOW_ARGS = """\
@@ -168,7 +169,7 @@ _POOL_ERRORS = """\
         dilated kernel) or, with dilation, a window covering padding only.
         A flag that is not a bool (or 0/1) is a TypeError."""
 
-MAX_POOL = """\
+MAX_POOL_DOC = """\
 {nd}-D max pooling of {layout} input, as torch.nn.functional.{name}.
 
 Args:
@@ -196,7 +197,7 @@ Raises:
     MemoryError: an output larger than this machine's memory.
 """
 
-MAX_POOL_BACKWARD = """\
+MAX_POOL_BACKWARD_DOC = """\
 Gradient of max_pool{nd}d with respect to its input: each grad_output
 element is added at its index inside its (n, c) {plane} of a zero array of
 input_shape (overlapping windows accumulate).
@@ -224,7 +225,7 @@ Raises:
     MemoryError: a result larger than this machine's memory.
 """
 
-AVG_POOL = """\
+AVG_POOL_DOC = """\
 {nd}-D average pooling of {layout} input, as torch.nn.functional.{name}{torch_note}.
 
 Args:
@@ -249,7 +250,7 @@ Raises:
     MemoryError: an output larger than this machine's memory.
 """
 
-AVG_POOL_BACKWARD = """\
+AVG_POOL_BACKWARD_DOC = """\
 Gradient of avg_pool{nd}d with respect to its input: each window spreads
 grad_output / divisor over its taps inside the input (overlapping windows
 accumulate).
@@ -274,7 +275,7 @@ Raises:
     MemoryError: a result larger than this machine's memory.
 """
 
-IM2COL = """\
+IM2COL_DOC = """\
 Sliding windows of (N, C, H, W) input as columns, exactly
 torch.nn.functional.unfold.
 
@@ -304,7 +305,7 @@ Raises:
     MemoryError: an output larger than this machine's memory.
 """
 
-COL2IM = """\
+COL2IM_DOC = """\
 Sum columns back into images, exactly torch.nn.functional.fold: the
 adjoint of im2col (every column element is added at the input position
 im2col took it from; overlaps are summed, padding dropped).

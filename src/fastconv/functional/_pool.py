@@ -16,7 +16,8 @@ import numpy as np
 from .. import _args, _kernels, _shapes, _threads
 from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, Shape, Size1,
                       Size2, Size3)
-from ._doc import AVG_POOL, AVG_POOL_BACKWARD, MAX_POOL, MAX_POOL_BACKWARD, filled
+from ._doc import (AVG_POOL_BACKWARD_DOC, AVG_POOL_DOC, MAX_POOL_BACKWARD_DOC, MAX_POOL_DOC,
+                   filled)
 from ._geometry import lift
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -197,7 +198,7 @@ def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
-@filled(MAX_POOL, 1)
+@filled(MAX_POOL_DOC, 1)
 def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
@@ -219,7 +220,7 @@ def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
-@filled(MAX_POOL, 2)
+@filled(MAX_POOL_DOC, 2)
 def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
@@ -241,7 +242,7 @@ def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
-@filled(MAX_POOL, 3)
+@filled(MAX_POOL_DOC, 3)
 def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
@@ -249,19 +250,19 @@ def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                      ceil_mode, return_indices)
 
 
-@filled(MAX_POOL_BACKWARD, 1)
+@filled(MAX_POOL_BACKWARD_DOC, 1)
 def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool1d_backward", 1, grad_output, indices, input_shape)
 
 
-@filled(MAX_POOL_BACKWARD, 2)
+@filled(MAX_POOL_BACKWARD_DOC, 2)
 def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool2d_backward", 2, grad_output, indices, input_shape)
 
 
-@filled(MAX_POOL_BACKWARD, 3)
+@filled(MAX_POOL_BACKWARD_DOC, 3)
 def max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool3d_backward", 3, grad_output, indices, input_shape)
@@ -308,7 +309,8 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     return grad_input
 
 
-@filled(AVG_POOL, 1, torch_note=" (divisor_override is an extension: PyTorch's avg_pool1d lacks it)")
+@filled(AVG_POOL_DOC, 1,
+        torch_note=" (divisor_override is an extension: PyTorch's avg_pool1d lacks it)")
 def avg_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                padding: Size1 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Array:
@@ -316,7 +318,7 @@ def avg_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                      count_include_pad, divisor_override)
 
 
-@filled(AVG_POOL, 2)
+@filled(AVG_POOL_DOC, 2)
 def avg_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                padding: Size2 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Array:
@@ -324,7 +326,7 @@ def avg_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                      count_include_pad, divisor_override)
 
 
-@filled(AVG_POOL, 3)
+@filled(AVG_POOL_DOC, 3)
 def avg_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                padding: Size3 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Array:
@@ -332,7 +334,7 @@ def avg_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                      count_include_pad, divisor_override)
 
 
-@filled(AVG_POOL_BACKWARD, 1)
+@filled(AVG_POOL_BACKWARD_DOC, 1)
 def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size1,
                         stride: OptSize1 = None, padding: Size1 = 0, ceil_mode: bool = False,
                         count_include_pad: bool = True,
@@ -342,7 +344,7 @@ def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
                               divisor_override)
 
 
-@filled(AVG_POOL_BACKWARD, 2)
+@filled(AVG_POOL_BACKWARD_DOC, 2)
 def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size2,
                         stride: OptSize2 = None, padding: Size2 = 0, ceil_mode: bool = False,
                         count_include_pad: bool = True,
@@ -352,7 +354,7 @@ def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
                               divisor_override)
 
 
-@filled(AVG_POOL_BACKWARD, 3)
+@filled(AVG_POOL_BACKWARD_DOC, 3)
 def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size3,
                         stride: OptSize3 = None, padding: Size3 = 0, ceil_mode: bool = False,
                         count_include_pad: bool = True,

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _args, _kernels, _threads
 from .._types import Array, ArrayLike, Size2
-from ._doc import COL2IM, IM2COL, filled
+from ._doc import COL2IM_DOC, IM2COL_DOC, filled
 from ._geometry import Window
 
 
@@ -22,7 +22,7 @@ def _window(op, in_size, kernel_size, stride, padding, dilation):
     return win
 
 
-@filled(IM2COL, 2)
+@filled(IM2COL_DOC, 2)
 def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Size2 = 0,
            dilation: Size2 = 1) -> Array:
     op = "im2col"
@@ -41,7 +41,7 @@ def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Siz
     return cols
 
 
-@filled(COL2IM, 2)
+@filled(COL2IM_DOC, 2)
 def col2im(cols: ArrayLike, output_size: Size2, kernel_size: Size2, stride: Size2 = 1,
            padding: Size2 = 0, dilation: Size2 = 1) -> Array:
     op = "col2im"
