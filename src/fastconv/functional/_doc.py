@@ -15,17 +15,17 @@ _DIMS = {
 
 def filled(template, nd, torch_note=""):
     """A decorator setting the op's docstring to `template` filled in for
-    `nd` spatial dims; {name} is the op's own name."""
+    `nd` spatial dims ({name} is the op's own name), followed by whatever
+    docstring the op already had (e.g. from an inner decorator)."""
     def apply(fn):
         sizes = "an int or a tuple of 1 int" if nd == 1 else f"an int or a tuple of {nd} ints"
         name = fn.__name__
         forward = name[:-len("_backward")] if name.endswith("_backward") else name
-        fn.__doc__ = template.format(name=name, forward=forward, nd=nd, nd_plus_2=nd + 2,
-                                     sizes=sizes,
-                                     dtypes=_DTYPES, size_errors=_SIZE_ERRORS,
-                                     torch_note=torch_note,
-                                     layout_in=_DIMS[nd]["layout"].replace("C", "C_in"),
-                                     **_DIMS[nd])
+        doc = template.format(name=name, forward=forward, nd=nd, nd_plus_2=nd + 2, sizes=sizes,
+                              dtypes=_DTYPES, size_errors=_SIZE_ERRORS, torch_note=torch_note,
+                              layout_in=_DIMS[nd]["layout"].replace("C", "C_in"), **_DIMS[nd])
+        own = (fn.__doc__ or "").strip()
+        fn.__doc__ = doc + ("\n" + own + "\n" if own else "")
         return fn
     return apply
 
