@@ -8,6 +8,7 @@ import pytest
 
 import fastconv
 from fastconv.functional import _plan
+from optable import OPS
 from fastconv.functional._geometry import Window
 from fastconv.functional._plan import (DEPTHWISE, EMPTY_SUM, FLIPPED_CONV, GEMM_COL2IM,
                                        GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE, GRAD_INPUT,
@@ -222,6 +223,21 @@ def test_explain_returns_the_plans_of_each_op(rng):
         xs = rng.standard_normal((2, 4) + (5,) * nd)
         ws = rng.standard_normal((3, 4) + (3,) * nd)
         assert fastconv.explain(f"conv{nd}d", xs, ws).computes == OUTPUT
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.name.startswith("conv")],
+                         ids=lambda op: op.name)
+def test_explain_covers_every_convolution_op(op, rng):
+    """Every convolution op of the op table: explain returns one plan for a
+    forward op, the plans of (grad_input, grad_weight) for a backward op; a
+    transposed conv's passes are those of the conv it is the adjoint of."""
+    plans = fastconv.explain(op.name, **op.make(rng, np.float64))
+    transposed = op.name.startswith("conv_transpose")
+    if op.name.endswith("_backward"):
+        assert [p.computes for p in plans] == [OUTPUT if transposed else GRAD_INPUT,
+                                               GRAD_WEIGHT]
+    else:
+        assert plans.computes == (GRAD_INPUT if transposed else OUTPUT)
 
 
 def test_a_plan_prints_as_a_few_readable_lines():
