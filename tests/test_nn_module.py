@@ -302,6 +302,10 @@ def test_module_registered_twice_and_reassigned():
     assert set(net.state_dict()) == {"b.weight", "b.bias"}
     del net.b
     assert list(net.parameters()) == []
+    tied = nn.Sequential(linear(3, 3, 0), nn.Tanh(), linear(3, 3, 1))
+    tied[2].params["weight"] = tied[0].params["weight"]        # weight tying
+    tied[2].grads["weight"] = tied[0].grads["weight"]
+    assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
     assert linear().weight is not None                            # params as attributes
     with pytest.raises(AttributeError, match="in place"):
         linear().weight = np.zeros((3, 3))
