@@ -9,20 +9,7 @@ import pytest
 
 import fastconv
 from fastconv import nn
-from nn_specs import CASES, F64
-
-
-def gradcheck_module(layer, x, **kwargs):
-    params = dict(layer.named_parameters())
-
-    def f(x, *arrays):
-        layer.clear_pending()
-        layer.zero_grad()
-        y = layer(x)
-        return y, lambda g: ((layer.backward(g),)
-                             + tuple(dict(layer.named_grads())[n] for n in params))
-
-    return fastconv.gradcheck(f, x, *params.values(), **kwargs)
+from nn_specs import CASES, F64, gradcheck_module
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
