@@ -25,5 +25,7 @@ from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
 from ._explain import explain
 from ._gradcheck import gradcheck
+from .nn import summary
 
-__all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "__version__"]
+__all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "summary",
+                                 "__version__"]
