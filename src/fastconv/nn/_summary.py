@@ -20,8 +20,10 @@ modes are restored afterwards). Every leaf layer call is one row.
 """
 import math
 import sys
+from typing import Optional, Sequence, TextIO
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import _args
 from .conv import _ConvNd
@@ -115,10 +117,30 @@ def _shape_of(out):
     return np.shape(out)
 
 
-def summary(model, input_shape, dtype=None, file=None):
-    """Print (to `file`, default stdout) and return a ModelSummary of `model`
-    run on an input of `input_shape` (batch dim included): per layer the
-    output shape, parameters, multiply-adds and receptive field; totals."""
+def summary(model: Module, input_shape: Sequence[int],
+            dtype: Optional[DTypeLike] = None,
+            file: Optional[TextIO] = None) -> "ModelSummary":
+    """Print and return a per-layer table of `model` run on one input.
+
+    Args:
+        model: a fastconv.nn Module (a Sequential, a container or a user's
+            own Module). It runs once on zeros, in eval mode and under
+            no_grad; its modes are restored afterwards and nothing is cached.
+        input_shape: the input's shape, batch dimension included, e.g.
+            ``(1, 1, 28, 28)``.
+        dtype: the zeros' dtype; default the dtype of the model's first
+            parameter (float32 for a model without parameters).
+        file: where the table is printed; default ``sys.stdout``.
+
+    Returns:
+        ModelSummary: per leaf-layer call, the output shape, parameter count,
+        multiply-adds and receptive field (size and jump per spatial
+        dimension), with totals; ``str()`` of it is the printed table.
+
+    Raises:
+        TypeError: `model` is not a fastconv.nn Module.
+        ValueError: `input_shape` has no entries or a negative size.
+    """
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a fastconv.nn Module, got {model!r:.60}")
     shape = tuple(_args.as_int(s, "input_shape", "summary") for s in input_shape)
