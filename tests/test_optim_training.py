@@ -1,0 +1,62 @@
+"""A whole training loop: a tiny net trained 20 steps with each optimizer and
+a scheduler ends with PyTorch's parameters (same start weights, same data)."""
+import numpy as np
+import pytest
+
+from fastconv import nn, optim
+
+torch = pytest.importorskip("torch")
+
+CASES = [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+     "StepLR", dict(step_size=5, gamma=0.5)),
+    ("Adam", dict(lr=0.01, amsgrad=True), "CosineAnnealingLR", dict(T_max=20)),
+    ("AdamW", dict(lr=0.01), "OneCycleLR", dict(max_lr=0.02, total_steps=20)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5), "ExponentialLR", dict(gamma=0.95)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01), "MultiStepLR", dict(milestones=[5, 10])),
+    ("Adadelta", dict(lr=1.0), "CyclicLR",
+     dict(base_lr=0.1, max_lr=1.0, step_size_up=3, cycle_momentum=False)),
+    ("SGD", dict(lr=0.2, momentum=0.5), "ReduceLROnPlateau", dict(patience=1, factor=0.5)),
+]
+
+
+def tiny_nets():
+    ours = nn.Sequential(nn.Linear(4, 8, dtype=np.float64, rng=0), nn.Tanh(),
+                         nn.Linear(8, 3, dtype=np.float64, rng=1))
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+                                 torch.nn.Linear(8, 3)).double()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kind, kwargs, schedule, sched_kwargs", CASES,
+                         ids=[f"{c[0]}+{c[2]}" for c in CASES])
+def test_training_matches_torch(kind, kwargs, schedule, sched_kwargs):
+    ours, theirs = tiny_nets()
+    opt, topt = getattr(optim, kind)(ours, **kwargs), getattr(torch.optim, kind)(
+        theirs.parameters(), **kwargs)
+    sched = getattr(optim.lr_scheduler, schedule)(opt, **sched_kwargs)
+    tsched = getattr(torch.optim.lr_scheduler, schedule)(topt, **sched_kwargs)
+    loss_fn, tloss_fn = nn.MSELoss(), torch.nn.MSELoss()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+        loss = loss_fn(ours(x), y)
+        opt.zero_grad()
+        ours.backward(loss_fn.backward())
+        opt.step()
+        tloss = tloss_fn(theirs(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        assert loss == pytest.approx(tloss.item(), rel=1e-10)
+        if schedule == "ReduceLROnPlateau":
+            sched.step(loss)
+            tsched.step(tloss.item())
+        else:
+            sched.step()
+            tsched.step()
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-12)
+    for key, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, theirs.state_dict()[key].numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
