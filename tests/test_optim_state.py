@@ -202,7 +202,7 @@ def test_bad_arguments_name_the_argument(make, exc, name):
     ([(np.zeros(3), np.zeros(4))], ValueError, "grad has shape"),
     ([(np.zeros(3), np.zeros(3, np.float32))], ValueError, "dtype"),
     ([(np.zeros(3, np.int64), np.zeros(3, np.int64))], TypeError, "float32 or float64"),
-    ([(np.asmatrix(np.zeros((2, 2))), np.zeros((2, 2)))], TypeError, "ndarray"),
+    ([(np.zeros((2, 2)).view(np.matrix), np.zeros((2, 2)))], TypeError, "ndarray"),
 ])
 def test_bad_params(params, exc, match):
     with pytest.raises(exc, match=match):
