@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _args
-from .optimizer import Optimizer, state_buffer
+from .optimizer import Optimizer, average_square_, count_step, descent_grad, state_buffer
 
 __all__ = ["Adadelta"]
 
@@ -37,13 +37,9 @@ class Adadelta(Optimizer):
         rho, eps = hyper["rho"], hyper["eps"]
         square_avg = state_buffer(state, "square_avg", param)
         acc_delta = state_buffer(state, "acc_delta", param)
-        state["step"] = state.get("step", 0) + 1
-        g = -grad if hyper["maximize"] else grad
-        if hyper["weight_decay"] != 0:
-            g = g + hyper["weight_decay"] * param
-        square_avg *= rho
-        square_avg += (1 - rho) * g * g
+        count_step(state)
+        g = descent_grad(param, grad, hyper)
+        average_square_(square_avg, g, rho)
         delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
-        acc_delta *= rho
-        acc_delta += (1 - rho) * delta * delta
+        average_square_(acc_delta, delta, rho)
         param -= hyper["lr"] * delta

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _args
-from .optimizer import Optimizer, state_buffer
+from .optimizer import Optimizer, count_step, descent_grad, state_buffer
 
 __all__ = ["Adagrad"]
 
@@ -45,10 +45,8 @@ class Adagrad(Optimizer):
 
     def _update(self, param, grad, state, hyper):
         total = state_buffer(state, "sum", param, hyper["initial_accumulator_value"])
-        state["step"] = step = state.get("step", 0) + 1
-        g = -grad if hyper["maximize"] else grad
-        if hyper["weight_decay"] != 0:
-            g = g + hyper["weight_decay"] * param
+        step = count_step(state)
+        g = descent_grad(param, grad, hyper)
         lr = hyper["lr"] / (1 + (step - 1) * hyper["lr_decay"])
         total += g * g
         param -= lr * (g / (np.sqrt(total) + hyper["eps"]))

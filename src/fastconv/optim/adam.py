@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import _args
-from .optimizer import Optimizer, lerp_, state_buffer
+from .optimizer import (Optimizer, average_square_, count_step, descent_grad, lerp_,
+                        state_buffer)
 
 __all__ = ["Adam"]
 
@@ -48,16 +49,15 @@ class Adam(Optimizer):
         lr, (beta1, beta2), weight_decay = hyper["lr"], hyper["betas"], hyper["weight_decay"]
         exp_avg = state_buffer(state, "exp_avg", param)
         exp_avg_sq = state_buffer(state, "exp_avg_sq", param)
-        state["step"] = step = state.get("step", 0) + 1
-        g = -grad if hyper["maximize"] else grad
-        if weight_decay != 0:
-            if hyper["decoupled_weight_decay"]:
+        step = count_step(state)
+        if hyper["decoupled_weight_decay"]:
+            if weight_decay != 0:
                 param *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * param
+            g = -grad if hyper["maximize"] else grad
+        else:
+            g = descent_grad(param, grad, hyper)
         lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
+        average_square_(exp_avg_sq, g, beta2)
         second = exp_avg_sq
         if hyper["amsgrad"]:
             second = state_buffer(state, "max_exp_avg_sq", param)

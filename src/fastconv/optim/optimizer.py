@@ -70,6 +70,27 @@ def state_buffer(state, key, param, fill=0.0):
     return state[key]
 
 
+def descent_grad(param, grad, hyper):
+    """The gradient an update descends: negated for ``maximize``, plus
+    PyTorch's L2 term ``weight_decay * param`` (a new array when changed)."""
+    g = -grad if hyper["maximize"] else grad
+    if hyper["weight_decay"] != 0:
+        g = g + hyper["weight_decay"] * param
+    return g
+
+
+def average_square_(average, g, decay):
+    """average = decay * average + (1 - decay) * g * g, in place."""
+    average *= decay
+    average += (1 - decay) * g * g
+
+
+def count_step(state):
+    """Advance and return the parameter's step count (1 on its first step)."""
+    state["step"] = state.get("step", 0) + 1
+    return state["step"]
+
+
 class Optimizer:
     """Base class. Subclasses pass their validated defaults to ``__init__`` and
     implement ``_check_hyper(group, where)`` (the group's hyper-parameters

@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import _args
-from .optimizer import Optimizer, lerp_, state_buffer
+from .optimizer import (Optimizer, average_square_, count_step, descent_grad, lerp_,
+                        state_buffer)
 
 __all__ = ["RMSprop"]
 
@@ -40,12 +41,9 @@ class RMSprop(Optimizer):
     def _update(self, param, grad, state, hyper):
         alpha = hyper["alpha"]
         square_avg = state_buffer(state, "square_avg", param)
-        state["step"] = state.get("step", 0) + 1
-        g = -grad if hyper["maximize"] else grad
-        if hyper["weight_decay"] != 0:
-            g = g + hyper["weight_decay"] * param
-        square_avg *= alpha
-        square_avg += (1 - alpha) * g * g
+        count_step(state)
+        g = descent_grad(param, grad, hyper)
+        average_square_(square_avg, g, alpha)
         if hyper["centered"]:
             grad_avg = state_buffer(state, "grad_avg", param)
             lerp_(grad_avg, g, 1 - alpha)

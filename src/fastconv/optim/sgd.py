@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _args
-from .optimizer import Optimizer
+from .optimizer import Optimizer, descent_grad
 
 __all__ = ["SGD"]
 
@@ -48,9 +48,7 @@ class SGD(Optimizer):
         return out
 
     def _update(self, param, grad, state, hyper):
-        g = -grad if hyper["maximize"] else grad
-        if hyper["weight_decay"] != 0:
-            g = g + hyper["weight_decay"] * param
+        g = descent_grad(param, grad, hyper)
         momentum = hyper["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
