@@ -33,14 +33,19 @@ def away_from_zero(x, gap=1e-3):
 
 
 def check_layer(layer, x):
-    """gradcheck the input and every parameter of `layer` at input x."""
-    names = list(layer.params)
+    """gradcheck the input and every parameter of `layer` (and its children)
+    at input x. Gradients accumulate, so each evaluation starts from zero
+    grads and no pending forward (gradcheck runs many forwards per backward)."""
+    params = dict(layer.named_parameters())
 
-    def f(x, *params):
+    def f(x, *arrays):
+        layer.clear_pending()
+        layer.zero_grad()
         y = layer.forward(x)
-        return y, lambda gy: (layer.backward(gy),) + tuple(layer.grads[n] for n in names)
+        return y, lambda gy: ((layer.backward(gy),)
+                              + tuple(dict(layer.named_grads())[n] for n in params))
 
-    return fastconv.gradcheck(f, x, *(layer.params[n] for n in names))
+    return fastconv.gradcheck(f, x, *params.values())
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -252,7 +257,7 @@ def test_init_bound_matches_torch():
     (lambda: nn.BatchNorm2d(-3), "num_features"),
     (lambda: nn.BatchNorm2d(3, eps=0), "eps"),
     (lambda: nn.BatchNorm2d(3, momentum=1.5), "momentum"),
-    (lambda: nn.Dropout(1.0), "p"),
+    (lambda: nn.Dropout(1.5), "p"),
     (lambda: nn.Dropout(-0.1), "p"),
 ])
 def test_layer_argument_errors(call, name):
@@ -301,7 +306,7 @@ def test_float32_network_stays_float32(rng):
     loss(y, np.array([0, 1, 2, 0]))
     gx = net.backward(loss.backward())
     assert gx.dtype == np.float32
-    assert all(g.dtype == np.float32 for g in net.grads.values())
+    assert all(g.dtype == np.float32 for _, g in net.named_grads())
 
 
 def test_backward_before_forward_raises():
@@ -311,7 +316,7 @@ def test_backward_before_forward_raises():
         nn.Dropout().backward(np.zeros(3))
 
 
-def test_grads_are_overwritten_in_place(rng):
+def test_grads_accumulate_in_place(rng):
     layer = nn.Linear(3, 2, dtype=F64, rng=0)
     g_before = layer.grads["weight"]
     x = rng.standard_normal((4, 3))
@@ -321,7 +326,7 @@ def test_grads_are_overwritten_in_place(rng):
     layer(x)
     layer.backward(np.ones((4, 2)))
     assert layer.grads["weight"] is g_before
-    np.testing.assert_allclose(layer.grads["weight"], first)     # not accumulated
+    np.testing.assert_allclose(layer.grads["weight"], 2 * first)    # accumulated
     layer.zero_grad()
     assert not layer.grads["weight"].any()
 
@@ -378,6 +383,7 @@ def test_batchnorm_matches_torch(rng):
         gy = rng.standard_normal(x.shape)
         xt = torch.tensor(x, requires_grad=True)
         theirs.weight.grad = None
+        ours.zero_grad()                     # both start each step from zero grads
         yt = theirs(xt)
         yt.backward(torch.tensor(gy))
         np.testing.assert_allclose(ours(x), yt.detach().numpy(), atol=1e-12)
@@ -500,16 +506,16 @@ def test_state_dict_round_trip(tmp_path, rng):
     path = tmp_path / "weights.npz"
     np.savez(path, **state)
     other = small_cnn(seed=99)
-    weight = other.params["0.weight"]
+    weight = other[0].params["weight"]
     with np.load(path) as loaded:
         other.load_state_dict(loaded)
-    assert other.params["0.weight"] is weight                 # loaded in place
+    assert other[0].params["weight"] is weight                # loaded in place
     for k, v in state.items():
         np.testing.assert_array_equal(other.state_dict()[k], v)
     net.eval(), other.eval()
     np.testing.assert_array_equal(net(x), other(x))
     state["0.weight"][:] = 0                                  # state_dict holds copies
-    assert net.params["0.weight"].any()
+    assert net[0].params["weight"].any()
 
 
 def test_load_state_dict_errors():
@@ -542,7 +548,7 @@ def run_net(net, x, labels):
     loss = nn.CrossEntropyLoss()
     value = loss(net(x), labels)
     gx = net.backward(loss.backward())
-    return value, gx, {k: g.copy() for k, g in net.grads.items()}
+    return value, gx, {k: g.copy() for k, g in net.named_grads()}
 
 
 def assert_same_as_reference(make, x, labels):

@@ -9,6 +9,7 @@ from . import nn as nn
 from . import optim as optim
 from . import reference as reference
 from ._gradcheck import GradcheckResult
+from .nn import summary as summary
 from .functional import adaptive_avg_pool2d as adaptive_avg_pool2d
 from .functional import adaptive_avg_pool2d_backward as adaptive_avg_pool2d_backward
 from .functional import avg_pool1d as avg_pool1d
