@@ -389,3 +389,32 @@ def test_a_cloned_optimizer_follows_its_cloned_module(kind, clone):
 def test_repr_names_the_settings():
     text = repr(optim.SGD(make_holder(), lr=0.25, momentum=0.5))
     assert "SGD" in text and "lr=0.25" in text and "momentum=0.5" in text
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda obj: pickle.loads(pickle.dumps(obj))],
+                         ids=["deepcopy", "pickle"])
+def test_a_network_its_optimizer_and_scheduler_clone_together_mid_run(clone):
+    # Keeping the best model (and resuming from it) is copy.deepcopy((net, opt, sched)).
+    from fastconv.optim import lr_scheduler
+    net = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, rng=0), nn.Tanh(),
+                        nn.Linear(4, 2, dtype=np.float64, rng=1))
+    opt = optim.Adam(net, lr=0.05)
+    sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    loss_fn, rng = nn.MSELoss(), np.random.default_rng(0)
+    batches = [(rng.standard_normal((5, 3)), rng.standard_normal((5, 2))) for _ in range(6)]
+
+    def train(net, opt, sched, batches):
+        for x, y in batches:
+            loss_fn(net(x), y)
+            opt.zero_grad()
+            net.backward(loss_fn.backward())
+            opt.step()
+            sched.step()
+
+    train(net, opt, sched, batches[:3])
+    copies = clone((net, opt, sched))
+    train(net, opt, sched, batches[3:])
+    train(*copies, batches[3:])
+    assert copies[2].optimizer is copies[1]
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, copies[0].state_dict()[key])
