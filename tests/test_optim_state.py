@@ -133,6 +133,18 @@ def test_add_param_group_trains_a_new_head_at_its_own_lr():
         opt.add_param_group({"params": head.parameters()})
 
 
+def test_a_bad_grad_found_at_step_changes_no_parameter():
+    first, second = make_holder(0), make_holder(1)
+    opt = optim.SGD([{"params": first}, {"params": second}], lr=0.1)
+    before = [v.copy() for v in first.values + second.values]
+    first.grads[0][...] = 1.0
+    second.grads[1] = np.zeros(4)            # the last grad of the last group is wrong
+    with pytest.raises(ValueError, match="grad has shape"):
+        opt.step()
+    for value, old in zip(first.values + second.values, before):
+        np.testing.assert_array_equal(value, old)
+
+
 def test_a_module_that_changes_its_parameters_raises():
     holder = make_holder()
     opt = optim.Adam(holder)

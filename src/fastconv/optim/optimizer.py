@@ -228,12 +228,15 @@ class Optimizer:
         """Update every parameter from its grad. `closure`, if given, is called
         first (to recompute the loss and grads) and its result returned."""
         loss = None if closure is None else closure()
-        for group, pairs in self._numbered_pairs():
+        groups = list(self._numbered_pairs())
+        for _, pairs in groups:          # every check before the first update
+            for number, param, grad in pairs:
+                self._check_pair(param, grad, f"parameter {number}")
+        for group, pairs in groups:
             hyper = {key: _plain(value) for key, value in group.items() if key != "params"}
             for number, param, grad in pairs:
                 if grad is None:
                     continue
-                self._check_pair(param, grad, f"parameter {number}")
                 state = self.state.get(number, {})
                 self._update(param, grad, state, hyper)
                 if state:
