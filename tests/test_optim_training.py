@@ -60,3 +60,57 @@ def test_training_matches_torch(kind, kwargs, schedule, sched_kwargs):
     for key, value in ours.state_dict().items():
         np.testing.assert_allclose(value, theirs.state_dict()[key].numpy(), rtol=1e-9,
                                    atol=1e-12, err_msg=key)
+
+
+def test_param_groups_train_as_in_torch():
+    # Body and head at their own lr and momentum (fine-tuning), one schedule for both.
+    ours, theirs = tiny_nets()
+    opt = optim.SGD([{"params": ours[0]}, {"params": ours[2], "lr": 0.05, "momentum": 0.5}],
+                    lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD([{"params": theirs[0].parameters()},
+                            {"params": theirs[2].parameters(), "lr": 0.05, "momentum": 0.5}],
+                           lr=0.1, momentum=0.9)
+    sched = optim.lr_scheduler.MultiStepLR(opt, milestones=[4, 8], gamma=0.5)
+    tsched = torch.optim.lr_scheduler.MultiStepLR(topt, milestones=[4, 8], gamma=0.5)
+    loss_fn, rng = nn.MSELoss(), np.random.default_rng(1)
+    for _ in range(12):
+        x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+        loss_fn(ours(x), y)
+        opt.zero_grad()
+        ours.backward(loss_fn.backward())
+        opt.step()
+        sched.step()
+        tloss = torch.nn.functional.mse_loss(theirs(torch.tensor(x)), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        tsched.step()
+    assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-15)
+    for key, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, theirs.state_dict()[key].numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
+
+
+def test_a_layer_used_twice_is_one_parameter_for_the_optimizer():
+    lin = nn.Linear(3, 3, dtype=np.float64, rng=0)
+    net = nn.Sequential(lin, nn.Tanh(), lin)
+    tlin = torch.nn.Linear(3, 3).double()
+    tlin.load_state_dict({k: torch.tensor(v) for k, v in lin.state_dict().items()})
+    opt = optim.Adam(net, lr=0.05)
+    topt = torch.optim.Adam(tlin.parameters(), lr=0.05)
+    assert opt.state_dict()["param_groups"][0]["params"] == [0, 1]
+    loss_fn, rng = nn.MSELoss(), np.random.default_rng(2)
+    for _ in range(8):
+        x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+        loss_fn(net(x), y)
+        opt.zero_grad()
+        net.backward(loss_fn.backward())
+        opt.step()
+        tx = torch.tensor(x)
+        tloss = torch.nn.functional.mse_loss(tlin(torch.tanh(tlin(tx))), torch.tensor(y))
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+    for key, value in lin.state_dict().items():
+        np.testing.assert_allclose(value, tlin.state_dict()[key].numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
