@@ -120,3 +120,23 @@ def test_adagrad_honours_a_groups_initial_accumulator_value():
     opt = optim.Adagrad([{"params": Holder([1.0])},
                          {"params": Holder([1.0]), "initial_accumulator_value": 3.0}])
     assert opt.state[0]["sum"][0] == 0.0 and opt.state[1]["sum"][0] == 3.0
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adadelta", dict()),
+])
+def test_a_torch_optimizer_state_dict_resumes_here(kind, kwargs):
+    # Moving a run from PyTorch: its optimizer state (tensors, a float step) loads.
+    from fastconv import optim
+    twins = Twins(torch, kind, kwargs)
+    for _ in range(3):
+        twins.step()
+    twins.ours = getattr(optim, kind)(twins.holders[0], lr=0.5)
+    twins.ours.load_state_dict(twins.theirs.state_dict())
+    for _ in range(3):
+        twins.step()
+        twins.assert_equal()

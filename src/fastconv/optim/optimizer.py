@@ -279,8 +279,10 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Resume from `state_dict` (from ``state_dict()`` of an optimizer of the
-        same kind over parameters of the same shapes). Everything is checked
-        before anything is changed: an error leaves the optimizer as it was."""
+        same kind over parameters of the same shapes; torch.optim's state_dict
+        loads too). Everything is checked before anything is changed: an error
+        leaves the optimizer as it was. Arrays are copied, in the parameters'
+        dtype."""
         name = f"{type(self).__name__}.load_state_dict"
         if not hasattr(state_dict, "keys") or set(state_dict.keys()) != {"state",
                                                                         "param_groups"}:
@@ -355,9 +357,8 @@ class Optimizer:
     @staticmethod
     def _loaded_value(value, param, where, key):
         if key == "step":     # a count; PyTorch saves it as a float tensor
-            count = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 \
-                else value
-            if (isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Real)
+            count = None if isinstance(value, (bool, np.bool_)) else np.asarray(value)
+            if (count is None or count.ndim != 0 or count.dtype.kind not in "fiu"
                     or not float(count).is_integer() or count < 0):
                 raise ValueError(f"{where} must be a non-negative whole number, "
                                  f"got {value!r:.80}")
