@@ -310,15 +310,15 @@ class Optimizer:
         if not isinstance(saved, dict) or "params" not in saved:
             raise ValueError(f"{where} must be a dict with a 'params' entry, "
                              f"got {saved!r:.80}")
-        numbers_ = saved["params"]
-        if not isinstance(numbers_, (list, tuple)) or len(numbers_) != len(pairs):
-            raise ValueError(f"{where} has params {numbers_!r:.80}, but this group "
+        saved_numbers = saved["params"]
+        if not isinstance(saved_numbers, (list, tuple)) or len(saved_numbers) != len(pairs):
+            raise ValueError(f"{where} has params {saved_numbers!r:.80}, but this group "
                              f"has {len(pairs)} parameters")
         missing = sorted(set(self.defaults) - set(saved))
         if missing:
             raise ValueError(f"{where} lacks the settings {missing}: is it the state "
                              f"of another kind of optimizer?")
-        for number, (ours, _, _) in zip(numbers_, pairs):
+        for number, (ours, _, _) in zip(saved_numbers, pairs):
             if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Integral):
                 raise ValueError(f"{where}: params must be parameter numbers (ints), "
                                  f"got {number!r}")
@@ -349,8 +349,8 @@ class Optimizer:
                 raise ValueError(f"{where} has the entries {unknown}, which "
                                  f"{type(self).__name__} does not keep (it keeps "
                                  f"{list(self._state_keys)})")
-            state[number] = {key: self._loaded_value(value, params[number], f"{where}"
-                                                     f"[{key!r}]", key)
+            state[number] = {key: self._loaded_value(value, params[number],
+                                                     f"{where}[{key!r}]", key)
                              for key, value in entry.items()}
         return state
 
