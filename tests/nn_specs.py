@@ -3,9 +3,24 @@ tests/test_nn_torch.py (against torch.nn): every fastconv.nn layer with a
 small float64 input, PyTorch's arguments, and a few random conv geometries."""
 import numpy as np
 
+import fastconv
 from fastconv import nn
 
 F64 = np.float64
+
+
+def gradcheck_module(module, x, **kwargs):
+    """fastconv.gradcheck of the input and every parameter of a module tree
+    at x (each evaluation starts from zero grads: backward adds into them)."""
+    params = dict(module.named_parameters())
+
+    def f(x, *arrays):
+        module.zero_grad()
+        y = module(x)
+        return y, lambda g: ((module.backward(g),)
+                             + tuple(dict(module.named_grads())[n] for n in params))
+
+    return fastconv.gradcheck(f, x, *params.values(), **kwargs)
 
 
 class Case:

@@ -11,6 +11,7 @@ import fastconv
 import fastconv.reference
 from fastconv import functional as F
 from fastconv import nn
+from nn_specs import gradcheck_module
 
 HAS_POOL = all(hasattr(F, n) and hasattr(fastconv.reference, n) for n in (
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -32,22 +33,6 @@ def away_from_zero(x, gap=1e-3):
     return np.where(np.abs(x) < gap, np.sign(x + 1e-12) * gap * 2, x)
 
 
-def check_layer(layer, x):
-    """gradcheck the input and every parameter of `layer` (and its children)
-    at input x. Gradients accumulate, so each evaluation starts from zero
-    grads and no pending forward (gradcheck runs many forwards per backward)."""
-    params = dict(layer.named_parameters())
-
-    def f(x, *arrays):
-        layer.clear_pending()
-        layer.zero_grad()
-        y = layer.forward(x)
-        return y, lambda gy: ((layer.backward(gy),)
-                              + tuple(dict(layer.named_grads())[n] for n in params))
-
-    return fastconv.gradcheck(f, x, *params.values())
-
-
 # --------------------------------------------------------------------------- gradcheck
 
 @pytest.mark.parametrize("kwargs", [
@@ -58,7 +43,7 @@ def check_layer(layer, x):
 ])
 def test_conv2d_gradcheck(rng, kwargs):
     layer = nn.Conv2d(4, 6, 3, dtype=F64, rng=0, **kwargs)
-    check_layer(layer, rng.standard_normal((2, 4, 7, 6)))
+    gradcheck_module(layer, rng.standard_normal((2, 4, 7, 6)))
 
 
 @needs_convt
@@ -69,7 +54,7 @@ def test_conv2d_gradcheck(rng, kwargs):
 ])
 def test_conv_transpose2d_gradcheck(rng, kwargs):
     layer = nn.ConvTranspose2d(4, 6, 3, dtype=F64, rng=0, **kwargs)
-    check_layer(layer, rng.standard_normal((2, 4, 5, 4)))
+    gradcheck_module(layer, rng.standard_normal((2, 4, 5, 4)))
 
 
 @needs_pool
@@ -85,14 +70,14 @@ def test_conv_transpose2d_gradcheck(rng, kwargs):
 ], ids=["max", "max-pad-ceil", "max-dil", "avg", "avg-nopad-ceil", "avg-div",
         "adaptive-1", "adaptive-3x2"])
 def test_pool_gradcheck(rng, layer):
-    check_layer(layer(), rng.standard_normal((2, 3, 7, 6)))
+    gradcheck_module(layer(), rng.standard_normal((2, 3, 7, 6)))
 
 
 @pytest.mark.parametrize("layer", [nn.ReLU, lambda: nn.LeakyReLU(0.2), nn.ELU,
                                    lambda: nn.ELU(alpha=0.5), nn.Sigmoid, nn.Tanh],
                          ids=["relu", "leaky", "elu", "elu-0.5", "sigmoid", "tanh"])
 def test_elementwise_gradcheck(rng, layer):
-    check_layer(layer(), away_from_zero(2 * rng.standard_normal((3, 2, 4, 5))))
+    gradcheck_module(layer(), away_from_zero(2 * rng.standard_normal((3, 2, 4, 5))))
 
 
 def test_elementwise_values():
@@ -118,20 +103,20 @@ def test_batchnorm_gradcheck(rng, mode):
     layer.running_mean[:] = rng.standard_normal(3)
     layer.running_var[:] = rng.uniform(0.5, 2, 3)
     getattr(layer, mode)()
-    check_layer(layer, 3 * rng.standard_normal((4, 3, 3, 2)) + 1)
+    gradcheck_module(layer, 3 * rng.standard_normal((4, 3, 3, 2)) + 1)
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7)])
 def test_linear_gradcheck(rng, shape):
-    check_layer(nn.Linear(7, 4, dtype=F64, rng=1), rng.standard_normal(shape))
-    check_layer(nn.Linear(7, 4, bias=False, dtype=F64, rng=1), rng.standard_normal(shape))
+    gradcheck_module(nn.Linear(7, 4, dtype=F64, rng=1), rng.standard_normal(shape))
+    gradcheck_module(nn.Linear(7, 4, bias=False, dtype=F64, rng=1), rng.standard_normal(shape))
 
 
 def test_flatten_gradcheck(rng):
     layer = nn.Flatten()
     x = rng.standard_normal((2, 3, 4, 5))
     assert layer(x).shape == (2, 60)
-    check_layer(layer, x)
+    gradcheck_module(layer, x)
     assert nn.Flatten(0, 1)(x).shape == (6, 4, 5)
     assert nn.Flatten(-2)(x).shape == (2, 3, 20)
     assert nn.Flatten()(np.zeros((0, 3, 2))).shape == (0, 6)
@@ -155,7 +140,7 @@ def test_sequential_gradcheck(rng):
                         nn.BatchNorm2d(3, dtype=F64), nn.Tanh(),
                         nn.Conv2d(3, 4, 3, stride=2, dtype=F64, rng=1), nn.ELU(),
                         nn.Flatten(), nn.Linear(16, 5, dtype=F64, rng=2))
-    check_layer(net, rng.standard_normal((3, 2, 5, 5)))
+    gradcheck_module(net, rng.standard_normal((3, 2, 5, 5)))
 
 
 def test_losses_gradcheck(rng):

@@ -9,20 +9,7 @@ import pytest
 
 import fastconv
 from fastconv import nn
-from nn_specs import CASES, F64
-
-
-def gradcheck_module(layer, x, **kwargs):
-    params = dict(layer.named_parameters())
-
-    def f(x, *arrays):
-        layer.clear_pending()
-        layer.zero_grad()
-        y = layer(x)
-        return y, lambda g: ((layer.backward(g),)
-                             + tuple(dict(layer.named_grads())[n] for n in params))
-
-    return fastconv.gradcheck(f, x, *params.values(), **kwargs)
+from nn_specs import CASES, F64, gradcheck_module
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -197,3 +184,28 @@ def test_layer_repr_names_arguments():
     text = repr(net)
     assert "(0): Conv2d(1, 2, kernel_size=(3, 3), stride=2" in text
     assert "affine=False" in text and "(body): Identity()" in text
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Conv2d(2, 3, 3, padding=1, dtype=F64, rng=0), (2, 5, 5)),
+    (lambda: nn.ConvTranspose1d(2, 3, 3, stride=2, dtype=F64, rng=0), (2, 4)),
+    (lambda: nn.MaxPool2d(2), (2, 4, 4)),
+    (lambda: nn.AvgPool3d(2), (2, 4, 4, 4)),
+    (lambda: nn.AdaptiveAvgPool2d(2), (2, 5, 3)),
+], ids=["conv2d", "convT1d", "maxpool2d", "avgpool3d", "adaptive"])
+def test_unbatched_input_passes_through_to_the_op(rng, make, shape):
+    """Layers leave unbatched input to their op: once the op accepts it, the
+    layer gives the batched result without its batch dim."""
+    layer, twin = make(), make()
+    x = rng.standard_normal(shape)
+    try:
+        with nn.no_grad():
+            layer(x)
+    except ValueError as exc:
+        pytest.skip(f"the op does not accept unbatched input on this branch: {exc}")
+    y, y_batched = layer(x), twin(x[None])
+    np.testing.assert_allclose(y, y_batched[0], rtol=1e-13)
+    g = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(layer.backward(g), twin.backward(g[None])[0], rtol=1e-13)
+    for (name, a), (_, b) in zip(layer.named_grads(), twin.named_grads()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=name)

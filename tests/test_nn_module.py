@@ -18,26 +18,13 @@ import pytest
 
 import fastconv
 from fastconv import nn, optim
+from nn_specs import gradcheck_module
 
 F64 = np.float64
 
 
 def linear(i=3, o=3, seed=0):
     return nn.Linear(i, o, dtype=F64, rng=seed)
-
-
-def check_module(module, x, *extra):
-    """gradcheck the input and every parameter of a module tree at x."""
-    params = dict(module.named_parameters())
-
-    def f(x, *arrays):
-        module.clear_pending()
-        module.zero_grad()
-        y = module(x)
-        return y, lambda g: ((module.backward(g),)
-                             + tuple(dict(module.named_grads())[n] for n in params))
-
-    return fastconv.gradcheck(f, x, *params.values())
 
 
 class Block(nn.Module):
@@ -62,7 +49,7 @@ class Block(nn.Module):
 def test_trap_layer_used_twice_sums_the_gradients(rng):
     shared = linear()
     net = nn.Sequential(shared, nn.Tanh(), shared)
-    check_module(net, rng.standard_normal((4, 3)))
+    gradcheck_module(net, rng.standard_normal((4, 3)))
     assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
     assert len(list(net.parameters())) == 2          # a shared parameter once
 
@@ -112,7 +99,7 @@ def test_trap_user_block_children_are_registered(rng):
                                         "head.1.bias"]
     assert [n for n, _ in block.named_parameters()] == list(block.state_dict())
     x = rng.standard_normal((3, 2, 4, 4))
-    check_module(block, x)
+    gradcheck_module(block, x)
     before = block.conv1.params["weight"].copy()
     opt = optim.SGD(block, lr=0.1)
     block.zero_grad()
@@ -224,10 +211,10 @@ def test_pending_stack_warns_when_it_keeps_growing(rng):
 def test_residual_gradients(rng):
     x = rng.standard_normal((2, 3, 5, 5))
     body = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1, dtype=F64, rng=0), nn.Tanh())
-    check_module(nn.Residual(body), x)
+    gradcheck_module(nn.Residual(body), x)
     down = nn.Residual(nn.Conv2d(3, 4, 3, stride=2, padding=1, dtype=F64, rng=1),
                        nn.Conv2d(3, 4, 1, stride=2, dtype=F64, rng=2))
-    check_module(down, x)
+    gradcheck_module(down, x)
     assert [n for n, _ in down.named_parameters()] == ["body.weight", "body.bias",
                                                        "shortcut.weight", "shortcut.bias"]
     with pytest.raises(ValueError, match="shortcut"):
@@ -240,8 +227,8 @@ def test_concat_gradients_and_shared_branch(rng):
     net = nn.Concat(nn.Conv2d(3, 4, 3, padding=1, dtype=F64, rng=1), shared,
                     nn.Sequential(nn.Tanh(), shared))
     assert net(x).shape == (2, 8, 4, 4)
-    check_module(net, x)
-    check_module(nn.Concat(nn.Identity(), nn.Sigmoid(), dim=-1), x)
+    gradcheck_module(net, x)
+    gradcheck_module(nn.Concat(nn.Identity(), nn.Sigmoid(), dim=-1), x)
     with pytest.raises(ValueError, match="dim"):
         nn.Concat(nn.Identity(), nn.Flatten())(x)
 
@@ -302,6 +289,10 @@ def test_module_registered_twice_and_reassigned():
     assert set(net.state_dict()) == {"b.weight", "b.bias"}
     del net.b
     assert list(net.parameters()) == []
+    tied = nn.Sequential(linear(3, 3, 0), nn.Tanh(), linear(3, 3, 1))
+    tied[2].params["weight"] = tied[0].params["weight"]        # weight tying
+    tied[2].grads["weight"] = tied[0].grads["weight"]
+    assert [n for n, _ in tied.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
     assert linear().weight is not None                            # params as attributes
     with pytest.raises(AttributeError, match="in place"):
         linear().weight = np.zeros((3, 3))

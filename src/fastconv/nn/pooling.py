@@ -10,6 +10,8 @@ __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "Avg
 
 
 class _PoolNd(Module):
+    """A pooling op and its backward; the input's shape is all a backward
+    needs (max pooling adds its indices)."""
     dims = None
     kind = None             # "max_pool", "avg_pool", "adaptive_avg_pool"
 
@@ -19,12 +21,26 @@ class _PoolNd(Module):
     def _op_args(self):
         raise NotImplementedError
 
+    def _backward_args(self, input_shape):
+        """The backward op's arguments after grad_output."""
+        raise NotImplementedError
+
     def _run(self, x, **kwargs):
         """(backend, input, output of the op) for this call."""
         x = _checks.float_input(x, type(self).__name__)
         backend = self._backend_now()
         return backend, x, getattr(self._ops_of(backend), self._op_name())(
             x, *self._op_args(), **kwargs)
+
+    def forward(self, x):
+        backend, x, y = self._run(x)
+        self._save((backend, x.shape), y)
+        return y
+
+    def backward(self, grad_output):
+        (backend, shape), g = self._restore(grad_output)
+        op = getattr(self._ops_of(backend), self._op_name() + "_backward")
+        return op(g, *self._backward_args(shape))
 
     def extra_repr(self):
         return ", ".join(f"{k}={getattr(self, k)}" for k in self._repr_keys)
@@ -71,15 +87,8 @@ class _AvgPoolNd(_PoolNd):
         return (self.kernel_size, self.stride, self.padding, self.ceil_mode,
                 self.count_include_pad, self.divisor_override)
 
-    def forward(self, x):
-        backend, x, y = self._run(x)
-        self._save((backend, x.shape), y)
-        return y
-
-    def backward(self, grad_output):
-        (backend, shape), g = self._restore(grad_output)
-        op = getattr(self._ops_of(backend), self._op_name() + "_backward")
-        return op(g, shape, *self._op_args())
+    def _backward_args(self, input_shape):
+        return (input_shape,) + self._op_args()
 
 
 class _AdaptiveAvgPoolNd(_PoolNd):
@@ -93,14 +102,8 @@ class _AdaptiveAvgPoolNd(_PoolNd):
     def _op_args(self):
         return (self.output_size,)
 
-    def forward(self, x):
-        backend, x, y = self._run(x)
-        self._save((backend, x.shape), y)
-        return y
-
-    def backward(self, grad_output):
-        (backend, shape), g = self._restore(grad_output)
-        return getattr(self._ops_of(backend), self._op_name() + "_backward")(g, shape)
+    def _backward_args(self, input_shape):
+        return (input_shape,)
 
 
 class MaxPool1d(_MaxPoolNd):
