@@ -29,6 +29,26 @@ def tiny_nets():
     return ours, theirs
 
 
+def train_step(net, torch_net, opt, topt, x, y):
+    """One MSE training step of each network; returns both losses."""
+    loss_fn = nn.MSELoss()
+    loss = loss_fn(net(x), y)
+    opt.zero_grad()
+    net.backward(loss_fn.backward())
+    opt.step()
+    tloss = torch.nn.functional.mse_loss(torch_net(torch.tensor(x)), torch.tensor(y))
+    topt.zero_grad()
+    tloss.backward()
+    topt.step()
+    return loss, tloss.item()
+
+
+def assert_same_weights(module, torch_module):
+    for key, value in module.state_dict().items():
+        np.testing.assert_allclose(value, torch_module.state_dict()[key].numpy(), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
+
+
 @pytest.mark.parametrize("kind, kwargs, schedule, sched_kwargs", CASES,
                          ids=[f"{c[0]}+{c[2]}" for c in CASES])
 def test_training_matches_torch(kind, kwargs, schedule, sched_kwargs):
@@ -37,29 +57,19 @@ def test_training_matches_torch(kind, kwargs, schedule, sched_kwargs):
         theirs.parameters(), **kwargs)
     sched = getattr(optim.lr_scheduler, schedule)(opt, **sched_kwargs)
     tsched = getattr(torch.optim.lr_scheduler, schedule)(topt, **sched_kwargs)
-    loss_fn, tloss_fn = nn.MSELoss(), torch.nn.MSELoss()
     rng = np.random.default_rng(0)
     for _ in range(20):
         x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
-        loss = loss_fn(ours(x), y)
-        opt.zero_grad()
-        ours.backward(loss_fn.backward())
-        opt.step()
-        tloss = tloss_fn(theirs(torch.tensor(x)), torch.tensor(y))
-        topt.zero_grad()
-        tloss.backward()
-        topt.step()
-        assert loss == pytest.approx(tloss.item(), rel=1e-10)
+        loss, tloss = train_step(ours, theirs, opt, topt, x, y)
+        assert loss == pytest.approx(tloss, rel=1e-10)
         if schedule == "ReduceLROnPlateau":
             sched.step(loss)
-            tsched.step(tloss.item())
+            tsched.step(tloss)
         else:
             sched.step()
             tsched.step()
         assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-12)
-    for key, value in ours.state_dict().items():
-        np.testing.assert_allclose(value, theirs.state_dict()[key].numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=key)
+    assert_same_weights(ours, theirs)
 
 
 def test_param_groups_train_as_in_torch():
@@ -72,23 +82,14 @@ def test_param_groups_train_as_in_torch():
                            lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.MultiStepLR(opt, milestones=[4, 8], gamma=0.5)
     tsched = torch.optim.lr_scheduler.MultiStepLR(topt, milestones=[4, 8], gamma=0.5)
-    loss_fn, rng = nn.MSELoss(), np.random.default_rng(1)
+    rng = np.random.default_rng(1)
     for _ in range(12):
         x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
-        loss_fn(ours(x), y)
-        opt.zero_grad()
-        ours.backward(loss_fn.backward())
-        opt.step()
+        train_step(ours, theirs, opt, topt, x, y)
         sched.step()
-        tloss = torch.nn.functional.mse_loss(theirs(torch.tensor(x)), torch.tensor(y))
-        topt.zero_grad()
-        tloss.backward()
-        topt.step()
         tsched.step()
     assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-15)
-    for key, value in ours.state_dict().items():
-        np.testing.assert_allclose(value, theirs.state_dict()[key].numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=key)
+    assert_same_weights(ours, theirs)
 
 
 def test_a_layer_used_twice_is_one_parameter_for_the_optimizer():
@@ -99,18 +100,8 @@ def test_a_layer_used_twice_is_one_parameter_for_the_optimizer():
     opt = optim.Adam(net, lr=0.05)
     topt = torch.optim.Adam(tlin.parameters(), lr=0.05)
     assert opt.state_dict()["param_groups"][0]["params"] == [0, 1]
-    loss_fn, rng = nn.MSELoss(), np.random.default_rng(2)
+    rng = np.random.default_rng(2)
     for _ in range(8):
         x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
-        loss_fn(net(x), y)
-        opt.zero_grad()
-        net.backward(loss_fn.backward())
-        opt.step()
-        tx = torch.tensor(x)
-        tloss = torch.nn.functional.mse_loss(tlin(torch.tanh(tlin(tx))), torch.tensor(y))
-        topt.zero_grad()
-        tloss.backward()
-        topt.step()
-    for key, value in lin.state_dict().items():
-        np.testing.assert_allclose(value, tlin.state_dict()[key].numpy(), rtol=1e-9,
-                                   atol=1e-12, err_msg=key)
+        train_step(net, lambda tx: tlin(torch.tanh(tlin(tx))), opt, topt, x, y)
+    assert_same_weights(lin, tlin)
