@@ -80,7 +80,7 @@ def test_float32_stays_float32():
         opt.step()
         opt.step()
         assert m.params["p0"].dtype == np.float32
-    assert all(s["exp_avg"].dtype == np.float32 for s in opt.state)
+    assert all(s["exp_avg"].dtype == np.float32 for s in opt.state.values())
 
 
 def test_zero_grad_and_several_params():

@@ -3,6 +3,8 @@
 Every error names the op, the argument and the offending value, so a user can
 fix the call without reading our source.
 """
+import math
+import numbers
 import operator
 import os
 import sys
@@ -76,6 +78,41 @@ def as_int(value, name, op):
     except TypeError:
         raise TypeError(f"{op}: {name} must be an int or a tuple of ints, "
                         f"got {value!r}") from None
+
+
+def as_real(value, name, op, low=None, high=None, low_inclusive=True, high_inclusive=True):
+    """`value` as a finite Python float, checked against ``low <= value`` and
+    ``value <= high`` (``<`` where `low_inclusive`/`high_inclusive` is False).
+
+    Bools, strings and complex numbers raise TypeError (``float("0.1")`` would
+    accept a string, and a bool usually means an argument landed in the wrong
+    position); NaN, inf and out-of-range values raise ValueError.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {name}={value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{op}: {name} must be finite, got {name}={value!r}")
+    too_low = low is not None and (out < low if low_inclusive else out <= low)
+    too_high = high is not None and (out > high if high_inclusive else out >= high)
+    if too_low or too_high:
+        if high is None:
+            allowed = f"{'>=' if low_inclusive else '>'} {low}"
+        elif low is None:
+            allowed = f"{'<=' if high_inclusive else '<'} {high}"
+        else:
+            allowed = (f"in {'[' if low_inclusive else '('}{low}, "
+                       f"{high}{']' if high_inclusive else ')'}")
+        raise ValueError(f"{op}: {name} must be {allowed}, got {name}={value!r}")
+    return out
+
+
+def as_bool(value, name, op):
+    """A Python bool from a bool or NumPy bool (ints and strings are refused:
+    ``"False"`` is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {name}={value!r}")
+    return bool(value)
 
 
 def int_tuple(value, n, name, op, minimum):
