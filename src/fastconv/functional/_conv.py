@@ -116,20 +116,35 @@ def _per_image(l):
     return l >= 400
 
 
-def _forward_implicit(op, x, w, b, geom, groups, out, per_image):
-    """Convolve images x into `out` (+ bias b, or None) with the implicit-GEMM
-    kernel: out is (N, C_out, L) when per_image (one GEMM per image, in
-    place), else (C_out, N*L) (the images side by side)."""
+# The implicit-GEMM kernels' schedule (fc_conv_schedule): with an image per
+# thread to spare, each thread takes whole images (no synchronisation inside
+# an image; else the threads split each image); and an output from
+# STREAM_MIN_BYTES on leaves the caches before anyone reads it, so the
+# per-image forward writes it with streaming stores (without first reading
+# every line in).
+STREAM_MIN_BYTES = 4 << 20
+
+
+def _threads_over_images(batch, nthreads):
+    return nthreads > 1 and batch >= nthreads
+
+
+def _forward_implicit(op, x, w, b, geom, groups, out, per_image, pointwise=False):
+    """Convolve images x into `out` (N, C_out, L) (+ bias b, or None) with the
+    implicit-GEMM kernel: one GEMM per image, in place, when per_image, else
+    the images side by side."""
     nb, dtype = x.shape[0], x.dtype
     nthreads = _threads.get_num_threads()
-    size = _kernels.conv_workspace_size(dtype.char, geom, nb, per_image, nthreads)
+    size = _kernels.conv_workspace_size(dtype.char, geom, nb, w.shape[0], per_image, nthreads)
     _args.check_alloc(op, "scratch of the padded input", (size,), dtype,
                       "padding, stride and dilation")
     ws = _workspace.scratch("conv", (size,), dtype)
     offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
     bias = np.empty(0, dtype) if b is None else b
     _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), bias, w.shape[0],
-                          out.reshape(-1), per_image, ws, offsets, nthreads)
+                          out.reshape(-1), per_image, ws, offsets, nthreads,
+                          _threads_over_images(nb, nthreads),
+                          per_image and out.nbytes >= STREAM_MIN_BYTES, pointwise)
 
 
 # Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds than the direct sum;
@@ -204,23 +219,23 @@ def conv_forward(x, w, b, win, groups, op="conv"):
         _forward_winograd(op, x, w, b, geom, groups, out)
     elif win.is_pointwise() or _per_image(l):
         # 1x1 convs read each image as its own column matrix.
-        _forward_implicit(op, x, w, b, geom, groups, out, per_image=True)
+        _forward_implicit(op, x, w, b, geom, groups, out, per_image=True,
+                          pointwise=win.is_pointwise())
     else:
         _forward_side_by_side(op, x, w, b, geom, groups, out)
     return out.reshape((n, c_out) + win.out_size)
 
 
 def _forward_side_by_side(op, x, w, b, geom, groups, out):
-    """Small images side by side, in chunks of bounded scratch; each chunk's
-    (C_out, nb*L) output is then transposed into place."""
-    n, (c_out, l) = x.shape[0], out.shape[1:]
-    size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, False, 1)  # noqa: E731
-    chunk = _chunk_size(n, (size(2) - size(1) + c_out * l) * x.itemsize)
+    """Small images side by side, in chunks of bounded scratch (each image's
+    padded planes and GEMM output, which the kernel copies into place)."""
+    n, c_out = x.shape[0], out.shape[1]
+    size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, c_out, False, 1)  # noqa: E731
+    chunk = _chunk_size(n, (size(2) - size(1)) * x.itemsize)
     for b0 in range(0, n, chunk):
         nb = min(chunk, n - b0)
-        out_t = _workspace.scratch("out_t", (c_out, nb, l), x.dtype)
-        _forward_implicit(op, x[b0:b0 + nb], w, b, geom, groups, out_t, per_image=False)
-        np.copyto(out[b0:b0 + nb], out_t.transpose(1, 0, 2))
+        _forward_implicit(op, x[b0:b0 + nb], w, b, geom, groups, out[b0:b0 + nb],
+                          per_image=False)
 
 
 def conv_backward(gout, w, win, groups, x=None, input_shape=None):
@@ -278,7 +293,7 @@ def conv_backward(gout, w, win, groups, x=None, input_shape=None):
     grad_input = _workspace.aligned_empty(input_shape, dtype)
     _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
                             grad_input.reshape(-1), _workspace.scratch("cols", (size,), dtype),
-                            nthreads)
+                            nthreads, _threads_over_images(n, nthreads))
     return grad_input, grad_weight
 
 
