@@ -137,18 +137,23 @@ def test_same_padding_keeps_size_and_puts_extra_pad_bottom_right():
     assert y[0, 0, 0, 0] == 1.0 and y.sum() == 1.0
 
 
-def test_batch_chunking_does_not_change_results(monkeypatch, rng):
-    """Batches larger than one workspace chunk give the same answer."""
-    from fastconv import _workspace
-    x = rng.standard_normal((7, 3, 9, 9))
-    w = rng.standard_normal((5, 3, 3, 3))
-    gy = rng.standard_normal((7, 5, 9, 9))
-    whole = fastconv.conv2d(x, w, padding=1), fastconv.conv2d_backward(gy, x, w, padding=1)
-    monkeypatch.setattr(_workspace, "WORKSPACE_BYTES", 3 * 27 * 81 * 8 * 2)  # 2 images/chunk
-    chunked = fastconv.conv2d(x, w, padding=1), fastconv.conv2d_backward(gy, x, w, padding=1)
-    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12)
-    for a, b in zip(chunked[1], whole[1]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_chunking_does_not_change_results(dtype, rng):
+    """Batches cut into several side-by-side chunks (the last one short)
+    give the same answer as one chunk."""
+    import dataclasses
+    from fastconv.functional import _conv, _plan
+    x = rng.standard_normal((7, 3, 9, 9)).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    plan = fastconv.explain("conv2d", x, w, b, padding=1)
+    assert (plan.algorithm, plan.chunk) == (_plan.GEMM_SIDE_BY_SIDE, 7)
+    whole = fastconv.conv2d(x, w, b, padding=1)
+    *_, win, groups = _conv.parse_conv_args("test", 2, x, w, b, 1, 1, 1, 1)
+    for chunk in (1, 2, 3):
+        chunked = _conv.conv_forward(x, w, b, win, groups,
+                                     plan=dataclasses.replace(plan, chunk=chunk))
+        np.testing.assert_allclose(chunked, whole, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -270,25 +275,17 @@ def test_matches_torch_when_installed(rng):
     (2, (2, 16, 11, 12), (7, 16, 3, 3), dict(stride=2, padding=1), False),
     (2, (2, 32, 12, 12), (8, 16, 3, 3), dict(stride=(1, 2), groups=2), False),
 ])
-def test_data_gradient_as_a_convolution(nd, x, w, kw, flipped, dtype, rng, monkeypatch):
-    from fastconv.functional import _conv
-    used = []
-    real = _conv._data_grad_window
-
-    def plan(win):
-        result = real(win)
-        used.append(result is not None)
-        return result
-    monkeypatch.setattr(_conv, "_data_grad_window", plan)
+def test_data_gradient_as_a_convolution(nd, x, w, kw, flipped, dtype, rng):
     x = rng.standard_normal(x).astype(dtype)
     w = rng.standard_normal(w).astype(dtype)
     fwd, bwd, ref_fwd, ref_bwd = OPS[nd]
     gy = rng.standard_normal(fwd(x, w, **kw).shape).astype(dtype)
+    data_plan, _ = fastconv.explain(f"conv{nd}d_backward", gy, x, w, **kw)
+    assert data_plan.algorithm == ("flipped_conv" if flipped else "gemm_col2im")
     got = bwd(gy, x, w, **kw)
     want = ref_bwd(gy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), **kw)
     for g, r in zip(got, want):
         assert_close(g, r, dtype)
-    assert used == [flipped]
 
 
 @pytest.mark.parametrize("path", fastconv._simd.supported())

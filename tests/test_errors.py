@@ -1,5 +1,5 @@
-"""Every bad-argument rule of API.md raises the documented error, naming the
-argument and the value."""
+"""Every bad-argument rule of the ops' docstrings raises the documented error,
+naming the argument and the value."""
 import subprocess
 import sys
 
@@ -99,7 +99,8 @@ def test_show_config_reports_build(capsys):
 
 
 def test_missing_extension_fails_loudly_with_a_fix():
-    """Pitfall 8: no silent fallback when the compiled module is missing."""
+    """No silent fallback when the compiled module is missing (CS231n's
+    "print a hint and carry on" was its most reported confusion)."""
     code = (
         "import sys, importlib.abc\n"
         "class Block(importlib.abc.MetaPathFinder):\n"

@@ -1,11 +1,12 @@
 """Packaging promises checked against the fastconv being tested (source tree
-or installed wheel): type stubs present and in sync with the runtime, py.typed,
-one version, show_config's build report."""
-import ast
+or installed wheel): py.typed and inline annotations on every public
+function, a complete docstring each, a reference twin of every op with its
+signature, one version, show_config's build report."""
 import importlib.metadata
 import inspect
 import io
 import os
+import typing
 
 import pytest
 
@@ -13,58 +14,66 @@ import fastconv
 import fastconv.functional
 
 PKG = os.path.dirname(fastconv.__file__)
+PUBLIC_FUNCTIONS = [name for name in fastconv.__all__ if callable(getattr(fastconv, name))]
 
 
-def _stub_functions(path):
-    tree = ast.parse(open(path).read())
-    out = {}
-    for node in tree.body:  # an @overload-ed op is judged by its first overload
-        if isinstance(node, ast.FunctionDef):
-            out.setdefault(node.name, node)
-    return out
+def test_py_typed_is_shipped_and_no_stub_shadows_the_annotations():
+    assert os.path.isfile(os.path.join(PKG, "py.typed")), "py.typed missing from the package"
+    stubs = [os.path.join(root, f) for root, _, files in os.walk(PKG) for f in files
+             if f.endswith(".pyi")]
+    assert not stubs, f"stubs {stubs} would hide the modules' inline annotations"
 
 
-def _stub_params(node):
-    args = node.args
-    names = [a.arg for a in args.args]
-    defaults = [None] * (len(args.args) - len(args.defaults)) + \
-        [ast.literal_eval(d) for d in args.defaults]
-    return list(zip(names, defaults))
+@pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
+def test_every_public_function_is_annotated(name):
+    """Type checkers read the modules themselves (py.typed, no stubs): every
+    parameter and the result of every public function carry an annotation,
+    and every annotation resolves."""
+    fn = getattr(fastconv, name)
+    sig = inspect.signature(fn)
+    missing = [p.name for p in sig.parameters.values() if p.annotation is p.empty]
+    assert not missing, f"{name}: parameters {missing} have no annotation"
+    assert sig.return_annotation is not sig.empty, f"{name}: no return annotation"
+    hints = typing.get_type_hints(fn)
+    assert set(hints) == set(sig.parameters) | {"return"}, name
 
 
-def _runtime_params(fn):
-    return [(p.name, None if p.default is inspect.Parameter.empty else p.default)
-            for p in inspect.signature(fn).parameters.values()]
+@pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
+def test_every_public_function_has_a_complete_docstring(name):
+    """The docstrings are the API reference: each names every parameter and
+    says what the function returns (and, for the ops, what it raises)."""
+    fn = getattr(fastconv, name)
+    doc = inspect.getdoc(fn) or ""
+    assert len(doc) > 150, f"{name}: docstring too short to document it"
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind is param.VAR_POSITIONAL or param.kind is param.VAR_KEYWORD:
+            continue
+        assert param.name in doc, f"{name}: docstring does not mention {param.name}"
+    if name in fastconv.reference.__all__:   # the ops
+        for section in ("Args:", "Returns:", "Raises:"):
+            assert section in doc, f"{name}: no {section} section"
 
 
-def test_py_typed_and_stubs_are_shipped():
-    for rel in ("py.typed", "__init__.pyi", os.path.join("functional", "__init__.pyi")):
-        assert os.path.isfile(os.path.join(PKG, rel)), f"{rel} missing from the package"
+def test_reference_has_every_op_with_its_signature():
+    """fastconv.reference lists every op of fastconv.functional (its thread
+    controls aside), each with the fast op's parameter names, order and
+    defaults, so one can stand in for the other."""
+    ops = [n for n in fastconv.functional.__all__ if n not in ("set_num_threads",
+                                                                 "get_num_threads")]
+    assert fastconv.reference.__all__ == ops
+    for name in ops:
+        twin = getattr(fastconv.reference, name, None)
+        assert twin is not None, f"fastconv.reference has no {name}"
+        fast = inspect.signature(getattr(fastconv.functional, name))
+        slow = inspect.signature(twin)
+        assert [(p.name, p.default, p.kind) for p in slow.parameters.values()] == \
+            [(p.name, p.default, p.kind) for p in fast.parameters.values()], name
 
 
-def test_stubs_match_runtime_signatures():
-    """Every public op has a stub with the runtime's parameter names, order
-    and defaults: a new op needs its stub in functional/__init__.pyi."""
-    stubs = _stub_functions(os.path.join(PKG, "functional", "__init__.pyi"))
-    for name in fastconv.functional.__all__:
-        assert name in stubs, f"functional/__init__.pyi has no stub for {name}"
-        assert _stub_params(stubs[name]) == _runtime_params(getattr(fastconv, name)), name
-    extra = set(stubs) - set(fastconv.functional.__all__)
-    assert not extra, f"stubs for names that do not exist: {sorted(extra)}"
-
-
-def test_top_level_stub_reexports_everything():
-    tree = ast.parse(open(os.path.join(PKG, "__init__.pyi")).read())
-    names = set()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
-            names |= {a.asname or a.name for a in node.names}
-        elif isinstance(node, ast.FunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.AnnAssign):
-            names.add(node.target.id)
-    missing = set(fastconv.__all__) - names
-    assert not missing, f"__init__.pyi lacks {sorted(missing)}"
+def test_top_level_exports_every_functional_name():
+    assert set(fastconv.functional.__all__) <= set(fastconv.__all__)
+    for name in fastconv.__all__:
+        assert hasattr(fastconv, name), name
 
 
 def test_version_is_defined_once():

@@ -1,7 +1,7 @@
 """Winograd F(2x2, 3x3) convolution (3x3, stride 1), forward and weight
 gradient: on every SIMD path, 1 and 2 threads, awkward shapes, against the
-NumPy reference; its accuracy against the direct sum's; and the dispatch
-rule that picks it."""
+NumPy reference; its accuracy against the direct sum's; and the plan rule
+that picks it."""
 import os
 
 import numpy as np
@@ -10,8 +10,11 @@ import pytest
 import fastconv
 from fastconv import _kernels, _threads
 from fastconv import reference
-from fastconv.functional import _conv
+from fastconv.functional import _conv, _plan
 from fastconv.functional._geometry import Window
+
+needs_winograd_on = pytest.mark.skipif(not _plan.WINOGRAD,
+                                       reason="FASTCONV_WINOGRAD turns Winograd off")
 
 
 def _window(x_shape, padding):
@@ -19,12 +22,22 @@ def _window(x_shape, padding):
     return Window(tuple(x_shape[2:]), (3, 3), (1, 1), (ph0, pw0), (ph1, pw1), (1, 1))
 
 
-def winograd(x, w, b=None, padding=((1, 1), (1, 1)), groups=1):
-    """The Winograd kernel itself, whatever the dispatcher would choose."""
-    win = _window(x.shape, padding)
+def forced_output(algorithm, x, w, b, win, groups=1):
+    """The conv output computed by `algorithm`, whatever the plan rules would
+    choose, into a NaN-filled array (so an output left unwritten shows)."""
+    plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], win, groups,
+                           x.dtype, algorithm=algorithm)
+    assert plan.algorithm == algorithm
+    run = {_plan.WINOGRAD_F2X2_3X3: _conv._output_winograd,
+           _plan.GEMM_PER_IMAGE: _conv._output_per_image}[algorithm]
     out = np.full((x.shape[0], w.shape[0], win.out_count), np.nan, x.dtype)
-    _conv._forward_winograd("test", x, w, b, win.kernel_geometry(x.shape[1]), groups, out)
+    run(plan, "test", x, w, b, win.kernel_geometry(x.shape[1]), groups, out)
     return out.reshape((x.shape[0], w.shape[0]) + win.out_size)
+
+
+def winograd(x, w, b=None, padding=((1, 1), (1, 1)), groups=1):
+    """The Winograd kernel itself, whatever the plan rules would choose."""
+    return forced_output(_plan.WINOGRAD_F2X2_3X3, x, w, b, _window(x.shape, padding), groups)
 
 
 def expected(x, w, b, padding, groups):
@@ -82,7 +95,7 @@ def test_winograd_matches_reference(simd_path, threads, xs, c_out, padding, grou
 
 def winograd_weight_grad(x, gout, padding, groups):
     """The Winograd weight-gradient kernel itself (grad_w += ...), group by
-    group as _conv._weight_grad_fused calls it."""
+    group as _conv.conv_grad_weight calls it."""
     n, c_in = x.shape[:2]
     c_out, l = gout.shape[1], gout[0, 0].size
     cig, cog = c_in // groups, c_out // groups
@@ -131,37 +144,38 @@ def test_winograd_error_is_close_to_the_direct_sums():
     exact = reference.conv2d(x, w, None, 1, 1)
     x32, w32 = x.astype(np.float32), w.astype(np.float32)
     win = winograd(x32, w32)
-    direct = np.empty_like(win)
-    geom = _window(x.shape, ((1, 1), (1, 1))).kernel_geometry(64)
-    _conv._forward_implicit("test", x32, w32, None, geom, 1, direct.reshape(4, 32, -1),
-                            per_image=True)
+    direct = forced_output(_plan.GEMM_PER_IMAGE, x32, w32, None,
+                           _window(x.shape, ((1, 1), (1, 1))))
     err_win = np.sqrt(np.mean((win - exact) ** 2))
     err_direct = np.sqrt(np.mean((direct - exact) ** 2))
     assert err_direct > 0
     assert err_win < 4 * err_direct, (err_win, err_direct)
 
 
+@needs_winograd_on
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_public_conv2d_takes_winograd_and_matches(dtype, monkeypatch):
-    """mid-like shapes go through Winograd (forward and data gradient) and
-    agree with the reference; the gradients stay checked by conv tests."""
-    monkeypatch.setattr(_conv, "WINOGRAD", True)   # whatever FASTCONV_WINOGRAD says
+def test_public_conv2d_takes_winograd_and_matches(dtype):
+    """mid-like shapes go through Winograd (forward, data gradient as a
+    flipped conv, weight gradient) and agree with the reference."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 16, 13, 12)).astype(dtype)
     w = rng.standard_normal((20, 16, 3, 3)).astype(dtype)
     b = rng.standard_normal(20).astype(dtype)
-    win = Window((13, 12), (3, 3), (1, 1), (1, 1), (1, 1), (1, 1))
-    assert _conv._winograd_applies(win, 16)
+    assert fastconv.explain("conv2d", x, w, b, padding=1).algorithm == "winograd"
     tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     y = fastconv.conv2d(x, w, b, padding=1)
     np.testing.assert_allclose(y, reference.conv2d(x, w, b, 1, 1), **tol)
     g = rng.standard_normal(y.shape).astype(dtype)
+    data_plan, weight_plan = fastconv.explain("conv2d_backward", g, x, w, padding=1)
+    assert (data_plan.algorithm, data_plan.via.algorithm) == ("flipped_conv", "winograd")
+    assert weight_plan.algorithm == "winograd"
     gx, gw, gb = fastconv.conv2d_backward(g, x, w, padding=1)
     rx, rw, rb = reference.conv2d_backward(g, x, w, 1, 1)
     np.testing.assert_allclose(gx, rx, **tol)
     np.testing.assert_allclose(gw, rw, **tol)
 
 
+@needs_winograd_on
 @pytest.mark.parametrize("kernel, stride, dilation, c_in, out, applies", [
     ((3, 3), (1, 1), (1, 1), 64, (56, 56), True),
     ((3, 3), (1, 1), (1, 1), 16, (7, 7), True),      # 77% of tile outputs real
@@ -171,41 +185,43 @@ def test_public_conv2d_takes_winograd_and_matches(dtype, monkeypatch):
     ((3, 3), (1, 1), (2, 2), 64, (52, 52), False),
     ((5, 5), (1, 1), (1, 1), 64, (52, 52), False),
 ])
-def test_winograd_dispatch_rule(kernel, stride, dilation, c_in, out, applies, monkeypatch):
-    monkeypatch.setattr(_conv, "WINOGRAD", True)
+def test_winograd_plan_rule(kernel, stride, dilation, c_in, out, applies):
+    """Winograd computes the output and the weight gradient exactly where
+    the rule says it pays."""
     win = Window((60, 60), kernel, stride, (0, 0), (0, 0), dilation, explicit_out=out)
-    assert _conv._winograd_applies(win, c_in) is applies
+    for computes in (_plan.OUTPUT, _plan.GRAD_WEIGHT):
+        plan = _plan.plan_conv(computes, 2, c_in, 8, win, 1, np.float32, threads=1)
+        assert (plan.algorithm == _plan.WINOGRAD_F2X2_3X3) is applies, (computes, plan)
 
 
 def test_winograd_kernel_rejects_other_geometries():
-    geom = (4, (1, 8, 8), (1, 6, 6), (1, 3, 3), (1, 2, 1), (0, 0, 0), (1, 1, 1))
+    geom = _kernels.Geometry(4, (1, 8, 8), (1, 6, 6), (1, 3, 3), (1, 2, 1), (0, 0, 0), (1, 1, 1))
     x, w, y = np.zeros(256, np.float32), np.zeros(144, np.float32), np.zeros(36, np.float32)
     with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
         _kernels.conv_winograd(x, 1, geom, 1, w, np.empty(0, np.float32), 1, y,
                                np.zeros(1 << 16, np.float32), 1)
 
 
-def test_winograd_can_be_turned_off(monkeypatch):
-    """FASTCONV_WINOGRAD=0 (the module flag it sets) sends 3x3 stride-1 convs
-    back to the direct sum, which then agrees with the reference as tightly
-    as any implicit-GEMM conv."""
-    win = Window((13, 12), (3, 3), (1, 1), (1, 1), (1, 1), (1, 1))
-    monkeypatch.setattr(_conv, "WINOGRAD", True)
-    assert _conv._winograd_applies(win, 16)
-    monkeypatch.setattr(_conv, "WINOGRAD", False)
-    assert not _conv._winograd_applies(win, 16)
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 16, 13, 12)).astype(np.float32)
-    w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
-    y = fastconv.conv2d(x, w, None, padding=1)
-    np.testing.assert_allclose(y, reference.conv2d(x, w, None, 1, 1), rtol=1e-4, atol=1e-4)
-
-
 def test_winograd_switch_is_read_from_the_environment():
+    """FASTCONV_WINOGRAD=0 sends 3x3 stride-1 convs back to the direct sum
+    (the plan says so), which then agrees with the reference as tightly as
+    any implicit-GEMM conv."""
     import subprocess
     import sys
-    code = "from fastconv.functional import _conv; print(_conv.WINOGRAD)"
-    for value, expected in (("0", "False"), ("off", "False"), ("1", "True")):
+    code = """if True:
+        import numpy as np, fastconv
+        from fastconv.functional import _plan
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((2, 16, 13, 12)).astype(np.float32)
+        w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
+        y = fastconv.conv2d(x, w, None, padding=1)
+        want = fastconv.reference.conv2d(x, w, None, 1, 1)
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+        print(_plan.WINOGRAD, fastconv.explain("conv2d", x, w, padding=1).algorithm)
+    """
+    for value, expected in (("0", "False implicit_gemm_side_by_side"),
+                            ("off", "False implicit_gemm_side_by_side"),
+                            ("1", "True winograd")):
         env = dict(os.environ, FASTCONV_WINOGRAD=value)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True).stdout.strip()

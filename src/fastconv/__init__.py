@@ -2,6 +2,7 @@
 
 Every op of fastconv.functional is available here; fastconv.reference holds a
 plain-NumPy twin of each, and fastconv.nn a thin layer API for training code.
+fastconv.explain(op_name, ...) shows which algorithm a convolution call runs.
 """
 from ._version import __version__
 from . import _threads  # noqa: F401  (sets the OpenMP wait policy before _kernels loads)
@@ -22,6 +23,7 @@ from ._config import show_config
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
+from ._explain import explain
 from ._gradcheck import gradcheck
 
-__all__ = list(_functional_all) + ["show_config", "gradcheck", "__version__"]
+__all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "__version__"]

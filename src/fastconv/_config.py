@@ -2,11 +2,12 @@
 import os
 import platform
 import sys
+from typing import IO, Optional
 
 import numpy as np
 
 from . import _kernels, _simd, _threads
-from .functional import _conv
+from .functional import _plan
 from ._version import __version__
 
 
@@ -47,14 +48,23 @@ def config():
                 "override with FASTCONV_SIMD)",
         "simd_compiled": ", ".join(_kernels.simd_compiled()),
         "winograd": ("on for 3x3 stride-1 convs (FASTCONV_WINOGRAD=0 turns it off)"
-                     if _conv.WINOGRAD else "off (FASTCONV_WINOGRAD)"),
+                     if _plan.WINOGRAD else "off (FASTCONV_WINOGRAD)"),
         "target_isa": info["target_isa"],
         "cpu_features": " ".join(cpu_features()) or "unknown",
     }
 
 
-def show_config(file=None):
-    """Print the version, compiler, flags, OpenMP on/off and thread count."""
+def show_config(file: Optional[IO[str]] = None) -> None:
+    """Print how this fastconv was built and what it will use, one
+    "key : value" line each: the versions (fastconv, Python, NumPy), the
+    platform, the compiler and its flags, OpenMP on/off, the thread count,
+    OMP_WAIT_POLICY, the active SIMD path (and the ones this CPU supports and
+    this build compiled; FASTCONV_SIMD overrides it), whether Winograd is on
+    (FASTCONV_WINOGRAD), the build's target ISA and the CPU's SIMD features.
+
+    Args:
+        file: a text stream to print to; None means sys.stdout.
+    """
     cfg = config()
     cfg["openmp"] = "on" if cfg["openmp"] else "off (kernels run serially)"
     width = max(map(len, cfg))

@@ -1,4 +1,8 @@
 """fastconv.gradcheck: analytic gradients against central differences."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -36,8 +40,9 @@ class GradcheckResult:
     __repr__ = __str__
 
 
-def gradcheck(fn, *arrays, eps=1e-6, atol=1e-5, rtol=1e-3, n_samples=30, seed=0,
-              raise_exception=True):
+def gradcheck(fn: Callable[..., Any], *arrays: np.ndarray, eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, n_samples: int = 30, seed: int = 0,
+              raise_exception: bool = True) -> GradcheckResult:
     """Check the gradients `fn` computes against central differences.
 
     ``fn(*arrays)`` must return ``(output, backward)``: the output (an array or

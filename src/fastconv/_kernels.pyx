@@ -84,13 +84,6 @@ cdef class Geometry:
                 f"pad={self.pad}, dilation={self.dilation})")
 
 
-cdef fc_geometry _geometry(geom) except *:
-    """The struct of a Geometry (or of the tuple of its 7 arguments)."""
-    if isinstance(geom, Geometry):
-        return (<Geometry>geom).g
-    return Geometry(*geom).g
-
-
 cdef int64_t _prod3(const int64_t *v) noexcept nogil:
     return v[0] * v[1] * v[2]
 
@@ -106,10 +99,10 @@ cdef int _check_col_bounds(Py_ssize_t col_size, int64_t batch, const fc_geometry
     return 0
 
 
-def im2col(const real[::1] im, int64_t batch, geom, int64_t batch_stride,
+def im2col(const real[::1] im, int64_t batch, Geometry geom not None, int64_t batch_stride,
            int64_t row_stride, real[::1] col, int nthreads):
     """Gather the windows of `batch` images into the column buffer `col`."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_col_layout layout = fc_col_layout(batch_stride, row_stride)
     if batch <= 0 or g.channels == 0 or _prod3(g.out) == 0:
         return
@@ -120,10 +113,10 @@ def im2col(const real[::1] im, int64_t batch, geom, int64_t batch_stride,
         fc_im2col(_dtype(<real>0), &im[0], batch, &g, layout, &col[0], nthreads)
 
 
-def col2im(const real[::1] col, int64_t batch, geom, int64_t batch_stride,
+def col2im(const real[::1] col, int64_t batch, Geometry geom not None, int64_t batch_stride,
            int64_t row_stride, real[::1] im, int nthreads):
     """Scatter-add the column buffer `col` into `batch` images (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_col_layout layout = fc_col_layout(batch_stride, row_stride)
     if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
         return
@@ -150,18 +143,19 @@ cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_siz
     return 0
 
 
-def depthwise_workspace_size(dtype_char, geom, int64_t multiplier, int nthreads):
+def depthwise_workspace_size(dtype_char, Geometry geom not None, int64_t multiplier,
+                             int nthreads):
     """Elements of scratch the depthwise kernels need ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     return fc_depthwise_workspace(_dtype_of_char(dtype_char), &g, multiplier, nthreads)
 
 
 def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias,
-                      int64_t batch, geom, int64_t multiplier, real[::1] y,
+                      int64_t batch, Geometry geom not None, int64_t multiplier, real[::1] y,
                       real[::1] ws, int nthreads):
     """Depthwise conv forward into y (overwritten), plus bias per output
     channel unless `bias` is empty."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef const real *bias_ptr = NULL
     if y.shape[0] == 0:
         return
@@ -176,10 +170,11 @@ def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias
                              &y[0], &ws[0], nthreads)
 
 
-def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch, geom,
-                             int64_t multiplier, real[::1] gx, real[::1] ws, int nthreads):
+def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch,
+                             Geometry geom not None, int64_t multiplier, real[::1] gx,
+                             real[::1] ws, int nthreads):
     """Depthwise conv input gradient into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     if gx.shape[0] == 0:
         return
     _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
@@ -190,10 +185,10 @@ def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batc
 
 
 def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
-                              geom, int64_t multiplier, real[::1] gw, real[::1] ws,
-                              int nthreads):
+                              Geometry geom not None, int64_t multiplier, real[::1] gw,
+                              real[::1] ws, int nthreads):
     """Depthwise conv weight gradient into gw (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     if gw.shape[0] == 0:
         return
     if batch == 0 or gy.shape[0] == 0:
@@ -259,10 +254,10 @@ cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,
     return s
 
 
-def conv_workspace_size(dtype_char, geom, int64_t batch, int64_t c_out, bint per_image,
-                        int nthreads):
+def conv_workspace_size(dtype_char, Geometry geom not None, int64_t batch, int64_t c_out,
+                        bint per_image, int nthreads):
     """Elements of scratch conv_forward needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_conv_schedule s = _schedule(per_image, False, False, False)
     return fc_conv_workspace(_dtype_of_char(dtype_char), &g, batch, c_out, &s, nthreads)
 
@@ -284,15 +279,18 @@ cdef int _check_conv_buffers(str op, fc_geometry *g, int64_t batch, int64_t grou
     return 0
 
 
-def conv_forward(const real[::1] x, int64_t batch, geom, int64_t groups,
+def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
                  const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
-                 bint per_image, real[::1] ws, int64_t[::1] offsets, int nthreads,
-                 bint threads_over_images, bint stream_stores, bint pointwise):
-    """Implicit-GEMM conv of `batch` images into y (batch, C_out, L), one GEMM
-    per image or (not per_image) the images side by side; plus bias per output
-    channel unless `bias` is empty.  threads_over_images, stream_stores, pointwise: the
-    schedule of a per-image conv (see fc_conv_schedule in csrc/fastconv.h)."""
-    cdef fc_geometry g = _geometry(geom)
+                 real[::1] ws, int64_t[::1] offsets, int nthreads, *, bint per_image,
+                 bint threads_over_images=False, bint stream_stores=False,
+                 bint pointwise=False):
+    """Implicit-GEMM conv of `batch` images into y (batch, C_out, L), plus bias
+    per output channel unless `bias` is empty.  The keywords are the schedule
+    the caller's plan chose (fc_conv_schedule in csrc/fastconv.h): one GEMM
+    per image or the images side by side; per image, whether each thread
+    takes whole images, writes with streaming stores, reads a pointwise
+    conv's images in place."""
+    cdef fc_geometry g = geom.g
     cdef fc_conv_schedule s = _schedule(per_image, threads_over_images, stream_stores,
                                         pointwise)
     cdef int status
@@ -316,7 +314,7 @@ def conv_forward(const real[::1] x, int64_t batch, geom, int64_t groups,
                          f"pointwise: {geom}")
 
 
-cdef int _check_winograd(int64_t status, str op, geom) except -1:
+cdef int _check_winograd(int64_t status, str op, Geometry geom) except -1:
     """The Winograd kernels (and their workspace sizes) return -1, writing
     nothing, for a geometry their transforms are not written for."""
     if status < 0:
@@ -325,23 +323,23 @@ cdef int _check_winograd(int64_t status, str op, geom) except -1:
     return 0
 
 
-def conv_winograd_workspace_size(dtype_char, geom, int64_t groups, int64_t c_out,
-                                 int nthreads):
+def conv_winograd_workspace_size(dtype_char, Geometry geom not None, int64_t groups,
+                                 int64_t c_out, int nthreads):
     """Elements of scratch conv_winograd needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t need = fc_conv_winograd_workspace(_dtype_of_char(dtype_char), &g, groups,
                                                    c_out, nthreads)
     _check_winograd(need, "conv_winograd", geom)
     return need
 
 
-def conv_winograd(const real[::1] x, int64_t batch, geom, int64_t groups,
+def conv_winograd(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
                   const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
                   real[::1] ws, int nthreads):
     """Winograd F(2x2, 3x3) conv of `batch` images into y (batch, C_out, L),
     plus bias per output channel unless `bias` is empty; 2-D, 3x3 kernel,
     stride 1 and dilation 1 only."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t l = _prod3(g.out)
     cdef int64_t need
     cdef const real *bias_ptr = NULL
@@ -362,18 +360,18 @@ def conv_winograd(const real[::1] x, int64_t batch, geom, int64_t groups,
     _check_winograd(status, "conv_winograd", geom)
 
 
-def conv_data_grad_workspace_size(dtype_char, geom, int nthreads):
+def conv_data_grad_workspace_size(dtype_char, Geometry geom not None, int nthreads):
     """Elements of scratch conv_data_grad needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     return fc_conv_data_grad_workspace(_dtype_of_char(dtype_char), &g, nthreads)
 
 
-def conv_data_grad(const real[::1] gout, int64_t batch, geom, int64_t groups,
-                   const real[::1] w, int64_t c_out, real[::1] gx, real[::1] ws, int nthreads,
-                   bint threads_over_images):
+def conv_data_grad(const real[::1] gout, int64_t batch, Geometry geom not None,
+                   int64_t groups, const real[::1] w, int64_t c_out, real[::1] gx,
+                   real[::1] ws, int nthreads, *, bint threads_over_images=False):
     """grad_input (batch, C_in, in) of a conv by GEMM + col2im, image by image
     (each thread whole images when threads_over_images)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_conv_schedule s = _schedule(True, threads_over_images, False, False)
     cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out), need
     if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
@@ -395,10 +393,10 @@ def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthrea
     return fc_conv_weight_grad_workspace(_dtype_of_char(dtype_char), m, n, nthreads)
 
 
-def conv_winograd_weight_grad_workspace_size(dtype_char, geom, int64_t m,
+def conv_winograd_weight_grad_workspace_size(dtype_char, Geometry geom not None, int64_t m,
                                              int nthreads):
     """Elements of workspace conv_weight_grad(..., winograd=True) needs."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t need = fc_conv_winograd_weight_grad_workspace(_dtype_of_char(dtype_char), &g,
                                                                m, nthreads)
     _check_winograd(need, "conv_weight_grad", geom)
@@ -407,14 +405,14 @@ def conv_winograd_weight_grad_workspace_size(dtype_char, geom, int64_t m,
 
 def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride,
                      const real[::1] gout, int64_t gout_offset, int64_t gout_image_stride,
-                     int64_t batch, geom, real[:, :] grad_w, real[::1] ws,
+                     int64_t batch, Geometry geom not None, real[:, :] grad_w, real[::1] ws,
                      int nthreads, bint winograd=False):
     """grad_w (m x K) += grad_out @ columns.T for `batch` images, the columns
     never built: image b's channel c is at x[x_offset + b*x_image_stride +
     c*plane], its grad_output row o at gout[gout_offset + b*gout_image_stride
     + o*L].  winograd: by Winograd F(2x2, 3x3) (2-D 3x3, stride 1,
     dilation 1 only)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t m = grad_w.shape[0], l = _prod3(g.out), plane = _prod3(g.in_)
     cdef int64_t need
     if grad_w.shape[1] != g.channels * _prod3(g.kernel):
@@ -490,7 +488,7 @@ def build_info():
 
 
 # ---------------------------------------------------------------------------
-# Pooling.  geom is the same tuple as above with channels = N*C planes; the
+# Pooling.  geom is a Geometry as above with channels = N*C planes; the
 # checks below are only those that keep a wrong call inside its buffers.
 # ---------------------------------------------------------------------------
 
@@ -512,10 +510,10 @@ cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size
     return 0
 
 
-def max_pool(const real[::1] x, geom, real[::1] y, indices, int nthreads):
+def max_pool(const real[::1] x, Geometry geom not None, real[::1] y, indices, int nthreads):
     """Max pooling of geom's planes into y; the argmax into `indices` (an
     int64 buffer like y) unless it is None."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t[::1] ind
     cdef int64_t *ind_ptr = NULL
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
@@ -533,12 +531,12 @@ def max_pool(const real[::1] x, geom, real[::1] y, indices, int nthreads):
         fc_max_pool(_dtype(<real>0), &x[0], &g, &y[0], ind_ptr, nthreads)
 
 
-def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, geom,
+def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, Geometry geom not None,
                       real[::1] gx, int nthreads):
     """Scatter-add gy into gx (overwritten) at `indices`.  Every index is
     checked to lie inside its plane first: returns -1 on success, else the
     flat position of a bad index, with gx untouched."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t n_out, bad
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     n_out = g.channels * _prod3(g.out)
@@ -560,10 +558,10 @@ def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, geom,
     return -1
 
 
-def avg_pool(const real[::1] x, geom, bint count_include_pad,
+def avg_pool(const real[::1] x, Geometry geom not None, bint count_include_pad,
              int64_t divisor_override, real[::1] y, int nthreads):
     """Average pooling of geom's planes into y (divisor_override 0 = none)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
     if g.channels == 0 or _prod3(g.out) == 0:
         return
@@ -574,10 +572,10 @@ def avg_pool(const real[::1] x, geom, bint count_include_pad,
                     nthreads)
 
 
-def avg_pool_backward(const real[::1] gy, geom, bint count_include_pad,
+def avg_pool_backward(const real[::1] gy, Geometry geom not None, bint count_include_pad,
                       int64_t divisor_override, real[::1] gx, int nthreads):
     """Gradient of avg_pool: gy spread over each window into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     if g.channels == 0 or _prod3(g.in_) == 0:
         return
@@ -590,9 +588,9 @@ def avg_pool_backward(const real[::1] gy, geom, bint count_include_pad,
                                  divisor_override, &gx[0], nthreads)
 
 
-def adaptive_avg_pool(const real[::1] x, geom, real[::1] y, int nthreads):
+def adaptive_avg_pool(const real[::1] x, Geometry geom not None, real[::1] y, int nthreads):
     """Adaptive average pooling of geom's planes into y."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
     if g.channels == 0 or _prod3(g.out) == 0:
         return
@@ -602,10 +600,10 @@ def adaptive_avg_pool(const real[::1] x, geom, real[::1] y, int nthreads):
         fc_adaptive_avg_pool(_dtype(<real>0), &x[0], &g, &y[0], nthreads)
 
 
-def adaptive_avg_pool_backward(const real[::1] gy, geom, real[::1] gx,
+def adaptive_avg_pool_backward(const real[::1] gy, Geometry geom not None, real[::1] gx,
                                int nthreads):
     """Gradient of adaptive_avg_pool into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     if g.channels == 0 or _prod3(g.in_) == 0:
         return

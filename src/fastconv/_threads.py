@@ -35,8 +35,17 @@ def _default_threads():
 _num_threads = _default_threads()
 
 
-def set_num_threads(n):
-    """Use `n` threads (1 <= n <= MAX_THREADS) in fastconv's kernels."""
+def set_num_threads(n: int) -> None:
+    """Use `n` threads in fastconv's kernels, from the next call on (every
+    Python thread shares the setting).
+
+    Args:
+        n: int, 1 <= n <= 1024.
+
+    Raises:
+        TypeError: n not an int (bools and floats included).
+        ValueError: n < 1 or n > 1024.
+    """
     global _num_threads
     from ._args import positive_int
     n = positive_int(n, "n", "set_num_threads")
@@ -46,6 +55,8 @@ def set_num_threads(n):
         _num_threads = n
 
 
-def get_num_threads():
-    """The thread count fastconv's ops use."""
+def get_num_threads() -> int:
+    """The thread count fastconv's ops use: set_num_threads's value, else
+    OMP_NUM_THREADS (capped at 1024), else the cores this process may run on.
+    Small ops still run on the calling thread alone."""
     return _num_threads

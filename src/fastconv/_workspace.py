@@ -3,15 +3,13 @@
 Freshly mapped memory is slow to touch on the first pass (page faults), so the
 column buffers live on across calls.  Buffers are per Python thread, so
 concurrent calls never share scratch space, and per slot, so one op can hold
-several at once.  Their size is bounded by the callers' chunking
-(WORKSPACE_BYTES), never by the batch size.
+several at once.  Their size is bounded by the plans' chunking
+(functional/_plan.py), never by the batch size.
 """
 import threading
 
 import numpy as np
 
-# Target size of one column buffer; conv chunks its batch to stay near it.
-WORKSPACE_BYTES = 32 << 20
 ALIGNMENT = 64
 
 _local = threading.local()

@@ -1,4 +1,10 @@
-"""The public ops: argument checking once, shapes, allocation, GEMMs, kernels."""
+"""The public ops: argument checking once, shapes, a plan, kernels.
+
+`__all__` below is THE list of public ops: fastconv re-exports it,
+fastconv.reference derives its own from it, and the tests check that
+tests/optable.py covers it and that every op is annotated, documented and
+has a reference twin of the same signature.
+"""
 from .._threads import get_num_threads, set_num_threads
 from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward)

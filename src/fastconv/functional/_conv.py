@@ -1,20 +1,28 @@
-"""Convolution forward and backward (1-D, 2-D, 3-D) as implicit GEMMs.
+"""Convolution forward and backward (1-D, 2-D, 3-D): argument checking, then
+the plans of _plan.py executed.
 
 Forward: the C kernel pads and stride-splits each image once and the GEMM
 packs its column blocks from there (no column matrix); large images get a
-GEMM each, written in place, small ones go side by side in chunks whose
-scratch stays near _workspace.WORKSPACE_BYTES.  Backward: the weight gradient
-is one fused kernel per group over the whole batch; the data gradient of a
-stride-1 conv is a conv of grad_output with the flipped kernel, otherwise a
-GEMM into (K, B, L) columns folded back by col2im, chunk by chunk.  Depthwise
-convs (groups == C_in) have their own direct kernels.
+GEMM each, written in place, small ones go side by side in chunks of bounded
+scratch; 3x3 stride-1 convs with enough channels run Winograd F(2x2, 3x3).
+Backward: the weight gradient is one fused kernel per group over the whole
+batch; the data gradient of a stride-1 conv is a conv of grad_output with the
+flipped kernel, otherwise a GEMM into columns folded back by col2im, image by
+image.  Depthwise convs (groups == C_in) have their own direct kernels.
+Which of these runs is _plan.plan_conv's decision alone.
 """
 
-import os
+from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads, _workspace
+from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
+    Size1, Size2, Size3
+from . import _plan
+from ._doc import CONV_BACKWARD_DOC, CONV_DOC, filled
 from ._geometry import Window
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -54,7 +62,8 @@ def parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output, weight_l
 def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
                     grad_output=_args.NO_GRAD):
     """Validate a conv call once; returns (x, w, b, gout, window, groups) with
-    the arrays C-contiguous and every rule of API.md checked."""
+    the arrays C-contiguous and every argument rule of the conv docstrings
+    checked."""
     x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
                                            "(C_out, C_in // groups, *kernel)")
     n, c_in = x.shape[:2]
@@ -91,10 +100,6 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
             None if g is None else _args.contiguous(g), win, groups)
 
 
-def _chunk_size(n, bytes_per_image):
-    return max(1, min(n, _workspace.WORKSPACE_BYTES // max(1, bytes_per_image)))
-
-
 def _gemm_workspace(dtype, nthreads):
     return _workspace.scratch("gemm", (_kernels.gemm_workspace_size(dtype.char, nthreads),),
                               dtype)
@@ -107,210 +112,108 @@ def gemm(a, b, c, accumulate=False):
     _kernels.gemm(a, b, c, accumulate, _gemm_workspace(a.dtype, nthreads), nthreads)
 
 
-# One GEMM per image (output written in place, no transposes; threads take
-# whole images) pays once an image has >= 400 output positions: its panels
-# are then mostly full.  Smaller images go side by side in chunks, with the
-# output transposed into place afterwards (deep, 14x14: 41 ms against 49
-# per image; lenet1, 24x24: 0.52 ms per image against 0.61).
-def _per_image(l):
-    return l >= 400
+def _bias(b, dtype):
+    """The bias as the kernels take it: an empty array for none."""
+    return np.empty(0, dtype) if b is None else b
 
 
-# The implicit-GEMM kernels' schedule (fc_conv_schedule): with an image per
-# thread to spare, each thread takes whole images (no synchronisation inside
-# an image; else the threads split each image); and an output from
-# STREAM_MIN_BYTES on leaves the caches before anyone reads it, so the
-# per-image forward writes it with streaming stores (without first reading
-# every line in).
-STREAM_MIN_BYTES = 4 << 20
-
-
-def _threads_over_images(batch, nthreads):
-    return nthreads > 1 and batch >= nthreads
-
-
-def _forward_implicit(op, x, w, b, geom, groups, out, per_image, pointwise=False):
-    """Convolve images x into `out` (N, C_out, L) (+ bias b, or None) with the
-    implicit-GEMM kernel: one GEMM per image, in place, when per_image, else
-    the images side by side."""
-    nb, dtype = x.shape[0], x.dtype
-    nthreads = _threads.get_num_threads()
-    size = _kernels.conv_workspace_size(dtype.char, geom, nb, w.shape[0], per_image, nthreads)
-    _args.check_alloc(op, "scratch of the padded input", (size,), dtype,
-                      "padding, stride and dilation")
-    ws = _workspace.scratch("conv", (size,), dtype)
-    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
-    bias = np.empty(0, dtype) if b is None else b
-    _kernels.conv_forward(x.reshape(-1), nb, geom, groups, w.reshape(-1), bias, w.shape[0],
-                          out.reshape(-1), per_image, ws, offsets, nthreads,
-                          _threads_over_images(nb, nthreads),
-                          per_image and out.nbytes >= STREAM_MIN_BYTES, pointwise)
-
-
-# Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds than the direct sum;
-# it pays from 16 input channels per group (below, its transforms cost more
-# than they save: cifar's 3 channels run 0.70x the implicit GEMM's speed, 8
-# channels 0.9-1.5x) and while at least 70% of its 2x2 tiles' outputs are
-# real (odd sizes waste a row and a column: 7x7 is 77% and still pays 1.1-1.3x,
-# 3x3 is 56% and runs 0.85x).
-#
-# FASTCONV_WINOGRAD=0 turns it off (read once, at import), for results that
-# round exactly as the direct sum does.
-WINOGRAD = os.environ.get("FASTCONV_WINOGRAD", "1").strip().lower() not in (
-    "0", "false", "no", "off")
-
-
-def _winograd_applies(win, c_in_group):
-    if not WINOGRAD:
-        return False
-    if win.kernel != (3, 3) or win.stride != (1, 1) or win.dilation != (1, 1):
-        return False
-    oh, ow = win.out_size
-    tiles_out = 4 * ((oh + 1) // 2) * ((ow + 1) // 2)
-    return c_in_group >= 16 and oh * ow >= 0.7 * tiles_out
-
-
-def _forward_winograd(op, x, w, b, geom, groups, out):
-    """Convolve x into out (N, C_out, L) (+ bias b, or None) by Winograd
-    F(2x2, 3x3); its scratch does not grow with the batch."""
-    dtype, nthreads = x.dtype, _threads.get_num_threads()
-    size = _kernels.conv_winograd_workspace_size(dtype.char, geom, groups, w.shape[0],
-                                                 nthreads)
-    _args.check_alloc(op, "scratch of the Winograd transforms", (size,), dtype,
-                      "the channel counts")
-    _kernels.conv_winograd(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
-                           np.empty(0, dtype) if b is None else b, w.shape[0],
-                           out.reshape(-1), _workspace.scratch("winograd", (size,), dtype),
-                           nthreads)
-
-
-def _depthwise_workspace(dtype, geom, multiplier, nthreads):
-    """The depthwise kernels' scratch (per-thread staged planes; they never
-    allocate themselves), reused across calls."""
-    size = _kernels.depthwise_workspace_size(dtype.char, geom, multiplier, nthreads)
-    return _workspace.scratch("depthwise", (size,), dtype)
-
-
-def _is_depthwise(c_in, groups):
-    """One input channel per group: a GEMM per group would be 1 x taps thin."""
-    return groups > 1 and groups == c_in
-
-
-def conv_forward(x, w, b, win, groups, op="conv"):
+def conv_forward(x, w, b, win, groups, op="conv", plan=None):
     """Output (N, C_out, *out) of a validated conv call (`op` names it in
-    errors)."""
+    errors), computed as `plan` (an OUTPUT ConvPlan; default: plan_conv's)."""
     n, c_in = x.shape[:2]
     c_out = w.shape[0]
-    c_out_group, k_group, l = c_out // groups, (c_in // groups) * win.taps, win.out_count
-    out = _workspace.aligned_empty((n, c_out, l), x.dtype)
-    geom = win.kernel_geometry(c_in)
-    if not out.size:
-        pass
-    elif _is_depthwise(c_in, groups):
-        nthreads = _threads.get_num_threads()
-        _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1),
-                                   np.empty(0, x.dtype) if b is None else b, n, geom,
-                                   c_out_group, out.reshape(-1),
-                                   _depthwise_workspace(x.dtype, geom, c_out_group, nthreads),
-                                   nthreads)
-    elif k_group == 0:  # no input channels: an empty sum, plus the bias
-        out[...] = 0 if b is None else b[:, None]
-    elif _winograd_applies(win, c_in // groups):
-        _forward_winograd(op, x, w, b, geom, groups, out)
-    elif win.is_pointwise() or _per_image(l):
-        # 1x1 convs read each image as its own column matrix.
-        _forward_implicit(op, x, w, b, geom, groups, out, per_image=True,
-                          pointwise=win.is_pointwise())
-    else:
-        _forward_side_by_side(op, x, w, b, geom, groups, out)
+    if plan is None:
+        plan = _plan.plan_conv(_plan.OUTPUT, n, c_in, c_out, win, groups, x.dtype)
+    out = _workspace.aligned_empty((n, c_out, win.out_count), x.dtype)
+    run = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
+           _plan.WINOGRAD_F2X2_3X3: _output_winograd,
+           _plan.GEMM_PER_IMAGE: _output_per_image,
+           _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}[plan.algorithm]
+    run(plan, op, x, w, b, win.kernel_geometry(c_in), groups, out)
     return out.reshape((n, c_out) + win.out_size)
 
 
-def _forward_side_by_side(op, x, w, b, geom, groups, out):
-    """Small images side by side, in chunks of bounded scratch (each image's
-    padded planes and GEMM output, which the kernel copies into place)."""
-    n, c_out = x.shape[0], out.shape[1]
-    size = lambda nb: _kernels.conv_workspace_size(x.dtype.char, geom, nb, c_out, False, 1)  # noqa: E731
-    chunk = _chunk_size(n, (size(2) - size(1)) * x.itemsize)
-    for b0 in range(0, n, chunk):
-        nb = min(chunk, n - b0)
-        _forward_implicit(op, x[b0:b0 + nb], w, b, geom, groups, out[b0:b0 + nb],
-                          per_image=False)
+def _output_empty_sum(plan, op, x, w, b, geom, groups, out):
+    out[...] = 0 if b is None else b[:, None]
 
 
-def conv_backward(gout, w, win, groups, x=None, input_shape=None):
-    """Gradients of a validated conv call: (grad_input, grad_weight).
+def _output_depthwise(plan, op, x, w, b, geom, groups, out):
+    ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype)
+    _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
+                               geom, w.shape[0] // groups, out.reshape(-1), ws, plan.threads)
 
-    grad_weight needs the input `x`; grad_input needs only its shape. Either
-    half is skipped when its argument is None (transposed convolution uses the
-    halves separately)."""
+
+def _output_winograd(plan, op, x, w, b, geom, groups, out):
+    """Winograd F(2x2, 3x3) into out (N, C_out, L); its scratch does not grow
+    with the batch."""
+    _args.check_alloc(op, "scratch of the Winograd transforms", (plan.workspace,), x.dtype,
+                      "the channel counts")
+    ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype)
+    _kernels.conv_winograd(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
+                           _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, plan.threads)
+
+
+def _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image):
+    """The implicit-GEMM kernel on images x into out (N, C_out, L): one GEMM
+    per image, in place, when per_image, else the images side by side."""
+    _args.check_alloc(op, "scratch of the padded input", (plan.workspace,), x.dtype,
+                      "padding, stride and dilation")
+    ws = _workspace.scratch("conv", (plan.workspace,), x.dtype)
+    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
+    _kernels.conv_forward(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
+                          _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, offsets,
+                          plan.threads, per_image=per_image,
+                          threads_over_images=plan.threads_over_images,
+                          stream_stores=plan.stream_stores, pointwise=plan.pointwise)
+
+
+def _output_per_image(plan, op, x, w, b, geom, groups, out):
+    _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image=True)
+
+
+def _output_side_by_side(plan, op, x, w, b, geom, groups, out):
+    """Chunks of plan.chunk images side by side (the kernel copies each
+    chunk's GEMM output into place)."""
+    n = x.shape[0]
+    for b0 in range(0, n, plan.chunk):
+        nb = min(plan.chunk, n - b0)
+        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, geom, groups, out[b0:b0 + nb],
+                       per_image=False)
+
+
+def conv_grad_input(gout, w, win, groups, input_shape, plan=None):
+    """grad_input (of input_shape) of a validated conv call, computed as
+    `plan` (a GRAD_INPUT ConvPlan; default: plan_conv's).  Each path
+    allocates grad_input where it writes all of it: an unused large np.empty
+    still moves the heap around and makes fresh pages for the next call."""
     n, c_out = gout.shape[:2]
-    c_in = w.shape[1] * groups
-    c_out_group = c_out // groups
-    k_group, l = (c_in // groups) * win.taps, win.out_count
-    dtype = gout.dtype
-    grad_weight = None if x is None else np.zeros((groups, c_out_group, k_group), dtype)
-    # Each path allocates grad_input where it writes all of it (the stride-1
-    # path gets it from conv_forward): an unused 25 MB np.empty still moved
-    # the heap around and made fresh pages for the next call.  Only an empty
-    # sum needs zeros.
-    if not (n and c_out and k_group):
-        grad_input = None if input_shape is None else np.zeros(input_shape, dtype)
-        return grad_input, None if x is None else grad_weight.reshape(w.shape)
-    grad_input = None
-    if _is_depthwise(c_in, groups):
-        geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
-        ws = _depthwise_workspace(dtype, geom, c_out_group, nthreads)
-        if x is not None:
-            _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n, geom,
-                                               c_out_group, grad_weight.reshape(-1), ws,
-                                               nthreads)
-        if input_shape is not None:
-            grad_input = _workspace.aligned_empty(input_shape, dtype)
-            _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
-                                              c_out_group, grad_input.reshape(-1), ws, nthreads)
-        return grad_input, None if x is None else grad_weight.reshape(w.shape)
-    if x is not None:
-        _weight_grad_fused(x, gout, win, groups, grad_weight)
-    grad_weight = None if x is None else grad_weight.reshape(w.shape)
-    if input_shape is None:
-        return None, grad_weight
-    # Stride 1: the data gradient is itself a convolution, run by the
-    # forward's kernels (no column matrix, no col2im).  The implicit GEMM has
-    # C_in/groups rows: below ~16 most of each micro-tile would be padding, and
-    # GEMM + col2im is faster (cifar: 4.4 ms against 8.2; by Winograd 3.8
-    # against 3.4).
-    flipped = _data_grad_window(win) if c_in // groups >= 16 else None
-    if flipped is not None:
-        grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups)
-        return grad_input.reshape(input_shape), grad_weight
-    # Otherwise GEMM + col2im, image by image in the C kernel (threads take
-    # whole images), each image's columns in per-thread scratch.
-    geom, nthreads = win.kernel_geometry(c_in), _threads.get_num_threads()
-    size = _kernels.conv_data_grad_workspace_size(dtype.char, geom, nthreads)
-    _args.check_alloc("conv_backward", "column matrix of one image", (size,), dtype,
-                      "the kernel size, stride and dilation")
-    grad_input = _workspace.aligned_empty(input_shape, dtype)
+    c_in = input_shape[1]
+    if plan is None:
+        plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_in, c_out, win, groups, gout.dtype)
+    if plan.algorithm == _plan.EMPTY_SUM:
+        return np.zeros(input_shape, gout.dtype)
+    if plan.algorithm == _plan.FLIPPED_CONV:
+        flipped = _plan.data_grad_window(win)
+        grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups,
+                                  plan=plan.via)
+        return grad_input.reshape(input_shape)
+    geom = win.kernel_geometry(c_in)
+    grad_input = _workspace.aligned_empty(input_shape, gout.dtype)
+    if plan.algorithm == _plan.DEPTHWISE:
+        ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype)
+        _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
+                                          c_out // groups, grad_input.reshape(-1), ws,
+                                          plan.threads)
+        return grad_input
+    # GEMM + col2im, image by image in the C kernel, each image's columns in
+    # per-thread scratch.
+    _args.check_alloc("conv_backward", "column matrix of one image", (plan.workspace,),
+                      gout.dtype, "the kernel size, stride and dilation")
     _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
-                            grad_input.reshape(-1), _workspace.scratch("cols", (size,), dtype),
-                            nthreads, _threads_over_images(n, nthreads))
-    return grad_input, grad_weight
-
-
-def _data_grad_window(win):
-    """The window of the convolution that computes a stride-1 conv's data
-    gradient: grad_input[i] = sum_t W[t] grad_output[i + pad - t*d], i.e. a
-    conv over grad_output with the kernel flipped and padding d*(k-1) - pad,
-    whose output grid is the input's.  None when that does not apply (a
-    stride > 1, or padding beyond the dilated kernel: negative padding)."""
-    reach = tuple(d * (k - 1) for k, d in zip(win.kernel, win.dilation))
-    if any(s != 1 for s in win.stride) or any(p > r for p, r in zip(win.pad_before, reach)):
-        return None
-    pad = tuple(r - p for p, r in zip(win.pad_before, reach))
-    # Taps past grad_output's end read as zeros, so the trailing padding is
-    # implied by the explicit output grid.
-    return Window(win.out_size, win.kernel, win.stride, pad, pad, win.dilation,
-                  explicit_out=win.in_size)
+                            grad_input.reshape(-1),
+                            _workspace.scratch("cols", (plan.workspace,), gout.dtype),
+                            plan.threads, threads_over_images=plan.threads_over_images)
+    return grad_input
 
 
 def _flipped_weight(w, groups):
@@ -324,31 +227,37 @@ def _flipped_weight(w, groups):
     return np.ascontiguousarray(flipped).reshape((groups * c_in_group, c_out // groups) + kernel)
 
 
-def _weight_grad_fused(x, gout, win, groups, grad_weight):
-    """grad_weight (groups, C_out/groups, K) += grad_output @ columns.T over the
-    whole batch in one fused kernel per group: the GEMM packs its panels
-    straight from x and grad_output, so neither the column matrix nor a
-    transposed grad_output is ever built."""
+def conv_grad_weight(x, gout, w, win, groups, plan=None):
+    """grad_weight (w's shape) of a validated conv call, computed as `plan`
+    (a GRAD_WEIGHT ConvPlan; default: plan_conv's)."""
     n, c_in = x.shape[:2]
     c_out, l = gout.shape[1], win.out_count
     c_in_group, c_out_group = c_in // groups, c_out // groups
-    plane = x[0, 0].size
-    nthreads = _threads.get_num_threads()
-    geom = win.kernel_geometry(c_in_group)
-    winograd = _winograd_applies(win, c_in_group)
+    if plan is None:
+        plan = _plan.plan_conv(_plan.GRAD_WEIGHT, n, c_in, c_out, win, groups, x.dtype)
+    grad_weight = np.zeros((groups, c_out_group, c_in_group * win.taps), x.dtype)
+    if plan.algorithm == _plan.EMPTY_SUM:
+        return grad_weight.reshape(w.shape)
+    if plan.algorithm == _plan.DEPTHWISE:
+        ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype)
+        _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n,
+                                           win.kernel_geometry(c_in), c_out_group,
+                                           grad_weight.reshape(-1), ws, plan.threads)
+        return grad_weight.reshape(w.shape)
+    # One fused kernel per group over the whole batch: the GEMM packs its
+    # panels straight from x and grad_output, so neither the column matrix
+    # nor a transposed grad_output is ever built.
+    winograd = plan.algorithm == _plan.WINOGRAD_F2X2_3X3
     if winograd:
-        size = _kernels.conv_winograd_weight_grad_workspace_size(x.dtype.char, geom,
-                                                                 c_out_group, nthreads)
-        _args.check_alloc("conv_backward", "scratch of the Winograd transforms", (size,),
-                          x.dtype, "the channel counts")
-    else:
-        size = _kernels.conv_weight_grad_workspace_size(x.dtype.char, c_out_group,
-                                                        grad_weight.shape[2], nthreads)
-    ws = _workspace.scratch("weight_grad", (size,), x.dtype)
+        _args.check_alloc("conv_backward", "scratch of the Winograd transforms",
+                          (plan.workspace,), x.dtype, "the channel counts")
+    ws = _workspace.scratch("weight_grad", (plan.workspace,), x.dtype)
+    plane, geom = x[0, 0].size, win.kernel_geometry(c_in_group)
     for g in range(groups):
         _kernels.conv_weight_grad(x.reshape(-1), g * c_in_group * plane, c_in * plane,
                                   gout.reshape(-1), g * c_out_group * l, c_out * l, n, geom,
-                                  grad_weight[g], ws, nthreads, winograd)
+                                  grad_weight[g], ws, plan.threads, winograd)
+    return grad_weight.reshape(w.shape)
 
 
 def bias_grad(gout):
@@ -356,55 +265,73 @@ def bias_grad(gout):
     return gout.sum(axis=(0,) + tuple(range(2, gout.ndim)))
 
 
-def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
+def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explain=False):
+    """conv{nd}d's output, or with `explain` the plan that computes it."""
     x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
                                               padding, dilation, groups)
-    return conv_forward(x, w, b, win, groups, op)
+    plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], win, groups,
+                           x.dtype)
+    if explain:
+        return plan
+    return conv_forward(x, w, b, win, groups, op, plan)
 
 
-def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups):
+def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups,
+                   explain=False):
+    """conv{nd}d's gradients, or with `explain` the plans (grad_input,
+    grad_weight) that compute them."""
     x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
                                               padding, dilation, groups, grad_output)
-    grad_input, grad_weight = conv_backward(g, w, win, groups, x=x, input_shape=x.shape)
+    sizes = (x.shape[0], x.shape[1], w.shape[0], win, groups, x.dtype)
+    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes),
+             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    if explain:
+        return plans
+    grad_weight = conv_grad_weight(x, g, w, win, groups, plans[1])
+    grad_input = conv_grad_input(g, w, win, groups, x.shape, plans[0])
     return grad_input, grad_weight, bias_grad(g)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D convolution (cross-correlation) of (N, C_in, L) input with
-    (C_out, C_in // groups, k) weight, as torch.nn.functional.conv1d."""
+@filled(CONV_DOC, 1)
+def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation) of (N, C_in, H, W) input with
-    (C_out, C_in // groups, kH, kW) weight, as torch.nn.functional.conv2d.
-
-    padding: int, (pH, pW), 'valid' or 'same' (stride 1; an odd total padding
-    puts the extra row/column at the bottom/right). Returns a fresh
-    C-contiguous (N, C_out, OH, OW) array of the input's dtype."""
+@filled(CONV_DOC, 2)
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """3-D convolution of (N, C_in, D, H, W) input with
-    (C_out, C_in // groups, kD, kH, kW) weight, as torch.nn.functional.conv3d."""
+@filled(CONV_DOC, 3)
+def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
+           groups: int = 1) -> Array:
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv1d."""
+@filled(CONV_BACKWARD_DOC, 1)
+def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv1d_backward", 1, grad_output, input, weight, stride,
                           padding, dilation, groups)
 
 
-def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv2d with respect to
-    its input, weight and bias; grad_bias = grad_output.sum((0, 2, 3))."""
+@filled(CONV_BACKWARD_DOC, 2)
+def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv2d_backward", 2, grad_output, input, weight, stride,
                           padding, dilation, groups)
 
 
-def conv3d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv3d."""
+@filled(CONV_BACKWARD_DOC, 3)
+def conv3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                    stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
+                    groups: int = 1) -> Grads:
     return _conv_backward("conv3d_backward", 3, grad_output, input, weight, stride,
                           padding, dilation, groups)

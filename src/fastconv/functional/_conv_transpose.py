@@ -1,14 +1,20 @@
 """Transposed convolution (1-D, 2-D, 3-D), built from the conv engine.
 
 A transposed conv is the adjoint of a conv with the same weight: its forward
-is conv's data gradient (GEMM + col2im), its input gradient is a conv forward,
-and its weight gradient is conv's weight gradient with input and grad_output
-swapped. Nothing here touches a kernel directly.
+is conv's data gradient, its input gradient is a conv forward, and its weight
+gradient is conv's weight gradient with input and grad_output swapped; each
+runs the plan _plan.plan_conv makes for that pass.  Nothing here touches a
+kernel directly.
 """
-import numpy as np
+from __future__ import annotations
+
+from typing import Optional
 
 from .. import _args, _shapes
-from ._conv import bias_grad, conv_backward, conv_forward, parse_conv_arrays
+from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
+from . import _plan
+from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
+from ._conv import bias_grad, conv_forward, conv_grad_input, conv_grad_weight, parse_conv_arrays
 from ._geometry import Window
 
 
@@ -61,69 +67,84 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
 
 
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
-                    dilation):
+                    dilation, explain=False):
+    """conv_transpose{nd}d's output (the equivalent conv's grad_input), or
+    with `explain` the plan that computes it."""
     x, w, b, _, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
     n, c_out = x.shape[0], w.shape[1] * groups
-    y, _ = conv_backward(x, w, win, groups, input_shape=(n, c_out) + win.in_size)
+    plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups, x.dtype)
+    if explain:
+        return plan
+    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan)
     if b is not None and y.size:
         y += b.reshape((c_out,) + (1,) * nd)
     return y
 
 
 def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding,
-                             output_padding, groups, dilation):
+                             output_padding, groups, dilation, explain=False):
+    """conv_transpose{nd}d's gradients (the equivalent conv's output and
+    grad_weight, input and grad_output swapped), or with `explain` the plans
+    (grad_input, grad_weight) that compute them."""
     x, w, _, g, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
         grad_output)
-    grad_input = conv_forward(g, w, None, win, groups, op)
-    _, grad_weight = conv_backward(x, w, win, groups, x=g)
+    sizes = (x.shape[0], g.shape[1], x.shape[1], win, groups, x.dtype)
+    plans = (_plan.plan_conv(_plan.OUTPUT, *sizes), _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    if explain:
+        return plans
+    grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
+    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1])
     return grad_input, grad_weight, bias_grad(g)
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """1-D transposed convolution of (N, C_in, L) input with
-    (C_in, C_out // groups, k) weight, as torch.nn.functional.conv_transpose1d."""
+@filled(CONV_TRANSPOSE_DOC, 1)
+def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size1 = 1, padding: Size1 = 0, output_padding: Size1 = 0,
+                     groups: int = 1, dilation: Size1 = 1) -> Array:
     return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """2-D transposed convolution ("deconvolution", up-sampling) of (N, C_in, H, W)
-    input with (C_in, C_out // groups, kH, kW) weight, as
-    torch.nn.functional.conv_transpose2d. Output size per axis:
-    (in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1, with
-    output_padding < max(stride, dilation)."""
+@filled(CONV_TRANSPOSE_DOC, 2)
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size2 = 1, padding: Size2 = 0, output_padding: Size2 = 0,
+                     groups: int = 1, dilation: Size2 = 1) -> Array:
     return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1):
-    """3-D transposed convolution of (N, C_in, D, H, W) input, as
-    torch.nn.functional.conv_transpose3d."""
+@filled(CONV_TRANSPOSE_DOC, 3)
+def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: Size3 = 1, padding: Size3 = 0, output_padding: Size3 = 0,
+                     groups: int = 1, dilation: Size3 = 1) -> Array:
     return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)
 
 
-def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose1d."""
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 1)
+def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size1 = 1, padding: Size1 = 0,
+                              output_padding: Size1 = 0, groups: int = 1,
+                              dilation: Size1 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose2d."""
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 2)
+def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size2 = 1, padding: Size2 = 0,
+                              output_padding: Size2 = 0, groups: int = 1,
+                              dilation: Size2 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
-def conv_transpose3d_backward(grad_output, input, weight, stride=1, padding=0,
-                              output_padding=0, groups=1, dilation=1):
-    """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose3d."""
+@filled(CONV_TRANSPOSE_BACKWARD_DOC, 3)
+def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
+                              stride: Size3 = 1, padding: Size3 = 0,
+                              output_padding: Size3 = 0, groups: int = 1,
+                              dilation: Size3 = 1) -> Grads:
     return _conv_transpose_backward("conv_transpose3d_backward", 3, grad_output, input,
                                     weight, stride, padding, output_padding, groups, dilation)

@@ -5,12 +5,19 @@ Arguments are validated here, once; output sizes come from _shapes; the C
 kernels (csrc/pool_template.h) run direct loops on each (n, c) plane, the 1-D
 and 2-D ops lifted to 3-D so one loop nest serves all three.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 from math import prod
+from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads
+from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, Shape, Size1,
+                      Size2, Size3)
+from ._doc import (AVG_POOL_BACKWARD_DOC, AVG_POOL_DOC, MAX_POOL_BACKWARD_DOC, MAX_POOL_DOC,
+                   filled)
 from ._geometry import lift
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -33,10 +40,10 @@ class PoolWindow:
                                               self.padding, self.dilation))
 
     def kernel_geometry(self, planes):
-        """The tuple the C kernels take, with the batch folded into planes."""
-        return (planes, lift(self.in_size, 1), lift(self.out_size, 1),
-                lift(self.kernel, 1), lift(self.stride, 1), lift(self.padding, 0),
-                lift(self.dilation, 1))
+        """The geometry the C kernels take, with the batch folded into planes."""
+        return _kernels.Geometry(planes, lift(self.in_size, 1), lift(self.out_size, 1),
+                                 lift(self.kernel, 1), lift(self.stride, 1),
+                                 lift(self.padding, 0), lift(self.dilation, 1))
 
 
 def _flag(value, name, op):
@@ -165,8 +172,7 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     _args.check_alloc(op, "grad_input", shape, g.dtype, f"input_shape={shape}")
     grad_input = np.empty(shape, dtype=g.dtype)
     # The scatter-add needs only the sizes: the indices say where each goes.
-    one = (1, 1, 1)
-    geom = (n * c, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
+    geom = _sizes_geometry(n * c, in_size, out_size)
     bad = _kernels.max_pool_backward(g.reshape(-1), indices.reshape(-1), geom,
                                      grad_input.reshape(-1), _threads.get_num_threads())
     if bad >= 0:
@@ -177,54 +183,87 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     return grad_input
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """1-D max pooling of (N, C, L) input, as torch.nn.functional.max_pool1d.
-    With return_indices also returns int64 indices: the position l of each
-    maximum inside its (n, c) row."""
+@overload
+def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
+               padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False,
+               return_indices: Literal[False] = False) -> Array: ...
+@overload
+def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
+               padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False, *,
+               return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
+               padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
+
+
+@filled(MAX_POOL_DOC, 1)
+def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
+               padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
     return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation,
                      ceil_mode, return_indices)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """2-D max pooling of (N, C, H, W) input, as torch.nn.functional.max_pool2d.
+@overload
+def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
+               padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False,
+               return_indices: Literal[False] = False) -> Array: ...
+@overload
+def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
+               padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False, *,
+               return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
+               padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
-    stride=None means kernel_size; padding (at most kernel_size // 2) counts
-    as -inf; ceil_mode rounds the output size up but drops a last window that
-    would start in the right padding. NaN propagates (a window holding NaN
-    outputs NaN, its index pointing at a NaN); on ties the first maximum in
-    row-major window order wins. With return_indices, also returns int64
-    indices, the flat h * W + w of each maximum inside its own (n, c) plane."""
+
+@filled(MAX_POOL_DOC, 2)
+def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
+               padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation,
                      ceil_mode, return_indices)
 
 
-def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """3-D max pooling of (N, C, D, H, W) input, as torch.nn.functional.max_pool3d;
-    indices are the flat d*H*W + h*W + w inside each (n, c) volume."""
+@overload
+def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
+               padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False,
+               return_indices: Literal[False] = False) -> Array: ...
+@overload
+def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
+               padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False, *,
+               return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
+               padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
+
+
+@filled(MAX_POOL_DOC, 3)
+def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
+               padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
     return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation,
                      ceil_mode, return_indices)
 
 
-def max_pool1d_backward(grad_output, indices, input_shape):
-    """Gradient of max_pool1d: grad_output added at `indices` of a zero
-    (N, C, L) = input_shape array."""
+@filled(MAX_POOL_BACKWARD_DOC, 1)
+def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                        input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool1d_backward", 1, grad_output, indices, input_shape)
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Gradient of max_pool2d with respect to its input: each grad_output
-    element is added at its index inside its (n, c) plane of a zero array of
-    input_shape (overlapping windows accumulate). indices must be int64 with
-    grad_output's shape and every value inside the plane, else ValueError
-    (checked before anything is written)."""
+@filled(MAX_POOL_BACKWARD_DOC, 2)
+def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                        input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool2d_backward", 2, grad_output, indices, input_shape)
 
 
-def max_pool3d_backward(grad_output, indices, input_shape):
-    """Gradient of max_pool3d (indices flat d*H*W + h*W + w per volume)."""
+@filled(MAX_POOL_BACKWARD_DOC, 3)
+def max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                        input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool3d_backward", 3, grad_output, indices, input_shape)
 
 
@@ -269,54 +308,56 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     return grad_input
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """1-D average pooling of (N, C, L) input, as torch.nn.functional.avg_pool1d
-    (divisor_override is an extension: PyTorch's avg_pool1d lacks it)."""
+@filled(AVG_POOL_DOC, 1,
+        torch_note=" (divisor_override is an extension: PyTorch's avg_pool1d lacks it)")
+def avg_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
+               padding: Size1 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Array:
     return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """2-D average pooling of (N, C, H, W) input, as torch.nn.functional.avg_pool2d.
-
-    The divisor is divisor_override (a non-zero int) when given; else with
-    count_include_pad the number of window taps inside the padded input
-    (padding counts, the ceil_mode overhang past it never does); without it
-    the number of taps inside the input."""
+@filled(AVG_POOL_DOC, 2)
+def avg_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
+               padding: Size2 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Array:
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
 
 
-def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """3-D average pooling of (N, C, D, H, W) input, as torch.nn.functional.avg_pool3d."""
+@filled(AVG_POOL_DOC, 3)
+def avg_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
+               padding: Size3 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Array:
     return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
 
 
-def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
-    """Gradient of avg_pool1d with respect to its (N, C, L) = input_shape input."""
+@filled(AVG_POOL_BACKWARD_DOC, 1)
+def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size1,
+                        stride: OptSize1 = None, padding: Size1 = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: Optional[int] = None) -> Array:
     return _avg_pool_backward("avg_pool1d_backward", 1, grad_output, input_shape,
                               kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override)
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
-    """Gradient of avg_pool2d with respect to its input of shape input_shape:
-    each window spreads grad / divisor over its in-bounds taps (overlapping
-    windows accumulate). grad_output must have avg_pool2d's output shape."""
+@filled(AVG_POOL_BACKWARD_DOC, 2)
+def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size2,
+                        stride: OptSize2 = None, padding: Size2 = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: Optional[int] = None) -> Array:
     return _avg_pool_backward("avg_pool2d_backward", 2, grad_output, input_shape,
                               kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override)
 
 
-def avg_pool3d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
-    """Gradient of avg_pool3d with respect to its (N, C, D, H, W) = input_shape input."""
+@filled(AVG_POOL_BACKWARD_DOC, 3)
+def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size3,
+                        stride: OptSize3 = None, padding: Size3 = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True,
+                        divisor_override: Optional[int] = None) -> Array:
     return _avg_pool_backward("avg_pool3d_backward", 3, grad_output, input_shape,
                               kernel_size, stride, padding, ceil_mode, count_include_pad,
                               divisor_override)
@@ -326,16 +367,41 @@ def avg_pool3d_backward(grad_output, input_shape, kernel_size, stride=None, padd
 # Adaptive average pooling (2-D)
 # ---------------------------------------------------------------------------
 
-def _adaptive_geometry(planes, in_size, out_size):
+def _sizes_geometry(planes, in_size, out_size):
+    """A geometry of sizes only (kernel, stride, dilation 1, no padding): the
+    max-pool scatter and adaptive pooling read nothing else."""
     one = (1, 1, 1)
-    return (planes, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
+    return _kernels.Geometry(planes, lift(in_size, 1), lift(out_size, 1), one, one,
+                             (0, 0, 0), one)
 
 
-def adaptive_avg_pool2d(input, output_size):
-    """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, oh, ow), as
-    torch.nn.functional.adaptive_avg_pool2d: output (i, j) averages rows
-    [floor(i*H/oh), ceil((i+1)*H/oh)) and the same for columns. output_size is
-    an int or (oh, ow); a None entry keeps that input size (as PyTorch)."""
+def adaptive_avg_pool2d(input: ArrayLike,
+                        output_size: Union[int, Tuple[Optional[int], Optional[int]]]) -> Array:
+    """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, OH, OW), as
+    torch.nn.functional.adaptive_avg_pool2d.
+
+    Output (i, j) averages input rows [floor(i * H / OH), ceil((i + 1) * H / OH))
+    and the same columns for W / OW (PyTorch's bins; they may overlap).
+
+    Args:
+        input: (N, C, H, W) array with H, W >= 1.
+        output_size: (OH, OW) ints >= 1 (a None entry keeps that input size),
+            or one int for both.
+
+    Returns:
+        The (N, C, OH, OW) averages.
+
+    Every array must be float32 or float64 (array-likes of floats are
+    accepted); any memory layout works and the input is never modified.  The
+    result is a fresh C-contiguous array of the input's dtype.
+
+    Raises:
+        TypeError: input None or not float32/float64; output_size entries
+            that are not ints (or None).
+        ValueError: input not 4-D or with an empty spatial size; output_size
+            not an int or a pair, non-positive or past 2**40.
+        MemoryError: an output larger than this machine's memory.
+    """
     op = "adaptive_avg_pool2d"
     x = _input(op, 2, input)
     in_size = x.shape[2:]
@@ -360,14 +426,34 @@ def adaptive_avg_pool2d(input, output_size):
     _args.check_alloc(op, "output", (n, c) + out_size, x.dtype, f"output_size={output_size!r}")
     x = _args.contiguous(x)
     out = np.empty((n, c) + out_size, dtype=x.dtype)
-    _kernels.adaptive_avg_pool(x.reshape(-1), _adaptive_geometry(n * c, in_size, out_size),
+    _kernels.adaptive_avg_pool(x.reshape(-1), _sizes_geometry(n * c, in_size, out_size),
                                out.reshape(-1), _threads.get_num_threads())
     return out
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape):
-    """Gradient of adaptive_avg_pool2d with respect to its input of shape
-    input_shape; the output size is grad_output's."""
+def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
+    """Gradient of adaptive_avg_pool2d with respect to its input: each output
+    bin spreads its gradient evenly over its input elements (overlapping bins
+    accumulate).
+
+    Args:
+        grad_output: (N, C, OH, OW) array, the gradient of the loss with
+            respect to adaptive_avg_pool2d's output (its size gives the bins).
+        input_shape: the forward input's shape (N, C, H, W), a tuple or list
+            of 4 ints.
+
+    Returns:
+        grad_input: a fresh C-contiguous array of input_shape and
+        grad_output's dtype.
+
+    Raises:
+        TypeError: grad_output None or not float32/float64; input_shape
+            entries that are not ints.
+        ValueError: grad_output not 4-D; input_shape of the wrong length,
+            negative or past 2**40, not matching grad_output in N and C, or
+            with an empty spatial size (or grad_output's).
+        MemoryError: a result larger than this machine's memory.
+    """
     op = "adaptive_avg_pool2d_backward"
     g = _input(op, 2, grad_output, "grad_output")
     shape = _input_shape(op, 2, input_shape)
@@ -381,6 +467,6 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     g = _args.contiguous(g)
     grad_input = np.empty(shape, dtype=g.dtype)
     _kernels.adaptive_avg_pool_backward(
-        g.reshape(-1), _adaptive_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
+        g.reshape(-1), _sizes_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
         grad_input.reshape(-1), _threads.get_num_threads())
     return grad_input

@@ -1,7 +1,11 @@
 """im2col / col2im as public ops (torch.nn.functional.unfold / fold)."""
+from __future__ import annotations
+
 import numpy as np
 
 from .. import _args, _kernels, _threads
+from .._types import Array, ArrayLike, Size2
+from ._doc import COL2IM_DOC, IM2COL_DOC, filled
 from ._geometry import Window
 
 
@@ -18,9 +22,9 @@ def _window(op, in_size, kernel_size, stride, padding, dilation):
     return win
 
 
-def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
-    """Sliding windows of (N, C, H, W) input as columns (N, C*kH*kW, L), exactly
-    torch.nn.functional.unfold: row c*kH*kW + i*kW + j, column oh*OW + ow."""
+@filled(IM2COL_DOC, 2)
+def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Size2 = 0,
+           dilation: Size2 = 1) -> Array:
     op = "im2col"
     x = _args.as_float_array(input, "input", op)
     _args.check_ndim(x, 4, "input", op, "(N, C, H, W)")
@@ -37,9 +41,9 @@ def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
     return cols
 
 
-def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
-    """Sum columns (N, C*kH*kW, L) back into images (N, C, H, W), exactly
-    torch.nn.functional.fold: the adjoint of im2col (overlaps are summed)."""
+@filled(COL2IM_DOC, 2)
+def col2im(cols: ArrayLike, output_size: Size2, kernel_size: Size2, stride: Size2 = 1,
+           padding: Size2 = 0, dilation: Size2 = 1) -> Array:
     op = "col2im"
     c_arr = _args.as_float_array(cols, "cols", op)
     _args.check_ndim(c_arr, 3, "cols", op, "(N, C*kH*kW, L)")

@@ -1,5 +1,6 @@
 """Plain-NumPy twins of every fastconv op: slow, obviously correct, and the
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
+from .. import functional as _functional
 from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward, im2col)
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
@@ -10,12 +11,7 @@ from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool1
                     avg_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool2d,
                     max_pool2d_backward, max_pool3d, max_pool3d_backward)
 
-__all__ = [
-    "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d", "conv3d_backward",
-    "conv_transpose1d", "conv_transpose1d_backward", "conv_transpose2d",
-    "conv_transpose2d_backward", "conv_transpose3d", "conv_transpose3d_backward",
-    "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
-    "max_pool3d", "max_pool3d_backward", "avg_pool1d", "avg_pool1d_backward",
-    "avg_pool2d", "avg_pool2d_backward", "avg_pool3d", "avg_pool3d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "im2col", "col2im",
-]
+# Every op of fastconv.functional (its thread controls aside: nothing here is
+# threaded) has its twin here, with the same signature (tests/test_packaging.py).
+__all__ = [name for name in _functional.__all__
+           if name not in ("set_num_threads", "get_num_threads")]

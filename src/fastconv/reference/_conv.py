@@ -71,9 +71,9 @@ def _setup(x, weight, stride, padding, dilation):
     return kernel, stride, before, after, dilation
 
 
-def conv_nd(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """N-d convolution; conv1d/conv2d/conv3d are this on 3/4/5-D arrays."""
-    x, weight = np.asarray(x), np.asarray(weight)
+    x, weight = np.asarray(input), np.asarray(weight)
     kernel, stride, before, after, dilation = _setup(x, weight, stride, padding, dilation)
     col, out = unfold(x, kernel, stride, before, after, dilation)
     n, c_out = x.shape[0], weight.shape[0]
@@ -88,9 +88,9 @@ def conv_nd(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y.reshape((n, c_out) + out)
 
 
-def conv_nd_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
     """(grad_input, grad_weight, grad_bias) of conv_nd."""
-    x, weight, gy = np.asarray(x), np.asarray(weight), np.asarray(grad_output)
+    x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, before, after, dilation = _setup(x, weight, stride, padding, dilation)
     col, out = unfold(x, kernel, stride, before, after, dilation)
     n, c_out = x.shape[0], weight.shape[0]

@@ -28,9 +28,9 @@ def _crop(full, padding):
     return tuple(slice(p, n - p) for n, p in zip(full, padding))
 
 
-def conv_transpose_nd(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                       dilation=1):
-    x, weight = np.asarray(x), np.asarray(weight)
+    x, weight = np.asarray(input), np.asarray(weight)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
     n, c_in = x.shape[:2]
@@ -49,9 +49,9 @@ def conv_transpose_nd(x, weight, bias=None, stride=1, padding=0, output_padding=
     return np.ascontiguousarray(y)
 
 
-def conv_transpose_nd_backward(grad_output, x, weight, stride=1, padding=0, output_padding=0,
+def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
                                groups=1, dilation=1):
-    x, weight, gy = np.asarray(x), np.asarray(weight), np.asarray(grad_output)
+    x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
     n, c_in = x.shape[:2]

@@ -1,0 +1,31 @@
+"""Type aliases of the public signatures (the package ships py.typed, and the
+ops carry their annotations inline)."""
+from typing import Any, List, Literal, Optional, Tuple, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["ArrayLike", "Array", "Indices", "Grads", "Size1", "Size2", "Size3", "ConvPadding1",
+           "ConvPadding2", "ConvPadding3", "OptSize1", "OptSize2", "OptSize3", "Shape"]
+
+# A float32 or float64 array (results always have the input's dtype).
+Array = NDArray[np.floating[Any]]
+# Max-pooling indices: int64, the output's shape.
+Indices = NDArray[np.int64]
+# (grad_input, grad_weight, grad_bias) of a convolution.
+Grads = Tuple[Array, Array, Array]
+
+# kernel_size, stride, padding, dilation...: an int or one int per spatial axis.
+Size1 = Union[int, Tuple[int]]
+Size2 = Union[int, Tuple[int, int]]
+Size3 = Union[int, Tuple[int, int, int]]
+# A convolution's padding may also be "valid" (none) or "same" (stride 1).
+ConvPadding1 = Union[Size1, Literal["valid", "same"]]
+ConvPadding2 = Union[Size2, Literal["valid", "same"]]
+ConvPadding3 = Union[Size3, Literal["valid", "same"]]
+# Pooling's stride: None means kernel_size.
+OptSize1 = Optional[Size1]
+OptSize2 = Optional[Size2]
+OptSize3 = Optional[Size3]
+# An input_shape argument: the shape of the forward call's input.
+Shape = Union[Tuple[int, ...], List[int]]

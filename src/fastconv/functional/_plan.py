@@ -1,0 +1,380 @@
+"""The convolution plan: the one place an algorithm is chosen.
+
+`plan_conv` decides, for one pass of a convolution (its output, its
+grad_input or its grad_weight), which kernel computes it, how the batch is
+chunked, how much scratch the kernel needs, how the threads split the work
+and how the output is stored.  The ops in _conv.py and _conv_transpose.py only
+execute plans, and `fastconv.explain` returns the plans a call would run.
+
+Every threshold is a named constant below, with the reason it has the value
+it has; docs/performance.md ("Algorithm choice") records the measurements.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .. import _kernels, _threads
+from ._geometry import Window
+
+# --------------------------------------------------------------- thresholds
+
+# One GEMM per image (output written in place, no transposes, threads take
+# whole images) pays once an image has this many output positions: its GEMM
+# panels are then mostly full.  Smaller images go side by side in chunks, the
+# output transposed into place afterwards.
+PER_IMAGE_MIN_POSITIONS = 400
+
+# Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds than the direct sum,
+# but its input and output transforms cost a fixed amount per channel: below
+# this many input channels per group they cost more than they save.
+WINOGRAD_MIN_CHANNELS = 16
+
+# Winograd computes whole 2x2 output tiles; an odd output size wastes a row
+# or a column of them.  Below this share of real outputs among the tiles'
+# outputs (7x7 has 77% and still pays, 3x3 has 56% and does not) the wasted
+# work eats the saving.
+WINOGRAD_MIN_TILE_USE = 0.7
+
+# A stride-1 conv's data gradient is a conv of grad_output with the flipped
+# kernel, run by the forward's kernels.  That conv's implicit GEMM has
+# C_in / groups rows: below this most of each micro-tile would be padding,
+# and GEMM + col2im is faster.
+FLIPPED_CONV_MIN_CHANNELS = 16
+
+# Outputs from this size on (bytes, whole call) leave the caches before
+# anyone reads them back: the per-image GEMM writes them with streaming
+# (non-temporal) stores instead of reading every cache line in first.
+STREAM_MIN_BYTES = 4 << 20
+
+# Target size of the scratch of one side-by-side chunk: the batch is cut into
+# chunks whose padded images and transposed output stay near it, so scratch
+# is bounded whatever the batch size.
+CHUNK_SCRATCH_BYTES = 32 << 20
+
+
+def _env_switch(name):
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+# FASTCONV_WINOGRAD=0 turns Winograd off (read once, at import), for results
+# that round exactly as the direct sum does.
+WINOGRAD = _env_switch("FASTCONV_WINOGRAD")
+
+# ------------------------------------------------------------- the plan
+
+# What a plan computes (the passes of a convolution).  A transposed
+# convolution runs the passes of the convolution it is the adjoint of: its
+# output is that conv's grad_input, its grad_input that conv's output.
+OUTPUT = "output"
+GRAD_INPUT = "grad_input"
+GRAD_WEIGHT = "grad_weight"
+
+# The algorithms.
+EMPTY_SUM = "empty_sum"                    # nothing to multiply: zeros (+ bias)
+DEPTHWISE = "depthwise"                    # direct SIMD loops, one channel per group
+WINOGRAD_F2X2_3X3 = "winograd"             # Winograd F(2x2, 3x3), 16 GEMMs over tiles
+GEMM_PER_IMAGE = "implicit_gemm_per_image"  # one implicit GEMM per image, in place
+GEMM_SIDE_BY_SIDE = "implicit_gemm_side_by_side"  # a chunk of images as one GEMM
+FLIPPED_CONV = "flipped_conv"              # grad_input as a conv with the flipped kernel
+GEMM_COL2IM = "gemm_col2im"                # grad_input columns by GEMM, folded by col2im
+WEIGHT_GRAD_GEMM = "weight_grad_gemm"      # fused GEMM over the whole batch
+
+ALGORITHMS = {
+    OUTPUT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE),
+    GRAD_INPUT: (EMPTY_SUM, DEPTHWISE, FLIPPED_CONV, GEMM_COL2IM),
+    GRAD_WEIGHT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, WEIGHT_GRAD_GEMM),
+}
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one pass of a convolution runs.
+
+    computes: OUTPUT, GRAD_INPUT or GRAD_WEIGHT (of the convolution; see
+        above for transposed convolutions).
+    algorithm: one of ALGORITHMS[computes].
+    reason: why the plan function chose it, in words.
+    batch: images the pass runs over.
+    chunk: images per kernel call (the batch is cut into chunks of this many
+        images; == batch unless the scratch would grow with the batch).
+    workspace: elements (of the call's dtype) of scratch the kernel needs.
+    threads: threads the kernels use.
+    threads_over_images: each thread takes whole images, else the threads
+        split each image's work (the implicit GEMM per image and GEMM +
+        col2im; the other kernels split their work their own way).
+    stream_stores: the output is written with streaming stores (the
+        implicit GEMM per image).
+    pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
+        themselves as its column matrix.
+    via: for FLIPPED_CONV, the plan of the convolution it runs.
+    """
+    computes: str
+    algorithm: str
+    reason: str
+    batch: int
+    chunk: int
+    workspace: int
+    threads: int
+    threads_over_images: bool = False
+    stream_stores: bool = False
+    pointwise: bool = False
+    via: Optional[ConvPlan] = field(default=None)
+
+    def __str__(self):
+        """A few readable lines (repr() has every field)."""
+        flags = {"threads_over_images": "threads take whole images",
+                 "stream_stores": "streaming stores", "pointwise": "images read in place"}
+        lines = [f"{self.computes}: {self.algorithm} ({self.reason})",
+                 f"  {self.batch} images in chunks of {self.chunk}, scratch of "
+                 f"{self.workspace} elements, {self.threads} threads"
+                 + "".join(f", {text}" for name, text in flags.items() if getattr(self, name))]
+        if self.via is not None:
+            lines.append("  via " + str(self.via).replace("\n", "\n  "))
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------- the rules
+
+def is_depthwise(c_in: int, groups: int) -> bool:
+    """One input channel per group: a GEMM per group would be 1 x taps thin."""
+    return groups > 1 and groups == c_in
+
+
+def is_pointwise(win: Window) -> bool:
+    """1x1 kernel, stride 1, no padding, no dilation, output grid == input
+    grid: the images are their own column matrices."""
+    return (all(v == 1 for v in win.kernel + win.stride + win.dilation)
+            and not any(win.pad_before + win.pad_after) and win.out_size == win.in_size)
+
+
+def winograd_tile_use(win: Window) -> float:
+    """Share of real outputs among the outputs of the 2x2 tiles covering a
+    2-D output grid."""
+    oh, ow = win.out_size
+    return oh * ow / (4 * ((oh + 1) // 2) * ((ow + 1) // 2))
+
+
+def winograd_fits(win: Window) -> bool:
+    """The geometry Winograd F(2x2, 3x3) computes: 2-D, 3x3, stride 1,
+    dilation 1 (any padding)."""
+    return win.kernel == (3, 3) and win.stride == (1, 1) and win.dilation == (1, 1)
+
+
+def _winograd_reason(win, c_in_group):
+    """Why Winograd runs (a string), or None when it does not pay or does
+    not apply."""
+    if not (WINOGRAD and winograd_fits(win) and c_in_group >= WINOGRAD_MIN_CHANNELS):
+        return None
+    use = winograd_tile_use(win)
+    if use < WINOGRAD_MIN_TILE_USE:
+        return None
+    return (f"3x3 stride-1 kernel, {c_in_group} >= {WINOGRAD_MIN_CHANNELS} input channels "
+            f"per group, {use:.0%} >= {WINOGRAD_MIN_TILE_USE:.0%} of its tiles' outputs real")
+
+
+def data_grad_window(win: Window) -> Optional[Window]:
+    """The window of the convolution that computes a stride-1 conv's data
+    gradient: grad_input[i] = sum_t W[t] grad_output[i + pad - t*d], i.e. a
+    conv over grad_output with the kernel flipped and padding d*(k-1) - pad,
+    whose output grid is the input's.  None when that does not apply (a
+    stride > 1, or padding beyond the dilated kernel: negative padding)."""
+    reach = tuple(d * (k - 1) for k, d in zip(win.kernel, win.dilation))
+    if any(s != 1 for s in win.stride) or any(p > r for p, r in zip(win.pad_before, reach)):
+        return None
+    pad = tuple(r - p for p, r in zip(win.pad_before, reach))
+    # Taps past grad_output's end read as zeros, so the trailing padding is
+    # implied by the explicit output grid.
+    return Window(win.out_size, win.kernel, win.stride, pad, pad, win.dilation,
+                  explicit_out=win.in_size)
+
+
+def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) -> int:
+    """Images per chunk so that a chunk's scratch stays near `budget`
+    (CHUNK_SCRATCH_BYTES by default): at least 1, at most the batch."""
+    budget = CHUNK_SCRATCH_BYTES if budget is None else budget
+    return max(1, min(batch, budget // max(1, bytes_per_image)))
+
+
+# ------------------------------------------------------------- planning
+
+def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, groups: int,
+              dtype, threads: Optional[int] = None,
+              algorithm: Optional[str] = None) -> ConvPlan:
+    """The plan of one pass of a validated convolution: `computes` (OUTPUT,
+    GRAD_INPUT or GRAD_WEIGHT) of a conv of `batch` images of `c_in`
+    channels into `c_out` channels over window `win` with `groups` groups,
+    in `dtype`, on `threads` threads (default: fastconv.get_num_threads()).
+
+    `algorithm` forces one of ALGORITHMS[computes] instead of the rules'
+    choice (to compare kernels); ValueError if it cannot compute this
+    geometry."""
+    if computes not in ALGORITHMS:
+        raise ValueError(f"plan_conv: computes must be one of {sorted(ALGORITHMS)}, "
+                         f"got {computes!r}")
+    if algorithm is not None and algorithm not in ALGORITHMS[computes]:
+        raise ValueError(f"plan_conv: {computes} is computed by one of "
+                         f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
+    threads = _threads.get_num_threads() if threads is None else threads
+    call = _Call(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads)
+    planner = {OUTPUT: _plan_output, GRAD_INPUT: _plan_grad_input,
+               GRAD_WEIGHT: _plan_grad_weight}[computes]
+    return planner(call, algorithm)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The sizes a plan depends on."""
+    computes: str
+    batch: int
+    c_in: int
+    c_out: int
+    win: Window
+    groups: int
+    dtype: np.dtype
+    threads: int
+
+    @property
+    def c_in_group(self):
+        return self.c_in // self.groups
+
+    @property
+    def empty(self):
+        """No products to sum: no images, output channels, input channels or
+        output positions."""
+        return not (self.batch and self.c_out and self.c_in and self.win.out_count)
+
+    def plan(self, algorithm, reason, workspace=0, chunk=None, **flags):
+        return ConvPlan(self.computes, algorithm, reason, self.batch,
+                        self.batch if chunk is None else chunk, int(workspace),
+                        self.threads, **flags)
+
+    def threads_over_images(self):
+        """Threads take whole images when there are images to spare (else
+        they split each image's work)."""
+        return self.threads > 1 and self.batch >= self.threads
+
+    def first_candidates(self):
+        """The rules every pass checks first: nothing to sum, then depthwise."""
+        return [(EMPTY_SUM, "no products to sum" if self.empty else None),
+                (DEPTHWISE, "one input channel per group"
+                 if is_depthwise(self.c_in, self.groups) else None)]
+
+    def depthwise_plan(self, reason):
+        """The depthwise kernels share one scratch layout in all passes."""
+        return self.plan(DEPTHWISE, reason, _kernels.depthwise_workspace_size(
+            self.dtype.char, self.win.kernel_geometry(self.c_in), self.c_out // self.groups,
+            self.threads))
+
+
+def _choose(call, forced, candidates):
+    """(algorithm, reason) of the first of `candidates` ((algorithm,
+    reason-or-None) in rule order) whose reason is not None; or the forced
+    algorithm, if it can compute the call."""
+    chosen = next((a, r) for a, r in candidates if r is not None)
+    if forced is None or forced == chosen[0]:
+        return chosen
+    if not _applies(call, forced):
+        raise ValueError(f"plan_conv: {forced} cannot compute the {call.computes} of this "
+                         f"convolution")
+    return forced, "forced by the caller"
+
+
+def _applies(call, algorithm):
+    """Whether a forced algorithm can compute the call at all (it need not
+    pay)."""
+    if algorithm == DEPTHWISE:
+        return is_depthwise(call.c_in, call.groups)
+    if algorithm == WINOGRAD_F2X2_3X3:
+        return winograd_fits(call.win) and not call.empty
+    if algorithm == FLIPPED_CONV:
+        return data_grad_window(call.win) is not None and not call.empty
+    if algorithm == EMPTY_SUM:
+        return call.empty
+    return not call.empty
+
+
+def _plan_output(call, forced):
+    win, dtype, threads = call.win, call.dtype, call.threads
+    per_image_reason = ("1x1 stride-1 unpadded kernel: each image is its own column matrix"
+                        if is_pointwise(win) else
+                        f"{win.out_count} >= {PER_IMAGE_MIN_POSITIONS} output positions per "
+                        f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else None)
+    algorithm, reason = _choose(call, forced, [
+        *call.first_candidates(),
+        (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
+        (GEMM_PER_IMAGE, per_image_reason),
+        (GEMM_SIDE_BY_SIDE, f"{win.out_count} < {PER_IMAGE_MIN_POSITIONS} output positions "
+                            f"per image: images side by side"),
+    ])
+    geom = win.kernel_geometry(call.c_in)
+    if algorithm == DEPTHWISE:
+        return call.depthwise_plan(reason)
+    if algorithm == WINOGRAD_F2X2_3X3:
+        return call.plan(algorithm, reason, _kernels.conv_winograd_workspace_size(
+            dtype.char, geom, call.groups, call.c_out, threads))
+    if algorithm == GEMM_PER_IMAGE:
+        out_bytes = call.batch * call.c_out * win.out_count * dtype.itemsize
+        return call.plan(algorithm, reason, _kernels.conv_workspace_size(
+            dtype.char, geom, call.batch, call.c_out, True, threads),
+            threads_over_images=call.threads_over_images(),
+            stream_stores=out_bytes >= STREAM_MIN_BYTES, pointwise=is_pointwise(win))
+    if algorithm == GEMM_SIDE_BY_SIDE:
+        def scratch(nb):
+            return _kernels.conv_workspace_size(dtype.char, geom, nb, call.c_out, False, 1)
+        # A chunk holds its padded images and its GEMM output (which the
+        # kernel copies into place).
+        chunk = batch_chunk(call.batch, (scratch(2) - scratch(1)) * dtype.itemsize)
+        return call.plan(algorithm, reason, _kernels.conv_workspace_size(
+            dtype.char, geom, chunk, call.c_out, False, threads), chunk=chunk)
+    return call.plan(algorithm, reason)
+
+
+def _plan_grad_input(call, forced):
+    win, dtype, threads = call.win, call.dtype, call.threads
+    flipped = data_grad_window(win)
+    flipped_reason = (f"stride 1, {call.c_in_group} >= {FLIPPED_CONV_MIN_CHANNELS} input "
+                      f"channels per group: a conv of grad_output with the flipped kernel"
+                      if flipped is not None and call.c_in_group >= FLIPPED_CONV_MIN_CHANNELS
+                      else None)
+    algorithm, reason = _choose(call, forced, [
+        *call.first_candidates(),
+        (FLIPPED_CONV, flipped_reason),
+        (GEMM_COL2IM, "a stride > 1, few input channels per group or padding past the "
+                      "kernel: columns by GEMM, folded by col2im"),
+    ])
+    if algorithm == DEPTHWISE:
+        return call.depthwise_plan(reason)
+    if algorithm == FLIPPED_CONV:
+        # grad_output (batch, C_out, out) convolved into (batch, C_in, in).
+        via = plan_conv(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
+                        dtype, threads)
+        return call.plan(algorithm, reason, via.workspace, chunk=via.chunk, via=via)
+    if algorithm == GEMM_COL2IM:
+        return call.plan(algorithm, reason, _kernels.conv_data_grad_workspace_size(
+            dtype.char, win.kernel_geometry(call.c_in), threads),
+            threads_over_images=call.threads_over_images())
+    return call.plan(algorithm, reason)
+
+
+def _plan_grad_weight(call, forced):
+    win, dtype, threads = call.win, call.dtype, call.threads
+    c_out_group = call.c_out // call.groups
+    algorithm, reason = _choose(call, forced, [
+        *call.first_candidates(),
+        (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
+        (WEIGHT_GRAD_GEMM, "grad_output times the input's columns, packed on the fly, "
+                           "over the whole batch"),
+    ])
+    if algorithm == DEPTHWISE:
+        return call.depthwise_plan(reason)
+    if algorithm == WINOGRAD_F2X2_3X3:
+        return call.plan(algorithm, reason, _kernels.conv_winograd_weight_grad_workspace_size(
+            dtype.char, win.kernel_geometry(call.c_in_group), c_out_group, threads))
+    if algorithm == WEIGHT_GRAD_GEMM:
+        return call.plan(algorithm, reason, _kernels.conv_weight_grad_workspace_size(
+            dtype.char, c_out_group, call.c_in_group * win.taps, threads))
+    return call.plan(algorithm, reason)

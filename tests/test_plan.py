@@ -1,0 +1,263 @@
+"""The convolution plan (functional/_plan.py): every branch of plan_conv, its
+thresholds at their boundaries, forcing an algorithm, and fastconv.explain.
+
+These assert which algorithm a call runs; test_conv.py, test_winograd.py and
+friends check that each algorithm computes the right numbers."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv.functional import _plan
+from optable import OPS
+from fastconv.functional._geometry import Window
+from fastconv.functional._plan import (DEPTHWISE, EMPTY_SUM, FLIPPED_CONV, GEMM_COL2IM,
+                                       GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE, GRAD_INPUT,
+                                       GRAD_WEIGHT, OUTPUT, WEIGHT_GRAD_GEMM,
+                                       WINOGRAD_F2X2_3X3)
+
+needs_winograd_on = pytest.mark.skipif(not _plan.WINOGRAD,
+                                       reason="FASTCONV_WINOGRAD turns Winograd off")
+
+
+def window(size, kernel, stride=None, pad=0, dilation=None):
+    nd = len(size)
+    return Window(tuple(size), tuple(kernel), stride or (1,) * nd, (pad,) * nd, (pad,) * nd,
+                  dilation or (1,) * nd)
+
+
+def plan(computes, batch, c_in, c_out, win, groups=1, dtype=np.float32, threads=1, **kw):
+    return _plan.plan_conv(computes, batch, c_in, c_out, win, groups, dtype, threads, **kw)
+
+
+# ------------------------------------------------------------------ output
+
+@pytest.mark.parametrize("batch, c_in, c_out", [(0, 4, 4), (2, 0, 4), (2, 4, 0)])
+def test_output_of_an_empty_sum(batch, c_in, c_out):
+    p = plan(OUTPUT, batch, c_in, c_out, window((5, 5), (3, 3)))
+    assert (p.algorithm, p.workspace) == (EMPTY_SUM, 0)
+
+
+def test_output_depthwise_when_one_input_channel_per_group():
+    assert plan(OUTPUT, 2, 8, 16, window((9, 9), (3, 3)), groups=8).algorithm == DEPTHWISE
+    # groups == 1 with one channel is an ordinary (if thin) conv
+    assert plan(OUTPUT, 2, 1, 16, window((9, 9), (5, 5))).algorithm != DEPTHWISE
+
+
+@needs_winograd_on
+def test_output_winograd_for_3x3_stride_1_with_channels():
+    p = plan(OUTPUT, 2, 16, 8, window((8, 8), (3, 3), pad=1))
+    assert p.algorithm == WINOGRAD_F2X2_3X3
+    assert "16 >= 16" in p.reason
+    assert plan(OUTPUT, 2, 15, 8, window((8, 8), (3, 3), pad=1)).algorithm != WINOGRAD_F2X2_3X3
+    # per group: 32 channels in 2 groups are 16 per group
+    assert plan(OUTPUT, 2, 32, 8, window((8, 8), (3, 3), pad=1), groups=2).algorithm == \
+        WINOGRAD_F2X2_3X3
+    assert plan(OUTPUT, 2, 30, 8, window((8, 8), (3, 3), pad=1), groups=2).algorithm != \
+        WINOGRAD_F2X2_3X3
+
+
+@pytest.mark.parametrize("size, algorithm", [
+    ((20, 20), GEMM_PER_IMAGE),        # 400 output positions
+    ((20, 21), GEMM_PER_IMAGE),
+    ((19, 21), GEMM_SIDE_BY_SIDE),     # 399
+    ((8, 8), GEMM_SIDE_BY_SIDE),
+    ((400,), GEMM_PER_IMAGE),          # 1-D: the rule counts positions, not rows
+    ((399,), GEMM_SIDE_BY_SIDE),
+])
+def test_output_per_image_from_400_positions(size, algorithm):
+    nd = len(size)
+    # a 2-wide kernel padded before only: the output grid is the input's
+    win = Window(size, (2,) * nd, (1,) * nd, (1,) * nd, (0,) * nd, (1,) * nd)
+    assert win.out_size == size
+    assert plan(OUTPUT, 3, 3, 8, win).algorithm == algorithm
+
+
+def test_output_pointwise_reads_images_in_place_whatever_their_size():
+    p = plan(OUTPUT, 3, 8, 4, window((5, 5), (1, 1)))
+    assert (p.algorithm, p.pointwise) == (GEMM_PER_IMAGE, True)
+    # padding, a stride or a dilation make columns differ from the image
+    for win in (window((5, 5), (1, 1), pad=1), window((5, 5), (1, 1), stride=(2, 2))):
+        p = plan(OUTPUT, 3, 8, 4, win)
+        assert (p.algorithm, p.pointwise) == (GEMM_SIDE_BY_SIDE, False)
+    p = plan(OUTPUT, 3, 8, 4, window((30, 30), (1, 1), stride=(1, 2)))
+    assert (p.algorithm, p.pointwise) == (GEMM_PER_IMAGE, False)
+
+
+def test_side_by_side_chunks_keep_scratch_bounded():
+    small = plan(OUTPUT, 5, 3, 8, window((8, 8), (3, 3)))
+    assert (small.algorithm, small.chunk, small.batch) == (GEMM_SIDE_BY_SIDE, 5, 5)
+    huge = plan(OUTPUT, 100000, 64, 64, window((12, 12), (3, 3), pad=1, stride=(2, 2)))
+    assert huge.algorithm == GEMM_SIDE_BY_SIDE
+    assert 1 <= huge.chunk < 100000
+    assert huge.workspace * 4 <= 2 * _plan.CHUNK_SCRATCH_BYTES
+    # the chunk size: budget // bytes per image, within [1, batch]
+    assert _plan.batch_chunk(7, 100, budget=250) == 2
+    assert _plan.batch_chunk(7, 1000, budget=250) == 1
+    assert _plan.batch_chunk(7, 1, budget=250) == 7
+
+
+@pytest.mark.parametrize("batch, threads, over_images", [
+    (4, 2, True), (2, 2, True), (1, 2, False), (4, 1, False), (3, 4, False)])
+def test_threads_take_whole_images_when_there_are_enough(batch, threads, over_images):
+    win = window((24, 24), (3, 3))
+    p = plan(OUTPUT, batch, 3, 8, win, threads=threads)
+    assert (p.algorithm, p.threads, p.threads_over_images) == (GEMM_PER_IMAGE, threads,
+                                                                over_images)
+    p = plan(GRAD_INPUT, batch, 3, 8, window((24, 24), (3, 3), stride=(2, 2)), threads=threads)
+    assert (p.algorithm, p.threads_over_images) == (GEMM_COL2IM, over_images)
+
+
+def test_streaming_stores_from_4_mib_of_output():
+    win = window((32, 32), (1, 1))                  # 1024 positions, pointwise
+    per_image_bytes = 256 * 1024 * 4                 # 256 channels of f32: 1 MiB
+    assert _plan.STREAM_MIN_BYTES == 4 * per_image_bytes
+    assert plan(OUTPUT, 4, 8, 256, win).stream_stores
+    assert not plan(OUTPUT, 3, 8, 256, win).stream_stores
+    assert plan(OUTPUT, 2, 8, 256, win, dtype=np.float64).stream_stores
+    # side by side: the transposed chunk is read right back
+    assert not plan(OUTPUT, 4096, 8, 256, window((8, 8), (3, 3))).stream_stores
+
+
+# -------------------------------------------------------------- grad_input
+
+@pytest.mark.parametrize("batch, c_in, c_out", [(0, 4, 4), (2, 0, 4), (2, 4, 0)])
+def test_grad_input_of_an_empty_sum(batch, c_in, c_out):
+    assert plan(GRAD_INPUT, batch, c_in, c_out, window((5, 5), (3, 3))).algorithm == EMPTY_SUM
+
+
+def test_grad_input_depthwise():
+    assert plan(GRAD_INPUT, 2, 8, 8, window((9, 9), (3, 3)), groups=8).algorithm == DEPTHWISE
+
+
+def test_grad_input_as_a_flipped_conv_for_stride_1_with_channels():
+    win = window((9, 11), (3, 3), pad=1)
+    p = plan(GRAD_INPUT, 2, 16, 5, win)
+    assert p.algorithm == FLIPPED_CONV
+    # the conv it runs: grad_output (5 channels) into the input's 16
+    assert p.via.computes == OUTPUT and p.via.batch == 2
+    assert p.via.algorithm == GEMM_SIDE_BY_SIDE      # 5 channels: no Winograd
+    assert p.workspace == p.via.workspace
+    flipped = _plan.data_grad_window(win)
+    assert flipped.out_size == win.in_size and flipped.in_size == win.out_size
+
+
+@pytest.mark.parametrize("c_in, groups, win, algorithm", [
+    (15, 1, window((9, 9), (3, 3), pad=1), GEMM_COL2IM),                 # few channels
+    (32, 2, window((9, 9), (3, 3), pad=1), FLIPPED_CONV),                # 16 per group
+    (30, 2, window((9, 9), (3, 3), pad=1), GEMM_COL2IM),                 # 15 per group
+    (16, 1, window((9, 9), (3, 3), stride=(2, 2)), GEMM_COL2IM),          # a stride
+    (16, 1, window((9, 9), (3, 3), stride=(1, 2)), GEMM_COL2IM),
+    (16, 1, window((9, 9), (2, 2), pad=2), GEMM_COL2IM),                 # pad past kernel
+    (16, 1, window((9, 9), (3, 3), pad=2, dilation=(2, 2)), FLIPPED_CONV),
+])
+def test_grad_input_rule(c_in, groups, win, algorithm):
+    assert plan(GRAD_INPUT, 2, c_in, 6, win, groups=groups).algorithm == algorithm
+
+
+# ------------------------------------------------------------- grad_weight
+
+@pytest.mark.parametrize("batch, c_in, c_out", [(0, 4, 4), (2, 0, 4), (2, 4, 0)])
+def test_grad_weight_of_an_empty_sum(batch, c_in, c_out):
+    assert plan(GRAD_WEIGHT, batch, c_in, c_out, window((5, 5), (3, 3))).algorithm == EMPTY_SUM
+
+
+def test_grad_weight_depthwise_winograd_or_fused_gemm():
+    assert plan(GRAD_WEIGHT, 2, 8, 8, window((9, 9), (3, 3)), groups=8).algorithm == DEPTHWISE
+    assert plan(GRAD_WEIGHT, 2, 8, 8, window((9, 9), (3, 3))).algorithm == WEIGHT_GRAD_GEMM
+    assert plan(GRAD_WEIGHT, 2, 16, 8, window((9, 9), (5, 5))).algorithm == WEIGHT_GRAD_GEMM
+    if _plan.WINOGRAD:
+        assert plan(GRAD_WEIGHT, 2, 16, 8, window((9, 9), (3, 3))).algorithm == \
+            WINOGRAD_F2X2_3X3
+
+
+def test_workspace_is_what_the_kernel_asks_for():
+    from fastconv import _kernels
+    win = window((9, 9), (5, 5))
+    p = plan(GRAD_WEIGHT, 2, 6, 4, win, threads=2)
+    assert p.workspace == _kernels.conv_weight_grad_workspace_size("f", 4, 6 * 25, 2)
+    p = plan(OUTPUT, 3, 6, 4, window((30, 30), (3, 3)), threads=2, dtype=np.float64)
+    assert p.workspace == _kernels.conv_workspace_size(
+        "d", window((30, 30), (3, 3)).kernel_geometry(6), 3, 4, True, 2)
+
+
+# ----------------------------------------------------------------- forcing
+
+def test_forcing_an_algorithm():
+    win = window((7, 7), (3, 3), pad=1)
+    p = plan(OUTPUT, 2, 3, 4, win, algorithm=WINOGRAD_F2X2_3X3)
+    assert (p.algorithm, p.reason) == (WINOGRAD_F2X2_3X3, "forced by the caller")
+    assert p.workspace > 0
+    assert plan(OUTPUT, 2, 3, 4, win, algorithm=GEMM_PER_IMAGE).algorithm == GEMM_PER_IMAGE
+    with pytest.raises(ValueError, match="cannot compute"):
+        plan(OUTPUT, 2, 3, 4, window((7, 7), (5, 5)), algorithm=WINOGRAD_F2X2_3X3)
+    with pytest.raises(ValueError, match="cannot compute"):
+        plan(OUTPUT, 2, 3, 4, win, algorithm=DEPTHWISE)
+    with pytest.raises(ValueError, match="cannot compute"):
+        plan(GRAD_INPUT, 2, 3, 4, window((7, 7), (3, 3), stride=(2, 2)), algorithm=FLIPPED_CONV)
+    with pytest.raises(ValueError, match="algorithm="):
+        plan(OUTPUT, 2, 3, 4, win, algorithm=GEMM_COL2IM)
+    with pytest.raises(ValueError, match="computes must be"):
+        plan("grad_bias", 2, 3, 4, win)
+
+
+# ----------------------------------------------------------------- explain
+
+def test_explain_returns_the_plans_of_each_op(rng):
+    x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    p = fastconv.explain("conv2d", x, w, None, 1, 1, 1, 2)
+    assert isinstance(p, _plan.ConvPlan)
+    assert (p.computes, p.batch, p.threads) == (OUTPUT, 2, fastconv.get_num_threads())
+    assert p == fastconv.explain("conv2d", input=x, weight=w, padding=1, groups=2)
+    gy = np.zeros((2, 6, 9, 9), np.float32)
+    grad_input, grad_weight = fastconv.explain("conv2d_backward", gy, x, w, padding=1, groups=2)
+    assert (grad_input.computes, grad_weight.computes) == (GRAD_INPUT, GRAD_WEIGHT)
+    # a transposed conv runs the passes of the conv it is the adjoint of
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    p = fastconv.explain("conv_transpose2d", x, wt, stride=2)
+    assert (p.computes, p.algorithm) == (GRAD_INPUT, GEMM_COL2IM)
+    y = fastconv.conv_transpose2d(x, wt, stride=2)
+    grad_input, grad_weight = fastconv.explain("conv_transpose2d_backward", y, x, wt, stride=2)
+    assert (grad_input.computes, grad_weight.computes) == (OUTPUT, GRAD_WEIGHT)
+    for nd in (1, 3):
+        xs = rng.standard_normal((2, 4) + (5,) * nd)
+        ws = rng.standard_normal((3, 4) + (3,) * nd)
+        assert fastconv.explain(f"conv{nd}d", xs, ws).computes == OUTPUT
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.name.startswith("conv")],
+                         ids=lambda op: op.name)
+def test_explain_covers_every_convolution_op(op, rng):
+    """Every convolution op of the op table: explain returns one plan for a
+    forward op, the plans of (grad_input, grad_weight) for a backward op; a
+    transposed conv's passes are those of the conv it is the adjoint of."""
+    plans = fastconv.explain(op.name, **op.make(rng, np.float64))
+    transposed = op.name.startswith("conv_transpose")
+    if op.name.endswith("_backward"):
+        assert [p.computes for p in plans] == [OUTPUT if transposed else GRAD_INPUT,
+                                               GRAD_WEIGHT]
+    else:
+        assert plans.computes == (GRAD_INPUT if transposed else OUTPUT)
+
+
+def test_a_plan_prints_as_a_few_readable_lines():
+    p = plan(GRAD_INPUT, 2, 16, 5, window((9, 11), (3, 3), pad=1), threads=2)
+    text = str(p)
+    assert text.startswith("grad_input: flipped_conv (stride 1, 16 >= 16 input channels")
+    assert "\n  2 images in chunks of 2, scratch of " in text
+    assert "\n  via output: implicit_gemm_side_by_side" in text
+    p = plan(OUTPUT, 4, 8, 256, window((32, 32), (1, 1)), threads=2)
+    assert str(p).endswith("2 threads, threads take whole images, streaming stores, "
+                           "images read in place")
+
+
+def test_explain_checks_arguments_as_the_op_does():
+    x, w = np.zeros((2, 4, 9, 9)), np.zeros((6, 3, 3, 3))
+    with pytest.raises(ValueError, match="conv2d: .*C_in"):
+        fastconv.explain("conv2d", x, w)
+    with pytest.raises(TypeError, match="explain: arguments of conv2d"):
+        fastconv.explain("conv2d", x, w, paddding=1)
+    with pytest.raises(ValueError, match="op_name must be one of .*conv_transpose3d_backward"):
+        fastconv.explain("max_pool2d", x, 2)
+    with pytest.raises(ValueError, match="op_name"):
+        fastconv.explain("conv4d", x, w)
