@@ -28,6 +28,10 @@ cdef inline fc_dtype _dtype_of_char(str dtype_char) except *:
     raise ValueError(f"dtype must be 'f' or 'd', got {dtype_char!r}")
 
 
+cdef tuple _triple(const int64_t *v):
+    return (v[0], v[1], v[2])
+
+
 cdef class Geometry:
     """The window geometry of one kernel call (the C kernels' fc_geometry),
     built once per call: `channels` (planes for pooling) and 3-D sizes, 1-D
@@ -50,38 +54,15 @@ cdef class Geometry:
             self.g.pad[i] = pad[i]
             self.g.dilation[i] = dilation[i]
 
-    @property
-    def channels(self):
-        return self.g.channels
-
-    @property
-    def in_size(self):
-        return tuple(self.g.in_[i] for i in range(3))
-
-    @property
-    def out_size(self):
-        return tuple(self.g.out[i] for i in range(3))
-
-    @property
-    def kernel(self):
-        return tuple(self.g.kernel[i] for i in range(3))
-
-    @property
-    def stride(self):
-        return tuple(self.g.stride[i] for i in range(3))
-
-    @property
-    def pad(self):
-        return tuple(self.g.pad[i] for i in range(3))
-
-    @property
-    def dilation(self):
-        return tuple(self.g.dilation[i] for i in range(3))
+    def sizes(self):
+        """{field: value} of the geometry, 3-tuples for the per-axis ones."""
+        return {"channels": self.g.channels, "in_size": _triple(self.g.in_),
+                "out_size": _triple(self.g.out), "kernel": _triple(self.g.kernel),
+                "stride": _triple(self.g.stride), "pad": _triple(self.g.pad),
+                "dilation": _triple(self.g.dilation)}
 
     def __repr__(self):
-        return (f"Geometry(channels={self.channels}, in_size={self.in_size}, "
-                f"out_size={self.out_size}, kernel={self.kernel}, stride={self.stride}, "
-                f"pad={self.pad}, dilation={self.dilation})")
+        return "Geometry(" + ", ".join(f"{k}={v}" for k, v in self.sizes().items()) + ")"
 
 
 cdef int64_t _prod3(const int64_t *v) noexcept nogil:
@@ -234,14 +215,6 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
         fc_gemm(_dtype(<real>0), m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
                 pb, b.strides[0] // item, b.strides[1] // item, &c[0, 0], c.strides[0] // item,
                 accumulate, &ws[0], nthreads)
-
-
-cdef int _check_gemm_output(real[:, :] c, Py_ssize_t ws_size, int64_t ws_needed) except -1:
-    if c.shape[1] > 1 and c.strides[1] != sizeof(real):
-        raise ValueError("gemm output must have unit column stride")
-    if ws_size < ws_needed:
-        raise ValueError("gemm workspace too small")
-    return 0
 
 
 cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,
