@@ -17,11 +17,15 @@
 #define FC_MIN_PARALLEL_WORK (1 << 18)
 
 /* The x86 kernel tables (csrc/isa/avx2.c, avx512.c) are compiled with target
- * attributes where GCC/clang target x86-64; elsewhere only the generic one. */
+ * attributes where GCC/clang target x86-64; elsewhere only the generic one.
+ * (-DFC_HAVE_X86_DISPATCH=0 builds the generic table alone anywhere: the C
+ * test driver checks that build, as other architectures get it.) */
+#ifndef FC_HAVE_X86_DISPATCH
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
 #define FC_HAVE_X86_DISPATCH 1
 #else
 #define FC_HAVE_X86_DISPATCH 0
+#endif
 #endif
 
 /* This thread's number in the innermost parallel region (0 outside one, or

@@ -253,7 +253,7 @@ static TARGET void FC_FN(dw_weight_plane_)(const SCALAR *xs, const fc_dw_rows *r
     typedef FC_FN(dw_mask_) mask;
     const int64_t L = FC_LANES, n = r->n;
     /* Lanes of the overlapping last vector not yet summed: the top n % L. */
-    mask keep;
+    mask keep = {0};   /* every lane set below (GCC cannot tell) */
     for (int64_t l = 0; l < L; ++l) keep[l] = l >= L - n % L ? -1 : 0;
     for (int64_t t = 0; t < ntaps; ++t) {
         /* Two rows at a time into separate sums: eight independent chains. */
