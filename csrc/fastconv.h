@@ -7,6 +7,10 @@
  *
  * Each kernel takes `nthreads`: the caller decides the thread count (one
  * place, in Python); kernels parallelise only over disjoint outputs.
+ *
+ * Each kernel takes its dtype first (fc_dtype) and its arrays as void *, and
+ * runs wholly on the kernel table of the instruction set fc_simd_select chose
+ * (csrc/dispatch.c; the tables are compiled by csrc/isa/).
  */
 #ifndef FASTCONV_H
 #define FASTCONV_H

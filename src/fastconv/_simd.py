@@ -18,8 +18,9 @@ def select(name=None):
     available when None; returns the active path.
 
     Process-wide and not synchronised with running ops: a hook for tests and
-    benchmarks, to be called while no op runs.  (Workspace sizes cover every
-    path, so a switch between sizing and running cannot overrun a buffer.)"""
+    benchmarks, to be called while no op runs.  (A kernel call runs wholly on
+    one path, and workspace sizes cover every path, so a switch meanwhile
+    cannot overrun a buffer.)"""
     return _kernels.simd_select(name)
 
 
