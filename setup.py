@@ -77,7 +77,10 @@ def _extensions():
 
     ext = Extension(
         "fastconv._kernels",
-        sources=["src/fastconv/_kernels.pyx"] + sorted(glob.glob("csrc/*.c")),
+        # csrc/*.c: the dispatch and build info; csrc/isa/*.c: one kernel
+        # table per instruction set, each compiling every *_template.h.
+        sources=(["src/fastconv/_kernels.pyx"] + sorted(glob.glob("csrc/*.c"))
+                 + sorted(glob.glob("csrc/isa/*.c"))),
         include_dirs=["csrc"],
         depends=glob.glob("csrc/*.h"),
     )

@@ -16,14 +16,16 @@
  * calls run on the calling thread. */
 #define FC_MIN_PARALLEL_WORK (1 << 18)
 
-/* Per-ISA kernel variants (gemm.c, depthwise.c) are compiled with target
- * attributes where GCC/clang target x86-64; elsewhere only the generic one. */
+/* The x86 kernel tables (csrc/isa/avx2.c, avx512.c) are compiled with target
+ * attributes where GCC/clang target x86-64; elsewhere only the generic one.
+ * (-DFC_HAVE_X86_DISPATCH=0 builds the generic table alone anywhere: the C
+ * test driver checks that build, as other architectures get it.) */
+#ifndef FC_HAVE_X86_DISPATCH
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
 #define FC_HAVE_X86_DISPATCH 1
-#define FC_IF_X86(...) __VA_ARGS__
 #else
 #define FC_HAVE_X86_DISPATCH 0
-#define FC_IF_X86(...)
+#endif
 #endif
 
 /* This thread's number in the innermost parallel region (0 outside one, or
@@ -105,7 +107,7 @@ static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,
         }                                                                              \
     } while (0)
 
-/* Widest packed-B panel of any micro-kernel (gemm.c checks its NRs). */
+/* Widest packed-B panel of any micro-kernel (gemm_template.h checks its NRs). */
 #define FC_MAX_PANEL 64
 
 /* Where a GEMM's B operand comes from when it is not a matrix in memory
@@ -124,18 +126,5 @@ typedef struct fc_b_source {
  * will not be read again soon; used where C is aligned to the vector). */
 #define FC_STORE_ADD 1
 #define FC_STORE_STREAM 2
-
-/* C = A * B + bias[:, None] (bias may be NULL) with B the strided matrix b,
- * or from `b_src` when that is not NULL; see fc_gemm_* (in gemm.c).  `store`
- * is 0 or FC_STORE_STREAM (honoured when k fits one K block: C is then
- * written once).  Threads split the columns: each packs its own. */
-void fc_gemm_source_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a,
-                        int64_t cs_a, const float *b, int64_t rs_b, int64_t cs_b,
-                        const fc_b_source *b_src, float *c, int64_t ldc, const float *bias,
-                        int store, float *ws, int nthreads);
-void fc_gemm_source_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a,
-                        int64_t cs_a, const double *b, int64_t rs_b, int64_t cs_b,
-                        const fc_b_source *b_src, double *c, int64_t ldc, const double *bias,
-                        int store, double *ws, int nthreads);
 
 #endif

@@ -1,11 +1,83 @@
-/* Implicit-GEMM convolution forward for one scalar type (SCALAR, SFX);
- * included by conv.c once per dtype. */
+/* Convolution forward as an implicit GEMM, and the data gradient by GEMM +
+ * col2im, for one (scalar type, instruction set).  Included by
+ * isa_template.h after gemm_template.h (the GEMM) and im2col_template.h
+ * (col2im).
+ *
+ * Each image is first rearranged into "phase planes": padded, and split by
+ * stride (space-to-depth), so that for every kernel tap the inputs of one
+ * output row are a contiguous run at a fixed offset.  The GEMM then packs its
+ * B blocks straight from those planes (fc_b_source) with plain copies: no
+ * column matrix is ever built, and no bounds test is left in the copy loop. */
 
-#define C_FN(name) FC_CAT(name, SFX)
+#ifndef FC_CONV_SHARED
+#define FC_CONV_SHARED
+/* Layout of one image's phase planes.  Along each axis a, padded position e
+ * (input position e - pad) lives in phase e % stride at index e / stride; a
+ * plane spans q[a] indices, enough for every tap of every output.  Taps land
+ * only on phases below the dilated kernel's reach, so a stride wider than
+ * that keeps just those phases (the gaps between windows are never stored). */
+typedef struct {
+    int64_t q[FC_NDIM];
+    int64_t phase[FC_NDIM];  /* phases kept along each axis */
+    int64_t plane;           /* q[0] * q[1] * q[2] */
+    int64_t phases;          /* phase[0] * phase[1] * phase[2] */
+    int64_t image;           /* channels * phases * plane: elements per image */
+} fc_phases;
+
+/* The layout for g; image is INT64_MAX when it would not fit in an int64
+ * (callers then fail the allocation before any kernel runs). */
+static fc_phases fc_phase_layout(const fc_geometry *g)
+{
+    fc_phases p;
+    p.plane = 1;
+    p.phases = 1;
+    for (int a = 0; a < FC_NDIM; ++a) {
+        const int64_t reach = (g->kernel[a] - 1) * g->dilation[a] + 1;
+        const int64_t extent = (g->out[a] - 1) * g->stride[a] + reach;
+        p.q[a] = (extent + g->stride[a] - 1) / g->stride[a];
+        p.phase[a] = g->stride[a] < reach ? g->stride[a] : reach;
+        p.plane = fc_mul_sat(p.plane, p.q[a]);
+        p.phases = fc_mul_sat(p.phases, p.phase[a]);
+    }
+    p.image = fc_mul_sat(fc_mul_sat(g->channels, p.phases), p.plane);
+    return p;
+}
+
+/* Offset in a channel's phase planes of tap t's value for output (0, 0, 0). */
+static int64_t fc_phase_tap_offset(const fc_geometry *g, const fc_phases *p, int64_t t)
+{
+    int64_t k[FC_NDIM], phase = 0, offset = 0;
+    fc_tap_offsets(g, t, &k[0], &k[1], &k[2]);
+    for (int a = 0; a < FC_NDIM; ++a) {
+        const int64_t e = k[a] * g->dilation[a];
+        phase = phase * p->phase[a] + e % g->stride[a];
+        offset = offset * p->q[a] + e / g->stride[a];
+    }
+    return phase * p->plane + offset;
+}
+
+/* Offset in an image's phase planes of row r's first value (channel c, tap t
+ * of B's rows, ordered as the weight's): output (0, 0, 0) of that tap. */
+static void fc_phase_row_offsets(const fc_geometry *g, const fc_phases *p, int64_t *offsets)
+{
+    const int64_t taps = fc_kernel_size(g);
+    for (int64_t r = 0; r < g->channels * taps; ++r)
+        offsets[r] = (r / taps) * p->phases * p->plane + fc_phase_tap_offset(g, p, r % taps);
+}
+
+/* What the B packer needs: the chunk's phase planes and the output grid. */
+typedef struct {
+    fc_b_source base;          /* first: the GEMM sees only this */
+    const void *planes;        /* phase planes of the chunk's images */
+    const int64_t *offsets;    /* per B row, from fc_phase_row_offsets */
+    fc_phases layout;
+    int64_t out[FC_NDIM];
+} fc_conv_source;
+#endif
 
 /* Phase planes of one image's channels [c0, c1) (see fc_phases): zeros where
  * the padded position falls outside the input. */
-static void C_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
+static void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
                                 const fc_phases *p, int64_t c0, int64_t c1, SCALAR *dst)
 {
     const int64_t plane_in = fc_spatial_size(g->in);
@@ -46,7 +118,7 @@ static void C_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
  * chunk's images, its rows the (channel, tap) pairs.  A panel's columns split
  * into runs along output rows; every B row reads each run contiguously, at
  * the row's own offset, so the run list is computed once per panel. */
-static void C_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_t kc,
+static void FC_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_t kc,
                                     int64_t j0, int64_t nc, int64_t nr, void *dst_)
 {
     const fc_conv_source *s = (const fc_conv_source *)self;
@@ -78,19 +150,26 @@ static void C_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_t
     }
 }
 
-int64_t C_FN(fc_conv_workspace_)(const fc_geometry *g, int64_t batch, int per_image,
-                                 int nthreads)
+/* fc_conv_workspace: per image, one image's phase planes per thread; side
+ * by side, every image's planes and the GEMM's (C_out, batch * L) output;
+ * then a GEMM workspace per thread. */
+static int64_t FC_FN(conv_workspace_)(const fc_geometry *g, int64_t batch, int64_t c_out,
+                                      const fc_conv_schedule *s, int nthreads)
 {
     const fc_phases p = fc_phase_layout(g);
     const int nt = nthreads < 1 ? 1 : nthreads;
-    const int64_t gemm_one = C_FN(fc_gemm_workspace_)(1);
-    const int64_t planes = fc_mul_sat(per_image ? nt : batch, p.image);
-    const int64_t gemm = nt * gemm_one;
-    return planes > INT64_MAX - gemm ? INT64_MAX : planes + gemm;
+    const int64_t gemm = nt * FC_FN(gemm_workspace_)(1);
+    int64_t scratch = fc_mul_sat(s->per_image ? nt : batch, p.image);
+    if (!s->per_image) {
+        const int64_t out = fc_mul_sat(fc_mul_sat(c_out, batch), fc_spatial_size(g->out));
+        scratch = scratch > INT64_MAX - out ? INT64_MAX : scratch + out;
+    }
+    return scratch > INT64_MAX - gemm ? INT64_MAX : scratch + gemm;
 }
 
-/* 1x1 kernel, stride 1, no padding: an image is its own column matrix. */
-static int C_FN(is_pointwise_)(const fc_geometry *g)
+/* 1x1 kernel, stride 1, no padding: an image is its own column matrix (the
+ * caller's schedule says when to use that; this guards the reads). */
+static int FC_FN(is_pointwise_)(const fc_geometry *g)
 {
     for (int a = 0; a < FC_NDIM; ++a)
         if (g->kernel[a] != 1 || g->stride[a] != 1 || g->pad[a] != 0 || g->out[a] != g->in[a])
@@ -100,34 +179,41 @@ static int C_FN(is_pointwise_)(const fc_geometry *g)
 
 /* One group's GEMM: y_g (m x n) = w_g (m x K) * B + bias, B packed from the
  * phase planes (rows from row0 on), or read from `image` (k x n) when that is
- * not NULL (pointwise); `store` as fc_gemm_source_'s. */
-static void C_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
+ * not NULL (pointwise); `store` as gemm_source_'s. */
+static void FC_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
                               const fc_conv_source *source, int64_t row0,
                               const SCALAR *image, SCALAR *y, int64_t ldy,
                               const SCALAR *bias, int store, SCALAR *ws, int nthreads)
 {
     fc_conv_source src = *source;
     src.offsets += row0;
-    C_FN(fc_gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, ldy,
-                          bias, store, ws, nthreads);
+    FC_FN(gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, ldy, bias,
+                        store, ws, nthreads);
 }
 
-void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
-                            int64_t groups, const SCALAR *w, const SCALAR *bias,
-                            int64_t c_out, SCALAR *y, int per_image, SCALAR *ws,
-                            int64_t *offsets, int nthreads)
+/* fc_conv_forward. */
+static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry *g,
+                                int64_t groups, const void *w_, const void *bias_,
+                                int64_t c_out, void *y_, const fc_conv_schedule *s, void *ws_,
+                                int64_t *offsets, int nthreads)
 {
+    const SCALAR *x = x_, *w = w_, *bias = bias_;
+    SCALAR *y = y_, *ws = ws_;
     const fc_phases p = fc_phase_layout(g);
     const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
     const int64_t m = c_out / groups, k = g->channels / groups * fc_kernel_size(g);
-    const int64_t gemm_one = C_FN(fc_gemm_workspace_)(1);
-    fc_conv_source source = {{C_FN(pack_from_phases_)}, ws, offsets, p,
+    const int64_t gemm_one = FC_FN(gemm_workspace_)(1);
+    fc_conv_source source = {{FC_FN(pack_from_phases_)}, ws, offsets, p,
                              {g->out[0], g->out[1], g->out[2]}};
-    if (batch <= 0 || l_size <= 0 || m <= 0 || k <= 0) return;
+    /* Reading a non-pointwise image as its own column matrix would run past it. */
+    if (s->per_image && s->pointwise && !FC_FN(is_pointwise_)(g)) return -1;
+    if (batch <= 0 || l_size <= 0 || m <= 0 || k <= 0) return 0;
     fc_phase_row_offsets(g, &p, offsets);
-    if (!per_image) {
-        /* The chunk side by side: y is (C_out, batch * L). */
-        SCALAR *gemm_ws = ws + batch * p.image;
+    if (!s->per_image) {
+        /* The images side by side in one GEMM per group, into (C_out, batch
+         * * L) scratch, then into y (batch, C_out, L) row by row. */
+        SCALAR *gemm_out = ws + batch * p.image;
+        SCALAR *gemm_ws = gemm_out + c_out * batch * l_size;
         const int64_t planes = batch * g->channels;
         const int nt = fc_threads_for(nthreads, planes * p.phases * p.plane);
         (void)nt;
@@ -136,24 +222,31 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
 #endif
         for (int64_t i = 0; i < planes; ++i) {
             const int64_t b = i / g->channels, c = i % g->channels;
-            C_FN(build_phases_)(x + b * g->channels * plane_in, g, &p, c, c + 1,
+            FC_FN(build_phases_)(x + b * g->channels * plane_in, g, &p, c, c + 1,
                                 ws + b * p.image);
         }
         for (int64_t grp = 0; grp < groups; ++grp)
-            C_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
-                              y + grp * m * batch * l_size, batch * l_size,
-                              bias ? bias + grp * m : NULL, 0, gemm_ws, nthreads);
-        return;
+            FC_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
+                               gemm_out + grp * m * batch * l_size, batch * l_size,
+                               bias ? bias + grp * m : NULL, 0, gemm_ws, nthreads);
+        const int ntr = fc_threads_for(nthreads, batch * c_out * l_size);
+        (void)ntr;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(ntr)
+#endif
+        for (int64_t r = 0; r < batch * c_out; ++r) {   /* row (image b, channel o) */
+            const int64_t b = r / c_out, o = r % c_out;
+            memcpy(y + r * l_size, gemm_out + (o * batch + b) * l_size,
+                   (size_t)l_size * sizeof(SCALAR));
+        }
+        return 0;
     }
-    /* One image per GEMM, written in place into y (batch, C_out, L).  With
-     * images to spare, each thread takes whole images (no synchronisation);
-     * else threads split each image's channels, then its GEMM's columns. */
-    const int pointwise = C_FN(is_pointwise_)(g);
-    const int per_thread_images = nthreads > 1 && batch >= nthreads;
-    /* An output past a few MiB leaves cache before anyone reads it: write
-     * it without first reading every line in (cifar fwd 2.3 -> 1.8 ms). */
-    const int store = batch * c_out * l_size * (int64_t)sizeof(SCALAR) >= FC_STREAM_MIN_BYTES
-                      ? FC_STORE_STREAM : 0;
+    /* One image per GEMM, written in place into y (batch, C_out, L): each
+     * thread takes whole images (no synchronisation), or the threads split
+     * each image's channels, then its GEMM's columns, as the schedule says. */
+    const int pointwise = s->pointwise;
+    const int per_thread_images = nthreads > 1 && s->threads_over_images;
+    const int store = s->stream_stores ? FC_STORE_STREAM : 0;
     const int nt = per_thread_images ? nthreads : 1;
     (void)nt;
 #ifdef _OPENMP
@@ -176,16 +269,17 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
 #pragma omp parallel for schedule(static) num_threads(ntc)
 #endif
             for (int64_t c = 0; c < g->channels; ++c)
-                C_FN(build_phases_)(image, g, &p, c, c + 1, planes);
+                FC_FN(build_phases_)(image, g, &p, c, c + 1, planes);
         } else {
-            C_FN(build_phases_)(image, g, &p, 0, g->channels, planes);
+            FC_FN(build_phases_)(image, g, &p, 0, g->channels, planes);
         }
         for (int64_t grp = 0; grp < groups; ++grp)
-            C_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
+            FC_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
                               pointwise ? image + grp * k * l_size : NULL,
                               y + (b * c_out + grp * m) * l_size, l_size,
                               bias ? bias + grp * m : NULL, store, gemm_ws, inner);
     }
+    return 0;
 }
 
 /* col2im through phase planes, for a stride along W (the adjoint of
@@ -194,9 +288,8 @@ void C_FN(fc_conv_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g
  * `buf` (p->phases * p->plane), then the planes are written back to the
  * input grid gx.  Plain col2im scatters every tap with stride s; here every
  * add is a contiguous run and only the final write is strided, once per
- * input value instead of once per tap (strided data gradient f32: 27.0 ->
- * 23.2 ms). */
-static void C_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g, const fc_phases *p,
+ * input value instead of once per tap (docs/performance.md). */
+static void FC_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g, const fc_phases *p,
                                  int64_t c0, int64_t c1, SCALAR *restrict buf, SCALAR *gx)
 {
     const int64_t taps = fc_kernel_size(g), l_size = fc_spatial_size(g->out);
@@ -255,34 +348,37 @@ static void C_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g, const
 
 /* Data gradient by GEMM + col2im, one image at a time (the path for strides
  * and few input channels): cols (C_in*taps x L) = W^T grad_out per group,
- * folded back into grad_input.  With images to spare each thread takes whole
- * images, its own columns and GEMM scratch; else both steps split inside.
- * A stride along W folds through per-thread phase planes (col2im_phases_),
- * after all threads' columns and GEMM scratch. */
-int64_t C_FN(fc_conv_data_grad_workspace_)(const fc_geometry *g, int nthreads)
+ * folded back into grad_input.  Each thread takes whole images, its own
+ * columns and GEMM scratch, or both steps split inside each image, as the
+ * schedule says.  A stride along W folds through per-thread phase planes
+ * (col2im_phases_), after all threads' columns and GEMM scratch. */
+static int64_t FC_FN(conv_data_grad_workspace_)(const fc_geometry *g, int nthreads)
 {
     const int nt = nthreads < 1 ? 1 : nthreads;
     const int64_t cols = fc_mul_sat(g->channels * fc_kernel_size(g), fc_spatial_size(g->out));
-    const int64_t one = C_FN(fc_gemm_workspace_)(1);
+    const int64_t one = FC_FN(gemm_workspace_)(1);
     const fc_phases p = fc_phase_layout(g);
     const int64_t buf = g->stride[2] > 1 ? fc_mul_sat(p.phases, p.plane) : 0;
     if (cols > (INT64_MAX - one) / nt || buf > INT64_MAX / nt - (cols + one)) return INT64_MAX;
     return nt * (cols + one + buf);
 }
 
-void C_FN(fc_conv_data_grad_)(const SCALAR *gout, int64_t batch, const fc_geometry *g,
-                              int64_t groups, const SCALAR *w, int64_t c_out, SCALAR *gx,
-                              SCALAR *ws, int nthreads)
+/* fc_conv_data_grad. */
+static void FC_FN(conv_data_grad_)(const void *gout_, int64_t batch, const fc_geometry *g,
+                                   int64_t groups, const void *w_, int64_t c_out, void *gx_,
+                                   const fc_conv_schedule *s, void *ws_, int nthreads)
 {
+    const SCALAR *gout = gout_, *w = w_;
+    SCALAR *gx = gx_, *ws = ws_;
     const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
     const int64_t rows = g->channels * fc_kernel_size(g);
     const int64_t m = c_out / groups, k = rows / groups;
-    const int64_t per_thread = rows * l_size + C_FN(fc_gemm_workspace_)(1);
+    const int64_t per_thread = rows * l_size + FC_FN(gemm_workspace_)(1);
     const fc_col_layout layout = {rows * l_size, l_size};
     const fc_phases p = fc_phase_layout(g);
     const int phased = g->stride[2] > 1;
     SCALAR *bufs = ws + (nthreads < 1 ? 1 : nthreads) * per_thread;
-    const int per_thread_images = nthreads > 1 && batch >= nthreads;
+    const int per_thread_images = nthreads > 1 && s->threads_over_images;
     const int nt = per_thread_images ? nthreads : 1;
     (void)nt;
     if (batch <= 0 || l_size <= 0 || rows <= 0) return;
@@ -299,14 +395,13 @@ void C_FN(fc_conv_data_grad_)(const SCALAR *gout, int64_t batch, const fc_geomet
             memset(cols, 0, (size_t)(rows * l_size) * sizeof(SCALAR));
         } else {
             for (int64_t grp = 0; grp < groups; ++grp)   /* W_g^T: unit row stride */
-                C_FN(fc_gemm_source_)(k, l_size, m, w + grp * m * k, 1, k,
-                                      grad + grp * m * l_size, l_size, 1, NULL,
-                                      cols + grp * k * l_size, l_size, NULL, 0, gemm_ws,
-                                      inner);
+                FC_FN(gemm_source_)(k, l_size, m, w + grp * m * k, 1, k,
+                                    grad + grp * m * l_size, l_size, 1, NULL,
+                                    cols + grp * k * l_size, l_size, NULL, 0, gemm_ws, inner);
         }
         SCALAR *gx_b = gx + b * g->channels * plane_in;
         if (!phased) {
-            C_FN(fc_col2im_)(cols, 1, g, layout, gx_b, inner);
+            FC_FN(col2im_)(cols, 1, g, layout, gx_b, inner);
         } else if (inner > 1) {
             const int ntc = fc_threads_for(inner, g->channels * (plane_in + rows * l_size));
             (void)ntc;
@@ -314,13 +409,12 @@ void C_FN(fc_conv_data_grad_)(const SCALAR *gout, int64_t batch, const fc_geomet
 #pragma omp parallel for schedule(static) num_threads(ntc)
 #endif
             for (int64_t c = 0; c < g->channels; ++c)
-                C_FN(col2im_phases_)(cols, g, &p, c, c + 1,
+                FC_FN(col2im_phases_)(cols, g, &p, c, c + 1,
                                      bufs + fc_thread_num() * p.phases * p.plane, gx_b);
         } else {
-            C_FN(col2im_phases_)(cols, g, &p, 0, g->channels, bufs + t * p.phases * p.plane,
+            FC_FN(col2im_phases_)(cols, g, &p, 0, g->channels, bufs + t * p.phases * p.plane,
                                  gx_b);
         }
     }
 }
 
-#undef C_FN

@@ -1,7 +1,6 @@
 /* Depthwise convolution (groups == C_in: one input channel per group, with
  * `multiplier` output channels each), forward and backward, for one scalar
- * type.  Included by depthwise.c once per dtype (SCALAR, SFX), after the
- * per-ISA kernels of depthwise_simd_template.h.
+ * type and instruction set.  Included by isa_template.h once per dtype.
  *
  * As a GEMM, each group is a 1 x taps by taps x L product: too thin for any
  * GEMM to run well.  Direct loops instead, one plane at a time: a thread
@@ -11,12 +10,283 @@
  * (one pass per tap, bounds split per row) serve strided input gradients and
  * planes too large to stage. */
 
-#define D_FN(name) FC_CAT(name, SFX)
-#define D_ISA_FN(name, isa) FC_CAT(FC_CAT(FC_CAT(name, isa), _), SFX)
+#ifndef FC_DEPTHWISE_SHARED
+#define FC_DEPTHWISE_SHARED
+/* Most scratch one thread may stage a plane in: larger planes (huge 3-D
+ * volumes, long 1-D signals) take the plain loops instead.  (The C test
+ * driver also builds with 0 to test those loops everywhere.) */
+#ifndef FC_DW_SCRATCH_BYTES
+#define FC_DW_SCRATCH_BYTES ((int64_t)64 << 20)
+#endif
+
+/* How a thread stages the plane a kernel reads: zero-padded on every side so
+ * that each tap of each row reads in bounds, `ext` rows along D and H of
+ * `pitch` values, each row split into phases of `seg` values (see
+ * dw_stage_input_).  Only in-bounds values are written, into a buffer zeroed
+ * once, so the padding costs nothing per plane. */
+typedef struct {
+    int64_t ext[2], seg, pitch, size;
+} fc_dw_stage;
+
+/* The rows a SIMD kernel computes: rows[0] x rows[1] rows of n values, row
+ * (a, b) based at a * step[0] + b * step[1] in the staged plane. */
+typedef struct {
+    int64_t rows[2], step[2], n;
+} fc_dw_rows;
+
+/* Forward and weight gradient stage the input: output row (od, oh) of tap
+ * (kd, kh, kw) reads staged row (od*sd + kd*dd, oh*sh + kh*dh) (input row
+ * minus the padding), column kw*dw + ow*sw.  Splitting each row into sw
+ * phases (phase ph: padded columns ph, ph + sw, ...) makes that column
+ * phase (kw*dw) % sw, offset (kw*dw) / sw + ow: contiguous in ow. */
+static fc_dw_stage fc_dw_input_stage(const fc_geometry *g)
+{
+    fc_dw_stage s;
+    for (int a = 0; a < 2; ++a)
+        s.ext[a] = (g->out[a] - 1) * g->stride[a] + (g->kernel[a] - 1) * g->dilation[a] + 1;
+    s.seg = g->out[2] + (g->kernel[2] - 1) * g->dilation[2] / g->stride[2];
+    s.pitch = g->stride[2] * s.seg;
+    s.size = s.ext[0] * s.ext[1] * s.pitch;
+    return s;
+}
+
+static void fc_dw_input_taps(const fc_geometry *g, const fc_dw_stage *s, int64_t *off)
+{
+    for (int64_t t = 0; t < fc_kernel_size(g); ++t) {
+        int64_t kd, kh, kw;
+        fc_tap_offsets(g, t, &kd, &kh, &kw);
+        const int64_t col = kw * g->dilation[2];
+        off[t] = (kd * g->dilation[0] * s->ext[1] + kh * g->dilation[1]) * s->pitch
+                 + col % g->stride[2] * s->seg + col / g->stride[2];
+    }
+}
+
+static fc_dw_rows fc_dw_forward_rows(const fc_geometry *g, const fc_dw_stage *s)
+{
+    const fc_dw_rows r = {{g->out[0], g->out[1]},
+                          {g->stride[0] * s->ext[1] * s->pitch, g->stride[1] * s->pitch},
+                          g->out[2]};
+    return r;
+}
+
+/* The input gradient (all strides 1) stages each output-gradient plane
+ * shifted by the dilated kernel extent minus one, k' = (k-1)*dil, along each
+ * axis; as a correlation with the flipped kernel, input row (id, ih) of tap
+ * (kd, kh, kw) then reads staged row (id + pd + k'd - kd*dd, ih + ph + k'h -
+ * kh*dh), column iw + pw + k'w - kw*dw.  Multiplier m's plane follows m-1's. */
+static fc_dw_stage fc_dw_grad_stage(const fc_geometry *g)
+{
+    fc_dw_stage s;
+    for (int a = 0; a < 2; ++a)
+        s.ext[a] = g->in[a] + g->pad[a] + (g->kernel[a] - 1) * g->dilation[a];
+    s.seg = s.pitch = g->in[2] + g->pad[2] + (g->kernel[2] - 1) * g->dilation[2];
+    s.size = s.ext[0] * s.ext[1] * s.pitch;
+    return s;
+}
+
+static void fc_dw_grad_taps(const fc_geometry *g, const fc_dw_stage *s, int64_t multiplier,
+                            int64_t *off)
+{
+    const int64_t taps = fc_kernel_size(g);
+    for (int64_t m = 0; m < multiplier; ++m)
+        for (int64_t t = 0; t < taps; ++t) {
+            int64_t k[3];
+            fc_tap_offsets(g, t, &k[0], &k[1], &k[2]);
+            int64_t at[3];  /* staged position of input position 0 */
+            for (int a = 0; a < 3; ++a)
+                at[a] = g->pad[a] + (g->kernel[a] - 1 - k[a]) * g->dilation[a];
+            off[m * taps + t] = m * s->size + (at[0] * s->ext[1] + at[1]) * s->pitch + at[2];
+        }
+}
+
+static fc_dw_rows fc_dw_grad_rows(const fc_geometry *g, const fc_dw_stage *s)
+{
+    const fc_dw_rows r = {{g->in[0], g->in[1]}, {s->ext[1] * s->pitch, s->pitch}, g->in[2]};
+    return r;
+}
+
+/* Where a call's scratch goes (caller memory, reused across calls: kernels
+ * never malloc, so a busy worker thread's heap cannot creep): the tap
+ * offsets, then one staging region per thread (weight gradient: per run).
+ * A kernel whose region would pass FC_DW_SCRATCH_BYTES stages nothing. */
+typedef struct {
+    int64_t offsets_bytes;      /* room for the largest offset table */
+    int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */
+    int64_t per_thread_bytes;   /* the largest of those, whole cache lines */
+} fc_dw_plan;
+
+static int64_t fc_dw_lines(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+static int64_t fc_dw_fits(int64_t bytes) { return bytes <= FC_DW_SCRATCH_BYTES ? bytes : 0; }
+
+static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier, int64_t scalar)
+{
+    const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
+    const int strided = g->stride[0] > 1 || g->stride[1] > 1 || g->stride[2] > 1;
+    const fc_dw_stage in = fc_dw_input_stage(g), grad = fc_dw_grad_stage(g);
+    fc_dw_plan p;
+    p.offsets_bytes = fc_dw_lines(multiplier * taps * (int64_t)sizeof(int64_t));
+    p.forward = fc_dw_fits(fc_dw_lines(in.size * scalar));
+    /* Strided, the taps reaching an input row vary from row to row. */
+    p.input = strided ? 0 : fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
+    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double) + in.size * scalar));
+    p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
+    if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
+    return p;
+}
+
+/* Thread t's staging region of a call's scratch. */
+static char *fc_dw_region(void *ws, const fc_dw_plan *p, int t)
+{
+    return (char *)ws + p->offsets_bytes + (int64_t)t * p->per_thread_bytes;
+}
+
+/* Integers as wide as each dtype, for lane masks. */
+#define FC_DW_LANE_INT_f32 int32_t
+#define FC_DW_LANE_INT_f64 int64_t
+#endif
+
+
+/* ------------------------------------------------------ SIMD row kernels
+ * The inner loops, on one plane already staged in a thread's scratch, with
+ * the instruction set's TARGET and VBYTES (see gemm_template.h).
+ *
+ * Staging pads the plane with zeros on every side, so tap t of every output
+ * row reads the run starting `off[t]` past the row's base: no bounds checks,
+ * and each loop is unaligned vector loads and multiply-adds.  Rows end with
+ * one vector overlapping the one before rather than a scalar tail (typical
+ * depthwise rows are short: 56 wide, 3.5 AVX-512 vectors of floats). */
+
+
+typedef SCALAR FC_FN(dw_vec_) __attribute__((vector_size(VBYTES)));
+/* Same vector, alignment of one scalar: rows start anywhere. */
+typedef SCALAR FC_FN(dw_uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
+/* Integer lanes as wide as SCALAR: a mask ANDed in one instruction. */
+typedef FC_CAT(FC_DW_LANE_INT_, SFX) FC_FN(dw_mask_) __attribute__((vector_size(VBYTES)));
+
+#define DS_LOAD(p) (*(const FC_FN(dw_uvec_) *)(p))
+#define DS_STORE(p, v) (*(FC_FN(dw_uvec_) *)(p) = (v))
+
+/* out[i] = sum_t wt[t] * src[off[t] + i], i in [0, n): all taps of one output
+ * row at once, so each output vector is stored once while the few input rows
+ * it reads stay in L1.  Four vectors at a time (independent sums hide the
+ * multiply-add latency); the last ones start at n - L instead of running
+ * past the row, recomputing shared elements to the same values. */
+static inline TARGET void FC_FN(dw_row_)(SCALAR *restrict out, int64_t n, const SCALAR *src,
+                                         const int64_t *restrict off, int64_t ntaps,
+                                         const SCALAR *restrict wt)
+{
+    typedef FC_FN(dw_vec_) vec;
+    const int64_t L = FC_LANES, last = n - L;
+    if (n < L) {  /* rows narrower than a vector */
+        for (int64_t i = 0; i < n; ++i) {
+            SCALAR s = 0;
+            for (int64_t t = 0; t < ntaps; ++t) s += wt[t] * src[off[t] + i];
+            out[i] = s;
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i += 4 * L) {
+#define DS_CLAMP(j) ((j) < last ? (j) : last)
+        const int64_t i0 = DS_CLAMP(i), i1 = DS_CLAMP(i + L), i2 = DS_CLAMP(i + 2 * L);
+        const int64_t i3 = DS_CLAMP(i + 3 * L);
+#undef DS_CLAMP
+        vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t t = 0; t < ntaps; ++t) {
+            const SCALAR *s = src + off[t];
+            const SCALAR w = wt[t];
+            a0 += w * DS_LOAD(s + i0);
+            a1 += w * DS_LOAD(s + i1);
+            a2 += w * DS_LOAD(s + i2);
+            a3 += w * DS_LOAD(s + i3);
+        }
+        DS_STORE(out + i0, a0);
+        DS_STORE(out + i1, a1);
+        DS_STORE(out + i2, a2);
+        DS_STORE(out + i3, a3);
+    }
+}
+
+/* A plane of rows (rows_d x rows_h, each n long, contiguous in out), row
+ * (a, b) computed by dw_row_ from src + a * step_d + b * step_h: the forward
+ * pass on a staged input, the input gradient on staged output gradients. */
+static TARGET void FC_FN(dw_rows_)(const SCALAR *src, const fc_dw_rows *r, const int64_t *off,
+                                   int64_t ntaps, const SCALAR *w, SCALAR *out)
+{
+    for (int64_t a = 0; a < r->rows[0]; ++a)
+        for (int64_t b = 0; b < r->rows[1]; ++b, out += r->n)
+            FC_FN(dw_row_)(out, r->n, src + a * r->step[0] + b * r->step[1], off, ntaps, w);
+}
+
+/* s0..s3 += a[i] * b[i] lane-wise, i in [0, n), n >= L: whole vectors
+ * round-robin, then one vector ending at n, `keep` zeroing its lanes already
+ * summed.  Four sums the caller carries across rows: independent chains. */
+static inline TARGET void FC_FN(dw_dot_)(const SCALAR *restrict a, const SCALAR *restrict b,
+                                         int64_t n, FC_FN(dw_mask_) keep, FC_FN(dw_vec_) *s0,
+                                         FC_FN(dw_vec_) *s1, FC_FN(dw_vec_) *s2,
+                                         FC_FN(dw_vec_) *s3)
+{
+    typedef FC_FN(dw_vec_) vec;
+    typedef FC_FN(dw_mask_) mask;
+    const int64_t L = FC_LANES;
+    int64_t i = 0;
+    for (; i + 4 * L <= n; i += 4 * L) {
+        *s0 += DS_LOAD(a + i) * DS_LOAD(b + i);
+        *s1 += DS_LOAD(a + i + L) * DS_LOAD(b + i + L);
+        *s2 += DS_LOAD(a + i + 2 * L) * DS_LOAD(b + i + 2 * L);
+        *s3 += DS_LOAD(a + i + 3 * L) * DS_LOAD(b + i + 3 * L);
+    }
+    if (i + L <= n) { *s0 += DS_LOAD(a + i) * DS_LOAD(b + i); i += L; }
+    if (i + L <= n) { *s1 += DS_LOAD(a + i) * DS_LOAD(b + i); i += L; }
+    if (i + L <= n) { *s2 += DS_LOAD(a + i) * DS_LOAD(b + i); i += L; }
+    if (i < n) *s3 += (vec)((mask)DS_LOAD(a + n - L) & keep) * DS_LOAD(b + n - L);
+}
+
+/* gw[t] += sum over the output plane gy (rows as r describes) of gy times
+ * the staged input under tap t.  One tap at a time over the whole plane:
+ * both planes stay in L1 and the four sums in registers. */
+static TARGET void FC_FN(dw_weight_plane_)(const SCALAR *xs, const fc_dw_rows *r,
+                                           const int64_t *off, int64_t ntaps, const SCALAR *gy,
+                                           double *gw)
+{
+    typedef FC_FN(dw_vec_) vec;
+    typedef FC_FN(dw_mask_) mask;
+    const int64_t L = FC_LANES, n = r->n;
+    /* Lanes of the overlapping last vector not yet summed: the top n % L. */
+    mask keep = {0};   /* every lane set below (GCC cannot tell) */
+    for (int64_t l = 0; l < L; ++l) keep[l] = l >= L - n % L ? -1 : 0;
+    for (int64_t t = 0; t < ntaps; ++t) {
+        /* Two rows at a time into separate sums: eight independent chains. */
+        vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, u0 = {0}, u1 = {0}, u2 = {0}, u3 = {0};
+        double sum = 0;
+        const SCALAR *gr = gy;
+        for (int64_t a = 0; a < r->rows[0]; ++a) {
+            const SCALAR *xr = xs + a * r->step[0] + off[t];
+            int64_t b = 0;
+            if (n >= L)
+                for (; b + 2 <= r->rows[1]; b += 2, gr += 2 * n, xr += 2 * r->step[1]) {
+                    FC_FN(dw_dot_)(gr, xr, n, keep, &s0, &s1, &s2, &s3);
+                    FC_FN(dw_dot_)(gr + n, xr + r->step[1], n, keep, &u0, &u1, &u2, &u3);
+                }
+            for (; b < r->rows[1]; ++b, gr += n, xr += r->step[1]) {
+                if (n >= L)
+                    FC_FN(dw_dot_)(gr, xr, n, keep, &s0, &s1, &s2, &s3);
+                else  /* rows narrower than a vector */
+                    for (int64_t i = 0; i < n; ++i) sum += gr[i] * xr[i];
+            }
+        }
+        const vec s = ((s0 + u0) + (s1 + u1)) + ((s2 + u2) + (s3 + u3));
+        for (int64_t l = 0; l < L; ++l) sum += s[l];
+        gw[t] += sum;
+    }
+}
+
+#undef DS_LOAD
+#undef DS_STORE
 
 /* ------------------------------------------------------------ plain loops */
 
-static void D_FN(dw_forward_direct_)(const SCALAR *img, const fc_geometry *g,
+static void FC_FN(dw_forward_direct_)(const SCALAR *img, const fc_geometry *g,
                                      const SCALAR *w, SCALAR *dst)
 {
     memset(dst, 0, (size_t)fc_spatial_size(g->out) * sizeof(SCALAR));
@@ -35,7 +305,7 @@ static void D_FN(dw_forward_direct_)(const SCALAR *img, const fc_geometry *g,
 
 /* Input-gradient plane from the `multiplier` consecutive gradient planes
  * (and weights) of the channel's outputs. */
-static void D_FN(dw_input_direct_)(const SCALAR *grad, const fc_geometry *g, int64_t multiplier,
+static void FC_FN(dw_input_direct_)(const SCALAR *grad, const fc_geometry *g, int64_t multiplier,
                                    const SCALAR *w, SCALAR *dst)
 {
     const int64_t taps = fc_kernel_size(g), plane_out = fc_spatial_size(g->out);
@@ -54,7 +324,7 @@ static void D_FN(dw_input_direct_)(const SCALAR *grad, const fc_geometry *g, int
 }
 
 /* Weight-gradient row gw[0, taps) of output channel o, summed over the batch. */
-static void D_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
+static void FC_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
                                     const fc_geometry *g, int64_t multiplier, int64_t o,
                                     SCALAR *gw)
 {
@@ -83,7 +353,7 @@ static void D_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t b
 
 /* Input plane x into xs as fc_dw_input_stage lays it out; writes only the
  * in-bounds values (the rest of xs stays zero). */
-static void D_FN(dw_stage_input_)(const SCALAR *x, const fc_geometry *g, const fc_dw_stage *s,
+static void FC_FN(dw_stage_input_)(const SCALAR *x, const fc_geometry *g, const fc_dw_stage *s,
                                   SCALAR *xs)
 {
     const int64_t W = g->in[2], sw = g->stride[2], pw = g->pad[2];
@@ -107,7 +377,7 @@ static void D_FN(dw_stage_input_)(const SCALAR *x, const fc_geometry *g, const f
 
 /* Output-gradient plane gy into gs as fc_dw_grad_stage lays it out; writes
  * only the values some tap reads (the rest of gs stays zero). */
-static void D_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const fc_dw_stage *s,
+static void FC_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const fc_dw_stage *s,
                                  SCALAR *gs)
 {
     const int64_t OW = g->out[2], left = (g->kernel[2] - 1) * g->dilation[2];
@@ -121,43 +391,29 @@ static void D_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const f
         }
 }
 
-/* ------------------------------------------------------ SIMD kernel choice */
-
-typedef void (*D_FN(dw_rows_fn_))(const SCALAR *, const fc_dw_rows *, const int64_t *, int64_t,
-                                  const SCALAR *, SCALAR *);
-typedef void (*D_FN(dw_weight_fn_))(const SCALAR *, const fc_dw_rows *, const int64_t *,
-                                    int64_t, const SCALAR *, double *);
-
-/* The variant of kernel NAME for the active instruction set (fc_simd_*). */
-#define D_PICK(NAME)                                                            \
-    switch (fc_simd_active()) {                                                 \
-    FC_IF_X86(case FC_SIMD_AVX512: return D_ISA_FN(NAME, avx512);               \
-              case FC_SIMD_AVX2: return D_ISA_FN(NAME, avx2);)                  \
-    default: return D_ISA_FN(NAME, generic);                                    \
-    }
-
-static D_FN(dw_rows_fn_) D_FN(dw_pick_rows_)(void) { D_PICK(dw_rows_) }
-static D_FN(dw_weight_fn_) D_FN(dw_pick_weight_)(void) { D_PICK(dw_weight_plane_) }
-
 /* ------------------------------------------------------------ entry points */
 
-int64_t D_FN(fc_depthwise_workspace_)(const fc_geometry *g, int64_t multiplier, int nthreads)
+/* fc_depthwise_workspace. */
+static int64_t FC_FN(depthwise_workspace_)(const fc_geometry *g, int64_t multiplier,
+                                           int nthreads)
 {
     const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
     const int64_t bytes = p.offsets_bytes + (nthreads < 1 ? 1 : nthreads) * p.per_thread_bytes;
     return (bytes + (int64_t)sizeof(SCALAR) - 1) / (int64_t)sizeof(SCALAR);
 }
 
-void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, const SCALAR *bias,
-                                 int64_t batch, const fc_geometry *g, int64_t multiplier,
-                                 SCALAR *y, SCALAR *ws, int nthreads)
+/* fc_depthwise_forward. */
+static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void *bias_,
+                                      int64_t batch, const fc_geometry *g, int64_t multiplier,
+                                      void *y_, void *ws, int nthreads)
 {
+    const SCALAR *x = x_, *w = w_, *bias = bias_;
+    SCALAR *y = y_;
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
-    const D_FN(dw_rows_fn_) kernel = D_FN(dw_pick_rows_)();
     int64_t *off = plan.forward ? (int64_t *)ws : NULL;
     if (off) fc_dw_input_taps(g, &stage, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
@@ -175,13 +431,13 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, const SCALAR 
         for (int64_t p = 0; p < batch * g->channels; ++p) {
             const int64_t n = p / g->channels, c = p % g->channels;
             const SCALAR *img = x + p * plane_in;
-            if (xs) D_FN(dw_stage_input_)(img, g, &stage, xs);
+            if (xs) FC_FN(dw_stage_input_)(img, g, &stage, xs);
             for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o) {
                 SCALAR *dst = y + (n * c_out + o) * plane_out;
                 if (xs)
-                    kernel(xs, &rows, off, taps, w + o * taps, dst);
+                    FC_FN(dw_rows_)(xs, &rows, off, taps, w + o * taps, dst);
                 else
-                    D_FN(dw_forward_direct_)(img, g, w + o * taps, dst);
+                    FC_FN(dw_forward_direct_)(img, g, w + o * taps, dst);
                 if (bias)   /* while the plane is still in cache: no pass over y */
                     for (int64_t i = 0; i < plane_out; ++i) dst[i] += bias[o];
             }
@@ -189,16 +445,18 @@ void D_FN(fc_depthwise_forward_)(const SCALAR *x, const SCALAR *w, const SCALAR 
     }
 }
 
-void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64_t batch,
-                                        const fc_geometry *g, int64_t multiplier,
-                                        SCALAR *gx, SCALAR *ws, int nthreads)
+/* fc_depthwise_backward_input. */
+static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, int64_t batch,
+                                             const fc_geometry *g, int64_t multiplier,
+                                             void *gx_, void *ws, int nthreads)
 {
+    const SCALAR *gy = gy_, *w = w_;
+    SCALAR *gx = gx_;
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_grad_stage(g);
     const fc_dw_rows rows = fc_dw_grad_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
-    const D_FN(dw_rows_fn_) kernel = D_FN(dw_pick_rows_)();
     int64_t *off = plan.input ? (int64_t *)ws : NULL;
     if (off) fc_dw_grad_taps(g, &stage, multiplier, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
@@ -219,27 +477,29 @@ void D_FN(fc_depthwise_backward_input_)(const SCALAR *gy, const SCALAR *w, int64
             const SCALAR *grad = gy + (n * c_out + c * multiplier) * plane_out;
             const SCALAR *wc = w + c * multiplier * taps;
             if (!gs) {
-                D_FN(dw_input_direct_)(grad, g, multiplier, wc, gx + p * plane_in);
+                FC_FN(dw_input_direct_)(grad, g, multiplier, wc, gx + p * plane_in);
                 continue;
             }
             for (int64_t m = 0; m < multiplier; ++m)
-                D_FN(dw_stage_grad_)(grad + m * plane_out, g, &stage, gs + m * stage.size);
-            kernel(gs, &rows, off, multiplier * taps, wc, gx + p * plane_in);
+                FC_FN(dw_stage_grad_)(grad + m * plane_out, g, &stage, gs + m * stage.size);
+            FC_FN(dw_rows_)(gs, &rows, off, multiplier * taps, wc, gx + p * plane_in);
         }
     }
 }
 
-void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
-                                         const fc_geometry *g, int64_t multiplier,
-                                         SCALAR *gw, SCALAR *ws, int nthreads)
+/* fc_depthwise_backward_weight. */
+static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, int64_t batch,
+                                              const fc_geometry *g, int64_t multiplier,
+                                              void *gw_, void *ws, int nthreads)
 {
+    const SCALAR *gy = gy_, *x = x_;
+    SCALAR *gw = gw_;
     const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const int64_t planes = batch * g->channels, row = c_out * taps;
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
-    const D_FN(dw_weight_fn_) kernel = D_FN(dw_pick_weight_)();
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
     /* Planes in memory order, split into nt runs; run k sums into its own
      * gradient (in double: sums over many planes) and staging buffer, and
@@ -251,7 +511,7 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
         for (int64_t o = 0; o < c_out; ++o)
-            D_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
+            FC_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
         return;
     }
     int64_t *off = (int64_t *)ws;
@@ -266,9 +526,10 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
         memset(sums, 0, (size_t)plan.weight);
         for (int64_t p = planes * k / nt; p < planes * (k + 1) / nt; ++p) {
             const int64_t n = p / g->channels, c = p % g->channels;
-            D_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
+            FC_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
             for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o)
-                kernel(xs, &rows, off, taps, gy + (n * c_out + o) * plane_out, sums + o * taps);
+                FC_FN(dw_weight_plane_)(xs, &rows, off, taps, gy + (n * c_out + o) * plane_out,
+                                       sums + o * taps);
         }
     }
     for (int64_t i = 0; i < row; ++i) {
@@ -278,6 +539,3 @@ void D_FN(fc_depthwise_backward_weight_)(const SCALAR *gy, const SCALAR *x, int6
     }
 }
 
-#undef D_FN
-#undef D_ISA_FN
-#undef D_PICK

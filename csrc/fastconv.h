@@ -7,6 +7,10 @@
  *
  * Each kernel takes `nthreads`: the caller decides the thread count (one
  * place, in Python); kernels parallelise only over disjoint outputs.
+ *
+ * Each kernel takes its dtype first (fc_dtype) and its arrays as void *, and
+ * runs wholly on the kernel table of the instruction set fc_simd_select chose
+ * (csrc/dispatch.c; the tables are compiled by csrc/isa/).
  */
 #ifndef FASTCONV_H
 #define FASTCONV_H
@@ -36,19 +40,20 @@ typedef struct {
     int64_t row_stride;
 } fc_col_layout;
 
+/* Element type of every buffer a kernel reads or writes (void * below):
+ * one exported function per kernel serves both. */
+typedef enum { FC_FLOAT32 = 0, FC_FLOAT64 = 1 } fc_dtype;
+#define FC_NDTYPES 2
+
 /* im2col: images (batch, C, D, H, W) contiguous -> columns, rows ordered
  * c*kD*kH*kW + kd*kH*kW + kh*kW + kw, columns od*oH*oW + oh*oW + ow. */
-void fc_im2col_f32(const float *im, int64_t batch, const fc_geometry *g,
-                   fc_col_layout layout, float *col, int nthreads);
-void fc_im2col_f64(const double *im, int64_t batch, const fc_geometry *g,
-                   fc_col_layout layout, double *col, int nthreads);
+void fc_im2col(fc_dtype dtype, const void *im, int64_t batch, const fc_geometry *g,
+               fc_col_layout layout, void *col, int nthreads);
 
 /* col2im: the adjoint of im2col; overlapping taps are summed.  Overwrites
  * `im` (batch, C, D, H, W). */
-void fc_col2im_f32(const float *col, int64_t batch, const fc_geometry *g,
-                   fc_col_layout layout, float *im, int nthreads);
-void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
-                   fc_col_layout layout, double *im, int nthreads);
+void fc_col2im(fc_dtype dtype, const void *col, int64_t batch, const fc_geometry *g,
+               fc_col_layout layout, void *im, int nthreads);
 
 /* Depthwise convolution: groups == channels (g->channels = C_in), each input
  * channel feeding `multiplier` output channels; w is (C_in*multiplier, taps).
@@ -56,89 +61,75 @@ void fc_col2im_f64(const double *col, int64_t batch, const fc_geometry *g,
  * bias (C_out values, or NULL).
  * backward_input: gy -> gx (batch, C_in, in), overwritten.
  * backward_weight: gy, x -> gw (C_out, taps), overwritten.
- * ws: fc_depthwise_workspace_*(g, multiplier, nthreads) elements, 64-byte
- * aligned, shared by the three (the caller keeps and reuses it). */
-int64_t fc_depthwise_workspace_f32(const fc_geometry *g, int64_t multiplier, int nthreads);
-int64_t fc_depthwise_workspace_f64(const fc_geometry *g, int64_t multiplier, int nthreads);
-void fc_depthwise_forward_f32(const float *x, const float *w, const float *bias, int64_t batch,
-                              const fc_geometry *g, int64_t multiplier, float *y, float *ws,
-                              int nthreads);
-void fc_depthwise_forward_f64(const double *x, const double *w, const double *bias,
-                              int64_t batch, const fc_geometry *g, int64_t multiplier, double *y,
-                              double *ws, int nthreads);
-void fc_depthwise_backward_input_f32(const float *gy, const float *w, int64_t batch,
-                                     const fc_geometry *g, int64_t multiplier, float *gx,
-                                     float *ws, int nthreads);
-void fc_depthwise_backward_input_f64(const double *gy, const double *w, int64_t batch,
-                                     const fc_geometry *g, int64_t multiplier, double *gx,
-                                     double *ws, int nthreads);
-void fc_depthwise_backward_weight_f32(const float *gy, const float *x, int64_t batch,
-                                      const fc_geometry *g, int64_t multiplier, float *gw,
-                                      float *ws, int nthreads);
-void fc_depthwise_backward_weight_f64(const double *gy, const double *x, int64_t batch,
-                                      const fc_geometry *g, int64_t multiplier, double *gw,
-                                      double *ws, int nthreads);
+ * ws: fc_depthwise_workspace(dtype, g, multiplier, nthreads) elements,
+ * 64-byte aligned, shared by the three (the caller keeps and reuses it). */
+int64_t fc_depthwise_workspace(fc_dtype dtype, const fc_geometry *g, int64_t multiplier,
+                               int nthreads);
+void fc_depthwise_forward(fc_dtype dtype, const void *x, const void *w, const void *bias,
+                          int64_t batch, const fc_geometry *g, int64_t multiplier, void *y,
+                          void *ws, int nthreads);
+void fc_depthwise_backward_input(fc_dtype dtype, const void *gy, const void *w, int64_t batch,
+                                 const fc_geometry *g, int64_t multiplier, void *gx, void *ws,
+                                 int nthreads);
+void fc_depthwise_backward_weight(fc_dtype dtype, const void *gy, const void *x,
+                                  int64_t batch, const fc_geometry *g, int64_t multiplier,
+                                  void *gw, void *ws, int nthreads);
 
 /* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
  * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]
  * (any strides: a transposed operand is just swapped strides); C is row-major
- * with leading dimension ldc.  `ws` must hold fc_gemm_workspace_*(nthreads)
- * elements: callers own and reuse it, so no call maps fresh memory. */
-int64_t fc_gemm_workspace_f32(int nthreads);
-int64_t fc_gemm_workspace_f64(int nthreads);
-void fc_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-                 const float *b, int64_t rs_b, int64_t cs_b, float *c, int64_t ldc,
-                 int accumulate, float *ws, int nthreads);
-void fc_gemm_f64(int64_t m, int64_t n, int64_t k, const double *a, int64_t rs_a, int64_t cs_a,
-                 const double *b, int64_t rs_b, int64_t cs_b, double *c, int64_t ldc,
-                 int accumulate, double *ws, int nthreads);
+ * with leading dimension ldc.  `ws` must hold fc_gemm_workspace(dtype,
+ * nthreads) elements: callers own and reuse it, so no call maps fresh memory. */
+int64_t fc_gemm_workspace(fc_dtype dtype, int nthreads);
+void fc_gemm(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rs_a,
+             int64_t cs_a, const void *b, int64_t rs_b, int64_t cs_b, void *c, int64_t ldc,
+             int accumulate, void *ws, int nthreads);
 
-/* Convolution forward as an implicit GEMM (conv.c): x (batch, C_in, in) and
+/* How the implicit-GEMM convolution kernels run: choices the caller's plan
+ * makes (they trade speed only, never the result), which the kernels carry
+ * out without second-guessing them. */
+typedef struct {
+    /* Forward: one GEMM per image, writing y in place; 0: the images side by
+     * side in one GEMM per group (fuller micro-tiles for small images), its
+     * output copied into y at the end. */
+    int per_image;
+    /* Forward per image, and the data gradient: each thread takes whole
+     * images (no synchronisation inside an image); 0: one image at a time,
+     * the threads splitting its work. */
+    int threads_over_images;
+    /* Forward per image: write y with non-temporal (streaming) stores, for an
+     * output too large to stay in cache until it is read. */
+    int stream_stores;
+    /* Forward per image of a 1x1 kernel, stride 1, no padding: the GEMM reads
+     * each image as its column matrix (no phase planes). */
+    int pointwise;
+} fc_conv_schedule;
+
+/* Convolution forward as an implicit GEMM: x (batch, C_in, in) and
  * w (C_out, C_in/groups, kernel) -> y, overwritten, plus bias (C_out values,
- * or NULL) on each output channel.  per_image: y is
- * (batch, C_out, out), one GEMM per image (threads take whole images when
- * there are enough); else y is (C_out, batch * out), the images side by side
- * in one GEMM per group.  ws holds fc_conv_workspace_*(g, batch, per_image,
- * nthreads) elements, offsets C_in * taps. */
-int64_t fc_conv_workspace_f32(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
-int64_t fc_conv_workspace_f64(const fc_geometry *g, int64_t batch, int per_image, int nthreads);
-void fc_conv_forward_f32(const float *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                         const float *w, const float *bias, int64_t c_out, float *y,
-                         int per_image, float *ws, int64_t *offsets, int nthreads);
-void fc_conv_forward_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                         const double *w, const double *bias, int64_t c_out, double *y,
-                         int per_image, double *ws, int64_t *offsets, int nthreads);
+ * or NULL) on each output channel; y is (batch, C_out, L).  ws holds
+ * fc_conv_workspace(dtype, g, batch, c_out, s, nthreads) elements, offsets
+ * C_in * taps.  Returns -1 (writing nothing) when s->pointwise is set for a
+ * geometry that is not pointwise, else 0. */
+int64_t fc_conv_workspace(fc_dtype dtype, const fc_geometry *g, int64_t batch, int64_t c_out,
+                          const fc_conv_schedule *s, int nthreads);
+int fc_conv_forward(fc_dtype dtype, const void *x, int64_t batch, const fc_geometry *g,
+                    int64_t groups, const void *w, const void *bias, int64_t c_out, void *y,
+                    const fc_conv_schedule *s, void *ws, int64_t *offsets, int nthreads);
+
 /* Convolution forward by Winograd F(2x2, 3x3): 2-D (g->in[0] == 1), 3x3
- * kernel, stride 1, dilation 1, any padding; otherwise as fc_conv_forward_*
- * with y (batch, C_out, L).  2.25x fewer multiply-adds than the direct sum;
- * its rounding error is a small multiple of the direct sum's.  ws holds
- * fc_conv_winograd_workspace_*(g, groups, c_out, nthreads) elements. */
-int64_t fc_conv_winograd_workspace_f32(const fc_geometry *g, int64_t groups, int64_t c_out,
-                                       int nthreads);
-int64_t fc_conv_winograd_workspace_f64(const fc_geometry *g, int64_t groups, int64_t c_out,
-                                       int nthreads);
-void fc_conv_winograd_f32(const float *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                          const float *w, const float *bias, int64_t c_out, float *y,
-                          float *ws, int nthreads);
-void fc_conv_winograd_f64(const double *x, int64_t batch, const fc_geometry *g, int64_t groups,
-                          const double *w, const double *bias, int64_t c_out, double *y,
-                          double *ws, int nthreads);
-/* Weight gradient by Winograd F(2x2, 3x3), same geometries as
- * fc_conv_winograd_* and same arguments as fc_conv_weight_grad_* (grad_w +=
- * the gradient); ws holds fc_conv_winograd_weight_grad_workspace_*(g, m,
- * nthreads) elements. */
-int64_t fc_conv_winograd_weight_grad_workspace_f32(const fc_geometry *g, int64_t m,
-                                                   int nthreads);
-int64_t fc_conv_winograd_weight_grad_workspace_f64(const fc_geometry *g, int64_t m,
-                                                   int nthreads);
-void fc_conv_winograd_weight_grad_f32(const float *x, int64_t x_image_stride,
-                                      const float *gout, int64_t gout_image_stride,
-                                      int64_t batch, const fc_geometry *g, int64_t m,
-                                      float *grad_w, int64_t ldw, float *ws, int nthreads);
-void fc_conv_winograd_weight_grad_f64(const double *x, int64_t x_image_stride,
-                                      const double *gout, int64_t gout_image_stride,
-                                      int64_t batch, const fc_geometry *g, int64_t m,
-                                      double *grad_w, int64_t ldw, double *ws, int nthreads);
+ * kernel, stride 1, dilation 1, any padding; returns -1 (writing nothing) for
+ * other geometries, for which the workspace size is -1 too, else 0.
+ * Otherwise as fc_conv_forward with y
+ * (batch, C_out, L).  2.25x fewer multiply-adds than the direct sum; its
+ * rounding error is a small multiple of the direct sum's.  ws holds
+ * fc_conv_winograd_workspace(dtype, g, groups, c_out, nthreads) elements. */
+int64_t fc_conv_winograd_workspace(fc_dtype dtype, const fc_geometry *g, int64_t groups,
+                                   int64_t c_out, int nthreads);
+int fc_conv_winograd(fc_dtype dtype, const void *x, int64_t batch, const fc_geometry *g,
+                     int64_t groups, const void *w, const void *bias, int64_t c_out, void *y,
+                     void *ws, int nthreads);
+
 /* Weight gradient of a convolution, fused: grad_w (m x K, leading dimension
  * ldw) += grad_out (m x P) * cols^T, K = channels*taps column rows of im2col,
  * P = batch*L output positions.  Image b's channel c is at
@@ -146,36 +137,50 @@ void fc_conv_winograd_weight_grad_f64(const double *x, int64_t x_image_stride,
  * gout + b*gout_image_stride + o*L (so one group of a grouped conv is an offset
  * and strides).  The GEMM's packed panels are built from x and gout just
  * before use: no column matrix.  `ws` holds
- * fc_conv_weight_grad_workspace_*(m, K, nthreads) elements. */
-int64_t fc_conv_weight_grad_workspace_f32(int64_t m, int64_t n, int nthreads);
-int64_t fc_conv_weight_grad_workspace_f64(int64_t m, int64_t n, int nthreads);
-void fc_conv_weight_grad_f32(const float *x, int64_t x_image_stride, const float *gout,
-                             int64_t gout_image_stride, int64_t batch, const fc_geometry *g,
-                             int64_t m, float *grad_w, int64_t ldw, float *ws, int nthreads);
-void fc_conv_weight_grad_f64(const double *x, int64_t x_image_stride, const double *gout,
-                             int64_t gout_image_stride, int64_t batch, const fc_geometry *g,
-                             int64_t m, double *grad_w, int64_t ldw, double *ws, int nthreads);
+ * fc_conv_weight_grad_workspace(dtype, m, K, nthreads) elements. */
+int64_t fc_conv_weight_grad_workspace(fc_dtype dtype, int64_t m, int64_t n, int nthreads);
+void fc_conv_weight_grad(fc_dtype dtype, const void *x, int64_t x_image_stride,
+                         const void *gout, int64_t gout_image_stride, int64_t batch,
+                         const fc_geometry *g, int64_t m, void *grad_w, int64_t ldw, void *ws,
+                         int nthreads);
 
-/* Data gradient of a convolution by GEMM + col2im (conv.c), one image at a
- * time: gout (batch, C_out, out) and w as above -> gx (batch, C_in, in),
- * overwritten.  ws holds fc_conv_data_grad_workspace_*(g, nthreads)
- * elements (one image's columns and GEMM scratch per thread). */
-int64_t fc_conv_data_grad_workspace_f32(const fc_geometry *g, int nthreads);
-int64_t fc_conv_data_grad_workspace_f64(const fc_geometry *g, int nthreads);
-void fc_conv_data_grad_f32(const float *gout, int64_t batch, const fc_geometry *g,
-                           int64_t groups, const float *w, int64_t c_out, float *gx, float *ws,
-                           int nthreads);
-void fc_conv_data_grad_f64(const double *gout, int64_t batch, const fc_geometry *g,
-                           int64_t groups, const double *w, int64_t c_out, double *gx,
-                           double *ws, int nthreads);
+/* Weight gradient by Winograd F(2x2, 3x3), same geometries as
+ * fc_conv_winograd (-1 for others, else 0) and same arguments as
+ * fc_conv_weight_grad (grad_w += the gradient); ws holds fc_conv_winograd_weight_grad_workspace(dtype, g,
+ * m, nthreads) elements. */
+int64_t fc_conv_winograd_weight_grad_workspace(fc_dtype dtype, const fc_geometry *g,
+                                               int64_t m, int nthreads);
+int fc_conv_winograd_weight_grad(fc_dtype dtype, const void *x, int64_t x_image_stride,
+                                 const void *gout, int64_t gout_image_stride, int64_t batch,
+                                 const fc_geometry *g, int64_t m, void *grad_w, int64_t ldw,
+                                 void *ws, int nthreads);
 
-/* Instruction-set levels of the GEMM micro-kernels.  select(-1) picks the best
- * this CPU supports; select(level) forces one (returns -1 if unsupported). */
-enum { FC_SIMD_GENERIC = 0, FC_SIMD_AVX2 = 1, FC_SIMD_AVX512 = 2 };
+/* Data gradient of a convolution by GEMM + col2im, one image at a time:
+ * gout (batch, C_out, out) and w as above -> gx (batch, C_in, in),
+ * overwritten; s->threads_over_images as for the forward.  ws holds
+ * fc_conv_data_grad_workspace(dtype, g, nthreads) elements (one image's
+ * columns and GEMM scratch per thread). */
+int64_t fc_conv_data_grad_workspace(fc_dtype dtype, const fc_geometry *g, int nthreads);
+void fc_conv_data_grad(fc_dtype dtype, const void *gout, int64_t batch, const fc_geometry *g,
+                       int64_t groups, const void *w, int64_t c_out, void *gx,
+                       const fc_conv_schedule *s, void *ws, int nthreads);
+
+/* Instruction-set levels: every kernel of this header is compiled once per
+ * level (csrc/isa/), and all of them run the level selected here (the
+ * *_workspace sizes cover every level this CPU can run).  select(-1) picks
+ * the best this CPU supports; select(level) forces one (returns -1 if
+ * unsupported).  Process-wide: call it while no kernel runs. */
+#define FC_SIMD_GENERIC 0
+#define FC_SIMD_AVX2 1
+#define FC_SIMD_AVX512 2
+#define FC_SIMD_LEVELS 3
 int fc_simd_compiled(int level);
 int fc_simd_supported(int level);
 int fc_simd_select(int level);
 int fc_simd_active(void);
+/* Kernel calls run by level's kernels since the process started (for tests:
+ * proof that a switch reached a kernel family). */
+int64_t fc_simd_calls(int level);
 
 /* Build information for show_config(). */
 int fc_openmp_enabled(void);
@@ -187,7 +192,7 @@ const char *fc_build_flags(void);
 const char *fc_target_isa(void);
 
 /* ======================================================================== */
-/* Pooling (pool.c, pool_template.h)                                        */
+/* Pooling (pool_template.h)                                                */
 /* ======================================================================== */
 /* Pooling acts on each (n, c) plane alone: g->channels counts planes
  * (batch * channels), a plane is in[0]*in[1]*in[2] contiguous values and its
@@ -199,17 +204,13 @@ const char *fc_target_isa(void);
 /* Max pooling.  Padding counts as -inf; NaN propagates; the first maximum in
  * row-major window order wins ties.  indices (may be NULL) receives the flat
  * index d*H*W + h*W + w of the chosen element inside its own plane. */
-void fc_max_pool_f32(const float *x, const fc_geometry *g, float *y,
-                     int64_t *indices, int nthreads);
-void fc_max_pool_f64(const double *x, const fc_geometry *g, double *y,
-                     int64_t *indices, int nthreads);
+void fc_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
+                 int64_t *indices, int nthreads);
 
 /* grad_input[plane][indices[o]] += grad_output[o]; overwrites gx.  Every
  * index must lie in [0, in plane size): check with fc_pool_find_bad_index. */
-void fc_max_pool_backward_f32(const float *gy, const int64_t *indices,
-                              const fc_geometry *g, float *gx, int nthreads);
-void fc_max_pool_backward_f64(const double *gy, const int64_t *indices,
-                              const fc_geometry *g, double *gx, int nthreads);
+void fc_max_pool_backward(fc_dtype dtype, const void *gy, const int64_t *indices,
+                          const fc_geometry *g, void *gx, int nthreads);
 
 /* Position of some value of indices[0..n) outside [0, limit), or -1. */
 int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
@@ -219,26 +220,17 @@ int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
  * non-zero; else with count_include_pad the window clipped to
  * [-pad, in + pad) (the ceil-mode overhang never counts), without it the
  * in-bounds taps only. */
-void fc_avg_pool_f32(const float *x, const fc_geometry *g, int count_include_pad,
-                     int64_t divisor_override, float *y, int nthreads);
-void fc_avg_pool_f64(const double *x, const fc_geometry *g, int count_include_pad,
-                     int64_t divisor_override, double *y, int nthreads);
-void fc_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
-                              int count_include_pad, int64_t divisor_override,
-                              float *gx, int nthreads);
-void fc_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
-                              int count_include_pad, int64_t divisor_override,
-                              double *gx, int nthreads);
+void fc_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, int count_include_pad,
+                 int64_t divisor_override, void *y, int nthreads);
+void fc_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
+                          int count_include_pad, int64_t divisor_override, void *gx,
+                          int nthreads);
 
 /* Adaptive average pooling: uses channels, in and out only; bin i along an
  * axis is [floor(i*in/out), ceil((i+1)*in/out)). */
-void fc_adaptive_avg_pool_f32(const float *x, const fc_geometry *g, float *y,
-                              int nthreads);
-void fc_adaptive_avg_pool_f64(const double *x, const fc_geometry *g, double *y,
-                              int nthreads);
-void fc_adaptive_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
-                                       float *gx, int nthreads);
-void fc_adaptive_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
-                                       double *gx, int nthreads);
+void fc_adaptive_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
+                          int nthreads);
+void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
+                                   void *gx, int nthreads);
 
 #endif

@@ -1,28 +1,56 @@
 /* Packed, register-blocked GEMM for one (scalar type, instruction set):
- * C (m x n) = A (m x k) * B (k x n), or C += A * B, for any element strides.
+ * C (m x n) = A (m x k) * B (k x n), or C += A * B, for any element strides;
+ * and the register-level pieces the fused kernels (wgrad_template.h,
+ * winograd_template.h) build on: the micro-kernels and the in-register
+ * transposes that pack their operands.
  *
- * Included by gemm.c once per combination with:
- *   SCALAR, SFX        the C type and its name suffix (f32, f64)
- *   ISA                name suffix of the instruction set (avx512, avx2, generic)
+ * Included by isa_template.h once per dtype (SCALAR, SFX, FC_FN) with the
+ * instruction set's macros (see csrc/isa/avx2.c):
  *   TARGET             function attribute enabling that instruction set
  *   VBYTES             vector register width in bytes
  *   MR, NV             micro-tile: MR rows x NV vectors (NR = NV * lanes columns)
+ *   G_HAVE_STREAM      1 when G_STREAM(p, v) stores a vector past the caches
+ *                      and G_SFENCE() orders such stores
  *
  * The structure is BLIS's: B is packed in KC x NC blocks of NR-wide panels,
  * A in MC x KC blocks of MR-tall panels, and the micro-kernel keeps an MR x NR
  * tile of C in registers for the whole KC loop.  Packing also absorbs any
  * strides, so transposed operands cost nothing extra. */
 
-#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
-#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
-#define G_NR (NV * G_LANES)
+#ifndef FC_GEMM_TUNABLES
+#define FC_GEMM_TUNABLES
+/* The GEMM's blocking (elements): an MC x KC block of A and a KC x NC block
+ * of B (NC = panels * NR; fewer panels when a packing callback builds each
+ * block just before use: it must stay in L2 until the micro-kernels read it). */
+#define FC_GEMM_ALIGN 64
+#ifndef FC_GEMM_KC
+#define FC_GEMM_KC 256
+#endif
+#ifndef FC_GEMM_MC
+#define FC_GEMM_MC 96
+#endif
+#ifndef FC_GEMM_NC_PANELS
+#define FC_GEMM_NC_PANELS 128
+#endif
+#ifndef FC_GEMM_NC_SOURCE_PANELS
+#define FC_GEMM_NC_SOURCE_PANELS 32
+#endif
+#if FC_GEMM_NC_SOURCE_PANELS > FC_GEMM_NC_PANELS
+#error "the workspace holds FC_GEMM_NC_PANELS panels of B"
+#endif
+
+static inline void *fc_align_up(void *p)
+{
+    return (void *)(((uintptr_t)p + FC_GEMM_ALIGN - 1) & ~(uintptr_t)(FC_GEMM_ALIGN - 1));
+}
+#endif
 
 /* Callers size per-panel tables by FC_MAX_PANEL: fail the build, not them. */
-typedef char G_FN(nr_fits_)[G_NR <= FC_MAX_PANEL ? 1 : -1];
+typedef char FC_FN(nr_fits_)[FC_NR <= FC_MAX_PANEL ? 1 : -1];
 
-typedef SCALAR G_FN(vec_) __attribute__((vector_size(VBYTES)));
+typedef SCALAR FC_FN(vec_) __attribute__((vector_size(VBYTES)));
 /* Same vector, alignment of one scalar: for loads/stores of C rows. */
-typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
+typedef SCALAR FC_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SCALAR))));
 
 /* acc = A_panel (MR x kc) * B_panel (kc x NR, rows ldb apart) (+ bias[i] on
  * row i when bias is not NULL); then C = acc or C += acc (store flags
@@ -30,12 +58,12 @@ typedef SCALAR G_FN(uvec_) __attribute__((vector_size(VBYTES), aligned(sizeof(SC
  * vectors of each row (a constant once inlined) are used: NV for full tiles,
  * fewer for a narrow last panel. */
 static inline __attribute__((always_inline)) TARGET void
-G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *restrict b,
+FC_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *restrict b,
                         int64_t ldb, SCALAR *restrict c, int64_t ldc, int store,
                         const SCALAR *bias, const int nv)
 {
-    typedef G_FN(vec_) vec;
-    typedef G_FN(uvec_) uvec;
+    typedef FC_FN(vec_) vec;
+    typedef FC_FN(uvec_) uvec;
     vec acc[MR][NV];
     /* Starting the sums at the bias fuses it for free: no pass over C. */
     for (int i = 0; i < MR; ++i)
@@ -43,7 +71,7 @@ G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *rest
     for (int64_t p = 0; p < kc; ++p, a += MR, b += ldb) {
         vec bv[NV];
         /* Unaligned-type loads: pre-packed panels may live in caller memory. */
-        for (int v = 0; v < nv; ++v) bv[v] = *(const uvec *)(b + v * G_LANES);
+        for (int v = 0; v < nv; ++v) bv[v] = *(const uvec *)(b + v * FC_LANES);
         for (int i = 0; i < MR; ++i) {
             const SCALAR ai = a[i];   /* broadcast: one FMA per vector of B */
             for (int v = 0; v < nv; ++v) acc[i][v] += ai * bv[v];
@@ -54,7 +82,7 @@ G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *rest
     if (store & FC_STORE_STREAM) {
         for (int i = 0; i < MR; ++i)
             for (int v = 0; v < nv; ++v) {
-                SCALAR *dst = c + i * ldc + v * G_LANES;
+                SCALAR *dst = c + i * ldc + v * FC_LANES;
                 G_STREAM(dst, add ? *(const vec *)dst + acc[i][v] : acc[i][v]);
             }
         return;
@@ -62,47 +90,153 @@ G_FN(micro_kernel_ldb_)(int64_t kc, const SCALAR *restrict a, const SCALAR *rest
 #endif
     for (int i = 0; i < MR; ++i)
         for (int v = 0; v < nv; ++v) {
-            uvec *dst = (uvec *)(c + i * ldc + v * G_LANES);
+            uvec *dst = (uvec *)(c + i * ldc + v * FC_LANES);
             *dst = add ? *dst + acc[i][v] : acc[i][v];
         }
 }
 
 /* The micro-kernel on a packed B panel (rows NR apart). */
-static TARGET void G_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
+static TARGET void FC_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
                                        const SCALAR *restrict b, SCALAR *restrict c,
                                        int64_t ldc, int store, const SCALAR *bias)
 {
-    G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, store, bias, NV);
+    FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, NV);
 }
 
 /* C += A_panel * B_panel's first `cols` columns (C rows need only those, up
  * to a whole vector): a narrow last panel costs its own width, not NR's. */
-static TARGET void G_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
+static TARGET void FC_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
                                             const SCALAR *restrict b, SCALAR *restrict c,
                                             int64_t ldc, int64_t cols)
 {
-    switch ((cols + G_LANES - 1) / G_LANES) {
-    case 1: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, 1); break;
+    switch ((cols + FC_LANES - 1) / FC_LANES) {
+    case 1: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, 1); break;
 #if NV > 2
-    case 2: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, 2); break;
+    case 2: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, 2); break;
 #endif
-    default: G_FN(micro_kernel_ldb_)(kc, a, b, G_NR, c, ldc, 1, NULL, NV); break;
+    default: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, NV); break;
     }
 }
 
 /* ... and on B panels cut from a row-major matrix (Winograd's V blocks),
  * which then need no packing pass. */
-static TARGET void G_FN(micro_kernel_strided_)(int64_t kc, const SCALAR *restrict a,
+static TARGET void FC_FN(micro_kernel_strided_)(int64_t kc, const SCALAR *restrict a,
                                                const SCALAR *restrict b, int64_t ldb,
                                                SCALAR *restrict c, int64_t ldc,
                                                int accumulate)
 {
-    G_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, accumulate, NULL, NV);
+    FC_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, accumulate, NULL, NV);
 }
+
+/* ---------------------------------------------- packing by register transposes
+ * For the fused kernels, whose operands hold positions contiguously while the
+ * micro-kernel wants them interleaved by position. */
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Integer vector matching vec_ lane for lane: the shuffle-mask type. */
+typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64_t)0))
+    FC_FN(sint_);
+typedef FC_FN(sint_) FC_FN(ivec_) __attribute__((vector_size(VBYTES)));
+
+/* Lanes 0, 1, ..., LANES-1: shuffle masks built from it by vector arithmetic
+ * fold to constants once inlined (one vpermt2ps-class instruction each on
+ * AVX-512); a loop filling lanes one by one does not. */
+static inline __attribute__((always_inline)) TARGET FC_FN(ivec_) FC_FN(iota_)(void)
+{
+    static const FC_FN(sint_) lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7,
+                                          8, 9, 10, 11, 12, 13, 14, 15};
+    FC_FN(ivec_) k;
+    memcpy(&k, lanes, sizeof k);
+    return k;
+}
+
+/* Swap the off-diagonal h x h blocks of rows lo and hi = lo + h: one step of
+ * the recursive block transpose (masks from iota_). */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(swap_blocks_)(FC_FN(vec_) *lo, FC_FN(vec_) *hi, int h)
+{
+    typedef FC_FN(ivec_) ivec;
+    const ivec k = FC_FN(iota_)();
+    const ivec high = (k & h) != 0;                   /* all ones where bit h is set */
+    const ivec keep = k + (high & (FC_FN(sint_))(FC_LANES - h));
+    const ivec take = k + (FC_FN(sint_))h + (high & (FC_FN(sint_))(FC_LANES - h));
+    const FC_FN(vec_) a = *lo, b = *hi;
+    *lo = __builtin_shuffle(a, b, keep);
+    *hi = __builtin_shuffle(a, b, take);
+}
+
+/* Transpose a LANES x LANES block held as LANES row vectors. */
+static inline __attribute__((always_inline)) TARGET void FC_FN(transpose_)(FC_FN(vec_) *r)
+{
+    /* Fully unrolled, so r stays in registers and every mask is a constant. */
+#pragma GCC unroll 8
+    for (int h = FC_LANES / 2; h >= 1; h /= 2)
+#pragma GCC unroll 16
+        for (int i = 0; i < FC_LANES; ++i)
+            if (!(i & h)) FC_FN(swap_blocks_)(&r[i], &r[i + h], h);
+}
+#define G_HAVE_TRANSPOSE 1
+#else
+#define G_HAVE_TRANSPOSE 0
+#endif
+
+/* dst[p*WIDTH + q] = src[q*ld + p] for q < rows, p < n; zero for rows <= q <
+ * WIDTH: `rows` position-major rows interleaved into a panel WIDTH wide.
+ * A macro body so WIDTH (NR or MR) is a constant in each expansion. */
+#define G_INTERLEAVE(WIDTH)                                                            \
+    int64_t p = 0;                                                                     \
+    if (G_HAVE_TRANSPOSE)                                                              \
+        for (; p + FC_LANES <= n; p += FC_LANES)                                         \
+            for (int64_t q0 = 0; q0 < (WIDTH); q0 += FC_LANES) {                        \
+                FC_FN(vec_) r[FC_LANES];                                                 \
+                const SCALAR *s0 = src + q0 * ld + p;                                  \
+                if (q0 + FC_LANES <= rows) /* full block: no per-row test */           \
+                    _Pragma("GCC unroll 16")                                           \
+                    for (int64_t i = 0; i < FC_LANES; ++i)                              \
+                        r[i] = *(const FC_FN(uvec_) *)(s0 + i * ld);                    \
+                else                                                                   \
+                    _Pragma("GCC unroll 16")                                           \
+                    for (int64_t i = 0; i < FC_LANES; ++i)                              \
+                        r[i] = q0 + i < rows ? *(const FC_FN(uvec_) *)(s0 + i * ld)     \
+                                             : (FC_FN(vec_)){0};                        \
+                G_TRANSPOSE(r);                                                        \
+                /* A panel narrower than a vector keeps each row's head. */           \
+                const int64_t w = (WIDTH) - q0 < FC_LANES ? (WIDTH) - q0 : FC_LANES;     \
+                _Pragma("GCC unroll 16")                                               \
+                for (int64_t i = 0; i < FC_LANES; ++i) {                                \
+                    if (w == FC_LANES)                                                  \
+                        *(FC_FN(uvec_) *)(dst + (p + i) * (WIDTH) + q0) = r[i];         \
+                    else                                                               \
+                        memcpy(dst + (p + i) * (WIDTH) + q0, &r[i], (size_t)w * sizeof(SCALAR)); \
+                }                                                                      \
+            }                                                                          \
+    for (; p < n; ++p)                                                                 \
+        for (int64_t q = 0; q < (WIDTH); ++q)                                          \
+            dst[p * (WIDTH) + q] = q < rows ? src[q * ld + p] : 0;
+
+#if G_HAVE_TRANSPOSE
+#define G_TRANSPOSE(r) FC_FN(transpose_)(r)
+#else
+#define G_TRANSPOSE(r) (void)0
+#endif
+
+static TARGET void FC_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
+                                        SCALAR *restrict dst)
+{
+    G_INTERLEAVE(FC_NR)
+}
+
+static TARGET void FC_FN(interleave_mr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
+                                        SCALAR *restrict dst)
+{
+    G_INTERLEAVE(MR)
+}
+
+/* ------------------------------------------------------------------ packing */
 
 /* Pack rows [0, mc) x cols [0, kc) of A into MR-tall panels, zero-filling
  * the rows past mc so the micro-kernel never branches. */
-static void G_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, int64_t cs,
+static void FC_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, int64_t cs,
                           SCALAR *restrict dst)
 {
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
@@ -116,58 +250,58 @@ static void G_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, i
 }
 
 /* Pack rows [0, kc) x cols [0, nc) of B into NR-wide panels (zero-filled). */
-static void G_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, int64_t cs,
+static void FC_FN(pack_b_)(int64_t kc, int64_t nc, const SCALAR *b, int64_t rs, int64_t cs,
                           SCALAR *restrict dst)
 {
     if (cs == 1) {
         /* Row-major B: read each row once, left to right, dealing its NR-wide
          * pieces out to the panels.  One sequential stream per row, which the
          * hardware prefetcher follows; panel by panel, kc short runs kc rows
-         * apart stalled on memory (strided data gradient: 22.8 -> 20.5 ms). */
+         * apart stalled on memory (docs/performance.md). */
         for (int64_t p = 0; p < kc; ++p) {
             const SCALAR *src = b + p * rs;
             /* The same piece 4 rows down: the prefetcher restarts at each row
-             * (a 4 KiB page for cifar's 32x32 planes: 3.2 -> 3.0 ms). */
+             * (a 4 KiB page for cifar's 32x32 planes; docs/performance.md). */
             const SCALAR *ahead = p + 4 < kc ? src + 4 * rs : src;
-            SCALAR *row = dst + p * G_NR;
+            SCALAR *row = dst + p * FC_NR;
             int64_t j0 = 0;
-            for (; j0 + G_NR <= nc; j0 += G_NR, row += kc * G_NR) {
-                for (int64_t q = 0; q < G_NR; q += 64 / (int64_t)sizeof(SCALAR))
+            for (; j0 + FC_NR <= nc; j0 += FC_NR, row += kc * FC_NR) {
+                for (int64_t q = 0; q < FC_NR; q += 64 / (int64_t)sizeof(SCALAR))
                     __builtin_prefetch(ahead + j0 + q, 0, 2);
-                memcpy(row, src + j0, (size_t)G_NR * sizeof(SCALAR));   /* inlined */
+                memcpy(row, src + j0, (size_t)FC_NR * sizeof(SCALAR));   /* inlined */
             }
             if (j0 < nc) {
                 memcpy(row, src + j0, (size_t)(nc - j0) * sizeof(SCALAR));
-                for (int64_t j = nc - j0; j < G_NR; ++j) row[j] = 0;
+                for (int64_t j = nc - j0; j < FC_NR; ++j) row[j] = 0;
             }
         }
         return;
     }
-    for (int64_t j0 = 0; j0 < nc; j0 += G_NR, dst += kc * G_NR) {
-        const int64_t cols = nc - j0 < G_NR ? nc - j0 : G_NR;
+    for (int64_t j0 = 0; j0 < nc; j0 += FC_NR, dst += kc * FC_NR) {
+        const int64_t cols = nc - j0 < FC_NR ? nc - j0 : FC_NR;
         const SCALAR *src = b + j0 * cs;
         if (rs == 1) {
             /* B is a transposed view: walk down its columns so every read is
              * sequential; the scattered writes stay inside one cached panel. */
             for (int64_t j = 0; j < cols; ++j)
-                for (int64_t p = 0; p < kc; ++p) dst[p * G_NR + j] = src[j * cs + p];
+                for (int64_t p = 0; p < kc; ++p) dst[p * FC_NR + j] = src[j * cs + p];
             for (int64_t p = 0; p < kc; ++p)
-                for (int64_t j = cols; j < G_NR; ++j) dst[p * G_NR + j] = 0;
+                for (int64_t j = cols; j < FC_NR; ++j) dst[p * FC_NR + j] = 0;
             continue;
         }
         for (int64_t p = 0; p < kc; ++p) {
-            SCALAR *row = dst + p * G_NR;
+            SCALAR *row = dst + p * FC_NR;
             int64_t j = 0;
             for (; j < cols; ++j) row[j] = src[p * rs + j * cs];
-            for (; j < G_NR; ++j) row[j] = 0;
+            for (; j < FC_NR; ++j) row[j] = 0;
         }
     }
 }
 
 /* Elements of workspace one thread needs. */
-static int64_t G_FN(workspace_)(void)
+static int64_t FC_FN(workspace_)(void)
 {
-    return FC_GEMM_MC * FC_GEMM_KC + FC_GEMM_KC * FC_GEMM_NC_PANELS * G_NR
+    return FC_GEMM_MC * FC_GEMM_KC + FC_GEMM_KC * FC_GEMM_NC_PANELS * FC_NR
            + 2 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
@@ -175,7 +309,7 @@ static int64_t G_FN(workspace_)(void)
  * (m values, or NULL) is added to C's rows unless accumulating.  `store`:
  * FC_STORE_* flags; streaming applies to aligned full tiles of a C written
  * in one K block. */
-static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
+static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                const fc_b_source *b_src, int64_t b_col0,
@@ -185,12 +319,12 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
     const int accumulate = store & FC_STORE_ADD;
     /* Streaming saves reading C's lines in only when C is written once: with
      * several K blocks the earlier ones have brought C into cache already
-     * (strided fwd, K = 576, ran ~1 ms slower streamed at 2 threads). */
+     * (docs/performance.md: the strided forward, K = 576, ran slower streamed). */
     const int stream = G_HAVE_STREAM && (store & FC_STORE_STREAM) && !accumulate
                        && k <= FC_GEMM_KC && (ldc * (int64_t)sizeof(SCALAR)) % VBYTES == 0;
     /* A packing callback builds each B block just before use: keep the block
      * small enough (~0.75 MiB) to stay in L2 until the micro-kernels read it. */
-    const int64_t nc_max = (b_src ? FC_GEMM_NC_SOURCE_PANELS : FC_GEMM_NC_PANELS) * G_NR;
+    const int64_t nc_max = (b_src ? FC_GEMM_NC_SOURCE_PANELS : FC_GEMM_NC_PANELS) * FC_NR;
     SCALAR *pa = (SCALAR *)fc_align_up(ws);
     SCALAR *pb = (SCALAR *)fc_align_up(pa + FC_GEMM_MC * FC_GEMM_KC);
     SCALAR edge[MR * NV * (VBYTES / sizeof(SCALAR))] __attribute__((aligned(64)));
@@ -203,37 +337,37 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             const int acc = accumulate || pc > 0;
             const int add_bias = bias && !acc;   /* once, on the first K block */
             if (b_src)
-                b_src->pack(b_src, pc, kc, b_col0 + jc, nc, G_NR, pb);
+                b_src->pack(b_src, pc, kc, b_col0 + jc, nc, FC_NR, pb);
             else
-                G_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
+                FC_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
-                G_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
+                FC_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
                 if (add_bias)
                     for (int64_t i = 0; i < FC_GEMM_MC + MR; ++i)
                         bias_block[i] = i < mc ? bias[ic + i] : 0;
-                for (int64_t jr = 0; jr < nc; jr += G_NR) {
-                    const int64_t nr = nc - jr < G_NR ? nc - jr : G_NR;
+                for (int64_t jr = 0; jr < nc; jr += FC_NR) {
+                    const int64_t nr = nc - jr < FC_NR ? nc - jr : FC_NR;
                     const SCALAR *bp = pb + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const SCALAR *ap = pa + ir * kc;
                         const SCALAR *tile_bias = add_bias ? bias_block + ir : NULL;
                         SCALAR *ct = c + (ic + ir) * ldc + jc + jr;
-                        if (mr == MR && nr == G_NR) {
+                        if (mr == MR && nr == FC_NR) {
                             const int streamed = stream && (uintptr_t)ct % VBYTES == 0;
-                            G_FN(micro_kernel_)(kc, ap, bp, ct, ldc,
+                            FC_FN(micro_kernel_)(kc, ap, bp, ct, ldc,
                                                 (acc ? FC_STORE_ADD : 0)
                                                 | (streamed ? FC_STORE_STREAM : 0),
                                                 tile_bias);
                             continue;
                         }
                         /* Edge tile: compute in full, keep the valid part. */
-                        G_FN(micro_kernel_)(kc, ap, bp, edge, G_NR, 0, tile_bias);
+                        FC_FN(micro_kernel_)(kc, ap, bp, edge, FC_NR, 0, tile_bias);
                         for (int64_t i = 0; i < mr; ++i)
                             for (int64_t j = 0; j < nr; ++j)
                                 ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0)
-                                                  + edge[i * G_NR + j];
+                                                  + edge[i * FC_NR + j];
                     }
                 }
             }
@@ -245,21 +379,21 @@ static void G_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
 }
 
 /* Split C into column slabs, one per thread: disjoint outputs, no races. */
-static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
+static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src,
                         SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
                         SCALAR *ws, int nthreads)
 {
-    const int64_t per_thread = G_FN(workspace_)();
-    const int64_t panels = (n + G_NR - 1) / G_NR;
+    const int64_t per_thread = FC_FN(workspace_)();
+    const int64_t panels = (n + FC_NR - 1) / FC_NR;
     /* One multiply-add is far cheaper than touching an element: a product
      * below ~16M of them runs faster on one thread than waking the others. */
     int nt = fc_threads_for(nthreads, m * n * k / 64);
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
-        G_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
+        FC_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
                            store, bias, ws);
         return;
     }
@@ -267,15 +401,50 @@ static void G_FN(gemm_)(int64_t m, int64_t n, int64_t k,
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int t = 0; t < nt; ++t) {
-        const int64_t j0 = panels * t / nt * G_NR;
-        int64_t j1 = panels * (t + 1) / nt * G_NR;
+        const int64_t j0 = panels * t / nt * FC_NR;
+        int64_t j1 = panels * (t + 1) / nt * FC_NR;
         if (j1 > n) j1 = n;
-        G_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
+        FC_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
                            b_src, j0, c + j0, ldc, store, bias,
                            ws + t * per_thread);
     }
 }
 
-#undef G_FN
-#undef G_LANES
-#undef G_NR
+/* ------------------------------------------------------------ entry points */
+
+/* Elements of scratch fc_gemm needs with nthreads threads. */
+static int64_t FC_FN(gemm_workspace_)(int nthreads)
+{
+    return FC_FN(workspace_)() * (nthreads < 1 ? 1 : nthreads);
+}
+
+/* C = A * B + bias[:, None] (bias may be NULL) with B the strided matrix b,
+ * or from `b_src` when that is not NULL.  `store` is 0 or FC_STORE_STREAM
+ * (honoured when k fits one K block: C is then written once).  Threads split
+ * the columns: each packs its own.  The conv kernels' GEMM. */
+static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a, int64_t rs_a,
+                                int64_t cs_a, const SCALAR *b, int64_t rs_b, int64_t cs_b,
+                                const fc_b_source *b_src, SCALAR *c, int64_t ldc,
+                                const SCALAR *bias, int store, SCALAR *ws, int nthreads)
+{
+    if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */
+    FC_FN(gemm_)(m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b, b_src, c, ldc,
+                 store & FC_STORE_STREAM, bias, ws, nthreads);
+}
+
+/* fc_gemm. */
+static void FC_FN(gemm_entry_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
+                               int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b,
+                               void *c_, int64_t ldc, int accumulate, void *ws, int nthreads)
+{
+    const SCALAR *a = a_, *b = b_;
+    SCALAR *c = c_;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  /* empty sum */
+        if (!accumulate)
+            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
+        return;
+    }
+    FC_FN(gemm_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
+                 accumulate ? FC_STORE_ADD : 0, NULL, ws, nthreads);
+}

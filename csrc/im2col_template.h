@@ -1,8 +1,6 @@
-/* im2col / col2im for one scalar type.  Included once per dtype by im2col.c
- * with SCALAR (the C type) and SFX (the name suffix) defined: one source,
- * every dtype. */
+/* im2col / col2im for one (scalar type, instruction set).  Included by
+ * isa_template.h once per dtype: one source, every dtype. */
 
-#define FC_FN(name) FC_CAT(name, SFX)
 
 /* Fill one column row: tap (kd, kh, kw) of channel image `im`. */
 static void FC_FN(im2col_row_)(const SCALAR *im, const fc_geometry *g,
@@ -40,9 +38,12 @@ static void FC_FN(im2col_row_)(const SCALAR *im, const fc_geometry *g,
     }
 }
 
-void FC_FN(fc_im2col_)(const SCALAR *im, int64_t batch, const fc_geometry *g,
-                       fc_col_layout layout, SCALAR *col, int nthreads)
+/* fc_im2col. */
+static void FC_FN(im2col_)(const void *im_, int64_t batch, const fc_geometry *g,
+                           fc_col_layout layout, void *col_, int nthreads)
 {
+    const SCALAR *im = im_;
+    SCALAR *col = col_;
     const int64_t taps = fc_kernel_size(g);
     const int64_t rows = g->channels * taps;
     const int64_t image_size = g->channels * fc_spatial_size(g->in);
@@ -89,9 +90,12 @@ static void FC_FN(col2im_row_)(const SCALAR *src, const fc_geometry *g,
     });
 }
 
-void FC_FN(fc_col2im_)(const SCALAR *col, int64_t batch, const fc_geometry *g,
-                       fc_col_layout layout, SCALAR *im, int nthreads)
+/* fc_col2im. */
+static void FC_FN(col2im_)(const void *col_, int64_t batch, const fc_geometry *g,
+                           fc_col_layout layout, void *im_, int nthreads)
 {
+    const SCALAR *col = col_;
+    SCALAR *im = im_;
     const int64_t taps = fc_kernel_size(g);
     const int64_t plane = fc_spatial_size(g->in);
     const int64_t planes = batch * g->channels;
@@ -116,4 +120,3 @@ void FC_FN(fc_col2im_)(const SCALAR *col, int64_t batch, const fc_geometry *g,
     }
 }
 
-#undef FC_FN

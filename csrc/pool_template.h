@@ -1,6 +1,6 @@
-/* Max, average and adaptive-average pooling for one scalar type.  Included
- * once per dtype by pool.c with SCALAR (the C type) and SFX (the name suffix)
- * defined: one source, every dtype.
+/* Max, average and adaptive-average pooling for one scalar type and
+ * instruction set.  Included by isa_template.h once per dtype: one source,
+ * every dtype.
  *
  * Pooling acts on each (n, c) plane alone, so the batch is folded into
  * g->channels ("planes") and one plane is D*H*W contiguous values; 1-D and 2-D
@@ -15,13 +15,114 @@
  *   max_row_vec_    any other window: vectorised sweeps, one tap at a time;
  *   max_row_        planes of 2^31 elements or more (int64 positions).
  * The branch-free selects matter: on real data "is this tap larger" is
- * unpredictable, and a branch per tap ran 10x slower.  Average pooling has a
+ * unpredictable, and a branch per tap ran many times slower
+ * (docs/performance.md).  Average pooling has a
  * "tiled" loop for kernel == stride without padding, dilation or overhang,
  * where windows tile the input and backward writes each element once.
  * Backward of max pooling is zero + scatter-add per plane: the plane stays in
  * cache between the two, so this runs near memory speed. */
 
-#define FC_FN(name) FC_CAT(name, SFX)
+
+#ifndef FC_POOL_SHARED
+#define FC_POOL_SHARED
+/* Planes up to this many elements take the vectorised max-pool rows, which
+ * keep indices as int32; larger ones the scalar int64 rows.  Tests build
+ * once with -DFC_POOL_INT32_PLANE=0 to exercise the scalar rows too. */
+#ifndef FC_POOL_INT32_PLANE
+#define FC_POOL_INT32_PLANE INT32_MAX
+#endif
+/* Fused max-pool rows: outputs per chunk, whole blocks per vector loop
+ * (a multiple of every vector width), largest KH and KW fused (S <= 2). */
+#define FC_POOL_FUSED_CHUNK 256
+#define FC_POOL_BLOCK 16
+#define FC_POOL_FUSED_KMAX 3
+
+/* Widest kernel (along W) the vectorised max-pool rows handle. */
+#define FC_POOL_VEC_KW 64
+
+/* Taps [k0, k1) of a k-tap window with dilation `dil` starting at input
+ * position `start` that land inside [0, in). */
+static inline void fc_pool_taps(int64_t start, int64_t k, int64_t dil, int64_t in,
+                                int64_t *k0, int64_t *k1)
+{
+    /* divisions only for windows that cross an edge */
+    int64_t lo = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    int64_t hi = start + (k - 1) * dil < in ? k
+                 : start >= in ? 0 : (in - start + dil - 1) / dil;
+    if (hi > k) hi = k;
+    if (lo > hi) lo = hi;
+    *k0 = lo;
+    *k1 = hi;
+}
+
+/* Windows tile the input: kernel == stride, no padding, no dilation, and no
+ * ceil-mode window hanging past the input, on every axis.  Then every input
+ * element lies in at most one window and no tap needs a bounds check. */
+static int fc_pool_is_tiled(const fc_geometry *g)
+{
+    for (int i = 0; i < FC_NDIM; ++i) {
+        if (g->kernel[i] != g->stride[i] || g->pad[i] != 0 || g->dilation[i] != 1 ||
+            g->out[i] * g->kernel[i] > g->in[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Average-pool window of output o along one axis: taps [lo, hi) inside the
+ * input, and the tap count the divisor uses.  With count_include_pad the
+ * window is clipped to [-pad, in + pad): padding counts, the ceil-mode
+ * overhang past the right padding does not (as PyTorch); otherwise only
+ * in-bounds taps count. */
+static inline int64_t fc_avg_extent(int64_t o, int64_t in, int64_t k, int64_t s,
+                                    int64_t pad, int include_pad,
+                                    int64_t *lo, int64_t *hi)
+{
+    const int64_t start = o * s - pad;
+    int64_t end = start + k;
+    if (end > in + pad) end = in + pad;
+    *lo = start < 0 ? 0 : start;
+    *hi = end > in ? in : end;
+    return include_pad ? end - start : *hi - *lo;
+}
+
+/* Adaptive bin i of `out` over `in`: [floor(i*in/out), ceil((i+1)*in/out)). */
+static inline void fc_adaptive_bin(int64_t i, int64_t in, int64_t out,
+                                   int64_t *lo, int64_t *hi)
+{
+    *lo = (i * in) / out;
+    *hi = ((i + 1) * in + out - 1) / out;
+}
+
+/* fc_pool_find_bad_index (no dtype: one copy per table). */
+static int64_t fc_pool_find_bad_index_(const int64_t *indices, int64_t n, int64_t limit,
+                                       int nthreads)
+{
+    /* One vectorisable OR-reduction pass; the slow search for the position
+     * only runs when something is wrong.  The unsigned compare rejects
+     * negative values too. */
+    int bad = 0;
+    const int nt = fc_threads_for(nthreads, n);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(|:bad)
+#endif
+    for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)indices[i] >= (uint64_t)limit;
+    if (!bad) return -1;
+    for (int64_t i = 0; i < n; ++i)
+        if ((uint64_t)indices[i] >= (uint64_t)limit) return i;
+    return -1;
+}
+#endif
+
+/* The fused max-pool loops are compute-bound (a compare, a NaN test and two
+ * selects per tap), so the x86 tables compile them for AVX2 (8 lanes,
+ * one-instruction blends; docs/performance.md).  The AVX-512 table keeps the
+ * AVX2 code, the one measured; the generic table uses the baseline. */
+#if FC_ISA_LEVEL >= FC_SIMD_AVX2
+#define POOL_TARGET __attribute__((target("avx2")))
+#else
+#define POOL_TARGET
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Max pooling forward                                                      */
@@ -29,9 +130,9 @@
 
 /* One output row (od, oh) of one plane, general geometry.  PyTorch's rule:
  * the running max starts at -inf with the index of the first in-bounds tap
- * (so never -1, pitfall 1), taps are visited in row-major window order and a
- * tap replaces the max when `v > max || isnan(v)`: the first maximum wins
- * ties (pitfall 2) and NaN propagates. */
+ * (never -1, which backward would turn into a write before the plane), taps
+ * are visited in row-major window order and a tap replaces the max when
+ * `v > max || isnan(v)`: the first maximum wins ties and NaN propagates. */
 static inline void FC_FN(max_row_)(const SCALAR *x, const fc_geometry *g,
                                    int64_t od, int64_t oh, SCALAR *y,
                                    int64_t *ind, const int want_idx)
@@ -56,7 +157,7 @@ static inline void FC_FN(max_row_)(const SCALAR *x, const fc_geometry *g,
                     const int64_t i = row + w0 + kw * dw;
                     const SCALAR v = x[i];
                     /* selects, not branches: on real data the comparison
-                     * is unpredictable and mispredictions cost 10x */
+                     * is unpredictable (see the top of this file) */
                     const int take = (v > m) | (v != v);
                     m = take ? v : m;
                     mi = take ? i : mi;
@@ -147,7 +248,7 @@ static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
  * from the first tap equals starting from -inf with the first tap's index.
  * The tap is kept as a 32-bit code (0, 1, W, W + 1) so the loop vectorises
  * next to 32-bit floats; the caller ensures W + 1 fits. */
-FC_VEC_CLONES static void FC_FN(max_row_2x2_)(const SCALAR *restrict x,
+POOL_TARGET static void FC_FN(max_row_2x2_)(const SCALAR *restrict x,
                                               const fc_geometry *g, int64_t od,
                                               int64_t oh, SCALAR *restrict y,
                                               int64_t *restrict ind, const int want_idx)
@@ -183,7 +284,7 @@ FC_VEC_CLONES static void FC_FN(max_row_2x2_)(const SCALAR *restrict x,
  * when no tap beat -inf (all -inf: the caller picks the first in-bounds tap,
  * PyTorch's rule; padding is -inf, so it is never chosen). */
 #define FC_MAX_FUSED_DEF(KH, KW, S)                                              \
-FC_VEC_CLONES static void FC_FN(max_fused_##KH##x##KW##s##S##_)(                 \
+POOL_TARGET static void FC_FN(max_fused_##KH##x##KW##s##S##_)(                 \
     const SCALAR *const *phases, int64_t n, int32_t W, SCALAR *restrict y,       \
     int32_t *restrict code)                                                      \
 {                                                                                \
@@ -243,7 +344,7 @@ static FC_FN(max_fused_fn_) FC_FN(max_fused_pick_)(const fc_geometry *g)
  * a window row inside the input is read in place; otherwise its columns are
  * split into phases in a small buffer, -inf outside the input (padding and
  * ceil-mode overhang).  Window rows in the vertical padding are all -inf. */
-FC_VEC_CLONES static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry *g,
+POOL_TARGET static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry *g,
                                   FC_FN(max_fused_fn_) fused, int64_t od, int64_t oh,
                                   SCALAR *y, int64_t *ind, const int want_idx)
 {
@@ -348,8 +449,9 @@ static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
     }
 }
 
-void FC_FN(fc_max_pool_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
-                         int64_t *indices, int nthreads)
+/* fc_max_pool. */
+static void FC_FN(max_pool_)(const void *x, const fc_geometry *g, void *y, int64_t *indices,
+                             int nthreads)
 {
     if (indices)
         FC_FN(max_pool_rows_)(x, g, y, indices, 1, nthreads);
@@ -370,14 +472,17 @@ static void FC_FN(max_backward_plane_)(const SCALAR *gy, const int64_t *ind,
     for (int64_t o = 0; o < out_plane; ++o) gx[ind[o]] += gy[o];
 }
 
-void FC_FN(fc_max_pool_backward_)(const SCALAR *gy, const int64_t *indices,
-                                  const fc_geometry *g, SCALAR *gx, int nthreads)
+/* fc_max_pool_backward. */
+static void FC_FN(max_pool_backward_)(const void *gy_, const int64_t *indices,
+                                      const fc_geometry *g, void *gx_, int nthreads)
 {
+    const SCALAR *gy = gy_;
+    SCALAR *gx = gx_;
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
     (void)nt;
     /* A thread owns whole planes, and every index points inside its own
-     * plane: overlapping windows never race (pitfall 3). */
+     * plane: overlapping windows never race. */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -436,9 +541,12 @@ static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t
     for (int64_t ow = 0; ow < oW; ++ow) y[ow] /= div;
 }
 
-void FC_FN(fc_avg_pool_)(const SCALAR *x, const fc_geometry *g, int count_include_pad,
-                         int64_t divisor_override, SCALAR *y, int nthreads)
+/* fc_avg_pool. */
+static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_include_pad,
+                             int64_t divisor_override, void *y_, int nthreads)
 {
+    const SCALAR *x = x_;
+    SCALAR *y = y_;
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int64_t rows = g->channels * oD * oH;
@@ -519,10 +627,13 @@ static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry
     memset(gx + oD * kD * H * W, 0, (size_t)((D - oD * kD) * H * W) * sizeof(SCALAR));
 }
 
-void FC_FN(fc_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *g,
-                                  int count_include_pad, int64_t divisor_override,
-                                  SCALAR *gx, int nthreads)
+/* fc_avg_pool_backward. */
+static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
+                                      int count_include_pad, int64_t divisor_override,
+                                      void *gx_, int nthreads)
 {
+    const SCALAR *gy = gy_;
+    SCALAR *gx = gx_;
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int tiled = fc_pool_is_tiled(g);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
@@ -545,9 +656,12 @@ void FC_FN(fc_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *g,
 /* Adaptive average pooling                                                 */
 /* ------------------------------------------------------------------------ */
 
-void FC_FN(fc_adaptive_avg_pool_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
-                                  int nthreads)
+/* fc_adaptive_avg_pool. */
+static void FC_FN(adaptive_avg_pool_)(const void *x_, const fc_geometry *g, void *y_,
+                                      int nthreads)
 {
+    const SCALAR *x = x_;
+    SCALAR *y = y_;
     const int64_t H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
@@ -578,9 +692,12 @@ void FC_FN(fc_adaptive_avg_pool_)(const SCALAR *x, const fc_geometry *g, SCALAR 
     }
 }
 
-void FC_FN(fc_adaptive_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *g,
-                                           SCALAR *gx, int nthreads)
+/* fc_adaptive_avg_pool_backward. */
+static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, const fc_geometry *g,
+                                               void *gx_, int nthreads)
 {
+    const SCALAR *gy = gy_;
+    SCALAR *gx = gx_;
     const int64_t H = g->in[1], W = g->in[2];
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
@@ -615,4 +732,4 @@ void FC_FN(fc_adaptive_avg_pool_backward_)(const SCALAR *gy, const fc_geometry *
 }
 
 #undef FC_AVG_DIVISOR
-#undef FC_FN
+#undef POOL_TARGET

@@ -3,8 +3,8 @@
  *     grad_w (m x K) += grad_out (m x P) * cols^T (P x K)
  * over P = batch * L output positions, K = channels * taps column rows.
  *
- * Included by gemm.c right after gemm_template.h with the same macros (ISA,
- * TARGET, VBYTES, MR, NV), so it drives that instruction set's micro-kernel.
+ * Included by isa_template.h after gemm_template.h, whose micro-kernel and
+ * register transposes it drives (same instruction-set macros).
  * Neither operand is materialised: for each block of KC positions the packed
  * A panels are cut from grad_out and each packed B panel is built from the
  * images just before the micro-kernels use it, while it sits in L1/L2 (a
@@ -13,12 +13,9 @@
  * interleaved by position, so packing is a transpose, done LANES x LANES in
  * registers. */
 
-#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
-#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
-#define G_NR (NV * G_LANES)
 /* Rows of grad_out packed at once: the A block (<= 512 KiB, half of L2)
  * stays in L2 while every B panel of a position block streams past it; a
- * smaller block builds each B panel once per block (deep f64: 84 -> 72 ms). */
+ * smaller block builds each B panel once per block (docs/performance.md). */
 #define G_MC (((int64_t)(512 * 1024 / sizeof(SCALAR)) / FC_GEMM_KC) / MR * MR)
 
 #ifndef FC_WG_POS_DEFINED
@@ -38,133 +35,33 @@ static fc_wg_pos fc_wg_pos_of(const fc_geometry *g, int64_t j)
 }
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* Integer vector matching vec_ lane for lane: the shuffle-mask type. */
-typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64_t)0))
-    G_FN(sint_);
-typedef G_FN(sint_) G_FN(ivec_) __attribute__((vector_size(VBYTES)));
-
-/* Lanes 0, 1, ..., LANES-1: shuffle masks built from it by vector arithmetic
- * fold to constants once inlined (one vpermt2ps-class instruction each on
- * AVX-512); a loop filling lanes one by one does not. */
-static inline __attribute__((always_inline)) TARGET G_FN(ivec_) G_FN(iota_)(void)
-{
-    static const G_FN(sint_) lanes[16] = {0, 1, 2, 3, 4, 5, 6, 7,
-                                          8, 9, 10, 11, 12, 13, 14, 15};
-    G_FN(ivec_) k;
-    memcpy(&k, lanes, sizeof k);
-    return k;
-}
-
-/* Swap the off-diagonal h x h blocks of rows lo and hi = lo + h: one step of
- * the recursive block transpose (masks from iota_). */
-static inline __attribute__((always_inline)) TARGET void
-G_FN(swap_blocks_)(G_FN(vec_) *lo, G_FN(vec_) *hi, int h)
-{
-    typedef G_FN(ivec_) ivec;
-    const ivec k = G_FN(iota_)();
-    const ivec high = (k & h) != 0;                   /* all ones where bit h is set */
-    const ivec keep = k + (high & (G_FN(sint_))(G_LANES - h));
-    const ivec take = k + (G_FN(sint_))h + (high & (G_FN(sint_))(G_LANES - h));
-    const G_FN(vec_) a = *lo, b = *hi;
-    *lo = __builtin_shuffle(a, b, keep);
-    *hi = __builtin_shuffle(a, b, take);
-}
-
-/* Transpose a LANES x LANES block held as LANES row vectors. */
-static inline __attribute__((always_inline)) TARGET void G_FN(transpose_)(G_FN(vec_) *r)
-{
-    /* Fully unrolled, so r stays in registers and every mask is a constant. */
-#pragma GCC unroll 8
-    for (int h = G_LANES / 2; h >= 1; h /= 2)
-#pragma GCC unroll 16
-        for (int i = 0; i < G_LANES; ++i)
-            if (!(i & h)) G_FN(swap_blocks_)(&r[i], &r[i + h], h);
-}
-#define G_HAVE_TRANSPOSE 1
-#else
-#define G_HAVE_TRANSPOSE 0
-#endif
-
-/* dst[p*WIDTH + q] = src[q*ld + p] for q < rows, p < n; zero for rows <= q <
- * WIDTH: `rows` position-major rows interleaved into a panel WIDTH wide.
- * A macro body so WIDTH (NR or MR) is a constant in each expansion. */
-#define G_INTERLEAVE(WIDTH)                                                            \
-    int64_t p = 0;                                                                     \
-    if (G_HAVE_TRANSPOSE)                                                              \
-        for (; p + G_LANES <= n; p += G_LANES)                                         \
-            for (int64_t q0 = 0; q0 < (WIDTH); q0 += G_LANES) {                        \
-                G_FN(vec_) r[G_LANES];                                                 \
-                const SCALAR *s0 = src + q0 * ld + p;                                  \
-                if (q0 + G_LANES <= rows) /* full block: no per-row test */           \
-                    _Pragma("GCC unroll 16")                                           \
-                    for (int64_t i = 0; i < G_LANES; ++i)                              \
-                        r[i] = *(const G_FN(uvec_) *)(s0 + i * ld);                    \
-                else                                                                   \
-                    _Pragma("GCC unroll 16")                                           \
-                    for (int64_t i = 0; i < G_LANES; ++i)                              \
-                        r[i] = q0 + i < rows ? *(const G_FN(uvec_) *)(s0 + i * ld)     \
-                                             : (G_FN(vec_)){0};                        \
-                G_TRANSPOSE(r);                                                        \
-                /* A panel narrower than a vector keeps each row's head. */           \
-                const int64_t w = (WIDTH) - q0 < G_LANES ? (WIDTH) - q0 : G_LANES;     \
-                _Pragma("GCC unroll 16")                                               \
-                for (int64_t i = 0; i < G_LANES; ++i) {                                \
-                    if (w == G_LANES)                                                  \
-                        *(G_FN(uvec_) *)(dst + (p + i) * (WIDTH) + q0) = r[i];         \
-                    else                                                               \
-                        memcpy(dst + (p + i) * (WIDTH) + q0, &r[i], (size_t)w * sizeof(SCALAR)); \
-                }                                                                      \
-            }                                                                          \
-    for (; p < n; ++p)                                                                 \
-        for (int64_t q = 0; q < (WIDTH); ++q)                                          \
-            dst[p * (WIDTH) + q] = q < rows ? src[q * ld + p] : 0;
-
-#if G_HAVE_TRANSPOSE
-#define G_TRANSPOSE(r) G_FN(transpose_)(r)
-#else
-#define G_TRANSPOSE(r) (void)0
-#endif
-
-static TARGET void G_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
-                                        SCALAR *restrict dst)
-{
-    G_INTERLEAVE(G_NR)
-}
-
-static TARGET void G_FN(interleave_mr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
-                                        SCALAR *restrict dst)
-{
-    G_INTERLEAVE(MR)
-}
-
 /* Row buffer stride: KC plus a vector of slack, so fills may overshoot. */
-#define G_LDR (FC_GEMM_KC + G_LANES)
+#define G_LDR (FC_GEMM_KC + FC_LANES)
 
 /* Zero dst[0, n) a vector at a time.  May write up to LANES - 1 elements past
  * n: rows are filled left to right with slack at the end, so the overshoot
  * is rewritten or unused.  (memset calls cost more than these short runs.) */
-static inline __attribute__((always_inline)) TARGET void G_FN(zero_)(SCALAR *dst, int64_t n)
+static inline __attribute__((always_inline)) TARGET void FC_FN(zero_)(SCALAR *dst, int64_t n)
 {
-    for (int64_t i = 0; i < n; i += G_LANES) *(G_FN(uvec_) *)(dst + i) = (G_FN(vec_)){0};
+    for (int64_t i = 0; i < n; i += FC_LANES) *(FC_FN(uvec_) *)(dst + i) = (FC_FN(vec_)){0};
 }
 
 /* Copy src[0, n) to dst; reads stay below src_end (the end of the caller's
  * buffer), writes may overshoot as in zero_. */
 static inline __attribute__((always_inline)) TARGET void
-G_FN(copy_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
+FC_FN(copy_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
 {
-    typedef G_FN(uvec_) uvec;
+    typedef FC_FN(uvec_) uvec;
     int64_t i = 0;
-    for (; i + G_LANES <= n; i += G_LANES) *(uvec *)(dst + i) = *(const uvec *)(src + i);
+    for (; i + FC_LANES <= n; i += FC_LANES) *(uvec *)(dst + i) = *(const uvec *)(src + i);
     if (i == n) return;
-    if (n >= G_LANES) {   /* the last vector again, overlapping the previous */
-        *(uvec *)(dst + n - G_LANES) = *(const uvec *)(src + n - G_LANES);
+    if (n >= FC_LANES) {   /* the last vector again, overlapping the previous */
+        *(uvec *)(dst + n - FC_LANES) = *(const uvec *)(src + n - FC_LANES);
         return;
     }
     /* A short run (small images): one whole vector when the source buffer
      * extends that far; the extra values land in dst's overshoot. */
-    if (src + G_LANES <= src_end) {
+    if (src + FC_LANES <= src_end) {
         *(uvec *)dst = *(const uvec *)src;
         return;
     }
@@ -193,20 +90,20 @@ G_FN(copy_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
 /* dst[i] = src[2*i] for i < n, reading below src_end; writes may overshoot
  * as in zero_.  Stride 2 is the common strided conv: a vector of it is two
  * loads and one two-source permute (vpermt2ps) instead of LANES scalar
- * moves (strided wgrad f32: 26.9 -> 23.4 ms, f64: 46.5 -> 44.9). */
+ * moves (docs/performance.md). */
 static inline __attribute__((always_inline)) TARGET void
-G_FN(gather2_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
+FC_FN(gather2_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
 {
     int64_t i = 0;
 #if G_HAVE_TRANSPOSE
-    typedef G_FN(uvec_) uvec;
-    const G_FN(ivec_) even = G_FN(iota_)() * 2;
+    typedef FC_FN(uvec_) uvec;
+    const FC_FN(ivec_) even = FC_FN(iota_)() * 2;
     /* Whole vectors read up to 2 * LANES past each start: only the last
      * rows of the last image fall back to the scalar loop. */
-    if (src + 2 * ((n + G_LANES - 1) / G_LANES * G_LANES) <= src_end) {
-        for (; i < n; i += G_LANES) {
-            const G_FN(vec_) a = *(const uvec *)(src + 2 * i);
-            const G_FN(vec_) b = *(const uvec *)(src + 2 * i + G_LANES);
+    if (src + 2 * ((n + FC_LANES - 1) / FC_LANES * FC_LANES) <= src_end) {
+        for (; i < n; i += FC_LANES) {
+            const FC_FN(vec_) a = *(const uvec *)(src + 2 * i);
+            const FC_FN(vec_) b = *(const uvec *)(src + 2 * i + FC_LANES);
             *(uvec *)(dst + i) = __builtin_shuffle(a, b, even);
         }
         return;
@@ -219,7 +116,7 @@ G_FN(gather2_)(SCALAR *dst, const SCALAR *src, int64_t n, const SCALAR *src_end)
  * im2col_row_ of im2col_template.h, cut at arbitrary positions of the batch.
  * x holds image b's channel c at x + b*x_image_stride + c*D*H*W.  dst needs
  * LANES elements of slack past n. */
-static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const fc_geometry *g,
+static TARGET void FC_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const fc_geometry *g,
                                  int64_t c, int64_t kd, int64_t kh, int64_t kw, fc_wg_pos at,
                                  int64_t n, SCALAR *dst, const SCALAR *x_end)
 {
@@ -242,7 +139,7 @@ static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const 
         const int64_t id = at.od * g->stride[0] - g->pad[0] + kd * g->dilation[0];
         const int64_t ih = at.oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
         if ((uint64_t)id >= (uint64_t)g->in[0] || (uint64_t)ih >= (uint64_t)H) {
-            G_FN(zero_)(dst, run);   /* padding row */
+            FC_FN(zero_)(dst, run);   /* padding row */
         } else {
             /* zeros | valid run | zeros, clipped to [ow, ow + run); each
              * piece's overshoot is rewritten by the next. */
@@ -250,14 +147,14 @@ static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const 
             const int64_t end = at.ow + run;
             const int64_t a = lo < at.ow ? at.ow : lo > end ? end : lo;
             const int64_t e = hi < a ? a : hi > end ? end : hi;
-            G_FN(zero_)(dst, a - at.ow);
+            FC_FN(zero_)(dst, a - at.ow);
             if (sw == 1)
-                G_FN(copy_)(dst + (a - at.ow), src + w0 + a, e - a, x_end);
+                FC_FN(copy_)(dst + (a - at.ow), src + w0 + a, e - a, x_end);
             else if (sw == 2)
-                G_FN(gather2_)(dst + (a - at.ow), src + w0 + 2 * a, e - a, x_end);
+                FC_FN(gather2_)(dst + (a - at.ow), src + w0 + 2 * a, e - a, x_end);
             else
                 for (int64_t ow = a; ow < e; ++ow) dst[ow - at.ow] = src[w0 + ow * sw];
-            G_FN(zero_)(dst + (e - at.ow), end - e);
+            FC_FN(zero_)(dst + (e - at.ow), end - e);
         }
         dst += run;
         n -= run;
@@ -275,17 +172,17 @@ static TARGET void G_FN(wg_row_)(const SCALAR *x, int64_t x_image_stride, const 
 
 /* Packed B panel: column rows [r0, r0 + NR) at the kc positions from `at`,
  * each row built in rowbuf (NR rows of G_LDR), then interleaved into dst. */
-static TARGET void G_FN(wg_pack_b_)(const SCALAR *x, int64_t x_image_stride,
+static TARGET void FC_FN(wg_pack_b_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *x_end, const fc_geometry *g, int64_t r0, fc_wg_pos at,
                                     int64_t kc, SCALAR *restrict rowbuf, SCALAR *restrict dst)
 {
     const int64_t taps = fc_kernel_size(g), rows = g->channels * taps;
-    const int64_t live = rows - r0 < G_NR ? rows - r0 : G_NR;
+    const int64_t live = rows - r0 < FC_NR ? rows - r0 : FC_NR;
     /* Step (c, kd, kh, kw) along the rows instead of dividing for each. */
     int64_t c = r0 / taps, kd, kh, kw;
     fc_tap_offsets(g, r0 % taps, &kd, &kh, &kw);
     for (int64_t q = 0; q < live; ++q) {
-        G_FN(wg_row_)(x, x_image_stride, g, c, kd, kh, kw, at, kc, rowbuf + q * G_LDR,
+        FC_FN(wg_row_)(x, x_image_stride, g, c, kd, kh, kw, at, kc, rowbuf + q * G_LDR,
                        x_end);
         if (++kw < g->kernel[2]) continue;
         kw = 0;
@@ -295,13 +192,13 @@ static TARGET void G_FN(wg_pack_b_)(const SCALAR *x, int64_t x_image_stride,
         kd = 0;
         ++c;
     }
-    G_FN(interleave_nr_)(rowbuf, G_LDR, live, kc, dst);
+    FC_FN(interleave_nr_)(rowbuf, G_LDR, live, kc, dst);
 }
 
 /* Packed A block: rows [0, mc) of grad_out (row o of image b at
  * gout + b*gout_image_stride + o*L) at the kc positions from (b, l), in MR-tall
  * panels.  A block of positions may span images: interleave each image's run. */
-static TARGET void G_FN(wg_pack_a_)(const SCALAR *gout, int64_t gout_image_stride,
+static TARGET void FC_FN(wg_pack_a_)(const SCALAR *gout, int64_t gout_image_stride,
                                     int64_t l_size, int64_t mc, int64_t b, int64_t l,
                                     int64_t kc, SCALAR *restrict dst)
 {
@@ -310,21 +207,21 @@ static TARGET void G_FN(wg_pack_a_)(const SCALAR *gout, int64_t gout_image_strid
         const SCALAR *src = gout + b * gout_image_stride + i0 * l_size + l;
         for (int64_t p = 0, run = l_size - l; p < kc; p += run, run = l_size) {
             if (run > kc - p) run = kc - p;
-            G_FN(interleave_mr_)(src, l_size, rows, run, dst + p * MR);
+            FC_FN(interleave_mr_)(src, l_size, rows, run, dst + p * MR);
             src += gout_image_stride - l_size + run;   /* the next image's row start */
         }
     }
 }
 
 /* Elements of workspace one thread needs (besides its private accumulator). */
-static int64_t G_FN(wg_workspace_)(void)
+static int64_t FC_FN(wg_workspace_)(void)
 {
-    return G_MC * FC_GEMM_KC + G_NR * (FC_GEMM_KC + G_LDR) + 4 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    return G_MC * FC_GEMM_KC + FC_NR * (FC_GEMM_KC + G_LDR) + 4 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
 /* c (m x K, leading dimension ldc) += grad_out * cols^T over positions
  * [j0, j1) of the batch, on one thread with `ws` (wg_workspace_() elements). */
-static TARGET void G_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
+static TARGET void FC_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *x_end, const SCALAR *gout, int64_t gout_image_stride,
                                     const fc_geometry *g, int64_t m, int64_t j0, int64_t j1,
                                     SCALAR *c, int64_t ldc, SCALAR *ws)
@@ -332,29 +229,29 @@ static TARGET void G_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
     const int64_t rows = g->channels * fc_kernel_size(g), l_size = fc_spatial_size(g->out);
     SCALAR *pa = (SCALAR *)fc_align_up(ws);
     SCALAR *rowbuf = (SCALAR *)fc_align_up(pa + G_MC * FC_GEMM_KC);
-    SCALAR *pb = (SCALAR *)fc_align_up(rowbuf + G_NR * G_LDR);
-    SCALAR edge[MR * G_NR] __attribute__((aligned(64)));
+    SCALAR *pb = (SCALAR *)fc_align_up(rowbuf + FC_NR * G_LDR);
+    SCALAR edge[MR * FC_NR] __attribute__((aligned(64)));
     for (int64_t p0 = j0; p0 < j1; p0 += FC_GEMM_KC) {
         const int64_t kc = j1 - p0 < FC_GEMM_KC ? j1 - p0 : FC_GEMM_KC;
         const fc_wg_pos at = fc_wg_pos_of(g, p0);
         for (int64_t ic = 0; ic < m; ic += G_MC) {
             const int64_t mc = m - ic < G_MC ? m - ic : G_MC;
-            G_FN(wg_pack_a_)(gout + ic * l_size, gout_image_stride, l_size, mc, at.b,
+            FC_FN(wg_pack_a_)(gout + ic * l_size, gout_image_stride, l_size, mc, at.b,
                              p0 % l_size, kc, pa);
-            for (int64_t jr = 0; jr < rows; jr += G_NR) {
-                const int64_t nr = rows - jr < G_NR ? rows - jr : G_NR;
-                G_FN(wg_pack_b_)(x, x_image_stride, x_end, g, jr, at, kc, rowbuf, pb);
+            for (int64_t jr = 0; jr < rows; jr += FC_NR) {
+                const int64_t nr = rows - jr < FC_NR ? rows - jr : FC_NR;
+                FC_FN(wg_pack_b_)(x, x_image_stride, x_end, g, jr, at, kc, rowbuf, pb);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int64_t mr = mc - ir < MR ? mc - ir : MR;
                     SCALAR *ct = c + (ic + ir) * ldc + jr;
-                    if (mr == MR && nr == G_NR) {
-                        G_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1, NULL);
+                    if (mr == MR && nr == FC_NR) {
+                        FC_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1, NULL);
                         continue;
                     }
                     /* Edge tile: compute in full, add the valid part. */
-                    G_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, G_NR, 0, NULL);
+                    FC_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, FC_NR, 0, NULL);
                     for (int64_t i = 0; i < mr; ++i)
-                        for (int64_t j = 0; j < nr; ++j) ct[i * ldc + j] += edge[i * G_NR + j];
+                        for (int64_t j = 0; j < nr; ++j) ct[i * ldc + j] += edge[i * FC_NR + j];
                 }
             }
         }
@@ -364,14 +261,14 @@ static TARGET void G_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
 /* Split the positions between threads; thread 0 accumulates into c, the
  * others into private sums (after `nthreads` workspaces) added at the end in
  * thread order, so a given thread count always gives the same bits. */
-static void G_FN(conv_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
+static void FC_FN(wgrad_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *gout, int64_t gout_image_stride,
                                     int64_t batch, const fc_geometry *g, int64_t m,
                                     SCALAR *c, int64_t ldc, SCALAR *ws, int nthreads)
 {
     const int64_t rows = g->channels * fc_kernel_size(g);
     const int64_t positions = batch * fc_spatial_size(g->out);
-    const int64_t per_thread = G_FN(wg_workspace_)();
+    const int64_t per_thread = FC_FN(wg_workspace_)();
     /* End of the images: short runs may read whole vectors up to here. */
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + g->channels * fc_spatial_size(g->in);
     const int64_t blocks = (positions + FC_GEMM_KC - 1) / FC_GEMM_KC;
@@ -379,7 +276,7 @@ static void G_FN(conv_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     int nt = fc_threads_for(nthreads, m * rows * positions / 64);
     if (nt > blocks) nt = (int)blocks;
     if (nt <= 1) {
-        G_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m, 0, positions, c,
+        FC_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m, 0, positions, c,
                          ldc, ws);
         return;
     }
@@ -390,7 +287,7 @@ static void G_FN(conv_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     for (int t = 0; t < nt; ++t) {
         SCALAR *ct = t ? priv + (t - 1) * m * rows : c;
         if (t) memset(ct, 0, (size_t)(m * rows) * sizeof(SCALAR));
-        G_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m,
+        FC_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m,
                          positions * t / nt, positions * (t + 1) / nt, ct, t ? rows : ldc,
                          ws + t * per_thread);
     }
@@ -401,11 +298,24 @@ static void G_FN(conv_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         }
 }
 
-#undef G_FN
-#undef G_LANES
-#undef G_NR
+/* fc_conv_weight_grad_workspace: nthreads workspaces, then the private
+ * sums of threads 1.. (m x n each). */
+static int64_t FC_FN(conv_weight_grad_workspace_)(int64_t m, int64_t n, int nthreads)
+{
+    if (nthreads < 1) nthreads = 1;
+    return FC_FN(wg_workspace_)() * nthreads + (nthreads - 1) * m * n;
+}
+
+/* fc_conv_weight_grad. */
+static void FC_FN(conv_weight_grad_)(const void *x, int64_t x_image_stride, const void *gout,
+                                     int64_t gout_image_stride, int64_t batch,
+                                     const fc_geometry *g, int64_t m, void *grad_w, int64_t ldw,
+                                     void *ws, int nthreads)
+{
+    if (m <= 0 || batch <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0) return;
+    FC_FN(wgrad_)((const SCALAR *)x, x_image_stride, (const SCALAR *)gout, gout_image_stride,
+                  batch, g, m, (SCALAR *)grad_w, ldw, (SCALAR *)ws, nthreads);
+}
+
 #undef G_MC
 #undef G_LDR
-#undef G_HAVE_TRANSPOSE
-#undef G_TRANSPOSE
-#undef G_INTERLEAVE

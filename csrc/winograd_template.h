@@ -1,8 +1,8 @@
 /* Winograd F(2x2, 3x3) convolution forward, for one (scalar type,
  * instruction set): 3x3 kernel, stride 1, dilation 1, any padding, groups.
  *
- * Included by gemm.c right after gemm_template.h with the same macros (ISA,
- * TARGET, VBYTES, MR, NV), so it drives that instruction set's micro-kernel.
+ * Included by isa_template.h after gemm_template.h, whose micro-kernels and
+ * register transposes it drives (same instruction-set macros).
  *
  * Each 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for its 4x4 input
  * patch d: 16 multiplies per tile and channel pair instead of 36, so the
@@ -21,14 +21,44 @@
  * coefficients 0, +-1 and +-1/2 only, so its rounding error stays within a
  * small factor of the direct sum's. */
 
-#define G_FN(name) FC_CAT(FC_CAT(FC_CAT(name, ISA), _), SFX)
-#define G_LANES ((int64_t)(VBYTES / sizeof(SCALAR)))
-#define G_NR (NV * G_LANES)
-/* wgrad_template.h, included just before, defines the shuffle-mask types
- * (sint_, ivec_) and iota_ for GCC; elsewhere (or with FC_NO_SHUFFLE, the C test
- * driver's fallback build) plain loops split and interleave. */
-#define G_LD_VEC(p) (*(const G_FN(uvec_) *)(p))
-#define G_ST_VEC(p, v) (*(G_FN(uvec_) *)(p) = (v))
+#ifndef FC_WINOGRAD_TUNABLES
+#define FC_WINOGRAD_TUNABLES
+/* Winograd blocks: the transformed input of a block of tiles and the slab of
+ * products computed before their output transform, sized so both stay in L2
+ * with the weights' A panels. */
+#ifndef FC_WINO_V_BYTES
+#define FC_WINO_V_BYTES (384 * 1024)
+#endif
+#ifndef FC_WINO_M_BYTES
+#define FC_WINO_M_BYTES (128 * 1024)
+#endif
+/* Winograd weight gradient: transformed input and gradient of a block. */
+#ifndef FC_WINO_WG_BYTES
+#define FC_WINO_WG_BYTES (1024 * 1024)
+#endif
+/* Channels ahead that the Winograd input transform prefetches. */
+#ifndef FC_WINO_PREFETCH
+#define FC_WINO_PREFETCH 2
+#endif
+/* Tile rows one pass over a block handles (more for very narrow outputs). */
+#define FC_WINO_MAX_RUNS 257
+
+/* The geometries the transforms are written for: 2-D, 3x3 kernel, stride 1,
+ * dilation 1 (any padding).  Whether Winograd pays is the caller's plan;
+ * this only keeps other geometries from reading outside their buffers. */
+static inline int fc_wino_geometry(const fc_geometry *g)
+{
+    return g->in[0] == 1 && g->out[0] == 1 && g->kernel[0] == 1 && g->pad[0] == 0
+           && g->kernel[1] == 3 && g->kernel[2] == 3 && g->stride[1] == 1
+           && g->stride[2] == 1 && g->dilation[1] == 1 && g->dilation[2] == 1;
+}
+#endif
+
+/* gemm_template.h defines the shuffle-mask types (sint_, ivec_) and iota_ for
+ * GCC; elsewhere (or with FC_NO_SHUFFLE, the C test driver's fallback build)
+ * plain loops split and interleave. */
+#define G_LD_VEC(p) (*(const FC_FN(uvec_) *)(p))
+#define G_ST_VEC(p, v) (*(FC_FN(uvec_) *)(p) = (v))
 #define G_LD_ONE(p) (*(p))
 #define G_ST_ONE(p, v) (*(p) = (v))
 #if defined(__GNUC__) && !defined(__clang__) && !defined(FC_NO_SHUFFLE)
@@ -39,25 +69,25 @@
 
 /* Tiles per block: V (16 x C_in x T) about FC_WINO_V_BYTES, at least one
  * panel. */
-static int64_t G_FN(wino_block_tiles_)(int64_t c_in)
+static int64_t FC_FN(wino_block_tiles_)(int64_t c_in)
 {
-    int64_t t = (int64_t)(FC_WINO_V_BYTES / sizeof(SCALAR)) / (16 * c_in) / G_NR * G_NR;
-    return t < G_NR ? G_NR : t;
+    int64_t t = (int64_t)(FC_WINO_V_BYTES / sizeof(SCALAR)) / (16 * c_in) / FC_NR * FC_NR;
+    return t < FC_NR ? FC_NR : t;
 }
 
 /* Row length of a block's V and M: whole panels, plus a vector of slack for
  * the last tile row's overshoot. */
-static int64_t G_FN(wino_ld_)(int64_t tiles)
+static int64_t FC_FN(wino_ld_)(int64_t tiles)
 {
-    return (tiles + G_NR - 1) / G_NR * G_NR + G_LANES;
+    return (tiles + FC_NR - 1) / FC_NR * FC_NR + FC_LANES;
 }
 
 /* Output channels whose products M (16 x rows x ld) are computed before
  * their output transform: about FC_WINO_M_BYTES, at least MR. */
-static int64_t G_FN(wino_block_rows_)(int64_t m, int64_t tiles)
+static int64_t FC_FN(wino_block_rows_)(int64_t m, int64_t tiles)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR;
-    int64_t r = (int64_t)(FC_WINO_M_BYTES / sizeof(SCALAR)) / (16 * G_FN(wino_ld_)(tiles))
+    int64_t r = (int64_t)(FC_WINO_M_BYTES / sizeof(SCALAR)) / (16 * FC_FN(wino_ld_)(tiles))
                 / MR * MR;
     if (r < MR) r = MR;
     return r < m_pad ? r : m_pad;
@@ -65,32 +95,32 @@ static int64_t G_FN(wino_block_rows_)(int64_t m, int64_t tiles)
 
 /* Length of one split input row (see wino_split_row_): a tile row's
  * tile_cols + 1 entries, rounded up to vectors, plus a vector of overshoot. */
-static int64_t G_FN(wino_split_ld_)(int64_t tile_cols)
+static int64_t FC_FN(wino_split_ld_)(int64_t tile_cols)
 {
-    return (tile_cols + 1 + G_LANES - 1) / G_LANES * G_LANES + 2 * G_LANES;
+    return (tile_cols + 1 + FC_LANES - 1) / FC_LANES * FC_LANES + 2 * FC_LANES;
 }
 
 /* Elements of scratch: the packed U of every group, then per thread V, M
  * and 8 split input rows. */
 /* One thread's share of the forward's scratch: V (16 x c x ld), M (16 x rows
  * x ld) and the split rows, each aligned; INT64_MAX past int64. */
-static int64_t G_FN(wino_per_thread_)(const fc_geometry *g, int64_t c, int64_t m)
+static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c, int64_t m)
 {
-    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
+    const int64_t tiles = FC_FN(wino_block_tiles_)(c), ld = FC_FN(wino_ld_)(tiles);
     const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
-    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
     if (v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
-    return v + 16 * G_FN(wino_block_rows_)(m, tiles) * ld + split
+    return v + 16 * FC_FN(wino_block_rows_)(m, tiles) * ld + split
            + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
-static int64_t G_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
+static int64_t FC_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
                                      int nthreads)
 {
     const int64_t c = g->channels / groups, m = c_out / groups;
     const int64_t m_pad = (m + MR - 1) / MR * MR;
     const int64_t u = fc_mul_sat(fc_mul_sat(16 * groups, m_pad), c);
-    const int64_t per_thread = G_FN(wino_per_thread_)(g, c, m);
+    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c, m);
     const int nt = nthreads < 1 ? 1 : nthreads;
     if (u == INT64_MAX || per_thread == INT64_MAX || per_thread > (INT64_MAX - u) / nt)
         return INT64_MAX;
@@ -101,7 +131,7 @@ static int64_t G_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64
  * as A panels: group, then xi, then MR-tall panels of output channels, each
  * C_in steps of MR values (zero rows past the group's last channel).  A
  * panel at a time, so each xi's MR values of a step land together. */
-static void G_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int64_t m,
+static void FC_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int64_t m,
                                           int64_t c, SCALAR *restrict u, int nthreads)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR, panels = m_pad / MR;
@@ -147,7 +177,7 @@ static void G_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int64
  * the padding).  The split makes every tile's four columns two aligned
  * pairs, so the transform runs on contiguous vectors.  Entries from n to
  * n + LANES - 1 may be overwritten with anything; reads stay below x_end. */
-static TARGET void G_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_end,
+static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_end,
                                          const fc_geometry *g, int64_t ih, int64_t j0,
                                          int64_t n, SCALAR *restrict even,
                                          SCALAR *restrict odd)
@@ -173,11 +203,11 @@ static TARGET void G_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_en
     {
         /* Two loads and two permutes per vector of entries; the last vector
          * may run past hi (the edge loop below rewrites those entries). */
-        typedef G_FN(ivec_) ivec;
-        const ivec k = G_FN(iota_)();
+        typedef FC_FN(ivec_) ivec;
+        const ivec k = FC_FN(iota_)();
         const ivec evens = k * 2, odds = k * 2 + 1;
-        for (; i < hi && src + 2 * (i + G_LANES) <= x_end; i += G_LANES) {
-            const G_FN(vec_) a = G_LD_VEC(src + 2 * i), b = G_LD_VEC(src + 2 * i + G_LANES);
+        for (; i < hi && src + 2 * (i + FC_LANES) <= x_end; i += FC_LANES) {
+            const FC_FN(vec_) a = G_LD_VEC(src + 2 * i), b = G_LD_VEC(src + 2 * i + FC_LANES);
             G_ST_VEC(even + i, __builtin_shuffle(a, b, evens));
             G_ST_VEC(odd + i, __builtin_shuffle(a, b, odds));
         }
@@ -223,10 +253,10 @@ static TARGET void G_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_en
 /* V of n consecutive tiles of one tile row from its 4 split input rows;
  * V[xi] of tile j goes to dst[xi * xs + j].  Whole vectors only: up to
  * LANES - 1 values past n are written too. */
-static TARGET void G_FN(wino_input_run_)(SCALAR *const pair[4], int64_t ld, int64_t n,
+static TARGET void FC_FN(wino_input_run_)(SCALAR *const pair[4], int64_t ld, int64_t n,
                                          SCALAR *restrict dst, int64_t xs)
 {
-    for (int64_t j = 0; j < n; j += G_LANES) G_INPUT_STEP(G_FN(vec_), G_LD_VEC, G_ST_VEC);
+    for (int64_t j = 0; j < n; j += FC_LANES) G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC);
 }
 
 /* One step of the output transform: Y = A^T M A + bias, A^T = [1 1 1 0;
@@ -244,18 +274,18 @@ static TARGET void G_FN(wino_input_run_)(SCALAR *const pair[4], int64_t ld, int6
 
 /* dst[2i] = a[i], dst[2i+1] = b[i]: a tile row's two output columns. */
 static inline __attribute__((always_inline)) TARGET void
-G_FN(wino_store_pairs_)(SCALAR *dst, G_FN(vec_) a, G_FN(vec_) b)
+FC_FN(wino_store_pairs_)(SCALAR *dst, FC_FN(vec_) a, FC_FN(vec_) b)
 {
 #if G_HAVE_SHUFFLE
     /* Two permutes (masks from iota_) instead of 2 * LANES scalar stores. */
-    typedef G_FN(ivec_) ivec;
-    const ivec k = G_FN(iota_)();
-    const ivec lo = (k >> 1) + (k & 1) * (G_FN(sint_))G_LANES;
-    const ivec hi = lo + (G_FN(sint_))(G_LANES / 2);
-    *(G_FN(uvec_) *)dst = __builtin_shuffle(a, b, lo);
-    *(G_FN(uvec_) *)(dst + G_LANES) = __builtin_shuffle(a, b, hi);
+    typedef FC_FN(ivec_) ivec;
+    const ivec k = FC_FN(iota_)();
+    const ivec lo = (k >> 1) + (k & 1) * (FC_FN(sint_))FC_LANES;
+    const ivec hi = lo + (FC_FN(sint_))(FC_LANES / 2);
+    *(FC_FN(uvec_) *)dst = __builtin_shuffle(a, b, lo);
+    *(FC_FN(uvec_) *)(dst + FC_LANES) = __builtin_shuffle(a, b, hi);
 #else
-    for (int i = 0; i < G_LANES; ++i) {
+    for (int i = 0; i < FC_LANES; ++i) {
         dst[2 * i] = a[i];
         dst[2 * i + 1] = b[i];
     }
@@ -267,21 +297,21 @@ G_FN(wino_store_pairs_)(SCALAR *dst, G_FN(vec_) a, G_FN(vec_) b)
  * (2j, 2j+1) of rows y0 and y1 (y1 NULL past the last output row); `pairs`
  * tiles have both columns, the rest (at most one, the last) only the first.
  * Stores never pass the row's end: other threads may own what follows. */
-static TARGET void G_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs, int64_t n,
+static TARGET void FC_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs, int64_t n,
                                           int64_t pairs, SCALAR bias, SCALAR *restrict y0,
                                           SCALAR *restrict y1)
 {
     int64_t j = 0;
     for (;;) {
-        if (j + G_LANES > pairs) {
+        if (j + FC_LANES > pairs) {
             /* The last vector overlaps the one before: same values again. */
-            if (pairs < G_LANES || j >= pairs) break;
-            j = pairs - G_LANES;
+            if (pairs < FC_LANES || j >= pairs) break;
+            j = pairs - FC_LANES;
         }
-        G_OUTPUT_STEP(G_FN(vec_), G_LD_VEC)
-        G_FN(wino_store_pairs_)(y0 + 2 * j, y00, y01);
-        if (y1) G_FN(wino_store_pairs_)(y1 + 2 * j, y10, y11);
-        j += G_LANES;
+        G_OUTPUT_STEP(FC_FN(vec_), G_LD_VEC)
+        FC_FN(wino_store_pairs_)(y0 + 2 * j, y00, y01);
+        if (y1) FC_FN(wino_store_pairs_)(y1 + 2 * j, y10, y11);
+        j += FC_LANES;
     }
     for (; j < n; ++j) {
         G_OUTPUT_STEP(SCALAR, G_LD_ONE)
@@ -298,16 +328,16 @@ static TARGET void G_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs, 
  * first tile column tj; `t` is its first tile's index in the block. */
 typedef struct {
     int64_t b, ti, tj, n, t;
-} G_FN(wino_run_);
+} FC_FN(wino_run_);
 
 /* Tiles [tau0, tau1) of the batch, split at tile-row ends; returns the count. */
-static int64_t G_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
-                                int64_t tile_cols, G_FN(wino_run_) *runs)
+static int64_t FC_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
+                                int64_t tile_cols, FC_FN(wino_run_) *runs)
 {
     int64_t count = 0;
     for (int64_t tau = tau0; tau < tau1; ++count) {
         const int64_t per_image = tile_rows * tile_cols, r = tau % per_image;
-        G_FN(wino_run_) run = {tau / per_image, r / tile_cols, r % tile_cols, 0, tau - tau0};
+        FC_FN(wino_run_) run = {tau / per_image, r / tile_cols, r % tile_cols, 0, tau - tau0};
         run.n = tile_cols - run.tj < tau1 - tau ? tile_cols - run.tj : tau1 - tau;
         runs[count] = run;
         tau += run.n;
@@ -318,22 +348,22 @@ static int64_t G_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
 /* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
  * (channel i of image b at x + b*x_image_stride + i*H*W); zeros from the
  * last tile to the end of its panel. */
-static TARGET void G_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
+static TARGET void FC_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
                                            int64_t x_image_stride, const fc_geometry *g,
-                                           int64_t c, const G_FN(wino_run_) *runs,
+                                           int64_t c, const FC_FN(wino_run_) *runs,
                                            int64_t nruns, int64_t tiles, int64_t ld,
                                            SCALAR *restrict v, SCALAR *restrict split)
 {
     const int64_t plane = g->in[1] * g->in[2], xs = c * ld;
-    const int64_t lds = G_FN(wino_split_ld_)((g->out[2] + 1) / 2);
-    const int64_t tail = (tiles + G_NR - 1) / G_NR * G_NR - tiles;
+    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    const int64_t tail = (tiles + FC_NR - 1) / FC_NR * FC_NR - tiles;
     for (int64_t i = 0; i < c; ++i) {
         /* Split rows q = 0..3 of the current tile row; the next tile row
          * starts two input rows down, so its rows 0, 1 are these rows 2, 3. */
         SCALAR *pair[4] = {split, split + 2 * lds, split + 4 * lds, split + 6 * lds};
         /* Runs in order: each one's overshoot is rewritten by the next. */
         for (int64_t r = 0; r < nruns; ++r) {
-            const G_FN(wino_run_) run = runs[r];
+            const FC_FN(wino_run_) run = runs[r];
             const SCALAR *im = x + run.b * x_image_stride + i * plane;
             const int64_t ih = 2 * run.ti - g->pad[1];
             int q = 0;
@@ -345,9 +375,9 @@ static TARGET void G_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
             }
             const int fresh = q;   /* the first row read from the input */
             for (; q < 4; ++q)
-                G_FN(wino_split_row_)(im, x_end, g, ih + q, run.tj, run.n + 1, pair[q],
+                FC_FN(wino_split_row_)(im, x_end, g, ih + q, run.tj, run.n + 1, pair[q],
                                       pair[q] + lds);
-            G_FN(wino_input_run_)(pair, lds, run.n, v + i * ld + run.t, xs);
+            FC_FN(wino_input_run_)(pair, lds, run.n, v + i * ld + run.t, xs);
             /* The input is read once, a few rows per channel: too short a
              * stream for the hardware prefetcher.  Fetch ahead by channels. */
             if (i + FC_WINO_PREFETCH < c)
@@ -364,20 +394,20 @@ static TARGET void G_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
 
 /* One block of tiles of one group, on one thread: V, then for each slab of
  * `rows` output channels the 16 GEMMs into M and the output transform. */
-static TARGET void G_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
+static TARGET void FC_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
                                      int64_t x_image_stride, const fc_geometry *g, int64_t c,
                                      const SCALAR *u, int64_t m, const SCALAR *bias,
                                      SCALAR *y, int64_t y_image_stride,
-                                     const G_FN(wino_run_) *runs, int64_t nruns,
+                                     const FC_FN(wino_run_) *runs, int64_t nruns,
                                      int64_t tiles, int64_t ld, int64_t rows,
                                      SCALAR *restrict v, SCALAR *restrict mm,
                                      SCALAR *restrict split)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR;
-    const int64_t panels = (tiles + G_NR - 1) / G_NR;
+    const int64_t panels = (tiles + FC_NR - 1) / FC_NR;
     const int64_t xs_v = c * ld, xs_m = rows * ld;
     const int64_t oh_n = g->out[1], ow_n = g->out[2], l_size = oh_n * ow_n;
-    G_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, tiles, ld, v, split);
+    FC_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, tiles, ld, v, split);
     for (int64_t o0 = 0; o0 < m_pad; o0 += rows) {
         const int64_t o1 = o0 + rows < m_pad ? o0 + rows : m_pad;
         for (int xi = 0; xi < 16; ++xi)
@@ -385,22 +415,22 @@ static TARGET void G_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
                 for (int64_t pc = 0; pc < c; pc += FC_GEMM_KC) {
                     /* Long channel runs in KC steps keep the B panel in L1. */
                     const int64_t kc = c - pc < FC_GEMM_KC ? c - pc : FC_GEMM_KC;
-                    const SCALAR *bp = v + xi * xs_v + pc * ld + p * G_NR;
+                    const SCALAR *bp = v + xi * xs_v + pc * ld + p * FC_NR;
                     for (int64_t o = o0; o < o1; o += MR)
-                        G_FN(micro_kernel_strided_)(kc, u + (xi * m_pad + o) * c + pc * MR,
+                        FC_FN(micro_kernel_strided_)(kc, u + (xi * m_pad + o) * c + pc * MR,
                                                     bp, ld,
-                                                    mm + xi * xs_m + (o - o0) * ld + p * G_NR,
+                                                    mm + xi * xs_m + (o - o0) * ld + p * FC_NR,
                                                     ld, pc > 0);
                 }
         for (int64_t o = o0; o < o1 && o < m; ++o)
             for (int64_t r = 0; r < nruns; ++r) {
-                const G_FN(wino_run_) run = runs[r];
+                const FC_FN(wino_run_) run = runs[r];
                 const int64_t oh = 2 * run.ti, ow = 2 * run.tj;
                 SCALAR *y0 = y + run.b * y_image_stride + o * l_size + oh * ow_n + ow;
                 /* Tiles whose second column still lies inside the output. */
                 int64_t pairs = (ow_n - ow) / 2;
                 if (pairs > run.n) pairs = run.n;
-                G_FN(wino_output_run_)(mm + (o - o0) * ld + run.t, xs_m, run.n, pairs,
+                FC_FN(wino_output_run_)(mm + (o - o0) * ld + run.t, xs_m, run.n, pairs,
                                        bias ? bias[o] : (SCALAR)0, y0,
                                        oh + 1 < oh_n ? y0 + ow_n : NULL);
             }
@@ -408,7 +438,7 @@ static TARGET void G_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
 }
 
 /* The whole forward: threads take blocks of tiles (disjoint outputs). */
-static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
+static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
                                 int64_t groups, const SCALAR *w, const SCALAR *bias,
                                 int64_t c_out, SCALAR *y, SCALAR *ws, int nthreads)
 {
@@ -416,17 +446,17 @@ static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometr
     const int64_t m_pad = (m + MR - 1) / MR * MR;
     const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
     const int64_t tiles_total = batch * tile_rows * tile_cols;
-    const int64_t tiles = G_FN(wino_block_tiles_)(c), ld = G_FN(wino_ld_)(tiles);
-    const int64_t rows = G_FN(wino_block_rows_)(m, tiles);
+    const int64_t tiles = FC_FN(wino_block_tiles_)(c), ld = FC_FN(wino_ld_)(tiles);
+    const int64_t rows = FC_FN(wino_block_rows_)(m, tiles);
     const int64_t plane = g->in[1] * g->in[2];
     const int64_t x_image_stride = g->channels * plane;
     const int64_t y_image_stride = c_out * g->out[1] * g->out[2];
     const SCALAR *x_end = x + batch * x_image_stride;
     const int64_t blocks = (tiles_total + tiles - 1) / tiles;
-    const int64_t per_thread = G_FN(wino_per_thread_)(g, c, m);
+    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c, m);
     SCALAR *u = (SCALAR *)fc_align_up(ws);
     SCALAR *scratch = u + 16 * groups * m_pad * c;
-    G_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
+    FC_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
     if (nt > blocks) nt = (int)blocks;
     (void)nt;
@@ -437,16 +467,16 @@ static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometr
         SCALAR *v = (SCALAR *)fc_align_up(scratch + fc_thread_num() * per_thread);
         SCALAR *mm = (SCALAR *)fc_align_up(v + 16 * c * ld);
         SCALAR *split = (SCALAR *)fc_align_up(mm + 16 * rows * ld);
-        G_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
+        FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
         const int64_t tau0 = blk * tiles;
         const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
         /* A run per tile row touched: more rows than runs[] holds (outputs
          * a tile or two wide) take several passes. */
         for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
             const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
-            const int64_t nruns = G_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
+            const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
             for (int64_t grp = 0; grp < groups; ++grp)
-                G_FN(wino_block_)(x + grp * c * plane, x_end, x_image_stride, g, c,
+                FC_FN(wino_block_)(x + grp * c * plane, x_end, x_image_stride, g, c,
                                   u + grp * 16 * m_pad * c, m, bias ? bias + grp * m : NULL,
                                   y + grp * m * g->out[1] * g->out[2], y_image_stride, runs,
                                   nruns, r1 - r0, ld, rows, v, mm, split);
@@ -463,33 +493,33 @@ static void G_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometr
 
 /* Tiles per weight-gradient block (the GEMM's K): V and Yg together about
  * FC_WINO_WG_BYTES, within [LANES, KC]. */
-static int64_t G_FN(wino_wg_tiles_)(int64_t c, int64_t m)
+static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
 {
-    int64_t t = (int64_t)(FC_WINO_WG_BYTES / sizeof(SCALAR)) / (16 * (c + m)) / G_LANES
-                * G_LANES;
+    int64_t t = (int64_t)(FC_WINO_WG_BYTES / sizeof(SCALAR)) / (16 * (c + m)) / FC_LANES
+                * FC_LANES;
     if (t > FC_GEMM_KC) t = FC_GEMM_KC;
-    return t < G_LANES ? G_LANES : t;
+    return t < FC_LANES ? FC_LANES : t;
 }
 
 /* Per-thread scratch: V, Yg, split rows, packed A and B, and the thread's
  * dU (16 x m_pad x c_pad) -- besides that no scratch outside the threads. */
-static int64_t G_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
+static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
 {
-    const int64_t c = g->channels, tiles = G_FN(wino_wg_tiles_)(c, m);
-    const int64_t ld = G_FN(wino_ld_)(tiles);
-    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
-    const int64_t split = fc_mul_sat(8, G_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t c = g->channels, tiles = FC_FN(wino_wg_tiles_)(c, m);
+    const int64_t ld = FC_FN(wino_ld_)(tiles);
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
+    const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
     const int64_t du = fc_mul_sat(fc_mul_sat(16, m_pad), c_pad);
     const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m), ld);
     if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX) return INT64_MAX;
-    const int64_t pack = (m_pad + G_NR) * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    const int64_t pack = (m_pad + FC_NR) * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
     /* Whole cache lines, so every thread's dU starts aligned. */
     return (vy + split + pack + du + 6 * align + align - 1) / align * align;
 }
 
-static int64_t G_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
+static int64_t FC_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
 {
-    const int64_t one = G_FN(wino_wg_per_thread_)(g, m);
+    const int64_t one = FC_FN(wino_wg_per_thread_)(g, m);
     const int nt = nthreads < 1 ? 1 : nthreads;
     const int64_t align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
     return one > (INT64_MAX - align) / nt ? INT64_MAX : one * nt + align;
@@ -498,10 +528,10 @@ static int64_t G_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nth
 /* Yg = A dY A^T for the block's tiles, rows [0, m) of grad_out (row o of
  * image b at gy + b*gy_image_stride + o*L), into yg (16 x m x ld); A dY A^T
  * of a 2x2 tile (a b; c d) spreads each row (p, q) to (p, p+q, p-q, -q). */
-static TARGET void G_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy_end,
+static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy_end,
                                               int64_t gy_image_stride,
                                               const fc_geometry *g, int64_t m,
-                                              const G_FN(wino_run_) *runs, int64_t nruns,
+                                              const FC_FN(wino_run_) *runs, int64_t nruns,
                                               int64_t ld, SCALAR *restrict yg,
                                               SCALAR *restrict split)
 {
@@ -511,17 +541,17 @@ static TARGET void G_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy
     gg.in[2] = g->out[2];
     gg.pad[2] = 0;
     const int64_t plane = g->out[1] * g->out[2], xs = m * ld;
-    const int64_t lds = G_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
     SCALAR *e0 = split, *o0 = split + lds, *e1 = split + 2 * lds, *o1 = split + 3 * lds;
     for (int64_t o = 0; o < m; ++o)
         for (int64_t r = 0; r < nruns; ++r) {
-            const G_FN(wino_run_) run = runs[r];
+            const FC_FN(wino_run_) run = runs[r];
             const SCALAR *im = gy + run.b * gy_image_stride + o * plane;
-            G_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti, run.tj, run.n, e0, o0);
-            G_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1, o1);
+            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti, run.tj, run.n, e0, o0);
+            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1, o1);
             SCALAR *dst = yg + o * ld + run.t;
-            for (int64_t j = 0; j < run.n; j += G_LANES) {   /* overshoots, as V does */
-                typedef G_FN(vec_) vec;
+            for (int64_t j = 0; j < run.n; j += FC_LANES) {   /* overshoots, as V does */
+                typedef FC_FN(vec_) vec;
                 const vec a = G_LD_VEC(e0 + j), b = G_LD_VEC(o0 + j);
                 const vec c = G_LD_VEC(e1 + j), d = G_LD_VEC(o1 + j);
                 const vec rows[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
@@ -537,24 +567,24 @@ static TARGET void G_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy
 }
 
 /* du (16 x m_pad x c_pad) += the block's products, xi by xi. */
-static TARGET void G_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64_t c,
+static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64_t c,
                                         int64_t m, int64_t tiles, int64_t ld,
                                         SCALAR *restrict pa, SCALAR *restrict pb,
                                         SCALAR *restrict du)
 {
-    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     for (int xi = 0; xi < 16; ++xi) {
         const SCALAR *vx = v + xi * c * ld, *yx = yg + xi * m * ld;
         SCALAR *dx = du + xi * m_pad * c_pad;
         for (int64_t o = 0; o < m_pad; o += MR) {
             const int64_t rows = m - o < MR ? m - o : MR;
-            G_FN(interleave_mr_)(yx + o * ld, ld, rows, tiles, pa + o * tiles);
+            FC_FN(interleave_mr_)(yx + o * ld, ld, rows, tiles, pa + o * tiles);
         }
-        for (int64_t i = 0; i < c_pad; i += G_NR) {
-            const int64_t cols = c - i < G_NR ? c - i : G_NR;
-            G_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
+        for (int64_t i = 0; i < c_pad; i += FC_NR) {
+            const int64_t cols = c - i < FC_NR ? c - i : FC_NR;
+            FC_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
             for (int64_t o = 0; o < m_pad; o += MR)   /* 64 channels: 48 + 16 wide */
-                G_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
+                FC_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
                                          cols);
         }
     }
@@ -564,10 +594,10 @@ static TARGET void G_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64
  * the sum of the nt threads' (du + t*stride), added in thread order;
  * G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].  Rows of grad_w are
  * independent: threads split them. */
-static void G_FN(wino_wg_finish_)(SCALAR *du, int64_t stride, int nt, int64_t m, int64_t c,
+static void FC_FN(wino_wg_finish_)(SCALAR *du, int64_t stride, int nt, int64_t m, int64_t c,
                                   SCALAR *grad_w, int64_t ldw, int nthreads)
 {
-    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     const SCALAR h = (SCALAR)0.5;
     const int nto = fc_threads_for(nthreads, 16 * nt * m * c_pad);
     (void)nto;
@@ -601,7 +631,7 @@ static void G_FN(wino_wg_finish_)(SCALAR *du, int64_t stride, int nt, int64_t m,
 
 /* Threads take contiguous ranges of tiles, each summing into its own dU;
  * the sums are added in thread order, so a thread count gives fixed bits. */
-static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
+static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *gy, int64_t gy_image_stride, int64_t batch,
                                     const fc_geometry *g, int64_t m, SCALAR *grad_w,
                                     int64_t ldw, SCALAR *ws, int nthreads)
@@ -609,10 +639,10 @@ static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     const int64_t c = g->channels;
     const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
     const int64_t tiles_total = batch * tile_rows * tile_cols;
-    const int64_t tiles = G_FN(wino_wg_tiles_)(c, m), ld = G_FN(wino_ld_)(tiles);
-    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + G_NR - 1) / G_NR * G_NR;
+    const int64_t tiles = FC_FN(wino_wg_tiles_)(c, m), ld = FC_FN(wino_ld_)(tiles);
+    const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     const int64_t du_size = 16 * m_pad * c_pad;
-    const int64_t per_thread = G_FN(wino_wg_per_thread_)(g, m);
+    const int64_t per_thread = FC_FN(wino_wg_per_thread_)(g, m);
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + c * g->in[1] * g->in[2];
     const SCALAR *gy_end = gy + (batch - 1) * gy_image_stride + m * g->out[1] * g->out[2];
     const int64_t blocks = (tiles_total + tiles - 1) / tiles;
@@ -627,25 +657,67 @@ static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         SCALAR *yg = (SCALAR *)fc_align_up(v + 16 * c * ld);
         SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
         SCALAR *pb = (SCALAR *)fc_align_up(pa + m_pad * tiles);
-        SCALAR *split = (SCALAR *)fc_align_up(pb + G_NR * tiles);
-        G_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
+        SCALAR *split = (SCALAR *)fc_align_up(pb + FC_NR * tiles);
+        FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
         memset(du, 0, (size_t)du_size * sizeof(SCALAR));
         for (int64_t blk = blocks * t / nt; blk < blocks * (t + 1) / nt; ++blk) {
             const int64_t tau0 = blk * tiles;
             const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
             for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
                 const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
-                const int64_t nruns = G_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
-                G_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, r1 - r0,
+                const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
+                FC_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, r1 - r0,
                                         ld, v, split);
-                G_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
+                FC_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
                                            ld, yg, split);
-                G_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, pa, pb, du);
+                FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, pa, pb, du);
             }
         }
     }
-    G_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, nt, m, c, grad_w, ldw,
+    FC_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, nt, m, c, grad_w, ldw,
                           nthreads);
+}
+
+/* ------------------------------------------------------------ entry points */
+
+/* fc_conv_winograd_workspace (-1: not a geometry the transforms compute). */
+static int64_t FC_FN(conv_winograd_workspace_)(const fc_geometry *g, int64_t groups,
+                                               int64_t c_out, int nthreads)
+{
+    return fc_wino_geometry(g) ? FC_FN(wino_workspace_)(g, groups, c_out, nthreads) : -1;
+}
+
+/* fc_conv_winograd. */
+static int FC_FN(conv_winograd_)(const void *x, int64_t batch, const fc_geometry *g,
+                                 int64_t groups, const void *w, const void *bias, int64_t c_out,
+                                 void *y, void *ws, int nthreads)
+{
+    if (!fc_wino_geometry(g)) return -1;
+    if (batch <= 0 || c_out <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0) return 0;
+    FC_FN(wino_forward_)((const SCALAR *)x, batch, g, groups, (const SCALAR *)w,
+                         (const SCALAR *)bias, c_out, (SCALAR *)y, (SCALAR *)ws, nthreads);
+    return 0;
+}
+
+/* fc_conv_winograd_weight_grad_workspace (-1 as above). */
+static int64_t FC_FN(conv_winograd_weight_grad_workspace_)(const fc_geometry *g, int64_t m,
+                                                           int nthreads)
+{
+    return fc_wino_geometry(g) ? FC_FN(wino_wg_workspace_)(g, m, nthreads) : -1;
+}
+
+/* fc_conv_winograd_weight_grad. */
+static int FC_FN(conv_winograd_weight_grad_)(const void *x, int64_t x_image_stride,
+                                             const void *gout, int64_t gout_image_stride,
+                                             int64_t batch, const fc_geometry *g, int64_t m,
+                                             void *grad_w, int64_t ldw, void *ws, int nthreads)
+{
+    if (!fc_wino_geometry(g)) return -1;
+    if (m <= 0 || batch <= 0 || g->channels <= 0 || fc_spatial_size(g->out) <= 0) return 0;
+    FC_FN(wino_weight_grad_)((const SCALAR *)x, x_image_stride, (const SCALAR *)gout,
+                             gout_image_stride, batch, g, m, (SCALAR *)grad_w, ldw,
+                             (SCALAR *)ws, nthreads);
+    return 0;
 }
 
 #undef G_INPUT_STEP
@@ -655,6 +727,3 @@ static void G_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
 #undef G_LD_ONE
 #undef G_ST_ONE
 #undef G_HAVE_SHUFFLE
-#undef G_FN
-#undef G_LANES
-#undef G_NR

@@ -24,8 +24,10 @@ def rng():
 
 @pytest.fixture(params=_simd.supported())
 def simd_path(request):
-    """Run the test once on every SIMD path this CPU supports (the kernels
-    chosen through fastconv._simd), restoring the active one afterwards."""
+    """Run the test once on every SIMD path this CPU supports, restoring the
+    active one afterwards.  fastconv._simd picks the table every kernel family
+    runs from (GEMM, convolutions, depthwise, im2col, pooling:
+    test_simd_dispatch.py checks each)."""
     before = _simd.active()
     _simd.select(request.param)
     yield request.param

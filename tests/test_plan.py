@@ -177,7 +177,7 @@ def test_workspace_is_what_the_kernel_asks_for():
     assert p.workspace == _kernels.conv_weight_grad_workspace_size("f", 4, 6 * 25, 2)
     p = plan(OUTPUT, 3, 6, 4, window((30, 30), (3, 3)), threads=2, dtype=np.float64)
     assert p.workspace == _kernels.conv_workspace_size(
-        "d", window((30, 30), (3, 3)).kernel_geometry(6), 3, True, 2)
+        "d", window((30, 30), (3, 3)).kernel_geometry(6), 3, 4, True, 2)
 
 
 # ----------------------------------------------------------------- forcing

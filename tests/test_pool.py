@@ -112,7 +112,7 @@ def test_random_configs_match_reference(seed):
 # and 1-D 2/2, 3/1, 3/2 rows (with and without padding, rows wider than one
 # chunk of 256 outputs, odd sizes leaving tail columns, ceil-mode overhang),
 # the vectorised sweep rows (other kernels, dilation) and the kernel == stride
-# average path.
+# average path, on every SIMD path (simd_path: each compiles them its own way).
 FAST_2D = [
     ((2, 2), (2, 2), (0, 0), (1, 1), False, (7, 9)),
     ((2, 2), (2, 2), (0, 0), (1, 1), False, (6, 600)),
@@ -133,7 +133,7 @@ FAST_2D = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["normal", "nan"])
 @pytest.mark.parametrize("k,s,p,d,ceil,size", FAST_2D)
-def test_2d_kernels_match_reference(k, s, p, d, ceil, size, kind, dtype):
+def test_2d_kernels_match_reference(simd_path, k, s, p, d, ceil, size, kind, dtype):
     x = _input(np.random.default_rng(hash((k, s, size)) % 1000), (2, 3) + size, dtype, kind)
     _check_max(x, 2, dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil))
     if d == (1, 1):
@@ -146,7 +146,7 @@ def test_2d_kernels_match_reference(k, s, p, d, ceil, size, kind, dtype):
 @pytest.mark.parametrize("k,s,p,ceil,size", [
     (2, 2, 0, False, 601), (2, 2, 1, True, 8), (3, 1, 1, False, 517), (3, 2, 1, True, 12),
     (3, 2, 0, False, 9), (4, 4, 0, False, 17), (5, 2, 2, True, 21)])
-def test_1d_kernels_match_reference(k, s, p, ceil, size, dtype):
+def test_1d_kernels_match_reference(simd_path, k, s, p, ceil, size, dtype):
     x = _input(np.random.default_rng(size), (2, 2, size), dtype, "nan")
     _check_max(x, 1, dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil))
     _check_avg(x, 1, dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil))

@@ -195,7 +195,7 @@ def test_winograd_plan_rule(kernel, stride, dilation, c_in, out, applies):
 
 
 def test_winograd_kernel_rejects_other_geometries():
-    geom = (4, (1, 8, 8), (1, 6, 6), (1, 3, 3), (1, 2, 1), (0, 0, 0), (1, 1, 1))
+    geom = _kernels.Geometry(4, (1, 8, 8), (1, 6, 6), (1, 3, 3), (1, 2, 1), (0, 0, 0), (1, 1, 1))
     x, w, y = np.zeros(256, np.float32), np.zeros(144, np.float32), np.zeros(36, np.float32)
     with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
         _kernels.conv_winograd(x, 1, geom, 1, w, np.empty(0, np.float32), 1, y,

@@ -5,7 +5,8 @@
  * backward) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
- * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
+ * geometries, in both dtypes, both column layouts, with 1 and 2 threads and
+ * on every instruction set's kernel table this CPU can run.
  * Every buffer is malloc'ed at its exact size, so under -fsanitize=address
  * (the Makefile's default) any out-of-bounds access aborts.
  *
@@ -20,6 +21,10 @@
 #include <string.h>
 
 #include "fastconv.h"
+
+/* The fc_dtype of each check's SFX. */
+#define DT_f32 FC_FLOAT32
+#define DT_f64 FC_FLOAT64
 
 static int64_t passed, failed;
 
@@ -124,13 +129,13 @@ static void check_unfold_##SFX(const fc_geometry *g, int64_t batch, int layout_k
     for (int64_t i = 0; i < n_col; ++i) col[i] = (T)12345;  /* must be overwritten */   \
     memset(want_col, 0, sizeof(T) * n_col);                                             \
     FOR_EACH_TAP(g, batch, { want_col[col_index(lay, b, r, o)] = inside ? im[ii] : 0; }) \
-    fc_im2col_##SFX(im, batch, g, lay, col, nthreads);                                  \
+    fc_im2col(DT_##SFX, im, batch, g, lay, col, nthreads);                                  \
     int ok = memcmp(col, want_col, sizeof(T) * n_col) == 0;  /* a copy: exact */        \
     report(ok, "im2col_" #SFX, g, batch, layout_kind, nthreads, 0);                     \
     /* col2im of the columns: every input counted once per tap that sees it. */        \
     for (int64_t i = 0; i < n_im; ++i) { im2[i] = (T)12345; want_im[i] = 0; }           \
     FOR_EACH_TAP(g, batch, { if (inside) want_im[ii] += (double)col[col_index(lay, b, r, o)]; }) \
-    fc_col2im_##SFX(col, batch, g, lay, im2, nthreads);                                 \
+    fc_col2im(DT_##SFX, col, batch, g, lay, im2, nthreads);                                 \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < n_im; ++i) {                                                \
         double e = fabs((double)im2[i] - want_im[i]);                                   \
@@ -144,11 +149,15 @@ DEFINE_UNFOLD_CHECK(double, f64)
 
 static void check_unfold_all(const fc_geometry *g, int64_t batch)
 {
-    for (int layout = 0; layout < 2; ++layout)
-        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
-            check_unfold_f32(g, batch, layout, nthreads);
-            check_unfold_f64(g, batch, layout, nthreads);
-        }
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (int layout = 0; layout < 2; ++layout)
+            for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+                check_unfold_f32(g, batch, layout, nthreads);
+                check_unfold_f64(g, batch, layout, nthreads);
+            }
+    }
+    fc_simd_select(-1);
 }
 
 /* ------------------------------------------------- implicit-GEMM convolution */
@@ -166,21 +175,34 @@ static void *scratch(size_t n)
     return buf;
 }
 
-/* fc_conv_forward_* must equal the direct sum, per image (output in place) and
- * side by side ((C_out, batch * L) layout), with groups; per_image ==
- * WINOGRAD checks fc_conv_winograd_* instead (per-image layout). */
+/* 1x1 kernel, stride 1, no padding: the schedule may read images in place. */
+static int is_pointwise(const fc_geometry *g)
+{
+    for (int a = 0; a < 3; ++a)
+        if (g->kernel[a] != 1 || g->stride[a] != 1 || g->pad[a] != 0 || g->out[a] != g->in[a])
+            return 0;
+    return 1;
+}
+
+/* fc_conv_forward must equal the direct sum, per image (output in place) and
+ * side by side (through a (C_out, batch * L) scratch), with groups, on the schedule
+ * (over_images, stream) given; per_image == WINOGRAD checks fc_conv_winograd
+ * instead (per-image layout). */
 #define WINOGRAD 2
 #define DEFINE_CONV_CHECK(T, SFX, TOL)                                                  \
 static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,       \
-                             int64_t c_out, int with_bias, int per_image, int nthreads) \
+                             int64_t c_out, int with_bias, int per_image, int over_images, \
+                             int stream, int nthreads)                                  \
 {                                                                                       \
+    const fc_conv_schedule sched = {per_image == 1, over_images, stream,                \
+                                    per_image == 1 && is_pointwise(g)};                 \
     const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
     const int64_t cig = C / groups, cog = c_out / groups;                               \
     const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
     const int64_t n_w = c_out * cig * taps;                                             \
     const int wino = per_image == WINOGRAD;                                             \
-    const int64_t n_ws = wino ? fc_conv_winograd_workspace_##SFX(g, groups, c_out, nthreads) \
-                              : fc_conv_workspace_##SFX(g, batch, per_image, nthreads);  \
+    const int64_t n_ws = wino ? fc_conv_winograd_workspace(DT_##SFX, g, groups, c_out, nthreads) \
+                              : fc_conv_workspace(DT_##SFX, g, batch, c_out, &sched, nthreads);  \
     T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
     T *y = xmalloc_line(sizeof(T) * n_y), *ws = scratch(sizeof(T) * n_ws);              \
     T *bias = xmalloc(sizeof(T) * c_out);                                               \
@@ -190,36 +212,36 @@ static void check_conv_##SFX(const fc_geometry *g, int64_t batch, int64_t groups
     for (int64_t i = 0; i < n_x; ++i) x[i] = (T)rnd_val();                              \
     for (int64_t i = 0; i < n_w; ++i) w[i] = (T)rnd_val();                              \
     for (int64_t i = 0; i < n_y; ++i) {                                                 \
-        const int64_t oc = per_image ? i / L % c_out : i / (batch * L);                 \
+        const int64_t oc = i / L % c_out;                                               \
         y[i] = (T)777;                                                                  \
         want[i] = bias[oc];                                                             \
     }                                                                                   \
     /* Stale scratch must not leak: poison the part before the GEMM's. */              \
-    for (int64_t i = 0; i < n_ws - (wino ? 0 : fc_gemm_workspace_##SFX(nthreads)); ++i)  \
+    for (int64_t i = 0; i < n_ws - (wino ? 0 : fc_gemm_workspace(DT_##SFX, nthreads)); ++i) \
         ws[i] = (T)NAN;                                                                 \
     FOR_EACH_TAP(g, batch, {                                                            \
         if (inside) {                                                                   \
             const int64_t grp = c / cig, tap = r - c * taps;                            \
             for (int64_t oc = grp * cog; oc < (grp + 1) * cog; ++oc) {                  \
-                const int64_t yi = per_image ? (b * c_out + oc) * L + o                 \
-                                             : (oc * batch + b) * L + o;                \
+                const int64_t yi = (b * c_out + oc) * L + o;                            \
                 want[yi] += (double)x[ii] * (double)w[(oc * cig + c % cig) * taps + tap]; \
             }                                                                           \
         }                                                                               \
     })                                                                                  \
+    int ok = 1;                                                                         \
     if (wino)                                                                           \
-        fc_conv_winograd_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y, \
-                               ws, nthreads);                                           \
+        ok = fc_conv_winograd(DT_##SFX, x, batch, g, groups, w, with_bias ? bias : NULL, \
+                              c_out, y, ws, nthreads) == 0;                             \
     else                                                                                \
-        fc_conv_forward_##SFX(x, batch, g, groups, w, with_bias ? bias : NULL, c_out, y, \
-                              per_image, ws, offsets, nthreads);                        \
+        ok = fc_conv_forward(DT_##SFX, x, batch, g, groups, w, with_bias ? bias : NULL,   \
+                             c_out, y, &sched, ws, offsets, nthreads) == 0;             \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < n_y; ++i) {                                                 \
         double e = fabs((double)y[i] - want[i]);                                        \
         if (!(e <= err)) err = e;                                                       \
     }                                                                                   \
     /* Winograd's transforms round a few times more than the direct sum. */            \
-    report(err <= (wino ? 4 : 1) * TOL * (cig * taps + 1),                              \
+    report(ok && err <= (wino ? 4 : 1) * TOL * (cig * taps + 1),                        \
            wino ? "conv_winograd_" #SFX : per_image ? "conv_forward_" #SFX " per image"  \
            : "conv_forward_" #SFX " side by side", g, batch, (int)groups, nthreads, err); \
     free(x); free(w); free(y); free(bias); free(offsets); free(want);                   \
@@ -231,13 +253,14 @@ DEFINE_CONV_CHECK(double, f64, 1e-12)
  * adds w * grad_out to the input position it read (padding taps add nothing). */
 #define DEFINE_DGRAD_CHECK(T, SFX, TOL)                                                 \
 static void check_dgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t groups,      \
-                              int64_t c_out, int nthreads)                              \
+                              int64_t c_out, int over_images, int nthreads)             \
 {                                                                                       \
+    const fc_conv_schedule sched = {1, over_images, 0, 0};                              \
     const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
     const int64_t cig = C / groups, cog = c_out / groups;                               \
     const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
     const int64_t n_w = c_out * cig * taps;                                             \
-    const int64_t n_ws = fc_conv_data_grad_workspace_##SFX(g, nthreads);               \
+    const int64_t n_ws = fc_conv_data_grad_workspace(DT_##SFX, g, nthreads);               \
     T *gy = xmalloc(sizeof(T) * n_y), *w = xmalloc(sizeof(T) * n_w);                    \
     T *gx = xmalloc(sizeof(T) * n_x), *ws = scratch(sizeof(T) * n_ws);                  \
     double *want = xmalloc(sizeof(double) * n_x);                                       \
@@ -253,7 +276,7 @@ static void check_dgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t group
                             * (double)w[(oc * cig + c % cig) * taps + tap];             \
         }                                                                               \
     })                                                                                  \
-    fc_conv_data_grad_##SFX(gy, batch, g, groups, w, c_out, gx, ws, nthreads);          \
+    fc_conv_data_grad(DT_##SFX, gy, batch, g, groups, w, c_out, gx, &sched, ws, nthreads);          \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < n_x; ++i) {                                                 \
         double e = fabs((double)gx[i] - want[i]);                                       \
@@ -266,23 +289,29 @@ static void check_dgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t group
 DEFINE_DGRAD_CHECK(float, f32, 1e-5)
 DEFINE_DGRAD_CHECK(double, f64, 1e-12)
 
+/* Every SIMD level and thread count; per image on both schedules (threads
+ * take whole images and stream the output, or split each image and store
+ * normally), side by side, and the data gradient on both thread splits. */
 static void check_conv_all(const fc_geometry *g, int64_t batch)
 {
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
         for (int nthreads = 1; nthreads <= 2; ++nthreads)
-            for (int per_image = 0; per_image <= 1; ++per_image) {
+            for (int mode = 0; mode <= 2; ++mode) {   /* side by side, per image x 2 */
+                const int per_image = mode > 0, fast = mode == 1;
                 /* c_out 7: not a multiple of any micro-tile height. */
-                check_conv_f32(g, batch, 1, 7, 1, per_image, nthreads);
-                check_conv_f64(g, batch, 1, 7, 1, per_image, nthreads);
+                check_conv_f32(g, batch, 1, 7, 1, per_image, fast, fast, nthreads);
+                check_conv_f64(g, batch, 1, 7, 1, per_image, fast, fast, nthreads);
                 if (per_image) {  /* the data gradient has one layout */
-                    check_dgrad_f32(g, batch, 1, 7, nthreads);
-                    check_dgrad_f64(g, batch, 1, 7, nthreads);
-                    if (g->channels % 2 == 0) check_dgrad_f32(g, batch, 2, 6, nthreads);
+                    check_dgrad_f32(g, batch, 1, 7, fast, nthreads);
+                    check_dgrad_f64(g, batch, 1, 7, fast, nthreads);
+                    if (g->channels % 2 == 0) check_dgrad_f32(g, batch, 2, 6, fast, nthreads);
                 }
                 if (g->channels % 2 == 0) {
-                    check_conv_f32(g, batch, 2, 6, nthreads == 1, per_image, nthreads);
-                    check_conv_f64(g, batch, 2, 6, nthreads == 1, per_image, nthreads);
+                    check_conv_f32(g, batch, 2, 6, nthreads == 1, per_image, fast, !fast,
+                                   nthreads);
+                    check_conv_f64(g, batch, 2, 6, nthreads == 1, per_image, fast, !fast,
+                                   nthreads);
                 }
             }
     }
@@ -305,8 +334,8 @@ static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, in
     T *x = xmalloc(sizeof(T) * batch * xs), *gy = xmalloc(sizeof(T) * batch * gs);      \
     T *gw = xmalloc(sizeof(T) * m * ldw);                                               \
     double *want = xmalloc(sizeof(double) * m * ldw);                                   \
-    T *ws = xmalloc(sizeof(T) * (wino ? fc_conv_winograd_weight_grad_workspace_##SFX(g, m, nthreads) \
-                                      : fc_conv_weight_grad_workspace_##SFX(m, rows, nthreads))); \
+    T *ws = xmalloc(sizeof(T) * (wino ? fc_conv_winograd_weight_grad_workspace(DT_##SFX, g, m, nthreads) \
+                                      : fc_conv_weight_grad_workspace(DT_##SFX, m, rows, nthreads))); \
     for (int64_t i = 0; i < batch * xs; ++i) x[i] = (T)rnd_val();                       \
     for (int64_t i = 0; i < batch * gs; ++i) gy[i] = (T)rnd_val();                      \
     for (int64_t i = 0; i < m * ldw; ++i) want[i] = gw[i] = (T)rnd_val();  /* += */     \
@@ -319,9 +348,9 @@ static void check_wgrad_##SFX(const fc_geometry *g, int64_t batch, int64_t m, in
         }                                                                               \
     })                                                                                  \
     if (wino)                                                                           \
-        fc_conv_winograd_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads); \
+        fc_conv_winograd_weight_grad(DT_##SFX, x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads); \
     else                                                                                \
-        fc_conv_weight_grad_##SFX(x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads);   \
+        fc_conv_weight_grad(DT_##SFX, x, xs, gy, gs, batch, g, m, gw, ldw, ws, nthreads);   \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < m; ++i)                                                     \
         for (int64_t j = 0; j < ldw; ++j) {                                             \
@@ -387,15 +416,15 @@ static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t m
         })                                                                              \
     }                                                                                   \
     /* Scratch poisoned before each call: the kernels must zero what they use. */      \
-    const int64_t n_ws = fc_depthwise_workspace_##SFX(g, mult, nthreads);               \
+    const int64_t n_ws = fc_depthwise_workspace(DT_##SFX, g, mult, nthreads);               \
     T *ws = scratch(sizeof(T) * n_ws);                                                  \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_forward_##SFX(x, w, nthreads == 1 ? bias : NULL, batch, g, mult, y,    \
+    fc_depthwise_forward(DT_##SFX, x, w, nthreads == 1 ? bias : NULL, batch, g, mult, y,    \
                                ws, nthreads);                                           \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_backward_input_##SFX(gy, w, batch, g, mult, gx, ws, nthreads);         \
+    fc_depthwise_backward_input(DT_##SFX, gy, w, batch, g, mult, gx, ws, nthreads);         \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_backward_weight_##SFX(gy, x, batch, g, mult, gw, ws, nthreads);        \
+    fc_depthwise_backward_weight(DT_##SFX, gy, x, batch, g, mult, gw, ws, nthreads);        \
     double ey = 0, egx = 0, egw = 0;                                                    \
     for (int64_t i = 0; i < n_y; ++i) { double e = fabs(y[i] - wy[i]); if (!(e <= ey)) ey = e; } \
     for (int64_t i = 0; i < n_x; ++i) { double e = fabs(gx[i] - wgx[i]); if (!(e <= egx)) egx = e; } \
@@ -472,8 +501,8 @@ static void test_winograd(int count)
         for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
             if (fc_simd_select(level) < 0) continue;
             const int nthreads = 1 + (i + level) % 2;
-            check_conv_f32(&g, batch, groups, c_out, i % 2, WINOGRAD, nthreads);
-            check_conv_f64(&g, batch, groups, c_out, i % 2 == 0, WINOGRAD, nthreads);
+            check_conv_f32(&g, batch, groups, c_out, i % 2, WINOGRAD, 0, 0, nthreads);
+            check_conv_f64(&g, batch, groups, c_out, i % 2 == 0, WINOGRAD, 0, 0, nthreads);
             /* odd m: x, grad_out and grad_w rows with gaps (one group's view) */
             check_wgrad_f32(&g, batch, c_out / groups, nthreads, 1);
             check_wgrad_f64(&g, batch, c_out / groups + 1, nthreads, 1);
@@ -609,7 +638,7 @@ static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int t
     const int64_t ldc = n + 3;                                                          \
     T *a = xmalloc(sizeof(T) * m * k), *b = xmalloc(sizeof(T) * k * n);                 \
     T *c = xmalloc(sizeof(T) * (m ? (m - 1) * ldc + n : 0));                            \
-    T *ws = xmalloc(sizeof(T) * fc_gemm_workspace_##SFX(nthreads));                     \
+    T *ws = xmalloc(sizeof(T) * fc_gemm_workspace(DT_##SFX, nthreads));                     \
     double *want = xmalloc(sizeof(double) * m * n);                                     \
     const int64_t rs_a = trans_a ? 1 : k, cs_a = trans_a ? m : 1;                       \
     const int64_t rs_b = trans_b ? 1 : n, cs_b = trans_b ? k : 1;                       \
@@ -623,7 +652,7 @@ static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int t
                 sum += (double)a[i * rs_a + p * cs_a] * (double)b[p * rs_b + j * cs_b]; \
             want[i * n + j] = sum;                                                      \
         }                                                                               \
-    fc_gemm_##SFX(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+    fc_gemm(DT_##SFX, m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < m; ++i)                                                     \
         for (int64_t j = 0; j < n; ++j) {                                               \
@@ -714,7 +743,7 @@ static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad
     for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
     int ok_max = 1, ok_idx = 1, ok_avg = 1;                                             \
     /* max pooling forward and backward */                                             \
-    fc_max_pool_##SFX(x, g, y, idx, nthreads);                                          \
+    fc_max_pool(DT_##SFX, x, g, y, idx, nthreads);                                          \
     for (int64_t i = 0; i < planes * P; ++i) wgx[i] = 0;                                \
     for (int64_t pl = 0; pl < planes; ++pl)                                             \
     for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
@@ -746,7 +775,7 @@ static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad
     }                                                                                   \
     report(ok_max, "max_pool_" #SFX, g, 1, 0, nthreads, 0);                             \
     report(ok_idx, "max_pool_indices_" #SFX " (first maximum must win)", g, 1, 0, nthreads, 0); \
-    fc_max_pool_backward_##SFX(gy, idx, g, gx, nthreads);                               \
+    fc_max_pool_backward(DT_##SFX, gy, idx, g, gx, nthreads);                               \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < planes * P; ++i) {                                          \
         double e = fabs((double)gx[i] - wgx[i]); if (!(e <= err)) err = e;              \
@@ -762,7 +791,7 @@ static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad
     /* average pooling (dilation 1 only) */                                            \
     if (g->dilation[0] == 1 && g->dilation[1] == 1 && g->dilation[2] == 1) {           \
         for (int64_t i = 0; i < planes * P; ++i) { if (isnan(x[i])) x[i] = 0.5; wgx[i] = 0; } \
-        fc_avg_pool_##SFX(x, g, include_pad, divisor_override, y, nthreads);            \
+        fc_avg_pool(DT_##SFX, x, g, include_pad, divisor_override, y, nthreads);            \
         double ea = 0;                                                                  \
         for (int64_t pl = 0; pl < planes; ++pl)                                         \
         for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                      \
@@ -788,7 +817,7 @@ static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad
             if (!(e <= ea)) ea = e;                                                     \
         }                                                                               \
         report(ok_avg && ea <= TOL * 16, "avg_pool_" #SFX, g, 1, include_pad, nthreads, ea); \
-        fc_avg_pool_backward_##SFX(gy, g, include_pad, divisor_override, gx, nthreads); \
+        fc_avg_pool_backward(DT_##SFX, gy, g, include_pad, divisor_override, gx, nthreads); \
         double eb = 0;                                                                  \
         for (int64_t i = 0; i < planes * P; ++i) {                                      \
             double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;            \
@@ -805,8 +834,8 @@ static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)            
     double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
     for (int64_t i = 0; i < planes * P; ++i) { x[i] = (T)rnd_val(); wgx[i] = 0; }       \
     for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
-    fc_adaptive_avg_pool_##SFX(x, g, y, nthreads);                                      \
-    fc_adaptive_avg_pool_backward_##SFX(gy, g, gx, nthreads);                           \
+    fc_adaptive_avg_pool(DT_##SFX, x, g, y, nthreads);                                      \
+    fc_adaptive_avg_pool_backward(DT_##SFX, gy, g, gx, nthreads);                           \
     double ef = 0, eb = 0;                                                              \
     for (int64_t pl = 0; pl < planes; ++pl)                                             \
     for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
@@ -918,6 +947,52 @@ static void test_pooling(int count)
     }
 }
 
+/* Each call runs the selected level's table: the dispatch counts it there
+ * and nowhere else (pooling included, which once picked its own copies). */
+static void test_dispatch(void)
+{
+    const fc_geometry g = {1, {1, 4, 4}, {1, 2, 2}, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, {1, 1, 1}};
+    float x[16] = {0}, y[4];
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        int64_t before[3], ok = 1;
+        for (int l = 0; l < 3; ++l) before[l] = fc_simd_calls(l);
+        fc_max_pool(FC_FLOAT32, x, &g, y, NULL, 1);
+        for (int l = 0; l < 3; ++l) ok &= fc_simd_calls(l) - before[l] == (l == level);
+        report((int)ok, "dispatch of max_pool to the selected level", &g, 1, level, 1, 0);
+    }
+    fc_simd_select(-1);
+}
+
+/* The kernels' own guards: a schedule or geometry they are not written for
+ * returns -1 and leaves the output alone (no reads past the buffers). */
+static void test_guards(void)
+{
+    /* 3x3 kernel, stride 2: neither pointwise nor a Winograd geometry. */
+    const fc_geometry g = {2, {1, 7, 7}, {1, 3, 3}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, {1, 1, 1}};
+    const fc_conv_schedule pointwise = {1, 0, 0, 1};
+    float x[98] = {0}, w[36] = {0}, y[18], ws[16];   /* the guards run before any scratch */
+    int64_t offsets[18];
+    for (int i = 0; i < 18; ++i) y[i] = 777;
+    int ok = fc_conv_forward(FC_FLOAT32, x, 1, &g, 1, w, NULL, 2, y, &pointwise, ws,
+                               offsets, 1) == -1;
+    ok = ok && fc_conv_winograd(FC_FLOAT32, x, 1, &g, 1, w, NULL, 2, y, ws, 1) == -1;
+    for (int i = 0; i < 18; ++i) ok = ok && y[i] == 777;
+    report(ok, "guards of conv_forward (pointwise) and conv_winograd", &g, 1, 0, 1, 0);
+}
+
+/* Pooling on every level this CPU has: the full run on the best, a third of
+ * the random cases on the others. */
+static void test_pooling_levels(int count)
+{
+    const int best = fc_simd_select(-1);
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        test_pooling(level == best ? count : count / 3);
+    }
+    fc_simd_select(-1);
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -929,7 +1004,9 @@ int main(int argc, char **argv)
     test_gemm();
     test_winograd(random_cases / 3);
     test_wgrad_large();
-    test_pooling(random_cases);
+    test_pooling_levels(random_cases);
+    test_dispatch();
+    test_guards();
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
     return failed != 0;
 }

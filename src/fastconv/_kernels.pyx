@@ -14,19 +14,55 @@ ctypedef fused real:
     double
 
 
-cdef fc_geometry _geometry(tuple geom) except *:
-    """(channels, in3, out3, kernel3, stride3, pad3, dilation3) -> struct."""
+cdef inline fc_dtype _dtype(real zero) noexcept nogil:
+    """The C kernels' name for the fused type `real` (pass <real>0)."""
+    return FC_FLOAT32 if real is float else FC_FLOAT64
+
+
+cdef inline fc_dtype _dtype_of_char(str dtype_char) except *:
+    """'f' -> float32, 'd' -> float64 (NumPy's dtype.char)."""
+    if dtype_char == "f":
+        return FC_FLOAT32
+    if dtype_char == "d":
+        return FC_FLOAT64
+    raise ValueError(f"dtype must be 'f' or 'd', got {dtype_char!r}")
+
+
+cdef tuple _triple(const int64_t *v):
+    return (v[0], v[1], v[2])
+
+
+cdef class Geometry:
+    """The window geometry of one kernel call (the C kernels' fc_geometry),
+    built once per call: `channels` (planes for pooling) and 3-D sizes, 1-D
+    and 2-D ops lifted with leading 1s (kernel, stride, dilation 1, pad 0).
+    `pad` is the leading padding (pooling: each side's)."""
     cdef fc_geometry g
-    cdef int i
-    g.channels = geom[0]
-    for i in range(3):
-        g.in_[i] = geom[1][i]
-        g.out[i] = geom[2][i]
-        g.kernel[i] = geom[3][i]
-        g.stride[i] = geom[4][i]
-        g.pad[i] = geom[5][i]
-        g.dilation[i] = geom[6][i]
-    return g
+
+    def __init__(self, int64_t channels, in_size, out_size, kernel, stride, pad, dilation):
+        cdef int i
+        for name, value in (("in_size", in_size), ("out_size", out_size), ("kernel", kernel),
+                            ("stride", stride), ("pad", pad), ("dilation", dilation)):
+            if len(value) != 3:
+                raise ValueError(f"Geometry: {name} needs 3 sizes, got {value!r}")
+        self.g.channels = channels
+        for i in range(3):
+            self.g.in_[i] = in_size[i]
+            self.g.out[i] = out_size[i]
+            self.g.kernel[i] = kernel[i]
+            self.g.stride[i] = stride[i]
+            self.g.pad[i] = pad[i]
+            self.g.dilation[i] = dilation[i]
+
+    def sizes(self):
+        """{field: value} of the geometry, 3-tuples for the per-axis ones."""
+        return {"channels": self.g.channels, "in_size": _triple(self.g.in_),
+                "out_size": _triple(self.g.out), "kernel": _triple(self.g.kernel),
+                "stride": _triple(self.g.stride), "pad": _triple(self.g.pad),
+                "dilation": _triple(self.g.dilation)}
+
+    def __repr__(self):
+        return "Geometry(" + ", ".join(f"{k}={v}" for k, v in self.sizes().items()) + ")"
 
 
 cdef int64_t _prod3(const int64_t *v) noexcept nogil:
@@ -44,10 +80,10 @@ cdef int _check_col_bounds(Py_ssize_t col_size, int64_t batch, const fc_geometry
     return 0
 
 
-def im2col(const real[::1] im, int64_t batch, tuple geom, int64_t batch_stride,
+def im2col(const real[::1] im, int64_t batch, Geometry geom not None, int64_t batch_stride,
            int64_t row_stride, real[::1] col, int nthreads):
     """Gather the windows of `batch` images into the column buffer `col`."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_col_layout layout = fc_col_layout(batch_stride, row_stride)
     if batch <= 0 or g.channels == 0 or _prod3(g.out) == 0:
         return
@@ -55,16 +91,13 @@ def im2col(const real[::1] im, int64_t batch, tuple geom, int64_t batch_stride,
         raise ValueError("image buffer too small")
     _check_col_bounds(col.shape[0], batch, &g, layout)
     with nogil:
-        if real is float:
-            fc_im2col_f32(&im[0], batch, &g, layout, &col[0], nthreads)
-        else:
-            fc_im2col_f64(&im[0], batch, &g, layout, &col[0], nthreads)
+        fc_im2col(_dtype(<real>0), &im[0], batch, &g, layout, &col[0], nthreads)
 
 
-def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
+def col2im(const real[::1] col, int64_t batch, Geometry geom not None, int64_t batch_stride,
            int64_t row_stride, real[::1] im, int nthreads):
     """Scatter-add the column buffer `col` into `batch` images (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef fc_col_layout layout = fc_col_layout(batch_stride, row_stride)
     if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
         return
@@ -77,17 +110,13 @@ def col2im(const real[::1] col, int64_t batch, tuple geom, int64_t batch_stride,
         return
     _check_col_bounds(col.shape[0], batch, &g, layout)
     with nogil:
-        if real is float:
-            fc_col2im_f32(&col[0], batch, &g, layout, &im[0], nthreads)
-        else:
-            fc_col2im_f64(&col[0], batch, &g, layout, &im[0], nthreads)
+        fc_col2im(_dtype(<real>0), &col[0], batch, &g, layout, &im[0], nthreads)
 
 
 cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
                           Py_ssize_t ws_size, int64_t batch, const fc_geometry *g,
-                          int64_t multiplier, int nthreads, bint is_float) except -1:
-    cdef int64_t need = (fc_depthwise_workspace_f32(g, multiplier, nthreads) if is_float
-                         else fc_depthwise_workspace_f64(g, multiplier, nthreads))
+                          int64_t multiplier, int nthreads, fc_dtype dtype) except -1:
+    cdef int64_t need = fc_depthwise_workspace(dtype, g, multiplier, nthreads)
     if (x_size < batch * g.channels * _prod3(g.in_)
             or w_size < g.channels * multiplier * _prod3(g.kernel)
             or y_size < batch * g.channels * multiplier * _prod3(g.out) or ws_size < need):
@@ -95,74 +124,62 @@ cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_siz
     return 0
 
 
-def depthwise_workspace_size(dtype_char, tuple geom, int64_t multiplier, int nthreads):
+def depthwise_workspace_size(dtype_char, Geometry geom not None, int64_t multiplier,
+                             int nthreads):
     """Elements of scratch the depthwise kernels need ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
-    if dtype_char == "f":
-        return fc_depthwise_workspace_f32(&g, multiplier, nthreads)
-    return fc_depthwise_workspace_f64(&g, multiplier, nthreads)
+    cdef fc_geometry g = geom.g
+    return fc_depthwise_workspace(_dtype_of_char(dtype_char), &g, multiplier, nthreads)
 
 
 def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias,
-                      int64_t batch, tuple geom, int64_t multiplier, real[::1] y,
+                      int64_t batch, Geometry geom not None, int64_t multiplier, real[::1] y,
                       real[::1] ws, int nthreads):
     """Depthwise conv forward into y (overwritten), plus bias per output
     channel unless `bias` is empty."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef const real *bias_ptr = NULL
     if y.shape[0] == 0:
         return
     _check_depthwise(x.shape[0], w.shape[0], y.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, real is float)
+                     nthreads, _dtype(<real>0))
     if bias.shape[0]:
         if bias.shape[0] < g.channels * multiplier:
             raise ValueError("depthwise bias too small")
         bias_ptr = &bias[0]
     with nogil:
-        if real is float:
-            fc_depthwise_forward_f32(&x[0], &w[0], bias_ptr, batch, &g, multiplier, &y[0],
-                                     &ws[0], nthreads)
-        else:
-            fc_depthwise_forward_f64(&x[0], &w[0], bias_ptr, batch, &g, multiplier, &y[0],
-                                     &ws[0], nthreads)
+        fc_depthwise_forward(_dtype(<real>0), &x[0], &w[0], bias_ptr, batch, &g, multiplier,
+                             &y[0], &ws[0], nthreads)
 
 
-def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch, tuple geom,
-                             int64_t multiplier, real[::1] gx, real[::1] ws, int nthreads):
+def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch,
+                             Geometry geom not None, int64_t multiplier, real[::1] gx,
+                             real[::1] ws, int nthreads):
     """Depthwise conv input gradient into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     if gx.shape[0] == 0:
         return
     _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, real is float)
+                     nthreads, _dtype(<real>0))
     with nogil:
-        if real is float:
-            fc_depthwise_backward_input_f32(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
-                                            &ws[0], nthreads)
-        else:
-            fc_depthwise_backward_input_f64(&gy[0], &w[0], batch, &g, multiplier, &gx[0],
-                                            &ws[0], nthreads)
+        fc_depthwise_backward_input(_dtype(<real>0), &gy[0], &w[0], batch, &g, multiplier,
+                                    &gx[0], &ws[0], nthreads)
 
 
 def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
-                              tuple geom, int64_t multiplier, real[::1] gw, real[::1] ws,
-                              int nthreads):
+                              Geometry geom not None, int64_t multiplier, real[::1] gw,
+                              real[::1] ws, int nthreads):
     """Depthwise conv weight gradient into gw (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     if gw.shape[0] == 0:
         return
     if batch == 0 or gy.shape[0] == 0:
         gw[:] = 0
         return
     _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, real is float)
+                     nthreads, _dtype(<real>0))
     with nogil:
-        if real is float:
-            fc_depthwise_backward_weight_f32(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
-                                             &ws[0], nthreads)
-        else:
-            fc_depthwise_backward_weight_f64(&gy[0], &x[0], batch, &g, multiplier, &gw[0],
-                                             &ws[0], nthreads)
+        fc_depthwise_backward_weight(_dtype(<real>0), &gy[0], &x[0], batch, &g, multiplier,
+                                     &gw[0], &ws[0], nthreads)
 
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
@@ -170,7 +187,7 @@ SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 def gemm_workspace_size(dtype_char, int nthreads):
     """Elements of workspace gemm() needs for `nthreads` ('f' or 'd')."""
-    return fc_gemm_workspace_f32(nthreads) if dtype_char == "f" else fc_gemm_workspace_f64(nthreads)
+    return fc_gemm_workspace(_dtype_of_char(dtype_char), nthreads)
 
 
 def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
@@ -185,10 +202,7 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
         raise ValueError(f"gemm shapes {(a.shape[0], a.shape[1])} @ "
                          f"{(b.shape[0], b.shape[1])} -> {(m, n)} do not match")
     cdef int64_t ws_needed
-    if real is float:
-        ws_needed = fc_gemm_workspace_f32(nthreads)
-    else:
-        ws_needed = fc_gemm_workspace_f64(nthreads)
+    ws_needed = fc_gemm_workspace(_dtype(<real>0), nthreads)
     if ws.shape[0] < ws_needed:
         raise ValueError("gemm workspace too small")
     if m == 0 or n == 0:
@@ -198,30 +212,27 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
     if k > 0:
         pa, pb = &a[0, 0], &b[0, 0]
     with nogil:
-        if real is float:
-            fc_gemm_f32(m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
-                        pb, b.strides[0] // item, b.strides[1] // item,
-                        &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
-        else:
-            fc_gemm_f64(m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
-                        pb, b.strides[0] // item, b.strides[1] // item,
-                        &c[0, 0], c.strides[0] // item, accumulate, &ws[0], nthreads)
+        fc_gemm(_dtype(<real>0), m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
+                pb, b.strides[0] // item, b.strides[1] // item, &c[0, 0], c.strides[0] // item,
+                accumulate, &ws[0], nthreads)
 
 
-cdef int _check_gemm_output(real[:, :] c, Py_ssize_t ws_size, int64_t ws_needed) except -1:
-    if c.shape[1] > 1 and c.strides[1] != sizeof(real):
-        raise ValueError("gemm output must have unit column stride")
-    if ws_size < ws_needed:
-        raise ValueError("gemm workspace too small")
-    return 0
+cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,
+                               bint stream_stores, bint pointwise) noexcept:
+    cdef fc_conv_schedule s
+    s.per_image = per_image
+    s.threads_over_images = threads_over_images
+    s.stream_stores = stream_stores
+    s.pointwise = pointwise
+    return s
 
 
-def conv_workspace_size(dtype_char, tuple geom, int64_t batch, bint per_image, int nthreads):
+def conv_workspace_size(dtype_char, Geometry geom not None, int64_t batch, int64_t c_out,
+                        bint per_image, int nthreads):
     """Elements of scratch conv_forward needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
-    if dtype_char == "f":
-        return fc_conv_workspace_f32(&g, batch, per_image, nthreads)
-    return fc_conv_workspace_f64(&g, batch, per_image, nthreads)
+    cdef fc_geometry g = geom.g
+    cdef fc_conv_schedule s = _schedule(per_image, False, False, False)
+    return fc_conv_workspace(_dtype_of_char(dtype_char), &g, batch, c_out, &s, nthreads)
 
 
 cdef int _check_conv_buffers(str op, fc_geometry *g, int64_t batch, int64_t groups,
@@ -241,13 +252,21 @@ cdef int _check_conv_buffers(str op, fc_geometry *g, int64_t batch, int64_t grou
     return 0
 
 
-def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
+def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
                  const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
-                 bint per_image, real[::1] ws, int64_t[::1] offsets, int nthreads):
-    """Implicit-GEMM conv of `batch` images into y: (batch, C_out, L) when
-    per_image, else (C_out, batch * L); plus bias per output channel unless
-    `bias` is empty."""
-    cdef fc_geometry g = _geometry(geom)
+                 real[::1] ws, int64_t[::1] offsets, int nthreads, *, bint per_image,
+                 bint threads_over_images=False, bint stream_stores=False,
+                 bint pointwise=False):
+    """Implicit-GEMM conv of `batch` images into y (batch, C_out, L), plus bias
+    per output channel unless `bias` is empty.  The keywords are the schedule
+    the caller's plan chose (fc_conv_schedule in csrc/fastconv.h): one GEMM
+    per image or the images side by side; per image, whether each thread
+    takes whole images, writes with streaming stores, reads a pointwise
+    conv's images in place."""
+    cdef fc_geometry g = geom.g
+    cdef fc_conv_schedule s = _schedule(per_image, threads_over_images, stream_stores,
+                                        pointwise)
+    cdef int status
     cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
     cdef int64_t need
     cdef const real *bias_ptr = NULL
@@ -255,141 +274,122 @@ def conv_forward(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
         return
     _check_conv_buffers("conv_forward", &g, batch, groups, c_out, x.shape[0], w.shape[0],
                         bias.shape[0], y.shape[0])
-    if real is float:
-        need = fc_conv_workspace_f32(&g, batch, per_image, nthreads)
-    else:
-        need = fc_conv_workspace_f64(&g, batch, per_image, nthreads)
+    need = fc_conv_workspace(_dtype(<real>0), &g, batch, c_out, &s, nthreads)
     if ws.shape[0] < need or offsets.shape[0] < g.channels * taps:
         raise ValueError("conv_forward: buffer too small")
     if bias.shape[0]:
         bias_ptr = &bias[0]
     with nogil:
-        if real is float:
-            fc_conv_forward_f32(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
-                                per_image, &ws[0], &offsets[0], nthreads)
-        else:
-            fc_conv_forward_f64(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
-                                per_image, &ws[0], &offsets[0], nthreads)
+        status = fc_conv_forward(_dtype(<real>0), &x[0], batch, &g, groups, &w[0], bias_ptr,
+                                 c_out, &y[0], &s, &ws[0], &offsets[0], nthreads)
+    if status < 0:
+        raise ValueError(f"conv_forward: pointwise schedule for a geometry that is not "
+                         f"pointwise: {geom}")
 
 
-cdef bint _winograd_geometry(fc_geometry *g):
-    """The geometry fc_conv_winograd_* computes: 2-D, 3x3, stride 1, dilation 1."""
-    return (g.in_[0] == 1 and g.out[0] == 1 and g.kernel[0] == 1 and g.pad[0] == 0
-            and g.kernel[1] == 3 and g.kernel[2] == 3
-            and g.stride[1] == 1 and g.stride[2] == 1
-            and g.dilation[1] == 1 and g.dilation[2] == 1)
+cdef int _check_winograd(int64_t status, str op, Geometry geom) except -1:
+    """The Winograd kernels (and their workspace sizes) return -1, writing
+    nothing, for a geometry their transforms are not written for."""
+    if status < 0:
+        raise ValueError(f"{op}: Winograd computes a 2-D 3x3 kernel, stride 1, dilation 1 "
+                         f"only; got geometry {geom}")
+    return 0
 
 
-def conv_winograd_workspace_size(dtype_char, tuple geom, int64_t groups, int64_t c_out,
-                                 int nthreads):
+def conv_winograd_workspace_size(dtype_char, Geometry geom not None, int64_t groups,
+                                 int64_t c_out, int nthreads):
     """Elements of scratch conv_winograd needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
-    if dtype_char == "f":
-        return fc_conv_winograd_workspace_f32(&g, groups, c_out, nthreads)
-    return fc_conv_winograd_workspace_f64(&g, groups, c_out, nthreads)
+    cdef fc_geometry g = geom.g
+    cdef int64_t need = fc_conv_winograd_workspace(_dtype_of_char(dtype_char), &g, groups,
+                                                   c_out, nthreads)
+    _check_winograd(need, "conv_winograd", geom)
+    return need
 
 
-def conv_winograd(const real[::1] x, int64_t batch, tuple geom, int64_t groups,
+def conv_winograd(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
                   const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
                   real[::1] ws, int nthreads):
     """Winograd F(2x2, 3x3) conv of `batch` images into y (batch, C_out, L),
     plus bias per output channel unless `bias` is empty; 2-D, 3x3 kernel,
     stride 1 and dilation 1 only."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t l = _prod3(g.out)
     cdef int64_t need
     cdef const real *bias_ptr = NULL
-    if not _winograd_geometry(&g):
-        raise ValueError(f"conv_winograd: needs a 2-D 3x3 kernel, stride 1, dilation 1; "
-                         f"got geometry {geom}")
+    cdef int status
     if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
         return
     _check_conv_buffers("conv_winograd", &g, batch, groups, c_out, x.shape[0], w.shape[0],
                         bias.shape[0], y.shape[0])
-    if real is float:
-        need = fc_conv_winograd_workspace_f32(&g, groups, c_out, nthreads)
-    else:
-        need = fc_conv_winograd_workspace_f64(&g, groups, c_out, nthreads)
+    need = fc_conv_winograd_workspace(_dtype(<real>0), &g, groups, c_out, nthreads)
+    _check_winograd(need, "conv_winograd", geom)
     if ws.shape[0] < need:
         raise ValueError("conv_winograd: buffer too small")
     if bias.shape[0]:
         bias_ptr = &bias[0]
     with nogil:
-        if real is float:
-            fc_conv_winograd_f32(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
-                                 &ws[0], nthreads)
-        else:
-            fc_conv_winograd_f64(&x[0], batch, &g, groups, &w[0], bias_ptr, c_out, &y[0],
-                                 &ws[0], nthreads)
+        status = fc_conv_winograd(_dtype(<real>0), &x[0], batch, &g, groups, &w[0], bias_ptr,
+                                  c_out, &y[0], &ws[0], nthreads)
+    _check_winograd(status, "conv_winograd", geom)
 
 
-def conv_data_grad_workspace_size(dtype_char, tuple geom, int nthreads):
+def conv_data_grad_workspace_size(dtype_char, Geometry geom not None, int nthreads):
     """Elements of scratch conv_data_grad needs ('f' or 'd')."""
-    cdef fc_geometry g = _geometry(geom)
-    if dtype_char == "f":
-        return fc_conv_data_grad_workspace_f32(&g, nthreads)
-    return fc_conv_data_grad_workspace_f64(&g, nthreads)
+    cdef fc_geometry g = geom.g
+    return fc_conv_data_grad_workspace(_dtype_of_char(dtype_char), &g, nthreads)
 
 
-def conv_data_grad(const real[::1] gout, int64_t batch, tuple geom, int64_t groups,
-                   const real[::1] w, int64_t c_out, real[::1] gx, real[::1] ws, int nthreads):
-    """grad_input (batch, C_in, in) of a conv by GEMM + col2im, image by image."""
-    cdef fc_geometry g = _geometry(geom)
+def conv_data_grad(const real[::1] gout, int64_t batch, Geometry geom not None,
+                   int64_t groups, const real[::1] w, int64_t c_out, real[::1] gx,
+                   real[::1] ws, int nthreads, *, bint threads_over_images=False):
+    """grad_input (batch, C_in, in) of a conv by GEMM + col2im, image by image
+    (each thread whole images when threads_over_images)."""
+    cdef fc_geometry g = geom.g
+    cdef fc_conv_schedule s = _schedule(True, threads_over_images, False, False)
     cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out), need
     if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
         return
     if groups <= 0 or g.channels % groups or c_out % groups:
         raise ValueError("conv_data_grad: channels not divisible by groups")
-    if real is float:
-        need = fc_conv_data_grad_workspace_f32(&g, nthreads)
-    else:
-        need = fc_conv_data_grad_workspace_f64(&g, nthreads)
+    need = fc_conv_data_grad_workspace(_dtype(<real>0), &g, nthreads)
     if (gout.shape[0] < batch * c_out * l or w.shape[0] < c_out * (g.channels // groups) * taps
             or gx.shape[0] < batch * g.channels * _prod3(g.in_) or ws.shape[0] < need
             or (c_out and (gout.shape[0] == 0 or w.shape[0] == 0))):
         raise ValueError("conv_data_grad: buffer too small")
     with nogil:
-        if real is float:
-            fc_conv_data_grad_f32(&gout[0] if c_out else NULL, batch, &g, groups,
-                                  &w[0] if c_out else NULL, c_out, &gx[0], &ws[0], nthreads)
-        else:
-            fc_conv_data_grad_f64(&gout[0] if c_out else NULL, batch, &g, groups,
-                                  &w[0] if c_out else NULL, c_out, &gx[0], &ws[0], nthreads)
+        fc_conv_data_grad(_dtype(<real>0), &gout[0] if c_out else NULL, batch, &g, groups,
+                          &w[0] if c_out else NULL, c_out, &gx[0], &s, &ws[0], nthreads)
 
 
 def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
     """Elements of workspace conv_weight_grad needs for an m x n gradient."""
-    if dtype_char == "f":
-        return fc_conv_weight_grad_workspace_f32(m, n, nthreads)
-    return fc_conv_weight_grad_workspace_f64(m, n, nthreads)
+    return fc_conv_weight_grad_workspace(_dtype_of_char(dtype_char), m, n, nthreads)
 
 
-def conv_winograd_weight_grad_workspace_size(dtype_char, tuple geom, int64_t m,
+def conv_winograd_weight_grad_workspace_size(dtype_char, Geometry geom not None, int64_t m,
                                              int nthreads):
     """Elements of workspace conv_weight_grad(..., winograd=True) needs."""
-    cdef fc_geometry g = _geometry(geom)
-    if dtype_char == "f":
-        return fc_conv_winograd_weight_grad_workspace_f32(&g, m, nthreads)
-    return fc_conv_winograd_weight_grad_workspace_f64(&g, m, nthreads)
+    cdef fc_geometry g = geom.g
+    cdef int64_t need = fc_conv_winograd_weight_grad_workspace(_dtype_of_char(dtype_char), &g,
+                                                               m, nthreads)
+    _check_winograd(need, "conv_weight_grad", geom)
+    return need
 
 
 def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride,
                      const real[::1] gout, int64_t gout_offset, int64_t gout_image_stride,
-                     int64_t batch, tuple geom, real[:, :] grad_w, real[::1] ws,
+                     int64_t batch, Geometry geom not None, real[:, :] grad_w, real[::1] ws,
                      int nthreads, bint winograd=False):
     """grad_w (m x K) += grad_out @ columns.T for `batch` images, the columns
     never built: image b's channel c is at x[x_offset + b*x_image_stride +
     c*plane], its grad_output row o at gout[gout_offset + b*gout_image_stride
     + o*L].  winograd: by Winograd F(2x2, 3x3) (2-D 3x3, stride 1,
     dilation 1 only)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t m = grad_w.shape[0], l = _prod3(g.out), plane = _prod3(g.in_)
     cdef int64_t need
     if grad_w.shape[1] != g.channels * _prod3(g.kernel):
         raise ValueError("grad_w must have channels * taps columns")
-    if winograd and not _winograd_geometry(&g):
-        raise ValueError(f"conv_weight_grad: Winograd needs a 2-D 3x3 kernel, stride 1, "
-                         f"dilation 1; got geometry {geom}")
     if batch <= 0 or m == 0 or g.channels == 0 or l == 0:
         return
     if grad_w.shape[1] > 1 and grad_w.strides[1] != sizeof(real):
@@ -400,32 +400,26 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
     if (gout_offset < 0 or gout_image_stride < 0
             or gout_offset + (batch - 1) * gout_image_stride + m * l > gout.shape[0]):
         raise ValueError("grad_output buffer too small")
-    if real is float:
-        need = (fc_conv_winograd_weight_grad_workspace_f32(&g, m, nthreads) if winograd
-                else fc_conv_weight_grad_workspace_f32(m, grad_w.shape[1], nthreads))
+    if winograd:
+        need = fc_conv_winograd_weight_grad_workspace(_dtype(<real>0), &g, m, nthreads)
+        _check_winograd(need, "conv_weight_grad", geom)
     else:
-        need = (fc_conv_winograd_weight_grad_workspace_f64(&g, m, nthreads) if winograd
-                else fc_conv_weight_grad_workspace_f64(m, grad_w.shape[1], nthreads))
+        need = fc_conv_weight_grad_workspace(_dtype(<real>0), m, grad_w.shape[1], nthreads)
     if ws.shape[0] < need:
         raise ValueError("weight-gradient workspace too small")
     cdef int64_t ldw = grad_w.strides[0] // sizeof(real)
+    cdef int status = 0
     with nogil:
-        if real is float and winograd:
-            fc_conv_winograd_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                             gout_image_stride, batch, &g, m, &grad_w[0, 0],
-                                             ldw, &ws[0], nthreads)
-        elif real is float:
-            fc_conv_weight_grad_f32(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                    gout_image_stride, batch, &g, m, &grad_w[0, 0], ldw,
-                                    &ws[0], nthreads)
-        elif winograd:
-            fc_conv_winograd_weight_grad_f64(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                             gout_image_stride, batch, &g, m, &grad_w[0, 0],
-                                             ldw, &ws[0], nthreads)
+        if winograd:
+            status = fc_conv_winograd_weight_grad(_dtype(<real>0), &x[x_offset], x_image_stride,
+                                                  &gout[gout_offset], gout_image_stride,
+                                                  batch, &g, m, &grad_w[0, 0], ldw, &ws[0],
+                                                  nthreads)
         else:
-            fc_conv_weight_grad_f64(&x[x_offset], x_image_stride, &gout[gout_offset],
-                                    gout_image_stride, batch, &g, m, &grad_w[0, 0], ldw,
-                                    &ws[0], nthreads)
+            fc_conv_weight_grad(_dtype(<real>0), &x[x_offset], x_image_stride,
+                                &gout[gout_offset], gout_image_stride, batch, &g, m,
+                                &grad_w[0, 0], ldw, &ws[0], nthreads)
+    _check_winograd(status, "conv_weight_grad", geom)
 
 
 def simd_compiled():
@@ -450,6 +444,11 @@ def simd_active():
     return SIMD_LEVELS[fc_simd_active()]
 
 
+def simd_calls():
+    """Kernel calls each SIMD path has run since the process started."""
+    return {name: fc_simd_calls(i) for i, name in enumerate(SIMD_LEVELS)}
+
+
 def build_info():
     """What the kernels were compiled with."""
     return {
@@ -462,7 +461,7 @@ def build_info():
 
 
 # ---------------------------------------------------------------------------
-# Pooling.  geom is the same tuple as above with channels = N*C planes; the
+# Pooling.  geom is a Geometry as above with channels = N*C planes; the
 # checks below are only those that keep a wrong call inside its buffers.
 # ---------------------------------------------------------------------------
 
@@ -484,10 +483,10 @@ cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size
     return 0
 
 
-def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
+def max_pool(const real[::1] x, Geometry geom not None, real[::1] y, indices, int nthreads):
     """Max pooling of geom's planes into y; the argmax into `indices` (an
     int64 buffer like y) unless it is None."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t[::1] ind
     cdef int64_t *ind_ptr = NULL
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
@@ -502,18 +501,15 @@ def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
     if indices is not None:
         ind_ptr = &ind[0]
     with nogil:
-        if real is float:
-            fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
-        else:
-            fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+        fc_max_pool(_dtype(<real>0), &x[0], &g, &y[0], ind_ptr, nthreads)
 
 
-def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, tuple geom,
+def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, Geometry geom not None,
                       real[::1] gx, int nthreads):
     """Scatter-add gy into gx (overwritten) at `indices`.  Every index is
     checked to lie inside its plane first: returns -1 on success, else the
     flat position of a bad index, with gx untouched."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     cdef int64_t n_out, bad
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     n_out = g.channels * _prod3(g.out)
@@ -530,35 +526,29 @@ def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, tuple geom
         if n_out == 0:
             for i in range(g.channels * _prod3(g.in_)):
                 gx[i] = 0
-        elif real is float:
-            fc_max_pool_backward_f32(&gy[0], &indices[0], &g, &gx[0], nthreads)
         else:
-            fc_max_pool_backward_f64(&gy[0], &indices[0], &g, &gx[0], nthreads)
+            fc_max_pool_backward(_dtype(<real>0), &gy[0], &indices[0], &g, &gx[0], nthreads)
     return -1
 
 
-def avg_pool(const real[::1] x, tuple geom, bint count_include_pad,
+def avg_pool(const real[::1] x, Geometry geom not None, bint count_include_pad,
              int64_t divisor_override, real[::1] y, int nthreads):
     """Average pooling of geom's planes into y (divisor_override 0 = none)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
     if g.channels == 0 or _prod3(g.out) == 0:
         return
     if _prod3(g.in_) == 0:
         raise ValueError("cannot pool an empty plane into a non-empty output")
     with nogil:
-        if real is float:
-            fc_avg_pool_f32(&x[0], &g, count_include_pad, divisor_override, &y[0],
-                            nthreads)
-        else:
-            fc_avg_pool_f64(&x[0], &g, count_include_pad, divisor_override, &y[0],
-                            nthreads)
+        fc_avg_pool(_dtype(<real>0), &x[0], &g, count_include_pad, divisor_override, &y[0],
+                    nthreads)
 
 
-def avg_pool_backward(const real[::1] gy, tuple geom, bint count_include_pad,
+def avg_pool_backward(const real[::1] gy, Geometry geom not None, bint count_include_pad,
                       int64_t divisor_override, real[::1] gx, int nthreads):
     """Gradient of avg_pool: gy spread over each window into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     if g.channels == 0 or _prod3(g.in_) == 0:
         return
@@ -566,33 +556,27 @@ def avg_pool_backward(const real[::1] gy, tuple geom, bint count_include_pad,
         if _prod3(g.out) == 0:
             for i in range(g.channels * _prod3(g.in_)):
                 gx[i] = 0
-        elif real is float:
-            fc_avg_pool_backward_f32(&gy[0], &g, count_include_pad, divisor_override,
-                                     &gx[0], nthreads)
         else:
-            fc_avg_pool_backward_f64(&gy[0], &g, count_include_pad, divisor_override,
-                                     &gx[0], nthreads)
+            fc_avg_pool_backward(_dtype(<real>0), &gy[0], &g, count_include_pad,
+                                 divisor_override, &gx[0], nthreads)
 
 
-def adaptive_avg_pool(const real[::1] x, tuple geom, real[::1] y, int nthreads):
+def adaptive_avg_pool(const real[::1] x, Geometry geom not None, real[::1] y, int nthreads):
     """Adaptive average pooling of geom's planes into y."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
     if g.channels == 0 or _prod3(g.out) == 0:
         return
     if _prod3(g.in_) == 0:
         raise ValueError("cannot pool an empty plane into a non-empty output")
     with nogil:
-        if real is float:
-            fc_adaptive_avg_pool_f32(&x[0], &g, &y[0], nthreads)
-        else:
-            fc_adaptive_avg_pool_f64(&x[0], &g, &y[0], nthreads)
+        fc_adaptive_avg_pool(_dtype(<real>0), &x[0], &g, &y[0], nthreads)
 
 
-def adaptive_avg_pool_backward(const real[::1] gy, tuple geom, real[::1] gx,
+def adaptive_avg_pool_backward(const real[::1] gy, Geometry geom not None, real[::1] gx,
                                int nthreads):
     """Gradient of adaptive_avg_pool into gx (overwritten)."""
-    cdef fc_geometry g = _geometry(geom)
+    cdef fc_geometry g = geom.g
     _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
     if g.channels == 0 or _prod3(g.in_) == 0:
         return
@@ -600,7 +584,5 @@ def adaptive_avg_pool_backward(const real[::1] gy, tuple geom, real[::1] gx,
         if _prod3(g.out) == 0:
             for i in range(g.channels * _prod3(g.in_)):
                 gx[i] = 0
-        elif real is float:
-            fc_adaptive_avg_pool_backward_f32(&gy[0], &g, &gx[0], nthreads)
         else:
-            fc_adaptive_avg_pool_backward_f64(&gy[0], &g, &gx[0], nthreads)
+            fc_adaptive_avg_pool_backward(_dtype(<real>0), &gy[0], &g, &gx[0], nthreads)

@@ -154,16 +154,17 @@ def _output_winograd(plan, op, x, w, b, geom, groups, out):
 
 
 def _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image):
-    """The implicit-GEMM kernel on images x: out is (N, C_out, L) when
-    per_image (one GEMM per image, in place), else (C_out, N*L) (the images
-    side by side)."""
+    """The implicit-GEMM kernel on images x into out (N, C_out, L): one GEMM
+    per image, in place, when per_image, else the images side by side."""
     _args.check_alloc(op, "scratch of the padded input", (plan.workspace,), x.dtype,
                       "padding, stride and dilation")
     ws = _workspace.scratch("conv", (plan.workspace,), x.dtype)
     offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
     _kernels.conv_forward(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
-                          _bias(b, x.dtype), w.shape[0], out.reshape(-1), per_image, ws,
-                          offsets, plan.threads)
+                          _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, offsets,
+                          plan.threads, per_image=per_image,
+                          threads_over_images=plan.threads_over_images,
+                          stream_stores=plan.stream_stores, pointwise=plan.pointwise)
 
 
 def _output_per_image(plan, op, x, w, b, geom, groups, out):
@@ -171,14 +172,13 @@ def _output_per_image(plan, op, x, w, b, geom, groups, out):
 
 
 def _output_side_by_side(plan, op, x, w, b, geom, groups, out):
-    """Chunks of plan.chunk images side by side; each chunk's (C_out, nb*L)
-    output is then transposed into place."""
-    n, (c_out, l) = x.shape[0], out.shape[1:]
+    """Chunks of plan.chunk images side by side (the kernel copies each
+    chunk's GEMM output into place)."""
+    n = x.shape[0]
     for b0 in range(0, n, plan.chunk):
         nb = min(plan.chunk, n - b0)
-        out_t = _workspace.scratch("out_t", (c_out, nb, l), x.dtype)
-        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, geom, groups, out_t, per_image=False)
-        np.copyto(out[b0:b0 + nb], out_t.transpose(1, 0, 2))
+        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, geom, groups, out[b0:b0 + nb],
+                       per_image=False)
 
 
 def conv_grad_input(gout, w, win, groups, input_shape, plan=None):
@@ -212,7 +212,7 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None):
     _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
                             grad_input.reshape(-1),
                             _workspace.scratch("cols", (plan.workspace,), gout.dtype),
-                            plan.threads)
+                            plan.threads, threads_over_images=plan.threads_over_images)
     return grad_input
 
 

@@ -6,7 +6,7 @@ with kernel 1, stride 1, padding 0, dilation 1, so one C loop nest serves all.
 from dataclasses import dataclass
 from math import prod
 
-from .. import _shapes
+from .. import _kernels, _shapes
 
 
 def lift(values, fill):
@@ -44,9 +44,9 @@ class Window:
         return prod(self.out_size)
 
     def kernel_geometry(self, channels):
-        """The tuple the C kernels take: channels and 3-D lifted sizes.
+        """The geometry the C kernels take: channels and 3-D lifted sizes.
         Trailing padding needs no field: out_size already accounts for it and
         taps past the input read as zeros."""
-        return (channels, lift(self.in_size, 1), lift(self.out_size, 1),
-                lift(self.kernel, 1), lift(self.stride, 1), lift(self.pad_before, 0),
-                lift(self.dilation, 1))
+        return _kernels.Geometry(channels, lift(self.in_size, 1), lift(self.out_size, 1),
+                                 lift(self.kernel, 1), lift(self.stride, 1),
+                                 lift(self.pad_before, 0), lift(self.dilation, 1))

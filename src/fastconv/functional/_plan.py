@@ -319,18 +319,17 @@ def _plan_output(call, forced):
     if algorithm == GEMM_PER_IMAGE:
         out_bytes = call.batch * call.c_out * win.out_count * dtype.itemsize
         return call.plan(algorithm, reason, _kernels.conv_workspace_size(
-            dtype.char, geom, call.batch, True, threads),
+            dtype.char, geom, call.batch, call.c_out, True, threads),
             threads_over_images=call.threads_over_images(),
             stream_stores=out_bytes >= STREAM_MIN_BYTES, pointwise=is_pointwise(win))
     if algorithm == GEMM_SIDE_BY_SIDE:
-        def padded_images(nb):
-            return _kernels.conv_workspace_size(dtype.char, geom, nb, False, 1)
-        # A chunk holds its padded images and its transposed output.
-        per_image = (padded_images(2) - padded_images(1)
-                     + call.c_out * win.out_count) * dtype.itemsize
-        chunk = batch_chunk(call.batch, per_image)
+        def scratch(nb):
+            return _kernels.conv_workspace_size(dtype.char, geom, nb, call.c_out, False, 1)
+        # A chunk holds its padded images and its GEMM output (which the
+        # kernel copies into place).
+        chunk = batch_chunk(call.batch, (scratch(2) - scratch(1)) * dtype.itemsize)
         return call.plan(algorithm, reason, _kernels.conv_workspace_size(
-            dtype.char, geom, chunk, False, threads), chunk=chunk)
+            dtype.char, geom, chunk, call.c_out, False, threads), chunk=chunk)
     return call.plan(algorithm, reason)
 
 

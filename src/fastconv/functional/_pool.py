@@ -40,10 +40,10 @@ class PoolWindow:
                                               self.padding, self.dilation))
 
     def kernel_geometry(self, planes):
-        """The tuple the C kernels take, with the batch folded into planes."""
-        return (planes, lift(self.in_size, 1), lift(self.out_size, 1),
-                lift(self.kernel, 1), lift(self.stride, 1), lift(self.padding, 0),
-                lift(self.dilation, 1))
+        """The geometry the C kernels take, with the batch folded into planes."""
+        return _kernels.Geometry(planes, lift(self.in_size, 1), lift(self.out_size, 1),
+                                 lift(self.kernel, 1), lift(self.stride, 1),
+                                 lift(self.padding, 0), lift(self.dilation, 1))
 
 
 def _flag(value, name, op):
@@ -172,8 +172,7 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     _args.check_alloc(op, "grad_input", shape, g.dtype, f"input_shape={shape}")
     grad_input = np.empty(shape, dtype=g.dtype)
     # The scatter-add needs only the sizes: the indices say where each goes.
-    one = (1, 1, 1)
-    geom = (n * c, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
+    geom = _sizes_geometry(n * c, in_size, out_size)
     bad = _kernels.max_pool_backward(g.reshape(-1), indices.reshape(-1), geom,
                                      grad_input.reshape(-1), _threads.get_num_threads())
     if bad >= 0:
@@ -368,9 +367,12 @@ def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
 # Adaptive average pooling (2-D)
 # ---------------------------------------------------------------------------
 
-def _adaptive_geometry(planes, in_size, out_size):
+def _sizes_geometry(planes, in_size, out_size):
+    """A geometry of sizes only (kernel, stride, dilation 1, no padding): the
+    max-pool scatter and adaptive pooling read nothing else."""
     one = (1, 1, 1)
-    return (planes, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
+    return _kernels.Geometry(planes, lift(in_size, 1), lift(out_size, 1), one, one,
+                             (0, 0, 0), one)
 
 
 def adaptive_avg_pool2d(input: ArrayLike,
@@ -424,7 +426,7 @@ def adaptive_avg_pool2d(input: ArrayLike,
     _args.check_alloc(op, "output", (n, c) + out_size, x.dtype, f"output_size={output_size!r}")
     x = _args.contiguous(x)
     out = np.empty((n, c) + out_size, dtype=x.dtype)
-    _kernels.adaptive_avg_pool(x.reshape(-1), _adaptive_geometry(n * c, in_size, out_size),
+    _kernels.adaptive_avg_pool(x.reshape(-1), _sizes_geometry(n * c, in_size, out_size),
                                out.reshape(-1), _threads.get_num_threads())
     return out
 
@@ -465,6 +467,6 @@ def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> 
     g = _args.contiguous(g)
     grad_input = np.empty(shape, dtype=g.dtype)
     _kernels.adaptive_avg_pool_backward(
-        g.reshape(-1), _adaptive_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
+        g.reshape(-1), _sizes_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
         grad_input.reshape(-1), _threads.get_num_threads())
     return grad_input

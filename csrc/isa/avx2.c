@@ -1,0 +1,21 @@
+/* The AVX2 + FMA kernel table (x86-64 with GCC or clang): a 6 x 2 ymm GEMM
+ * micro-tile, 12 accumulators of 16 registers (BLIS haswell). */
+#include "common.h"
+
+#if FC_HAVE_X86_DISPATCH
+#include <immintrin.h>   /* streaming stores: no portable spelling in GCC */
+
+#define FC_ISA_LEVEL FC_SIMD_AVX2
+#define FC_ISA_TABLE fc_kernels_avx2
+#define TARGET __attribute__((target("avx2,fma")))
+#define VBYTES 32
+#define MR 6
+#define NV 2
+#define G_HAVE_STREAM 1
+#define G_STREAM(p, v) (sizeof(SCALAR) == 4 ? _mm256_stream_ps((float *)(p), (__m256)(v)) \
+                                             : _mm256_stream_pd((double *)(p), (__m256d)(v)))
+#define G_SFENCE() _mm_sfence()
+#include "isa_template.h"
+#else
+typedef int fc_avx2_not_compiled;   /* ISO C: no empty translation unit */
+#endif

@@ -1,0 +1,55 @@
+"""The typed bridge (fastconv._kernels): a Geometry per call, and the C
+kernels' own guards surfacing as ValueError instead of bad reads."""
+import numpy as np
+import pytest
+
+from fastconv import _kernels
+
+
+def _geometry(kernel=(1, 3, 3), stride=(1, 1, 1), channels=2, size=7):
+    out = tuple((n - k) // s + 1 for n, k, s in zip((1, size, size), kernel, stride))
+    return _kernels.Geometry(channels, (1, size, size), out, kernel, stride, (0, 0, 0),
+                             (1, 1, 1))
+
+
+def test_geometry_holds_three_sizes_per_axis():
+    g = _geometry(stride=(1, 2, 2))
+    assert g.sizes() == {"channels": 2, "in_size": (1, 7, 7), "out_size": (1, 3, 3),
+                         "kernel": (1, 3, 3), "stride": (1, 2, 2), "pad": (0, 0, 0),
+                         "dilation": (1, 1, 1)}
+    assert "stride=(1, 2, 2)" in repr(g)
+    with pytest.raises(ValueError, match="kernel needs 3 sizes"):
+        _kernels.Geometry(1, (1, 4, 4), (1, 2, 2), (3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1))
+
+
+def test_bridge_takes_a_geometry_not_a_tuple():
+    x = np.zeros(98, np.float32)
+    with pytest.raises(TypeError):
+        _kernels.max_pool(x, (2, (1, 7, 7), (1, 3, 3), (1, 2, 2), (1, 2, 2), (0, 0, 0),
+                              (1, 1, 1)), np.zeros(18, np.float32), None, 1)
+
+
+def test_pointwise_schedule_on_a_3x3_geometry_is_refused():
+    """A pointwise read of a 3x3 conv's images would run past them: the kernel
+    refuses (returning -1 before touching anything) and the bridge raises."""
+    g = _geometry()
+    x, w = np.ones(2 * 49, np.float32), np.ones(4 * 2 * 9, np.float32)
+    y = np.full(4 * 25, 7.0, np.float32)
+    size = _kernels.conv_workspace_size("f", g, 1, 4, True, 1)
+    ws, offsets = np.zeros(size, np.float32), np.zeros(2 * 9, np.int64)
+    with pytest.raises(ValueError, match="pointwise"):
+        _kernels.conv_forward(x, 1, g, 1, w, np.empty(0, np.float32), 4, y, ws, offsets, 1,
+                              per_image=True, pointwise=True)
+    assert (y == 7).all()
+    _kernels.conv_forward(x, 1, g, 1, w, np.empty(0, np.float32), 4, y, ws, offsets, 1,
+                          per_image=True)
+    assert (y == 18).all()   # every output sums 2 channels x 9 taps of ones
+
+
+def test_winograd_sizes_refuse_other_geometries():
+    with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
+        _kernels.conv_winograd_workspace_size("f", _geometry(stride=(1, 2, 2)), 1, 4, 1)
+    with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
+        _kernels.conv_winograd_weight_grad_workspace_size("d", _geometry(kernel=(1, 5, 5)),
+                                                          4, 1)
+    assert _kernels.conv_winograd_workspace_size("f", _geometry(), 1, 4, 1) > 0
