@@ -68,8 +68,9 @@ void FC_FN(fc_interpolate_)(const SCALAR *x, const fc_geometry *g, const int64_t
         } else {
             for (int64_t ow = 0; ow < oW; ++ow) {
                 const int64_t i0 = index_w[2 * ow];
+                const SCALAR w0 = weight_w[2 * ow];
                 SCALAR sum = 0;
-                for (int q = 0; q < n; ++q) sum += row_weight[q] * src[q][i0];
+                for (int q = 0; q < n; ++q) sum += row_weight[q] * (w0 * src[q][i0]);
                 yr[ow] = sum;
             }
         }
