@@ -188,7 +188,8 @@ class TorchImpl:
                 y = deform_conv2d_torch(leaves["x"], leaves["offset"], leaves["w"],
                                         leaves["b"], s, p, mask=leaves.get("mask"))
                 y.backward(a["gy"])
-                return y, tuple(t.grad for t in leaves.values())
+                # grads in deform_conv2d_backward's order: input, offset, weight, bias, mask
+                return y.detach(), tuple(t.grad for t in leaves.values())
             return deform_fwd_bwd
         if case.op == "interpolate":
             scale, mode = case.param("scale_factor"), case.param("mode")
