@@ -53,6 +53,25 @@ static inline void FC_FN(deform_corners_)(const SCALAR *plane, int64_t W,
     v[3] = pt->in_y1 && pt->in_x1 ? row1[pt->x0 + 1] : 0;
 }
 
+/* The offset rows (dy, dx) and mask row (NULL without a mask) of image b,
+ * offset group og, tap k: each L = OH*OW values. */
+typedef struct {
+    const SCALAR *dy, *dx, *mask;
+} FC_FN(deform_tap_);
+
+static inline FC_FN(deform_tap_) FC_FN(deform_tap_rows_)(const SCALAR *offset,
+                                                         const SCALAR *mask, int64_t b,
+                                                         int64_t og, int64_t k,
+                                                         int64_t offset_groups, int64_t kk,
+                                                         int64_t L)
+{
+    FC_FN(deform_tap_) t;
+    t.dy = offset + ((b * offset_groups + og) * 2 * kk + 2 * k) * L;
+    t.dx = t.dy + L;
+    t.mask = mask ? mask + ((b * offset_groups + og) * kk + k) * L : NULL;
+    return t;
+}
+
 /* Sample position of tap (i, j) at output l, and the offsets' rows. */
 #define FC_DEFORM_YX(g, i, j, l, off_y, off_x, y, x)                                    \
     const SCALAR y = (SCALAR)(((l) / (g)->out[2]) * (g)->stride[1] - (g)->pad[1]          \
@@ -78,9 +97,9 @@ void FC_FN(fc_deform_im2col_)(const SCALAR *x, const SCALAR *offset, const SCALA
         const int64_t r = t / batch, b = t % batch, c = r / kk, k = r % kk;
         const int64_t og = c / per_group, i = k / kw, j = k % kw;
         const SCALAR *plane = x + (b * C + c) * H * W;
-        const SCALAR *off_y = offset + ((b * offset_groups + og) * 2 * kk + 2 * k) * L;
-        const SCALAR *off_x = off_y + L;
-        const SCALAR *m = mask ? mask + ((b * offset_groups + og) * kk + k) * L : NULL;
+        const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
+                                                               offset_groups, kk, L);
+        const SCALAR *off_y = tap.dy, *off_x = tap.dx, *m = tap.mask;
         SCALAR *dst = col + r * batch * L + b * L;
         for (int64_t l = 0; l < L; ++l) {
             FC_DEFORM_YX(g, i, j, l, off_y, off_x, yy, xx);
@@ -118,9 +137,9 @@ void FC_FN(fc_deform_col2im_)(const SCALAR *gcol, const SCALAR *offset, const SC
         memset(plane, 0, (size_t)(H * W) * sizeof(SCALAR));
         for (int64_t k = 0; k < kk; ++k) {
             const int64_t i = k / kw, j = k % kw;
-            const SCALAR *off_y = offset + ((b * offset_groups + og) * 2 * kk + 2 * k) * L;
-            const SCALAR *off_x = off_y + L;
-            const SCALAR *m = mask ? mask + ((b * offset_groups + og) * kk + k) * L : NULL;
+            const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
+                                                                   offset_groups, kk, L);
+            const SCALAR *off_y = tap.dy, *off_x = tap.dx, *m = tap.mask;
             const SCALAR *src = gcol + (c * kk + k) * batch * L + b * L;
             for (int64_t l = 0; l < L; ++l) {
                 FC_DEFORM_YX(g, i, j, l, off_y, off_x, yy, xx);
@@ -158,12 +177,12 @@ void FC_FN(fc_deform_offset_mask_grad_)(const SCALAR *gcol, const SCALAR *x,
     for (int64_t t = 0; t < tasks; ++t) {
         const int64_t b = t / (offset_groups * kk), og = (t / kk) % offset_groups, k = t % kk;
         const int64_t i = k / kw, j = k % kw;
-        const SCALAR *off_y = offset + ((b * offset_groups + og) * 2 * kk + 2 * k) * L;
-        const SCALAR *off_x = off_y + L;
-        const SCALAR *m = mask ? mask + ((b * offset_groups + og) * kk + k) * L : NULL;
-        SCALAR *g_y = grad_offset + ((b * offset_groups + og) * 2 * kk + 2 * k) * L;
-        SCALAR *g_x = g_y + L;
-        SCALAR *g_m = grad_mask ? grad_mask + ((b * offset_groups + og) * kk + k) * L : NULL;
+        const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
+                                                               offset_groups, kk, L);
+        const SCALAR *off_y = tap.dy, *off_x = tap.dx, *m = tap.mask;
+        /* the gradients have the offset's and the mask's layouts */
+        SCALAR *g_y = grad_offset + (tap.dy - offset), *g_x = g_y + L;
+        SCALAR *g_m = grad_mask ? grad_mask + (tap.mask - mask) : NULL;
         memset(g_y, 0, (size_t)(2 * L) * sizeof(SCALAR));
         if (g_m) memset(g_m, 0, (size_t)L * sizeof(SCALAR));
         for (int64_t c = og * per_group; c < (og + 1) * per_group; ++c) {

@@ -484,8 +484,10 @@ cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size
     return 0
 
 
-def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
-    """Max pooling of geom's planes into y; the argmax into `indices` (an
+def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads,
+             bint adaptive=False):
+    """Max pooling of geom's planes into y (adaptive bins when `adaptive`:
+    then geom's window fields are unused); the argmax into `indices` (an
     int64 buffer like y) unless it is None."""
     cdef fc_geometry g = _geometry(geom)
     cdef int64_t[::1] ind
@@ -503,9 +505,15 @@ def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
         ind_ptr = &ind[0]
     with nogil:
         if real is float:
-            fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
+            if adaptive:
+                fc_adaptive_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
+            else:
+                fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
         else:
-            fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+            if adaptive:
+                fc_adaptive_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+            else:
+                fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
 
 
 def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, tuple geom,
@@ -605,29 +613,6 @@ def adaptive_avg_pool_backward(const real[::1] gy, tuple geom, real[::1] gx,
         else:
             fc_adaptive_avg_pool_backward_f64(&gy[0], &g, &gx[0], nthreads)
 
-
-def adaptive_max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
-    """Adaptive max pooling of geom's planes into y; the argmax into `indices`
-    (an int64 buffer like y) unless it is None."""
-    cdef fc_geometry g = _geometry(geom)
-    cdef int64_t[::1] ind
-    cdef int64_t *ind_ptr = NULL
-    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
-    if indices is not None:
-        ind = indices
-        if ind.shape[0] < g.channels * _prod3(g.out):
-            raise ValueError("indices buffer too small")
-    if g.channels == 0 or _prod3(g.out) == 0:
-        return
-    if _prod3(g.in_) == 0:
-        raise ValueError("cannot pool an empty plane into a non-empty output")
-    if indices is not None:
-        ind_ptr = &ind[0]
-    with nogil:
-        if real is float:
-            fc_adaptive_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
-        else:
-            fc_adaptive_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
 
 
 # ---------------------------------------------------------------------------

@@ -393,10 +393,9 @@ def _adaptive_max_pool(op, nd, input, output_size, return_indices):
     n, c = x.shape[:2]
     out = np.empty((n, c) + out_size, dtype=x.dtype)
     indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
-    _kernels.adaptive_max_pool(x.reshape(-1), _adaptive_geometry(n * c, x.shape[2:], out_size),
-                               out.reshape(-1),
-                               None if indices is None else indices.reshape(-1),
-                               _threads.get_num_threads())
+    _kernels.max_pool(x.reshape(-1), _adaptive_geometry(n * c, x.shape[2:], out_size),
+                      out.reshape(-1), None if indices is None else indices.reshape(-1),
+                      _threads.get_num_threads(), adaptive=True)
     return (out, indices) if return_indices else out
 
 
