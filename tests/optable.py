@@ -513,4 +513,4 @@ ALL_OPS = OPS + _THREAD_OPS
 BY_NAME = {op.name: op for op in ALL_OPS}
 # Public names that are not ops with array inputs.
 # (gradcheck is a pure-Python test helper: it runs the user's own function.)
-NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "__version__"}
+NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "summary", "__version__"}

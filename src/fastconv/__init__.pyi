@@ -29,6 +29,7 @@ from .functional import channel_shuffle as channel_shuffle
 from .functional import pixel_shuffle_backward as pixel_shuffle_backward
 from .functional import pixel_unshuffle_backward as pixel_unshuffle_backward
 from .functional import channel_shuffle_backward as channel_shuffle_backward
+from .nn import summary as summary
 from .functional import adaptive_avg_pool2d as adaptive_avg_pool2d
 from .functional import adaptive_avg_pool2d_backward as adaptive_avg_pool2d_backward
 from .functional import avg_pool1d as avg_pool1d
