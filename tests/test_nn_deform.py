@@ -75,3 +75,12 @@ def test_deformable_block_gradcheck():
         return y, lambda g: ((block.backward(g),)
                              + tuple(dict(block.named_grads())[n] for n in params))
     fastconv.gradcheck(f, x, *params.values(), n_samples=20)
+
+
+def test_summary_runs_through_the_new_layers():
+    """Adaptive max pooling covers the whole input (it is no window)."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Upsample(scale_factor=2),
+                        nn.PixelUnshuffle(2), nn.ChannelShuffle(4), nn.AdaptiveMaxPool2d(3))
+    s = fastconv.summary(net, (1, 3, 8, 8), file=__import__("io").StringIO())
+    assert "AdaptiveMaxPool2d" in str(s) and "(1, 32, 3, 3)" in str(s)
+    assert "8x8" in str(s).splitlines()[-4]
