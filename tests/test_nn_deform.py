@@ -6,6 +6,7 @@ import pytest
 
 import fastconv
 from fastconv import nn
+from nn_specs import gradcheck_module
 
 
 class DeformBlock(nn.Module):
@@ -65,16 +66,8 @@ def test_layer_is_the_op_and_accumulates(masked):
 
 def test_deformable_block_gradcheck():
     rng = np.random.default_rng(1)
-    block = DeformBlock(2, 3, np.float64)
-    x = rng.standard_normal((1, 2, 5, 4))
-    params = dict(block.named_parameters())
-
-    def f(x, *arrays):
-        block.zero_grad()
-        y = block(x)
-        return y, lambda g: ((block.backward(g),)
-                             + tuple(dict(block.named_grads())[n] for n in params))
-    fastconv.gradcheck(f, x, *params.values(), n_samples=20)
+    gradcheck_module(DeformBlock(2, 3, np.float64), rng.standard_normal((1, 2, 5, 4)),
+                     n_samples=20)
 
 
 def test_summary_runs_through_the_new_layers():
