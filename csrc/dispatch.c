@@ -291,3 +291,48 @@ void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geom
 {
     fc_kernels_for(dtype)->adaptive_avg_pool_backward(gy, g, gx, nthreads);
 }
+
+void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
+                          int64_t *indices, int nthreads)
+{
+    fc_kernels_for(dtype)->adaptive_max_pool(x, g, y, indices, nthreads);
+}
+
+void fc_interpolate(fc_dtype dtype, const void *x, const fc_geometry *g, const int64_t *index,
+                    const void *weight, const int taps[3], void *y, int nthreads)
+{
+    fc_kernels_for(dtype)->interpolate(x, g, index, weight, taps, y, nthreads);
+}
+
+void fc_interpolate_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
+                             const int64_t *index, const void *weight, const int taps[3],
+                             void *gx, int nthreads)
+{
+    fc_kernels_for(dtype)->interpolate_backward(gy, g, index, weight, taps, gx, nthreads);
+}
+
+void fc_deform_im2col(fc_dtype dtype, const void *x, const void *offset, const void *mask,
+                      int64_t batch, const fc_geometry *g, int64_t offset_groups, void *col,
+                      int nthreads)
+{
+    fc_kernels_for(dtype)->deform_im2col(x, offset, mask, batch, g, offset_groups, col,
+                                         nthreads);
+}
+
+void fc_deform_col2im(fc_dtype dtype, const void *gcol, const void *offset, const void *mask,
+                      int64_t batch, const fc_geometry *g, int64_t offset_groups, void *gx,
+                      int nthreads)
+{
+    fc_kernels_for(dtype)->deform_col2im(gcol, offset, mask, batch, g, offset_groups, gx,
+                                         nthreads);
+}
+
+void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
+                                const void *offset, const void *mask, int64_t batch,
+                                const fc_geometry *g, int64_t offset_groups,
+                                void *grad_offset, void *grad_mask, int nthreads)
+{
+    fc_kernels_for(dtype)->deform_offset_mask_grad(gcol, x, offset, mask, batch, g,
+                                                   offset_groups, grad_offset, grad_mask,
+                                                   nthreads);
+}

@@ -73,6 +73,25 @@ typedef struct {
     void (*adaptive_avg_pool)(const void *x, const fc_geometry *g, void *y, int nthreads);
     void (*adaptive_avg_pool_backward)(const void *gy, const fc_geometry *g, void *gx,
                                        int nthreads);
+    void (*adaptive_max_pool)(const void *x, const fc_geometry *g, void *y, int64_t *indices,
+                              int nthreads);
+
+    void (*interpolate)(const void *x, const fc_geometry *g, const int64_t *index,
+                        const void *weight, const int taps[3], void *y, int nthreads);
+    void (*interpolate_backward)(const void *gy, const fc_geometry *g, const int64_t *index,
+                                 const void *weight, const int taps[3], void *gx,
+                                 int nthreads);
+
+    void (*deform_im2col)(const void *x, const void *offset, const void *mask, int64_t batch,
+                          const fc_geometry *g, int64_t offset_groups, void *col,
+                          int nthreads);
+    void (*deform_col2im)(const void *gcol, const void *offset, const void *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          void *gx, int nthreads);
+    void (*deform_offset_mask_grad)(const void *gcol, const void *x, const void *offset,
+                                    const void *mask, int64_t batch, const fc_geometry *g,
+                                    int64_t offset_groups, void *grad_offset,
+                                    void *grad_mask, int nthreads);
 } fc_dtype_kernels;
 
 /* Every kernel of one instruction set. */

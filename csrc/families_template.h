@@ -8,7 +8,9 @@
 #include "im2col_template.h"     /* im2col, col2im */
 #include "conv_template.h"       /* implicit-GEMM conv, data gradient: gemm and col2im */
 #include "depthwise_template.h"  /* depthwise convolution */
-#include "pool_template.h"       /* max, average and adaptive-average pooling */
+#include "pool_template.h"       /* max, average and adaptive max/average pooling */
+#include "interpolate_template.h" /* separable resampling (interpolate), forward and backward */
+#include "deform_conv_template.h" /* deformable convolution's column kernels (GEMMs: Python) */
 
 /* Macros the templates define per dtype. */
 #undef G_HAVE_TRANSPOSE

@@ -233,4 +233,50 @@ void fc_adaptive_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, v
 void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
                                    void *gx, int nthreads);
 
+/* Adaptive max pooling: bins as adaptive average pooling, the max rule and
+ * indices (may be NULL) as fc_max_pool; its backward is fc_max_pool_backward. */
+void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
+                          int64_t *indices, int nthreads);
+
+/* ======================================================================== */
+/* Interpolation (interpolate_template.h)                                   */
+/* ======================================================================== */
+/* Separable resampling of each (n, c) plane (g->channels planes; uses in and
+ * out only): along axis a, output o reads taps[a] (1 or 2) input positions
+ * index[base_a + 2*o + t] weighted by weight[base_a + 2*o + t], base_0 = 0,
+ * base_1 = 2*out[0], base_2 = 2*(out[0] + out[1]); weight is of dtype.
+ * Every index must lie in [0, in[a]).  Backward overwrites gx with the
+ * adjoint (the scatter-add). */
+void fc_interpolate(fc_dtype dtype, const void *x, const fc_geometry *g, const int64_t *index,
+                    const void *weight, const int taps[3], void *y, int nthreads);
+void fc_interpolate_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
+                             const int64_t *index, const void *weight, const int taps[3],
+                             void *gx, int nthreads);
+
+/* ======================================================================== */
+/* Deformable convolution (deform_conv_template.h)                          */
+/* ======================================================================== */
+/* 2-D geometry in entries 1 and 2 of g (channels = C_in); x is (batch, C_in,
+ * H, W), offset (batch, 2*offset_groups*kH*kW, OH, OW) as (dy, dx) pairs,
+ * mask (batch, offset_groups*kH*kW, OH, OW) or NULL (v1); C_in divisible by
+ * offset_groups.  Columns are (C_in*kH*kW, batch*OH*OW): row c*kH*kW + k,
+ * column b*OH*OW + l, images side by side.  Samples are bilinear with zeros
+ * outside the input (torchvision's rules).
+ * im2col: columns <- masked samples (overwritten).
+ * col2im: gx (batch, C_in, H, W) <- the adjoint of im2col applied to gcol
+ *   (overwritten; threads own whole planes).
+ * offset_mask_grad: grad_offset (offset's shape) and grad_mask (mask's
+ *   shape; NULL when mask is NULL) <- gradients of <gcol, columns>
+ *   (overwritten; threads own whole (image, group, tap) rows). */
+void fc_deform_im2col(fc_dtype dtype, const void *x, const void *offset, const void *mask,
+                      int64_t batch, const fc_geometry *g, int64_t offset_groups, void *col,
+                      int nthreads);
+void fc_deform_col2im(fc_dtype dtype, const void *gcol, const void *offset, const void *mask,
+                      int64_t batch, const fc_geometry *g, int64_t offset_groups, void *gx,
+                      int nthreads);
+void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
+                                const void *offset, const void *mask, int64_t batch,
+                                const fc_geometry *g, int64_t offset_groups,
+                                void *grad_offset, void *grad_mask, int nthreads);
+
 #endif

@@ -47,6 +47,12 @@
         .avg_pool_backward = avg_pool_backward_##S,                              \
         .adaptive_avg_pool = adaptive_avg_pool_##S,                              \
         .adaptive_avg_pool_backward = adaptive_avg_pool_backward_##S,            \
+        .adaptive_max_pool = adaptive_max_pool_##S,                              \
+        .interpolate = interpolate_##S,                                          \
+        .interpolate_backward = interpolate_backward_##S,                        \
+        .deform_im2col = deform_im2col_##S,                                      \
+        .deform_col2im = deform_col2im_##S,                                      \
+        .deform_offset_mask_grad = deform_offset_mask_grad_##S,                  \
     }
 
 const fc_isa_kernels FC_ISA_TABLE = {

@@ -55,8 +55,14 @@ def _leaf(m):
                    m.divisor_override)
     if name.startswith("BatchNorm"):
         return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+    if name.startswith("Adaptive"):
+        return cls(m.output_size)
+    if name == "Upsample":
+        return cls(m.size, m.scale_factor, m.mode, m.align_corners)
+    if name in ("PixelShuffle", "PixelUnshuffle", "ChannelShuffle"):
+        return cls(getattr(m, m.arg))
     simple = {
-        "AdaptiveAvgPool2d": lambda: (m.output_size,), "Linear": lambda: (
+        "Linear": lambda: (
             m.in_features, m.out_features, "bias" in m.params),
         "Flatten": lambda: (m.start_dim, m.end_dim), "Dropout": lambda: (m.p,),
         "LeakyReLU": lambda: (m.negative_slope,), "PReLU": lambda: (m.num_parameters,),

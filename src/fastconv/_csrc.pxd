@@ -97,6 +97,26 @@ cdef extern from "fastconv.h" nogil:
                               int nthreads) noexcept
     void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
                                        void *gx, int nthreads) noexcept
+    void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
+                              int64_t *indices, int nthreads) noexcept
+
+    void fc_interpolate(fc_dtype dtype, const void *x, const fc_geometry *g,
+                        const int64_t *index, const void *weight, const int *taps, void *y,
+                        int nthreads) noexcept
+    void fc_interpolate_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
+                                 const int64_t *index, const void *weight, const int *taps,
+                                 void *gx, int nthreads) noexcept
+
+    void fc_deform_im2col(fc_dtype dtype, const void *x, const void *offset, const void *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          void *col, int nthreads) noexcept
+    void fc_deform_col2im(fc_dtype dtype, const void *gcol, const void *offset,
+                          const void *mask, int64_t batch, const fc_geometry *g,
+                          int64_t offset_groups, void *gx, int nthreads) noexcept
+    void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
+                                    const void *offset, const void *mask, int64_t batch,
+                                    const fc_geometry *g, int64_t offset_groups,
+                                    void *grad_offset, void *grad_mask, int nthreads) noexcept
 
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept

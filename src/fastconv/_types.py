@@ -6,7 +6,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "Array", "Indices", "Grads", "Size1", "Size2", "Size3", "ConvPadding1",
-           "ConvPadding2", "ConvPadding3", "OptSize1", "OptSize2", "OptSize3", "Shape"]
+           "ConvPadding2", "ConvPadding3", "OptSize1", "OptSize2", "OptSize3", "Shape",
+           "OutSize1", "OutSize2", "OutSize3", "AnySize", "Scale", "InterpMode", "DeformGrads"]
 
 # A float32 or float64 array (results always have the input's dtype).
 Array = NDArray[np.floating[Any]]
@@ -29,3 +30,16 @@ OptSize2 = Optional[Size2]
 OptSize3 = Optional[Size3]
 # An input_shape argument: the shape of the forward call's input.
 Shape = Union[Tuple[int, ...], List[int]]
+# Adaptive pooling's output_size: an int, or one entry per spatial axis where
+# None keeps that axis's input size.
+OutSize1 = Union[int, Tuple[Optional[int]]]
+OutSize2 = Union[int, Tuple[Optional[int], Optional[int]]]
+OutSize3 = Union[int, Tuple[Optional[int], Optional[int], Optional[int]]]
+# interpolate's size and scale_factor: one value for every spatial axis, or
+# one per axis.
+AnySize = Union[int, Tuple[int, ...]]
+Scale = Union[float, Tuple[float, ...]]
+InterpMode = Literal["nearest", "nearest-exact", "linear", "bilinear", "trilinear"]
+# (grad_input, grad_offset, grad_weight, grad_bias, grad_mask) of
+# deform_conv2d; grad_mask is None without a mask.
+DeformGrads = Tuple[Array, Array, Array, Array, Optional[Array]]

@@ -330,3 +330,90 @@ Raises:
         im2col); no window fits.
     MemoryError: an output larger than this machine's memory.
 """
+
+_ADAPTIVE_BINS = """\
+Output index i along an axis of input size n and output size o covers input
+positions [floor(i * n / o), ceil((i + 1) * n / o)) (PyTorch's bins; they
+may overlap and o may exceed n)."""
+
+_ADAPTIVE_OUTPUT_SIZE = """\
+    output_size: the output's spatial size ({out}): an int for every axis or
+        a tuple of {nd} entries, each an int >= 1 or None (keep that axis's
+        input size)."""
+
+_ADAPTIVE_ERRORS = """\
+    TypeError: input None or not float32/float64; output_size entries that
+        are not ints (or None); a flag that is not a bool (or 0/1).
+    ValueError: input not {nd_plus_2}-D or with an empty spatial axis;
+        output_size not an int or a tuple of {nd}, non-positive or past
+        2**40.
+    MemoryError: an output larger than this machine's memory."""
+
+ADAPTIVE_AVG_POOL_DOC = """\
+Adaptive {nd}-D average pooling of {layout} input to (N, C, {out}), as
+torch.nn.functional.{name}: each output element averages its bin.
+
+Args:
+    input: {layout} array, every spatial size >= 1.
+""" + _ADAPTIVE_OUTPUT_SIZE + """
+
+Returns:
+    The (N, C, {out}) averages.
+
+""" + _ADAPTIVE_BINS + """
+
+{dtypes}
+
+Raises:
+""" + _ADAPTIVE_ERRORS + "\n"
+
+ADAPTIVE_AVG_POOL_BACKWARD_DOC = """\
+Gradient of {forward} with respect to its input: each output bin spreads
+its gradient evenly over its input elements (overlapping bins accumulate).
+
+Args:
+    grad_output: (N, C, {out}) array, the gradient of the loss with respect
+        to {forward}'s output (its spatial size gives the bins).
+    input_shape: the forward input's shape {layout}, a tuple or list of
+        {nd_plus_2} ints.
+
+Returns:
+    grad_input: an array of input_shape.
+
+{dtypes}
+
+Raises:
+    TypeError: grad_output None or not float32/float64; input_shape
+        entries that are not ints.
+    ValueError: grad_output not {nd_plus_2}-D; input_shape of the wrong
+        length, negative or past 2**40, not matching grad_output in N and C,
+        or with an empty spatial size (or grad_output's).
+    MemoryError: a result larger than this machine's memory.
+"""
+
+ADAPTIVE_MAX_POOL_DOC = """\
+Adaptive {nd}-D max pooling of {layout} input to (N, C, {out}), as
+torch.nn.functional.{name}: each output element is the maximum of its bin.
+
+Args:
+    input: {layout} array, every spatial size >= 1.
+""" + _ADAPTIVE_OUTPUT_SIZE + """
+    return_indices: bool, also return where each maximum was.
+
+Returns:
+    The (N, C, {out}) maxima, and with return_indices an int64 array of the
+    same shape: the flat index {flat} of each maximum inside its own (n, c)
+    {plane} of the input ({forward}_backward takes it).
+
+""" + _ADAPTIVE_BINS + """  NaN propagates (a bin holding NaN gives NaN,
+its index pointing at a NaN); on ties the first maximum in row-major order
+wins, as max_pool{nd}d.
+
+{dtypes}
+
+Raises:
+""" + _ADAPTIVE_ERRORS + "\n"
+
+ADAPTIVE_MAX_POOL_BACKWARD_DOC = MAX_POOL_BACKWARD_DOC.replace(
+    "max_pool{nd}d", "adaptive_max_pool{nd}d").replace(
+    "(overlapping windows accumulate)", "(overlapping bins accumulate)")

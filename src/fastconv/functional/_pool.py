@@ -1,5 +1,5 @@
-"""Pooling forward and backward (1-D, 2-D, 3-D max and average; 2-D adaptive
-average), with PyTorch's semantics in every detail.
+"""Pooling forward and backward (1-D, 2-D, 3-D max, average, adaptive average and
+adaptive max), with PyTorch's semantics in every detail.
 
 Arguments are validated here, once; output sizes come from _shapes; the C
 kernels (csrc/pool_template.h) run direct loops on each (n, c) plane, the 1-D
@@ -14,10 +14,11 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads
-from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, Shape, Size1,
-                      Size2, Size3)
-from ._doc import (AVG_POOL_BACKWARD_DOC, AVG_POOL_DOC, MAX_POOL_BACKWARD_DOC, MAX_POOL_DOC,
-                   filled)
+from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, OutSize1,
+                      OutSize2, OutSize3, Shape, Size1, Size2, Size3)
+from ._doc import (ADAPTIVE_AVG_POOL_BACKWARD_DOC, ADAPTIVE_AVG_POOL_DOC,
+                   ADAPTIVE_MAX_POOL_BACKWARD_DOC, ADAPTIVE_MAX_POOL_DOC, AVG_POOL_BACKWARD_DOC,
+                   AVG_POOL_DOC, MAX_POOL_BACKWARD_DOC, MAX_POOL_DOC, filled)
 from ._geometry import lift
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -364,55 +365,31 @@ def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
 
 
 # ---------------------------------------------------------------------------
-# Adaptive average pooling (2-D)
+# Adaptive pooling (average and max, 1-D, 2-D, 3-D)
 # ---------------------------------------------------------------------------
 
 def _sizes_geometry(planes, in_size, out_size):
     """A geometry of sizes only (kernel, stride, dilation 1, no padding): the
-    max-pool scatter and adaptive pooling read nothing else."""
+    max-pool scatter, adaptive pooling and interpolation map each plane's
+    in_size onto out_size and read nothing else."""
     one = (1, 1, 1)
     return _kernels.Geometry(planes, lift(in_size, 1), lift(out_size, 1), one, one,
                              (0, 0, 0), one)
 
 
-def adaptive_avg_pool2d(input: ArrayLike,
-                        output_size: Union[int, Tuple[Optional[int], Optional[int]]]) -> Array:
-    """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, OH, OW), as
-    torch.nn.functional.adaptive_avg_pool2d.
-
-    Output (i, j) averages input rows [floor(i * H / OH), ceil((i + 1) * H / OH))
-    and the same columns for W / OW (PyTorch's bins; they may overlap).
-
-    Args:
-        input: (N, C, H, W) array with H, W >= 1.
-        output_size: (OH, OW) ints >= 1 (a None entry keeps that input size),
-            or one int for both.
-
-    Returns:
-        The (N, C, OH, OW) averages.
-
-    Every array must be float32 or float64 (array-likes of floats are
-    accepted); any memory layout works and the input is never modified.  The
-    result is a fresh C-contiguous array of the input's dtype.
-
-    Raises:
-        TypeError: input None or not float32/float64; output_size entries
-            that are not ints (or None).
-        ValueError: input not 4-D or with an empty spatial size; output_size
-            not an int or a pair, non-positive or past 2**40.
-        MemoryError: an output larger than this machine's memory.
-    """
-    op = "adaptive_avg_pool2d"
-    x = _input(op, 2, input)
+def _adaptive_input(op, nd, input, output_size):
+    """(input array, output spatial size) of an adaptive pooling call; a None
+    entry of output_size keeps that input size (as PyTorch)."""
+    x = _input(op, nd, input)
     in_size = x.shape[2:]
     if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise ValueError(f"{op}: output_size must be an int or a tuple of 2 ints, "
+        if len(output_size) != nd:
+            raise ValueError(f"{op}: output_size must be an int or a tuple of {nd} ints, "
                              f"got output_size={output_size!r}")
         out_size = tuple(n if o is None else _args.as_int(o, "output_size", op)
                          for o, n in zip(output_size, in_size))
     else:
-        out_size = (_args.as_int(output_size, "output_size", op),) * 2
+        out_size = (_args.as_int(output_size, "output_size", op),) * nd
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output_size must be positive, got "
                          f"output_size={output_size!r}")
@@ -422,41 +399,23 @@ def adaptive_avg_pool2d(input: ArrayLike,
     if any(n < 1 for n in in_size):
         raise ValueError(f"{op}: input spatial size must be positive, got input shape "
                          f"{x.shape}")
+    _args.check_alloc(op, "output", x.shape[:2] + out_size, x.dtype,
+                      f"output_size={output_size!r}")
+    return _args.contiguous(x), out_size
+
+
+def _adaptive_avg_pool(op, nd, input, output_size):
+    x, out_size = _adaptive_input(op, nd, input, output_size)
     n, c = x.shape[:2]
-    _args.check_alloc(op, "output", (n, c) + out_size, x.dtype, f"output_size={output_size!r}")
-    x = _args.contiguous(x)
     out = np.empty((n, c) + out_size, dtype=x.dtype)
-    _kernels.adaptive_avg_pool(x.reshape(-1), _sizes_geometry(n * c, in_size, out_size),
+    _kernels.adaptive_avg_pool(x.reshape(-1), _sizes_geometry(n * c, x.shape[2:], out_size),
                                out.reshape(-1), _threads.get_num_threads())
     return out
 
 
-def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
-    """Gradient of adaptive_avg_pool2d with respect to its input: each output
-    bin spreads its gradient evenly over its input elements (overlapping bins
-    accumulate).
-
-    Args:
-        grad_output: (N, C, OH, OW) array, the gradient of the loss with
-            respect to adaptive_avg_pool2d's output (its size gives the bins).
-        input_shape: the forward input's shape (N, C, H, W), a tuple or list
-            of 4 ints.
-
-    Returns:
-        grad_input: a fresh C-contiguous array of input_shape and
-        grad_output's dtype.
-
-    Raises:
-        TypeError: grad_output None or not float32/float64; input_shape
-            entries that are not ints.
-        ValueError: grad_output not 4-D; input_shape of the wrong length,
-            negative or past 2**40, not matching grad_output in N and C, or
-            with an empty spatial size (or grad_output's).
-        MemoryError: a result larger than this machine's memory.
-    """
-    op = "adaptive_avg_pool2d_backward"
-    g = _input(op, 2, grad_output, "grad_output")
-    shape = _input_shape(op, 2, input_shape)
+def _adaptive_avg_pool_backward(op, nd, grad_output, input_shape):
+    g = _input(op, nd, grad_output, "grad_output")
+    shape = _input_shape(op, nd, input_shape)
     if g.shape[:2] != shape[:2]:
         raise ValueError(f"{op}: grad_output shape {g.shape} does not match "
                          f"input_shape={shape} in batch and channels")
@@ -470,3 +429,120 @@ def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> 
         g.reshape(-1), _sizes_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
         grad_input.reshape(-1), _threads.get_num_threads())
     return grad_input
+
+
+def _adaptive_max_pool(op, nd, input, output_size, return_indices):
+    x, out_size = _adaptive_input(op, nd, input, output_size)
+    return_indices = _flag(return_indices, "return_indices", op)
+    n, c = x.shape[:2]
+    out = np.empty((n, c) + out_size, dtype=x.dtype)
+    indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
+    _kernels.max_pool(x.reshape(-1), _sizes_geometry(n * c, x.shape[2:], out_size),
+                      out.reshape(-1), None if indices is None else indices.reshape(-1),
+                      _threads.get_num_threads(), adaptive=True)
+    return (out, indices) if return_indices else out
+
+
+@filled(ADAPTIVE_AVG_POOL_DOC, 1)
+def adaptive_avg_pool1d(input: ArrayLike, output_size: OutSize1) -> Array:
+    return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
+
+
+@filled(ADAPTIVE_AVG_POOL_DOC, 2)
+def adaptive_avg_pool2d(input: ArrayLike, output_size: OutSize2) -> Array:
+    return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+@filled(ADAPTIVE_AVG_POOL_DOC, 3)
+def adaptive_avg_pool3d(input: ArrayLike, output_size: OutSize3) -> Array:
+    return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
+
+
+@filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 1)
+def adaptive_avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
+    return _adaptive_avg_pool_backward("adaptive_avg_pool1d_backward", 1, grad_output,
+                                       input_shape)
+
+
+@filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 2)
+def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
+    return _adaptive_avg_pool_backward("adaptive_avg_pool2d_backward", 2, grad_output,
+                                       input_shape)
+
+
+@filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 3)
+def adaptive_avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
+    return _adaptive_avg_pool_backward("adaptive_avg_pool3d_backward", 3, grad_output,
+                                       input_shape)
+
+
+@overload
+def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1,
+                        return_indices: Literal[False] = False) -> Array: ...
+@overload
+def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1, *,
+                        return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
+
+
+@filled(ADAPTIVE_MAX_POOL_DOC, 1)
+def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
+    return _adaptive_max_pool("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+@overload
+def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2,
+                        return_indices: Literal[False] = False) -> Array: ...
+@overload
+def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2, *,
+                        return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
+
+
+@filled(ADAPTIVE_MAX_POOL_DOC, 2)
+def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
+    return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+@overload
+def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3,
+                        return_indices: Literal[False] = False) -> Array: ...
+@overload
+def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3, *,
+                        return_indices: Literal[True]) -> Tuple[Array, Indices]: ...
+@overload
+def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
+
+
+@filled(ADAPTIVE_MAX_POOL_DOC, 3)
+def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3,
+                        return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
+@filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 1)
+def adaptive_max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                                 input_shape: Shape) -> Array:
+    return _max_pool_backward("adaptive_max_pool1d_backward", 1, grad_output, indices,
+                              input_shape)
+
+
+@filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 2)
+def adaptive_max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                                 input_shape: Shape) -> Array:
+    return _max_pool_backward("adaptive_max_pool2d_backward", 2, grad_output, indices,
+                              input_shape)
+
+
+@filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 3)
+def adaptive_max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
+                                 input_shape: Shape) -> Array:
+    return _max_pool_backward("adaptive_max_pool3d_backward", 3, grad_output, indices,
+                              input_shape)
