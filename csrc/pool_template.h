@@ -653,18 +653,56 @@ static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
 }
 
 /* ------------------------------------------------------------------------ */
-/* Adaptive max pooling (its backward is max pooling's scatter-add)          */
+/* Adaptive max and average pooling                                         */
 /* ------------------------------------------------------------------------ */
 
-/* fc_adaptive_max_pool.  max_row_'s rule: the running max starts at -inf
+/* Bin [d0, d1) x [h0, h1) x [w0, w1) of a (D, H, W) plane. */
+typedef struct {
+    int64_t d0, d1, h0, h1, w0, w1;
+} FC_FN(adaptive_bin_box_);
+
+/* The maximum of a bin, by max_row_'s rule: the running max starts at -inf
  * with the index of the bin's first element (never -1), elements are visited
  * in row-major order and replace the max when `v > max || isnan(v)`, so the
- * first maximum wins ties and NaN propagates. */
-static void FC_FN(adaptive_max_pool_)(const void *x_, const fc_geometry *g, void *y_,
-                                      int64_t *indices, int nthreads)
+ * first maximum wins ties and NaN propagates.  *at receives its index. */
+static inline SCALAR FC_FN(adaptive_bin_max_)(const SCALAR *xp, int64_t H, int64_t W,
+                                              const FC_FN(adaptive_bin_box_) *b, int64_t *at)
 {
-    const SCALAR *x = x_;
-    SCALAR *y = y_;
+    SCALAR best = -(SCALAR)INFINITY;
+    int64_t best_at = (b->d0 * H + b->h0) * W + b->w0;
+    for (int64_t d = b->d0; d < b->d1; ++d)
+        for (int64_t h = b->h0; h < b->h1; ++h) {
+            const int64_t row = (d * H + h) * W;
+            for (int64_t w = b->w0; w < b->w1; ++w) {
+                const SCALAR v = xp[row + w];
+                if (v > best || isnan(v)) {
+                    best = v;
+                    best_at = row + w;
+                }
+            }
+        }
+    *at = best_at;
+    return best;
+}
+
+/* The mean of a bin. */
+static inline SCALAR FC_FN(adaptive_bin_mean_)(const SCALAR *xp, int64_t H, int64_t W,
+                                               const FC_FN(adaptive_bin_box_) *b)
+{
+    SCALAR sum = 0;
+    for (int64_t d = b->d0; d < b->d1; ++d)
+        for (int64_t h = b->h0; h < b->h1; ++h) {
+            const SCALAR *row = xp + (d * H + h) * W;
+            for (int64_t w = b->w0; w < b->w1; ++w) sum += row[w];
+        }
+    return sum / (SCALAR)((b->d1 - b->d0) * (b->h1 - b->h0) * (b->w1 - b->w0));
+}
+
+/* Adaptive pooling forward: each output the max (take_max; its index into
+ * `indices` unless NULL) or the mean of its bin.  Threads own output rows. */
+static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
+                                       int take_max, int64_t *indices, int nthreads)
+{
     const int64_t H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
@@ -678,69 +716,34 @@ static void FC_FN(adaptive_max_pool_)(const void *x_, const fc_geometry *g, void
         const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
         const SCALAR *xp = x + p * in_plane;
         const int64_t o = p * out_plane + (od * oH + oh) * oW;
-        int64_t d0, d1, h0, h1;
-        fc_adaptive_bin(od, g->in[0], oD, &d0, &d1);
-        fc_adaptive_bin(oh, H, oH, &h0, &h1);
+        FC_FN(adaptive_bin_box_) b;
+        fc_adaptive_bin(od, g->in[0], oD, &b.d0, &b.d1);
+        fc_adaptive_bin(oh, H, oH, &b.h0, &b.h1);
         for (int64_t ow = 0; ow < oW; ++ow) {
-            int64_t w0, w1;
-            fc_adaptive_bin(ow, W, oW, &w0, &w1);
-            SCALAR best = -(SCALAR)INFINITY;
-            int64_t best_at = (d0 * H + h0) * W + w0;
-            for (int64_t d = d0; d < d1; ++d)
-                for (int64_t h = h0; h < h1; ++h) {
-                    const int64_t row = (d * H + h) * W;
-                    for (int64_t w = w0; w < w1; ++w) {
-                        const SCALAR v = xp[row + w];
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            best_at = row + w;
-                        }
-                    }
-                }
-            y[o + ow] = best;
-            if (indices) indices[o + ow] = best_at;
+            fc_adaptive_bin(ow, W, oW, &b.w0, &b.w1);
+            if (take_max) {
+                int64_t at;
+                y[o + ow] = FC_FN(adaptive_bin_max_)(xp, H, W, &b, &at);
+                if (indices) indices[o + ow] = at;
+            } else {
+                y[o + ow] = FC_FN(adaptive_bin_mean_)(xp, H, W, &b);
+            }
         }
     }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Adaptive average pooling                                                 */
-/* ------------------------------------------------------------------------ */
+/* fc_adaptive_max_pool (its backward is max pooling's scatter-add). */
+static void FC_FN(adaptive_max_pool_)(const void *x, const fc_geometry *g, void *y,
+                                      int64_t *indices, int nthreads)
+{
+    FC_FN(adaptive_pool_rows_)(x, g, y, 1, indices, nthreads);
+}
 
 /* fc_adaptive_avg_pool. */
-static void FC_FN(adaptive_avg_pool_)(const void *x_, const fc_geometry *g, void *y_,
+static void FC_FN(adaptive_avg_pool_)(const void *x, const fc_geometry *g, void *y,
                                       int nthreads)
 {
-    const SCALAR *x = x_;
-    SCALAR *y = y_;
-    const int64_t H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
-    const int64_t rows = g->channels * oD * oH;
-    const int nt = fc_threads_for(nthreads, g->channels * in_plane);
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
-#endif
-    for (int64_t r = 0; r < rows; ++r) {
-        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
-        const SCALAR *xp = x + p * in_plane;
-        SCALAR *yr = y + p * out_plane + (od * oH + oh) * oW;
-        int64_t d0, d1, h0, h1;
-        fc_adaptive_bin(od, g->in[0], oD, &d0, &d1);
-        fc_adaptive_bin(oh, H, oH, &h0, &h1);
-        for (int64_t ow = 0; ow < oW; ++ow) {
-            int64_t w0, w1;
-            fc_adaptive_bin(ow, W, oW, &w0, &w1);
-            SCALAR sum = 0;
-            for (int64_t d = d0; d < d1; ++d)
-                for (int64_t h = h0; h < h1; ++h) {
-                    const SCALAR *row = xp + (d * H + h) * W;
-                    for (int64_t w = w0; w < w1; ++w) sum += row[w];
-                }
-            yr[ow] = sum / (SCALAR)((d1 - d0) * (h1 - h0) * (w1 - w0));
-        }
-    }
+    FC_FN(adaptive_pool_rows_)(x, g, y, 0, NULL, nthreads);
 }
 
 /* fc_adaptive_avg_pool_backward. */

@@ -729,6 +729,17 @@ static int pool_window(const fc_geometry *g, const int64_t o[3], window *w)
     return 1;
 }
 
+/* Adaptive pooling's bin of output o: [lo, hi) per axis, written from the
+ * definition floor(o * in / out) .. ceil((o + 1) * in / out). */
+static void naive_adaptive_bin(const fc_geometry *g, const int64_t o[3], int64_t lo[3],
+                               int64_t hi[3])
+{
+    for (int a = 0; a < 3; ++a) {
+        lo[a] = (int64_t)floor((double)o[a] * g->in[a] / g->out[a]);
+        hi[a] = (int64_t)ceil((double)(o[a] + 1) * g->in[a] / g->out[a]);
+    }
+}
+
 #define DEFINE_POOL_CHECK(T, SFX, TOL)                                                  \
 static void check_pool_##SFX(const fc_geometry *g, int nthreads, int include_pad,       \
                              int64_t divisor_override, int with_nan)                   \
@@ -845,10 +856,7 @@ static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)            
         const int64_t o[3] = {o0, o1, o2};                                              \
         const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
         int64_t lo[3], hi[3];                                                           \
-        for (int a = 0; a < 3; ++a) {                                                   \
-            lo[a] = o[a] * g->in[a] / g->out[a];                                        \
-            hi[a] = ((o[a] + 1) * g->in[a] + g->out[a] - 1) / g->out[a];                \
-        }                                                                               \
+        naive_adaptive_bin(g, o, lo, hi);                                               \
         const double n = (double)((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])); \
         double sum = 0;                                                                 \
         for (int64_t a = lo[0]; a < hi[0]; ++a)                                         \
@@ -949,18 +957,26 @@ static void test_pooling(int count)
 }
 
 /* Each call runs the selected level's table: the dispatch counts it there
- * and nowhere else (pooling included, which once picked its own copies). */
+ * and nowhere else (pooling included, which once picked its own copies, and
+ * the families without SIMD of their own: adaptive max pooling,
+ * interpolation, deformable im2col). */
 static void test_dispatch(void)
 {
     const fc_geometry g = {1, {1, 4, 4}, {1, 2, 2}, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}, {1, 1, 1}};
-    float x[16] = {0}, y[4];
+    float x[16] = {0}, y[4], weight[10] = {0}, offset[32] = {0}, col[16];
+    const int64_t index[10] = {0};
+    const int taps[3] = {1, 1, 1};
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
         int64_t before[3], ok = 1;
         for (int l = 0; l < 3; ++l) before[l] = fc_simd_calls(l);
         fc_max_pool(FC_FLOAT32, x, &g, y, NULL, 1);
-        for (int l = 0; l < 3; ++l) ok &= fc_simd_calls(l) - before[l] == (l == level);
-        report((int)ok, "dispatch of max_pool to the selected level", &g, 1, level, 1, 0);
+        fc_adaptive_max_pool(FC_FLOAT32, x, &g, y, NULL, 1);
+        fc_interpolate(FC_FLOAT32, x, &g, index, weight, taps, y, 1);
+        fc_deform_im2col(FC_FLOAT32, x, offset, NULL, 1, &g, 1, col, 1);
+        for (int l = 0; l < 3; ++l) ok &= fc_simd_calls(l) - before[l] == (l == level ? 4 : 0);
+        report((int)ok, "dispatch of pooling, interpolation and deformable im2col to the "
+               "selected level", &g, 1, level, 1, 0);
     }
     fc_simd_select(-1);
 }
@@ -1013,10 +1029,7 @@ static void check_adaptive_max_##SFX(const fc_geometry *g, int nthreads, int wit
         const int64_t o[3] = {o0, o1, o2};                                              \
         const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
         int64_t lo[3], hi[3];                                                           \
-        for (int a = 0; a < 3; ++a) {                                                   \
-            lo[a] = o[a] * g->in[a] / g->out[a];                                        \
-            hi[a] = ((o[a] + 1) * g->in[a] + g->out[a] - 1) / g->out[a];                \
-        }                                                                               \
+        naive_adaptive_bin(g, o, lo, hi);                                               \
         double best = -INFINITY;                                                        \
         int64_t at = (lo[0] * g->in[1] + lo[1]) * g->in[2] + lo[2];                     \
         for (int64_t a = lo[0]; a < hi[0]; ++a)                                         \

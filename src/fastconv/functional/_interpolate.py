@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _args, _kernels, _threads
 from .._types import AnySize, Array, ArrayLike, InterpMode, Scale, Shape
-from ._pool import _flag, _sizes_geometry
+from ._pool import _flag, _input_shape, _sizes_geometry
 
 # mode -> the spatial rank it needs (None: any of 1, 2, 3)
 _MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2,
@@ -264,10 +264,7 @@ def interpolate_backward(grad_output: ArrayLike, input_shape: Shape,
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in _LAYOUTS:
         raise ValueError(f"{op}: input_shape must be a tuple of 3, 4 or 5 ints, got "
                          f"input_shape={input_shape!r}")
-    shape = tuple(_args.as_int(v, "input_shape", op) for v in input_shape)
-    if any(v < 0 for v in shape) or any(v > _args.MAX_SIZE for v in shape):
-        raise ValueError(f"{op}: input_shape entries must be in [0, 2**40], got "
-                         f"input_shape={input_shape!r}")
+    shape = _input_shape(op, len(input_shape) - 2, input_shape)
     out_size, scales, mode, align_corners = _plan(op, shape, size, scale_factor, mode,
                                                    align_corners)
     if g.shape != shape[:2] + out_size:
