@@ -1,6 +1,7 @@
 """One switch (FASTCONV_SIMD, fastconv._simd.select, the simd_path fixture)
 reaches every kernel family: each op's kernel calls are counted against the
 instruction set whose table ran them."""
+import ast
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_environment_switch_reaches_pooling():
     env = dict(os.environ, FASTCONV_SIMD="generic")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    ran = eval(out.stdout)  # a dict literal printed by the child
+    ran = ast.literal_eval(out.stdout.strip())
     assert ran["generic"] == 1 and sum(ran.values()) == 1, ran
 
 
