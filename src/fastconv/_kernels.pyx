@@ -450,6 +450,11 @@ def simd_active():
     return SIMD_LEVELS[fc_simd_active()]
 
 
+def openmp_max_threads():
+    """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
+    return fc_openmp_max_threads()
+
+
 def build_info():
     """What the kernels were compiled with."""
     return {
