@@ -20,7 +20,17 @@ Tensors share memory with the NumPy inputs (torch.from_numpy).
 import importlib
 import importlib.util
 
+import numpy as np
+
 IMPL_NAMES = ("fastconv", "reference", "torch")
+
+
+def to_numpy(out):
+    """An adapter's result (arrays, tensors, nested tuples) as a flat list of
+    ndarrays, for checking results (outside the timed region)."""
+    if isinstance(out, (tuple, list)):
+        return [a for item in out for a in to_numpy(item)]
+    return [np.asarray(out.numpy() if hasattr(out, "numpy") else out)]
 
 
 def set_blas_threads(n):
@@ -37,6 +47,10 @@ def set_blas_threads(n):
 
 class NumpyImpl:
     """fastconv or fastconv.reference: same names and signatures."""
+
+    # Modules the measuring process imports before anything else, so their
+    # runtimes load under their own defaults (see worker.py).
+    preload = ()
 
     def __init__(self, name, module_name):
         self.name = name
@@ -100,6 +114,10 @@ class TorchImpl:
     the ATen backward ops called directly (no autograd)."""
 
     name = "torch"
+    # torch first: its OpenMP runtime (libgomp, shared with fastconv's when
+    # both are loaded) then starts with torch's default wait policy, not
+    # the PASSIVE one fastconv chooses for a runtime it loads itself.
+    preload = ("torch",)
 
     def available(self):
         # find_spec, not import: the parent CLI process never needs torch loaded
