@@ -2,7 +2,7 @@
 
 Every adapter turns (case, direction) into a callable taking the dict of
 NumPy inputs that `Case.make_inputs` built (after `adapter.convert`, which is
-done once, outside the timed region).  What is timed, per direction:
+done once, outside the timed region).  What is timed, per direction::
 
   fwd      the forward op (conv2d with bias / max_pool2d / avg_pool2d)
   fwd+bwd  the forward op, then its backward op given a fixed random
@@ -14,7 +14,7 @@ PyTorch runs the same math without autograd: forward through
 torch.nn.functional, backward by calling the ATen backward ops directly
 (aten.convolution_backward, aten.max_pool2d_with_indices_backward,
 aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
-is timed -- the same "grad in, grads out" work fastconv's *_backward does.
+is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
 Tensors share memory with the NumPy inputs (torch.from_numpy).
 """
 import importlib
