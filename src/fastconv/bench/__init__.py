@@ -1,4 +1,4 @@
-"""Benchmarks: fastconv vs its plain-NumPy reference (and PyTorch when installed).
+"""Benchmarks: fastconv vs its plain-NumPy reference (and PyTorch or JAX when installed).
 
 Command line: ``python -m fastconv.bench`` (or the ``fastconv-bench`` script);
 ``--help`` lists the options; ``python -m fastconv.bench compare OLD.json

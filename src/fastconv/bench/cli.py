@@ -66,7 +66,7 @@ def build_parser():
         prog="python -m fastconv.bench",
         epilog="python -m fastconv.bench compare OLD.json NEW.json: regressions vs noise "
                "between two --json files (see compare --help).",
-        description="Time fastconv against its plain-NumPy reference (and PyTorch when "
+        description="Time fastconv against its plain-NumPy reference (and PyTorch and JAX when "
                     "installed) on realistic conv and pooling layers, forward and "
                     "forward+backward, and print speedups and achieved GFLOP/s against "
                     "this machine's measured GEMM rate.")
@@ -85,8 +85,8 @@ def build_parser():
     p.add_argument("--direction", default="fwd,fwd+bwd", metavar="PASSES",
                    help="fwd, fwd+bwd or both comma-separated (default: both)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
-                   help="implementations to time (default: fastconv,reference,torch; torch "
-                        "only when installed; fastconv is always included)")
+                   help="implementations to time (default: fastconv,reference,torch,jax; "
+                        "torch and jax only when installed; fastconv is always included)")
     p.add_argument("--budget", type=_budget, default=None, metavar="SECONDS",
                    help=f"target seconds per measurement (default {FULL['budget']}, "
                         f"--quick {QUICK['budget']})")

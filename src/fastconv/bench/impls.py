@@ -15,14 +15,19 @@ torch.nn.functional, backward by calling the ATen backward ops directly
 (aten.convolution_backward, aten.max_pool2d_with_indices_backward,
 aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
 is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
-Tensors share memory with the NumPy inputs (torch.from_numpy).
+Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
+installed) runs jitted jax.lax ops, its backward by jax.vjp.
+
+Each adapter runs in a worker process of its own (worker.py); `preload`
+names modules it imports first, `extra_env(threads)` (optional) variables its
+worker starts with.
 """
 import importlib
 import importlib.util
 
 import numpy as np
 
-IMPL_NAMES = ("fastconv", "reference", "torch")
+IMPL_NAMES = ("fastconv", "reference", "torch", "jax")
 
 
 def to_numpy(out):
@@ -187,6 +192,81 @@ class TorchImpl:
         raise ValueError(f"unknown op {case.op!r}")
 
 
+class JaxImpl:
+    """JAX on CPU (optional): jax.lax ops on the same NCHW/OIHW arrays (no
+    layout change), each pass one jitted function (compiled by the untimed
+    first call); the backward pass by jax.vjp of the forward.  JAX dispatches
+    asynchronously, so every timed call waits for its results."""
+
+    name = "jax"
+    preload = ()
+
+    def available(self):
+        return importlib.util.find_spec("jax") is not None
+
+    def version(self):
+        import jax
+        return jax.__version__
+
+    def extra_env(self, threads):
+        """XLA reads its thread settings at start-up: one thread when asked
+        for one (otherwise XLA's default, every core)."""
+        if threads == 1:
+            return {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
+                                 "intra_op_parallelism_threads=1"}
+        return {}
+
+    def set_threads(self, n):
+        import os
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        if n == 1 or n == cores:
+            return None
+        return f"jax: XLA runs on all {cores} cores (it has no setting for {n})"
+
+    def convert(self, inputs):
+        import jax
+        jax.config.update("jax_enable_x64", True)   # else float64 silently becomes float32
+        return {k: jax.device_put(v) for k, v in inputs.items()}
+
+    def call(self, case, direction):
+        import jax
+        import jax.numpy as jnp
+        from jax import lax
+        s, p = case.stride, case.padding
+        if case.op == "conv2d":
+            def forward(x, w, b):
+                y = lax.conv_general_dilated(x, w, (s, s), [(p, p), (p, p)],
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                             feature_group_count=case.groups)
+                return y + b[None, :, None, None]
+            names = ("x", "w", "b")
+        elif case.op in ("max_pool2d", "avg_pool2d"):
+            k = case.kernel
+            window, strides = (1, 1, k, k), (1, 1, s, s)
+            pads = [(0, 0), (0, 0), (p, p), (p, p)]
+
+            # Python scalars as initial values: JAX then knows the monoid
+            # (max or sum) and uses its differentiable reduce_window.
+            def forward(x):
+                if case.op == "max_pool2d":
+                    return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads)
+                # count_include_pad=True, as the other implementations' default
+                return lax.reduce_window(x, 0.0, lax.add, window, strides, pads) / (k * k)
+            names = ("x",)
+        else:
+            raise ValueError(f"unknown op {case.op!r}")
+        if direction == "fwd":
+            compiled = jax.jit(forward)
+            return lambda a: compiled(*(a[n] for n in names)).block_until_ready()
+
+        def forward_backward(gy, *args):
+            y, pullback = jax.vjp(forward, *args)
+            grads = pullback(gy)
+            return y, grads if len(grads) > 1 else grads[0]
+        compiled = jax.jit(forward_backward)
+        return lambda a: jax.block_until_ready(compiled(a["gy"], *(a[n] for n in names)))
+
+
 def get(name):
     """The adapter called `name` (one of IMPL_NAMES)."""
     if name == "fastconv":
@@ -195,9 +275,11 @@ def get(name):
         return NumpyImpl("reference", "fastconv.reference")
     if name == "torch":
         return TorchImpl()
+    if name == "jax":
+        return JaxImpl()
     raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPL_NAMES)}")
 
 
 def available_impls(names=IMPL_NAMES):
-    """Adapters for `names` that can run here (torch only when installed)."""
+    """Adapters for `names` that can run here (torch and jax only when installed)."""
     return [impl for impl in map(get, names) if impl.available()]

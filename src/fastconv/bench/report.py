@@ -6,7 +6,7 @@ import tempfile
 
 from .runner import format_seconds
 
-IMPL_LABELS = {"fastconv": "fastconv", "reference": "reference", "torch": "torch"}
+IMPL_LABELS = {"fastconv": "fastconv", "reference": "reference", "torch": "torch", "jax": "jax"}
 
 
 def median(cell, impl):
@@ -84,9 +84,10 @@ def header_lines(run, notices=()):
         blas_text += f" ({blas['architecture']} kernels)"
     versions = [f"python {env['python']}", f"numpy {env['numpy']}"
                 + (f" [{blas_text}]" if blas_text else "")]
-    if "torch" in env["versions"]:
-        versions.append(f"torch {env['versions']['torch']}"
-                        + (" [oneDNN/mkldnn on]" if env.get("torch_mkldnn") else ""))
+    for name, version in env["versions"].items():
+        if name not in ("fastconv", "reference"):
+            versions.append(f"{name} {version}" + (" [oneDNN/mkldnn on]" if name == "torch"
+                                                   and env.get("torch_mkldnn") else ""))
     load = env.get("loadavg")
     n = run["threads"]
     thread_how = [f"fastconv.set_num_threads({n})"] + run.get("thread_notes", [])
@@ -208,7 +209,7 @@ def end_lines(run):
 
 LEGEND = [
     "columns: times are medians per call.  ref/fc = reference time / fastconv time and "
-    "torch/fc = PyTorch time / fastconv time (> 1 means fastconv is faster).",
+    "torch/fc = PyTorch time / fastconv time, likewise jax/fc (> 1 means fastconv is faster).",
     "  fastconv rate: conv rows GFLOP/s = 2*N*C_out*(C_in/groups)*kH*kW*OH*OW / time "
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype (the",
     "  better of NumPy's BLAS and fastconv's GEMM on a large square product): the "

@@ -174,8 +174,9 @@ class Session:
         if self.progress:
             self.report = Progress(steps)
         for impl in self.impls:
+            extra = getattr(impl, "extra_env", lambda threads: {})(self.threads)
             self.workers[impl.name] = (LocalWorker(impl) if self.in_process
-                                       else ProcessWorker(impl, self.env))
+                                       else ProcessWorker(impl, dict(self.env or {}, **extra)))
         infos = {impl.name: self.workers[impl.name].call("setup", threads=self.threads)
                  for impl in self.impls}
         env = dict(infos["fastconv"]["environment"])
