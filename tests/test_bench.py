@@ -19,6 +19,7 @@ import pytest
 import fastconv
 from fastconv.bench import cases as case_table
 from fastconv.bench import cli, report
+from fastconv.bench import impls as impl_table
 
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
@@ -61,12 +62,16 @@ def test_quick_json_has_numbers_for_every_cell(quick_run):
     assert doc["schema"] == "fastconv.bench/1" and doc["complete"]
     (run,) = doc["runs"]
     assert run["complete"] and run["gemm_end"] and run["copy_end"]
-    expected_impls = ["fastconv", "reference"] + (["torch"] if HAS_TORCH else [])
+    expected_impls = [a.name for a in impl_table.available_impls()]
     assert run["impls"] == expected_impls
     assert {(c["case"], c["direction"], c["dtype"]) for c in run["results"]} == \
         _expected_cells()
     for cell in run["results"]:
         for impl in expected_impls:
+            if cell["direction"] not in getattr(impl_table.get(impl), "directions",
+                                                impl_table.DIRECTIONS):
+                assert impl not in cell["impls"]   # a pass it cannot run: left out
+                continue
             stats = cell["impls"][impl]
             assert "error" not in stats, (cell["case"], impl, stats)
             assert stats["median"] > 0
@@ -109,7 +114,7 @@ def test_plot_from_results(quick_run, tmp_path):
     others = len(run["impls"]) - 1
     for panel in panels:
         assert len(panel["labels"]) == others * len(_expected_cells()) // 2
-        assert all(label.endswith("x") for label in panel["labels"])
+        assert all(label.endswith("x") for label in panel["labels"] if label)
     assert os.listdir(tmp_path) == ["speedup.png"]   # no temporary file left
 
 
@@ -163,12 +168,18 @@ def _arrays(out):
 @pytest.mark.parametrize("direction", case_table.DIRECTIONS)
 def test_adapters_compute_the_same_thing(direction):
     """Every implementation is handed the same work: results agree (float64)."""
-    from fastconv.bench import impls as impl_table
-    adapters = impl_table.available_impls()
+    adapters = [a for a in impl_table.available_impls()
+                if direction in getattr(a, "directions", impl_table.DIRECTIONS)]
     for case in filter(case_table.available, case_table.QUICK_CASES):
         inputs = case.make_inputs("float64", direction, seed=3)
-        results = {a.name: _arrays(a.call(case, direction)(a.convert(inputs)))
-                   for a in adapters}
+        results = {}
+        for a in adapters:
+            try:
+                results[a.name] = _arrays(a.call(case, direction)(a.convert(inputs)))
+            except Exception as exc:   # ONNX Runtime's CPU Conv has no float64 kernel
+                if a.name == "onnxruntime" and "NOT_IMPLEMENTED" in str(exc):
+                    continue
+                raise
         expected = results["reference"]
         for name, got in results.items():
             assert len(got) == len(expected), (case.name, name)

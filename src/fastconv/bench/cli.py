@@ -85,8 +85,9 @@ def build_parser():
     p.add_argument("--direction", default="fwd,fwd+bwd", metavar="PASSES",
                    help="fwd, fwd+bwd or both comma-separated (default: both)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
-                   help="implementations to time (default: fastconv,reference,torch,jax; "
-                        "torch and jax only when installed; fastconv is always included)")
+                   help="implementations to time (default: fastconv,reference,torch,jax,"
+                        "onnxruntime; the last three only when installed; fastconv is "
+                        "always included)")
     p.add_argument("--budget", type=_budget, default=None, metavar="SECONDS",
                    help=f"target seconds per measurement (default {FULL['budget']}, "
                         f"--quick {QUICK['budget']})")
@@ -207,7 +208,10 @@ def _measure(args, thread_counts, cases, dtypes, directions, impls, printer):
                                  in_process=args.in_process)
         begun = False
         try:
-            run = session.start(dtypes, len(cases) * len(dtypes) * len(directions), note)
+            passes = sum(len([d for d in directions
+                              if d in getattr(impl, "directions", impl_table.DIRECTIONS)])
+                         for impl in impls)
+            run = session.start(dtypes, len(cases) * len(dtypes) * passes, note)
             runs.append(run)
             printer.begin(run)
             begun = True

@@ -16,18 +16,20 @@ torch.nn.functional, backward by calling the ATen backward ops directly
 aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
 is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
 Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
-installed) runs jitted jax.lax ops, its backward by jax.vjp.
+installed) runs jitted jax.lax ops, its backward by jax.vjp; ONNX Runtime
+(when installed, with the onnx package) runs forward passes only.
 
 Each adapter runs in a worker process of its own (worker.py); `preload`
 names modules it imports first, `extra_env(threads)` (optional) variables its
-worker starts with.
+worker starts with, `directions` (optional) the passes it can run.
 """
 import importlib
 import importlib.util
 
 import numpy as np
 
-IMPL_NAMES = ("fastconv", "reference", "torch", "jax")
+IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime")
+DIRECTIONS = ("fwd", "fwd+bwd")   # what an adapter runs unless it says otherwise
 
 
 def to_numpy(out):
@@ -267,6 +269,80 @@ class JaxImpl:
         return lambda a: jax.block_until_ready(compiled(a["gy"], *(a[n] for n in names)))
 
 
+class OnnxRuntimeImpl:
+    """ONNX Runtime on CPU (optional, forward only: it has no training ops
+    for these layers): one ONNX graph per case and dtype (Conv with bias,
+    MaxPool, AveragePool with count_include_pad=1), built with the `onnx`
+    package and loaded into a session once, outside the timed region; the
+    session's intra-op threads are the thread count."""
+
+    name = "onnxruntime"
+    preload = ()
+    directions = ("fwd",)
+    OPSET = 17
+
+    def __init__(self):
+        self.threads = 1
+        self.sessions = {}
+
+    def available(self):
+        return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+    def version(self):
+        import onnxruntime
+        return onnxruntime.__version__
+
+    def set_threads(self, n):
+        self.threads = n
+        self.sessions.clear()
+        return None
+
+    def convert(self, inputs):
+        return inputs
+
+    def _session(self, case, dtype):
+        key = (case.name, dtype)
+        if key not in self.sessions:
+            import onnx
+            import onnxruntime as ort
+            from onnx import TensorProto, helper
+            elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[str(dtype)]
+            s, p = case.stride, case.padding
+            names = ["x"]
+            if case.op == "conv2d":
+                names += ["w", "b"]
+                node = helper.make_node("Conv", names, ["y"], kernel_shape=list(case.w[2:]),
+                                        strides=[s, s], pads=[p] * 4, group=case.groups)
+            else:
+                kind = "MaxPool" if case.op == "max_pool2d" else "AveragePool"
+                extra = {} if kind == "MaxPool" else {"count_include_pad": 1}
+                node = helper.make_node(kind, names, ["y"], kernel_shape=[case.kernel] * 2,
+                                        strides=[s, s], pads=[p] * 4, **extra)
+            shapes = {"x": case.x, "w": case.w, "b": case.w and (case.w[0],)}
+            graph = helper.make_graph(
+                [node], case.name,
+                [helper.make_tensor_value_info(n, elem, list(shapes[n])) for n in names],
+                [helper.make_tensor_value_info("y", elem, list(case.out_shape))])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.OPSET)])
+            onnx.checker.check_model(model)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self.sessions[key] = (ort.InferenceSession(model.SerializeToString(), options,
+                                                       providers=["CPUExecutionProvider"]),
+                                  names)
+        return self.sessions[key]
+
+    def call(self, case, direction):
+        if direction not in self.directions:
+            raise ValueError(f"onnxruntime runs forward passes only, not {direction}")
+
+        def forward(a):
+            session, names = self._session(case, a["x"].dtype)
+            return session.run(None, {n: a[n] for n in names})[0]
+        return forward
+
+
 def get(name):
     """The adapter called `name` (one of IMPL_NAMES)."""
     if name == "fastconv":
@@ -277,9 +353,12 @@ def get(name):
         return TorchImpl()
     if name == "jax":
         return JaxImpl()
+    if name == "onnxruntime":
+        return OnnxRuntimeImpl()
     raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPL_NAMES)}")
 
 
 def available_impls(names=IMPL_NAMES):
-    """Adapters for `names` that can run here (torch and jax only when installed)."""
+    """Adapters for `names` that can run here (torch, jax and onnxruntime only
+    when installed)."""
     return [impl for impl in map(get, names) if impl.available()]

@@ -6,7 +6,9 @@ import tempfile
 
 from .runner import format_seconds
 
-IMPL_LABELS = {"fastconv": "fastconv", "reference": "reference", "torch": "torch", "jax": "jax"}
+IMPL_LABELS = {"fastconv": "fastconv", "reference": "reference", "torch": "torch", "jax": "jax",
+               "onnxruntime": "ort"}
+RATIO_LABELS = {"reference": "ref"}   # column "ref/fc"; others "<label>/fc"
 
 
 def median(cell, impl):
@@ -140,7 +142,7 @@ class Table:
         self.impls = run["impls"]
         self.others = [i for i in self.impls if i != "fastconv"]
         header = ["case", "pass", "dtype"] + [IMPL_LABELS.get(i, i) for i in self.impls]
-        header += [f"{'ref' if o == 'reference' else o}/fc" for o in self.others]
+        header += [f"{RATIO_LABELS.get(o, IMPL_LABELS.get(o, o))}/fc" for o in self.others]
         header += ["fastconv rate", "% limit", "noise", "repeats"]
         widths = [max([4] + [len(n) for n in case_names]), 7, 7]
         widths += [8] * len(self.impls) + [6] * len(self.others)
@@ -209,7 +211,8 @@ def end_lines(run):
 
 LEGEND = [
     "columns: times are medians per call.  ref/fc = reference time / fastconv time and "
-    "torch/fc = PyTorch time / fastconv time, likewise jax/fc (> 1 means fastconv is faster).",
+    "torch/fc = PyTorch time / fastconv time, likewise jax/fc and ort/fc (ONNX Runtime, "
+    "forward only) (> 1 means fastconv is faster).",
     "  fastconv rate: conv rows GFLOP/s = 2*N*C_out*(C_in/groups)*kH*kW*OH*OW / time "
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype (the",
     "  better of NumPy's BLAS and fastconv's GEMM on a large square product): the "

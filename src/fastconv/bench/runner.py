@@ -23,6 +23,9 @@ from . import timing
 from .worker import LAUNCHER, Worker, same_result
 
 
+UNSUPPORTED = "unsupported"   # a pass an implementation does not run: no column entry
+
+
 class WorkerDied(RuntimeError):
     """A measuring process ended or answered garbage."""
 
@@ -169,8 +172,8 @@ class Session:
         self.report = lambda text: None
 
     # -- lifecycle -------------------------------------------------------
-    def start(self, dtypes, n_cells, process_note):
-        steps = 2 * (len(dtypes) + 1) + n_cells * len(self.impls)
+    def start(self, dtypes, n_measurements, process_note):
+        steps = 2 * (len(dtypes) + 1) + n_measurements
         if self.progress:
             self.report = Progress(steps)
         for impl in self.impls:
@@ -239,9 +242,9 @@ class Session:
             return {"error": str(exc)}
 
     def _prepare(self, case, dtype, directions):
-        """{impl: {direction: error text or None}}: each worker runs the cell
-        once; a result that disagrees with the reference (else fastconv) is
-        an error and is not timed."""
+        """{impl: {direction: error text, None or UNSUPPORTED}}: each worker
+        runs the cell once; a result that disagrees with the reference (else
+        fastconv) is an error and is not timed."""
         got = {impl.name: self._call(impl.name, "prepare", case=case.name, dtype=dtype,
                                      directions=directions, seed=self.s["seed"])
                for impl in self.impls}
@@ -252,7 +255,9 @@ class Session:
             for d in directions:
                 mine = reply.get(d, reply)
                 want = got[judge].get(d, {})
-                if "error" in mine:
+                if "unsupported" in mine:
+                    status[name][d] = UNSUPPORTED
+                elif "error" in mine:
                     status[name][d] = mine["error"]
                 elif name != judge and "fingerprint" in want:
                     diff = same_result(mine["fingerprint"], want["fingerprint"], dtype)
@@ -271,7 +276,7 @@ class Session:
         for r in range(rounds):
             for i in range(len(self.impls)):
                 name = self.impls[(i + r) % len(self.impls)].name
-                if errors.get(name):
+                if name not in errors or errors[name]:   # not run here, or failed
                     continue
                 got = self._call(name, "time", direction=direction,
                                  budget=s["budget"] / rounds, min_repeats=per_round,
@@ -289,7 +294,8 @@ class Session:
             for case in cases:
                 status = self._prepare(case, dtype, directions)
                 for direction in directions:
-                    errors = {name: st[direction] for name, st in status.items()}
+                    errors = {name: st[direction] for name, st in status.items()
+                              if st[direction] is not UNSUPPORTED}
                     times = self._time_cell(case, direction, errors)
                     cell = {"case": case.name, "op": case.op, "layer": case.describe(),
                             "direction": direction, "dtype": dtype,
@@ -298,7 +304,9 @@ class Session:
                             "impls": {}}
                     for impl in self.impls:
                         label = f"{case.name} {direction} {dtype} {impl.name}"
-                        if errors.get(impl.name):
+                        if impl.name not in errors:   # a pass this library lacks
+                            continue
+                        if errors[impl.name]:
                             cell["impls"][impl.name] = {"error": errors[impl.name]}
                             self.report(f"{label}: ERROR {errors[impl.name]}")
                             continue

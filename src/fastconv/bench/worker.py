@@ -100,6 +100,9 @@ class Worker:
         del raw
         out = {}
         for direction in directions:
+            if direction not in getattr(self.impl, "directions", impl_table.DIRECTIONS):
+                out[direction] = {"unsupported": True}
+                continue
             try:
                 result = self.impl.call(self.case, direction)(self.inputs)
                 out[direction] = {"fingerprint": fingerprint(impl_table.to_numpy(result))}
