@@ -71,8 +71,8 @@ def build_parser():
                     "forward+backward, and print speedups and achieved GFLOP/s against "
                     "this machine's measured GEMM rate.")
     p.add_argument("--quick", action="store_true",
-                   help="small cases and short timing budget: a smoke test (about 15 s "
-                        "without torch on an idle 2-core machine, about 40 s with it)")
+                   help="small cases and short timing budget: a smoke test (longer with "
+                        "each installed library that adds a column)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N[,N...]",
                    help="thread count(s); one child process and one table per count "
                         "(default: fastconv's default, %(default)s = all usable cores "
