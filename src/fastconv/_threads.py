@@ -60,9 +60,18 @@ def runtime_threads():
     return max(1, min(_kernels.openmp_max_threads(), MAX_THREADS))
 
 
-def set_num_threads(n):
-    """Use `n` threads (1 <= n <= MAX_THREADS) in fastconv's kernels, in every
-    Python thread, from now on (instead of the OpenMP runtime's count)."""
+def set_num_threads(n: int) -> None:
+    """Use `n` threads in fastconv's kernels, from the next call on, instead
+    of the OpenMP runtime's count (every Python thread shares the setting;
+    threadpoolctl's threadpool_limits still lowers it, and restores it).
+
+    Args:
+        n: int, 1 <= n <= 1024.
+
+    Raises:
+        TypeError: n not an int (bools and floats included).
+        ValueError: n < 1 or n > 1024.
+    """
     global _num_threads
     from ._args import positive_int
     n = positive_int(n, "n", "set_num_threads")
@@ -72,9 +81,11 @@ def set_num_threads(n):
         _num_threads = n
 
 
-def get_num_threads():
-    """The thread count fastconv's ops use: set_num_threads's, else the OpenMP
-    runtime's for the calling thread (OMP_NUM_THREADS, threadpoolctl)."""
+def get_num_threads() -> int:
+    """The thread count fastconv's ops use: set_num_threads's value, else the
+    OpenMP runtime's for the calling thread (OMP_NUM_THREADS, threadpoolctl's
+    limits, else the cores this process may run on), capped at 1024.  Small
+    ops still run on the calling thread alone."""
     n = _num_threads
     return runtime_threads() if n is None else n
 
