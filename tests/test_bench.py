@@ -175,7 +175,9 @@ def test_adapters_compute_the_same_thing(direction):
         results = {}
         for a in adapters:
             try:
-                results[a.name] = _arrays(a.call(case, direction)(a.convert(inputs)))
+                out = a.call(case, direction)(a.convert(inputs))
+                results[a.name] = (a.outputs(case, direction, out) if hasattr(a, "outputs")
+                                   else _arrays(out))   # back in the reference layout
             except Exception as exc:   # ONNX Runtime's CPU Conv has no float64 kernel
                 if a.name == "onnxruntime" and "NOT_IMPLEMENTED" in str(exc):
                     continue
@@ -357,3 +359,22 @@ def test_compare_command_exit_status(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["compare", str(old), str(tmp_path / "missing.json")])
     assert exc.value.code == 2
+
+
+def test_result_check_tells_rounding_from_a_wrong_result():
+    """The check made before timing (worker.same_result) passes results that
+    differ by rounding and refuses a wrong layout or a wrong value."""
+    from fastconv.bench.worker import fingerprint, same_result
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((2, 3, 8, 8))
+    want = fingerprint([y])
+    assert same_result(fingerprint([y * (1 + 1e-5)]), want, "float32") is None
+    assert same_result(fingerprint([y.astype(np.float32)]), want, "float32") is None
+    assert same_result(fingerprint([y.transpose(0, 1, 3, 2)]), want, "float32")  # H, W swapped
+    wrong = y.copy()
+    wrong[0, 0, 0, 0] += 1.0
+    assert same_result(fingerprint([wrong]), want, "float64")
+    assert same_result(fingerprint([y[:, :2]]), want, "float64")                   # shape
+    idx = np.arange(12).reshape(3, 4)
+    assert same_result(fingerprint([idx]), fingerprint([idx]), "float64") is None
+    assert same_result(fingerprint([idx[::-1].copy()]), fingerprint([idx]), "float64")

@@ -86,8 +86,8 @@ def build_parser():
                    help="fwd, fwd+bwd or both comma-separated (default: both)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
                    help="implementations to time (default: fastconv,reference,torch,jax,"
-                        "onnxruntime; the last three only when installed; fastconv is "
-                        "always included)")
+                        "onnxruntime,tensorflow; the last four only when installed; fastconv "
+                        "is always included)")
     p.add_argument("--budget", type=_budget, default=None, metavar="SECONDS",
                    help=f"target seconds per measurement (default {FULL['budget']}, "
                         f"--quick {QUICK['budget']})")

@@ -17,18 +17,21 @@ aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
 is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
 Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
 installed) runs jitted jax.lax ops, its backward by jax.vjp; ONNX Runtime
-(when installed, with the onnx package) runs forward passes only.
+(when installed, with the onnx package) runs forward passes only;
+TensorFlow (when installed) runs in NHWC.
 
 Each adapter runs in a worker process of its own (worker.py); `preload`
 names modules it imports first, `extra_env(threads)` (optional) variables its
-worker starts with, `directions` (optional) the passes it can run.
+worker starts with, `directions` (optional) the passes it can run,
+`outputs(case, direction, result)` (optional) its results in the reference
+layout for the check made before timing.
 """
 import importlib
 import importlib.util
 
 import numpy as np
 
-IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime")
+IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
 DIRECTIONS = ("fwd", "fwd+bwd")   # what an adapter runs unless it says otherwise
 
 
@@ -343,6 +346,108 @@ class OnnxRuntimeImpl:
         return forward
 
 
+class TensorFlowImpl:
+    """TensorFlow on CPU (optional) in its native NHWC layout: inputs are
+    converted once (NCHW -> NHWC, OIHW -> HWIO, depthwise weights to
+    (kh, kw, C_in, multiplier)) outside the timed region, and results back
+    only to be checked.  Each pass is one tf.function (traced by the untimed
+    first call); the backward pass is tf.GradientTape's with the given
+    upstream gradient.  Padding is explicit (pooling: tf.pad then VALID, zeros
+    for average pooling, as count_include_pad=True counts them)."""
+
+    name = "tensorflow"
+    preload = ()
+
+    def available(self):
+        return importlib.util.find_spec("tensorflow") is not None
+
+    def version(self):
+        import tensorflow as tf
+        return tf.__version__
+
+    def extra_env(self, threads):
+        return {"TF_CPP_MIN_LOG_LEVEL": "2"}   # no start-up banners in the report
+
+    def set_threads(self, n):
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    @staticmethod
+    def _depthwise(case):
+        return case.op == "conv2d" and case.groups > 1 and case.groups == case.x[1]
+
+    def convert(self, inputs):
+        import tensorflow as tf
+        out = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1))
+               for k, v in inputs.items() if k in ("x", "gy")}
+        if "w" in inputs:
+            w = inputs["w"]
+            if w.shape[1] == 1 and inputs["x"].shape[1] > 1:   # depthwise
+                c_in = inputs["x"].shape[1]
+                w = w.reshape(c_in, w.shape[0] // c_in, *w.shape[2:]).transpose(2, 3, 0, 1)
+            else:
+                w = w.transpose(2, 3, 1, 0)
+            out["w"], out["b"] = np.ascontiguousarray(w), inputs["b"]
+        return {k: tf.constant(v) for k, v in out.items()}
+
+    def outputs(self, case, direction, result):
+        """Results back in the reference layout, for the check before timing."""
+        arrays = to_numpy(result)
+        names = ["y"] + (["gx"] if direction != "fwd" else [])
+        if case.op == "conv2d" and direction != "fwd":
+            names += ["gw", "gb"]
+        back = []
+        for name, a in zip(names, arrays):
+            if name in ("y", "gx"):
+                a = a.transpose(0, 3, 1, 2)
+            elif name == "gw":
+                a = (a.transpose(2, 3, 0, 1).reshape(case.w) if self._depthwise(case)
+                     else a.transpose(3, 2, 0, 1))
+            back.append(np.ascontiguousarray(a))
+        return back
+
+    def call(self, case, direction):
+        import tensorflow as tf
+        s, p = case.stride, case.padding
+        pads = [[0, 0], [p, p], [p, p], [0, 0]]
+        if case.op == "conv2d":
+            if case.groups not in (1, case.x[1]):
+                raise ValueError("tensorflow: no grouped convolution on CPU besides depthwise")
+            depthwise = self._depthwise(case)
+
+            def forward(x, w, b):
+                if depthwise:
+                    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID")
+                else:
+                    y = tf.nn.conv2d(x, w, s, pads)
+                return tf.nn.bias_add(y, b)
+            names = ("x", "w", "b")
+        elif case.op in ("max_pool2d", "avg_pool2d"):
+            k, is_max = case.kernel, case.op == "max_pool2d"
+
+            def forward(x):
+                if p:
+                    x = tf.pad(x, pads, constant_values=-np.inf if is_max else 0)
+                pool = tf.nn.max_pool2d if is_max else tf.nn.avg_pool2d
+                return pool(x, k, s, "VALID")
+            names = ("x",)
+        else:
+            raise ValueError(f"unknown op {case.op!r}")
+        if direction == "fwd":
+            compiled = tf.function(forward)
+            return lambda a: compiled(*(a[n] for n in names))
+
+        @tf.function
+        def forward_backward(gy, *args):
+            with tf.GradientTape() as tape:
+                tape.watch(args)
+                y = forward(*args)
+            grads = tape.gradient(y, args, output_gradients=gy)
+            return y, tuple(grads) if len(grads) > 1 else grads[0]
+        return lambda a: forward_backward(a["gy"], *(a[n] for n in names))
+
+
 def get(name):
     """The adapter called `name` (one of IMPL_NAMES)."""
     if name == "fastconv":
@@ -355,6 +460,8 @@ def get(name):
         return JaxImpl()
     if name == "onnxruntime":
         return OnnxRuntimeImpl()
+    if name == "tensorflow":
+        return TensorFlowImpl()
     raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPL_NAMES)}")
 
 

@@ -7,7 +7,7 @@ import tempfile
 from .runner import format_seconds
 
 IMPL_LABELS = {"fastconv": "fastconv", "reference": "reference", "torch": "torch", "jax": "jax",
-               "onnxruntime": "ort"}
+               "onnxruntime": "ort", "tensorflow": "tf"}
 RATIO_LABELS = {"reference": "ref"}   # column "ref/fc"; others "<label>/fc"
 
 
@@ -211,8 +211,8 @@ def end_lines(run):
 
 LEGEND = [
     "columns: times are medians per call.  ref/fc = reference time / fastconv time and "
-    "torch/fc = PyTorch time / fastconv time, likewise jax/fc and ort/fc (ONNX Runtime, "
-    "forward only) (> 1 means fastconv is faster).",
+    "torch/fc = PyTorch time / fastconv time, likewise jax/fc, tf/fc and ort/fc (ONNX "
+    "Runtime, forward only) (> 1 means fastconv is faster).",
     "  fastconv rate: conv rows GFLOP/s = 2*N*C_out*(C_in/groups)*kH*kW*OH*OW / time "
     "(x3 for fwd+bwd), % limit = share of the measured GEMM rate of that dtype (the",
     "  better of NumPy's BLAS and fastconv's GEMM on a large square product): the "

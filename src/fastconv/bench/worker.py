@@ -105,7 +105,9 @@ class Worker:
                 continue
             try:
                 result = self.impl.call(self.case, direction)(self.inputs)
-                out[direction] = {"fingerprint": fingerprint(impl_table.to_numpy(result))}
+                arrays = (self.impl.outputs(self.case, direction, result)
+                          if hasattr(self.impl, "outputs") else impl_table.to_numpy(result))
+                out[direction] = {"fingerprint": fingerprint(arrays)}
             except Exception as exc:  # noqa: BLE001 - reported in the table
                 out[direction] = {"error": f"{type(exc).__name__}: {exc}"}
             result = None
