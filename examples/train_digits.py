@@ -16,7 +16,8 @@ gzipped or not) or a ``.npz`` with x_train, y_train, x_test, y_test.
 It prints one line per epoch (mean loss, train accuracy as measured on the
 epoch's mini-batches, test accuracy, training images/s), the final
 test accuracy, saves the weights (``np.savez`` of ``state_dict()``) and writes
-a PNG of the first-layer filters before and after training into ``--out``.
+a PNG of the first-layer filters before and after training (one colour
+scale) with the loss and accuracy curves into ``--out``.
 ``--reference`` runs the very same network on fastconv.reference, the
 plain-NumPy ops, to see what the compiled ops buy.
 
@@ -175,22 +176,24 @@ def first_conv(net):
 
 
 def _mosaic(filters, cols):
-    """(K, kh, kw) filters, each scaled to [0, 1], tiled with 1-pixel gaps."""
+    """(K, kh, kw) filters tiled with 1-pixel NaN gaps, values unchanged, so
+    one colour scale fits every filter of every mosaic drawn with it."""
     k, kh, kw = filters.shape
     rows = -(-k // cols)
     out = np.full((rows * (kh + 1) - 1, cols * (kw + 1) - 1), np.nan)
     for i, f in enumerate(filters):
-        lo, hi = f.min(), f.max()
         r, c = divmod(i, cols)
-        out[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = \
-            (f - lo) / (hi - lo) if hi > lo else 0.5
+        out[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = f
     return out
 
 
-def save_filters_png(before, after, path):
-    """Side-by-side mosaics of first-layer filters (C_out, C_in, kh, kw) before
-    and after training (input channels averaged). Returns False, with a note,
-    when matplotlib is not installed."""
+def save_filters_png(before, after, path, history=None):
+    """First-layer filters (C_out, C_in, kh, kw; input channels averaged)
+    before and after training, on ONE colour scale centred on 0 (so the
+    random start and the learnt strokes compare at a glance), and, given
+    `history` (lists "loss", "train_acc", "test_acc" per epoch), the loss and
+    accuracy curves.  Returns False, with a note, when matplotlib is not
+    installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -200,13 +203,29 @@ def save_filters_png(before, after, path):
               "(pip install 'fastconv[plot]')")
         return False
     cols = int(np.ceil(np.sqrt(before.shape[0] * 1.25)))
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
-    for ax, w, title in ((axes[0], before, "untrained"), (axes[1], after, "trained")):
-        ax.imshow(_mosaic(w.mean(axis=1), cols), cmap="gray_r", interpolation="nearest")
+    mosaics = [_mosaic(w.mean(axis=1), cols) for w in (before, after)]
+    limit = max(np.nanmax(np.abs(m)) for m in mosaics) or 1.0
+    rows = 2 if history else 1
+    fig, axes = plt.subplots(rows, 2, figsize=(9, 4.2 * rows), squeeze=False)
+    for ax, mosaic, title in zip(axes[0], mosaics, ("untrained", "trained")):
+        image = ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          interpolation="nearest")
         ax.set_title(f"first-layer filters, {title}")
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="weight (same scale for both)")
+    if history:
+        epochs = np.arange(1, len(history["loss"]) + 1)
+        loss_ax, acc_ax = axes[1]
+        loss_ax.plot(epochs, history["loss"], marker="o", color="#C44E52")
+        loss_ax.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
+        loss_ax.set_yscale("log")
+        acc_ax.plot(epochs, history["train_acc"], marker="o", label="train (running)")
+        acc_ax.plot(epochs, history["test_acc"], marker="s", label="test")
+        acc_ax.set(title="accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+        acc_ax.legend(loc="lower right")
+        for ax in axes[1]:
+            ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return True
 
@@ -265,6 +284,7 @@ def main(argv=None):
           f"{fastconv.get_num_threads()} threads")
 
     epoch_times = []
+    history = {"loss": [], "train_acc": [], "test_acc": []}
     for epoch in range(1, epochs + 1):
         # cosine learning-rate schedule: lr at the first epoch, ~0 at the last
         opt.lr = args.lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs))
@@ -273,6 +293,8 @@ def main(argv=None):
                                                args.batch_size, rng)
         test_acc = accuracy(net, xte, yte)
         epoch_times.append(time.perf_counter() - t0)
+        for key, value in (("loss", loss), ("train_acc", train_acc), ("test_acc", test_acc)):
+            history[key].append(float(value))
         print(f"epoch {epoch:2d}/{epochs}  loss {loss:.4f}  train acc {train_acc:6.2%}  "
               f"test acc {test_acc:6.2%}  {len(xtr) / train_s:8.0f} img/s  "
               f"{epoch_times[-1]:.2f} s", flush=True)
@@ -286,9 +308,11 @@ def main(argv=None):
     np.savez(weights, **net.state_dict())
     print(f"weights saved to {weights}")
     png = os.path.join(args.out, f"{args.model}_filters.png")
-    if save_filters_png(untrained, first_conv(net).params["weight"], png):
-        print(f"first-layer filters (untrained | trained) written to {png}")
-    return {"test_acc": test_acc, "epoch_seconds": epoch_times, "weights": weights}
+    if save_filters_png(untrained, first_conv(net).params["weight"], png, history):
+        print(f"first-layer filters (untrained | trained) and learning curves written "
+              f"to {png}")
+    return {"test_acc": test_acc, "epoch_seconds": epoch_times, "weights": weights,
+            "history": history}
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ the package under test.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 import fastconv
 from fastconv.bench import cases as case_table
 from fastconv.bench import cli, report
+from fastconv.bench import impls as impl_table
 
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
@@ -40,6 +44,13 @@ def quick_run(tmp_path_factory):
     return proc, doc
 
 
+def _rows(text):
+    """The table rows in printed output."""
+    return [line.split() for line in text.splitlines()
+            if line.split() and line.split()[0].startswith("q-")
+            and len(line.split()) > 1 and line.split()[1] in case_table.DIRECTIONS]
+
+
 def _expected_cells():
     quick = [c for c in case_table.QUICK_CASES if case_table.available(c)]
     return {(c.name, d, t) for c in quick for d in case_table.DIRECTIONS
@@ -48,14 +59,19 @@ def _expected_cells():
 
 def test_quick_json_has_numbers_for_every_cell(quick_run):
     _, doc = quick_run
-    assert doc["schema"] == "fastconv.bench/1"
+    assert doc["schema"] == "fastconv.bench/1" and doc["complete"]
     (run,) = doc["runs"]
-    expected_impls = ["fastconv", "reference"] + (["torch"] if HAS_TORCH else [])
+    assert run["complete"] and run["gemm_end"] and run["copy_end"]
+    expected_impls = [a.name for a in impl_table.available_impls()]
     assert run["impls"] == expected_impls
     assert {(c["case"], c["direction"], c["dtype"]) for c in run["results"]} == \
         _expected_cells()
     for cell in run["results"]:
         for impl in expected_impls:
+            if cell["direction"] not in getattr(impl_table.get(impl), "directions",
+                                                impl_table.DIRECTIONS):
+                assert impl not in cell["impls"]   # a pass it cannot run: left out
+                continue
             stats = cell["impls"][impl]
             assert "error" not in stats, (cell["case"], impl, stats)
             assert stats["median"] > 0
@@ -78,9 +94,7 @@ def test_quick_table_and_header(quick_run):
         assert word in text, word
     if HAS_TORCH:
         assert "torch/fc" in text
-    rows = [line.split() for line in text.splitlines()
-            if line.split() and line.split()[0].startswith("q-")
-            and line.split()[1] in case_table.DIRECTIONS]
+    rows = _rows(text)
     assert len(rows) == len(_expected_cells())
     # progress went to stderr, one line per measurement when not a TTY
     assert proc.stderr.count(" fastconv: ") == len(_expected_cells())
@@ -92,8 +106,16 @@ def test_quick_table_and_header(quick_run):
 def test_plot_from_results(quick_run, tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "speedup.png"
-    report.plot(quick_run[1], str(path))
+    panels = report.plot(quick_run[1], str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one panel per dtype, every bar labelled with its value
+    (run,) = quick_run[1]["runs"]
+    assert [p["title"].split(",")[0] for p in panels] == list(case_table.DTYPES)
+    others = len(run["impls"]) - 1
+    for panel in panels:
+        assert len(panel["labels"]) == others * len(_expected_cells()) // 2
+        assert all(label.endswith("x") for label in panel["labels"] if label)
+    assert os.listdir(tmp_path) == ["speedup.png"]   # no temporary file left
 
 
 def test_list_shows_every_case(capsys):
@@ -157,12 +179,20 @@ def _arrays(out):
 @pytest.mark.parametrize("direction", case_table.DIRECTIONS)
 def test_adapters_compute_the_same_thing(direction):
     """Every implementation is handed the same work: results agree (float64)."""
-    from fastconv.bench import impls as impl_table
-    adapters = impl_table.available_impls()
+    adapters = [a for a in impl_table.available_impls()
+                if direction in getattr(a, "directions", impl_table.DIRECTIONS)]
     for case in filter(case_table.available, case_table.QUICK_CASES):
         inputs = case.make_inputs("float64", direction, seed=3)
-        results = {a.name: _arrays(a.call(case, direction)(a.convert(inputs)))
-                   for a in adapters}
+        results = {}
+        for a in adapters:
+            try:
+                out = a.call(case, direction)(a.convert(inputs))
+                results[a.name] = (a.outputs(case, direction, out) if hasattr(a, "outputs")
+                                   else _arrays(out))   # back in the reference layout
+            except Exception as exc:   # ONNX Runtime's CPU Conv has no float64 kernel
+                if a.name == "onnxruntime" and "NOT_IMPLEMENTED" in str(exc):
+                    continue
+                raise
         expected = results["reference"]
         for name, got in results.items():
             assert len(got) == len(expected), (case.name, name)
@@ -172,3 +202,190 @@ def test_adapters_compute_the_same_thing(direction):
                 else:
                     np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9,
                                                err_msg=f"{case.name} {name}")
+
+
+# --- command line: refused options, files, interruption ------------------
+
+@pytest.mark.parametrize("option, value", [("--budget", "nan"), ("--budget", "-1"),
+                                           ("--budget", "0"), ("--budget", "inf"),
+                                           ("--cases", ""), ("--cases", " , "),
+                                           ("--threads", "2000"), ("--threads", "0")])
+def test_bad_options_are_refused_before_measuring(capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and repr(value) in err
+
+
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_unwritable_output_fails_before_measuring(tmp_path, capsys, option):
+    (tmp_path / "file").write_text("")
+    for bad in (tmp_path / "file" / "out.json", tmp_path / "missing" / "out.json", tmp_path):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["--quick", option, str(bad)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert option in err and str(bad.parent if bad != tmp_path else bad) in err, err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"previous": true}')
+    with pytest.raises(TypeError):
+        report.write_json({"runs": {1, 2}}, str(path))   # a set: json fails midway
+    assert path.read_text() == '{"previous": true}'
+    assert os.listdir(tmp_path) == ["results.json"]
+    report.write_json({"runs": []}, str(path))
+    assert json.loads(path.read_text()) == {"runs": []}
+
+
+def _descendants(pid):
+    """PIDs whose parent is `pid` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_keeps_measured_rows_and_leaves_nothing(tmp_path, sig):
+    """SIGTERM or Ctrl-C (SIGINT) mid-run: rows printed so far are kept, in
+    the table and in the JSON; no worker process and no temporary file stay."""
+    out = tmp_path / "out" / "bench.json"
+    out.parent.mkdir()
+    (tmp_path / "tmp").mkdir()
+    env = _env()
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastconv.bench", "--quick", "--impls", "fastconv,reference",
+         "--json", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    guard = threading.Timer(300, proc.kill)   # a hang guard, not a timing assertion
+    guard.start()
+    try:
+        lines = []
+        while not _rows("\n".join(lines)):
+            line = proc.stdout.readline()
+            assert line, "the benchmark ended before printing a row: " + proc.stderr.read()
+            lines.append(line.rstrip("\n"))
+        workers = _descendants(proc.pid)
+        assert len(workers) == 2, workers      # one per implementation
+        proc.send_signal(sig)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        guard.cancel()
+    assert proc.returncode == 128 + sig, err[-2000:]
+    printed = _rows("\n".join(lines) + "\n" + rest)
+    assert printed and "INTERRUPTED" in rest
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False
+    saved = [(c["case"], c["direction"], c["dtype"]) for c in doc["runs"][0]["results"]]
+    # a cell is recorded just before its row is printed: the signal may fall between
+    assert saved[:len(printed)] == [(r[0], r[1], r[2]) for r in printed]
+    assert len(saved) - len(printed) in (0, 1)
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers)), "a measuring process was left running"
+    assert os.listdir(out.parent) == ["bench.json"]
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+# --- compare: regressions vs noise ----------------------------------------
+
+def _doc(times_by_cell, impl="fastconv"):
+    results = [{"case": case, "direction": "fwd", "dtype": "float32",
+                "impls": {impl: {"times": list(t), "median": float(np.median(t))}}}
+               for case, t in times_by_cell.items()]
+    return {"schema": "fastconv.bench/1", "runs": [{"threads": 2, "impls": [impl],
+                                                    "results": results}]}
+
+
+def test_compare_finds_a_real_regression_and_ignores_noise():
+    from fastconv.bench import compare
+    rng = np.random.default_rng(0)
+
+    def noisy(scale, n=30):   # right-skewed timing noise, as on a busy machine
+        return scale * (1 + rng.gamma(2.0, 0.03, n))
+    old = _doc({f"c{i}": noisy(1e-3) for i in range(60)})
+    same = _doc({f"c{i}": noisy(1e-3) for i in range(60)})
+    rows = compare.compare(old, same)
+    assert len(rows) == 60 and {r["verdict"] for r in rows} == {"same"}
+
+    slower = _doc({f"c{i}": noisy(1e-3 * (1.3 if i == 7 else 1.0)) for i in range(60)})
+    verdicts = {r["key"][1]: r["verdict"] for r in compare.compare(old, slower)}
+    assert verdicts.pop("c7") == "slower" and set(verdicts.values()) == {"same"}
+
+    faster = _doc({"c0": noisy(0.7e-3)})
+    assert compare.compare(_doc({"c0": noisy(1e-3)}), faster)[0]["verdict"] == "faster"
+
+
+def test_compare_with_too_few_repeats_is_inconclusive():
+    from fastconv.bench import compare
+    old = _doc({"c": [1.0, 1.01, 0.99]})
+    new = _doc({"c": [2.0, 2.01, 1.99]})     # twice as slow, but 3 vs 3 repeats
+    (row,) = compare.compare(old, new)
+    assert row["verdict"] == "inconclusive" and row["ratio"] == pytest.approx(2.0)
+
+
+def test_mann_whitney_matches_known_values():
+    from fastconv.bench import compare
+    # fully separated samples of 3 and 3: exact two-sided p = 2/20
+    assert compare.mann_whitney_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)
+    assert compare.mann_whitney_p([1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5]) > 0.5
+    # large samples: the normal approximation, symmetric in its arguments
+    a, b = np.arange(40.0), np.arange(40.0) + 15
+    assert compare.mann_whitney_p(a, b) == pytest.approx(compare.mann_whitney_p(b, a))
+    assert compare.mann_whitney_p(a, b) < 1e-3
+    assert compare.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_compare_command_exit_status(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    base = np.linspace(1e-3, 1.1e-3, 20)
+    old.write_text(json.dumps(_doc({"mid": base})))
+    new.write_text(json.dumps(_doc({"mid": base * 1.5})))
+    assert cli.main(["compare", str(old), str(old)]) == 0
+    assert cli.main(["compare", str(old), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "slower" in out and "mid" in out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", str(old), str(tmp_path / "missing.json")])
+    assert exc.value.code == 2
+
+
+def test_result_check_tells_rounding_from_a_wrong_result():
+    """The check made before timing (worker.same_result) passes results that
+    differ by rounding and refuses a wrong layout or a wrong value."""
+    from fastconv.bench.worker import fingerprint, same_result
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((2, 3, 8, 8))
+    want = fingerprint([y])
+    assert same_result(fingerprint([y * (1 + 1e-5)]), want, "float32") is None
+    assert same_result(fingerprint([y.astype(np.float32)]), want, "float32") is None
+    assert same_result(fingerprint([y.transpose(0, 1, 3, 2)]), want, "float32")  # H, W swapped
+    wrong = y.copy()
+    wrong[0, 0, 0, 0] += 1.0
+    assert same_result(fingerprint([wrong]), want, "float64")
+    assert same_result(fingerprint([y[:, :2]]), want, "float64")                   # shape
+    idx = np.arange(12).reshape(3, 4)
+    assert same_result(fingerprint([idx]), fingerprint([idx]), "float64") is None
+    assert same_result(fingerprint([idx[::-1].copy()]), fingerprint([idx]), "float64")

@@ -104,8 +104,22 @@ def test_save_filters_png(example, tmp_path, rng):
     pytest.importorskip("matplotlib")
     path = tmp_path / "f.png"
     w = rng.standard_normal((30, 1, 5, 5))
-    assert example.save_filters_png(w, w * 2, str(path))
+    history = {"loss": [2.0, 1.0, 0.5], "train_acc": [0.3, 0.6, 0.9],
+               "test_acc": [0.25, 0.55, 0.85]}
+    assert example.save_filters_png(w, w * 2, str(path), history)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert example.save_filters_png(w, w * 2, str(tmp_path / "g.png"))
+
+
+def test_filter_mosaic_keeps_one_scale(example, rng):
+    """Filters are not normalised one by one: weights twice as large show
+    twice as strong, so trained and untrained mosaics differ visibly."""
+    w = rng.standard_normal((6, 5, 5))
+    small, large = example._mosaic(w, 3), example._mosaic(2 * w, 3)
+    assert small.shape == large.shape == (2 * 6 - 1, 3 * 6 - 1)
+    np.testing.assert_array_equal(np.isnan(small), np.isnan(large))
+    np.testing.assert_allclose(large[~np.isnan(large)], 2 * small[~np.isnan(small)])
+    np.testing.assert_array_equal(small[:5, :5], w[0])
 
 
 @needs_pool
@@ -118,6 +132,7 @@ def test_smoke_mnist_files(example, tmp_path, rng, capsys, model):
     text = capsys.readouterr().out
     assert "epoch  1/1  loss" in text and "img/s" in text and "final test accuracy" in text
     assert 0 <= result["test_acc"] <= 1
+    assert len(result["history"]["loss"]) == len(result["history"]["test_acc"]) == 1
     with np.load(result["weights"]) as w:
         assert w["0.weight"].shape[0] in (30, 16)
 

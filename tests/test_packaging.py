@@ -7,6 +7,8 @@ import inspect
 import io
 import os
 import typing
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +100,58 @@ def test_show_config_reports_simd_and_cpu():
     cfg = fastconv._config.config()
     assert set(fastconv._simd.supported()) <= set(cfg["simd_compiled"].split(", "))
     assert fastconv._simd.active() in cfg["simd"]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+in_source_tree = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(ROOT, "pyproject.toml")),
+    reason="not run from a source tree (e.g. an installed wheel's test run)")
+
+
+@in_source_tree
+def test_pyproject_metadata():
+    tomllib = pytest.importorskip("tomllib")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        meta = tomllib.load(f)
+    project = meta["project"]
+    assert project["license"] == "BSD-3-Clause" and project["license-files"] == ["LICENSE"]
+    with open(os.path.join(ROOT, "LICENSE")) as f:
+        assert f.read().startswith("BSD 3-Clause License")
+    # the extension uses no NumPy C API: building needs no NumPy
+    assert not any(r.lower().startswith("numpy") for r in meta["build-system"]["requires"])
+    assert any(r.startswith("Cython") for r in project["optional-dependencies"]["dev"])
+    assert project["authors"] and project["requires-python"] == ">=3.9"
+    versions = {c.rsplit(":: ", 1)[1] for c in project["classifiers"]
+                if c.startswith("Programming Language :: Python :: 3.")}
+    assert {"3.9", "3.13"} <= versions   # the two .ci/extra tests (stage pythons)
+    assert os.path.isfile(os.path.join(ROOT, "CHANGELOG.md"))
+
+
+def test_installed_wheel_ships_the_licence():
+    try:
+        dist = importlib.metadata.distribution("fastconv")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("fastconv is not installed (testing a source tree)")
+    if os.path.realpath(str(dist.locate_file("fastconv"))) != os.path.realpath(PKG):
+        pytest.skip("the installed fastconv is not the one under test")
+    assert any(str(f).endswith("LICENSE") for f in dist.files or ())
+    assert dist.metadata.get("License-Expression") == "BSD-3-Clause"
+
+
+@in_source_tree
+def test_building_without_a_compiler_says_so(tmp_path):
+    """`pip install` from source on a machine without gcc: a message that
+    says what is missing and what to do, not a bare 'No such file'."""
+    pytest.importorskip("Cython")
+    import shutil
+    for rel in ("setup.py", "csrc", os.path.join("src", "fastconv")):
+        src, dst = os.path.join(ROOT, rel), os.path.join(tmp_path, rel)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    env = dict(os.environ, CC="fastconv-test-no-such-compiler")
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "no C compiler found" in proc.stderr and "apt-get install gcc" in proc.stderr

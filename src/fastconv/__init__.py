@@ -5,10 +5,11 @@ plain-NumPy twin of each, and fastconv.nn a thin layer API for training code.
 fastconv.explain(op_name, ...) shows which algorithm a convolution call runs.
 """
 from ._version import __version__
-from . import _threads  # noqa: F401  (sets the OpenMP wait policy before _kernels loads)
+from . import _threads
 
 try:
-    from . import _kernels  # noqa: F401
+    with _threads.openmp_load_environment():  # libgomp reads it when _kernels loads it
+        from . import _kernels  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError(
         "fastconv's compiled extension (fastconv._kernels) could not be imported: "

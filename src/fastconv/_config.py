@@ -1,5 +1,4 @@
 """show_config(): what this build is and what it will use."""
-import os
 import platform
 import sys
 from typing import IO, Optional
@@ -43,7 +42,7 @@ def config():
         "flags": info["flags"],
         "openmp": info["openmp"],
         "threads": _threads.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(runtime default)"),
+        "omp_wait_policy": _threads.wait_policy_at_load,
         "simd": f"{_simd.active()} (supported: {', '.join(_simd.supported())}; "
                 "override with FASTCONV_SIMD)",
         "simd_compiled": ", ".join(_kernels.simd_compiled()),

@@ -449,6 +449,11 @@ def simd_calls():
     return {name: fc_simd_calls(i) for i, name in enumerate(SIMD_LEVELS)}
 
 
+def openmp_max_threads():
+    """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
+    return fc_openmp_max_threads()
+
+
 def build_info():
     """What the kernels were compiled with."""
     return {

@@ -1,23 +1,29 @@
 """`python -m fastconv.bench` / `fastconv-bench`: the benchmark comparison.
 
-The parent process only parses options and prints the report.  Each thread
-count is measured in a fresh child process (`python -m fastconv.bench
---child-out FILE ...`) whose environment pins the thread count of every
-runtime (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS) and the
-allocator policy (timing.MALLOC_ENV) from the first instruction on, so every
-implementation runs under the same threads and the same malloc behaviour.
+This process parses the options, coordinates the measurement and prints the
+report.  For each thread count, every implementation is measured in a fresh
+worker process of its own (worker.py) whose environment pins the thread
+count of every runtime (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
+MKL_NUM_THREADS) and the allocator policy (timing.MALLOC_ENV) from the first
+instruction on; the workers take turns (runner.py).  Each table row is
+printed as soon as its cell is measured.  Ctrl-C or SIGTERM stops the
+workers and keeps what was measured: the rows printed so far, and the JSON
+file with them (marked incomplete).
+
+`python -m fastconv.bench compare OLD.json NEW.json` tells regressions from
+noise (compare.py).
 """
 import argparse
-import json
+import math
 import os
+import signal
 import site
-import subprocess
 import sys
-import tempfile
 
 from . import cases as case_table
 from . import impls as impl_table
 from . import report, runner, timing
+from .._threads import MAX_THREADS
 
 QUICK = {"budget": 0.05, "gemm_n": 1024, "copy_bytes": 64 << 20, "pause": 0.02}
 FULL = {"budget": 0.4, "gemm_n": 2048, "copy_bytes": 256 << 20, "pause": 0.15}
@@ -32,35 +38,57 @@ def _threads(value):
         counts = [int(v) for v in _list(value)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected thread counts like 2 or 1,2; got {value!r}")
-    if not counts or any(n < 1 for n in counts):
-        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {value!r}")
+    if not counts or any(n < 1 or n > MAX_THREADS for n in counts):
+        raise argparse.ArgumentTypeError(
+            f"thread counts must be between 1 and {MAX_THREADS}, got {value!r}")
     return counts
+
+
+def _budget(value):
+    try:
+        budget = float(value)
+    except ValueError:
+        budget = math.nan
+    if not (math.isfinite(budget) and budget > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return budget
+
+
+def _cases(value):
+    if not _list(value):
+        raise argparse.ArgumentTypeError("expected case names or globs (see --list), got "
+                                         f"{value!r}")
+    return value
 
 
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m fastconv.bench",
-        description="Time fastconv against its plain-NumPy reference (and PyTorch when "
+        epilog="python -m fastconv.bench compare OLD.json NEW.json: regressions vs noise "
+               "between two --json files (see compare --help).",
+        description="Time fastconv against its plain-NumPy reference (and PyTorch and JAX when "
                     "installed) on realistic conv and pooling layers, forward and "
                     "forward+backward, and print speedups and achieved GFLOP/s against "
                     "this machine's measured GEMM rate.")
     p.add_argument("--quick", action="store_true",
-                   help="small cases and short timing budget (< 30 s): a smoke test")
+                   help="small cases and short timing budget: a smoke test (longer with "
+                        "each installed library that adds a column)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N[,N...]",
                    help="thread count(s); one child process and one table per count "
                         "(default: fastconv's default, %(default)s = all usable cores "
                         "unless OMP_NUM_THREADS is set)")
     p.add_argument("--dtype", default="float32,float64", metavar="DTYPES",
                    help="float32, float64 or both comma-separated (default: both)")
-    p.add_argument("--cases", default=None, metavar="NAMES",
+    p.add_argument("--cases", type=_cases, default=None, metavar="NAMES",
                    help="comma-separated case names or globs (e.g. mid,deep or '*pool*'); "
                         "see --list")
     p.add_argument("--direction", default="fwd,fwd+bwd", metavar="PASSES",
                    help="fwd, fwd+bwd or both comma-separated (default: both)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
-                   help="implementations to time (default: fastconv,reference,torch; torch "
-                        "only when installed; fastconv is always included)")
-    p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="implementations to time (default: fastconv,reference,torch,jax,"
+                        "onnxruntime,tensorflow; the last four only when installed; fastconv "
+                        "is always included)")
+    p.add_argument("--budget", type=_budget, default=None, metavar="SECONDS",
                    help=f"target seconds per measurement (default {FULL['budget']}, "
                         f"--quick {QUICK['budget']})")
     p.add_argument("--min-repeats", type=int, default=3, metavar="N",
@@ -74,10 +102,10 @@ def build_parser():
                         "matplotlib)")
     p.add_argument("--list", action="store_true", help="list the known cases and exit")
     p.add_argument("--in-process", action="store_true",
-                   help="measure in this process instead of a child process (thread "
-                        "counts then set via the libraries' APIs, allocator via mallopt)")
+                   help="measure in this process instead of a worker process per "
+                        "implementation (thread counts then set via the libraries' APIs, "
+                        "allocator via mallopt; all share one OpenMP runtime)")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -120,10 +148,11 @@ def _settings(args):
     s = dict(QUICK if args.quick else FULL)
     if args.budget is not None:
         s["budget"] = args.budget
+    s.update(min_repeats=args.min_repeats, max_repeats=args.max_repeats, seed=args.seed)
     return s
 
 
-def _child_env(threads):
+def _worker_env(threads):
     """This environment plus the pinned thread counts and malloc policy, with
     the directory of the fastconv being measured first on PYTHONPATH."""
     import fastconv
@@ -134,36 +163,78 @@ def _child_env(threads):
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     site_dirs = set(getattr(site, "getsitepackages", lambda: [])())
     site_dirs.add(getattr(site, "getusersitepackages", lambda: "")())
-    if pkg_parent not in site_dirs:  # a source tree: make the child import the same one
+    if pkg_parent not in site_dirs:  # a source tree: make the workers import the same one
         env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
             "PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
 
-def _child_argv(args, threads, cases, dtypes, directions, impls, out):
-    argv = [sys.executable, "-m", "fastconv.bench", "--threads", str(threads),
-            "--dtype", ",".join(dtypes), "--direction", ",".join(directions),
-            "--cases", ",".join(c.name for c in cases),
-            "--impls", ",".join(i.name for i in impls),
-            "--min-repeats", str(args.min_repeats), "--max-repeats", str(args.max_repeats),
-            "--seed", str(args.seed), "--child-out", out]
-    if args.quick:
-        argv.append("--quick")
-    if args.budget is not None:
-        argv += ["--budget", str(args.budget)]
-    return argv
+class Stopped(Exception):
+    """SIGTERM (or SIGINT) arrived: stop measuring, keep what was measured."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def _measure_here(args, threads, cases, dtypes, directions, impls, process_note):
-    s = _settings(args)
-    return runner.measure(cases, dtypes, directions, impls, threads, budget=s["budget"],
-                          min_repeats=args.min_repeats, max_repeats=args.max_repeats,
-                          gemm_n=s["gemm_n"], copy_bytes=s["copy_bytes"], pause=s["pause"],
-                          seed=args.seed,
-                          process_note=process_note)
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+def _hold_signals():
+    """From here on a second SIGTERM/SIGINT must not cut the report short."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _stdout(line):
+    print(line, flush=True)
+
+
+def _measure(args, thread_counts, cases, dtypes, directions, impls, printer):
+    """Every thread count's run record, streamed through `printer`; on
+    Ctrl-C/SIGTERM, the runs so far (the last one incomplete) and the signal."""
+    settings = _settings(args)
+    runs, stopped = [], None
+    for threads in thread_counts:
+        if args.in_process:
+            note = f"measured in this process (--in-process); {timing.configure_malloc()}"
+        else:
+            note = ("each implementation measured in its own worker process started with the "
+                    "thread and malloc environment below (freed memory stays mapped and is "
+                    "reused, so no implementation pays first-touch page faults after the "
+                    "warm-up)")
+        session = runner.Session(impls, threads, settings, env=_worker_env(threads),
+                                 in_process=args.in_process)
+        begun = False
+        try:
+            passes = sum(len([d for d in directions
+                              if d in getattr(impl, "directions", impl_table.DIRECTIONS)])
+                         for impl in impls)
+            run = session.start(dtypes, len(cases) * len(dtypes) * passes, note)
+            runs.append(run)
+            printer.begin(run)
+            begun = True
+            for cell in session.cells(cases, dtypes, directions):
+                printer.cell(cell)
+            session.finish()
+        except (Stopped, KeyboardInterrupt) as exc:
+            _hold_signals()
+            stopped = getattr(exc, "signum", signal.SIGINT)
+        finally:
+            session.close()
+        if begun:
+            printer.end(session.run)
+        if stopped:
+            break
+    return runs, stopped
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        from . import compare
+        return compare.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.min_repeats < 1 or args.max_repeats < args.min_repeats:
@@ -180,57 +251,59 @@ def main(argv=None):
         return 0
 
     dtypes, directions, impls, cases, notices = _resolve(args, parser)
-
-    if args.child_out:  # we are the measuring child: env already pinned by the parent
-        note = ("measured in a child process started with the thread and malloc "
-                "environment below (freed memory stays mapped and is reused, so no "
-                "implementation pays first-touch page faults after the warm-up)")
-        run = _measure_here(args, args.threads[0], cases, dtypes, directions, impls, note)
-        with open(args.child_out, "w") as f:
-            json.dump(run, f)
-        return 0
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = path and report.check_writable(path, option)
+        if problem:  # fail now, not after minutes of measuring
+            parser.error(problem)
+    if args.plot:
+        report.require_matplotlib()
 
     import fastconv
-    if args.plot:
-        report.require_matplotlib()  # fail now, not after minutes of measuring
     thread_counts = args.threads or [fastconv.get_num_threads()]
     cells = len(cases) * len(dtypes) * len(directions)
     print(f"fastconv.bench: {cells} cells ({len(cases)} cases x {len(directions)} passes x "
           f"{len(dtypes)} dtypes) x {len(impls)} implementations at "
           f"{'/'.join(map(str, thread_counts))} thread(s)"
-          + ("" if args.in_process else "; measuring in a child process per thread count"),
+          + ("" if args.in_process else "; one worker process per implementation"),
           file=sys.stderr, flush=True)
-    runs = []
-    for threads in thread_counts:
-        if args.in_process:
-            how = timing.configure_malloc()
-            runs.append(_measure_here(args, threads, cases, dtypes, directions, impls,
-                                      f"measured in this process (--in-process); {how}"))
-            continue
-        fd, out = tempfile.mkstemp(prefix="fastconv-bench-", suffix=".json")
-        os.close(fd)
-        try:
-            proc = subprocess.run(_child_argv(args, threads, cases, dtypes, directions,
-                                              impls, out), env=_child_env(threads))
-            if proc.returncode != 0:
-                print(f"fastconv.bench: the measuring process for {threads} thread(s) "
-                      f"failed (exit code {proc.returncode})", file=sys.stderr)
-                return proc.returncode or 1
-            with open(out) as f:
-                runs.append(json.load(f))
-        finally:
-            os.unlink(out)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        printer = report.Printer(_stdout, cases, notices)
+        runs, stopped = _measure(args, thread_counts, cases, dtypes, directions, impls,
+                                 printer)
+        printer.legend()
+        return _save(args, argv, runs, cases, notices, stopped)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
-    doc = {"schema": "fastconv.bench/1", "argv": sys.argv[1:] if argv is None else list(argv),
-           "quick": args.quick, "notices": notices, "runs": runs,
+
+def _save(args, argv, runs, cases, notices, stopped):
+    """Write --json and --plot (whatever was measured); the exit status."""
+    doc = {"schema": "fastconv.bench/1", "argv": argv, "quick": args.quick,
+           "complete": not stopped and all(r["complete"] for r in runs),
+           "notices": notices, "runs": runs,
            "cases": {c.name: {"op": c.op, "layer": c.describe(), "note": c.note,
                               "x": c.x, "w": c.w, "kernel": c.kernel, "stride": c.stride,
                               "padding": c.padding, "groups": c.groups} for c in cases}}
-    print(report.render(doc, cases), flush=True)
-    if args.json:
-        report.write_json(doc, args.json)
-        print(f"raw results written to {args.json}", file=sys.stderr)
-    if args.plot:
-        report.plot(doc, args.plot)
-        print(f"speedup chart written to {args.plot}", file=sys.stderr)
-    return 0
+    status = 128 + stopped if stopped else 0
+    if stopped:
+        print(f"fastconv.bench: stopped by {signal.Signals(stopped).name}; "
+              f"{sum(len(r['results']) for r in runs)} measured cell(s) kept",
+              file=sys.stderr, flush=True)
+    if not any(r["results"] for r in runs) and stopped:
+        return status   # nothing measured: leave any previous file alone
+    for option, path, write in (("--json", args.json, report.write_json),
+                                ("--plot", args.plot, report.plot)):
+        if not path:
+            continue
+        try:
+            write(doc, path)
+        except OSError as exc:
+            print(f"fastconv.bench: could not write {option} {path}: "
+                  f"{exc.strerror or exc}; any previous file is unchanged", file=sys.stderr)
+            status = status or 1
+            continue
+        print(f"{option[2:]} written to {path}", file=sys.stderr)
+    return status

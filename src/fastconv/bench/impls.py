@@ -2,7 +2,7 @@
 
 Every adapter turns (case, direction) into a callable taking the dict of
 NumPy inputs that `Case.make_inputs` built (after `adapter.convert`, which is
-done once, outside the timed region).  What is timed, per direction:
+done once, outside the timed region).  What is timed, per direction::
 
   fwd      the forward op (conv2d or deform_conv2d with bias / max_pool2d /
            avg_pool2d / adaptive_max_pool2d / interpolate)
@@ -17,16 +17,36 @@ PyTorch runs the same math without autograd: forward through
 torch.nn.functional, backward by calling the ATen backward ops directly
 (aten.convolution_backward, aten.max_pool2d_with_indices_backward,
 aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
-is timed -- the same "grad in, grads out" work fastconv's *_backward does.
-Tensors share memory with the NumPy inputs (torch.from_numpy).  Deformable
-convolution has no PyTorch op (torchvision's CPU build does not install
-beside this torch): its torch column is deform_conv2d_torch below, the same
-algorithm in torch ops, differentiated by autograd.
+is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
+Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
+installed) runs jitted jax.lax ops, its backward by jax.vjp; ONNX Runtime
+(when installed, with the onnx package) runs forward passes only;
+TensorFlow (when installed) runs in NHWC.  Deformable convolution has no
+PyTorch op (torchvision's CPU build does not install beside this torch): its
+torch column is deform_conv2d_torch below, the same algorithm in torch ops,
+differentiated by autograd.
+
+Each adapter runs in a worker process of its own (worker.py); `preload`
+names modules it imports first, `extra_env(threads)` (optional) variables its
+worker starts with, `directions` (optional) the passes it can run,
+`outputs(case, direction, result)` (optional) its results in the reference
+layout for the check made before timing.
 """
 import importlib
 import importlib.util
 
-IMPL_NAMES = ("fastconv", "reference", "torch")
+import numpy as np
+
+IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
+DIRECTIONS = ("fwd", "fwd+bwd")   # what an adapter runs unless it says otherwise
+
+
+def to_numpy(out):
+    """An adapter's result (arrays, tensors, nested tuples) as a flat list of
+    ndarrays, for checking results (outside the timed region)."""
+    if isinstance(out, (tuple, list)):
+        return [a for item in out for a in to_numpy(item)]
+    return [np.asarray(out.numpy() if hasattr(out, "numpy") else out)]
 
 
 def set_blas_threads(n):
@@ -43,6 +63,10 @@ def set_blas_threads(n):
 
 class NumpyImpl:
     """fastconv or fastconv.reference: same names and signatures."""
+
+    # Modules the measuring process imports before anything else, so their
+    # runtimes load under their own defaults (see worker.py).
+    preload = ()
 
     def __init__(self, name, module_name):
         self.name = name
@@ -135,6 +159,10 @@ class TorchImpl:
     the ATen backward ops called directly (no autograd)."""
 
     name = "torch"
+    # torch first: its OpenMP runtime (libgomp, shared with fastconv's when
+    # both are loaded) then starts with torch's default wait policy, not
+    # the PASSIVE one fastconv chooses for a runtime it loads itself.
+    preload = ("torch",)
 
     def available(self):
         # find_spec, not import: the parent CLI process never needs torch loaded
@@ -302,6 +330,257 @@ def deform_conv2d_torch(input, offset, weight, bias=None, stride=1, padding=0, d
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
+class JaxImpl:
+    """JAX on CPU (optional): jax.lax ops on the same NCHW/OIHW arrays (no
+    layout change), each pass one jitted function (compiled by the untimed
+    first call); the backward pass by jax.vjp of the forward.  JAX dispatches
+    asynchronously, so every timed call waits for its results."""
+
+    name = "jax"
+    preload = ()
+
+    def available(self):
+        return importlib.util.find_spec("jax") is not None
+
+    def version(self):
+        import jax
+        return jax.__version__
+
+    def extra_env(self, threads):
+        """XLA reads its thread settings at start-up: one thread when asked
+        for one (otherwise XLA's default, every core)."""
+        if threads == 1:
+            return {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
+                                 "intra_op_parallelism_threads=1"}
+        return {}
+
+    def set_threads(self, n):
+        import os
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        if n == 1 or n == cores:
+            return None
+        return f"jax: XLA runs on all {cores} cores (it has no setting for {n})"
+
+    def convert(self, inputs):
+        import jax
+        jax.config.update("jax_enable_x64", True)   # else float64 silently becomes float32
+        return {k: jax.device_put(v) for k, v in inputs.items()}
+
+    def call(self, case, direction):
+        import jax
+        import jax.numpy as jnp
+        from jax import lax
+        s, p = case.stride, case.padding
+        if case.op == "conv2d":
+            def forward(x, w, b):
+                y = lax.conv_general_dilated(x, w, (s, s), [(p, p), (p, p)],
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                             feature_group_count=case.groups)
+                return y + b[None, :, None, None]
+            names = ("x", "w", "b")
+        elif case.op in ("max_pool2d", "avg_pool2d"):
+            k = case.kernel
+            window, strides = (1, 1, k, k), (1, 1, s, s)
+            pads = [(0, 0), (0, 0), (p, p), (p, p)]
+
+            # Python scalars as initial values: JAX then knows the monoid
+            # (max or sum) and uses its differentiable reduce_window.
+            def forward(x):
+                if case.op == "max_pool2d":
+                    return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads)
+                # count_include_pad=True, as the other implementations' default
+                return lax.reduce_window(x, 0.0, lax.add, window, strides, pads) / (k * k)
+            names = ("x",)
+        else:
+            raise ValueError(f"unknown op {case.op!r}")
+        if direction == "fwd":
+            compiled = jax.jit(forward)
+            return lambda a: compiled(*(a[n] for n in names)).block_until_ready()
+
+        def forward_backward(gy, *args):
+            y, pullback = jax.vjp(forward, *args)
+            grads = pullback(gy)
+            return y, grads if len(grads) > 1 else grads[0]
+        compiled = jax.jit(forward_backward)
+        return lambda a: jax.block_until_ready(compiled(a["gy"], *(a[n] for n in names)))
+
+
+class OnnxRuntimeImpl:
+    """ONNX Runtime on CPU (optional, forward only: it has no training ops
+    for these layers): one ONNX graph per case and dtype (Conv with bias,
+    MaxPool, AveragePool with count_include_pad=1), built with the `onnx`
+    package and loaded into a session once, outside the timed region; the
+    session's intra-op threads are the thread count."""
+
+    name = "onnxruntime"
+    preload = ()
+    directions = ("fwd",)
+    OPSET = 17
+
+    def __init__(self):
+        self.threads = 1
+        self.sessions = {}
+
+    def available(self):
+        return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+    def version(self):
+        import onnxruntime
+        return onnxruntime.__version__
+
+    def set_threads(self, n):
+        self.threads = n
+        self.sessions.clear()
+        return None
+
+    def convert(self, inputs):
+        return inputs
+
+    def _session(self, case, dtype):
+        key = (case.name, dtype)
+        if key not in self.sessions:
+            import onnx
+            import onnxruntime as ort
+            from onnx import TensorProto, helper
+            elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[str(dtype)]
+            s, p = case.stride, case.padding
+            names = ["x"]
+            if case.op == "conv2d":
+                names += ["w", "b"]
+                node = helper.make_node("Conv", names, ["y"], kernel_shape=list(case.w[2:]),
+                                        strides=[s, s], pads=[p] * 4, group=case.groups)
+            else:
+                kind = "MaxPool" if case.op == "max_pool2d" else "AveragePool"
+                extra = {} if kind == "MaxPool" else {"count_include_pad": 1}
+                node = helper.make_node(kind, names, ["y"], kernel_shape=[case.kernel] * 2,
+                                        strides=[s, s], pads=[p] * 4, **extra)
+            shapes = {"x": case.x, "w": case.w, "b": case.w and (case.w[0],)}
+            graph = helper.make_graph(
+                [node], case.name,
+                [helper.make_tensor_value_info(n, elem, list(shapes[n])) for n in names],
+                [helper.make_tensor_value_info("y", elem, list(case.out_shape))])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.OPSET)])
+            onnx.checker.check_model(model)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self.sessions[key] = (ort.InferenceSession(model.SerializeToString(), options,
+                                                       providers=["CPUExecutionProvider"]),
+                                  names)
+        return self.sessions[key]
+
+    def call(self, case, direction):
+        if direction not in self.directions:
+            raise ValueError(f"onnxruntime runs forward passes only, not {direction}")
+
+        def forward(a):
+            session, names = self._session(case, a["x"].dtype)
+            return session.run(None, {n: a[n] for n in names})[0]
+        return forward
+
+
+class TensorFlowImpl:
+    """TensorFlow on CPU (optional) in its native NHWC layout: inputs are
+    converted once (NCHW -> NHWC, OIHW -> HWIO, depthwise weights to
+    (kh, kw, C_in, multiplier)) outside the timed region, and results back
+    only to be checked.  Each pass is one tf.function (traced by the untimed
+    first call); the backward pass is tf.GradientTape's with the given
+    upstream gradient.  Padding is explicit (pooling: tf.pad then VALID, zeros
+    for average pooling, as count_include_pad=True counts them)."""
+
+    name = "tensorflow"
+    preload = ()
+
+    def available(self):
+        return importlib.util.find_spec("tensorflow") is not None
+
+    def version(self):
+        import tensorflow as tf
+        return tf.__version__
+
+    def extra_env(self, threads):
+        return {"TF_CPP_MIN_LOG_LEVEL": "2"}   # no start-up banners in the report
+
+    def set_threads(self, n):
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    @staticmethod
+    def _depthwise(case):
+        return case.op == "conv2d" and case.groups > 1 and case.groups == case.x[1]
+
+    def convert(self, inputs):
+        import tensorflow as tf
+        out = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1))
+               for k, v in inputs.items() if k in ("x", "gy")}
+        if "w" in inputs:
+            w = inputs["w"]
+            if w.shape[1] == 1 and inputs["x"].shape[1] > 1:   # depthwise
+                c_in = inputs["x"].shape[1]
+                w = w.reshape(c_in, w.shape[0] // c_in, *w.shape[2:]).transpose(2, 3, 0, 1)
+            else:
+                w = w.transpose(2, 3, 1, 0)
+            out["w"], out["b"] = np.ascontiguousarray(w), inputs["b"]
+        return {k: tf.constant(v) for k, v in out.items()}
+
+    def outputs(self, case, direction, result):
+        """Results back in the reference layout, for the check before timing."""
+        arrays = to_numpy(result)
+        names = ["y"] + (["gx"] if direction != "fwd" else [])
+        if case.op == "conv2d" and direction != "fwd":
+            names += ["gw", "gb"]
+        back = []
+        for name, a in zip(names, arrays):
+            if name in ("y", "gx"):
+                a = a.transpose(0, 3, 1, 2)
+            elif name == "gw":
+                a = (a.transpose(2, 3, 0, 1).reshape(case.w) if self._depthwise(case)
+                     else a.transpose(3, 2, 0, 1))
+            back.append(np.ascontiguousarray(a))
+        return back
+
+    def call(self, case, direction):
+        import tensorflow as tf
+        s, p = case.stride, case.padding
+        pads = [[0, 0], [p, p], [p, p], [0, 0]]
+        if case.op == "conv2d":
+            if case.groups not in (1, case.x[1]):
+                raise ValueError("tensorflow: no grouped convolution on CPU besides depthwise")
+            depthwise = self._depthwise(case)
+
+            def forward(x, w, b):
+                if depthwise:
+                    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID")
+                else:
+                    y = tf.nn.conv2d(x, w, s, pads)
+                return tf.nn.bias_add(y, b)
+            names = ("x", "w", "b")
+        elif case.op in ("max_pool2d", "avg_pool2d"):
+            k, is_max = case.kernel, case.op == "max_pool2d"
+
+            def forward(x):
+                if p:
+                    x = tf.pad(x, pads, constant_values=-np.inf if is_max else 0)
+                pool = tf.nn.max_pool2d if is_max else tf.nn.avg_pool2d
+                return pool(x, k, s, "VALID")
+            names = ("x",)
+        else:
+            raise ValueError(f"unknown op {case.op!r}")
+        if direction == "fwd":
+            compiled = tf.function(forward)
+            return lambda a: compiled(*(a[n] for n in names))
+
+        @tf.function
+        def forward_backward(gy, *args):
+            with tf.GradientTape() as tape:
+                tape.watch(args)
+                y = forward(*args)
+            grads = tape.gradient(y, args, output_gradients=gy)
+            return y, tuple(grads) if len(grads) > 1 else grads[0]
+        return lambda a: forward_backward(a["gy"], *(a[n] for n in names))
+
+
 def get(name):
     """The adapter called `name` (one of IMPL_NAMES)."""
     if name == "fastconv":
@@ -310,9 +589,16 @@ def get(name):
         return NumpyImpl("reference", "fastconv.reference")
     if name == "torch":
         return TorchImpl()
+    if name == "jax":
+        return JaxImpl()
+    if name == "onnxruntime":
+        return OnnxRuntimeImpl()
+    if name == "tensorflow":
+        return TensorFlowImpl()
     raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPL_NAMES)}")
 
 
 def available_impls(names=IMPL_NAMES):
-    """Adapters for `names` that can run here (torch only when installed)."""
+    """Adapters for `names` that can run here (torch, jax and onnxruntime only
+    when installed)."""
     return [impl for impl in map(get, names) if impl.available()]

@@ -1,17 +1,122 @@
-"""Measure a set of cells in this process and return the raw results.
+"""Coordinate the measuring workers of one thread count and build its run record.
 
-A cell is (case, direction, dtype); every implementation runs it on the same
-inputs (built once per case and dtype, outside the timed region), in
-`rounds` interleaved rounds (A B C, B C A, C A B, ...), so background load
-that comes and goes over seconds hits all implementations of a cell alike.
+One worker per implementation (worker.py), in its own process unless
+``--in-process``.  A cell is (case, direction, dtype); every worker builds the
+same inputs for it (same seed), runs it once untimed, and the coordinator
+checks the results agree before anything is timed.  The implementations then
+take turns over `rounds` interleaved rounds (A B C, B C A, C A B, ...), one
+worker measuring at a time, so background load that comes and goes over
+seconds hits all implementations of a cell alike.
+
+`Session.cells()` yields each cell as soon as it is measured, and the run
+record (`Session.run`) holds every finished cell at any moment, so an
+interrupted run keeps what it measured.
 """
+import json
 import os
+import subprocess
 import sys
-import time
 
 import numpy as np
 
 from . import timing
+from .worker import LAUNCHER, Worker, same_result
+
+
+UNSUPPORTED = "unsupported"   # a pass an implementation does not run: no column entry
+
+
+class WorkerDied(RuntimeError):
+    """A measuring process ended or answered garbage."""
+
+
+def _stderr_fd():
+    """Where a worker's stdout goes: our stderr (stdout is the table's)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):   # e.g. a captured stderr
+        return subprocess.DEVNULL
+
+
+class LocalWorker:
+    """A Worker in this process (``--in-process``)."""
+
+    def __init__(self, impl):
+        self.impl = impl
+        self.worker = Worker(impl.name)
+
+    def call(self, cmd, **args):
+        return self.worker.handle(cmd, **args)
+
+    def close(self):
+        self.worker = None
+
+
+class ProcessWorker:
+    """A Worker in a child process started with `env`; see worker.py.
+
+    The child gets its own session, so a Ctrl-C in the terminal reaches only
+    the coordinator, which then stops it (close()); it also dies with the
+    coordinator (PR_SET_PDEATHSIG) if that is killed outright."""
+
+    def __init__(self, impl, env):
+        self.impl = impl
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER, ",".join(impl.preload), impl.name,
+                 str(write_fd)],
+                stdin=subprocess.PIPE, stdout=_stderr_fd(), env=env,
+                pass_fds=(write_fd,), start_new_session=True, text=True)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "r")
+
+    def call(self, cmd, **args):
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
+            self.proc.stdin.flush()
+            line = self.replies.readline()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerDied(f"{self.impl.name} measuring process: {exc}") from None
+        if not line:
+            code = self.proc.wait()
+            raise WorkerDied(f"the {self.impl.name} measuring process ended "
+                             f"(exit code {code}) during {cmd!r}")
+        reply = json.loads(line)
+        if "failed" in reply:
+            raise WorkerDied(f"{self.impl.name} {cmd}: {reply['failed']}")
+        return reply["ok"]
+
+    def close(self, grace=5.0):
+        """Stop the process (asked to exit, then SIGTERM, then SIGKILL) and
+        reap it: nothing is left running."""
+        proc = self.proc
+        try:
+            if proc.poll() is None:
+                try:
+                    proc.stdin.write(json.dumps({"cmd": "exit"}) + "\n")
+                    proc.stdin.flush()
+                except (BrokenPipeError, OSError):
+                    pass
+                try:
+                    proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=grace)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        finally:
+            for stream in (proc.stdin, self.replies):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
 
 class Progress:
@@ -34,13 +139,6 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def note(self, text):
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
     def close(self):
         if self.tty and self.width:
             self.stream.write("\n")
@@ -57,103 +155,166 @@ def format_seconds(t):
     return f"{t * 1e6:.3g} us"
 
 
-def _limits(dtypes, gemm_n, copy_bytes, report, when):
-    gemm = {}
-    for dtype in dtypes:
-        gemm[dtype] = timing.gemm_rate(dtype, n=gemm_n)
-        report(f"GEMM {gemm_n}^3 {dtype} ({when}): {gemm[dtype]['gflops']:.1f} GFLOP/s")
-    copy = timing.copy_bandwidth(copy_bytes)
-    report(f"memory copy {copy_bytes >> 20} MiB ({when}): {copy['gbps']:.1f} GB/s")
-    return gemm, copy
+class Session:
+    """The workers of one thread count and the run record they fill.
 
-
-def _best(first, last, key):
-    """The better of two limit measurements (the machine can do at least that)."""
-    best = dict(max(first, last, key=lambda m: m[key]))
-    best["measurements"] = [first[key], last[key]]
-    return best
-
-
-def _time_cell(impls, case, direction, converted, budget, min_repeats, max_repeats, pause,
-               rounds):
-    """Times (or an error text) of each implementation on one cell: `rounds`
-    rounds, each giving every implementation a 1/rounds share of the budget
-    and repeats (one warm-up call first, after `pause` idle seconds), in an
-    order rotated by one per round."""
-    times = {impl.name: [] for impl in impls}
-    errors = {}
-    for r in range(rounds):
-        for i in range(len(impls)):
-            impl = impls[(i + r) % len(impls)]
-            if impl.name in errors:
-                continue
-            time.sleep(pause)
-            try:
-                fn = impl.call(case, direction)
-                per_round = -(-min_repeats // rounds)   # at least min_repeats in all
-                times[impl.name] += timing.time_calls(
-                    fn, converted[impl.name], budget=budget / rounds, min_repeats=per_round,
-                    max_repeats=max(per_round, max_repeats // rounds))
-            except Exception as exc:  # noqa: BLE001 - recorded, shown in the table
-                errors[impl.name] = f"{type(exc).__name__}: {exc}"
-    return times, errors
-
-
-def measure(cases, dtypes, directions, impls, threads, budget=0.5, min_repeats=3,
-            max_repeats=100, gemm_n=2048, copy_bytes=256 << 20, seed=0, pause=0.15,
-            progress=True, process_note="", rounds=3):
-    """Run every cell; returns the run record (see README "Benchmarks").
-
-    The machine limits (GEMM rate per dtype, copy bandwidth) are measured
-    before and after the cells; the better of the two is the limit, so a
-    burst of background load during one of them does not inflate % limit.
-    `pause` seconds of idle time precede every measurement, so worker threads
-    still spinning after the previous implementation's call (OpenBLAS spins
-    ~0.1 s) have gone to sleep and do not compete with the next one.  Each
-    cell's implementations take turns over `rounds` rounds (see _time_cell).
+    Use: start(); for cell in cells(...): ...; finish(); and always close().
     """
-    thread_notes = [note for note in (impl.set_threads(threads) for impl in impls) if note]
-    steps = 2 * (len(dtypes) + 1) + len(cases) * len(dtypes) * len(directions) * len(impls)
-    report = Progress(steps) if progress else (lambda text: None)
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
-    gemm_first, copy_first = _limits(dtypes, gemm_n, copy_bytes, report, "start")
-    results = []
-    for dtype in dtypes:
-        for case in cases:
-            inputs = case.make_inputs(dtype, "fwd+bwd" if "fwd+bwd" in directions else "fwd",
-                                      seed=seed)
-            converted = {impl.name: impl.convert(inputs) for impl in impls}
-            for direction in directions:
-                cell = {"case": case.name, "op": case.op, "layer": case.describe(),
-                        "direction": direction, "dtype": dtype,
-                        "flops": case.flops(direction),
-                        "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
-                        "impls": {}}
-                times, errors = _time_cell(impls, case, direction, converted, budget,
-                                           min_repeats, max_repeats, pause, rounds)
-                for impl in impls:
-                    label = f"{case.name} {direction} {dtype} {impl.name}"
-                    if impl.name in errors:
-                        cell["impls"][impl.name] = {"error": errors[impl.name]}
-                        report(f"{label}: ERROR {errors[impl.name]}")
-                        continue
-                    stats = timing.summarize(times[impl.name])
-                    cell["impls"][impl.name] = stats
-                    report(f"{label}: {format_seconds(stats['median'])} "
-                           f"(median of {stats['repeats']})")
-                results.append(cell)
-            del inputs, converted
-    gemm_last, copy_last = _limits(dtypes, gemm_n, copy_bytes, report, "end")
-    if progress:
-        report.close()
-    env = timing.environment(impls)
-    env["loadavg_start"] = load_start
-    gemm = {d: _best(gemm_first[d], gemm_last[d], "gflops") for d in dtypes}
-    return {"threads": threads, "environment": env, "process": process_note,
-            "thread_notes": sorted(set(thread_notes)),
-            "settings": {"budget_s": budget, "min_repeats": min_repeats,
-                         "max_repeats": max_repeats, "warmup_calls": 1, "pause_s": pause,
-                         "rounds": rounds, "seed": seed},
-            "impls": [impl.name for impl in impls],
-            "gemm": gemm, "copy": _best(copy_first, copy_last, "gbps"), "results": results}
+    def __init__(self, impls, threads, settings, env=None, in_process=False,
+                 progress=True, rounds=3):
+        self.impls, self.threads, self.s = impls, threads, settings
+        self.env, self.in_process, self.rounds = env, in_process, rounds
+        self.progress = progress
+        self.workers = {}
+        self.dead = {}      # impl name -> why its worker is gone
+        self.run = None
+        self.report = lambda text: None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self, dtypes, n_measurements, process_note):
+        steps = 2 * (len(dtypes) + 1) + n_measurements
+        if self.progress:
+            self.report = Progress(steps)
+        for impl in self.impls:
+            extra = getattr(impl, "extra_env", lambda threads: {})(self.threads)
+            self.workers[impl.name] = (LocalWorker(impl) if self.in_process
+                                       else ProcessWorker(impl, dict(self.env or {}, **extra)))
+        infos = {impl.name: self.workers[impl.name].call("setup", threads=self.threads)
+                 for impl in self.impls}
+        env = dict(infos["fastconv"]["environment"])
+        env["versions"] = {name: info["version"] for name, info in infos.items()}
+        for info in infos.values():   # e.g. torch_threads, torch_mkldnn
+            env.update({k: v for k, v in info["environment"].items() if k.startswith("torch")})
+        limits = self._limits(dtypes, "start")
+        s = self.s
+        self.run = {
+            "threads": self.threads, "environment": env, "process": process_note,
+            "thread_notes": sorted({i["thread_note"] for i in infos.values() if i["thread_note"]}),
+            "omp_wait_policy": {name: info["omp_wait_policy"] for name, info in infos.items()},
+            "settings": {"budget_s": s["budget"], "min_repeats": s["min_repeats"],
+                         "max_repeats": s["max_repeats"], "warmup_calls": 1,
+                         "pause_s": s["pause"], "rounds": self.rounds, "seed": s["seed"]},
+            "impls": [impl.name for impl in self.impls],
+            "gemm": limits["gemm"], "copy": limits["copy"],
+            "results": [], "complete": False,
+        }
+        self.run["environment"]["loadavg_start"] = self.run["environment"].get("loadavg")
+        return self.run
+
+    def finish(self):
+        """The limits measured again after the cases (kept beside the first:
+        a large drift means the machine's load changed), and the record
+        marked complete."""
+        limits = self._limits(list(self.run["gemm"]), "end")
+        self.run["gemm_end"], self.run["copy_end"] = limits["gemm"], limits["copy"]
+        self.run["environment"]["loadavg"] = (list(os.getloadavg())
+                                              if hasattr(os, "getloadavg") else None)
+        self.run["complete"] = True
+        return self.run
+
+    def close(self):
+        if self.progress and hasattr(self.report, "close"):
+            self.report.close()
+        for worker in self.workers.values():
+            worker.close()
+        self.workers = {}
+
+    # -- measuring -------------------------------------------------------
+    def _limits(self, dtypes, when):
+        s = self.s
+        got = self.workers["fastconv"].call("limits", dtypes=list(dtypes), gemm_n=s["gemm_n"],
+                                            copy_bytes=s["copy_bytes"])
+        for dtype, g in got["gemm"].items():
+            self.report(f"GEMM {s['gemm_n']}^3 {dtype} ({when}): {g['gflops']:.1f} GFLOP/s")
+        self.report(f"memory copy {s['copy_bytes'] >> 20} MiB ({when}): "
+                    f"{got['copy']['gbps']:.1f} GB/s")
+        return got
+
+    def _call(self, name, cmd, **args):
+        """A worker's reply, or {"error": ...} once its process is gone."""
+        if name in self.dead:
+            return {"error": self.dead[name]}
+        try:
+            return self.workers[name].call(cmd, **args)
+        except WorkerDied as exc:
+            self.dead[name] = str(exc)
+            return {"error": str(exc)}
+
+    def _prepare(self, case, dtype, directions):
+        """{impl: {direction: error text, None or UNSUPPORTED}}: each worker
+        runs the cell once; a result that disagrees with the reference (else
+        fastconv) is an error and is not timed."""
+        got = {impl.name: self._call(impl.name, "prepare", case=case.name, dtype=dtype,
+                                     directions=directions, seed=self.s["seed"])
+               for impl in self.impls}
+        judge = "reference" if "reference" in got else "fastconv"
+        status = {}
+        for name, reply in got.items():
+            status[name] = {}
+            for d in directions:
+                mine = reply.get(d, reply)
+                want = got[judge].get(d, {})
+                if "unsupported" in mine:
+                    status[name][d] = UNSUPPORTED
+                elif "error" in mine:
+                    status[name][d] = mine["error"]
+                elif name != judge and "fingerprint" in want:
+                    diff = same_result(mine["fingerprint"], want["fingerprint"], dtype)
+                    status[name][d] = diff and f"wrong result, not timed: {diff} ({judge}'s)"
+                else:
+                    status[name][d] = None
+        return status
+
+    def _time_cell(self, case, direction, errors):
+        """Times of each implementation on one cell: `rounds` rounds, each
+        giving every implementation a 1/rounds share of the budget and
+        repeats, in an order rotated by one per round."""
+        s, rounds = self.s, self.rounds
+        per_round = -(-s["min_repeats"] // rounds)   # at least min_repeats in all
+        times = {impl.name: [] for impl in self.impls}
+        for r in range(rounds):
+            for i in range(len(self.impls)):
+                name = self.impls[(i + r) % len(self.impls)].name
+                if name not in errors or errors[name]:   # not run here, or failed
+                    continue
+                got = self._call(name, "time", direction=direction,
+                                 budget=s["budget"] / rounds, min_repeats=per_round,
+                                 max_repeats=max(per_round, s["max_repeats"] // rounds),
+                                 pause=s["pause"])
+                if "error" in got:
+                    errors[name] = got["error"]
+                else:
+                    times[name] += got["times"]
+        return times
+
+    def cells(self, cases, dtypes, directions):
+        """Measure every cell, yielding each (also appended to run["results"])."""
+        for dtype in dtypes:
+            for case in cases:
+                status = self._prepare(case, dtype, directions)
+                for direction in directions:
+                    errors = {name: st[direction] for name, st in status.items()
+                              if st[direction] is not UNSUPPORTED}
+                    times = self._time_cell(case, direction, errors)
+                    cell = {"case": case.name, "op": case.op, "layer": case.describe(),
+                            "direction": direction, "dtype": dtype,
+                            "flops": case.flops(direction),
+                            "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
+                            "impls": {}}
+                    for impl in self.impls:
+                        label = f"{case.name} {direction} {dtype} {impl.name}"
+                        if impl.name not in errors:   # a pass this library lacks
+                            continue
+                        if errors[impl.name]:
+                            cell["impls"][impl.name] = {"error": errors[impl.name]}
+                            self.report(f"{label}: ERROR {errors[impl.name]}")
+                            continue
+                        stats = timing.summarize(times[impl.name])
+                        cell["impls"][impl.name] = stats
+                        self.report(f"{label}: {format_seconds(stats['median'])} "
+                                    f"(median of {stats['repeats']})")
+                    self.run["results"].append(cell)
+                    yield cell
+                for impl in self.impls:
+                    self._call(impl.name, "release")
