@@ -300,6 +300,15 @@ class OnnxRuntimeImpl:
         self.sessions.clear()
         return None
 
+    # Ops whose float64 kernel ONNX Runtime's CPU provider has (it lacks
+    # Conv and AveragePool in float64).
+    FLOAT64_OPS = ("max_pool2d",)
+
+    def unsupported(self, case, dtype):
+        if dtype == "float64" and case.op not in self.FLOAT64_OPS:
+            return f"ONNX Runtime's CPU provider has no float64 {case.op}"
+        return None
+
     def convert(self, inputs):
         return inputs
 
@@ -446,6 +455,15 @@ class TensorFlowImpl:
             grads = tape.gradient(y, args, output_gradients=gy)
             return y, tuple(grads) if len(grads) > 1 else grads[0]
         return lambda a: forward_backward(a["gy"], *(a[n] for n in names))
+
+
+def why_not_run(adapter, case, direction, dtype):
+    """None when `adapter` runs this cell, else why not (a pass or a dtype
+    its library lacks: the cell is left out of its column, not an error)."""
+    if direction not in getattr(adapter, "directions", DIRECTIONS):
+        return f"{adapter.name} runs no {direction} pass"
+    check = getattr(adapter, "unsupported", None)
+    return check(case, str(dtype)) if check else None
 
 
 def get(name):
