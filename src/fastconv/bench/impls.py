@@ -127,6 +127,8 @@ class OptionalLibrary:
 
     preload = ()
     module = None       # the library whose version is reported
+    # The ops its call() knows; a case of another op is left out of its column.
+    ops = ("conv2d", "max_pool2d", "avg_pool2d")
 
     @property
     def requires(self):
@@ -144,6 +146,7 @@ class TorchImpl(OptionalLibrary):
     the ATen backward ops called directly (no autograd)."""
 
     name = module = "torch"
+    ops = None   # every op of the case table (NumpyImpl's twin)
     # torch first: its OpenMP runtime (libgomp, shared with fastconv's when
     # both are loaded) then starts with torch's default wait policy, not
     # the PASSIVE one fastconv chooses for a runtime it loads itself.
@@ -451,6 +454,9 @@ def why_not_run(adapter, case, direction, dtype):
     its library lacks: the cell is left out of its column, not an error)."""
     if direction not in getattr(adapter, "directions", DIRECTIONS):
         return f"{adapter.name} runs no {direction} pass"
+    ops = getattr(adapter, "ops", None)
+    if ops is not None and case.op not in ops:
+        return f"no {case.op} adapter for {adapter.name} yet"
     check = getattr(adapter, "unsupported", None)
     return check(case, str(dtype)) if check else None
 
