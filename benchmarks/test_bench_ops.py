@@ -44,8 +44,9 @@ def pytest_generate_tests(metafunc):
 def test_op(benchmark, impl, case, dtype, fc_threads, request):
     layer, direction = _CASES[case]
     adapter = impl_table.get(impl)
-    if direction not in getattr(adapter, "directions", impl_table.DIRECTIONS):
-        pytest.skip(f"{impl} does not run {direction}")
+    reason = impl_table.why_not_run(adapter, layer, direction, dtype)
+    if reason:
+        pytest.skip(reason)
     fn = adapter.call(layer, direction)
     seeds = itertools.count()
 

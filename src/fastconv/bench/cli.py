@@ -208,10 +208,8 @@ def _measure(args, thread_counts, cases, dtypes, directions, impls, printer):
                                  in_process=args.in_process)
         begun = False
         try:
-            passes = sum(len([d for d in directions
-                              if d in getattr(impl, "directions", impl_table.DIRECTIONS)])
-                         for impl in impls)
-            run = session.start(dtypes, len(cases) * len(dtypes) * passes, note)
+            run = session.start(dtypes, len(cases) * len(dtypes) * len(directions) * len(impls),
+                                note)
             runs.append(run)
             printer.begin(run)
             begun = True

@@ -154,24 +154,38 @@ class NumpyImpl:
         raise ValueError(f"unknown op {case.op!r}")
 
 
-class TorchImpl:
+class OptionalLibrary:
+    """An adapter for a library that may be absent.  `available` asks only
+    whether `requires` can be imported (find_spec, not import: the CLI
+    process never loads the library; an installed but broken one shows up as
+    "error" cells instead)."""
+
+    preload = ()
+    module = None       # the library whose version is reported
+    # The ops its call() knows; a case of another op is left out of its column.
+    ops = ("conv2d", "max_pool2d", "avg_pool2d")
+
+    @property
+    def requires(self):
+        return (self.module,)
+
+    def available(self):
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def version(self):
+        return importlib.import_module(self.module).__version__
+
+
+class TorchImpl(OptionalLibrary):
     """PyTorch CPU (optional): forward via torch.nn.functional, backward via
     the ATen backward ops called directly (no autograd)."""
 
-    name = "torch"
+    name = module = "torch"
+    ops = None   # every op of the case table (NumpyImpl's twin)
     # torch first: its OpenMP runtime (libgomp, shared with fastconv's when
     # both are loaded) then starts with torch's default wait policy, not
     # the PASSIVE one fastconv chooses for a runtime it loads itself.
     preload = ("torch",)
-
-    def available(self):
-        # find_spec, not import: the parent CLI process never needs torch loaded
-        # (an installed but broken torch shows up as "error" cells instead).
-        return importlib.util.find_spec("torch") is not None
-
-    def version(self):
-        import torch
-        return torch.__version__
 
     def set_threads(self, n):
         import torch
@@ -330,21 +344,13 @@ def deform_conv2d_torch(input, offset, weight, bias=None, stride=1, padding=0, d
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
-class JaxImpl:
+class JaxImpl(OptionalLibrary):
     """JAX on CPU (optional): jax.lax ops on the same NCHW/OIHW arrays (no
     layout change), each pass one jitted function (compiled by the untimed
     first call); the backward pass by jax.vjp of the forward.  JAX dispatches
     asynchronously, so every timed call waits for its results."""
 
-    name = "jax"
-    preload = ()
-
-    def available(self):
-        return importlib.util.find_spec("jax") is not None
-
-    def version(self):
-        import jax
-        return jax.__version__
+    name = module = "jax"
 
     def extra_env(self, threads):
         """XLA reads its thread settings at start-up: one thread when asked
@@ -405,15 +411,15 @@ class JaxImpl:
         return lambda a: jax.block_until_ready(compiled(a["gy"], *(a[n] for n in names)))
 
 
-class OnnxRuntimeImpl:
+class OnnxRuntimeImpl(OptionalLibrary):
     """ONNX Runtime on CPU (optional, forward only: it has no training ops
     for these layers): one ONNX graph per case and dtype (Conv with bias,
     MaxPool, AveragePool with count_include_pad=1), built with the `onnx`
     package and loaded into a session once, outside the timed region; the
     session's intra-op threads are the thread count."""
 
-    name = "onnxruntime"
-    preload = ()
+    name = module = "onnxruntime"
+    requires = ("onnxruntime", "onnx")
     directions = ("fwd",)
     OPSET = 17
 
@@ -421,16 +427,19 @@ class OnnxRuntimeImpl:
         self.threads = 1
         self.sessions = {}
 
-    def available(self):
-        return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-
-    def version(self):
-        import onnxruntime
-        return onnxruntime.__version__
 
     def set_threads(self, n):
         self.threads = n
         self.sessions.clear()
+        return None
+
+    # Ops whose float64 kernel ONNX Runtime's CPU provider has (it lacks
+    # Conv and AveragePool in float64).
+    FLOAT64_OPS = ("max_pool2d",)
+
+    def unsupported(self, case, dtype):
+        if dtype == "float64" and case.op not in self.FLOAT64_OPS:
+            return f"ONNX Runtime's CPU provider has no float64 {case.op}"
         return None
 
     def convert(self, inputs):
@@ -479,7 +488,7 @@ class OnnxRuntimeImpl:
         return forward
 
 
-class TensorFlowImpl:
+class TensorFlowImpl(OptionalLibrary):
     """TensorFlow on CPU (optional) in its native NHWC layout: inputs are
     converted once (NCHW -> NHWC, OIHW -> HWIO, depthwise weights to
     (kh, kw, C_in, multiplier)) outside the timed region, and results back
@@ -488,15 +497,7 @@ class TensorFlowImpl:
     upstream gradient.  Padding is explicit (pooling: tf.pad then VALID, zeros
     for average pooling, as count_include_pad=True counts them)."""
 
-    name = "tensorflow"
-    preload = ()
-
-    def available(self):
-        return importlib.util.find_spec("tensorflow") is not None
-
-    def version(self):
-        import tensorflow as tf
-        return tf.__version__
+    name = module = "tensorflow"
 
     def extra_env(self, threads):
         return {"TF_CPP_MIN_LOG_LEVEL": "2"}   # no start-up banners in the report
@@ -579,6 +580,18 @@ class TensorFlowImpl:
             grads = tape.gradient(y, args, output_gradients=gy)
             return y, tuple(grads) if len(grads) > 1 else grads[0]
         return lambda a: forward_backward(a["gy"], *(a[n] for n in names))
+
+
+def why_not_run(adapter, case, direction, dtype):
+    """None when `adapter` runs this cell, else why not (a pass or a dtype
+    its library lacks: the cell is left out of its column, not an error)."""
+    if direction not in getattr(adapter, "directions", DIRECTIONS):
+        return f"{adapter.name} runs no {direction} pass"
+    ops = getattr(adapter, "ops", None)
+    if ops is not None and case.op not in ops:
+        return f"no {case.op} adapter for {adapter.name} yet"
+    check = getattr(adapter, "unsupported", None)
+    return check(case, str(dtype)) if check else None
 
 
 def get(name):

@@ -23,9 +23,6 @@ from . import timing
 from .worker import LAUNCHER, Worker, same_result
 
 
-UNSUPPORTED = "unsupported"   # a pass an implementation does not run: no column entry
-
-
 class WorkerDied(RuntimeError):
     """A measuring process ended or answered garbage."""
 
@@ -242,21 +239,22 @@ class Session:
             return {"error": str(exc)}
 
     def _prepare(self, case, dtype, directions):
-        """{impl: {direction: error text, None or UNSUPPORTED}}: each worker
-        runs the cell once; a result that disagrees with the reference (else
-        fastconv) is an error and is not timed."""
+        """({impl: {direction: error text or None}}, {impl: {direction: why
+        not run}}): each worker runs the cell once; a result that disagrees
+        with the reference (else fastconv) is an error and is not timed; a
+        cell a library cannot run is left out of its column."""
         got = {impl.name: self._call(impl.name, "prepare", case=case.name, dtype=dtype,
                                      directions=directions, seed=self.s["seed"])
                for impl in self.impls}
         judge = "reference" if "reference" in got else "fastconv"
-        status = {}
+        status, skipped = {}, {}
         for name, reply in got.items():
-            status[name] = {}
+            status[name], skipped[name] = {}, {}
             for d in directions:
                 mine = reply.get(d, reply)
                 want = got[judge].get(d, {})
                 if "unsupported" in mine:
-                    status[name][d] = UNSUPPORTED
+                    skipped[name][d] = mine["unsupported"]
                 elif "error" in mine:
                     status[name][d] = mine["error"]
                 elif name != judge and "fingerprint" in want:
@@ -264,7 +262,7 @@ class Session:
                     status[name][d] = diff and f"wrong result, not timed: {diff} ({judge}'s)"
                 else:
                     status[name][d] = None
-        return status
+        return status, skipped
 
     def _time_cell(self, case, direction, errors):
         """Times of each implementation on one cell: `rounds` rounds, each
@@ -292,10 +290,10 @@ class Session:
         """Measure every cell, yielding each (also appended to run["results"])."""
         for dtype in dtypes:
             for case in cases:
-                status = self._prepare(case, dtype, directions)
+                status, skipped = self._prepare(case, dtype, directions)
                 for direction in directions:
                     errors = {name: st[direction] for name, st in status.items()
-                              if st[direction] is not UNSUPPORTED}
+                              if direction in st}
                     times = self._time_cell(case, direction, errors)
                     cell = {"case": case.name, "op": case.op, "layer": case.describe(),
                             "direction": direction, "dtype": dtype,
@@ -304,7 +302,8 @@ class Session:
                             "impls": {}}
                     for impl in self.impls:
                         label = f"{case.name} {direction} {dtype} {impl.name}"
-                        if impl.name not in errors:   # a pass this library lacks
+                        if impl.name not in errors:   # a pass or dtype this library lacks
+                            self.report(f"{label}: not run ({skipped[impl.name][direction]})")
                             continue
                         if errors[impl.name]:
                             cell["impls"][impl.name] = {"error": errors[impl.name]}

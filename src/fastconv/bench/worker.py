@@ -100,8 +100,9 @@ class Worker:
         del raw
         out = {}
         for direction in directions:
-            if direction not in getattr(self.impl, "directions", impl_table.DIRECTIONS):
-                out[direction] = {"unsupported": True}
+            reason = impl_table.why_not_run(self.impl, self.case, direction, dtype)
+            if reason:
+                out[direction] = {"unsupported": reason}
                 continue
             try:
                 result = self.impl.call(self.case, direction)(self.inputs)
