@@ -25,6 +25,15 @@ class Op:
     sizes: dict = field(default_factory=dict)
     none_ok: tuple = ()          # size arguments for which None is valid
     none_entries_ok: tuple = ()  # size arguments whose tuple may hold None entries
+    # PyTorch's forms: size arguments whose one-element tuple broadcasts over
+    # the spatial dims, and those that take an empty tuple (pooling's stride).
+    broadcast: tuple = ()
+    empty_ok: tuple = ()
+    # Arguments that carry the batch axis (arrays, or input_shape): an
+    # unbatched call drops it from all of them, and from the results at
+    # batched_results (None: every result).  () means no unbatched form.
+    batched: tuple = ()
+    batched_results: tuple = None
     # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
     # allowed exception types, substring the message must contain)
     extra: tuple = ()
@@ -112,9 +121,12 @@ def _conv_ops(nd):
         ("huge padding", _with(bwd, padding=2**39), (M,), "padding"),
     )
     arrays = ("input", "weight")
+    forms = dict(broadcast=("stride", "padding", "dilation"))
     return [
-        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra),
-        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra),
+        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra,
+           batched=("input",), **forms),
+        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra,
+           batched=("grad_output", "input"), batched_results=(0,), **forms),
     ]
 
 
@@ -159,11 +171,12 @@ def _convt_ops(nd):
         for a in range(nd + 2) for d in (-1, 1)) + (
         ("weight C_in mismatch", _shifted("weight", 0, 1, bwd), (V,), "C_in"),
     )
+    forms = dict(broadcast=("stride", "padding", "output_padding", "dilation"))
     return [
         Op(f"conv_transpose{nd}d", fwd, ("input", "weight", "bias"), ("bias",), sizes,
-           extra=fwd_extra),
+           extra=fwd_extra, batched=("input",), **forms),
         Op(f"conv_transpose{nd}d_backward", bwd, ("grad_output", "input", "weight"), (), sizes,
-           extra=bwd_extra),
+           extra=bwd_extra, batched=("grad_output", "input"), batched_results=(0,), **forms),
     ]
 
 
@@ -182,12 +195,13 @@ _UNFOLD_SIZES = {"kernel_size": (2, 1), "stride": (2, 1), "padding": (2, 0),
                  "dilation": (2, 1)}
 
 _UNFOLD_OPS = [
-    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, extra=(
+    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, batched=("input",), extra=(
         ("kernel larger than input", _with(_im2col_kwargs, kernel_size=10), (V,), "empty"),
         ("huge padding", _with(_im2col_kwargs, padding=10**6), (M,), "padding"),
         ("huge kernel", _with(_im2col_kwargs, kernel_size=2**41), (V,), "kernel_size"),
     )),
-    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)), extra=(
+    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)),
+       batched=("cols",), extra=(
         ("cols rows not multiple of taps", _shifted("cols", 1, 1, _col2im_kwargs), (V,), "cols"),
         ("cols L mismatch", _shifted("cols", 2, 1, _col2im_kwargs), (V,), "cols"),
         ("output_size too small", _with(_col2im_kwargs, output_size=(2, 2)), (V,), "cols"),
@@ -279,18 +293,23 @@ def _pool_ops(nd):
         )) + shape_extra(mpb) + (
         ("grad_output batch mismatch", _shifted("grad_output", 0, 1, mpb), (V,), "grad_output"),
     )
+    forms = dict(broadcast=("kernel_size", "stride", "padding", "dilation"),
+                 empty_ok=("stride",))
     return [
         Op(f"max_pool{nd}d", mp, ("input",), (), dict(win, dilation=(nd, 1)), none_ok=("stride",),
+           batched=("input",), **forms,
            extra=window_extra(mp) + (
                ("return_indices 2", _with(mp, return_indices=2), (T,), "return_indices"),)),
-        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra),
-        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",),
-           extra=window_extra(ap) + (
+        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra,
+           batched=("grad_output", "indices", "input_shape")),
+        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",), batched=("input",),
+           **forms, extra=window_extra(ap) + (
                ("divisor_override 0", _with(ap, divisor_override=0), (V,), "divisor_override"),
                ("divisor_override 1.5", _with(ap, divisor_override=1.5), (T,), "divisor_override"),
                ("count_include_pad None", _with(ap, count_include_pad=None), (T,), "count_include_pad"),
            )),
         Op(f"avg_pool{nd}d_backward", apb, ("grad_output",), (), win, none_ok=("stride",),
+           batched=("grad_output", "input_shape"), **forms,
            # A huge input_shape first shows as a grad_output of the wrong shape.
            extra=window_extra(apb) + shape_extra(apb, huge="shape") + tuple(
                (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, apb), (V,),
@@ -309,11 +328,12 @@ def _adaptive_backward_kwargs(rng, dtype):
 def _adaptive_ops():
     return [
         Op("adaptive_avg_pool2d", _adaptive_kwargs, ("input",), (),
-           {"output_size": (2, 1)}, none_entries_ok=("output_size",), extra=(
+           {"output_size": (2, 1)}, none_entries_ok=("output_size",), batched=("input",),
+           extra=(
                ("huge output_size", _with(_adaptive_kwargs, output_size=2**39), (M, V), "output_size"),
            )),
         Op("adaptive_avg_pool2d_backward", _adaptive_backward_kwargs, ("grad_output",), (), {},
-           extra=(
+           batched=("grad_output", "input_shape"), extra=(
                ("input_shape too short", _with(_adaptive_backward_kwargs, input_shape=(2, 3)), (V,), "input_shape"),
                ("batch mismatch", _shifted("grad_output", 0, 1, _adaptive_backward_kwargs), (V,), "grad_output"),
                ("input_shape huge", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**40, 2**40)), (M, V), "input_shape"),

@@ -6,9 +6,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 _Array = NDArray[np.floating[Any]]
+# Sizes of the conv and pooling ops: a one-element tuple broadcasts (PyTorch).
 _Size1 = Union[int, Tuple[int]]
-_Size2 = Union[int, Tuple[int, int]]
-_Size3 = Union[int, Tuple[int, int, int]]
+_Size2 = Union[int, Tuple[int], Tuple[int, int]]
+_Size3 = Union[int, Tuple[int], Tuple[int, int, int]]
+# Sizes of im2col/col2im: PyTorch's _pair, no broadcasting.
+_Pair = Union[int, Tuple[int, int]]
 _Grads = Tuple[_Array, _Array, _Array]
 _Indices = NDArray[np.int64]
 
@@ -54,9 +57,10 @@ def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
                               dilation: _Size3 = 1) -> _Grads: ...
 
 _Shape = Union[Tuple[int, ...], list[int]]
-_OptSize1 = Optional[_Size1]
-_OptSize2 = Optional[_Size2]
-_OptSize3 = Optional[_Size3]
+# Pooling's stride: None or () means kernel_size.
+_OptSize1 = Optional[Union[_Size1, Tuple[()]]]
+_OptSize2 = Optional[Union[_Size2, Tuple[()]]]
+_OptSize3 = Optional[Union[_Size3, Tuple[()]]]
 
 @overload
 def max_pool1d(input: ArrayLike, kernel_size: _Size1, stride: _OptSize1 = None,
@@ -116,10 +120,10 @@ def adaptive_avg_pool2d(input: ArrayLike,
                         ) -> _Array: ...
 def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: _Shape) -> _Array: ...
 
-def im2col(input: ArrayLike, kernel_size: _Size2, stride: _Size2 = 1, padding: _Size2 = 0,
-           dilation: _Size2 = 1) -> _Array: ...
-def col2im(cols: ArrayLike, output_size: _Size2, kernel_size: _Size2, stride: _Size2 = 1,
-           padding: _Size2 = 0, dilation: _Size2 = 1) -> _Array: ...
+def im2col(input: ArrayLike, kernel_size: _Pair, stride: _Pair = 1, padding: _Pair = 0,
+           dilation: _Pair = 1) -> _Array: ...
+def col2im(cols: ArrayLike, output_size: _Pair, kernel_size: _Pair, stride: _Pair = 1,
+           padding: _Pair = 0, dilation: _Pair = 1) -> _Array: ...
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

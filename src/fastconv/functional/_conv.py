@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads, _workspace
+from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from ._geometry import Window
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -354,12 +355,14 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     return grad_input, grad_weight, bias_grad(g)
 
 
+@pytorch_forms(CONV, nd=1)
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D convolution (cross-correlation) of (N, C_in, L) input with
     (C_out, C_in // groups, k) weight, as torch.nn.functional.conv1d."""
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV, nd=2)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) of (N, C_in, H, W) input with
     (C_out, C_in // groups, kH, kW) weight, as torch.nn.functional.conv2d.
@@ -370,18 +373,21 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV, nd=3)
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """3-D convolution of (N, C_in, D, H, W) input with
     (C_out, C_in // groups, kD, kH, kW) weight, as torch.nn.functional.conv3d."""
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=1)
 def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv1d."""
     return _conv_backward("conv1d_backward", 1, grad_output, input, weight, stride,
                           padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=2)
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv2d with respect to
     its input, weight and bias; grad_bias = grad_output.sum((0, 2, 3))."""
@@ -389,6 +395,7 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
                           padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=3)
 def conv3d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv3d."""
     return _conv_backward("conv3d_backward", 3, grad_output, input, weight, stride,

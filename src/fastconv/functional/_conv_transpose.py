@@ -8,6 +8,7 @@ swapped. Nothing here touches a kernel directly.
 import numpy as np
 
 from .. import _args, _shapes
+from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from ._conv import bias_grad, conv_backward, conv_forward, parse_conv_arrays
 from ._geometry import Window
 
@@ -81,6 +82,7 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     return grad_input, grad_weight, bias_grad(g)
 
 
+@pytorch_forms(CONV, nd=1)
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
     """1-D transposed convolution of (N, C_in, L) input with
@@ -89,6 +91,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV, nd=2)
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
     """2-D transposed convolution ("deconvolution", up-sampling) of (N, C_in, H, W)
@@ -100,6 +103,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV, nd=3)
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
                      groups=1, dilation=1):
     """3-D transposed convolution of (N, C_in, D, H, W) input, as
@@ -108,6 +112,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=1)
 def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0,
                               output_padding=0, groups=1, dilation=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose1d."""
@@ -115,6 +120,7 @@ def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=2)
 def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
                               output_padding=0, groups=1, dilation=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose2d."""
@@ -122,6 +128,7 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=3)
 def conv_transpose3d_backward(grad_output, input, weight, stride=1, padding=0,
                               output_padding=0, groups=1, dilation=1):
     """Gradients (grad_input, grad_weight, grad_bias) of conv_transpose3d."""

@@ -11,6 +11,7 @@ from math import prod
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads
+from .._conventions import POOL, POOL_BACKWARD, pytorch_forms
 from ._geometry import lift
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -177,6 +178,7 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     return grad_input
 
 
+@pytorch_forms(POOL, nd=1)
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """1-D max pooling of (N, C, L) input, as torch.nn.functional.max_pool1d.
@@ -186,6 +188,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      ceil_mode, return_indices)
 
 
+@pytorch_forms(POOL, nd=2)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-D max pooling of (N, C, H, W) input, as torch.nn.functional.max_pool2d.
@@ -200,6 +203,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      ceil_mode, return_indices)
 
 
+@pytorch_forms(POOL, nd=3)
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """3-D max pooling of (N, C, D, H, W) input, as torch.nn.functional.max_pool3d;
@@ -208,12 +212,14 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      ceil_mode, return_indices)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 def max_pool1d_backward(grad_output, indices, input_shape):
     """Gradient of max_pool1d: grad_output added at `indices` of a zero
     (N, C, L) = input_shape array."""
     return _max_pool_backward("max_pool1d_backward", 1, grad_output, indices, input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 def max_pool2d_backward(grad_output, indices, input_shape):
     """Gradient of max_pool2d with respect to its input: each grad_output
     element is added at its index inside its (n, c) plane of a zero array of
@@ -223,6 +229,7 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     return _max_pool_backward("max_pool2d_backward", 2, grad_output, indices, input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 def max_pool3d_backward(grad_output, indices, input_shape):
     """Gradient of max_pool3d (indices flat d*H*W + h*W + w per volume)."""
     return _max_pool_backward("max_pool3d_backward", 3, grad_output, indices, input_shape)
@@ -269,6 +276,7 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     return grad_input
 
 
+@pytorch_forms(POOL, nd=1)
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """1-D average pooling of (N, C, L) input, as torch.nn.functional.avg_pool1d
@@ -277,6 +285,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL, nd=2)
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """2-D average pooling of (N, C, H, W) input, as torch.nn.functional.avg_pool2d.
@@ -289,6 +298,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL, nd=3)
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """3-D average pooling of (N, C, D, H, W) input, as torch.nn.functional.avg_pool3d."""
@@ -296,6 +306,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
                         ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool1d with respect to its (N, C, L) = input_shape input."""
@@ -304,6 +315,7 @@ def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                               divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
                         ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool2d with respect to its input of shape input_shape:
@@ -314,6 +326,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                               divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 def avg_pool3d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
                         ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool3d with respect to its (N, C, D, H, W) = input_shape input."""
@@ -331,6 +344,7 @@ def _adaptive_geometry(planes, in_size, out_size):
     return (planes, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
 
 
+@pytorch_forms(POOL, nd=2)
 def adaptive_avg_pool2d(input, output_size):
     """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, oh, ow), as
     torch.nn.functional.adaptive_avg_pool2d: output (i, j) averages rows
@@ -365,6 +379,7 @@ def adaptive_avg_pool2d(input, output_size):
     return out
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     """Gradient of adaptive_avg_pool2d with respect to its input of shape
     input_shape; the output size is grad_output's."""

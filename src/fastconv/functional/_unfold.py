@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _args, _kernels, _threads
+from .._conventions import FOLD, UNFOLD, pytorch_forms
 from ._geometry import Window
 
 
@@ -18,6 +19,7 @@ def _window(op, in_size, kernel_size, stride, padding, dilation):
     return win
 
 
+@pytorch_forms(UNFOLD, nd=2)
 def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
     """Sliding windows of (N, C, H, W) input as columns (N, C*kH*kW, L), exactly
     torch.nn.functional.unfold: row c*kH*kW + i*kW + j, column oh*OW + ow."""
@@ -37,6 +39,7 @@ def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
     return cols
 
 
+@pytorch_forms(FOLD, nd=2)
 def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     """Sum columns (N, C*kH*kW, L) back into images (N, C, H, W), exactly
     torch.nn.functional.fold: the adjoint of im2col (overlaps are summed)."""

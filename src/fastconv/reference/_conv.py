@@ -2,12 +2,16 @@
 kernel offset, np.dot per group, col2im by +=.
 
 Deliberately independent of fastconv's compiled code and of its shape and
-argument helpers, so that it can serve as the oracle for both.
+argument helpers, so that it can serve as the oracle for both.  Only PyTorch's
+calling conventions (unbatched inputs, one-element tuples) come from
+fastconv._conventions, which rewrites arguments and computes nothing.
 """
 from itertools import product
 from math import prod
 
 import numpy as np
+
+from .._conventions import CONV, CONV_BACKWARD, FOLD, UNFOLD, nd_ops, pytorch_forms
 
 
 def _tuple(v, nd):
@@ -71,9 +75,9 @@ def _setup(x, weight, stride, padding, dilation):
     return kernel, stride, before, after, dilation
 
 
-def conv_nd(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """N-d convolution; conv1d/conv2d/conv3d are this on 3/4/5-D arrays."""
-    x, weight = np.asarray(x), np.asarray(weight)
+    x, weight = np.asarray(input), np.asarray(weight)
     kernel, stride, before, after, dilation = _setup(x, weight, stride, padding, dilation)
     col, out = unfold(x, kernel, stride, before, after, dilation)
     n, c_out = x.shape[0], weight.shape[0]
@@ -88,9 +92,9 @@ def conv_nd(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y.reshape((n, c_out) + out)
 
 
-def conv_nd_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
     """(grad_input, grad_weight, grad_bias) of conv_nd."""
-    x, weight, gy = np.asarray(x), np.asarray(weight), np.asarray(grad_output)
+    x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, before, after, dilation = _setup(x, weight, stride, padding, dilation)
     col, out = unfold(x, kernel, stride, before, after, dilation)
     n, c_out = x.shape[0], weight.shape[0]
@@ -108,10 +112,12 @@ def conv_nd_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gr
     return grad_input, grad_weight.reshape(weight.shape), gy.sum(axis=(0, 2))
 
 
-conv1d = conv2d = conv3d = conv_nd
-conv1d_backward = conv2d_backward = conv3d_backward = conv_nd_backward
+conv1d, conv2d, conv3d = nd_ops(CONV, conv_nd, "conv{}d")
+conv1d_backward, conv2d_backward, conv3d_backward = \
+    nd_ops(CONV_BACKWARD, conv_nd_backward, "conv{}d_backward")
 
 
+@pytorch_forms(UNFOLD, nd=2)
 def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
     """torch.nn.functional.unfold on (N, C, H, W)."""
     pad = _tuple(padding, 2)
@@ -119,6 +125,7 @@ def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
                   _tuple(dilation, 2))[0]
 
 
+@pytorch_forms(FOLD, nd=2)
 def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     """torch.nn.functional.fold to (N, C, H, W)."""
     pad = _tuple(padding, 2)

@@ -4,6 +4,7 @@ from itertools import product
 
 import numpy as np
 
+from .._conventions import CONV, CONV_BACKWARD, nd_ops
 from ._conv import _tuple
 
 
@@ -28,9 +29,9 @@ def _crop(full, padding):
     return tuple(slice(p, n - p) for n, p in zip(full, padding))
 
 
-def conv_transpose_nd(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                      dilation=1):
-    x, weight = np.asarray(x), np.asarray(weight)
+def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                      groups=1, dilation=1):
+    x, weight = np.asarray(input), np.asarray(weight)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
     n, c_in = x.shape[:2]
@@ -49,9 +50,9 @@ def conv_transpose_nd(x, weight, bias=None, stride=1, padding=0, output_padding=
     return np.ascontiguousarray(y)
 
 
-def conv_transpose_nd_backward(grad_output, x, weight, stride=1, padding=0, output_padding=0,
-                               groups=1, dilation=1):
-    x, weight, gy = np.asarray(x), np.asarray(weight), np.asarray(grad_output)
+def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0,
+                               output_padding=0, groups=1, dilation=1):
+    x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
     n, c_in = x.shape[:2]
@@ -72,6 +73,7 @@ def conv_transpose_nd_backward(grad_output, x, weight, stride=1, padding=0, outp
     return grad_input, grad_weight, gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
 
 
-conv_transpose1d = conv_transpose2d = conv_transpose3d = conv_transpose_nd
-conv_transpose1d_backward = conv_transpose2d_backward = conv_transpose_nd_backward
-conv_transpose3d_backward = conv_transpose_nd_backward
+conv_transpose1d, conv_transpose2d, conv_transpose3d = \
+    nd_ops(CONV, conv_transpose_nd, "conv_transpose{}d")
+conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward = \
+    nd_ops(CONV_BACKWARD, conv_transpose_nd_backward, "conv_transpose{}d_backward")

@@ -4,12 +4,16 @@ window at once.
 
 Deliberately independent of fastconv's compiled code and of its shape and
 argument helpers (own output-size formula, own divisor rule), so that it can
-serve as the oracle for both. The 1-D, 2-D and 3-D ops are one N-d function.
+serve as the oracle for both. The 1-D, 2-D and 3-D ops are one N-d function;
+PyTorch's calling conventions (unbatched inputs, short tuples, stride=()) come
+from fastconv._conventions, which rewrites arguments and computes nothing.
 """
 from itertools import product
 from math import prod
 
 import numpy as np
+
+from .._conventions import POOL, POOL_BACKWARD, nd_ops, pytorch_forms
 
 
 def _tuple(v, nd):
@@ -137,6 +141,7 @@ def _adaptive_bins(n, o):
     return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
 
 
+@pytorch_forms(POOL, nd=2)
 def adaptive_avg_pool2d(input, output_size):
     """torch.nn.functional.adaptive_avg_pool2d on (N, C, H, W)."""
     x = np.asarray(input)
@@ -148,6 +153,7 @@ def adaptive_avg_pool2d(input, output_size):
     return y
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     """Gradient of adaptive_avg_pool2d: each bin spreads grad / area over itself."""
     g = np.asarray(grad_output)
@@ -158,7 +164,9 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     return grad
 
 
-max_pool1d = max_pool2d = max_pool3d = max_pool_nd
-max_pool1d_backward = max_pool2d_backward = max_pool3d_backward = max_pool_nd_backward
-avg_pool1d = avg_pool2d = avg_pool3d = avg_pool_nd
-avg_pool1d_backward = avg_pool2d_backward = avg_pool3d_backward = avg_pool_nd_backward
+max_pool1d, max_pool2d, max_pool3d = nd_ops(POOL, max_pool_nd, "max_pool{}d")
+max_pool1d_backward, max_pool2d_backward, max_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, max_pool_nd_backward, "max_pool{}d_backward")
+avg_pool1d, avg_pool2d, avg_pool3d = nd_ops(POOL, avg_pool_nd, "avg_pool{}d")
+avg_pool1d_backward, avg_pool2d_backward, avg_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, avg_pool_nd_backward, "avg_pool{}d_backward")
