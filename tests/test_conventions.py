@@ -99,6 +99,14 @@ def test_wrong_rank_names_both_forms(op):
         op.fn(**kwargs)
 
 
+def test_bind_arguments_gives_what_the_op_runs_on():
+    """The hook for code that runs an op's internals (fastconv.explain)."""
+    x = np.zeros((2, 6, 6))
+    bound = fastconv.conv2d.bind_arguments(x, np.zeros((3, 2, 3, 3)), padding=(1,))
+    assert bound.arguments["input"].shape == (1, 2, 6, 6)
+    assert bound.arguments["padding"] == (1, 1)
+
+
 def test_nn_layers_take_unbatched_input():
     rng = np.random.default_rng(0)
     layers = [fastconv.nn.Conv2d(3, 4, 3, padding=1, rng=rng),

@@ -152,12 +152,12 @@ def _doc(family, axes, batched, broadcast):
     key = f"{family.key}={_form(axes[1:])}" if family.key_is_shape else \
         f"{family.key} of shape {_form(axes[1:])}"
     text = (f"Unbatched calls ({key}, no batch axis) are accepted as in PyTorch "
-            f"and return results without the batch axis")
+            f"and drop the batch axis from the results that carry one")
     if batched:
         text += f"; {' and '.join(batched)} must then be unbatched too"
     if broadcast:
         text += "; a one-element tuple of a size argument applies to every spatial dim"
-    if family.empty_stride_is_kernel:
+    if family.empty_stride_is_kernel and "stride" in broadcast:
         text += "; stride=() means kernel_size"
     return textwrap.fill(text + ".", 80, initial_indent="    ", subsequent_indent="    ")
 
