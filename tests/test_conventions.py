@@ -99,6 +99,14 @@ def test_wrong_rank_names_both_forms(op):
         op.fn(**kwargs)
 
 
+def test_errors_of_an_unbatched_call_say_so():
+    """The op reports the shapes it saw, batch axis included: the message
+    must say where that axis came from."""
+    with pytest.raises(ValueError, match=r"^conv2d: weight shape .* input shape \(1, 2, 4, 6\) "
+                                         r".*unbatched call, run as a batch of one"):
+        fastconv.conv2d(np.zeros((2, 4, 6)), np.zeros((6, 4, 3, 3)))
+
+
 def test_bind_arguments_gives_what_the_op_runs_on():
     """The hook for code that runs an op's internals (fastconv.explain)."""
     x = np.zeros((2, 6, 6))

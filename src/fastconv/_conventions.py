@@ -77,6 +77,10 @@ UNFOLD = Family()
 FOLD = Family(key="cols", axes=("N", "C*kH*kW", "L"))
 
 
+_UNBATCHED_NOTE = (" (an unbatched call, run as a batch of one: the shapes in this message "
+                   "include that batch axis of 1)")
+
+
 def _form(axes):
     return f"({', '.join(axes)})"
 
@@ -131,8 +135,16 @@ def pytorch_forms(family, nd, name=None):
             if not changes:  # the common case: nothing to rewrite
                 return fn(*args, **kwargs)
             bound = bound_with(args, kwargs, changes)
-            result = fn(*bound.args, **bound.kwargs)
-            return _drop_batch_axis(result, family.batched_results) if unbatched else result
+            if not unbatched:
+                return fn(*bound.args, **bound.kwargs)
+            try:
+                result = fn(*bound.args, **bound.kwargs)
+            except (ValueError, TypeError, MemoryError) as exc:
+                # The op's message shows the shapes it saw, batch axis included.
+                if exc.args and isinstance(exc.args[0], str):
+                    exc.args = (exc.args[0] + _UNBATCHED_NOTE,) + exc.args[1:]
+                raise
+            return _drop_batch_axis(result, family.batched_results)
         # For code that runs the op's internals on its arguments (explain).
         wrapper.bind_arguments = bind_arguments
         wrapper.__name__ = wrapper.__qualname__ = op
