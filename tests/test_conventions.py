@@ -212,7 +212,7 @@ def _outcome(call):
     """('ok', results) or ('refused', message)."""
     try:
         return "ok", [np.asarray(r) for r in _results(call())]
-    except (ValueError, TypeError, RuntimeError, IndexError) as exc:
+    except (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError) as exc:
         return "refused", f"{type(exc).__name__}: {exc}"
 
 
