@@ -143,8 +143,10 @@ def accuracy(net, x, y, batch_size=500):
     was_training = net.training
     net.eval()
     correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((net(x[i:i + batch_size]).argmax(axis=1) == y[i:i + batch_size]).sum())
+    with nn.no_grad():             # inference: no caches waiting for a backward
+        for i in range(0, len(x), batch_size):
+            scores = net(x[i:i + batch_size])
+            correct += int((scores.argmax(axis=1) == y[i:i + batch_size]).sum())
     net.train(was_training)
     return correct / max(len(x), 1)
 
@@ -162,6 +164,7 @@ def train_epoch(net, loss_fn, opt, x, y, batch_size, rng):
         scores = net(xb)
         total_loss += loss_fn(scores, yb) * len(idx)
         correct += int((scores.argmax(axis=1) == yb).sum())
+        opt.zero_grad()                # backward adds into the gradients
         net.backward(loss_fn.backward())
         opt.step()
     return total_loss / len(x), correct / len(x), time.perf_counter() - start

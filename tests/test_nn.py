@@ -11,6 +11,7 @@ import fastconv
 import fastconv.reference
 from fastconv import functional as F
 from fastconv import nn
+from nn_specs import gradcheck_module
 
 HAS_POOL = all(hasattr(F, n) and hasattr(fastconv.reference, n) for n in (
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -32,17 +33,6 @@ def away_from_zero(x, gap=1e-3):
     return np.where(np.abs(x) < gap, np.sign(x + 1e-12) * gap * 2, x)
 
 
-def check_layer(layer, x):
-    """gradcheck the input and every parameter of `layer` at input x."""
-    names = list(layer.params)
-
-    def f(x, *params):
-        y = layer.forward(x)
-        return y, lambda gy: (layer.backward(gy),) + tuple(layer.grads[n] for n in names)
-
-    return fastconv.gradcheck(f, x, *(layer.params[n] for n in names))
-
-
 # --------------------------------------------------------------------------- gradcheck
 
 @pytest.mark.parametrize("kwargs", [
@@ -53,7 +43,7 @@ def check_layer(layer, x):
 ])
 def test_conv2d_gradcheck(rng, kwargs):
     layer = nn.Conv2d(4, 6, 3, dtype=F64, rng=0, **kwargs)
-    check_layer(layer, rng.standard_normal((2, 4, 7, 6)))
+    gradcheck_module(layer, rng.standard_normal((2, 4, 7, 6)))
 
 
 @needs_convt
@@ -64,7 +54,7 @@ def test_conv2d_gradcheck(rng, kwargs):
 ])
 def test_conv_transpose2d_gradcheck(rng, kwargs):
     layer = nn.ConvTranspose2d(4, 6, 3, dtype=F64, rng=0, **kwargs)
-    check_layer(layer, rng.standard_normal((2, 4, 5, 4)))
+    gradcheck_module(layer, rng.standard_normal((2, 4, 5, 4)))
 
 
 @needs_pool
@@ -80,14 +70,14 @@ def test_conv_transpose2d_gradcheck(rng, kwargs):
 ], ids=["max", "max-pad-ceil", "max-dil", "avg", "avg-nopad-ceil", "avg-div",
         "adaptive-1", "adaptive-3x2"])
 def test_pool_gradcheck(rng, layer):
-    check_layer(layer(), rng.standard_normal((2, 3, 7, 6)))
+    gradcheck_module(layer(), rng.standard_normal((2, 3, 7, 6)))
 
 
 @pytest.mark.parametrize("layer", [nn.ReLU, lambda: nn.LeakyReLU(0.2), nn.ELU,
                                    lambda: nn.ELU(alpha=0.5), nn.Sigmoid, nn.Tanh],
                          ids=["relu", "leaky", "elu", "elu-0.5", "sigmoid", "tanh"])
 def test_elementwise_gradcheck(rng, layer):
-    check_layer(layer(), away_from_zero(2 * rng.standard_normal((3, 2, 4, 5))))
+    gradcheck_module(layer(), away_from_zero(2 * rng.standard_normal((3, 2, 4, 5))))
 
 
 def test_elementwise_values():
@@ -113,20 +103,20 @@ def test_batchnorm_gradcheck(rng, mode):
     layer.running_mean[:] = rng.standard_normal(3)
     layer.running_var[:] = rng.uniform(0.5, 2, 3)
     getattr(layer, mode)()
-    check_layer(layer, 3 * rng.standard_normal((4, 3, 3, 2)) + 1)
+    gradcheck_module(layer, 3 * rng.standard_normal((4, 3, 3, 2)) + 1)
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7)])
 def test_linear_gradcheck(rng, shape):
-    check_layer(nn.Linear(7, 4, dtype=F64, rng=1), rng.standard_normal(shape))
-    check_layer(nn.Linear(7, 4, bias=False, dtype=F64, rng=1), rng.standard_normal(shape))
+    gradcheck_module(nn.Linear(7, 4, dtype=F64, rng=1), rng.standard_normal(shape))
+    gradcheck_module(nn.Linear(7, 4, bias=False, dtype=F64, rng=1), rng.standard_normal(shape))
 
 
 def test_flatten_gradcheck(rng):
     layer = nn.Flatten()
     x = rng.standard_normal((2, 3, 4, 5))
     assert layer(x).shape == (2, 60)
-    check_layer(layer, x)
+    gradcheck_module(layer, x)
     assert nn.Flatten(0, 1)(x).shape == (6, 4, 5)
     assert nn.Flatten(-2)(x).shape == (2, 3, 20)
     assert nn.Flatten()(np.zeros((0, 3, 2))).shape == (0, 6)
@@ -150,7 +140,7 @@ def test_sequential_gradcheck(rng):
                         nn.BatchNorm2d(3, dtype=F64), nn.Tanh(),
                         nn.Conv2d(3, 4, 3, stride=2, dtype=F64, rng=1), nn.ELU(),
                         nn.Flatten(), nn.Linear(16, 5, dtype=F64, rng=2))
-    check_layer(net, rng.standard_normal((3, 2, 5, 5)))
+    gradcheck_module(net, rng.standard_normal((3, 2, 5, 5)))
 
 
 def test_losses_gradcheck(rng):
@@ -252,7 +242,7 @@ def test_init_bound_matches_torch():
     (lambda: nn.BatchNorm2d(-3), "num_features"),
     (lambda: nn.BatchNorm2d(3, eps=0), "eps"),
     (lambda: nn.BatchNorm2d(3, momentum=1.5), "momentum"),
-    (lambda: nn.Dropout(1.0), "p"),
+    (lambda: nn.Dropout(1.5), "p"),
     (lambda: nn.Dropout(-0.1), "p"),
 ])
 def test_layer_argument_errors(call, name):
@@ -301,7 +291,7 @@ def test_float32_network_stays_float32(rng):
     loss(y, np.array([0, 1, 2, 0]))
     gx = net.backward(loss.backward())
     assert gx.dtype == np.float32
-    assert all(g.dtype == np.float32 for g in net.grads.values())
+    assert all(g.dtype == np.float32 for _, g in net.named_grads())
 
 
 def test_backward_before_forward_raises():
@@ -311,7 +301,7 @@ def test_backward_before_forward_raises():
         nn.Dropout().backward(np.zeros(3))
 
 
-def test_grads_are_overwritten_in_place(rng):
+def test_grads_accumulate_in_place(rng):
     layer = nn.Linear(3, 2, dtype=F64, rng=0)
     g_before = layer.grads["weight"]
     x = rng.standard_normal((4, 3))
@@ -321,7 +311,7 @@ def test_grads_are_overwritten_in_place(rng):
     layer(x)
     layer.backward(np.ones((4, 2)))
     assert layer.grads["weight"] is g_before
-    np.testing.assert_allclose(layer.grads["weight"], first)     # not accumulated
+    np.testing.assert_allclose(layer.grads["weight"], 2 * first)    # accumulated
     layer.zero_grad()
     assert not layer.grads["weight"].any()
 
@@ -378,6 +368,7 @@ def test_batchnorm_matches_torch(rng):
         gy = rng.standard_normal(x.shape)
         xt = torch.tensor(x, requires_grad=True)
         theirs.weight.grad = None
+        ours.zero_grad()                     # both start each step from zero grads
         yt = theirs(xt)
         yt.backward(torch.tensor(gy))
         np.testing.assert_allclose(ours(x), yt.detach().numpy(), atol=1e-12)
@@ -500,16 +491,16 @@ def test_state_dict_round_trip(tmp_path, rng):
     path = tmp_path / "weights.npz"
     np.savez(path, **state)
     other = small_cnn(seed=99)
-    weight = other.params["0.weight"]
+    weight = other[0].params["weight"]
     with np.load(path) as loaded:
         other.load_state_dict(loaded)
-    assert other.params["0.weight"] is weight                 # loaded in place
+    assert other[0].params["weight"] is weight                # loaded in place
     for k, v in state.items():
         np.testing.assert_array_equal(other.state_dict()[k], v)
     net.eval(), other.eval()
     np.testing.assert_array_equal(net(x), other(x))
     state["0.weight"][:] = 0                                  # state_dict holds copies
-    assert net.params["0.weight"].any()
+    assert net[0].params["weight"].any()
 
 
 def test_load_state_dict_errors():
@@ -542,7 +533,7 @@ def run_net(net, x, labels):
     loss = nn.CrossEntropyLoss()
     value = loss(net(x), labels)
     gx = net.backward(loss.backward())
-    return value, gx, {k: g.copy() for k, g in net.grads.items()}
+    return value, gx, {k: g.copy() for k, g in net.named_grads()}
 
 
 def assert_same_as_reference(make, x, labels):

@@ -23,5 +23,6 @@ from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
 from ._gradcheck import gradcheck
+from .nn import summary
 
-__all__ = list(_functional_all) + ["show_config", "gradcheck", "__version__"]
+__all__ = list(_functional_all) + ["show_config", "gradcheck", "summary", "__version__"]

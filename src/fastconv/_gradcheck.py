@@ -1,6 +1,8 @@
 """fastconv.gradcheck: analytic gradients against central differences."""
 import numpy as np
 
+from .nn import no_grad
+
 __all__ = ["gradcheck", "GradcheckResult"]
 
 
@@ -47,6 +49,7 @@ def gradcheck(fn, *arrays, eps=1e-6, atol=1e-5, rtol=1e-3, n_samples=30, seed=0,
     checked by::
 
         def f(x, w, b):                 # w, b: the layer's own params arrays
+            layer.zero_grad()           # backward adds into grads
             y = layer.forward(x)
             return y, lambda gy: (layer.backward(gy), layer.grads["weight"],
                                   layer.grads["bias"])
@@ -57,9 +60,10 @@ def gradcheck(fn, *arrays, eps=1e-6, atol=1e-5, rtol=1e-3, n_samples=30, seed=0,
     array, that scalar is evaluated with the element moved by +eps and -eps
     (in place: `fn` sees the same array objects, so arrays held by a layer may
     be passed) and ``(f(+) - f(-)) / 2 eps`` is compared with the analytic
-    gradient. Every array must be float64: float32 differences are mostly
-    rounding noise. An element passes when |analytic - numerical| <= atol +
-    rtol * |numerical|.
+    gradient. Those evaluations run under fastconv.nn.no_grad(), so layers
+    keep no cache for them. Every array must be float64: float32 differences
+    are mostly rounding noise. An element passes when |analytic - numerical|
+    <= atol + rtol * |numerical|.
 
     Returns a GradcheckResult (truthy when passed; ``print`` it for the
     per-array relative-error report); raises AssertionError carrying the report
@@ -88,7 +92,10 @@ def gradcheck(fn, *arrays, eps=1e-6, atol=1e-5, rtol=1e-3, n_samples=30, seed=0,
     grads = [None if g is None else np.array(g, dtype=np.float64, copy=True) for g in grads]
 
     def value():
-        return float(np.sum(np.asarray(fn(*arrays)[0], dtype=np.float64) * cot))
+        # No backward follows these evaluations: fastconv.nn layers must not
+        # keep a cache for each of them.
+        with no_grad():
+            return float(np.sum(np.asarray(fn(*arrays)[0], dtype=np.float64) * cot))
 
     rows = []
     for i, (a, g) in enumerate(zip(arrays, grads)):

@@ -1,0 +1,254 @@
+"""Containers (Sequential, ModuleList, ModuleDict) and the composites that
+wire layers into graphs: Residual (ResNet), Concat (Inception) and Add.
+
+A composite's backward calls its members' backwards in reverse order of the
+forward calls, so a member used twice pops its caches in the right order.
+"""
+import operator
+
+import numpy as np
+
+from .. import _args
+from . import _checks
+from .module import Module
+
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add"]
+
+
+def _check_module(value, where, owner):
+    if not isinstance(value, Module):
+        raise TypeError(f"{owner}: {where} is not a fastconv.nn Module: {value!r}")
+    return value
+
+
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse. Built from
+    modules (named "0", "1", ...) or one dict of name -> module, as in PyTorch.
+    A module may appear more than once (its parameters count once)."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            items = layers[0].items()
+        else:
+            items = ((str(i), layer) for i, layer in enumerate(layers))
+        for name, layer in items:
+            self.add_module(name, _check_module(layer, f"argument {name}", "Sequential"))
+
+    @property
+    def layers(self):
+        """The layers in order (a new list: use append to add one)."""
+        return list(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), _check_module(module, "the argument",
+                                                               "Sequential.append"))
+        return self
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+    def backward(self, grad_output):
+        for layer in reversed(list(self._modules.values())):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return Sequential(dict(items[index]))
+        return items[operator.index(index)][1]
+
+
+class ModuleList(Module):
+    """A list of registered modules (named "0", "1", ...); no forward of its own."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.extend(modules or ())
+
+    def _renumber(self, modules):
+        for name in list(self._modules):
+            self.__dict__.pop(name, None)
+        self._modules.clear()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)),
+                        _check_module(module, "the argument", "ModuleList.append"))
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        items = list(self._modules.values())
+        items.insert(index, _check_module(module, "the argument", "ModuleList.insert"))
+        self._renumber(items)
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(items[index])
+        return items[operator.index(index)]
+
+    def __setitem__(self, index, module):
+        name = list(self._modules)[operator.index(index)]
+        self.add_module(name, _check_module(module, "the value", "ModuleList"))
+
+    def __delitem__(self, index):
+        items = list(self._modules.values())
+        del items[index]
+        self._renumber(items)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of registered modules; no forward of its own."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.update(modules or {})
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for name, m in items:
+            self[name] = m
+
+    def __setitem__(self, name, module):
+        self.add_module(name, _check_module(module, f"the value for {name!r}", "ModuleDict"))
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __delitem__(self, name):
+        del self._modules[name]
+        self.__dict__.pop(name, None)
+
+    def pop(self, name):
+        module = self[name]
+        del self[name]
+        return module
+
+    def __contains__(self, name):
+        return name in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+
+class Residual(Module):
+    """y = body(x) + shortcut(x), or body(x) + x without a shortcut (ResNet's
+    basic block; a downsampling block passes e.g. a strided 1x1 conv as the
+    shortcut). Both paths must give the same shape."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = _check_module(body, "body", "Residual")
+        self.shortcut = None if shortcut is None else _check_module(shortcut, "shortcut",
+                                                                    "Residual")
+
+    def forward(self, x):
+        y = self.body(x)
+        skip = self.shortcut(x) if self.shortcut is not None else _checks.float_input(x, "Residual")
+        if np.shape(y) != np.shape(skip):
+            raise ValueError(f"Residual: the body's output has shape {np.shape(y)} but the "
+                             f"{'shortcut' if self.shortcut is not None else 'input'} has "
+                             f"shape {np.shape(skip)}; give a shortcut that matches")
+        y = y + skip
+        self._save(None, y)
+        return y
+
+    def backward(self, grad_output):
+        _, g = self._restore(grad_output)
+        skip = self.shortcut.backward(g) if self.shortcut is not None else g
+        return self.body.backward(g) + skip
+
+
+class Concat(Module):
+    """Parallel branches on the same input, joined along `dim` (channels by
+    default: Inception). backward splits the gradient and sums the branches'
+    input gradients."""
+
+    def __init__(self, *branches, dim=1):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat: give at least one branch")
+        for i, b in enumerate(branches):
+            self.add_module(str(i), _check_module(b, f"branch {i}", "Concat"))
+        self.dim = _args.as_int(dim, "dim", "Concat")
+
+    def forward(self, x):
+        outs = [b(x) for b in self._modules.values()]
+        try:
+            y = np.concatenate(outs, axis=self.dim)
+        except ValueError as exc:     # AxisError is a ValueError
+            raise ValueError(f"Concat: the branches' outputs {[np.shape(o) for o in outs]} "
+                             f"cannot be joined along dim={self.dim}: {exc}") from None
+        self._save([np.shape(o)[self.dim] for o in outs], y)
+        return y
+
+    def backward(self, grad_output):
+        sizes, g = self._restore(grad_output)
+        parts = np.split(g, np.cumsum(sizes)[:-1], axis=self.dim)
+        branches = list(self._modules.values())
+        grad = None
+        for b, part in zip(reversed(branches), reversed(parts)):
+            gx = b.backward(np.ascontiguousarray(part))
+            grad = gx if grad is None else grad + gx
+        return grad
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Add(Module):
+    """y = a + b (+ ...), arrays of one shape; backward returns one gradient
+    per input, as a tuple."""
+
+    def forward(self, *inputs):
+        if not inputs:
+            raise ValueError("Add: give at least one input")
+        arrays = [_checks.float_input(a, "Add", f"input {i}") for i, a in enumerate(inputs)]
+        for i, a in enumerate(arrays[1:], 1):
+            if a.shape != arrays[0].shape:
+                raise ValueError(f"Add: input {i} has shape {a.shape} but input 0 has shape "
+                                 f"{arrays[0].shape} (no broadcasting)")
+        _args.same_dtype("Add", **{f"input {i}": a for i, a in enumerate(arrays)})
+        y = arrays[0].copy()
+        for a in arrays[1:]:
+            y += a
+        self._save(len(arrays), y)
+        return y
+
+    def backward(self, grad_output):
+        n, g = self._restore(grad_output)
+        return tuple(g.copy() for _ in range(n))

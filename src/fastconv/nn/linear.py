@@ -1,0 +1,65 @@
+"""Identity and Linear."""
+import numpy as np
+
+from . import _checks, init
+from .module import Module
+
+__all__ = ["Identity", "Linear"]
+
+
+class Identity(Module):
+    """y = x (a fresh copy); accepts and ignores any constructor arguments,
+    as torch.nn.Identity does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        y = _checks.float_input(x, "Identity").copy()
+        self._save(None, y)
+        return y
+
+    def backward(self, grad_output):
+        return self._restore(grad_output)[1].copy()
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias on (*, in_features) input, as torch.nn.Linear;
+    weight (out_features, in_features), bias (out_features,)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        name = type(self).__name__
+        self.in_features = _checks.size(in_features, "in_features", name)
+        self.out_features = _checks.size(out_features, "out_features", name)
+        self.dtype = _checks.float_dtype(dtype, name)
+        self.register_parameter("weight", np.zeros((self.out_features, self.in_features),
+                                                   self.dtype))
+        if _checks.flag(bias, "bias", name):
+            self.register_parameter("bias", np.zeros(self.out_features, self.dtype))
+        init.default_layer_init(self.params["weight"], self.params.get("bias"), rng)
+
+    def forward(self, x):
+        name = type(self).__name__
+        x = _checks.float_input(x, name, dtype=self.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{name}: input must have shape (*, {self.in_features}), "
+                             f"got {x.shape}")
+        x = self._private_copy(x)
+        y = x @ self.params["weight"].T
+        if "bias" in self.params:
+            y += self.params["bias"]
+        self._save(x, y)
+        return y
+
+    def backward(self, grad_output):
+        x, g = self._restore(grad_output)
+        g2 = g.reshape(-1, self.out_features)
+        self.grads["weight"] += g2.T @ x.reshape(-1, self.in_features)
+        if "bias" in self.params:
+            self.grads["bias"] += g2.sum(axis=0)
+        return g @ self.params["weight"]
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={'bias' in self.params}, dtype={self.dtype}")
