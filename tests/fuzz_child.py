@@ -60,8 +60,12 @@ _BAD_DTYPES = ("int32", "int64", "uint8", "bool", "complex64", "complex128", "ob
 
 def _array_cases(op, name):
     """(label, value_or_fn(arr, other_dtype), allowed, must_contain)."""
+    # Without its batch axis the only batched argument makes an unbatched
+    # call, which is valid: two axes fewer never is.
+    fewer = ("two axes fewer", lambda a, od: a[..., 0, 0]) if op.batched == (name,) \
+        else ("one axis fewer", lambda a, od: a[..., 0])
     cases = [] if name in op.any_rank else [
-        ("one axis fewer", lambda a, od: a[..., 0], (V,), name),
+        fewer + ((V,), name),
         ("one axis more", lambda a, od: a[..., None], (V,), name),
     ]
     cases += [
@@ -80,7 +84,8 @@ def _array_cases(op, name):
     return cases
 
 
-def _size_cases(name, nd, minimum, none_ok, none_entries_ok=False):
+def _size_cases(name, nd, minimum, none_ok, none_entries_ok=False, broadcast=False,
+                empty_ok=False):
     cases = [
         (f"{minimum - 1}", minimum - 1, (V,), name),
         ("-7", -7, (V,), name),
@@ -100,10 +105,13 @@ def _size_cases(name, nd, minimum, none_ok, none_entries_ok=False):
     if nd:
         cases += [
             ("tuple too long", (minimum + 1,) * (nd + 1), (V,), name),
-            ("empty tuple", (), (V,), name),
             ("tuple with a float", (1.5,) + (minimum + 1,) * (nd - 1), (T,), name),
             ("tuple with a negative", (-1,) * nd, (V,), name),
         ]
+        if not empty_ok:  # pooling's stride=() means kernel_size, as PyTorch's
+            cases.append(("empty tuple", (), (V,), name))
+        if nd > 1 and not broadcast:  # where PyTorch does not broadcast (1,)
+            cases.append(("one-element tuple", (minimum + 1,), (V,), name))
         if not none_entries_ok:  # adaptive pooling: None keeps the input size
             cases.append(("tuple with None", (None,) * nd, (T,), name))
     else:
@@ -127,7 +135,9 @@ def hand_cases(op):
         for name, (nd, minimum) in op.sizes.items():
             for label, value, allowed, text in _size_cases(name, nd, minimum,
                                                            name in op.none_ok,
-                                                           name in op.none_entries_ok):
+                                                           name in op.none_entries_ok,
+                                                           name in op.broadcast,
+                                                           name in op.empty_ok):
                 def make(rng, dtype=dtype, name=name, value=value):
                     kw = op.make(rng, dtype)
                     kw[name] = value

@@ -25,6 +25,15 @@ class Op:
     sizes: dict = field(default_factory=dict)
     none_ok: tuple = ()          # size arguments for which None is valid
     none_entries_ok: tuple = ()  # size arguments whose tuple may hold None entries
+    # PyTorch's forms: size arguments whose one-element tuple broadcasts over
+    # the spatial dims, and those that take an empty tuple (pooling's stride).
+    broadcast: tuple = ()
+    empty_ok: tuple = ()
+    # Arguments that carry the batch axis (arrays, or input_shape): an
+    # unbatched call drops it from all of them, and from the results at
+    # batched_results (None: every result).  () means no unbatched form.
+    batched: tuple = ()
+    batched_results: tuple = None
     # array arguments of any rank (PyTorch's (*, C, H, W) shuffles): the
     # "one axis fewer/more" mutants are valid calls for them
     any_rank: tuple = ()
@@ -115,9 +124,12 @@ def _conv_ops(nd):
         ("huge padding", _with(bwd, padding=2**39), (M,), "padding"),
     )
     arrays = ("input", "weight")
+    forms = dict(broadcast=("stride", "padding", "dilation"))
     return [
-        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra),
-        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra),
+        Op(f"conv{nd}d", fwd, arrays + ("bias",), ("bias",), sizes, extra=fwd_extra,
+           batched=("input",), **forms),
+        Op(f"conv{nd}d_backward", bwd, ("grad_output",) + arrays, (), sizes, extra=bwd_extra,
+           batched=("grad_output", "input"), batched_results=(0,), **forms),
     ]
 
 
@@ -162,11 +174,12 @@ def _convt_ops(nd):
         for a in range(nd + 2) for d in (-1, 1)) + (
         ("weight C_in mismatch", _shifted("weight", 0, 1, bwd), (V,), "C_in"),
     )
+    forms = dict(broadcast=("stride", "padding", "output_padding", "dilation"))
     return [
         Op(f"conv_transpose{nd}d", fwd, ("input", "weight", "bias"), ("bias",), sizes,
-           extra=fwd_extra),
+           extra=fwd_extra, batched=("input",), **forms),
         Op(f"conv_transpose{nd}d_backward", bwd, ("grad_output", "input", "weight"), (), sizes,
-           extra=bwd_extra),
+           extra=bwd_extra, batched=("grad_output", "input"), batched_results=(0,), **forms),
     ]
 
 
@@ -185,12 +198,13 @@ _UNFOLD_SIZES = {"kernel_size": (2, 1), "stride": (2, 1), "padding": (2, 0),
                  "dilation": (2, 1)}
 
 _UNFOLD_OPS = [
-    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, extra=(
+    Op("im2col", _im2col_kwargs, ("input",), (), _UNFOLD_SIZES, batched=("input",), extra=(
         ("kernel larger than input", _with(_im2col_kwargs, kernel_size=10), (V,), "empty"),
         ("huge padding", _with(_im2col_kwargs, padding=10**6), (M,), "padding"),
         ("huge kernel", _with(_im2col_kwargs, kernel_size=2**41), (V,), "kernel_size"),
     )),
-    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)), extra=(
+    Op("col2im", _col2im_kwargs, ("cols",), (), dict(_UNFOLD_SIZES, output_size=(2, 1)),
+       batched=("cols",), extra=(
         ("cols rows not multiple of taps", _shifted("cols", 1, 1, _col2im_kwargs), (V,), "cols"),
         ("cols L mismatch", _shifted("cols", 2, 1, _col2im_kwargs), (V,), "cols"),
         ("output_size too small", _with(_col2im_kwargs, output_size=(2, 2)), (V,), "cols"),
@@ -282,18 +296,23 @@ def _pool_ops(nd):
         )) + shape_extra(mpb) + (
         ("grad_output batch mismatch", _shifted("grad_output", 0, 1, mpb), (V,), "grad_output"),
     )
+    forms = dict(broadcast=("kernel_size", "stride", "padding", "dilation"),
+                 empty_ok=("stride",))
     return [
         Op(f"max_pool{nd}d", mp, ("input",), (), dict(win, dilation=(nd, 1)), none_ok=("stride",),
+           batched=("input",), **forms,
            extra=window_extra(mp) + (
                ("return_indices 2", _with(mp, return_indices=2), (T,), "return_indices"),)),
-        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra),
-        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",),
-           extra=window_extra(ap) + (
+        Op(f"max_pool{nd}d_backward", mpb, ("grad_output",), (), {}, extra=max_backward_extra,
+           batched=("grad_output", "indices", "input_shape")),
+        Op(f"avg_pool{nd}d", ap, ("input",), (), win, none_ok=("stride",), batched=("input",),
+           **forms, extra=window_extra(ap) + (
                ("divisor_override 0", _with(ap, divisor_override=0), (V,), "divisor_override"),
                ("divisor_override 1.5", _with(ap, divisor_override=1.5), (T,), "divisor_override"),
                ("count_include_pad None", _with(ap, count_include_pad=None), (T,), "count_include_pad"),
            )),
         Op(f"avg_pool{nd}d_backward", apb, ("grad_output",), (), win, none_ok=("stride",),
+           batched=("grad_output", "input_shape"), **forms,
            # A huge input_shape first shows as a grad_output of the wrong shape.
            extra=window_extra(apb) + shape_extra(apb, huge="shape") + tuple(
                (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, apb), (V,),
@@ -364,13 +383,14 @@ def _adaptive_ops(nd):
     )
     return [
         Op(f"adaptive_avg_pool{nd}d", avg, ("input",), (), out,
-           none_entries_ok=("output_size",), extra=forward_extra(avg)),
+           none_entries_ok=("output_size",), batched=("input",), extra=forward_extra(avg)),
         Op(f"adaptive_avg_pool{nd}d_backward", avg_b, ("grad_output",), (), {},
-           extra=shape_extra(avg_b)),
+           batched=("grad_output", "input_shape"), extra=shape_extra(avg_b)),
         Op(f"adaptive_max_pool{nd}d", mx, ("input",), (), out,
-           none_entries_ok=("output_size",), extra=forward_extra(mx) + (
+           none_entries_ok=("output_size",), batched=("input",), extra=forward_extra(mx) + (
                ("return_indices 2", _with(mx, return_indices=2), (T,), "return_indices"),)),
         Op(f"adaptive_max_pool{nd}d_backward", mx_b, ("grad_output",), (), {},
+           batched=("grad_output", "indices", "input_shape"),
            extra=shape_extra(mx_b) + index_extra),
     ]
 
@@ -513,4 +533,6 @@ ALL_OPS = OPS + _THREAD_OPS
 BY_NAME = {op.name: op for op in ALL_OPS}
 # Public names that are not ops with array inputs.
 # (gradcheck is a pure-Python test helper: it runs the user's own function.)
+# PyTorch's names for ops of the table: the same function objects.
+ALIASES = {"unfold": "im2col", "fold": "col2im"}
 NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "explain", "summary", "__version__"}

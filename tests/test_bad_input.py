@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fuzz_child import hand_cases
-from optable import ALL_OPS, BY_NAME, NOT_OPS, OPS
+from optable import ALIASES, ALL_OPS, BY_NAME, NOT_OPS, OPS
 
 import fastconv
 
@@ -140,8 +141,27 @@ def test_optable_covers_every_public_op():
     it), so the fuzz, leak and thread checks cover every op; fastconv's
     names beyond it are no ops."""
     covered = {op.name for op in ALL_OPS}
-    ops = set(fastconv.functional.__all__) - NOT_OPS
+    ops = set(fastconv.functional.__all__) - NOT_OPS - set(ALIASES)
     assert not ops - covered, f"add these ops to tests/optable.py: {sorted(ops - covered)}"
     assert not covered - ops, f"optable entries that are not ops: {sorted(covered - ops)}"
     extra = set(fastconv.__all__) - set(fastconv.functional.__all__)
     assert extra <= NOT_OPS, f"ops outside fastconv.functional: {sorted(extra - NOT_OPS)}"
+
+
+def test_unfold_and_fold_are_im2col_and_col2im_under_pytorchs_names():
+    """API.md: unfold = im2col, fold = col2im, with torch.nn.functional's
+    argument order (dilation before padding before stride), so positional
+    calls mean the same in both libraries."""
+    for module in (fastconv, fastconv.functional, fastconv.reference):
+        for alias, name in ALIASES.items():
+            assert getattr(module, alias) is getattr(module, name)
+    x = np.arange(2 * 3 * 7 * 6, dtype=np.float64).reshape(2, 3, 7, 6)
+    # positionally: kernel (3, 2), dilation (2, 1), padding 1, stride (2, 3)
+    cols = fastconv.unfold(x, (3, 2), (2, 1), 1, (2, 3))
+    np.testing.assert_array_equal(
+        cols, fastconv.im2col(x, (3, 2), dilation=(2, 1), padding=1, stride=(2, 3)))
+    np.testing.assert_array_equal(
+        cols, fastconv.reference.unfold(x, (3, 2), (2, 1), 1, (2, 3)))
+    np.testing.assert_array_equal(
+        fastconv.fold(cols, (7, 6), (3, 2), (2, 1), 1, (2, 3)),
+        fastconv.col2im(cols, (7, 6), (3, 2), dilation=(2, 1), padding=1, stride=(2, 3)))

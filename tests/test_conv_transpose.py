@@ -126,7 +126,7 @@ W = np.zeros((4, 3, 3, 3))
     (dict(padding=5), ValueError, r"output would be empty"),
     (dict(padding="same"), ValueError, r"padding must be an int or a tuple"),
     (dict(bias=np.zeros(4)), ValueError, r"bias must have shape \(3,\)"),
-    (dict(input=np.zeros((4, 5, 5))), ValueError, r"input must be 4-D"),
+    (dict(input=np.zeros((5, 5))), ValueError, r"input must be 4-D"),
     (dict(weight=W.astype(np.float32)), TypeError, r"weight has dtype float32 but input has dtype float64"),
     (dict(input=X.astype(int)), TypeError, r"input must have dtype float32 or float64"),
 ])

@@ -14,7 +14,8 @@ GY = np.zeros((2, 6, 6, 6), np.float32)
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(input=np.zeros((4, 8, 8), np.float32)), r"input must be 4-D .*\(4, 8, 8\)"),
+    (dict(input=np.zeros((8, 8), np.float32)),
+     r"input must be 4-D \(N, C, H, W\) or 3-D unbatched \(C, H, W\), got shape \(8, 8\)"),
     (dict(weight=np.zeros((6, 4, 3), np.float32)), r"weight must be 4-D"),
     (dict(weight=np.zeros((6, 3, 3, 3), np.float32)), r"C_in=4"),
     (dict(weight=np.zeros((6, 2, 3, 3), np.float32), groups=3), r"C_in=4 not divisible by groups=3"),
@@ -24,7 +25,8 @@ GY = np.zeros((2, 6, 6, 6), np.float32)
     (dict(stride=(1, -1)), r"stride must be positive, got stride=\(1, -1\)"),
     (dict(dilation=0), r"dilation must be positive"),
     (dict(padding=-1), r"padding must be non-negative, got padding=-1"),
-    (dict(padding=(1, 2, 3)), r"padding must be an int or a tuple of 2 ints, got \(1, 2, 3\)"),
+    (dict(padding=(1, 2, 3)), r"padding must be an int or a tuple of 1 or 2 ints, got padding=\(1, 2, 3\)"),
+    (dict(stride=()), r"stride must be an int or a tuple of 1 or 2 ints, got stride=\(\)"),
     (dict(padding="full"), r"padding must be 'same', 'valid', an int or a tuple, got padding='full'"),
     (dict(padding="same", stride=2), r"padding='same' needs stride 1"),
     (dict(weight=np.zeros((6, 4, 9, 9), np.float32)), r"output would be empty"),
@@ -80,7 +82,7 @@ def test_conv2d_backward_errors(gy, exc, match):
 @pytest.mark.parametrize("op, shape", [(fastconv.conv1d, (2, 4, 8)), (fastconv.conv3d, (2, 4, 3, 8, 8))])
 def test_1d_3d_check_ndim(op, shape):
     with pytest.raises(ValueError, match=r"must be"):
-        op(np.zeros(shape[:-1], np.float32), np.zeros((6, 4) + (1,) * (len(shape) - 2), np.float32))
+        op(np.zeros(shape[:-2], np.float32), np.zeros((6, 4) + (1,) * (len(shape) - 2), np.float32))
 
 
 def test_set_num_threads_rejects_bad_values():

@@ -60,11 +60,11 @@ def test_matches_torch_unfold_fold_when_installed():
 @pytest.mark.parametrize("call, match", [
     (lambda: fastconv.col2im(np.zeros((1, 5, 9)), (5, 5), 3), r"cols.shape\[1\]=5"),
     (lambda: fastconv.col2im(np.zeros((1, 9, 8)), (5, 5), 3), r"cols.shape\[2\]=8"),
-    (lambda: fastconv.col2im(np.zeros((9, 9)), (5, 5), 3), r"cols must be 3-D"),
+    (lambda: fastconv.col2im(np.zeros(9), (5, 5), 3), r"cols must be 3-D"),
     (lambda: fastconv.col2im(np.zeros((1, 9, 9)), (0, 5), 3), r"output_size"),
     (lambda: fastconv.im2col(np.zeros((1, 1, 2, 2)), 3), r"output would be empty"),
     (lambda: fastconv.im2col(np.zeros((1, 1, 5, 5)), 3, stride=0), r"stride"),
-    (lambda: fastconv.im2col(np.zeros((1, 5, 5)), 3), r"input must be 4-D"),
+    (lambda: fastconv.im2col(np.zeros((5, 5)), 3), r"input must be 4-D"),
 ])
 def test_unfold_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):

@@ -1,7 +1,6 @@
 """fastconv.explain: the plans a convolution call would run, without running it."""
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Any, Tuple, Union
 
@@ -61,7 +60,9 @@ def explain(op_name: str, *args: Any, **kwargs: Any
         if match:
             op = getattr(functional, op_name)
             try:
-                bound = inspect.signature(op).bind(*args, **kwargs)
+                # bind_arguments rewrites PyTorch's other forms (unbatched
+                # input, one-element tuples) as the op itself does.
+                bound = op.bind_arguments(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"explain: arguments of {op_name}: {exc}") from None
             bound.apply_defaults()

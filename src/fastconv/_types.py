@@ -5,7 +5,7 @@ from typing import Any, List, Literal, Optional, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ArrayLike", "Array", "Indices", "Grads", "Size1", "Size2", "Size3", "ConvPadding1",
+__all__ = ["ArrayLike", "Array", "Indices", "Grads", "Size1", "Size2", "Size3", "Pair", "ConvPadding1",
            "ConvPadding2", "ConvPadding3", "OptSize1", "OptSize2", "OptSize3", "Shape",
            "OutSize1", "OutSize2", "OutSize3", "AnySize", "Scale", "InterpMode", "DeformGrads"]
 
@@ -16,18 +16,21 @@ Indices = NDArray[np.int64]
 # (grad_input, grad_weight, grad_bias) of a convolution.
 Grads = Tuple[Array, Array, Array]
 
-# kernel_size, stride, padding, dilation...: an int or one int per spatial axis.
+# kernel_size, stride, padding, dilation...: an int or one int per spatial axis
+# (a one-element tuple broadcasts, as PyTorch's conv and pooling ops take it).
 Size1 = Union[int, Tuple[int]]
-Size2 = Union[int, Tuple[int, int]]
-Size3 = Union[int, Tuple[int, int, int]]
+Size2 = Union[int, Tuple[int], Tuple[int, int]]
+Size3 = Union[int, Tuple[int], Tuple[int, int, int]]
+# im2col/col2im's sizes: PyTorch's unfold/fold take an int or a full pair only.
+Pair = Union[int, Tuple[int, int]]
 # A convolution's padding may also be "valid" (none) or "same" (stride 1).
 ConvPadding1 = Union[Size1, Literal["valid", "same"]]
 ConvPadding2 = Union[Size2, Literal["valid", "same"]]
 ConvPadding3 = Union[Size3, Literal["valid", "same"]]
-# Pooling's stride: None means kernel_size.
-OptSize1 = Optional[Size1]
-OptSize2 = Optional[Size2]
-OptSize3 = Optional[Size3]
+# Pooling's stride: None (or an empty tuple) means kernel_size.
+OptSize1 = Optional[Union[Size1, Tuple[()]]]
+OptSize2 = Optional[Union[Size2, Tuple[()]]]
+OptSize3 = Optional[Union[Size3, Tuple[()]]]
 # An input_shape argument: the shape of the forward call's input.
 Shape = Union[Tuple[int, ...], List[int]]
 # Adaptive pooling's output_size: an int, or one entry per spatial axis where

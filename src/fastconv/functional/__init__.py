@@ -26,6 +26,10 @@ from ._shuffle import (channel_shuffle, channel_shuffle_backward, pixel_shuffle,
                        pixel_shuffle_backward, pixel_unshuffle, pixel_unshuffle_backward)
 from ._unfold import col2im, im2col
 
+# PyTorch's names for im2col/col2im: the same functions, with
+# torch.nn.functional.unfold/fold's argument order.
+unfold, fold = im2col, col2im
+
 __all__ = [
     "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d", "conv3d_backward",
     "conv_transpose1d", "conv_transpose1d_backward", "conv_transpose2d",
@@ -42,5 +46,5 @@ __all__ = [
     "interpolate", "interpolate_backward", "deform_conv2d", "deform_conv2d_backward",
     "pixel_shuffle", "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward",
     "channel_shuffle", "channel_shuffle_backward",
-    "im2col", "col2im", "set_num_threads", "get_num_threads",
+    "im2col", "col2im", "unfold", "fold", "set_num_threads", "get_num_threads",
 ]

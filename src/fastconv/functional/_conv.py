@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads, _workspace
+from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
     Size1, Size2, Size3
 from . import _plan
@@ -292,6 +293,7 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     return grad_input, grad_weight, bias_grad(g)
 
 
+@pytorch_forms(CONV, nd=1)
 @filled(CONV_DOC, 1)
 def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
@@ -299,6 +301,7 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV, nd=2)
 @filled(CONV_DOC, 2)
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
@@ -306,6 +309,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV, nd=3)
 @filled(CONV_DOC, 3)
 def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
@@ -313,6 +317,7 @@ def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=1)
 @filled(CONV_BACKWARD_DOC, 1)
 def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
@@ -321,6 +326,7 @@ def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                           padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=2)
 @filled(CONV_BACKWARD_DOC, 2)
 def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
@@ -329,6 +335,7 @@ def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                           padding, dilation, groups)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=3)
 @filled(CONV_BACKWARD_DOC, 3)
 def conv3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,

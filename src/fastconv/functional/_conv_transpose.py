@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import _args, _shapes
+from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
 from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
@@ -99,6 +100,7 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     return grad_input, grad_weight, bias_grad(g)
 
 
+@pytorch_forms(CONV, nd=1)
 @filled(CONV_TRANSPOSE_DOC, 1)
 def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size1 = 1, padding: Size1 = 0, output_padding: Size1 = 0,
@@ -107,6 +109,7 @@ def conv_transpose1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV, nd=2)
 @filled(CONV_TRANSPOSE_DOC, 2)
 def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size2 = 1, padding: Size2 = 0, output_padding: Size2 = 0,
@@ -115,6 +118,7 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV, nd=3)
 @filled(CONV_TRANSPOSE_DOC, 3)
 def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
                      stride: Size3 = 1, padding: Size3 = 0, output_padding: Size3 = 0,
@@ -123,6 +127,7 @@ def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
                            output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=1)
 @filled(CONV_TRANSPOSE_BACKWARD_DOC, 1)
 def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size1 = 1, padding: Size1 = 0,
@@ -132,6 +137,7 @@ def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=2)
 @filled(CONV_TRANSPOSE_BACKWARD_DOC, 2)
 def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size2 = 1, padding: Size2 = 0,
@@ -141,6 +147,7 @@ def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
                                     weight, stride, padding, output_padding, groups, dilation)
 
 
+@pytorch_forms(CONV_BACKWARD, nd=3)
 @filled(CONV_TRANSPOSE_BACKWARD_DOC, 3)
 def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size3 = 1, padding: Size3 = 0,

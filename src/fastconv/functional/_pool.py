@@ -14,6 +14,7 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 
 from .. import _args, _kernels, _shapes, _threads
+from .._conventions import POOL, POOL_BACKWARD, pytorch_forms
 from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, OutSize1,
                       OutSize2, OutSize3, Shape, Size1, Size2, Size3)
 from ._doc import (ADAPTIVE_AVG_POOL_BACKWARD_DOC, ADAPTIVE_AVG_POOL_DOC,
@@ -198,6 +199,7 @@ def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=1)
 @filled(MAX_POOL_DOC, 1)
 def max_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                padding: Size1 = 0, dilation: Size1 = 1, ceil_mode: bool = False,
@@ -220,6 +222,7 @@ def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=2)
 @filled(MAX_POOL_DOC, 2)
 def max_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                padding: Size2 = 0, dilation: Size2 = 1, ceil_mode: bool = False,
@@ -242,6 +245,7 @@ def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=3)
 @filled(MAX_POOL_DOC, 3)
 def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                padding: Size3 = 0, dilation: Size3 = 1, ceil_mode: bool = False,
@@ -250,18 +254,21 @@ def max_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                      ceil_mode, return_indices)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 @filled(MAX_POOL_BACKWARD_DOC, 1)
 def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool1d_backward", 1, grad_output, indices, input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 @filled(MAX_POOL_BACKWARD_DOC, 2)
 def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
     return _max_pool_backward("max_pool2d_backward", 2, grad_output, indices, input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 @filled(MAX_POOL_BACKWARD_DOC, 3)
 def max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
                         input_shape: Shape) -> Array:
@@ -309,6 +316,7 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     return grad_input
 
 
+@pytorch_forms(POOL, nd=1)
 @filled(AVG_POOL_DOC, 1,
         torch_note=" (divisor_override is an extension: PyTorch's avg_pool1d lacks it)")
 def avg_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
@@ -318,6 +326,7 @@ def avg_pool1d(input: ArrayLike, kernel_size: Size1, stride: OptSize1 = None,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL, nd=2)
 @filled(AVG_POOL_DOC, 2)
 def avg_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                padding: Size2 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
@@ -326,6 +335,7 @@ def avg_pool2d(input: ArrayLike, kernel_size: Size2, stride: OptSize2 = None,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL, nd=3)
 @filled(AVG_POOL_DOC, 3)
 def avg_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                padding: Size3 = 0, ceil_mode: bool = False, count_include_pad: bool = True,
@@ -334,6 +344,7 @@ def avg_pool3d(input: ArrayLike, kernel_size: Size3, stride: OptSize3 = None,
                      count_include_pad, divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 @filled(AVG_POOL_BACKWARD_DOC, 1)
 def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size1,
                         stride: OptSize1 = None, padding: Size1 = 0, ceil_mode: bool = False,
@@ -344,6 +355,7 @@ def avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
                               divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 @filled(AVG_POOL_BACKWARD_DOC, 2)
 def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size2,
                         stride: OptSize2 = None, padding: Size2 = 0, ceil_mode: bool = False,
@@ -354,6 +366,7 @@ def avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
                               divisor_override)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 @filled(AVG_POOL_BACKWARD_DOC, 3)
 def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size: Size3,
                         stride: OptSize3 = None, padding: Size3 = 0, ceil_mode: bool = False,
@@ -443,33 +456,39 @@ def _adaptive_max_pool(op, nd, input, output_size, return_indices):
     return (out, indices) if return_indices else out
 
 
+@pytorch_forms(POOL, nd=1)
 @filled(ADAPTIVE_AVG_POOL_DOC, 1)
 def adaptive_avg_pool1d(input: ArrayLike, output_size: OutSize1) -> Array:
     return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
 
 
+@pytorch_forms(POOL, nd=2)
 @filled(ADAPTIVE_AVG_POOL_DOC, 2)
 def adaptive_avg_pool2d(input: ArrayLike, output_size: OutSize2) -> Array:
     return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
 
 
+@pytorch_forms(POOL, nd=3)
 @filled(ADAPTIVE_AVG_POOL_DOC, 3)
 def adaptive_avg_pool3d(input: ArrayLike, output_size: OutSize3) -> Array:
     return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 @filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 1)
 def adaptive_avg_pool1d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
     return _adaptive_avg_pool_backward("adaptive_avg_pool1d_backward", 1, grad_output,
                                        input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 @filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 2)
 def adaptive_avg_pool2d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
     return _adaptive_avg_pool_backward("adaptive_avg_pool2d_backward", 2, grad_output,
                                        input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 @filled(ADAPTIVE_AVG_POOL_BACKWARD_DOC, 3)
 def adaptive_avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape) -> Array:
     return _adaptive_avg_pool_backward("adaptive_avg_pool3d_backward", 3, grad_output,
@@ -487,6 +506,7 @@ def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=1)
 @filled(ADAPTIVE_MAX_POOL_DOC, 1)
 def adaptive_max_pool1d(input: ArrayLike, output_size: OutSize1,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
@@ -504,6 +524,7 @@ def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=2)
 @filled(ADAPTIVE_MAX_POOL_DOC, 2)
 def adaptive_max_pool2d(input: ArrayLike, output_size: OutSize2,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
@@ -521,12 +542,14 @@ def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]: ...
 
 
+@pytorch_forms(POOL, nd=3)
 @filled(ADAPTIVE_MAX_POOL_DOC, 3)
 def adaptive_max_pool3d(input: ArrayLike, output_size: OutSize3,
                         return_indices: bool = False) -> Union[Array, Tuple[Array, Indices]]:
     return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=1)
 @filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 1)
 def adaptive_max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
                                  input_shape: Shape) -> Array:
@@ -534,6 +557,7 @@ def adaptive_max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike,
                               input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=2)
 @filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 2)
 def adaptive_max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
                                  input_shape: Shape) -> Array:
@@ -541,6 +565,7 @@ def adaptive_max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike,
                               input_shape)
 
 
+@pytorch_forms(POOL_BACKWARD, nd=3)
 @filled(ADAPTIVE_MAX_POOL_BACKWARD_DOC, 3)
 def adaptive_max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
                                  input_shape: Shape) -> Array:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _args, _kernels, _threads
-from .._types import Array, ArrayLike, Size2
+from .._conventions import FOLD, UNFOLD, pytorch_forms
+from .._types import Array, ArrayLike, Pair
 from ._doc import COL2IM_DOC, IM2COL_DOC, filled
 from ._geometry import Window
 
@@ -22,9 +23,10 @@ def _window(op, in_size, kernel_size, stride, padding, dilation):
     return win
 
 
+@pytorch_forms(UNFOLD, nd=2)
 @filled(IM2COL_DOC, 2)
-def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Size2 = 0,
-           dilation: Size2 = 1) -> Array:
+def im2col(input: ArrayLike, kernel_size: Pair, dilation: Pair = 1, padding: Pair = 0,
+           stride: Pair = 1) -> Array:
     op = "im2col"
     x = _args.as_float_array(input, "input", op)
     _args.check_ndim(x, 4, "input", op, "(N, C, H, W)")
@@ -41,9 +43,10 @@ def im2col(input: ArrayLike, kernel_size: Size2, stride: Size2 = 1, padding: Siz
     return cols
 
 
+@pytorch_forms(FOLD, nd=2)
 @filled(COL2IM_DOC, 2)
-def col2im(cols: ArrayLike, output_size: Size2, kernel_size: Size2, stride: Size2 = 1,
-           padding: Size2 = 0, dilation: Size2 = 1) -> Array:
+def col2im(cols: ArrayLike, output_size: Pair, kernel_size: Pair, dilation: Pair = 1,
+           padding: Pair = 0, stride: Pair = 1) -> Array:
     op = "col2im"
     c_arr = _args.as_float_array(cols, "cols", op)
     _args.check_ndim(c_arr, 3, "cols", op, "(N, C*kH*kW, L)")

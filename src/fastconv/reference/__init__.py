@@ -20,6 +20,8 @@ from ._pool import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_
 from ._shuffle import (channel_shuffle, channel_shuffle_backward, pixel_shuffle,
                        pixel_shuffle_backward, pixel_unshuffle, pixel_unshuffle_backward)
 
+unfold, fold = im2col, col2im   # PyTorch's names, as in fastconv.functional
+
 # Every op of fastconv.functional (its thread controls aside: nothing here is
 # threaded) has its twin here, with the same signature (tests/test_packaging.py).
 __all__ = [name for name in _functional.__all__

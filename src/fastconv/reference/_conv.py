@@ -2,12 +2,16 @@
 kernel offset, np.dot per group, col2im by +=.
 
 Deliberately independent of fastconv's compiled code and of its shape and
-argument helpers, so that it can serve as the oracle for both.
+argument helpers, so that it can serve as the oracle for both.  Only PyTorch's
+calling conventions (unbatched inputs, one-element tuples) come from
+fastconv._conventions, which rewrites arguments and computes nothing.
 """
 from itertools import product
 from math import prod
 
 import numpy as np
+
+from .._conventions import CONV, CONV_BACKWARD, FOLD, UNFOLD, nd_ops, pytorch_forms
 
 
 def _tuple(v, nd):
@@ -108,18 +112,21 @@ def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1
     return grad_input, grad_weight.reshape(weight.shape), gy.sum(axis=(0, 2))
 
 
-conv1d = conv2d = conv3d = conv_nd
-conv1d_backward = conv2d_backward = conv3d_backward = conv_nd_backward
+conv1d, conv2d, conv3d = nd_ops(CONV, conv_nd, "conv{}d")
+conv1d_backward, conv2d_backward, conv3d_backward = \
+    nd_ops(CONV_BACKWARD, conv_nd_backward, "conv{}d_backward")
 
 
-def im2col(input, kernel_size, stride=1, padding=0, dilation=1):
+@pytorch_forms(UNFOLD, nd=2)
+def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     """torch.nn.functional.unfold on (N, C, H, W)."""
     pad = _tuple(padding, 2)
     return unfold(np.asarray(input), _tuple(kernel_size, 2), _tuple(stride, 2), pad, pad,
                   _tuple(dilation, 2))[0]
 
 
-def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+@pytorch_forms(FOLD, nd=2)
+def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """torch.nn.functional.fold to (N, C, H, W)."""
     pad = _tuple(padding, 2)
     return fold(np.asarray(cols), _tuple(output_size, 2), _tuple(kernel_size, 2),

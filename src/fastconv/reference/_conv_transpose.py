@@ -4,6 +4,7 @@ from itertools import product
 
 import numpy as np
 
+from .._conventions import CONV, CONV_BACKWARD, nd_ops
 from ._conv import _tuple
 
 
@@ -28,8 +29,8 @@ def _crop(full, padding):
     return tuple(slice(p, n - p) for n, p in zip(full, padding))
 
 
-def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                      dilation=1):
+def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                      groups=1, dilation=1):
     x, weight = np.asarray(input), np.asarray(weight)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
@@ -49,8 +50,8 @@ def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padd
     return np.ascontiguousarray(y)
 
 
-def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
-                               groups=1, dilation=1):
+def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0,
+                               output_padding=0, groups=1, dilation=1):
     x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
@@ -72,6 +73,7 @@ def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0, 
     return grad_input, grad_weight, gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
 
 
-conv_transpose1d = conv_transpose2d = conv_transpose3d = conv_transpose_nd
-conv_transpose1d_backward = conv_transpose2d_backward = conv_transpose_nd_backward
-conv_transpose3d_backward = conv_transpose_nd_backward
+conv_transpose1d, conv_transpose2d, conv_transpose3d = \
+    nd_ops(CONV, conv_transpose_nd, "conv_transpose{}d")
+conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward = \
+    nd_ops(CONV_BACKWARD, conv_transpose_nd_backward, "conv_transpose{}d_backward")

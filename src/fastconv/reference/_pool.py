@@ -4,12 +4,16 @@ window at once.
 
 Deliberately independent of fastconv's compiled code and of its shape and
 argument helpers (own output-size formula, own divisor rule), so that it can
-serve as the oracle for both. The 1-D, 2-D and 3-D ops are one N-d function.
+serve as the oracle for both. The 1-D, 2-D and 3-D ops are one N-d function;
+PyTorch's calling conventions (unbatched inputs, short tuples, stride=()) come
+from fastconv._conventions, which rewrites arguments and computes nothing.
 """
 from itertools import product
 from math import prod
 
 import numpy as np
+
+from .._conventions import POOL, POOL_BACKWARD, nd_ops
 
 
 def _tuple(v, nd):
@@ -191,13 +195,17 @@ def adaptive_max_pool_nd(input, output_size, return_indices=False):
     return (y, index) if return_indices else y
 
 
-max_pool1d = max_pool2d = max_pool3d = max_pool_nd
-max_pool1d_backward = max_pool2d_backward = max_pool3d_backward = max_pool_nd_backward
-avg_pool1d = avg_pool2d = avg_pool3d = avg_pool_nd
-avg_pool1d_backward = avg_pool2d_backward = avg_pool3d_backward = avg_pool_nd_backward
-adaptive_avg_pool1d = adaptive_avg_pool2d = adaptive_avg_pool3d = adaptive_avg_pool_nd
-adaptive_avg_pool1d_backward = adaptive_avg_pool2d_backward = adaptive_avg_pool3d_backward = \
-    adaptive_avg_pool_nd_backward
-adaptive_max_pool1d = adaptive_max_pool2d = adaptive_max_pool3d = adaptive_max_pool_nd
-adaptive_max_pool1d_backward = adaptive_max_pool2d_backward = adaptive_max_pool3d_backward = \
-    max_pool_nd_backward
+max_pool1d, max_pool2d, max_pool3d = nd_ops(POOL, max_pool_nd, "max_pool{}d")
+max_pool1d_backward, max_pool2d_backward, max_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, max_pool_nd_backward, "max_pool{}d_backward")
+avg_pool1d, avg_pool2d, avg_pool3d = nd_ops(POOL, avg_pool_nd, "avg_pool{}d")
+avg_pool1d_backward, avg_pool2d_backward, avg_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, avg_pool_nd_backward, "avg_pool{}d_backward")
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = \
+    nd_ops(POOL, adaptive_avg_pool_nd, "adaptive_avg_pool{}d")
+adaptive_avg_pool1d_backward, adaptive_avg_pool2d_backward, adaptive_avg_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, adaptive_avg_pool_nd_backward, "adaptive_avg_pool{}d_backward")
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = \
+    nd_ops(POOL, adaptive_max_pool_nd, "adaptive_max_pool{}d")
+adaptive_max_pool1d_backward, adaptive_max_pool2d_backward, adaptive_max_pool3d_backward = \
+    nd_ops(POOL_BACKWARD, max_pool_nd_backward, "adaptive_max_pool{}d_backward")
