@@ -285,3 +285,15 @@ def test_resnet_with_shared_and_nested_modules_matches_autograd(rng):
     for name, b in theirs.named_buffers():
         np.testing.assert_allclose(state[name], b.numpy(), **TOL, err_msg=name)
     assert not any(m._pending for m in ours.modules())
+
+
+def test_state_dict_round_trips_with_torch(rng):
+    ours = small_resnet()
+    theirs = to_torch(ours, custom={Stage: lambda m, convert: TorchStage(convert(m.block),
+                                                                           convert(m.act))})
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.add_(torch.tensor(rng.standard_normal(tuple(p.shape))))
+    ours.load_state_dict(theirs.state_dict())          # torch tensors, float64
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[name], value.numpy(), err_msg=name)
