@@ -3,97 +3,16 @@ forward, input gradient, parameter gradients and buffers; every loss with its
 options and reductions; a whole ResNet-style network with shared and nested
 modules against autograd, over two accumulating steps. Skipped without torch
 (the CI stage `.ci/extra torch` installs it)."""
-import collections
-
 import numpy as np
 import pytest
 
 from fastconv import nn
+from fastconv.bench.torch_twin import to_torch
 from nn_specs import CASES, F64
 
 torch = pytest.importorskip("torch")
 T = torch.nn
 TOL = dict(rtol=1e-10, atol=1e-12)
-
-
-class TorchResidual(T.Module):
-    def __init__(self, body, shortcut):
-        super().__init__()
-        self.body, self.shortcut = body, shortcut
-
-    def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
-
-
-class TorchConcat(T.Module):
-    def __init__(self, branches, dim):
-        super().__init__()
-        for i, b in enumerate(branches):
-            self.add_module(str(i), b)
-        self.dim = dim
-
-    def forward(self, x):
-        return torch.cat([b(x) for b in self._modules.values()], dim=self.dim)
-
-
-def _leaf(m):
-    """The torch.nn twin of a fastconv.nn leaf layer (same arguments)."""
-    name = type(m).__name__
-    cls = getattr(T, name)
-    if name.startswith("ConvTranspose"):
-        return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                   m.output_padding, m.groups, "bias" in m.params, m.dilation)
-    if name.startswith("Conv"):
-        return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                   m.dilation, m.groups, "bias" in m.params)
-    if name.startswith("MaxPool"):
-        return cls(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
-    if name == "AvgPool1d":
-        return cls(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
-    if name.startswith("AvgPool"):
-        return cls(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
-                   m.divisor_override)
-    if name.startswith("BatchNorm"):
-        return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-    simple = {
-        "AdaptiveAvgPool2d": lambda: (m.output_size,), "Linear": lambda: (
-            m.in_features, m.out_features, "bias" in m.params),
-        "Flatten": lambda: (m.start_dim, m.end_dim), "Dropout": lambda: (m.p,),
-        "LeakyReLU": lambda: (m.negative_slope,), "PReLU": lambda: (m.num_parameters,),
-        "RReLU": lambda: (m.lower, m.upper), "ELU": lambda: (m.alpha,),
-        "GELU": lambda: (m.approximate,), "Softmax": lambda: (m.dim,),
-        "LogSoftmax": lambda: (m.dim,),
-    }
-    return cls(*simple.get(name, tuple)())
-
-
-def to_torch(module, custom=None):
-    """A float64 torch.nn twin of a fastconv.nn module tree, with the same
-    parameters, buffers and modes; a module shared in ours is shared there."""
-    memo = {}
-
-    def convert(m):
-        if id(m) not in memo:
-            if custom and type(m) in custom:
-                memo[id(m)] = custom[type(m)](m, convert)
-            elif isinstance(m, nn.Sequential):
-                memo[id(m)] = T.Sequential(collections.OrderedDict(
-                    (n, convert(c)) for n, c in m._modules.items()))
-            elif isinstance(m, nn.Residual):
-                memo[id(m)] = TorchResidual(convert(m.body), None if m.shortcut is None
-                                            else convert(m.shortcut))
-            elif isinstance(m, nn.Concat):
-                memo[id(m)] = TorchConcat([convert(b) for b in m._modules.values()], m.dim)
-            else:
-                memo[id(m)] = _leaf(m)
-        return memo[id(m)]
-
-    theirs = convert(module).double()
-    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
-                            module.state_dict().items()})
-    for ours_m, name in ((m, n) for n, m in module.named_modules()):
-        theirs.get_submodule(name).train(ours_m.training)
-    return theirs
 
 
 def assert_same_step(ours, theirs, x, rng):
