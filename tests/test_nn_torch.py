@@ -216,3 +216,65 @@ def test_state_dict_round_trips_with_torch(rng):
     ours.load_state_dict(theirs.state_dict())          # torch tensors, float64
     for name, value in theirs.state_dict().items():
         np.testing.assert_array_equal(ours.state_dict()[name], value.numpy(), err_msg=name)
+
+
+# --------------------------------------------------------------------------- the torch twin
+
+def _twin_nets():
+    """Small float64 networks over the layers the examples use."""
+    r = np.random.default_rng(11)
+    k = dict(dtype=F64, rng=r)
+    conv1d = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1, bias=False, **k),
+                           nn.BatchNorm1d(4, dtype=F64), nn.ReLU(), nn.MaxPool1d(2),
+                           nn.Conv1d(4, 4, 3, dilation=2, **k), nn.Flatten(),
+                           nn.Linear(4 * 2, 3, **k))
+    conv3d = nn.Sequential(nn.Conv3d(1, 3, 3, padding=1, **k), nn.BatchNorm3d(3, dtype=F64),
+                           nn.ELU(), nn.MaxPool3d(2), nn.Conv3d(3, 2, 1, **k),
+                           nn.AvgPool3d(2), nn.Flatten())
+    separable = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False, **k),
+                              nn.BatchNorm2d(4, dtype=F64), nn.ReLU(), nn.Conv2d(4, 6, 1, **k))
+    mobile_inception = nn.Sequential(
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=2, **k), nn.SiLU())),
+        nn.Concat(separable, nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(4, 2, 1, **k))),
+        nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5),
+        nn.Linear(8, 2, **k)).eval()
+    generator = nn.Sequential(nn.ConvTranspose2d(3, 4, 2, bias=False, **k),
+                              nn.BatchNorm2d(4, dtype=F64), nn.ReLU(),
+                              nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, **k),
+                              nn.ConvTranspose2d(2, 1, 3, stride=2, output_padding=1, **k),
+                              nn.Tanh())
+    return {"conv1d": (conv1d, (3, 2, 13)), "conv3d": (conv3d, (2, 1, 4, 4, 4)),
+            "mobile_inception": (mobile_inception, (2, 4, 5, 5)),
+            "generator": (generator, (3, 3, 1, 1))}
+
+
+@pytest.mark.parametrize("name", sorted(_twin_nets()))
+def test_torch_twin_of_networks_matches(rng, name):
+    ours, shape = _twin_nets()[name]
+    theirs = to_torch(ours)
+    assert next(theirs.parameters()).dtype == torch.float64
+    assert_same_step(ours, theirs, rng.standard_normal(shape), rng)
+
+
+def test_torch_twin_keeps_float32_and_sharing(rng):
+    shared = nn.Linear(3, 3, rng=0)
+    ours = nn.Sequential(shared, nn.Tanh(), shared)
+    theirs = to_torch(ours)
+    assert theirs[0] is theirs[2] and theirs[0].weight.dtype == torch.float32
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_torch_twin_names_what_it_cannot_convert():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1)
+
+    with pytest.raises(TypeError, match=r"no torch.nn twin for 1\.body \(Block\).*custom="):
+        to_torch(nn.Sequential(nn.ReLU(), nn.Residual(Block())))
+    with pytest.raises(TypeError, match=r"the model \(Add\)"):
+        to_torch(nn.Add())
+    with pytest.raises(TypeError, match="fastconv.nn Module"):
+        to_torch(T.ReLU())
