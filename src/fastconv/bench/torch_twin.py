@@ -54,6 +54,10 @@ def _leaf_table():
         "GELU": lambda m: (m.approximate,),
         "Softmax": lambda m: (m.dim,),
         "LogSoftmax": lambda m: (m.dim,),
+        # layers of the new ops (API.md: PyTorch's argument names), once they exist
+        "Upsample": lambda m: (m.size, m.scale_factor, m.mode, m.align_corners),
+        "PixelShuffle": lambda m: (m.upscale_factor,),
+        "ChannelShuffle": lambda m: (m.groups,),
     }
     for name in ("Identity", "ReLU", "SiLU", "Sigmoid", "Tanh"):
         table[name] = _no_args
@@ -64,7 +68,8 @@ def _leaf_table():
         table[f"AvgPool{d}d"] = _avg_pool_args
         table[f"BatchNorm{d}d"] = lambda m: (m.num_features, m.eps, m.momentum, m.affine,
                                              m.track_running_stats)
-        table[f"AdaptiveAvgPool{d}d"] = lambda m: (m.output_size,)
+        table[f"AdaptiveAvgPool{d}d"] = table[f"AdaptiveMaxPool{d}d"] = \
+            lambda m: (m.output_size,)
     # only the layers this fastconv.nn has (e.g. AdaptiveAvgPool1d may not exist yet)
     return {name: args for name, args in table.items() if hasattr(nn, name)}
 
