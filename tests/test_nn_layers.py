@@ -152,6 +152,8 @@ def test_forward_errors(rng):
         nn.BCELoss()(x, x)
     with pytest.raises(ValueError, match="weight"):
         nn.CrossEntropyLoss(weight=np.ones(2))(x, np.zeros((2, 4), np.int64))
+    with pytest.raises(TypeError, match="output_size"):
+        nn.Conv1d(3, 2, 1, dtype=F64)(x, output_size=(4,))
     ce = nn.CrossEntropyLoss()
     ce(x, np.zeros((2, 4), np.int64))
     with pytest.raises(TypeError, match="scalar"):

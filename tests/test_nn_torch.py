@@ -278,3 +278,24 @@ def test_torch_twin_names_what_it_cannot_convert():
         to_torch(nn.Add())
     with pytest.raises(TypeError, match="fastconv.nn Module"):
         to_torch(T.ReLU())
+
+
+@pytest.mark.parametrize("make, shape, output_size", [
+    (lambda: nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, dtype=F64, rng=0), (2, 3, 4, 4),
+     (8, 7)),
+    (lambda: nn.ConvTranspose1d(2, 2, 2, stride=3, dilation=2, dtype=F64, rng=0), (1, 2, 3),
+     (1, 2, 10)),
+])
+def test_transposed_conv_output_size_matches_torch(rng, make, shape, output_size):
+    ours = make()
+    theirs = to_torch(ours)
+    x = rng.standard_normal(shape)
+    xt = torch.tensor(x, requires_grad=True)
+    y, yt = ours(x, output_size=output_size), theirs(xt, output_size=list(output_size))
+    np.testing.assert_allclose(y, yt.detach().numpy(), **TOL)
+    g = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), **TOL)
+    np.testing.assert_allclose(ours.grads["weight"], theirs.weight.grad.numpy(), **TOL)
+    with pytest.raises(ValueError, match="output_size"):
+        ours(x, output_size=tuple(s + 5 for s in output_size))

@@ -51,24 +51,52 @@ class _ConvNd(Module):
     def _op_name(self):
         return f"conv_transpose{self.dims}d" if self.transposed else f"conv{self.dims}d"
 
-    def _op_args(self):
+    def _op_args(self, output_padding):
         if self.transposed:
-            return (self.stride, self.padding, self.output_padding, self.groups,
-                    self.dilation)
+            return self.stride, self.padding, output_padding, self.groups, self.dilation
         return self.stride, self.padding, self.dilation, self.groups
 
-    def forward(self, x):
+    def _output_padding(self, x, output_size):
+        """The output_padding giving a transposed conv's output `output_size`
+        (spatial sizes, optionally after N and C), as PyTorch's forward does."""
+        name, n = type(self).__name__, self.dims
+        if not self.transposed:
+            raise TypeError(f"{name}.forward: output_size is for transposed convolutions")
+        sizes = tuple(_args.as_int(v, "output_size", name) for v in output_size)[-n:]
+        if len(sizes) != n or x.ndim < n:
+            raise ValueError(f"{name}: output_size must end with {n} spatial sizes, "
+                             f"got output_size={output_size!r}")
+        geometry = zip(x.shape[-n:], sizes, self.kernel_size,
+                       _args.int_tuple(self.stride, n, "stride", name, 1),
+                       _args.int_tuple(self.padding, n, "padding", name, 0),
+                       _args.int_tuple(self.dilation, n, "dilation", name, 1))
+        padding = []
+        for size, wanted, k, s, p, d in geometry:
+            smallest = (size - 1) * s - 2 * p + d * (k - 1) + 1
+            if not smallest <= wanted < smallest + s:
+                raise ValueError(f"{name}: output_size={output_size!r} cannot be reached: "
+                                 f"for an input of size {size} each output size must be "
+                                 f"in [{smallest}, {smallest + s - 1}]")
+            padding.append(wanted - smallest)
+        return tuple(padding)
+
+    def forward(self, x, output_size=None):
+        """The convolution of x; a transposed convolution may be given the
+        `output_size` it must produce, instead of its output_padding."""
         x = self._private_copy(_checks.float_input(x, type(self).__name__))
+        output_padding = (self.output_padding if output_size is None
+                          else self._output_padding(x, output_size))
         backend = self._backend_now()
         op = getattr(self._ops(), self._op_name())
-        y = op(x, self.params["weight"], self.params.get("bias"), *self._op_args())
-        self._save((backend, x), y)
+        y = op(x, self.params["weight"], self.params.get("bias"),
+               *self._op_args(output_padding))
+        self._save((backend, x, output_padding), y)
         return y
 
     def backward(self, grad_output):
-        (backend, x), g = self._restore(grad_output)
+        (backend, x, output_padding), g = self._restore(grad_output)
         op = getattr(self._ops_of(backend), self._op_name() + "_backward")
-        gx, gw, gb = op(g, x, self.params["weight"], *self._op_args())
+        gx, gw, gb = op(g, x, self.params["weight"], *self._op_args(output_padding))
         self.grads["weight"] += gw
         if "bias" in self.params:
             self.grads["bias"] += gb
