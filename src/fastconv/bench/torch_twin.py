@@ -57,6 +57,7 @@ def _leaf_table():
         # layers of the new ops (API.md: PyTorch's argument names), once they exist
         "Upsample": lambda m: (m.size, m.scale_factor, m.mode, m.align_corners),
         "PixelShuffle": lambda m: (m.upscale_factor,),
+        "PixelUnshuffle": lambda m: (m.downscale_factor,),
         "ChannelShuffle": lambda m: (m.groups,),
     }
     for name in ("Identity", "ReLU", "SiLU", "Sigmoid", "Tanh"):
@@ -64,12 +65,13 @@ def _leaf_table():
     for d in (1, 2, 3):
         table[f"Conv{d}d"] = table[f"ConvTranspose{d}d"] = _conv_args
         table[f"MaxPool{d}d"] = lambda m: (m.kernel_size, m.stride, m.padding, m.dilation,
-                                           False, m.ceil_mode)
+                                           getattr(m, "return_indices", False), m.ceil_mode)
         table[f"AvgPool{d}d"] = _avg_pool_args
         table[f"BatchNorm{d}d"] = lambda m: (m.num_features, m.eps, m.momentum, m.affine,
                                              m.track_running_stats)
-        table[f"AdaptiveAvgPool{d}d"] = table[f"AdaptiveMaxPool{d}d"] = \
-            lambda m: (m.output_size,)
+        table[f"AdaptiveAvgPool{d}d"] = lambda m: (m.output_size,)
+        table[f"AdaptiveMaxPool{d}d"] = lambda m: (m.output_size,
+                                                   getattr(m, "return_indices", False))
     # only the layers this fastconv.nn has (e.g. AdaptiveAvgPool1d may not exist yet)
     return {name: args for name, args in table.items() if hasattr(nn, name)}
 
