@@ -67,6 +67,14 @@ static inline void fc_tap_offsets(const fc_geometry *g, int64_t t, int64_t *kd, 
     *kw = t % g->kernel[2];
 }
 
+/* Adaptive bin i of `out` over `in`: [floor(i*in/out), ceil((i+1)*in/out)). */
+static inline void fc_adaptive_bin(int64_t i, int64_t in, int64_t out,
+                                   int64_t *lo, int64_t *hi)
+{
+    *lo = (i * in) / out;
+    *hi = ((i + 1) * in + out - 1) / out;
+}
+
 /* Range [lo, hi) of output positions o whose input position
  * o*stride - pad + offset lies inside [0, in): the valid run of a row. */
 static inline void fc_valid_range(int64_t in, int64_t out, int64_t stride,

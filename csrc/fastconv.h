@@ -241,4 +241,67 @@ void fc_adaptive_avg_pool_backward_f32(const float *gy, const fc_geometry *g,
 void fc_adaptive_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
                                        double *gx, int nthreads);
 
+/* Adaptive max pooling (adaptive_max_pool.c): bins as adaptive average
+ * pooling, the max rule and indices (may be NULL) as fc_max_pool_*; its
+ * backward is fc_max_pool_backward_*. */
+void fc_adaptive_max_pool_f32(const float *x, const fc_geometry *g, float *y,
+                              int64_t *indices, int nthreads);
+void fc_adaptive_max_pool_f64(const double *x, const fc_geometry *g, double *y,
+                              int64_t *indices, int nthreads);
+
+/* ======================================================================== */
+/* Interpolation (interpolate.c, interpolate_template.h)                    */
+/* ======================================================================== */
+/* Separable resampling of each (n, c) plane (g->channels planes; uses in and
+ * out only): along axis a, output o reads taps[a] (1 or 2) input positions
+ * index[base_a + 2*o + t] weighted by weight[base_a + 2*o + t], base_0 = 0,
+ * base_1 = 2*out[0], base_2 = 2*(out[0] + out[1]).  Every index must lie in
+ * [0, in[a]).  Backward overwrites gx with the adjoint (the scatter-add). */
+void fc_interpolate_f32(const float *x, const fc_geometry *g, const int64_t *index,
+                        const float *weight, const int taps[3], float *y, int nthreads);
+void fc_interpolate_f64(const double *x, const fc_geometry *g, const int64_t *index,
+                        const double *weight, const int taps[3], double *y, int nthreads);
+void fc_interpolate_backward_f32(const float *gy, const fc_geometry *g, const int64_t *index,
+                                 const float *weight, const int taps[3], float *gx,
+                                 int nthreads);
+void fc_interpolate_backward_f64(const double *gy, const fc_geometry *g,
+                                 const int64_t *index, const double *weight,
+                                 const int taps[3], double *gx, int nthreads);
+
+/* ======================================================================== */
+/* Deformable convolution (deform_conv.c, deform_conv_template.h)           */
+/* ======================================================================== */
+/* 2-D geometry in entries 1 and 2 of g (channels = C_in); x is (batch, C_in,
+ * H, W), offset (batch, 2*offset_groups*kH*kW, OH, OW) as (dy, dx) pairs,
+ * mask (batch, offset_groups*kH*kW, OH, OW) or NULL (v1); C_in divisible by
+ * offset_groups.  Columns are (C_in*kH*kW, batch*OH*OW): row c*kH*kW + k,
+ * column b*OH*OW + l, images side by side.  Samples are bilinear with zeros
+ * outside the input (torchvision's rules).
+ * im2col: columns <- masked samples (overwritten).
+ * col2im: gx (batch, C_in, H, W) <- the adjoint of im2col applied to gcol
+ *   (overwritten; threads own whole planes).
+ * offset_mask_grad: grad_offset (offset's shape) and grad_mask (mask's
+ *   shape; NULL when mask is NULL) <- gradients of <gcol, columns>
+ *   (overwritten; threads own whole (image, group, tap) rows). */
+void fc_deform_im2col_f32(const float *x, const float *offset, const float *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          float *col, int nthreads);
+void fc_deform_im2col_f64(const double *x, const double *offset, const double *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          double *col, int nthreads);
+void fc_deform_col2im_f32(const float *gcol, const float *offset, const float *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          float *gx, int nthreads);
+void fc_deform_col2im_f64(const double *gcol, const double *offset, const double *mask,
+                          int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                          double *gx, int nthreads);
+void fc_deform_offset_mask_grad_f32(const float *gcol, const float *x, const float *offset,
+                                    const float *mask, int64_t batch, const fc_geometry *g,
+                                    int64_t offset_groups, float *grad_offset,
+                                    float *grad_mask, int nthreads);
+void fc_deform_offset_mask_grad_f64(const double *gcol, const double *x,
+                                    const double *offset, const double *mask, int64_t batch,
+                                    const fc_geometry *g, int64_t offset_groups,
+                                    double *grad_offset, double *grad_mask, int nthreads);
+
 #endif

@@ -78,14 +78,6 @@ static inline int64_t fc_avg_extent(int64_t o, int64_t in, int64_t k, int64_t s,
     return include_pad ? end - start : *hi - *lo;
 }
 
-/* Adaptive bin i of `out` over `in`: [floor(i*in/out), ceil((i+1)*in/out)). */
-static inline void fc_adaptive_bin(int64_t i, int64_t in, int64_t out,
-                                   int64_t *lo, int64_t *hi)
-{
-    *lo = (i * in) / out;
-    *hi = ((i + 1) * in + out - 1) / out;
-}
-
 int64_t fc_pool_find_bad_index(const int64_t *indices, int64_t n, int64_t limit,
                                int nthreads)
 {

@@ -25,6 +25,9 @@ class Op:
     sizes: dict = field(default_factory=dict)
     none_ok: tuple = ()          # size arguments for which None is valid
     none_entries_ok: tuple = ()  # size arguments whose tuple may hold None entries
+    # array arguments of any rank (PyTorch's (*, C, H, W) shuffles): the
+    # "one axis fewer/more" mutants are valid calls for them
+    any_rank: tuple = ()
     # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
     # allowed exception types, substring the message must contain)
     extra: tuple = ()
@@ -298,34 +301,200 @@ def _pool_ops(nd):
     ]
 
 
-def _adaptive_kwargs(rng, dtype):
-    return dict(input=_pool_input(rng, 2, dtype), output_size=(4, 3))
+_ADAPTIVE_OUT = {1: (4,), 2: (4, 3), 3: (3, 2, 3)}
 
 
-def _adaptive_backward_kwargs(rng, dtype):
-    return dict(grad_output=_r(rng, (2, 3, 4, 3), dtype), input_shape=(2, 3, 6, 6))
+def _adaptive_kwargs(nd):
+    def make(rng, dtype):
+        return dict(input=_pool_input(rng, nd, dtype), output_size=_ADAPTIVE_OUT[nd])
+    return make
 
 
-def _adaptive_ops():
+def _adaptive_backward_kwargs(nd):
+    def make(rng, dtype):
+        return dict(grad_output=_r(rng, (2, 3) + _ADAPTIVE_OUT[nd], dtype),
+                    input_shape=(2, 3) + (_SIZE[nd],) * nd)
+    return make
+
+
+def _adaptive_max_kwargs(nd):
+    def make(rng, dtype):
+        return dict(_adaptive_kwargs(nd)(rng, dtype), return_indices=True)
+    return make
+
+
+def _adaptive_max_backward_kwargs(nd):
+    def make(rng, dtype):
+        x = _pool_input(rng, nd, dtype)
+        y, idx = getattr(fastconv, f"adaptive_max_pool{nd}d")(x, _ADAPTIVE_OUT[nd], True)
+        return dict(grad_output=_r(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
+    return make
+
+
+def _adaptive_ops(nd):
+    avg, avg_b = _adaptive_kwargs(nd), _adaptive_backward_kwargs(nd)
+    mx, mx_b = _adaptive_max_kwargs(nd), _adaptive_max_backward_kwargs(nd)
+    out = {"output_size": (nd, 1)}
+    forward_extra = lambda make: (  # noqa: E731
+        ("huge output_size", _with(make, output_size=2**39), (M, V), "output_size"),
+        ("empty input plane", _with(make, input=lambda rng, dt: _r(rng, (2, 3) + (0,) * nd, dt)),
+         (V,), "input"),
+    )
+    shape_extra = lambda make: (  # noqa: E731
+        ("input_shape too short", _with(make, input_shape=(2, 3)), (V,), "input_shape"),
+        ("batch mismatch", _shifted("grad_output", 0, 1, make), (V,), "grad_output"),
+        ("input_shape huge", _with(make, input_shape=(2, 3) + (2**40,) * nd), (M, V),
+         "input_shape"),
+        ("input_shape 2**70", _with(make, input_shape=(2, 3) + (2**70,) * nd), (M, V),
+         "input_shape"),
+    )
+
+    def idx(how):
+        def make(rng, dtype):
+            kw = mx_b(rng, dtype)
+            kw["indices"] = how(kw["indices"])
+            return kw
+        return make
+    index_extra = (
+        ("indices int32", idx(lambda i: i.astype(np.int32)), (T,), "indices"),
+        ("indices -1", idx(lambda i: np.full_like(i, -1)), (V,), "indices"),
+        ("indices == plane size", idx(lambda i: np.full_like(i, _SIZE[nd] ** nd)), (V,),
+         "indices"),
+        ("indices wrong shape", idx(lambda i: i[..., :1]), (V,), "indices"),
+    )
     return [
-        Op("adaptive_avg_pool2d", _adaptive_kwargs, ("input",), (),
-           {"output_size": (2, 1)}, none_entries_ok=("output_size",), extra=(
-               ("huge output_size", _with(_adaptive_kwargs, output_size=2**39), (M, V), "output_size"),
-           )),
-        Op("adaptive_avg_pool2d_backward", _adaptive_backward_kwargs, ("grad_output",), (), {},
-           extra=(
-               ("input_shape too short", _with(_adaptive_backward_kwargs, input_shape=(2, 3)), (V,), "input_shape"),
-               ("batch mismatch", _shifted("grad_output", 0, 1, _adaptive_backward_kwargs), (V,), "grad_output"),
-               ("input_shape huge", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**40, 2**40)), (M, V), "input_shape"),
-               ("input_shape 2**70", _with(_adaptive_backward_kwargs, input_shape=(2, 3, 2**70, 6)), (M, V), "input_shape"),
-           )),
+        Op(f"adaptive_avg_pool{nd}d", avg, ("input",), (), out,
+           none_entries_ok=("output_size",), extra=forward_extra(avg)),
+        Op(f"adaptive_avg_pool{nd}d_backward", avg_b, ("grad_output",), (), {},
+           extra=shape_extra(avg_b)),
+        Op(f"adaptive_max_pool{nd}d", mx, ("input",), (), out,
+           none_entries_ok=("output_size",), extra=forward_extra(mx) + (
+               ("return_indices 2", _with(mx, return_indices=2), (T,), "return_indices"),)),
+        Op(f"adaptive_max_pool{nd}d_backward", mx_b, ("grad_output",), (), {},
+           extra=shape_extra(mx_b) + index_extra),
     ]
 
 
 # Pooling lands separately: its entries switch on with it.
 _HAS_POOLING = hasattr(fastconv, "max_pool2d")
-_POOL_OPS = (_pool_ops(1) + _pool_ops(2) + _pool_ops(3) + _adaptive_ops()) if _HAS_POOLING \
-    else []
+_POOL_OPS = (_pool_ops(1) + _pool_ops(2) + _pool_ops(3) + _adaptive_ops(1) + _adaptive_ops(2)
+             + _adaptive_ops(3)) if _HAS_POOLING else []
+
+# -------------------------------------------------------------- interpolation
+def _interpolate_kwargs(rng, dtype):
+    return dict(input=_r(rng, (2, 3, 5, 4), dtype), size=(7, 6), scale_factor=None,
+                mode="bilinear", align_corners=False)
+
+
+def _interpolate_backward_kwargs(rng, dtype):
+    return dict(grad_output=_r(rng, (2, 3, 7, 6), dtype), input_shape=(2, 3, 5, 4),
+                size=(7, 6), scale_factor=None, mode="bilinear", align_corners=True)
+
+
+def _interpolate_extra(make):
+    return (
+        ("size and scale_factor", _with(make, scale_factor=2.0), (V,), "scale_factor"),
+        ("neither size nor scale_factor", _with(make, size=None), (V,), "scale_factor"),
+        ("scale_factor negative", _with(make, size=None, scale_factor=-2.0), (V,),
+         "scale_factor"),
+        ("scale_factor nan", _with(make, size=None, scale_factor=float("nan")), (V,),
+         "scale_factor"),
+        ("scale_factor too short", _with(make, size=None, scale_factor=(2.0,)), (V,),
+         "scale_factor"),
+        ("scale_factor string", _with(make, size=None, scale_factor="2"), (T,), "scale_factor"),
+        ("scale_factor empties output", _with(make, size=None, scale_factor=0.1), (V,),
+         "scale_factor"),
+        ("scale_factor huge", _with(make, size=None, scale_factor=1e30), (V, M), "scale_factor"),
+        ("mode unknown", _with(make, mode="bicubic"), (V,), "mode"),
+        ("mode None", _with(make, mode=None), (V,), "mode"),
+        ("mode for another rank", _with(make, mode="trilinear"), (V,), "mode"),
+        ("align_corners with nearest", _with(make, mode="nearest"), (V,), "align_corners"),
+        ("align_corners a string", _with(make, align_corners="yes"), (T,), "align_corners"),
+    )
+
+
+_INTERPOLATE_OPS = [
+    Op("interpolate", _interpolate_kwargs, ("input",), (), {"size": (2, 1)}, none_ok=("size",),
+       extra=_interpolate_extra(_interpolate_kwargs) + (
+           ("size huge", _with(_interpolate_kwargs, size=(2**39, 2**39)), (M,), "size"),)),
+    Op("interpolate_backward", _interpolate_backward_kwargs, ("grad_output",), (),
+       {"size": (2, 1)}, none_ok=("size",),
+       extra=_interpolate_extra(_interpolate_backward_kwargs) + tuple(
+           (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d,
+                                                     _interpolate_backward_kwargs),
+            (V,), "grad_output") for a in range(4) for d in (-1, 1)) + (
+           ("input_shape too short", _with(_interpolate_backward_kwargs, input_shape=(2, 3)),
+            (V,), "input_shape"),
+           ("input_shape negative", _with(_interpolate_backward_kwargs,
+                                          input_shape=(2, 3, -5, 4)), (V,), "input_shape"),
+           ("input_shape floats", _with(_interpolate_backward_kwargs,
+                                        input_shape=(2.0, 3.0, 5.0, 4.0)), (T,), "input_shape"),
+       )),
+]
+
+# ----------------------------------------------------- deformable convolution
+def _deform_kwargs(rng, dtype):
+    # C_in 4 in 2 weight groups, 2 offset groups, 3x3 taps, 6x6 -> 6x6
+    return dict(input=_r(rng, (2, 4, 6, 6), dtype), offset=_r(rng, (2, 36, 6, 6), dtype),
+                weight=_r(rng, (6, 2, 3, 3), dtype), bias=_r(rng, (6,), dtype), stride=1,
+                padding=1, dilation=1, mask=_r(rng, (2, 18, 6, 6), dtype))
+
+
+def _deform_backward_kwargs(rng, dtype):
+    kw = _deform_kwargs(rng, dtype)
+    del kw["bias"]
+    return dict(grad_output=_r(rng, (2, 6, 6, 6), dtype), **kw)
+
+
+def _deform_extra(make):
+    return (
+        ("offset channels not 2*taps*k", _shifted("offset", 1, 1, make), (V,), "offset"),
+        ("offset groups not dividing C_in",
+         _with(make, offset=lambda rng, dt: _r(rng, (2, 54, 6, 6), dt)), (V,), "offset"),
+        ("offset spatial mismatch", _shifted("offset", 3, 1, make), (V,), "offset"),
+        ("mask channels", _shifted("mask", 1, 1, make), (V,), "mask"),
+        ("mask spatial", _shifted("mask", 2, -1, make), (V,), "mask"),
+        ("weight C_in mismatch", _shifted("weight", 1, 1, make), (V,), "weight"),
+        ("kernel larger than input", _with(make, padding=0, dilation=4), (V,), "empty"),
+        ("padding a string", _with(make, padding="same"), (V,), "padding"),
+    )
+
+
+_DEFORM_SIZES = {"stride": (2, 1), "padding": (2, 0), "dilation": (2, 1)}
+_DEFORM_OPS = [
+    Op("deform_conv2d", _deform_kwargs, ("input", "offset", "weight", "bias", "mask"),
+       ("bias", "mask"), _DEFORM_SIZES, extra=_deform_extra(_deform_kwargs) + (
+           ("bias of wrong length", _shifted("bias", 0, 1, _deform_kwargs), (V,), "bias"),)),
+    Op("deform_conv2d_backward", _deform_backward_kwargs,
+       ("grad_output", "input", "offset", "weight", "mask"), ("mask",), _DEFORM_SIZES,
+       extra=_deform_extra(_deform_backward_kwargs) + tuple(
+           (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d,
+                                                     _deform_backward_kwargs),
+            (V,), "grad_output") for a in range(4) for d in (-1, 1))),
+]
+
+# -------------------------------------------------------------------- shuffles
+def _shuffle_op(name, shape, factor_name, factor, bad_shape):
+    def make(rng, dtype):
+        return {"grad_output" if name.endswith("_backward") else "input": _r(rng, shape, dtype),
+                factor_name: factor}
+    array = "grad_output" if name.endswith("_backward") else "input"
+    return Op(name, make, (array,), (), {factor_name: (0, 1)}, any_rank=(array,), extra=(
+        ("indivisible shape", _with(make, **{array: lambda rng, dt: _r(rng, bad_shape, dt)}),
+         (V,), factor_name),
+        ("2-D array", _with(make, **{array: lambda rng, dt: _r(rng, shape[-2:], dt)}),
+         (V,), array),
+    ))
+
+
+_SHUFFLE_OPS = [
+    _shuffle_op("pixel_shuffle", (2, 8, 3, 4), "upscale_factor", 2, (2, 6, 3, 4)),
+    _shuffle_op("pixel_shuffle_backward", (2, 2, 6, 8), "upscale_factor", 2, (2, 2, 5, 8)),
+    _shuffle_op("pixel_unshuffle", (2, 3, 4, 6), "downscale_factor", 2, (2, 3, 4, 5)),
+    _shuffle_op("pixel_unshuffle_backward", (2, 8, 2, 3), "downscale_factor", 2, (2, 6, 2, 3)),
+    _shuffle_op("channel_shuffle", (2, 6, 3, 3), "groups", 3, (2, 5, 3, 3)),
+    _shuffle_op("channel_shuffle_backward", (2, 6, 3, 3), "groups", 3, (2, 5, 3, 3)),
+]
 
 # ------------------------------------------------------------------- threads
 _THREAD_OPS = [
@@ -336,7 +505,8 @@ _THREAD_OPS = [
 ]
 
 OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
-    + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS
+    + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS + _INTERPOLATE_OPS + _SHUFFLE_OPS \
+    + _DEFORM_OPS
 # Ops that compute (everything but the thread-count setters).
 COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS

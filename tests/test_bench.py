@@ -125,6 +125,17 @@ def test_default_cases_are_the_agreed_layers():
     assert by_name["avgpool"].bytes_moved("fwd", 4) == (64 * 64 * 56 * 56 + 64 * 64 * 28 * 28) * 4
 
 
+def test_op_cases_are_the_issue_layers():
+    by_name = {c.name: c for c in case_table.OP_CASES}
+    assert list(by_name) == ["deform", "upsample", "adaptivemax"]
+    assert by_name["deform"].out_shape == (8, 64, 56, 56)
+    assert by_name["deform"].flops("fwd") == 2 * 8 * 64 * 64 * 9 * 56 * 56
+    assert by_name["upsample"].out_shape == (16, 64, 112, 112)
+    assert by_name["adaptivemax"].out_shape == (64, 64, 7, 7)
+    a = by_name["deform"].make_inputs("float32", "fwd")
+    assert a["offset"].shape == (8, 18, 56, 56) and a["mask"].shape == (8, 9, 56, 56)
+
+
 def test_case_shapes_match_fastconv():
     """The table's own shape arithmetic agrees with fastconv's ops."""
     for case in case_table.QUICK_CASES:

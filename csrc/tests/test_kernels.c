@@ -2,7 +2,8 @@
  *
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
  * depthwise forward/backward (at every SIMD level), GEMM, max/avg/adaptive pooling forward and
- * backward) against naive loops written here, on boundary shapes
+ * backward, adaptive max pooling, interpolation, deformable convolution's
+ * column kernels) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts and with 1 and 2 threads.
@@ -918,6 +919,232 @@ static void test_pooling(int count)
     }
 }
 
+/* Adaptive max pooling: the naive max over each bin (first maximum wins,
+ * NaN propagates), compared value for value and index for index. */
+#define DEFINE_RESAMPLE_CHECK(T, SFX, TOL)                                              \
+static void check_adaptive_max_##SFX(const fc_geometry *g, int nthreads, int with_nan)  \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    int64_t *idx = xmalloc(sizeof(int64_t) * planes * L);                               \
+    for (int64_t i = 0; i < planes * P; ++i)                                            \
+        x[i] = with_nan && rnd() % 7 == 0 ? (T)NAN : (T)(rnd() % 5);  /* ties */        \
+    fc_adaptive_max_pool_##SFX(x, g, y, idx, nthreads);                                 \
+    int bad = 0;                                                                        \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t o[3] = {o0, o1, o2};                                              \
+        const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
+        int64_t lo[3], hi[3];                                                           \
+        for (int a = 0; a < 3; ++a) {                                                   \
+            lo[a] = o[a] * g->in[a] / g->out[a];                                        \
+            hi[a] = ((o[a] + 1) * g->in[a] + g->out[a] - 1) / g->out[a];                \
+        }                                                                               \
+        double best = -INFINITY;                                                        \
+        int64_t at = (lo[0] * g->in[1] + lo[1]) * g->in[2] + lo[2];                     \
+        for (int64_t a = lo[0]; a < hi[0]; ++a)                                         \
+        for (int64_t b = lo[1]; b < hi[1]; ++b)                                         \
+        for (int64_t c = lo[2]; c < hi[2]; ++c) {                                       \
+            const int64_t i = (a * g->in[1] + b) * g->in[2] + c;                        \
+            const double v = (double)x[pl * P + i];                                     \
+            if (v > best || isnan(v)) { best = v; at = i; }                             \
+        }                                                                               \
+        if (idx[oi] != at || !(y[oi] == (T)best || (isnan(best) && isnan(y[oi])))) bad = 1; \
+    }                                                                                   \
+    report(!bad, "adaptive_max_pool_" #SFX, g, 1, 0, nthreads, bad);                    \
+    free(x); free(y); free(idx);                                                        \
+}                                                                                       \
+/* Interpolation from random separable tables: the naive triple sum over     \
+ * each output's taps, and its adjoint accumulated in double. */              \
+static void check_interpolate_##SFX(const fc_geometry *g, const int taps[3], int nthreads) \
+{                                                                                       \
+    const int64_t planes = g->channels, P = prod3(g->in), L = prod3(g->out);            \
+    const int64_t entries = 2 * (g->out[0] + g->out[1] + g->out[2]);                    \
+    T *x = xmalloc(sizeof(T) * planes * P), *y = xmalloc(sizeof(T) * planes * L);       \
+    T *gy = xmalloc(sizeof(T) * planes * L), *gx = xmalloc(sizeof(T) * planes * P);     \
+    T *weight = xmalloc(sizeof(T) * entries);                                           \
+    int64_t *index = xmalloc(sizeof(int64_t) * entries);                                \
+    double *wgx = xmalloc(sizeof(double) * planes * P);                                 \
+    int64_t base[3] = {0, 2 * g->out[0], 2 * (g->out[0] + g->out[1])};                  \
+    for (int a = 0; a < 3; ++a)                                                         \
+        for (int64_t e = 0; e < 2 * g->out[a]; ++e) {                                   \
+            index[base[a] + e] = rnd_int(0, g->in[a] - 1);                              \
+            weight[base[a] + e] = (T)rnd_val();                                         \
+        }                                                                               \
+    for (int64_t i = 0; i < planes * P; ++i) { x[i] = (T)rnd_val(); wgx[i] = 0; }       \
+    for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
+    fc_interpolate_##SFX(x, g, index, weight, taps, y, nthreads);                       \
+    fc_interpolate_backward_##SFX(gy, g, index, weight, taps, gx, nthreads);            \
+    double ef = 0, eb = 0;                                                              \
+    for (int64_t pl = 0; pl < planes; ++pl)                                             \
+    for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
+    for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
+    for (int64_t o2 = 0; o2 < g->out[2]; ++o2) {                                        \
+        const int64_t oi = pl * L + (o0 * g->out[1] + o1) * g->out[2] + o2;             \
+        double sum = 0;                                                                 \
+        for (int a = 0; a < taps[0]; ++a)                                               \
+        for (int b = 0; b < taps[1]; ++b)                                               \
+        for (int c = 0; c < taps[2]; ++c) {                                             \
+            const int64_t ea = base[0] + 2 * o0 + a, eb_ = base[1] + 2 * o1 + b;        \
+            const int64_t ec = base[2] + 2 * o2 + c;                                    \
+            const double w = (double)weight[ea] * weight[eb_] * weight[ec];             \
+            const int64_t i = pl * P + (index[ea] * g->in[1] + index[eb_]) * g->in[2]   \
+                              + index[ec];                                              \
+            sum += w * x[i];                                                            \
+            wgx[i] += w * gy[oi];                                                       \
+        }                                                                               \
+        const double e = fabs((double)y[oi] - sum);                                     \
+        if (!(e <= ef)) ef = e;                                                         \
+    }                                                                                   \
+    for (int64_t i = 0; i < planes * P; ++i) {                                          \
+        double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;                \
+    }                                                                                   \
+    report(ef <= TOL * 8, "interpolate_" #SFX, g, 1, taps[2], nthreads, ef);            \
+    report(eb <= TOL * 64, "interpolate_backward_" #SFX, g, 1, taps[2], nthreads, eb);  \
+    free(x); free(y); free(gy); free(gx); free(weight); free(index); free(wgx);         \
+}
+DEFINE_RESAMPLE_CHECK(float, f32, 1e-5)
+DEFINE_RESAMPLE_CHECK(double, f64, 1e-12)
+
+/* Random sizes (1-D to 3-D, shrinking and growing, one and two taps per
+ * axis) plus a case big enough to run threaded. */
+static void test_resample(int count)
+{
+    for (int done = 0; done <= count; ++done) {
+        fc_geometry g = {0};
+        int taps[3];
+        const int big = done == count;
+        const int nd = big ? 2 : (int)rnd_int(1, 3);
+        g.channels = big ? 64 : rnd_int(1, 4);
+        for (int a = 0; a < 3; ++a) {
+            const int active = a >= 3 - nd;
+            g.in[a] = active ? (big ? 40 : rnd_int(1, 9)) : 1;
+            g.out[a] = active ? (big ? 90 : rnd_int(1, 9)) : 1;
+            g.kernel[a] = g.stride[a] = g.dilation[a] = 1;
+            taps[a] = active ? (int)rnd_int(1, 2) : 1;
+        }
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_interpolate_f32(&g, taps, nthreads);
+            check_interpolate_f64(&g, taps, nthreads);
+            check_adaptive_max_f32(&g, nthreads, done % 2);
+            check_adaptive_max_f64(&g, nthreads, done % 2);
+        }
+    }
+}
+
+/* Deformable convolution: the columns against a naive bilinear sample in
+ * double; col2im by the adjoint identity <col2im(gc), v> = <gc, im2col(v)>;
+ * the offset and mask gradients against central differences of
+ * <gc, im2col(offset, mask)> (double only: float differences are noise). */
+static double naive_deform_sample(const double *plane, int64_t H, int64_t W, double y, double x)
+{
+    if (!(y > -1 && y < H && x > -1 && x < W)) return 0;
+    const double yf = floor(y), xf = floor(x);
+    double sum = 0;
+    for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx) {
+            const int64_t yi = (int64_t)yf + dy, xi = (int64_t)xf + dx;
+            if (yi < 0 || yi >= H || xi < 0 || xi >= W) continue;
+            sum += (dy ? y - yf : 1 - (y - yf)) * (dx ? x - xf : 1 - (x - xf)) * plane[yi * W + xi];
+        }
+    return sum;
+}
+
+#define DEFINE_DEFORM_CHECK(T, SFX, TOL)                                                \
+static void check_deform_##SFX(const fc_geometry *g, int64_t batch, int64_t og,          \
+                               int masked, int nthreads)                                \
+{                                                                                       \
+    const int64_t C = g->channels, H = g->in[1], W = g->in[2];                          \
+    const int64_t kw = g->kernel[2], kk = g->kernel[1] * kw, L = g->out[1] * g->out[2]; \
+    const int64_t nx = batch * C * H * W, noff = batch * 2 * og * kk * L;                \
+    const int64_t nm = batch * og * kk * L, ncol = C * kk * batch * L;                  \
+    T *x = xmalloc(sizeof(T) * nx), *off = xmalloc(sizeof(T) * noff);                  \
+    T *m = masked ? xmalloc(sizeof(T) * nm) : NULL, *col = xmalloc(sizeof(T) * ncol);   \
+    T *gc = xmalloc(sizeof(T) * ncol), *gx = xmalloc(sizeof(T) * nx);                   \
+    T *goff = xmalloc(sizeof(T) * noff), *gm = masked ? xmalloc(sizeof(T) * nm) : NULL; \
+    double *xd = xmalloc(sizeof(double) * nx);                                          \
+    for (int64_t i = 0; i < nx; ++i) xd[i] = (double)(x[i] = (T)rnd_val());            \
+    /* never within 1e-6 of an integer position, where the sample has a kink */ \
+    for (int64_t i = 0; i < noff; ++i) off[i] = (T)(2.5 * rnd_val() + 0.0123457);      \
+    for (int64_t i = 0; m && i < nm; ++i) m[i] = (T)rnd_val();                          \
+    for (int64_t i = 0; i < ncol; ++i) gc[i] = (T)rnd_val();                            \
+    fc_deform_im2col_##SFX(x, off, m, batch, g, og, col, nthreads);                     \
+    double ef = 0;                                                                      \
+    for (int64_t c = 0; c < C; ++c)                                                     \
+    for (int64_t k = 0; k < kk; ++k)                                                    \
+    for (int64_t b = 0; b < batch; ++b)                                                 \
+    for (int64_t l = 0; l < L; ++l) {                                                   \
+        const int64_t grp = c / (C / og), orow = (b * og + grp) * kk + k;               \
+        const double y = (double)((l / g->out[2]) * g->stride[1] - g->pad[1]            \
+                                  + (k / kw) * g->dilation[1]) + off[(2 * orow) * L + l]; \
+        const double xx = (double)((l % g->out[2]) * g->stride[2] - g->pad[2]           \
+                                   + (k % kw) * g->dilation[2]) + off[(2 * orow + 1) * L + l]; \
+        double v = naive_deform_sample(xd + (b * C + c) * H * W, H, W, y, xx);          \
+        if (m) v *= m[orow * L + l];                                                    \
+        const double e = fabs(v - (double)col[(c * kk + k) * batch * L + b * L + l]);   \
+        if (!(e <= ef)) ef = e;                                                         \
+    }                                                                                   \
+    report(ef <= TOL * 8, "deform_im2col_" #SFX, g, batch, (int)og, nthreads, ef);      \
+    /* adjoint: <col2im(gc), x> == <gc, im2col(x)> = <gc, col> */                       \
+    fc_deform_col2im_##SFX(gc, off, m, batch, g, og, gx, nthreads);                     \
+    double lhs = 0, rhs = 0, scale = 1;                                                 \
+    for (int64_t i = 0; i < nx; ++i) lhs += (double)gx[i] * xd[i];                      \
+    for (int64_t i = 0; i < ncol; ++i) { rhs += (double)gc[i] * col[i]; scale += fabs((double)gc[i] * col[i]); } \
+    report(fabs(lhs - rhs) <= TOL * 16 * scale, "deform_col2im_" #SFX, g, batch, (int)og, \
+           nthreads, fabs(lhs - rhs));                                                  \
+    fc_deform_offset_mask_grad_##SFX(gc, x, off, m, batch, g, og, goff, gm, nthreads);  \
+    if (sizeof(T) == sizeof(double)) {                                                  \
+        double eo = 0;                                                                  \
+        for (int rep = 0; rep < 12; ++rep) {                                            \
+            const int pick_mask = m && rep % 3 == 2;                                    \
+            T *arr = pick_mask ? m : off, *grad = pick_mask ? gm : goff;                \
+            const int64_t i = rnd_int(0, (pick_mask ? nm : noff) - 1);                  \
+            const T keep = arr[i];                                                      \
+            double f[2];                                                                \
+            for (int side = 0; side < 2; ++side) {                                      \
+                arr[i] = keep + (side ? (T)1e-6 : (T)-1e-6);                            \
+                fc_deform_im2col_##SFX(x, off, m, batch, g, og, col, nthreads);         \
+                f[side] = 0;                                                            \
+                for (int64_t j = 0; j < ncol; ++j) f[side] += (double)gc[j] * col[j];   \
+            }                                                                           \
+            arr[i] = keep;                                                              \
+            const double num = (f[1] - f[0]) / 2e-6, e = fabs(num - (double)grad[i]);   \
+            if (!(e <= eo) && e > 1e-5 * (1 + fabs(num))) eo = e;                       \
+        }                                                                               \
+        report(eo == 0, "deform_offset_mask_grad_" #SFX, g, batch, (int)og, nthreads, eo); \
+    }                                                                                   \
+    free(x); free(off); free(m); free(col); free(gc); free(gx); free(goff); free(gm); free(xd); \
+}
+DEFINE_DEFORM_CHECK(float, f32, 1e-5)
+DEFINE_DEFORM_CHECK(double, f64, 1e-12)
+
+static void test_deform(int count)
+{
+    for (int done = 0; done < count; ++done) {
+        fc_geometry g = {0};
+        const int64_t og = rnd_int(1, 2), kh = rnd_int(1, 3), kw = rnd_int(1, 3);
+        g.channels = og * rnd_int(1, 2);
+        g.in[0] = g.out[0] = g.kernel[0] = g.stride[0] = g.dilation[0] = 1;
+        g.in[1] = rnd_int(1, 7); g.in[2] = rnd_int(1, 7);
+        g.kernel[1] = kh; g.kernel[2] = kw;
+        for (int a = 1; a < 3; ++a) {
+            g.stride[a] = rnd_int(1, 2); g.dilation[a] = rnd_int(1, 2);
+            g.pad[a] = rnd_int(0, 2);
+            g.out[a] = out_size(g.in[a], g.kernel[a], g.stride[a], g.pad[a], 0,
+                                g.dilation[a]);
+        }
+        if (g.out[1] < 1 || g.out[2] < 1) { --done; continue; }
+        const int64_t batch = rnd_int(1, 3);
+        for (int nthreads = 1; nthreads <= 2; ++nthreads)
+            for (int masked = 0; masked < 2; ++masked) {
+                check_deform_f32(&g, batch, og, masked, nthreads);
+                check_deform_f64(&g, batch, og, masked, nthreads);
+            }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -930,6 +1157,8 @@ int main(int argc, char **argv)
     test_winograd(random_cases / 3);
     test_wgrad_large();
     test_pooling(random_cases);
+    test_resample(random_cases / 3);
+    test_deform(random_cases / 10);
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
     return failed != 0;
 }

@@ -9,6 +9,26 @@ from . import nn as nn
 from . import optim as optim
 from . import reference as reference
 from ._gradcheck import GradcheckResult
+from .functional import adaptive_avg_pool1d as adaptive_avg_pool1d
+from .functional import adaptive_avg_pool1d_backward as adaptive_avg_pool1d_backward
+from .functional import adaptive_avg_pool3d as adaptive_avg_pool3d
+from .functional import adaptive_avg_pool3d_backward as adaptive_avg_pool3d_backward
+from .functional import adaptive_max_pool1d as adaptive_max_pool1d
+from .functional import adaptive_max_pool1d_backward as adaptive_max_pool1d_backward
+from .functional import adaptive_max_pool2d as adaptive_max_pool2d
+from .functional import adaptive_max_pool2d_backward as adaptive_max_pool2d_backward
+from .functional import adaptive_max_pool3d as adaptive_max_pool3d
+from .functional import adaptive_max_pool3d_backward as adaptive_max_pool3d_backward
+from .functional import interpolate as interpolate
+from .functional import deform_conv2d as deform_conv2d
+from .functional import deform_conv2d_backward as deform_conv2d_backward
+from .functional import interpolate_backward as interpolate_backward
+from .functional import pixel_shuffle as pixel_shuffle
+from .functional import pixel_unshuffle as pixel_unshuffle
+from .functional import channel_shuffle as channel_shuffle
+from .functional import pixel_shuffle_backward as pixel_shuffle_backward
+from .functional import pixel_unshuffle_backward as pixel_unshuffle_backward
+from .functional import channel_shuffle_backward as channel_shuffle_backward
 from .nn import summary as summary
 from .functional import adaptive_avg_pool2d as adaptive_avg_pool2d
 from .functional import adaptive_avg_pool2d_backward as adaptive_avg_pool2d_backward

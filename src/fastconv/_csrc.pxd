@@ -150,3 +150,47 @@ cdef extern from "fastconv.h" nogil:
                                            float *gx, int nthreads) noexcept
     void fc_adaptive_avg_pool_backward_f64(const double *gy, const fc_geometry *g,
                                            double *gx, int nthreads) noexcept
+
+# ---- Adaptive max pooling and interpolation (csrc/adaptive_max_pool.c, interpolate.c) ----
+cdef extern from "fastconv.h" nogil:
+    void fc_adaptive_max_pool_f32(const float *x, const fc_geometry *g, float *y,
+                                  int64_t *indices, int nthreads) noexcept
+    void fc_adaptive_max_pool_f64(const double *x, const fc_geometry *g, double *y,
+                                  int64_t *indices, int nthreads) noexcept
+    void fc_interpolate_f32(const float *x, const fc_geometry *g, const int64_t *index,
+                            const float *weight, const int *taps, float *y,
+                            int nthreads) noexcept
+    void fc_interpolate_f64(const double *x, const fc_geometry *g, const int64_t *index,
+                            const double *weight, const int *taps, double *y,
+                            int nthreads) noexcept
+    void fc_interpolate_backward_f32(const float *gy, const fc_geometry *g,
+                                     const int64_t *index, const float *weight,
+                                     const int *taps, float *gx, int nthreads) noexcept
+    void fc_interpolate_backward_f64(const double *gy, const fc_geometry *g,
+                                     const int64_t *index, const double *weight,
+                                     const int *taps, double *gx, int nthreads) noexcept
+
+# ---- Deformable convolution (csrc/deform_conv.c) ----
+cdef extern from "fastconv.h" nogil:
+    void fc_deform_im2col_f32(const float *x, const float *offset, const float *mask,
+                              int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                              float *col, int nthreads) noexcept
+    void fc_deform_im2col_f64(const double *x, const double *offset, const double *mask,
+                              int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                              double *col, int nthreads) noexcept
+    void fc_deform_col2im_f32(const float *gcol, const float *offset, const float *mask,
+                              int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                              float *gx, int nthreads) noexcept
+    void fc_deform_col2im_f64(const double *gcol, const double *offset, const double *mask,
+                              int64_t batch, const fc_geometry *g, int64_t offset_groups,
+                              double *gx, int nthreads) noexcept
+    void fc_deform_offset_mask_grad_f32(const float *gcol, const float *x,
+                                        const float *offset, const float *mask,
+                                        int64_t batch, const fc_geometry *g,
+                                        int64_t offset_groups, float *grad_offset,
+                                        float *grad_mask, int nthreads) noexcept
+    void fc_deform_offset_mask_grad_f64(const double *gcol, const double *x,
+                                        const double *offset, const double *mask,
+                                        int64_t batch, const fc_geometry *g,
+                                        int64_t offset_groups, double *grad_offset,
+                                        double *grad_mask, int nthreads) noexcept

@@ -484,8 +484,10 @@ cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size
     return 0
 
 
-def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
-    """Max pooling of geom's planes into y; the argmax into `indices` (an
+def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads,
+             bint adaptive=False):
+    """Max pooling of geom's planes into y (adaptive bins when `adaptive`:
+    then geom's window fields are unused); the argmax into `indices` (an
     int64 buffer like y) unless it is None."""
     cdef fc_geometry g = _geometry(geom)
     cdef int64_t[::1] ind
@@ -503,9 +505,15 @@ def max_pool(const real[::1] x, tuple geom, real[::1] y, indices, int nthreads):
         ind_ptr = &ind[0]
     with nogil:
         if real is float:
-            fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
+            if adaptive:
+                fc_adaptive_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
+            else:
+                fc_max_pool_f32(&x[0], &g, &y[0], ind_ptr, nthreads)
         else:
-            fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+            if adaptive:
+                fc_adaptive_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
+            else:
+                fc_max_pool_f64(&x[0], &g, &y[0], ind_ptr, nthreads)
 
 
 def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, tuple geom,
@@ -604,3 +612,183 @@ def adaptive_avg_pool_backward(const real[::1] gy, tuple geom, real[::1] gx,
             fc_adaptive_avg_pool_backward_f32(&gy[0], &g, &gx[0], nthreads)
         else:
             fc_adaptive_avg_pool_backward_f64(&gy[0], &g, &gx[0], nthreads)
+
+
+
+# ---------------------------------------------------------------------------
+# Interpolation.  index/weight hold each axis's 2-entry taps (D, then H, then
+# W), taps the count used per axis; every index is checked to lie inside its
+# axis here, since the kernel trusts them.
+# ---------------------------------------------------------------------------
+
+cdef int _check_interpolate(const fc_geometry *g, const int64_t[::1] index,
+                            Py_ssize_t weight_size, tuple taps, int *taps_c) except -1:
+    cdef int64_t entries = 2 * (g.out[0] + g.out[1] + g.out[2])
+    cdef int64_t base = 0, i
+    cdef int axis
+    if index.shape[0] < entries or weight_size < entries:
+        raise ValueError(f"interpolation tables hold {index.shape[0]} and {weight_size} "
+                         f"entries, need {entries}")
+    for axis in range(3):
+        taps_c[axis] = taps[axis]
+        if taps_c[axis] not in (1, 2):
+            raise ValueError(f"interpolation taps must be 1 or 2, got {taps}")
+        for i in range(base, base + 2 * g.out[axis]):
+            if (i - base) % 2 < taps_c[axis] and not 0 <= index[i] < g.in_[axis]:
+                raise ValueError(f"interpolation index {index[i]} outside axis {axis} "
+                                 f"of size {g.in_[axis]}")
+        base += 2 * g.out[axis]
+    return 0
+
+
+def interpolate(const real[::1] x, tuple geom, const int64_t[::1] index,
+                const real[::1] weight, tuple taps, real[::1] y, int nthreads):
+    """Resample geom's planes into y by the separable tables index/weight."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int taps_c[3]
+    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], _prod3(g.out), &g)
+    if g.channels == 0 or _prod3(g.out) == 0:
+        return
+    _check_interpolate(&g, index, weight.shape[0], taps, taps_c)
+    with nogil:
+        if real is float:
+            fc_interpolate_f32(&x[0], &g, &index[0], &weight[0], taps_c, &y[0], nthreads)
+        else:
+            fc_interpolate_f64(&x[0], &g, &index[0], &weight[0], taps_c, &y[0], nthreads)
+
+
+def interpolate_backward(const real[::1] gy, tuple geom, const int64_t[::1] index,
+                         const real[::1] weight, tuple taps, real[::1] gx, int nthreads):
+    """Gradient of interpolate into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef int taps_c[3]
+    _check_pool(gy.shape[0], _prod3(g.out), gx.shape[0], _prod3(g.in_), &g)
+    if g.channels == 0 or _prod3(g.in_) == 0:
+        return
+    if _prod3(g.out) == 0:
+        with nogil:
+            for i in range(g.channels * _prod3(g.in_)):
+                gx[i] = 0
+        return
+    _check_interpolate(&g, index, weight.shape[0], taps, taps_c)
+    with nogil:
+        if real is float:
+            fc_interpolate_backward_f32(&gy[0], &g, &index[0], &weight[0], taps_c, &gx[0],
+                                        nthreads)
+        else:
+            fc_interpolate_backward_f64(&gy[0], &g, &index[0], &weight[0], taps_c, &gx[0],
+                                        nthreads)
+
+
+# ---------------------------------------------------------------------------
+# Deformable convolution: the column kernels (the GEMMs run through gemm()).
+# geom is a conv geometry tuple (channels = C_in) with the 2-D sizes in its
+# last two entries; columns are (C_in*kH*kW, batch*OH*OW).
+# ---------------------------------------------------------------------------
+
+cdef int _check_deform(const fc_geometry *g, int64_t batch, int64_t offset_groups,
+                       Py_ssize_t image_size, Py_ssize_t offset_size, mask,
+                       Py_ssize_t col_size) except -1:
+    """Sizes of every buffer against the geometry (mask may be None)."""
+    cdef int64_t kk = g.kernel[1] * g.kernel[2], L = g.out[1] * g.out[2]
+    if g.in_[0] != 1 or g.out[0] != 1 or g.kernel[0] != 1:
+        raise ValueError("deformable convolution is 2-D: leading sizes must be 1")
+    if offset_groups < 1 or g.channels % offset_groups:
+        raise ValueError(f"offset_groups={offset_groups} must divide C_in={g.channels}")
+    if g.stride[1] < 1 or g.stride[2] < 1 or g.dilation[1] < 1 or g.dilation[2] < 1:
+        raise ValueError("deformable convolution needs positive stride and dilation")
+    if image_size < batch * g.channels * g.in_[1] * g.in_[2]:
+        raise ValueError("image buffer too small")
+    if offset_size < batch * 2 * offset_groups * kk * L:
+        raise ValueError("offset buffer too small")
+    if mask is not None and len(mask) < batch * offset_groups * kk * L:
+        raise ValueError("mask buffer too small")
+    if col_size < g.channels * kk * batch * L:
+        raise ValueError("column buffer too small")
+    return 0
+
+
+def deform_im2col(const real[::1] x, const real[::1] offset, mask, int64_t batch,
+                  tuple geom, int64_t offset_groups, real[::1] col, int nthreads):
+    """Bilinear samples of `batch` images at the offset taps (times mask
+    unless it is None) into the columns `col` (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef const real[::1] m
+    cdef const real *mp = NULL
+    _check_deform(&g, batch, offset_groups, x.shape[0], offset.shape[0], mask, col.shape[0])
+    if batch <= 0 or g.channels == 0 or g.out[1] * g.out[2] == 0:
+        return
+    if g.in_[1] * g.in_[2] == 0:   # every sample is zero
+        col[:g.channels * g.kernel[1] * g.kernel[2] * batch * g.out[1] * g.out[2]] = 0
+        return
+    if mask is not None:
+        m = mask
+        mp = &m[0]
+    with nogil:
+        if real is float:
+            fc_deform_im2col_f32(&x[0], &offset[0], mp, batch, &g, offset_groups, &col[0],
+                                 nthreads)
+        else:
+            fc_deform_im2col_f64(&x[0], &offset[0], mp, batch, &g, offset_groups, &col[0],
+                                 nthreads)
+
+
+def deform_col2im(const real[::1] gcol, const real[::1] offset, mask, int64_t batch,
+                  tuple geom, int64_t offset_groups, real[::1] gx, int nthreads):
+    """Adjoint of deform_im2col: gcol scattered back into gx (overwritten)."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef const real[::1] m
+    cdef const real *mp = NULL
+    _check_deform(&g, batch, offset_groups, gx.shape[0], offset.shape[0], mask,
+                  gcol.shape[0])
+    if batch <= 0 or g.channels == 0 or g.in_[1] * g.in_[2] == 0:
+        return
+    if g.out[1] * g.out[2] == 0:
+        raise ValueError("deformable convolution with an empty output")
+    if mask is not None:
+        m = mask
+        mp = &m[0]
+    with nogil:
+        if real is float:
+            fc_deform_col2im_f32(&gcol[0], &offset[0], mp, batch, &g, offset_groups, &gx[0],
+                                 nthreads)
+        else:
+            fc_deform_col2im_f64(&gcol[0], &offset[0], mp, batch, &g, offset_groups, &gx[0],
+                                 nthreads)
+
+
+def deform_offset_mask_grad(const real[::1] gcol, const real[::1] x, const real[::1] offset,
+                            mask, int64_t batch, tuple geom, int64_t offset_groups,
+                            real[::1] grad_offset, grad_mask, int nthreads):
+    """Gradients of <gcol, columns> with respect to the offsets (into
+    grad_offset) and the mask (into grad_mask, given exactly when mask is)."""
+    cdef fc_geometry g = _geometry(geom)
+    cdef const real[::1] m
+    cdef real[::1] gm
+    cdef const real *mp = NULL
+    cdef real *gmp = NULL
+    _check_deform(&g, batch, offset_groups, x.shape[0], offset.shape[0], mask, gcol.shape[0])
+    if grad_offset.shape[0] < offset.shape[0] or (mask is None) != (grad_mask is None):
+        raise ValueError("gradient buffers do not match offset and mask")
+    if batch <= 0 or g.out[1] * g.out[2] == 0:
+        return
+    if g.channels == 0 or g.in_[1] * g.in_[2] == 0:   # every sample is zero
+        grad_offset[:] = 0
+        if grad_mask is not None:
+            gm = grad_mask
+            gm[:] = 0
+        return
+    if mask is not None:
+        m = mask
+        gm = grad_mask
+        if gm.shape[0] < m.shape[0]:
+            raise ValueError("grad_mask buffer too small")
+        mp = &m[0]
+        gmp = &gm[0]
+    with nogil:
+        if real is float:
+            fc_deform_offset_mask_grad_f32(&gcol[0], &x[0], &offset[0], mp, batch, &g,
+                                           offset_groups, &grad_offset[0], gmp, nthreads)
+        else:
+            fc_deform_offset_mask_grad_f64(&gcol[0], &x[0], &offset[0], mp, batch, &g,
+                                           offset_groups, &grad_offset[0], gmp, nthreads)

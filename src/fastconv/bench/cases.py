@@ -27,9 +27,13 @@ def _out(size, k, s, p, d=1):
 class Case:
     """One layer to measure.
 
-    op is "conv2d", "max_pool2d" or "avg_pool2d".  Conv cases carry the weight
-    shape `w` (OIHW); pool cases carry the window `kernel`.  Conv cases add a
-    bias (as real layers do).
+    op is "conv2d", "deform_conv2d", "max_pool2d", "avg_pool2d",
+    "adaptive_max_pool2d" or "interpolate".  Conv cases (conv2d and
+    deform_conv2d) carry the weight shape `w` (OIHW) and add a bias (as real
+    layers do); a deformable conv also gets offsets (and a mask with
+    params (("mask", True),)).  Pool cases carry the window `kernel`;
+    adaptive pooling params (("output_size", o),), interpolation
+    (("scale_factor", s), ("mode", m)).
     """
     name: str
     op: str
@@ -40,14 +44,23 @@ class Case:
     padding: int = 0
     groups: int = 1
     note: str = ""
+    params: tuple = ()          # op-specific (name, value) pairs
 
     @property
     def kind(self):
-        return "conv" if self.op == "conv2d" else "pool"
+        return "conv" if self.op in ("conv2d", "deform_conv2d") else "pool"
+
+    def param(self, name, default=None):
+        return dict(self.params).get(name, default)
 
     @property
     def out_shape(self):
         n, c, h, w = self.x
+        if self.op == "adaptive_max_pool2d":
+            return (n, c) + (self.param("output_size"),) * 2
+        if self.op == "interpolate":
+            s = self.param("scale_factor")
+            return (n, c, int(h * s), int(w * s))
         if self.kind == "conv":
             c_out, _, kh, kw = self.w
             return (n, c_out, _out(h, kh, self.stride, self.padding),
@@ -82,7 +95,7 @@ class Case:
         total = (nx + ny) * itemsize
         if direction == "fwd+bwd":
             total += (ny + nx) * itemsize
-            if self.op == "max_pool2d":
+            if self.op in ("max_pool2d", "adaptive_max_pool2d"):
                 total += 2 * ny * 8
         return total
 
@@ -92,9 +105,10 @@ class Case:
         parts = [f"x={shape(self.x)}"]
         if self.kind == "conv":
             parts.append(f"w={shape(self.w)}")
-        else:
+        elif self.kernel is not None:
             parts.append(f"k{self.kernel}")
-        if self.stride != 1 or self.kind == "pool":
+        parts += [f"{k}={v}" for k, v in self.params]
+        if self.stride != 1 or (self.kind == "pool" and self.kernel is not None):
             parts.append(f"s{self.stride}")
         if self.padding:
             parts.append(f"p{self.padding}")
@@ -112,6 +126,12 @@ class Case:
             fan_in = prod(self.w[1:])
             inputs["w"] = rng.standard_normal(self.w, dtype=dtype) * dtype.type(fan_in ** -0.5)
             inputs["b"] = rng.standard_normal(self.w[0], dtype=dtype)
+        if self.op == "deform_conv2d":
+            _, _, oh, ow = self.out_shape
+            taps = self.w[2] * self.w[3]
+            inputs["offset"] = rng.standard_normal((self.x[0], 2 * taps, oh, ow), dtype=dtype)
+            if self.param("mask"):
+                inputs["mask"] = rng.uniform(0, 1, (self.x[0], taps, oh, ow)).astype(dtype)
         if direction == "fwd+bwd":
             inputs["gy"] = rng.standard_normal(self.out_shape, dtype=dtype)
         return inputs
@@ -125,6 +145,21 @@ def conv(name, x, w, stride=1, padding=0, groups=1, note=""):
 def pool(name, op, x, kernel, stride=None, padding=0, note=""):
     return Case(name, op, tuple(x), kernel=kernel,
                 stride=kernel if stride is None else stride, padding=padding, note=note)
+
+
+def deform(name, x, w, padding=0, mask=True, note=""):
+    return Case(name, "deform_conv2d", tuple(x), w=tuple(w), padding=padding, note=note,
+                params=(("mask", mask),))
+
+
+def adaptive_max(name, x, output_size, note=""):
+    return Case(name, "adaptive_max_pool2d", tuple(x), note=note,
+                params=(("output_size", output_size),))
+
+
+def upsample(name, x, scale_factor, mode, note=""):
+    return Case(name, "interpolate", tuple(x), note=note,
+                params=(("scale_factor", scale_factor), ("mode", mode)))
 
 
 # The default set: realistic layers.  The performance work measures exactly
@@ -145,6 +180,15 @@ DEFAULT_CASES = (
     pool("avgpool", "avg_pool2d", (64, 64, 56, 56), 2, 2, note="2x2 average pool"),
 )
 
+# The other ops' layers (issue 14), measured on request (--cases
+# deform,upsample,adaptivemax) so the default run stays the agreed one.
+OP_CASES = (
+    deform("deform", (8, 64, 56, 56), (64, 64, 3, 3), padding=1,
+           note="ResNet stage-2 deformable 3x3 (v2, with mask)"),
+    upsample("upsample", (16, 64, 56, 56), 2.0, "bilinear", note="2x bilinear upsampling"),
+    adaptive_max("adaptivemax", (64, 64, 56, 56), 7, note="adaptive max pool to 7x7"),
+)
+
 # --quick: the same kinds of layer, shrunk so the whole run takes seconds.
 QUICK_CASES = (
     conv("q-lenet1", (8, 1, 28, 28), (6, 1, 5, 5)),
@@ -156,9 +200,12 @@ QUICK_CASES = (
     pool("q-maxpool2x2", "max_pool2d", (8, 32, 28, 28), 2, 2),
     pool("q-maxpool3x3", "max_pool2d", (8, 32, 28, 28), 3, 2, padding=1),
     pool("q-avgpool", "avg_pool2d", (8, 32, 28, 28), 2, 2),
+    deform("q-deform", (2, 16, 14, 14), (16, 16, 3, 3), padding=1),
+    upsample("q-upsample", (2, 16, 14, 14), 2.0, "bilinear"),
+    adaptive_max("q-adaptivemax", (4, 16, 28, 28), 7),
 )
 
-ALL_CASES = DEFAULT_CASES + QUICK_CASES
+ALL_CASES = DEFAULT_CASES + OP_CASES + QUICK_CASES
 
 
 def required_ops(case):

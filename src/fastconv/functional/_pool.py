@@ -1,5 +1,5 @@
-"""Pooling forward and backward (1-D, 2-D, 3-D max and average; 2-D adaptive
-average), with PyTorch's semantics in every detail.
+"""Pooling forward and backward (1-D, 2-D, 3-D max, average, adaptive average and
+adaptive max), with PyTorch's semantics in every detail.
 
 Arguments are validated here, once; output sizes come from _shapes; the C
 kernels (csrc/pool_template.h) run direct loops on each (n, c) plane, the 1-D
@@ -323,30 +323,29 @@ def avg_pool3d_backward(grad_output, input_shape, kernel_size, stride=None, padd
 
 
 # ---------------------------------------------------------------------------
-# Adaptive average pooling (2-D)
+# Adaptive pooling (average and max, 1-D, 2-D, 3-D)
 # ---------------------------------------------------------------------------
 
 def _adaptive_geometry(planes, in_size, out_size):
+    """The kernels' geometry tuple of an op that maps each plane's in_size
+    onto out_size with no window (adaptive pooling, interpolation)."""
     one = (1, 1, 1)
     return (planes, lift(in_size, 1), lift(out_size, 1), one, one, (0, 0, 0), one)
 
 
-def adaptive_avg_pool2d(input, output_size):
-    """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, oh, ow), as
-    torch.nn.functional.adaptive_avg_pool2d: output (i, j) averages rows
-    [floor(i*H/oh), ceil((i+1)*H/oh)) and the same for columns. output_size is
-    an int or (oh, ow); a None entry keeps that input size (as PyTorch)."""
-    op = "adaptive_avg_pool2d"
-    x = _input(op, 2, input)
+def _adaptive_input(op, nd, input, output_size):
+    """(input array, output spatial size) of an adaptive pooling call; a None
+    entry of output_size keeps that input size (as PyTorch)."""
+    x = _input(op, nd, input)
     in_size = x.shape[2:]
     if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise ValueError(f"{op}: output_size must be an int or a tuple of 2 ints, "
+        if len(output_size) != nd:
+            raise ValueError(f"{op}: output_size must be an int or a tuple of {nd} ints, "
                              f"got output_size={output_size!r}")
         out_size = tuple(n if o is None else _args.as_int(o, "output_size", op)
                          for o, n in zip(output_size, in_size))
     else:
-        out_size = (_args.as_int(output_size, "output_size", op),) * 2
+        out_size = (_args.as_int(output_size, "output_size", op),) * nd
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output_size must be positive, got "
                          f"output_size={output_size!r}")
@@ -356,21 +355,23 @@ def adaptive_avg_pool2d(input, output_size):
     if any(n < 1 for n in in_size):
         raise ValueError(f"{op}: input spatial size must be positive, got input shape "
                          f"{x.shape}")
+    _args.check_alloc(op, "output", x.shape[:2] + out_size, x.dtype,
+                      f"output_size={output_size!r}")
+    return _args.contiguous(x), out_size
+
+
+def _adaptive_avg_pool(op, nd, input, output_size):
+    x, out_size = _adaptive_input(op, nd, input, output_size)
     n, c = x.shape[:2]
-    _args.check_alloc(op, "output", (n, c) + out_size, x.dtype, f"output_size={output_size!r}")
-    x = _args.contiguous(x)
     out = np.empty((n, c) + out_size, dtype=x.dtype)
-    _kernels.adaptive_avg_pool(x.reshape(-1), _adaptive_geometry(n * c, in_size, out_size),
+    _kernels.adaptive_avg_pool(x.reshape(-1), _adaptive_geometry(n * c, x.shape[2:], out_size),
                                out.reshape(-1), _threads.get_num_threads())
     return out
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape):
-    """Gradient of adaptive_avg_pool2d with respect to its input of shape
-    input_shape; the output size is grad_output's."""
-    op = "adaptive_avg_pool2d_backward"
-    g = _input(op, 2, grad_output, "grad_output")
-    shape = _input_shape(op, 2, input_shape)
+def _adaptive_avg_pool_backward(op, nd, grad_output, input_shape):
+    g = _input(op, nd, grad_output, "grad_output")
+    shape = _input_shape(op, nd, input_shape)
     if g.shape[:2] != shape[:2]:
         raise ValueError(f"{op}: grad_output shape {g.shape} does not match "
                          f"input_shape={shape} in batch and channels")
@@ -384,3 +385,102 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
         g.reshape(-1), _adaptive_geometry(shape[0] * shape[1], shape[2:], g.shape[2:]),
         grad_input.reshape(-1), _threads.get_num_threads())
     return grad_input
+
+
+def _adaptive_max_pool(op, nd, input, output_size, return_indices):
+    x, out_size = _adaptive_input(op, nd, input, output_size)
+    return_indices = _flag(return_indices, "return_indices", op)
+    n, c = x.shape[:2]
+    out = np.empty((n, c) + out_size, dtype=x.dtype)
+    indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
+    _kernels.max_pool(x.reshape(-1), _adaptive_geometry(n * c, x.shape[2:], out_size),
+                      out.reshape(-1), None if indices is None else indices.reshape(-1),
+                      _threads.get_num_threads(), adaptive=True)
+    return (out, indices) if return_indices else out
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Adaptive 1-D average pooling of (N, C, L) input to (N, C, output_size),
+    as torch.nn.functional.adaptive_avg_pool1d: output i averages
+    [floor(i*L/out), ceil((i+1)*L/out))."""
+    return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive 2-D average pooling of (N, C, H, W) input to (N, C, oh, ow), as
+    torch.nn.functional.adaptive_avg_pool2d: output (i, j) averages rows
+    [floor(i*H/oh), ceil((i+1)*H/oh)) and the same for columns. output_size is
+    an int or (oh, ow); a None entry keeps that input size (as PyTorch)."""
+    return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """Adaptive 3-D average pooling of (N, C, D, H, W) input, as
+    torch.nn.functional.adaptive_avg_pool3d (bins as adaptive_avg_pool2d)."""
+    return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
+
+
+def adaptive_avg_pool1d_backward(grad_output, input_shape):
+    """Gradient of adaptive_avg_pool1d with respect to its (N, C, L) input of
+    shape input_shape; the output size is grad_output's."""
+    return _adaptive_avg_pool_backward("adaptive_avg_pool1d_backward", 1, grad_output,
+                                       input_shape)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape):
+    """Gradient of adaptive_avg_pool2d with respect to its input of shape
+    input_shape; the output size is grad_output's."""
+    return _adaptive_avg_pool_backward("adaptive_avg_pool2d_backward", 2, grad_output,
+                                       input_shape)
+
+
+def adaptive_avg_pool3d_backward(grad_output, input_shape):
+    """Gradient of adaptive_avg_pool3d with respect to its (N, C, D, H, W)
+    input of shape input_shape; the output size is grad_output's."""
+    return _adaptive_avg_pool_backward("adaptive_avg_pool3d_backward", 3, grad_output,
+                                       input_shape)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Adaptive 1-D max pooling of (N, C, L) input, as
+    torch.nn.functional.adaptive_max_pool1d (bins as adaptive_avg_pool1d).
+    NaN propagates and the first maximum wins ties, as max_pool1d; with
+    return_indices also returns int64 indices, the position l of each maximum
+    inside its (n, c) row."""
+    return _adaptive_max_pool("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive 2-D max pooling of (N, C, H, W) input to (N, C, oh, ow), as
+    torch.nn.functional.adaptive_max_pool2d: bins as adaptive_avg_pool2d,
+    NaN propagates, the first maximum in row-major order wins ties; indices
+    (int64, with return_indices) are the flat h * W + w inside each plane."""
+    return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Adaptive 3-D max pooling of (N, C, D, H, W) input, as
+    torch.nn.functional.adaptive_max_pool3d; indices are the flat
+    d*H*W + h*W + w inside each (n, c) volume."""
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
+def adaptive_max_pool1d_backward(grad_output, indices, input_shape):
+    """Gradient of adaptive_max_pool1d: grad_output added at `indices` of a
+    zero (N, C, L) = input_shape array (checked as max_pool1d_backward)."""
+    return _max_pool_backward("adaptive_max_pool1d_backward", 1, grad_output, indices,
+                              input_shape)
+
+
+def adaptive_max_pool2d_backward(grad_output, indices, input_shape):
+    """Gradient of adaptive_max_pool2d: each grad_output element added at its
+    index inside its (n, c) plane of a zero array of input_shape (bins may
+    overlap: they accumulate). Checked as max_pool2d_backward."""
+    return _max_pool_backward("adaptive_max_pool2d_backward", 2, grad_output, indices,
+                              input_shape)
+
+
+def adaptive_max_pool3d_backward(grad_output, indices, input_shape):
+    """Gradient of adaptive_max_pool3d (indices flat d*H*W + h*W + w)."""
+    return _max_pool_backward("adaptive_max_pool3d_backward", 3, grad_output, indices,
+                              input_shape)

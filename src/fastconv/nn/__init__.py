@@ -17,6 +17,7 @@ from .activation import (ELU, GELU, PReLU, ReLU, RReLU, LeakyReLU, LogSoftmax, S
                          SiLU, Softmax, Tanh)
 from .container import Add, Concat, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .deform_conv import DeformConv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Identity, Linear
@@ -24,15 +25,20 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
                    SmoothL1Loss)
 from .module import Module, enable_grad, get_backend, is_grad_enabled, no_grad, use_backend
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
-from .pooling import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d,
-                      MaxPool2d, MaxPool3d)
+from .pixelshuffle import ChannelShuffle, PixelShuffle, PixelUnshuffle
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,
+                      AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d,
+                      AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
+from .upsampling import Upsample
 
 __all__ = [
     "Module", "no_grad", "enable_grad", "is_grad_enabled", "use_backend", "get_backend",
     "Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add", "Identity",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Linear", "Flatten",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "DeformConv2d", "Upsample", "PixelShuffle",
+    "PixelUnshuffle", "ChannelShuffle", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Linear", "Flatten",
     "Dropout", "ReLU", "LeakyReLU", "PReLU", "RReLU", "ELU", "GELU", "SiLU", "Sigmoid",
     "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "BCELoss",
     "BCEWithLogitsLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "init", "utils", "summary",

@@ -27,7 +27,7 @@ from .. import _args
 from .conv import _ConvNd
 from .linear import Linear
 from .module import Module, no_grad
-from .pooling import _AdaptiveAvgPoolNd, _AvgPoolNd, _MaxPoolNd
+from .pooling import _AdaptiveAvgPoolNd, _AdaptiveMaxPoolNd, _AvgPoolNd, _MaxPoolNd
 
 __all__ = ["summary", "ModelSummary"]
 
@@ -86,7 +86,8 @@ def _geometry(layer, spatial):
 def _field(layer, field, whole):
     """(r, j) after `layer` from (r, j) before it."""
     r, j = field
-    if isinstance(layer, (Linear, _AdaptiveAvgPoolNd)):
+    # adaptive max pooling subclasses max pooling but has no window: test it first
+    if isinstance(layer, (Linear, _AdaptiveAvgPoolNd, _AdaptiveMaxPoolNd)):
         return whole, j
     geometry = _geometry(layer, len(r))
     if geometry is None or len(geometry[0]) != len(r):

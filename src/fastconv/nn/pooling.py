@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool2d.
+"""Pooling layers: MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d/3d,
+AdaptiveMaxPool1d/2d/3d.
 
 The ops check every argument when called; a layer keeps them as given.
 """
@@ -6,14 +7,15 @@ from . import _checks
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-           "AdaptiveAvgPool2d"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+           "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
 
 
 class _PoolNd(Module):
     """A pooling op and its backward; the input's shape is all a backward
     needs (max pooling adds its indices)."""
     dims = None
-    kind = None             # "max_pool", "avg_pool", "adaptive_avg_pool"
+    kind = None     # "max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool"
 
     def _op_name(self):
         return f"{self.kind}{self.dims}d"
@@ -106,6 +108,22 @@ class _AdaptiveAvgPoolNd(_PoolNd):
         return (input_shape,)
 
 
+class _AdaptiveMaxPoolNd(_MaxPoolNd):
+    """Max pooling over adaptive bins: max pooling's forward (always keeping
+    the indices) and backward (a scatter at them)."""
+    kind = "adaptive_max_pool"
+    _repr_keys = ("output_size",)
+
+    def __init__(self, output_size, return_indices=False):
+        Module.__init__(self)
+        self.output_size = output_size
+        self.return_indices = _checks.flag(return_indices, "return_indices",
+                                           type(self).__name__)
+
+    def _op_args(self):
+        return (self.output_size,)
+
+
 class MaxPool1d(_MaxPoolNd):
     """As torch.nn.MaxPool1d."""
     dims = 1
@@ -144,3 +162,32 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """Adaptive average pooling to output_size (an int or (oh, ow)), as
     torch.nn.AdaptiveAvgPool2d."""
     dims = 2
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """Adaptive average pooling of (N, C, L) to output_size, as
+    torch.nn.AdaptiveAvgPool1d."""
+    dims = 1
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """Adaptive average pooling to output_size (an int or (od, oh, ow)), as
+    torch.nn.AdaptiveAvgPool3d."""
+    dims = 3
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (N, C, L), as torch.nn.AdaptiveMaxPool1d."""
+    dims = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling to output_size (an int or (oh, ow)), as
+    torch.nn.AdaptiveMaxPool2d; with return_indices forward returns
+    (output, indices)."""
+    dims = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (N, C, D, H, W), as torch.nn.AdaptiveMaxPool3d."""
+    dims = 3

@@ -5,10 +5,19 @@ from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, co
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
                               conv_transpose2d_backward, conv_transpose3d,
                               conv_transpose3d_backward)
-from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool1d,
+from ._deform_conv import deform_conv2d, deform_conv2d_backward
+from ._interpolate import interpolate, interpolate_backward
+from ._pool import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
+                    adaptive_avg_pool2d_backward, adaptive_avg_pool3d,
+                    adaptive_avg_pool3d_backward, adaptive_max_pool1d,
+                    adaptive_max_pool1d_backward, adaptive_max_pool2d,
+                    adaptive_max_pool2d_backward, adaptive_max_pool3d,
+                    adaptive_max_pool3d_backward, avg_pool1d,
                     avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d,
                     avg_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool2d,
                     max_pool2d_backward, max_pool3d, max_pool3d_backward)
+from ._shuffle import (channel_shuffle, channel_shuffle_backward, pixel_shuffle,
+                       pixel_shuffle_backward, pixel_unshuffle, pixel_unshuffle_backward)
 
 __all__ = [
     "conv1d", "conv1d_backward", "conv2d", "conv2d_backward", "conv3d", "conv3d_backward",
@@ -17,5 +26,13 @@ __all__ = [
     "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
     "max_pool3d", "max_pool3d_backward", "avg_pool1d", "avg_pool1d_backward",
     "avg_pool2d", "avg_pool2d_backward", "avg_pool3d", "avg_pool3d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "im2col", "col2im",
+    "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward",
+    "adaptive_max_pool1d", "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d", "adaptive_max_pool3d_backward",
+    "interpolate", "interpolate_backward", "deform_conv2d", "deform_conv2d_backward",
+    "pixel_shuffle", "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward",
+    "channel_shuffle", "channel_shuffle_backward", "im2col", "col2im",
 ]

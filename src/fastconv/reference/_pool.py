@@ -137,28 +137,67 @@ def _adaptive_bins(n, o):
     return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
 
 
-def adaptive_avg_pool2d(input, output_size):
-    """torch.nn.functional.adaptive_avg_pool2d on (N, C, H, W)."""
+def _adaptive_out(x_shape, output_size):
+    nd = len(x_shape) - 2
+    return tuple(n if o is None else o for o, n in zip(_tuple(output_size, nd), x_shape[2:]))
+
+
+def _bin_slices(in_size, out_size):
+    """(output index, input slices) of every adaptive bin, row-major."""
+    for index in product(*(range(o) for o in out_size)):
+        yield index, tuple(slice(lo, hi) for (lo, hi) in
+                           (_adaptive_bins(n, o)[i] for n, o, i in zip(in_size, out_size, index)))
+
+
+def adaptive_avg_pool_nd(input, output_size):
+    """torch.nn.functional.adaptive_avg_pool1d/2d/3d on (N, C, *spatial)."""
     x = np.asarray(input)
-    oh, ow = (h if h is not None else n for h, n in zip(_tuple(output_size, 2), x.shape[2:]))
-    y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
-    for i, (h0, h1) in enumerate(_adaptive_bins(x.shape[2], oh)):
-        for j, (w0, w1) in enumerate(_adaptive_bins(x.shape[3], ow)):
-            y[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    out = _adaptive_out(x.shape, output_size)
+    y = np.empty(x.shape[:2] + out, dtype=x.dtype)
+    axes = tuple(range(2, x.ndim))
+    for index, bins in _bin_slices(x.shape[2:], out):
+        y[(Ellipsis,) + index] = x[(Ellipsis,) + bins].mean(axis=axes)
     return y
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape):
-    """Gradient of adaptive_avg_pool2d: each bin spreads grad / area over itself."""
+def adaptive_avg_pool_nd_backward(grad_output, input_shape):
+    """Gradient of adaptive_avg_pool_nd: each bin spreads grad / size over itself."""
     g = np.asarray(grad_output)
     grad = np.zeros(tuple(input_shape), dtype=g.dtype)
-    for i, (h0, h1) in enumerate(_adaptive_bins(input_shape[2], g.shape[2])):
-        for j, (w0, w1) in enumerate(_adaptive_bins(input_shape[3], g.shape[3])):
-            grad[:, :, h0:h1, w0:w1] += g[:, :, i, j, None, None] / ((h1 - h0) * (w1 - w0))
+    for index, bins in _bin_slices(input_shape[2:], g.shape[2:]):
+        size = prod(b.stop - b.start for b in bins)
+        grad[(Ellipsis,) + bins] += g[(Ellipsis,) + index][(Ellipsis,) + (None,) * len(bins)] / size
     return grad
+
+
+def adaptive_max_pool_nd(input, output_size, return_indices=False):
+    """torch.nn.functional.adaptive_max_pool1d/2d/3d on (N, C, *spatial): the
+    max of each bin (NaN wins, the first maximum wins ties) and its flat index
+    in the plane."""
+    x = np.asarray(input)
+    out = _adaptive_out(x.shape, output_size)
+    nc = x.shape[:2]
+    y = np.empty(nc + out, dtype=x.dtype)
+    index = np.empty(nc + out, dtype=np.int64)
+    pos = np.arange(prod(x.shape[2:])).reshape(x.shape[2:])
+    for o, bins in _bin_slices(x.shape[2:], out):
+        window = x[(Ellipsis,) + bins].reshape(nc + (-1,))
+        # PyTorch's rule: the first maximum, but the last NaN when there is one
+        nan = np.isnan(window)
+        last_nan = window.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        k = np.where(nan.any(axis=-1), last_nan, np.argmax(window, axis=-1))
+        y[(Ellipsis,) + o] = np.take_along_axis(window, k[..., None], -1)[..., 0]
+        index[(Ellipsis,) + o] = pos[bins].reshape(-1)[k]
+    return (y, index) if return_indices else y
 
 
 max_pool1d = max_pool2d = max_pool3d = max_pool_nd
 max_pool1d_backward = max_pool2d_backward = max_pool3d_backward = max_pool_nd_backward
 avg_pool1d = avg_pool2d = avg_pool3d = avg_pool_nd
 avg_pool1d_backward = avg_pool2d_backward = avg_pool3d_backward = avg_pool_nd_backward
+adaptive_avg_pool1d = adaptive_avg_pool2d = adaptive_avg_pool3d = adaptive_avg_pool_nd
+adaptive_avg_pool1d_backward = adaptive_avg_pool2d_backward = adaptive_avg_pool3d_backward = \
+    adaptive_avg_pool_nd_backward
+adaptive_max_pool1d = adaptive_max_pool2d = adaptive_max_pool3d = adaptive_max_pool_nd
+adaptive_max_pool1d_backward = adaptive_max_pool2d_backward = adaptive_max_pool3d_backward = \
+    max_pool_nd_backward
