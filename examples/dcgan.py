@@ -1,8 +1,8 @@
 """A DCGAN (Radford et al., 2015) on scikit-learn's 8x8 digits: a generator
 of strided transposed convolutions and an upsampling layer that grows a
-16-number code (a 1x1 image of 16 channels) to an 8x8 digit, against a discriminator of strided
-convolutions; both with batch norm, Adam(betas=(0.5, 0.999)) and the
-logistic (BCE-with-logits) loss.
+16-number code (a 1x1 image of 16 channels) to an 8x8 digit, against a
+discriminator of strided convolutions; both with batch norm,
+Adam(betas=(0.5, 0.999)) and the logistic (BCE-with-logits) loss.
 
     generator:     convT(64, 2) - bn - relu                  1x1 -> 2x2
                    convT(32, 4, stride 2) - bn - relu        -> 4x4
