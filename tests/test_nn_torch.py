@@ -3,103 +3,16 @@ forward, input gradient, parameter gradients and buffers; every loss with its
 options and reductions; a whole ResNet-style network with shared and nested
 modules against autograd, over two accumulating steps. Skipped without torch
 (the CI stage `.ci/extra torch` installs it)."""
-import collections
-
 import numpy as np
 import pytest
 
 from fastconv import nn
+from fastconv.bench.torch_twin import to_torch
 from nn_specs import CASES, F64
 
 torch = pytest.importorskip("torch")
 T = torch.nn
 TOL = dict(rtol=1e-10, atol=1e-12)
-
-
-class TorchResidual(T.Module):
-    def __init__(self, body, shortcut):
-        super().__init__()
-        self.body, self.shortcut = body, shortcut
-
-    def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
-
-
-class TorchConcat(T.Module):
-    def __init__(self, branches, dim):
-        super().__init__()
-        for i, b in enumerate(branches):
-            self.add_module(str(i), b)
-        self.dim = dim
-
-    def forward(self, x):
-        return torch.cat([b(x) for b in self._modules.values()], dim=self.dim)
-
-
-def _leaf(m):
-    """The torch.nn twin of a fastconv.nn leaf layer (same arguments)."""
-    name = type(m).__name__
-    cls = getattr(T, name)
-    if name.startswith("ConvTranspose"):
-        return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                   m.output_padding, m.groups, "bias" in m.params, m.dilation)
-    if name.startswith("Conv"):
-        return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
-                   m.dilation, m.groups, "bias" in m.params)
-    if name.startswith("MaxPool"):
-        return cls(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
-    if name == "AvgPool1d":
-        return cls(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
-    if name.startswith("AvgPool"):
-        return cls(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
-                   m.divisor_override)
-    if name.startswith("BatchNorm"):
-        return cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-    if name.startswith("Adaptive"):
-        return cls(m.output_size)
-    if name == "Upsample":
-        return cls(m.size, m.scale_factor, m.mode, m.align_corners)
-    if name in ("PixelShuffle", "PixelUnshuffle", "ChannelShuffle"):
-        return cls(getattr(m, m.arg))
-    simple = {
-        "Linear": lambda: (
-            m.in_features, m.out_features, "bias" in m.params),
-        "Flatten": lambda: (m.start_dim, m.end_dim), "Dropout": lambda: (m.p,),
-        "LeakyReLU": lambda: (m.negative_slope,), "PReLU": lambda: (m.num_parameters,),
-        "RReLU": lambda: (m.lower, m.upper), "ELU": lambda: (m.alpha,),
-        "GELU": lambda: (m.approximate,), "Softmax": lambda: (m.dim,),
-        "LogSoftmax": lambda: (m.dim,),
-    }
-    return cls(*simple.get(name, tuple)())
-
-
-def to_torch(module, custom=None):
-    """A float64 torch.nn twin of a fastconv.nn module tree, with the same
-    parameters, buffers and modes; a module shared in ours is shared there."""
-    memo = {}
-
-    def convert(m):
-        if id(m) not in memo:
-            if custom and type(m) in custom:
-                memo[id(m)] = custom[type(m)](m, convert)
-            elif isinstance(m, nn.Sequential):
-                memo[id(m)] = T.Sequential(collections.OrderedDict(
-                    (n, convert(c)) for n, c in m._modules.items()))
-            elif isinstance(m, nn.Residual):
-                memo[id(m)] = TorchResidual(convert(m.body), None if m.shortcut is None
-                                            else convert(m.shortcut))
-            elif isinstance(m, nn.Concat):
-                memo[id(m)] = TorchConcat([convert(b) for b in m._modules.values()], m.dim)
-            else:
-                memo[id(m)] = _leaf(m)
-        return memo[id(m)]
-
-    theirs = convert(module).double()
-    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
-                            module.state_dict().items()})
-    for ours_m, name in ((m, n) for n, m in module.named_modules()):
-        theirs.get_submodule(name).train(ours_m.training)
-    return theirs
 
 
 def assert_same_step(ours, theirs, x, rng):
@@ -303,6 +216,68 @@ def test_state_dict_round_trips_with_torch(rng):
     ours.load_state_dict(theirs.state_dict())          # torch tensors, float64
     for name, value in theirs.state_dict().items():
         np.testing.assert_array_equal(ours.state_dict()[name], value.numpy(), err_msg=name)
+
+
+# --------------------------------------------------------------------------- the torch twin
+
+def _twin_nets():
+    """Small float64 networks over the layers the examples use."""
+    r = np.random.default_rng(11)
+    k = dict(dtype=F64, rng=r)
+    conv1d = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1, bias=False, **k),
+                           nn.BatchNorm1d(4, dtype=F64), nn.ReLU(), nn.MaxPool1d(2),
+                           nn.Conv1d(4, 4, 3, dilation=2, **k), nn.Flatten(),
+                           nn.Linear(4 * 2, 3, **k))
+    conv3d = nn.Sequential(nn.Conv3d(1, 3, 3, padding=1, **k), nn.BatchNorm3d(3, dtype=F64),
+                           nn.ELU(), nn.MaxPool3d(2), nn.Conv3d(3, 2, 1, **k),
+                           nn.AvgPool3d(2), nn.Flatten())
+    separable = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False, **k),
+                              nn.BatchNorm2d(4, dtype=F64), nn.ReLU(), nn.Conv2d(4, 6, 1, **k))
+    mobile_inception = nn.Sequential(
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=2, **k), nn.SiLU())),
+        nn.Concat(separable, nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(4, 2, 1, **k))),
+        nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5),
+        nn.Linear(8, 2, **k)).eval()
+    generator = nn.Sequential(nn.ConvTranspose2d(3, 4, 2, bias=False, **k),
+                              nn.BatchNorm2d(4, dtype=F64), nn.ReLU(),
+                              nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, **k),
+                              nn.ConvTranspose2d(2, 1, 3, stride=2, output_padding=1, **k),
+                              nn.Tanh())
+    return {"conv1d": (conv1d, (3, 2, 13)), "conv3d": (conv3d, (2, 1, 4, 4, 4)),
+            "mobile_inception": (mobile_inception, (2, 4, 5, 5)),
+            "generator": (generator, (3, 3, 1, 1))}
+
+
+@pytest.mark.parametrize("name", sorted(_twin_nets()))
+def test_torch_twin_of_networks_matches(rng, name):
+    ours, shape = _twin_nets()[name]
+    theirs = to_torch(ours)
+    assert next(theirs.parameters()).dtype == torch.float64
+    assert_same_step(ours, theirs, rng.standard_normal(shape), rng)
+
+
+def test_torch_twin_keeps_float32_and_sharing(rng):
+    shared = nn.Linear(3, 3, rng=0)
+    ours = nn.Sequential(shared, nn.Tanh(), shared)
+    theirs = to_torch(ours)
+    assert theirs[0] is theirs[2] and theirs[0].weight.dtype == torch.float32
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_torch_twin_names_what_it_cannot_convert():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1)
+
+    with pytest.raises(TypeError, match=r"no torch.nn twin for 1\.body \(Block\).*custom="):
+        to_torch(nn.Sequential(nn.ReLU(), nn.Residual(Block())))
+    with pytest.raises(TypeError, match=r"the model \(Add\)"):
+        to_torch(nn.Add())
+    with pytest.raises(TypeError, match="fastconv.nn Module"):
+        to_torch(T.ReLU())
 
 
 @pytest.mark.parametrize("make, shape, output_size", [
