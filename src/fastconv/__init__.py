@@ -4,7 +4,9 @@ Every op of fastconv.functional is available here; fastconv.reference holds a
 plain-NumPy twin of each, and fastconv.nn a thin layer API for training code.
 fastconv.explain(op_name, ...) shows which algorithm a convolution call runs.
 """
-from ._version import __version__
+# `import X as X`: an explicit re-export, so type checkers in strict mode (no
+# implicit re-exports) see these names as part of the package's API.
+from ._version import __version__ as __version__
 from . import _threads
 
 try:
@@ -20,13 +22,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     ) from exc
 
 from . import _simd, functional  # noqa: F401  (_simd applies FASTCONV_SIMD)
-from ._config import show_config
+from ._config import show_config as show_config
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
-from ._explain import explain
-from ._gradcheck import gradcheck
-from .nn import summary
+from ._explain import explain as explain
+from ._gradcheck import gradcheck as gradcheck
+from .nn import summary as summary
 
 __all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "summary",
                                  "__version__"]

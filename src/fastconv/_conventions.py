@@ -28,6 +28,10 @@ The op then only ever sees batched arrays and full-length tuples.
 import functools
 import inspect
 import textwrap
+from typing import Any, Callable, Optional, TypeVar
+
+# The decorated op keeps its own signature for type checkers.
+_Op = TypeVar("_Op", bound=Callable[..., Any])
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,7 +94,7 @@ def _tuple_forms(nd, empty_ok):
     return forms + (" or a tuple of 1 int" if nd == 1 else f" or a tuple of 1 or {nd} ints")
 
 
-def pytorch_forms(family, nd, name=None):
+def pytorch_forms(family: Any, nd: int, name: Optional[str] = None) -> Callable[[_Op], _Op]:
     """Decorator: `fn` (an op on nd spatial dims) also takes PyTorch's
     unbatched inputs and short tuples, as `family` says.  `name` names the
     op (default fn's name), for N-d functions that serve several ops."""

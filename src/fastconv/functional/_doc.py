@@ -2,6 +2,8 @@
 per dimension by the `filled` decorator (so the 1-D, 2-D and 3-D ops cannot
 drift apart).  These docstrings are the API reference: they say everything a
 caller may rely on."""
+from typing import Any, Callable, TypeVar
+
 
 _DIMS = {
     1: dict(layout="(N, C, L)", spatial="L", out="OL", kernel="k",
@@ -13,7 +15,11 @@ _DIMS = {
 }
 
 
-def filled(template, nd, torch_note=""):
+# The decorated op keeps its own signature for type checkers.
+_Op = TypeVar("_Op", bound=Callable[..., Any])
+
+
+def filled(template: str, nd: int, torch_note: str = "") -> Callable[[_Op], _Op]:
     """A decorator setting the op's docstring to `template` filled in for
     `nd` spatial dims ({name} is the op's own name), followed by whatever
     docstring the op already had (e.g. from an inner decorator)."""
