@@ -4,6 +4,9 @@ and argument errors. tests/test_nn_torch.py compares the same cases with
 torch.nn."""
 import math
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -206,3 +209,25 @@ def test_unbatched_input_passes_through_to_the_op(rng, make, shape):
     np.testing.assert_allclose(layer.backward(g), twin.backward(g[None])[0], rtol=1e-13)
     for (name, a), (_, b) in zip(layer.named_grads(), twin.named_grads()):
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=name)
+
+
+def test_gelu_is_the_same_without_scipy(rng, monkeypatch):
+    """GELU's erf comes from SciPy when it is installed (imported on first
+    use) and from math.erf otherwise: both give the same values, and importing
+    fastconv does not import SciPy."""
+    from fastconv.nn import activation
+    x = rng.standard_normal((3, 7)) * 3
+    activation._erf_function.cache_clear()
+    with nn.no_grad():
+        first = nn.GELU()(x)
+    try:
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "scipy.special", None)   # import fails
+            activation._erf_function.cache_clear()
+            with nn.no_grad():
+                without = nn.GELU()(x)
+    finally:
+        activation._erf_function.cache_clear()
+    np.testing.assert_allclose(without, first, rtol=1e-14, atol=1e-15)
+    code = "import sys, fastconv; sys.exit('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -7,6 +7,7 @@ nothing: results are always fresh arrays and inputs are never modified.
 Elementwise layers cache the derivative (a fresh array) for backward, never the
 input, so editing the input before backward cannot change the gradient.
 """
+import functools
 import math
 import warnings
 
@@ -19,13 +20,22 @@ from .module import Module, is_grad_enabled
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "RReLU", "ELU", "GELU", "SiLU", "Sigmoid",
            "Tanh", "Softmax", "LogSoftmax"]
 
-try:
-    from scipy.special import erf as _erf
-except ImportError:                 # scipy is optional: math.erf element by element
-    _erf_object = np.frompyfunc(math.erf, 1, 1)
+def _erf(x):
+    """erf elementwise, in x's dtype: SciPy's when it is installed, else
+    math.erf element by element (SciPy is optional)."""
+    return _erf_function()(x)
 
-    def _erf(x):
-        return _erf_object(x).astype(x.dtype)
+
+@functools.lru_cache(maxsize=None)
+def _erf_function():
+    # Imported on GELU's first use, not with fastconv: importing scipy.special
+    # takes longer than importing the rest of fastconv.
+    try:
+        from scipy.special import erf
+        return erf
+    except ImportError:
+        scalar_erf = np.frompyfunc(math.erf, 1, 1)
+        return lambda x: scalar_erf(x).astype(x.dtype)
 
 
 class _Elementwise(Module):
