@@ -266,8 +266,8 @@ Args:
         to avg_pool{nd}d's output.
     input_shape: the forward input's shape {layout}, a tuple or list of
         {nd_plus_2} ints >= 0.
-    kernel_size, stride, padding, ceil_mode, count_include_pad,
-        divisor_override: those of the forward call (see avg_pool{nd}d).
+    kernel_size, stride, padding, ceil_mode: those of the forward call (see
+        avg_pool{nd}d), as are count_include_pad and divisor_override.
 
 Returns:
     grad_input: an array of input_shape.
