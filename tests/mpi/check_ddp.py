@@ -89,6 +89,48 @@ def check_sync_batchnorm_uneven_shares(comm, shares):
     np.testing.assert_allclose(sync.backward(g[mine]), bn.backward(g[mine]), **TIGHT)
 
 
+def check_no_sync_accumulates_then_averages(comm):
+    """Two backwards, the first under no_sync: the gradients are the
+    single process's accumulated over both batches (and the first backward
+    left them local)."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    data = np.random.default_rng(9)
+    batches = [(data.standard_normal((2 * size, 3, 8, 8)), data.integers(0, 5, 2 * size))
+               for _ in range(2)]
+    single = plain_net(np.random.default_rng(0), nn.BatchNorm2d)
+    ddp = DistributedDataParallel(plain_net(np.random.default_rng(0), SyncBatchNorm), comm)
+    loss_fn = nn.CrossEntropyLoss()
+    share = slice(2 * rank, 2 * rank + 2)
+    for step, (x, y) in enumerate(batches):
+        loss_fn(single(x), y)
+        single.backward(loss_fn.backward())
+        loss_fn(ddp(x[share]), y[share])
+        if step == 0:
+            with ddp.no_sync():
+                ddp.backward(loss_fn.backward())
+            assert ddp.allreduce_calls == 0
+        else:
+            ddp.backward(loss_fn.backward())
+    for (name, mine), (_, theirs) in zip(ddp.named_grads(), single.named_grads()):
+        np.testing.assert_allclose(mine, theirs, err_msg=name, **TIGHT)
+
+
+def check_float32(comm):
+    """float32 model and data: the same as one process to float32 rounding."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    data = np.random.default_rng(2)
+    x = data.standard_normal((2 * size, 3, 4, 4)).astype(np.float32)
+    g = data.standard_normal(x.shape).astype(np.float32)
+    bn, sync = nn.BatchNorm2d(3), SyncBatchNorm(3, comm=comm)
+    share = slice(2 * rank, 2 * rank + 2)
+    y = sync(x[share])
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, bn(x)[share], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sync.backward(g[share]), bn.backward(g)[share],
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sync.running_var, bn.running_var, rtol=1e-6)
+
+
 def check_mismatch_raises_everywhere(comm):
     """Ranks that built different models, or chose different buckets, get
     the same ValueError naming the difference (no hang, no wrong sum)."""
@@ -161,6 +203,9 @@ def main():
                    (comm, [3, 5] + [2] * 30)),
                   ("SyncBatchNorm on shares 0/4", check_sync_batchnorm_uneven_shares,
                    (comm, [0, 4] + [2] * 30)),
+                  ("no_sync accumulates, the next backward averages",
+                   check_no_sync_accumulates_then_averages, (comm,)),
+                  ("float32 SyncBatchNorm", check_float32, (comm,)),
                   ("mismatched ranks raise everywhere", check_mismatch_raises_everywhere,
                    (comm,)),
                   ("checkpoint from rank 0, resumed everywhere", check_checkpoint_resume,
