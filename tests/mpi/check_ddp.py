@@ -4,7 +4,6 @@ tests/test_distributed.py as ``mpiexec -n 2 python tests/mpi/check_ddp.py``
 on the whole batch itself, so every comparison happens on every rank; a
 failed assertion aborts every rank (abort_on_error) and mpiexec exits
 non-zero. Rank 0 prints "ALL OK" at the end."""
-import copy
 import os
 import tempfile
 

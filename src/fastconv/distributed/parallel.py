@@ -24,11 +24,11 @@ already averaged part again leaves it unchanged, so the result stays right;
 ``no_sync()`` skips the communication of all but the last.
 """
 import contextlib
-import numbers
 import time
 
 import numpy as np
 
+from .. import _args
 from . import _comm
 
 __all__ = ["DistributedDataParallel"]
@@ -115,15 +115,10 @@ class DistributedDataParallel:
         from ..nn import Module
         if not isinstance(module, Module):
             raise TypeError(f"{_OWNER}: module must be a fastconv.nn Module, got {module!r}")
-        if isinstance(bucket_mb, bool) or not isinstance(bucket_mb, numbers.Real):
-            raise TypeError(f"{_OWNER}: bucket_mb must be a positive number, "
-                            f"got bucket_mb={bucket_mb!r}")
-        if not bucket_mb > 0 or not np.isfinite(bucket_mb):
-            raise ValueError(f"{_OWNER}: bucket_mb must be a positive number, "
-                             f"got bucket_mb={bucket_mb!r}")
+        bucket_mb = _args.as_real(bucket_mb, "bucket_mb", _OWNER, low=0, low_inclusive=False)
         self.module = module
         self.comm = _comm.resolve(comm, _OWNER)
-        self.bucket_mb = float(bucket_mb)
+        self.bucket_mb = bucket_mb
         self.allreduce_seconds = 0.0
         self.allreduce_calls = 0
         self._buckets = None

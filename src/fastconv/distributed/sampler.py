@@ -1,28 +1,14 @@
 """DistributedSampler: which samples each rank trains on in an epoch, with
 PyTorch's torch.utils.data.DistributedSampler semantics."""
-import numbers
-
 import numpy as np
 
+from .. import _args
+from ..nn import _checks
 from . import _comm
 
 __all__ = ["DistributedSampler", "shard"]
 
 _OWNER = "DistributedSampler"
-
-
-def _int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{_OWNER}: {name} must be an int, got {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{_OWNER}: {name} must be >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{_OWNER}: {name} must be True or False, got {name}={value!r}")
-    return bool(value)
 
 
 def per_rank_count(num_samples, num_replicas, drop_last):
@@ -79,26 +65,26 @@ class DistributedSampler:
 
     def __init__(self, num_samples, num_replicas=None, rank=None, shuffle=True, seed=0,
                  drop_last=False):
-        self.dataset_size = _int(num_samples, "num_samples", 0)
+        self.dataset_size = _checks.size(num_samples, "num_samples", _OWNER)
         if num_replicas is None:
             num_replicas = _comm.world().Get_size()
-        self.num_replicas = _int(num_replicas, "num_replicas", 1)
+        self.num_replicas = _checks.size(num_replicas, "num_replicas", _OWNER, minimum=1)
         if rank is None:
             rank = _comm.world().Get_rank()
-        self.rank = _int(rank, "rank", 0)
-        if self.rank >= self.num_replicas:
+        self.rank = _args.as_int(rank, "rank", _OWNER)
+        if not 0 <= self.rank < self.num_replicas:
             raise ValueError(f"{_OWNER}: rank must be in [0, num_replicas - 1] = "
                              f"[0, {self.num_replicas - 1}], got rank={rank!r}")
-        self.shuffle = _flag(shuffle, "shuffle")
-        self.seed = _int(seed, "seed", -2**63)
-        self.drop_last = _flag(drop_last, "drop_last")
+        self.shuffle = _checks.flag(shuffle, "shuffle", _OWNER)
+        self.seed = _args.as_int(seed, "seed", _OWNER)
+        self.drop_last = _checks.flag(drop_last, "drop_last", _OWNER)
         self.epoch = 0
         self.total_size = self.num_replicas * len(self)
 
     def set_epoch(self, epoch):
         """Use `epoch`'s shuffle from now on (call it at the start of every
         epoch, with the same value on every rank)."""
-        self.epoch = _int(epoch, "epoch", -2**63)
+        self.epoch = _args.as_int(epoch, "epoch", _OWNER)
 
     def order(self):
         """This epoch's order of all the samples (the same on every rank)."""
