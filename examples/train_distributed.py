@@ -2,7 +2,8 @@
 scikit-learn's digits: every rank holds the model, trains on its share of
 each batch (DistributedSampler), and the gradients are averaged over the
 ranks after each backward (DistributedDataParallel); its BatchNorm layers
-are SyncBatchNorm, so the statistics are the whole batch's.
+are SyncBatchNorm, so the statistics are the whole batch's (--local-bn:
+each rank's own, with no communication in forward).
 
     mpiexec -n 2 python examples/train_distributed.py --threads 1
     mpiexec -n 2 python examples/train_distributed.py --tiny --checkpoint run.pkl
@@ -32,6 +33,8 @@ def own_arguments(argv):
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--bucket-mb", type=float, default=25,
                    help="size of one gradient Allreduce message (MB)")
+    p.add_argument("--local-bn", action="store_true",
+                   help="keep BatchNorm2d (per-rank statistics) instead of SyncBatchNorm")
     p.add_argument("--checkpoint", help="rank 0 saves model + optimizer here each epoch")
     p.add_argument("--resume", help="every rank loads this checkpoint before training")
     return p.parse_known_args(argv)
@@ -65,7 +68,9 @@ def main(argv=None):
     with abort_on_error() as comm:
         rank, size = comm.Get_rank(), comm.Get_size()
         xtr, ytr, xte, yte = _common.digits(args)
-        net = SyncBatchNorm.convert_sync_batchnorm(resnet(np.random.default_rng(args.seed)))
+        net = resnet(np.random.default_rng(args.seed))
+        if not own.local_bn:
+            net = SyncBatchNorm.convert_sync_batchnorm(net)
         model = DistributedDataParallel(net, comm, bucket_mb=own.bucket_mb)
         opt = optim.Adam(model, lr=args.lr)
         schedule = optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
