@@ -105,12 +105,15 @@ def test_sampler_matches_torch(n, replicas, drop_last, shuffle):
     (dict(num_samples=4, num_replicas=2, rank=0, shuffle=1), TypeError, "shuffle"),
     (dict(num_samples=4, num_replicas=2, rank=0, drop_last="no"), TypeError, "drop_last"),
     (dict(num_samples=4, num_replicas=2, rank=0, seed=0.5), TypeError, "seed"),
+    (dict(num_samples=4, num_replicas=2, rank=0, seed=-1), ValueError, "seed"),
 ])
 def test_sampler_refuses_bad_arguments(kwargs, error, needle):
     with pytest.raises(error, match=f"DistributedSampler: {needle}"):
         DistributedSampler(**kwargs)
     with pytest.raises(TypeError, match="epoch"):
         DistributedSampler(4, 2, 0).set_epoch(1.5)
+    with pytest.raises(ValueError, match="epoch"):
+        DistributedSampler(4, 2, 0).set_epoch(-1)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -131,6 +134,33 @@ def test_ddp_and_sync_batchnorm_refuse_bad_arguments():
         SyncBatchNorm(3, comm="world")
     with pytest.raises(TypeError, match="DistributedDataParallel: comm"):
         DistributedDataParallel(nn.Linear(2, 2), comm=object())
+
+
+@pytest.mark.parametrize("shape, dtype, error", [((2, 4, 3, 3), np.float32, ValueError),
+                                                 ((2, 3, 3), np.float32, ValueError),
+                                                 ((2, 3, 3, 3), np.float64, TypeError)])
+def test_sync_batchnorm_checks_its_input_before_communicating(shape, dtype, error):
+    """Raised before the Allreduce (so here, without MPI): a rank with a bad
+    input fails alone, and abort_on_error ends the others."""
+    with pytest.raises(error, match="SyncBatchNorm"):
+        SyncBatchNorm(3)(np.zeros(shape, dtype))
+
+
+def test_convert_sync_batchnorm_keeps_state_and_sharing():
+    shared = nn.BatchNorm2d(2)
+    shared.running_mean[:] = [1, 2]
+    shared.params["weight"][:] = [3, 4]
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), shared, nn.Residual(nn.Sequential(shared)),
+                        nn.BatchNorm2d(2, affine=False))
+    before = net.state_dict()
+    SyncBatchNorm.convert_sync_batchnorm(net.eval())
+    assert type(net[1]) is SyncBatchNorm and net[2].body[0] is net[1]
+    assert type(net[3]) is nn.BatchNorm2d          # affine=False: no SyncBatchNorm for it
+    assert not net[1].training
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
 
 
 def test_imports_without_mpi4py_and_names_the_extra():

@@ -77,7 +77,7 @@ class SyncBatchNorm(BatchNorm2d):
         name = type(self).__name__
         x = _checks.float_input(x, name, dtype=self.dtype)
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{name}: input must be {self.layout} with C="
+            raise ValueError(f"{name}: input must be (N, C, H, W) with C="
                              f"{self.num_features}, got shape {x.shape}")
         c = self.num_features
         sums = np.empty(2 * c + 1)

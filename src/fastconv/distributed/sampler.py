@@ -58,8 +58,8 @@ class DistributedSampler:
         drop_last: drop the tail instead of padding.
 
     Raises:
-        ValueError: a negative count, num_replicas < 1, rank outside
-            [0, num_replicas), naming the argument.
+        ValueError: a negative count, seed or epoch, num_replicas < 1, rank
+            outside [0, num_replicas), naming the argument.
         TypeError: a non-int count, seed or epoch, a non-bool flag.
     """
 
@@ -76,7 +76,7 @@ class DistributedSampler:
             raise ValueError(f"{_OWNER}: rank must be in [0, num_replicas - 1] = "
                              f"[0, {self.num_replicas - 1}], got rank={rank!r}")
         self.shuffle = _checks.flag(shuffle, "shuffle", _OWNER)
-        self.seed = _args.as_int(seed, "seed", _OWNER)
+        self.seed = _checks.size(seed, "seed", _OWNER)
         self.drop_last = _checks.flag(drop_last, "drop_last", _OWNER)
         self.epoch = 0
         self.total_size = self.num_replicas * len(self)
@@ -84,7 +84,7 @@ class DistributedSampler:
     def set_epoch(self, epoch):
         """Use `epoch`'s shuffle from now on (call it at the start of every
         epoch, with the same value on every rank)."""
-        self.epoch = _args.as_int(epoch, "epoch", _OWNER)
+        self.epoch = _checks.size(epoch, "epoch", _OWNER)
 
     def order(self):
         """This epoch's order of all the samples (the same on every rank)."""
