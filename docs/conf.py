@@ -43,6 +43,7 @@ PACKAGES = [
     ("fastconv.nn", "Layers, containers and losses for training code."),
     ("fastconv.optim", "Optimizers (and schedulers where present)."),
     ("fastconv.bench", "The benchmark: case table, adapters, timing, compare."),
+    ("fastconv.distributed", "Data-parallel training over MPI (the mpi extra)."),
 ]
 
 
