@@ -172,7 +172,7 @@ class Table:
             row.append("error" if "error" in stats else format_seconds(stats.get("median")))
         row += [_fmt_x(speedup(c, o)) for o in self.others]
         value, unit, pct = rate(c, self.run)
-        row.append("-" if value is None else f"{value:.3g} {unit}" if value < 1e4
+        row.append("-" if value is None else f"{value:.3g} {unit}" if value < 100
                    else f"{value:.0f} {unit}")
         row.append("-" if pct is None else f"{pct:.0f}%")
         spread = noise(c)
