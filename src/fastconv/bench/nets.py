@@ -137,6 +137,15 @@ class NetCase:
     def describe(self):
         return "x=(" + ",".join(map(str, self.x)) + ")"
 
+    def compared(self, arrays):
+        """The results checked across libraries: the output (infer), or the
+        loss and all gradients as one array (train).  One array, because a
+        gradient that is nearly zero (cancellation in float32) cannot be
+        compared relative to its own size, only to the others'."""
+        if len(arrays) == 1:
+            return arrays
+        return [arrays[0], np.concatenate([np.ravel(a) for a in arrays[1:]])]
+
     def record(self):
         """What the JSON file says about this case."""
         return {"op": self.op, "layer": self.describe(), "note": self.note, "x": self.x}
