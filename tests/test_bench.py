@@ -263,17 +263,20 @@ def _net_check(case, dtype):
     session = runner.Session([impl_table.get("fastconv"), impl_table.get("torch")], 1,
                              {"seed": 0}, in_process=True, progress=False)
     session.workers = {i.name: runner.LocalWorker(i) for i in session.impls}
-    return session._prepare(case, dtype, list(case_table.NET_DIRECTIONS))[0]
+    return session._prepare(case, dtype, list(case_table.NET_DIRECTIONS
+                                              + case_table.NET_EXTRA_DIRECTIONS))[0]
 
 
 @pytest.mark.parametrize("dtype", case_table.DTYPES)
 def test_network_twins_agree_before_timing(dtype):
     """The first training step's loss and gradients and the inference output
-    of fastconv.nn and torch.nn agree, so the two are timed on the same work."""
+    of fastconv.nn and torch.nn agree, so the two are timed on the same work;
+    so do the outputs of nn.fuse's copy and torch.fx's fused model (after a
+    training step: BatchNorm statistics that are not the identity)."""
     pytest.importorskip("torch")
     for case in case_table.QUICK_NET_CASES:
-        assert _net_check(case, dtype) == {"fastconv": {"infer": None, "train": None},
-                                           "torch": {"infer": None, "train": None}}, case.name
+        passes = {"infer": None, "train": None, "fused": None}
+        assert _net_check(case, dtype) == {"fastconv": passes, "torch": passes}, case.name
 
 
 @pytest.mark.parametrize("what", ["weights", "gradients"])
@@ -294,9 +297,11 @@ def test_a_network_twin_that_differs_is_not_timed(monkeypatch, what):
         return state
     monkeypatch.setattr(nets, "torch_state", wrong_twin)
     status = _net_check(case_table.QUICK_NET_CASES[1], "float64")
-    assert status["fastconv"] == {"infer": None, "train": None}
+    assert status["fastconv"] == {"infer": None, "train": None, "fused": None}
     assert "wrong result, not timed" in status["torch"]["train"]
     assert (status["torch"]["infer"] is None) == (what == "gradients")
+    # fused after a training step: wrong gradients made wrong weights
+    assert "wrong result, not timed" in status["torch"]["fused"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -15,7 +15,9 @@ from math import prod
 
 import numpy as np
 
-from .nets import NET_CASES, NET_DIRECTIONS, QUICK_NET_CASES
+# re-exported: the case table names every kind of case and pass
+from .nets import (NET_CASES, NET_DIRECTIONS, NET_EXTRA_DIRECTIONS,  # noqa: F401
+                   QUICK_NET_CASES)
 
 DIRECTIONS = ("fwd", "fwd+bwd")
 DTYPES = ("float32", "float64")
@@ -220,12 +222,6 @@ QUICK_CASES = (
 # Whole networks (nets.py), measured with --nets and in the default run when
 # torch is installed.
 ALL_CASES = DEFAULT_CASES + OP_CASES + QUICK_CASES + NET_CASES + QUICK_NET_CASES
-
-
-def directions_of(case):
-    """The passes a case is measured in: fwd and fwd+bwd for an op, infer
-    and train for a network."""
-    return NET_DIRECTIONS if case.kind == "net" else DIRECTIONS
 
 
 def required_ops(case):

@@ -89,8 +89,9 @@ def build_parser():
                         "ResNet) against their torch.nn twins; only them unless --cases "
                         "names others (the default run adds them when torch is installed)")
     p.add_argument("--direction", default="both", metavar="PASSES",
-                   help="comma-separated passes: fwd, fwd+bwd (ops), infer, train "
-                        "(networks), or both: every pass of each (default)")
+                   help="comma-separated passes: fwd, fwd+bwd (ops), infer, train, fused "
+                        "(networks; fused = inference of nn.fuse's copy against "
+                        "torch.fx's fuse), or both: fwd, fwd+bwd, infer and train (default)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
                    help="implementations to time (default: fastconv,reference,torch,jax,"
                         "onnxruntime,tensorflow; the last four only when installed; fastconv "
@@ -125,7 +126,10 @@ class Phase(NamedTuple):
     impls: list
 
 
-PASSES = {"ops": case_table.DIRECTIONS, "nets": case_table.NET_DIRECTIONS}
+PASSES = {"ops": case_table.DIRECTIONS,
+          "nets": case_table.NET_DIRECTIONS + case_table.NET_EXTRA_DIRECTIONS}
+# "both" (the default): every pass but the extra ones, measured when named.
+DEFAULT_PASSES = case_table.DIRECTIONS + case_table.NET_DIRECTIONS
 # Whole networks run on fastconv.nn and torch.nn only (nets.py).
 NET_IMPLS = ("fastconv", "torch")
 
@@ -170,7 +174,7 @@ def _resolve(args, parser):
     if bad or not dtypes:
         parser.error(f"--dtype: choose float32, float64 or both, got {args.dtype!r}")
     every_pass = [d for passes in PASSES.values() for d in passes]
-    directions = _list(args.direction.replace("both", ",".join(every_pass)))
+    directions = _list(args.direction.replace("both", ",".join(DEFAULT_PASSES)))
     bad = [d for d in directions if d not in every_pass]
     if bad or not directions:
         parser.error(f"--direction: choose from {', '.join(every_pass)} or both, "

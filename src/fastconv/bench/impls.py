@@ -45,7 +45,7 @@ from . import nets
 
 IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
 # what an adapter runs unless it says otherwise
-DIRECTIONS = ("fwd", "fwd+bwd") + nets.NET_DIRECTIONS
+DIRECTIONS = ("fwd", "fwd+bwd") + nets.NET_DIRECTIONS + nets.NET_EXTRA_DIRECTIONS
 
 
 def to_numpy(out):

@@ -9,6 +9,15 @@ twin from ``torch_twin.to_torch``, the same weights):
   infer  one inference forward: eval mode, no gradient bookkeeping
          (``fastconv.nn.no_grad()`` / ``torch.no_grad()``).
 
+On request (``--direction fused``) a third pass:
+
+  fused  the inference forward of the model fused for inference:
+         ``fastconv.nn.fuse`` against ``torch.fx.experimental.optimization.fuse``
+         (both fold BatchNorm into the preceding convolution; ours also runs
+         ReLU in place on the convolution's output).  Each side fuses its
+         model at its first fused call (the untimed check, after the other
+         passes' first calls, so with the same weights and statistics).
+
 Every worker builds the same network from the same seed, so the untimed
 first call of each pass can be checked across libraries: the first training
 step's loss and every parameter's gradient, the inference output.  Steps
@@ -19,12 +28,14 @@ Shapes of the default cases are the issue's; the --quick ones are the same
 architectures shrunk so that a whole run takes seconds.
 """
 import functools
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 NET_DIRECTIONS = ("infer", "train")
+NET_EXTRA_DIRECTIONS = ("fused",)        # measured only when asked for
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
 CLASSES = 10
 
@@ -204,6 +215,13 @@ def fastconv_state(inputs):
 def fastconv_pass(direction):
     """fastconv.nn's pass: (inputs) -> its results (see the module docstring)."""
     from fastconv import nn
+    if direction == "fused":
+        def infer_fused(a):
+            if "fused" not in a:
+                a["fused"] = nn.fuse(a["model"])
+            with nn.no_grad():
+                return a["fused"](a["x"])
+        return infer_fused
     if direction == "infer":
         def infer(a):
             _set_mode(a["model"], False)
@@ -238,6 +256,17 @@ def torch_state(inputs):
 def torch_pass(direction):
     """torch.nn's pass: the same work with autograd."""
     import torch
+    if direction == "fused":
+        def infer_fused(a):
+            if "fused" not in a:
+                with warnings.catch_warnings():   # torch.fx imports deprecated torch.jit APIs
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    from torch.fx.experimental.optimization import fuse
+                _set_mode(a["model"], False)
+                a["fused"] = fuse(a["model"])
+            with torch.no_grad():
+                return a["fused"](a["x"])
+        return infer_fused
     if direction == "infer":
         def infer(a):
             _set_mode(a["model"], False)
