@@ -330,8 +330,9 @@ def main(argv=None):
     thread_counts = args.threads or [fastconv.get_num_threads()]
     for phase in phases:
         cells = len(phase.cases) * len(dtypes) * len(phase.directions)
-        print(f"fastconv.bench: {phase.kind}: {cells} cells ({len(phase.cases)} cases x {len(phase.directions)} passes x "
-              f"{len(dtypes)} dtypes) x {len(phase.impls)} implementations at "
+        print(f"fastconv.bench: {phase.kind}: {cells} cells ({len(phase.cases)} cases x "
+              f"{len(phase.directions)} passes x {len(dtypes)} dtypes) x "
+              f"{len(phase.impls)} implementations at "
               f"{'/'.join(map(str, thread_counts))} thread(s)"
               + ("" if args.in_process else "; one worker process per implementation"),
               file=sys.stderr, flush=True)
