@@ -18,7 +18,7 @@ import pytest
 
 import fastconv
 from fastconv.bench import cases as case_table
-from fastconv.bench import cli, report
+from fastconv.bench import cli, report, runner
 from fastconv.bench import impls as impl_table
 
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
@@ -57,10 +57,21 @@ def _expected_cells():
             for t in case_table.DTYPES}
 
 
+def _expected_net_cells():
+    """The default --quick run measures the networks too when torch is installed."""
+    return {(c.name, d, t) for c in case_table.QUICK_NET_CASES
+            for d in case_table.NET_DIRECTIONS for t in case_table.DTYPES} if HAS_TORCH else set()
+
+
+def _runs(doc, kind):
+    return [run for run in doc["runs"] if run["kind"] == kind]
+
+
 def test_quick_json_has_numbers_for_every_cell(quick_run):
     _, doc = quick_run
     assert doc["schema"] == "fastconv.bench/1" and doc["complete"]
-    (run,) = doc["runs"]
+    assert [run["kind"] for run in doc["runs"]] == ["ops"] + ["nets"] * HAS_TORCH
+    (run,) = _runs(doc, "ops")
     assert run["complete"] and run["gemm_end"] and run["copy_end"]
     expected_impls = [a.name for a in impl_table.available_impls()]
     assert run["impls"] == expected_impls
@@ -87,6 +98,29 @@ def test_quick_json_has_numbers_for_every_cell(quick_run):
     assert env["numpy"] and env["cpu"] and env["fastconv"]["fastconv"] == fastconv.__version__
 
 
+@pytest.mark.skipif(not HAS_TORCH, reason="the default run adds networks when torch is installed")
+def test_quick_run_times_the_networks_against_torch(quick_run):
+    proc, doc = quick_run
+    (run,) = _runs(doc, "nets")
+    assert run["impls"] == ["fastconv", "torch"] and run["complete"]
+    assert run["gemm"] == {} and "gemm_end" not in run     # no GEMM yardstick for networks
+    assert {(c["case"], c["direction"], c["dtype"]) for c in run["results"]} == \
+        _expected_net_cells()
+    for cell in run["results"]:
+        assert cell["images"] == {c.name: c for c in case_table.ALL_CASES}[cell["case"]].x[0]
+        for impl in ("fastconv", "torch"):
+            stats = cell["impls"][impl]
+            assert "error" not in stats, (cell["case"], impl, stats)
+            assert stats["median"] > 0 and stats["repeats"] >= 3
+    assert doc["cases"]["q-vgg"]["op"] == "net"
+    assert "fastconv.bench networks: fastconv, torch" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines()
+            if line.split()[:1] and line.split()[0] in doc["cases"]
+            and line.split()[1] in case_table.NET_DIRECTIONS]
+    assert len(rows) == len(_expected_net_cells())
+    assert all(row[-4] == "img/s" for row in rows)
+
+
 def test_quick_table_and_header(quick_run):
     proc, doc = quick_run
     text = proc.stdout
@@ -98,7 +132,7 @@ def test_quick_table_and_header(quick_run):
     rows = _rows(text)
     assert len(rows) == len(_expected_cells())
     # progress went to stderr, one line per measurement when not a TTY
-    assert proc.stderr.count(" fastconv: ") == len(_expected_cells())
+    assert proc.stderr.count(" fastconv: ") == len(_expected_cells()) + len(_expected_net_cells())
     pools = [c for c in case_table.QUICK_CASES if c.kind == "pool"]
     if not all(map(case_table.available, pools)):
         assert "skipped" in text and "q-maxpool2x2" in text
@@ -109,12 +143,13 @@ def test_plot_from_results(quick_run, tmp_path):
     path = tmp_path / "speedup.png"
     panels = report.plot(quick_run[1], str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # one panel per dtype, every bar labelled with its value
-    (run,) = quick_run[1]["runs"]
-    assert [p["title"].split(",")[0] for p in panels] == list(case_table.DTYPES)
-    others = len(run["impls"]) - 1
-    for panel in panels:
-        assert len(panel["labels"]) == others * len(_expected_cells()) // 2
+    # one panel per run and dtype, every bar labelled with its value
+    runs = quick_run[1]["runs"]
+    assert [p["title"].split(",")[0] for p in panels] == list(case_table.DTYPES) * len(runs)
+    for k, panel in enumerate(panels):
+        run = runs[k // len(case_table.DTYPES)]
+        cells = _expected_cells() if run["kind"] == "ops" else _expected_net_cells()
+        assert len(panel["labels"]) == (len(run["impls"]) - 1) * len(cells) // 2
         assert all(label.endswith("x") for label in panel["labels"] if label)
     assert os.listdir(tmp_path) == ["speedup.png"]   # no temporary file left
 
@@ -198,6 +233,87 @@ def test_adapters_compute_the_same_thing(direction):
                 else:
                     np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-9,
                                                err_msg=f"{case.name} {name}")
+
+
+# --- networks (--nets) ------------------------------------------------------
+
+def test_network_cases_are_the_issue_networks():
+    by_name = {c.name: c for c in case_table.NET_CASES}
+    assert {name: c.x for name, c in by_name.items()} == {
+        "simplecnn": (100, 1, 28, 28), "vgg": (64, 3, 32, 32), "mobilenet": (64, 3, 64, 64),
+        "resnet": (32, 3, 32, 32)}
+    kinds = {name: [type(m).__name__ for m in c.build(np.float32, 0).modules()]
+             for name, c in by_name.items()}
+    assert kinds["simplecnn"] == ["Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten",
+                                  "Linear", "ReLU", "Linear"]
+    assert kinds["vgg"].count("BatchNorm2d") == kinds["vgg"].count("Conv2d") == 6
+    mobile = [m for m in by_name["mobilenet"].build(np.float32, 0).modules()
+              if type(m).__name__ == "Conv2d"]
+    assert sum(m.groups == m.in_channels > 1 for m in mobile) == 5      # depthwise
+    assert kinds["resnet"].count("Residual") == 6
+    for case in case_table.QUICK_NET_CASES + case_table.NET_CASES[:1]:
+        a = case.make_inputs("float64", "train")
+        with fastconv.nn.no_grad():
+            assert a["model"].eval()(a["x"]).shape == (case.x[0], 10)
+        assert a["target"].shape == (case.x[0],) and a["target"].max() < 10
+
+
+def _net_check(case, dtype):
+    """The coordinator's check of one network cell: {impl: {pass: error}}."""
+    session = runner.Session([impl_table.get("fastconv"), impl_table.get("torch")], 1,
+                             {"seed": 0}, in_process=True, progress=False)
+    session.workers = {i.name: runner.LocalWorker(i) for i in session.impls}
+    return session._prepare(case, dtype, list(case_table.NET_DIRECTIONS
+                                              + case_table.NET_EXTRA_DIRECTIONS))[0]
+
+
+@pytest.mark.parametrize("dtype", case_table.DTYPES)
+def test_network_twins_agree_before_timing(dtype):
+    """The first training step's loss and gradients and the inference output
+    of fastconv.nn and torch.nn agree, so the two are timed on the same work;
+    so do the outputs of nn.fuse's copy and torch.fx's fused model (after a
+    training step: BatchNorm statistics that are not the identity)."""
+    pytest.importorskip("torch")
+    for case in case_table.QUICK_NET_CASES:
+        passes = {"infer": None, "train": None, "fused": None}
+        assert _net_check(case, dtype) == {"fastconv": passes, "torch": passes}, case.name
+
+
+@pytest.mark.parametrize("what", ["weights", "gradients"])
+def test_a_network_twin_that_differs_is_not_timed(monkeypatch, what):
+    torch = pytest.importorskip("torch")
+    from fastconv.bench import nets
+    build_twin = nets.torch_state
+
+    def wrong_twin(inputs):
+        state = build_twin(inputs)
+        if what == "weights":       # the output and every gradient change
+            with torch.no_grad():
+                next(state["model"].parameters()).mul_(1.01)
+        else:                       # the loss stays, its gradients are scaled
+            loss = state["loss"]
+            state["loss"] = lambda y, t: loss(y * 1.01, t) + (loss(y, t) - loss(y * 1.01, t)
+                                                              ).detach()
+        return state
+    monkeypatch.setattr(nets, "torch_state", wrong_twin)
+    status = _net_check(case_table.QUICK_NET_CASES[1], "float64")
+    assert status["fastconv"] == {"infer": None, "train": None, "fused": None}
+    assert "wrong result, not timed" in status["torch"]["train"]
+    assert (status["torch"]["infer"] is None) == (what == "gradients")
+    # fused after a training step: wrong gradients made wrong weights
+    assert "wrong result, not timed" in status["torch"]["fused"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--direction", "sideways"], "--direction: choose from fwd, fwd+bwd, infer, train"),
+    (["--nets", "--direction", "fwd"], "names no pass of the nets cases"),
+    (["--cases", "mid", "--direction", "train"], "names no pass of the ops cases"),
+])
+def test_network_options_are_checked_before_measuring(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 # --- command line: refused options, files, interruption ------------------

@@ -1,4 +1,5 @@
-"""Benchmarks: fastconv vs its plain-NumPy reference (and PyTorch or JAX when installed).
+"""Benchmarks: fastconv vs its plain-NumPy reference (and PyTorch or JAX when installed),
+and whole fastconv.nn networks vs torch.nn (`fastconv.bench.nets`).
 
 Command line: ``python -m fastconv.bench`` (or the ``fastconv-bench`` script);
 ``--help`` lists the options; ``python -m fastconv.bench compare OLD.json

@@ -15,6 +15,10 @@ from math import prod
 
 import numpy as np
 
+# re-exported: the case table names every kind of case and pass
+from .nets import (NET_CASES, NET_DIRECTIONS, NET_EXTRA_DIRECTIONS,  # noqa: F401
+                   QUICK_NET_CASES)
+
 DIRECTIONS = ("fwd", "fwd+bwd")
 DTYPES = ("float32", "float64")
 
@@ -116,6 +120,16 @@ class Case:
             parts.append(f"g{self.groups}")
         return " ".join(parts)
 
+    def compared(self, arrays):
+        """The result arrays checked across implementations: all of them."""
+        return arrays
+
+    def record(self):
+        """What the JSON file says about this case."""
+        return {"op": self.op, "layer": self.describe(), "note": self.note, "x": self.x,
+                "w": self.w, "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "groups": self.groups}
+
     def make_inputs(self, dtype, direction, seed=0):
         """Fresh random inputs as a dict of C-contiguous arrays of `dtype`:
         x, plus w and b for conv, plus gy (the upstream gradient) for fwd+bwd."""
@@ -205,12 +219,15 @@ QUICK_CASES = (
     adaptive_max("q-adaptivemax", (4, 16, 28, 28), 7),
 )
 
-ALL_CASES = DEFAULT_CASES + OP_CASES + QUICK_CASES
+# Whole networks (nets.py), measured with --nets and in the default run when
+# torch is installed.
+ALL_CASES = DEFAULT_CASES + OP_CASES + QUICK_CASES + NET_CASES + QUICK_NET_CASES
 
 
 def required_ops(case):
-    """Names every implementation must provide to run `case` (both directions)."""
-    return (case.op, case.op + "_backward")
+    """Names every implementation must provide to run `case` (both directions;
+    a network needs only fastconv.nn)."""
+    return () if case.kind == "net" else (case.op, case.op + "_backward")
 
 
 def available(case):
@@ -220,11 +237,11 @@ def available(case):
     return all(hasattr(fastconv, op) and hasattr(reference, op) for op in required_ops(case))
 
 
-def select(patterns=None, quick=False):
-    """(cases, notices): the default (or quick) set, or the cases whose name
-    matches one of `patterns` (fnmatch globs, e.g. "mid", "*pool*"), among
-    every known case; cases whose ops this fastconv lacks are dropped with a
-    one-line notice.  Unknown names raise ValueError."""
+def select(patterns=None, quick=False, defaults=None):
+    """(cases, notices): `defaults` (else the default or quick op cases), or
+    the cases whose name matches one of `patterns` (fnmatch globs, e.g. "mid",
+    "*pool*"), among every known case; cases whose ops this fastconv lacks are
+    dropped with a one-line notice.  Unknown names raise ValueError."""
     if patterns:
         chosen = []
         for pat in patterns:
@@ -234,7 +251,8 @@ def select(patterns=None, quick=False):
                                  + ", ".join(c.name for c in ALL_CASES))
             chosen += [c for c in hits if c not in chosen]
     else:
-        chosen = list(QUICK_CASES if quick else DEFAULT_CASES)
+        chosen = list(defaults if defaults is not None
+                      else QUICK_CASES if quick else DEFAULT_CASES)
     missing = [c for c in chosen if not available(c)]
     notices = []
     if missing:

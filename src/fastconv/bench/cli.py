@@ -19,6 +19,7 @@ import os
 import signal
 import site
 import sys
+from typing import NamedTuple
 
 from . import cases as case_table
 from . import impls as impl_table
@@ -82,8 +83,15 @@ def build_parser():
     p.add_argument("--cases", type=_cases, default=None, metavar="NAMES",
                    help="comma-separated case names or globs (e.g. mid,deep or '*pool*'); "
                         "see --list")
-    p.add_argument("--direction", default="fwd,fwd+bwd", metavar="PASSES",
-                   help="fwd, fwd+bwd or both comma-separated (default: both)")
+    p.add_argument("--nets", action="store_true",
+                   help="measure whole networks: a training step and an inference forward "
+                        "of fastconv.nn models (SimpleConvNet, VGG-style, MobileNet-style, "
+                        "ResNet) against their torch.nn twins; only them unless --cases "
+                        "names others (the default run adds them when torch is installed)")
+    p.add_argument("--direction", default="both", metavar="PASSES",
+                   help="comma-separated passes: fwd, fwd+bwd (ops), infer, train, fused "
+                        "(networks; fused = inference of nn.fuse's copy against "
+                        "torch.fx's fuse), or both: fwd, fwd+bwd, infer and train (default)")
     p.add_argument("--impls", default=",".join(impl_table.IMPL_NAMES), metavar="NAMES",
                    help="implementations to time (default: fastconv,reference,torch,jax,"
                         "onnxruntime,tensorflow; the last four only when installed; fastconv "
@@ -109,15 +117,68 @@ def build_parser():
     return p
 
 
+class Phase(NamedTuple):
+    """Cases of one kind ("ops" or "nets") with the passes and implementations
+    they are measured in; one table per phase and thread count."""
+    kind: str
+    cases: list
+    directions: list
+    impls: list
+
+
+PASSES = {"ops": case_table.DIRECTIONS,
+          "nets": case_table.NET_DIRECTIONS + case_table.NET_EXTRA_DIRECTIONS}
+# "both" (the default): every pass but the extra ones, measured when named.
+DEFAULT_PASSES = case_table.DIRECTIONS + case_table.NET_DIRECTIONS
+# Whole networks run on fastconv.nn and torch.nn only (nets.py).
+NET_IMPLS = ("fastconv", "torch")
+
+
+def _default_cases(args, impls, notices):
+    """The op cases (unless --nets), and the network cases with --nets or
+    when torch is measured."""
+    chosen = [] if args.nets else list(case_table.QUICK_CASES if args.quick
+                                       else case_table.DEFAULT_CASES)
+    if args.nets or any(impl.name == "torch" for impl in impls):
+        chosen += case_table.QUICK_NET_CASES if args.quick else case_table.NET_CASES
+    else:
+        notices.append("network cases (--nets) left out: torch is not measured")
+    return chosen
+
+
+def _phases(cases, directions, impls, notices):
+    phases = []
+    for kind, passes in PASSES.items():
+        mine = [c for c in cases if (c.kind == "net") == (kind == "nets")]
+        wanted = [d for d in directions if d in passes]
+        if mine and not wanted:
+            notices.append(f"--direction names no pass of the {kind} cases "
+                           f"({', '.join(passes)}): they are left out")
+        if not (mine and wanted):
+            continue
+        if kind == "nets":
+            left_out = [i.name for i in impls if i.name not in NET_IMPLS]
+            impls = [i for i in impls if i.name in NET_IMPLS]
+            if left_out:
+                notices.append(f"no network rows for {', '.join(left_out)} (networks run on "
+                               "fastconv.nn and torch.nn only)")
+            if "torch" not in [i.name for i in impls]:
+                notices.append("torch is not measured: the network rows have no torch column")
+        phases.append(Phase(kind, mine, wanted, impls))
+    return phases
+
+
 def _resolve(args, parser):
     dtypes = _list(args.dtype.replace("both", "float32,float64"))
     bad = [d for d in dtypes if d not in case_table.DTYPES]
     if bad or not dtypes:
         parser.error(f"--dtype: choose float32, float64 or both, got {args.dtype!r}")
-    directions = _list(args.direction.replace("both", "fwd,fwd+bwd"))
-    bad = [d for d in directions if d not in case_table.DIRECTIONS]
+    every_pass = [d for passes in PASSES.values() for d in passes]
+    directions = _list(args.direction.replace("both", ",".join(DEFAULT_PASSES)))
+    bad = [d for d in directions if d not in every_pass]
     if bad or not directions:
-        parser.error(f"--direction: choose fwd, fwd+bwd or both, got {args.direction!r}")
+        parser.error(f"--direction: choose from {', '.join(every_pass)} or both, "
+                     f"got {args.direction!r}")
     names = _list(args.impls)
     bad = [n for n in names if n not in impl_table.IMPL_NAMES]
     if bad:
@@ -133,15 +194,16 @@ def _resolve(args, parser):
         else:
             notices.append(f"{name} is not installed: its column is left out")
     try:
-        cases, case_notices = case_table.select(_list(args.cases) if args.cases else None,
-                                                quick=args.quick)
+        cases, case_notices = case_table.select(
+            _list(args.cases) if args.cases else None, quick=args.quick,
+            defaults=None if args.cases else _default_cases(args, impls, notices))
     except ValueError as exc:
         parser.error(str(exc))
     notices += case_notices
-    if not cases:
-        parser.error("no case left to run" + (f" ({'; '.join(case_notices)})"
-                                              if case_notices else ""))
-    return dtypes, directions, impls, cases, notices
+    phases = _phases(cases, directions, impls, notices)
+    if not phases:
+        parser.error("no case left to run" + (f" ({'; '.join(notices)})" if notices else ""))
+    return dtypes, phases, notices
 
 
 def _settings(args):
@@ -191,40 +253,44 @@ def _stdout(line):
     print(line, flush=True)
 
 
-def _measure(args, thread_counts, cases, dtypes, directions, impls, printer):
-    """Every thread count's run record, streamed through `printer`; on
-    Ctrl-C/SIGTERM, the runs so far (the last one incomplete) and the signal."""
+def _measure(args, thread_counts, phases, dtypes, printers):
+    """Every (thread count, phase)'s run record, streamed through its
+    phase's printer; on Ctrl-C/SIGTERM, the runs so far (the last one
+    incomplete) and the signal."""
     settings = _settings(args)
     runs, stopped = [], None
     for threads in thread_counts:
-        if args.in_process:
-            note = f"measured in this process (--in-process); {timing.configure_malloc()}"
-        else:
-            note = ("each implementation measured in its own worker process started with the "
-                    "thread and malloc environment below (freed memory stays mapped and is "
-                    "reused, so no implementation pays first-touch page faults after the "
-                    "warm-up)")
-        session = runner.Session(impls, threads, settings, env=_worker_env(threads),
-                                 in_process=args.in_process)
-        begun = False
-        try:
-            run = session.start(dtypes, len(cases) * len(dtypes) * len(directions) * len(impls),
-                                note)
-            runs.append(run)
-            printer.begin(run)
-            begun = True
-            for cell in session.cells(cases, dtypes, directions):
-                printer.cell(cell)
-            session.finish()
-        except (Stopped, KeyboardInterrupt) as exc:
-            _hold_signals()
-            stopped = getattr(exc, "signum", signal.SIGINT)
-        finally:
-            session.close()
-        if begun:
-            printer.end(session.run)
-        if stopped:
-            break
+        for phase, printer in zip(phases, printers):
+            if args.in_process:
+                note = f"measured in this process (--in-process); {timing.configure_malloc()}"
+            else:
+                note = ("each implementation measured in its own worker process started with "
+                        "the thread and malloc environment below (freed memory stays mapped "
+                        "and is reused, so no implementation pays first-touch page faults "
+                        "after the warm-up)")
+            session = runner.Session(phase.impls, threads, settings, env=_worker_env(threads),
+                                     in_process=args.in_process)
+            begun = False
+            try:
+                run = session.start(dtypes, len(phase.cases) * len(dtypes)
+                                    * len(phase.directions) * len(phase.impls), note,
+                                    limits=phase.kind == "ops")
+                run["kind"] = phase.kind
+                runs.append(run)
+                printer.begin(run)
+                begun = True
+                for cell in session.cells(phase.cases, dtypes, phase.directions):
+                    printer.cell(cell)
+                session.finish()
+            except (Stopped, KeyboardInterrupt) as exc:
+                _hold_signals()
+                stopped = getattr(exc, "signum", signal.SIGINT)
+            finally:
+                session.close()
+            if begun:
+                printer.end(session.run)
+            if stopped:
+                return runs, stopped
     return runs, stopped
 
 
@@ -241,14 +307,18 @@ def main(argv=None):
     if args.list:
         import fastconv  # noqa: F401 - fail early and loudly if not built
         for title, group in (("default", case_table.DEFAULT_CASES),
-                             ("--quick", case_table.QUICK_CASES)):
+                             ("--quick", case_table.QUICK_CASES),
+                             ("other ops' (--cases NAME)", case_table.OP_CASES),
+                             ("network (--nets; the default run when torch is installed)",
+                              case_table.NET_CASES),
+                             ("--quick network", case_table.QUICK_NET_CASES)):
             print(f"{title} cases:")
             for c in group:
                 state = "" if case_table.available(c) else "  [not available in this build]"
                 print(f"  {c.name:<13} {c.describe():<40} {c.note}{state}")
         return 0
 
-    dtypes, directions, impls, cases, notices = _resolve(args, parser)
+    dtypes, phases, notices = _resolve(args, parser)
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         problem = path and report.check_writable(path, option)
         if problem:  # fail now, not after minutes of measuring
@@ -258,20 +328,23 @@ def main(argv=None):
 
     import fastconv
     thread_counts = args.threads or [fastconv.get_num_threads()]
-    cells = len(cases) * len(dtypes) * len(directions)
-    print(f"fastconv.bench: {cells} cells ({len(cases)} cases x {len(directions)} passes x "
-          f"{len(dtypes)} dtypes) x {len(impls)} implementations at "
-          f"{'/'.join(map(str, thread_counts))} thread(s)"
-          + ("" if args.in_process else "; one worker process per implementation"),
-          file=sys.stderr, flush=True)
+    for phase in phases:
+        cells = len(phase.cases) * len(dtypes) * len(phase.directions)
+        print(f"fastconv.bench: {phase.kind}: {cells} cells ({len(phase.cases)} cases x "
+              f"{len(phase.directions)} passes x {len(dtypes)} dtypes) x "
+              f"{len(phase.impls)} implementations at "
+              f"{'/'.join(map(str, thread_counts))} thread(s)"
+              + ("" if args.in_process else "; one worker process per implementation"),
+              file=sys.stderr, flush=True)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        printer = report.Printer(_stdout, cases, notices)
-        runs, stopped = _measure(args, thread_counts, cases, dtypes, directions, impls,
-                                 printer)
-        printer.legend()
-        return _save(args, argv, runs, cases, notices, stopped)
+        printers = [report.Printer(_stdout, phase.cases, notices if not i else ())
+                    for i, phase in enumerate(phases)]
+        runs, stopped = _measure(args, thread_counts, phases, dtypes, printers)
+        printers[0].legend()
+        return _save(args, argv, runs, [c for p in phases for c in p.cases], notices,
+                     stopped)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -282,9 +355,7 @@ def _save(args, argv, runs, cases, notices, stopped):
     doc = {"schema": "fastconv.bench/1", "argv": argv, "quick": args.quick,
            "complete": not stopped and all(r["complete"] for r in runs),
            "notices": notices, "runs": runs,
-           "cases": {c.name: {"op": c.op, "layer": c.describe(), "note": c.note,
-                              "x": c.x, "w": c.w, "kernel": c.kernel, "stride": c.stride,
-                              "padding": c.padding, "groups": c.groups} for c in cases}}
+           "cases": {c.name: c.record() for c in cases}}
     status = 128 + stopped if stopped else 0
     if stopped:
         print(f"fastconv.bench: stopped by {signal.Signals(stopped).name}; "

@@ -26,6 +26,10 @@ PyTorch op (torchvision's CPU build does not install beside this torch): its
 torch column is deform_conv2d_torch below, the same algorithm in torch ops,
 differentiated by autograd.
 
+Network cases (nets.py, op "net") run a training step ("train") and an
+inference forward ("infer") of a fastconv.nn model and of its torch.nn twin;
+the plain-NumPy reference and the other libraries have no network column.
+
 Each adapter runs in a worker process of its own (worker.py); `preload`
 names modules it imports first, `extra_env(threads)` (optional) variables its
 worker starts with, `directions` (optional) the passes it can run,
@@ -37,8 +41,11 @@ import importlib.util
 
 import numpy as np
 
+from . import nets
+
 IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
-DIRECTIONS = ("fwd", "fwd+bwd")   # what an adapter runs unless it says otherwise
+# what an adapter runs unless it says otherwise
+DIRECTIONS = ("fwd", "fwd+bwd") + nets.NET_DIRECTIONS + nets.NET_EXTRA_DIRECTIONS
 
 
 def to_numpy(out):
@@ -89,10 +96,18 @@ class NumpyImpl:
         fastconv.set_num_threads(n)
         return set_blas_threads(n)
 
+    def unsupported(self, case, dtype):
+        if case.kind == "net" and self.name != "fastconv":
+            return f"no network column for {self.name} (a step of its plain-NumPy layers " \
+                   "takes seconds)"
+        return None
+
     def convert(self, inputs):
-        return inputs
+        return nets.fastconv_state(inputs) if "model" in inputs else inputs
 
     def call(self, case, direction):
+        if case.op == "net":
+            return nets.fastconv_pass(direction)
         m = self.module
         s, p = case.stride, case.padding
         if case.op == "conv2d":
@@ -193,9 +208,13 @@ class TorchImpl(OptionalLibrary):
 
     def convert(self, inputs):
         import torch
+        if "model" in inputs:
+            return nets.torch_state(inputs)
         return {k: torch.from_numpy(v) for k, v in inputs.items()}
 
     def call(self, case, direction):
+        if case.op == "net":
+            return nets.torch_pass(direction)
         import torch
         import torch.nn.functional as F
         aten = torch.ops.aten

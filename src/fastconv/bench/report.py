@@ -35,8 +35,10 @@ def rate(cell, run, impl="fastconv"):
         return gflops, "GFLOP/s", (100 * gflops / limit if limit else None)
     if cell["bytes"]:
         gbps = cell["bytes"] / t / 1e9
-        limit = run.get("copy", {}).get("gbps")
+        limit = (run.get("copy") or {}).get("gbps")
         return gbps, "GB/s", (100 * gbps / limit if limit else None)
+    if cell.get("images"):
+        return cell["images"] / t, "img/s", None
     return None, "", None
 
 
@@ -98,7 +100,8 @@ def header_lines(run, notices=()):
     set_env = {k: v for k, v in env["env"].items() if v}
     s = run["settings"]
     lines = [
-        f"fastconv.bench: {', '.join(IMPL_LABELS[i] for i in run['impls'])} "
+        f"fastconv.bench{' networks' if run.get('kind') == 'nets' else ''}: "
+        f"{', '.join(IMPL_LABELS[i] for i in run['impls'])} "
         f"at {n} thread{'s' if n != 1 else ''}",
         f"  date      {env['date_utc']} UTC",
         f"  machine   {env['cpu']}; {env['logical_cpus']} logical CPUs "
@@ -119,15 +122,19 @@ def header_lines(run, notices=()):
         f"max {s['max_repeats']}), taken in {s.get('rounds', 1)} interleaved round(s), each "
         f"after a {s.get('pause_s', 0):g} s idle pause and 1 warm-up call; every "
         "implementation gets the same inputs",
-        "  limits    GEMM (best of np.matmul and fastconv's GEMM, " + ", ".join(
-            f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s [numpy {g.get('numpy_gflops', 0):.0f}, "
-            f"fastconv {g.get('fastconv_gflops', 0):.0f}]" for d, g in run["gemm"].items())
-        + f"); memory copy (np.copyto {run['copy']['nbytes'] >> 20} MiB): "
-        f"{run['copy']['gbps']:.1f} GB/s; medians measured before the cases (again after "
-        "them: see below the table)",
     ]
+    if run["gemm"]:
+        lines.append(
+            "  limits    GEMM (best of np.matmul and fastconv's GEMM, " + ", ".join(
+                f"{g['n']}^3 {d}: {g['gflops']:.1f} GFLOP/s [numpy "
+                f"{g.get('numpy_gflops', 0):.0f}, fastconv {g.get('fastconv_gflops', 0):.0f}]"
+                for d, g in run["gemm"].items())
+            + f"); memory copy (np.copyto {run['copy']['nbytes'] >> 20} MiB): "
+            f"{run['copy']['gbps']:.1f} GB/s; medians measured before the cases (again after "
+            "them: see below the table)")
     if run.get("omp_wait_policy"):
-        lines.insert(-2, "  OpenMP    each implementation in its own process, wait policy "
+        lines.insert(-2 if run["gemm"] else -1,
+                     "  OpenMP    each implementation in its own process, wait policy "
                      + "; ".join(f"{k}: {v}" for k, v in run["omp_wait_policy"].items()))
     lines += [f"  NOTE      {text}" for text in notices]
     return lines
@@ -165,7 +172,8 @@ class Table:
             row.append("error" if "error" in stats else format_seconds(stats.get("median")))
         row += [_fmt_x(speedup(c, o)) for o in self.others]
         value, unit, pct = rate(c, self.run)
-        row.append("-" if value is None else f"{value:.3g} {unit}")
+        row.append("-" if value is None else f"{value:.3g} {unit}" if value < 100
+                   else f"{value:.0f} {unit}")
         row.append("-" if pct is None else f"{pct:.0f}%")
         spread = noise(c)
         row.append("-" if spread is None else f"{100 * spread:.0f}%")
@@ -227,6 +235,11 @@ LEGEND = [
     "backward op on a given upstream gradient; torch backward calls the ATen",
     "  backward ops directly (no autograd).  Every implementation's result is checked "
     "against the reference (else fastconv) before it is timed.",
+    "  network rows (--nets): train = one training step (zero_grad, forward, "
+    "CrossEntropyLoss, backward, SGD momentum 0.9 step) of fastconv.nn vs torch.nn",
+    "  (autograd) with the same weights; infer = one eval-mode forward under no_grad; "
+    "fastconv rate = images per second; the first step's loss and every",
+    "  gradient, and the inference output, are checked against fastconv's before timing.",
 ]
 
 

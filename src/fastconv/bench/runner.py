@@ -152,6 +152,13 @@ def format_seconds(t):
     return f"{t * 1e6:.3g} us"
 
 
+def _judge(replies, direction):
+    """Whose result the others' must match: the reference's, else fastconv's
+    (the reference runs no network)."""
+    ran = lambda name: "fingerprint" in replies.get(name, {}).get(direction, {})  # noqa: E731
+    return "reference" if ran("reference") else "fastconv"
+
+
 class Session:
     """The workers of one thread count and the run record they fill.
 
@@ -169,8 +176,11 @@ class Session:
         self.report = lambda text: None
 
     # -- lifecycle -------------------------------------------------------
-    def start(self, dtypes, n_measurements, process_note):
-        steps = 2 * (len(dtypes) + 1) + n_measurements
+    def start(self, dtypes, n_measurements, process_note, limits=True):
+        """Start the workers and measure the machine's limits (GEMM rate and
+        memory bandwidth, the yardsticks of the op rows; not with
+        limits=False)."""
+        steps = (2 * (len(dtypes) + 1) if limits else 0) + n_measurements
         if self.progress:
             self.report = Progress(steps)
         for impl in self.impls:
@@ -183,7 +193,7 @@ class Session:
         env["versions"] = {name: info["version"] for name, info in infos.items()}
         for info in infos.values():   # e.g. torch_threads, torch_mkldnn
             env.update({k: v for k, v in info["environment"].items() if k.startswith("torch")})
-        limits = self._limits(dtypes, "start")
+        limits = self._limits(dtypes, "start") if limits else {"gemm": {}, "copy": None}
         s = self.s
         self.run = {
             "threads": self.threads, "environment": env, "process": process_note,
@@ -203,8 +213,9 @@ class Session:
         """The limits measured again after the cases (kept beside the first:
         a large drift means the machine's load changed), and the record
         marked complete."""
-        limits = self._limits(list(self.run["gemm"]), "end")
-        self.run["gemm_end"], self.run["copy_end"] = limits["gemm"], limits["copy"]
+        if self.run["gemm"]:
+            limits = self._limits(list(self.run["gemm"]), "end")
+            self.run["gemm_end"], self.run["copy_end"] = limits["gemm"], limits["copy"]
         self.run["environment"]["loadavg"] = (list(os.getloadavg())
                                               if hasattr(os, "getloadavg") else None)
         self.run["complete"] = True
@@ -246,12 +257,12 @@ class Session:
         got = {impl.name: self._call(impl.name, "prepare", case=case.name, dtype=dtype,
                                      directions=directions, seed=self.s["seed"])
                for impl in self.impls}
-        judge = "reference" if "reference" in got else "fastconv"
         status, skipped = {}, {}
         for name, reply in got.items():
             status[name], skipped[name] = {}, {}
             for d in directions:
                 mine = reply.get(d, reply)
+                judge = _judge(got, d)
                 want = got[judge].get(d, {})
                 if "unsupported" in mine:
                     skipped[name][d] = mine["unsupported"]
@@ -298,6 +309,7 @@ class Session:
                     cell = {"case": case.name, "op": case.op, "layer": case.describe(),
                             "direction": direction, "dtype": dtype,
                             "flops": case.flops(direction),
+                            "images": getattr(case, "images", None),
                             "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
                             "impls": {}}
                     for impl in self.impls:

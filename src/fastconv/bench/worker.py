@@ -108,7 +108,7 @@ class Worker:
                 result = self.impl.call(self.case, direction)(self.inputs)
                 arrays = (self.impl.outputs(self.case, direction, result)
                           if hasattr(self.impl, "outputs") else impl_table.to_numpy(result))
-                out[direction] = {"fingerprint": fingerprint(arrays)}
+                out[direction] = {"fingerprint": fingerprint(self.case.compared(arrays))}
             except Exception as exc:  # noqa: BLE001 - reported in the table
                 out[direction] = {"error": f"{type(exc).__name__}: {exc}"}
             result = None

@@ -9,7 +9,9 @@ backward ACCUMULATES into until ``zero_grad()``), ``parameters()`` yielding
 ``set_backend()``. Parameter names, shapes and default initialisation are
 PyTorch's. See :mod:`fastconv.nn.module` for the rules of the pending-forward
 caches (a layer may be used several times before backward; run inference
-under ``no_grad()``).
+under ``no_grad()``). ``fuse(model)`` returns an inference-only copy with
+each convolution + BatchNorm folded into one convolution and ReLU applied in
+place (:mod:`fastconv.nn.fuse`).
 """
 from . import init, utils
 from ._summary import ModelSummary, summary
@@ -20,6 +22,7 @@ from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, Conv
 from .deform_conv import DeformConv2d
 from .dropout import Dropout
 from .flatten import Flatten
+from .fuse import FusedConv, fuse
 from .linear import Identity, Linear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
@@ -42,5 +45,5 @@ __all__ = [
     "Dropout", "ReLU", "LeakyReLU", "PReLU", "RReLU", "ELU", "GELU", "SiLU", "Sigmoid",
     "Tanh", "Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "BCELoss",
     "BCEWithLogitsLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "init", "utils", "summary",
-    "ModelSummary",
+    "ModelSummary", "fuse", "FusedConv",
 ]
