@@ -49,7 +49,9 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     as their own column matrices (``pointwise``), and for "flipped_conv" the
     plan of the convolution it runs (``via``).  ``print(plan)`` shows it in
     a few lines.  The plan depends on the shapes, the dtype and
-    fastconv.get_num_threads(), never on the values.
+    fastconv.get_num_threads(), and on the values in one way only: Winograd
+    runs only on values its transforms keep finite (no inf or NaN, products
+    far from the dtype's overflow), the direct sum on any others.
 
     Raises ValueError for an op name that is not a convolution (the other
     ops have one algorithm each), and whatever the op raises for its

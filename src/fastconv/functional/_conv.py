@@ -271,7 +271,7 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
     x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
                                               padding, dilation, groups)
     plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], win, groups,
-                           x.dtype)
+                           x.dtype, operands=(x, w))
     if explain:
         return plan
     return conv_forward(x, w, b, win, groups, op, plan)
@@ -284,8 +284,8 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
                                               padding, dilation, groups, grad_output)
     sizes = (x.shape[0], x.shape[1], w.shape[0], win, groups, x.dtype)
-    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes),
-             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes, operands=(g, w)),
+             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes, operands=(x, g)))
     if explain:
         return plans
     grad_weight = conv_grad_weight(x, g, w, win, groups, plans[1])
