@@ -291,3 +291,24 @@ def test_conv_transpose_with_inf_matches_the_direct_sum():
     want = reference.conv_transpose2d(x.astype(np.float64), w.astype(np.float64), padding=1)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+
+
+@pytest.mark.parametrize("value", ["disable", "2", "none"])
+def test_an_unknown_winograd_switch_value_is_refused_at_import(value):
+    """A typo (FASTCONV_WINOGRAD=disable) must not silently leave Winograd
+    on: the import fails naming the variable and the accepted values, as
+    FASTCONV_SIMD's unknown values do."""
+    import subprocess
+    import sys
+    env = dict(os.environ, FASTCONV_WINOGRAD=value)
+    run = subprocess.run([sys.executable, "-c", "import fastconv"], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"FASTCONV_WINOGRAD={value!r}" in run.stderr and "'off'" in run.stderr
+
+
+@pytest.mark.parametrize("value, on", [("", True), (" ON ", True), ("yes", True),
+                                       ("False", False), ("no", False)])
+def test_winograd_switch_values(value, on, monkeypatch):
+    monkeypatch.setenv("FASTCONV_WINOGRAD", value)
+    assert _plan._env_switch("FASTCONV_WINOGRAD") is on
