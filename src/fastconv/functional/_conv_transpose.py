@@ -78,7 +78,7 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
                            operands=(x, w))
     if explain:
         return plan
-    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan)
+    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan, op)
     if b is not None and y.size:
         y += b.reshape((c_out,) + (1,) * nd)
     return y
@@ -99,7 +99,7 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
     if explain:
         return plans
     grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
-    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1])
+    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1], op)
     return grad_input, grad_weight, bias_grad(g)
 
 
