@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -190,7 +190,7 @@ def max_abs(a: np.ndarray) -> float:
     return max(float(a.max()), -float(a.min())) if a.size else 0.0
 
 
-def winograd_in_range(operands, terms: int, dtype) -> bool:
+def winograd_in_range(operands: Tuple[np.ndarray, np.ndarray], terms: int, dtype) -> bool:
     """Whether Winograd's transforms of `operands` (the pass's two arrays
     whose products it sums, `terms` products per result) stay finite: both
     finite, neither's transform overflowing, and WINOGRAD_GROWTH * terms
@@ -254,7 +254,8 @@ def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) 
 
 def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, groups: int,
               dtype, threads: Optional[int] = None,
-              algorithm: Optional[str] = None, operands=None) -> ConvPlan:
+              algorithm: Optional[str] = None,
+              operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> ConvPlan:
     """The plan of one pass of a validated convolution: `computes` (OUTPUT,
     GRAD_INPUT or GRAD_WEIGHT) of a conv of `batch` images of `c_in`
     channels into `c_out` channels over window `win` with `groups` groups,
