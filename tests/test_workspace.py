@@ -238,3 +238,44 @@ def test_out_of_memory_under_an_address_space_limit_names_the_op():
                          timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert out.stdout.startswith("conv_transpose2d: not enough memory"), out
     assert "bytes" in out.stdout
+
+
+# ------------------------------------------------ bounded within a call
+
+def test_the_issues_transposed_conv_plans_bounded_scratch():
+    """conv_transpose2d on (4, 64, 256, 256), 4x4 stride 2 needed 526 MiB of
+    scratch (two threads' whole column matrices of one image); its columns
+    are now built a block of channels at a time, near CHUNK_SCRATCH_BYTES.
+    (explain only: the call itself is too slow for the suite.)"""
+    from fastconv.functional import _plan
+    x = np.zeros((4, 64, 256, 256), np.float32)
+    w = np.zeros((64, 64, 4, 4), np.float32)
+    plan = fastconv.explain("conv_transpose2d", x, w, stride=2, padding=1)
+    assert plan.algorithm == _plan.GEMM_COL2IM and plan.channels_per_call < 64
+    assert plan.workspace * 4 <= 2 * _plan.CHUNK_SCRATCH_BYTES
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_data_gradient_in_channel_blocks_matches_the_reference(monkeypatch, groups, dtype):
+    """With a tiny scratch budget the GEMM + col2im data gradient runs one
+    image, one group and a block of input channels per kernel call; the
+    transposed conv (whose output it computes) and a strided conv's
+    grad_input still equal the reference's."""
+    from fastconv.functional import _plan
+    monkeypatch.setattr(_plan, "CHUNK_SCRATCH_BYTES", 1 << 14)
+    rng = np.random.default_rng(4)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    x = rng.standard_normal((3, 6, 9, 11)).astype(dtype)
+    w = rng.standard_normal((6, 4 // groups, 4, 4)).astype(dtype)   # 4 output channels
+    plan = fastconv.explain("conv_transpose2d", x, w, stride=2, groups=groups)
+    assert plan.channels_per_call is not None and plan.channels_per_call < w.shape[1]
+    np.testing.assert_allclose(fastconv.conv_transpose2d(x, w, stride=2, groups=groups),
+                               reference.conv_transpose2d(x, w, stride=2, groups=groups), **tol)
+    wc = rng.standard_normal((4, 6 // groups, 3, 3)).astype(dtype)
+    gy = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    assert fastconv.explain("conv2d_backward", gy, x, wc, stride=2, padding=1,
+                            groups=groups)[0].channels_per_call is not None
+    np.testing.assert_allclose(
+        fastconv.conv2d_backward(gy, x, wc, stride=2, padding=1, groups=groups)[0],
+        reference.conv2d_backward(gy, x, wc, stride=2, padding=1, groups=groups)[0], **tol)

@@ -210,12 +210,33 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
     cols = _workspace.scratch("cols", (plan.workspace,), gout.dtype, op,
-                              "one image's column matrix (channels, kernel size, image "
-                              "size) times the threads")
-    _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
-                            grad_input.reshape(-1), cols,
-                            plan.threads, threads_over_images=plan.threads_over_images)
+                              "the column matrix of one image (channels, kernel size and "
+                              "image size) times the threads")
+    if plan.channels_per_call is None:
+        _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
+                                grad_input.reshape(-1), cols,
+                                plan.threads, threads_over_images=plan.threads_over_images)
+    else:
+        _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols)
     return grad_input
+
+
+def _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols):
+    """GEMM + col2im for one image, one group and plan.channels_per_call of
+    its input channels per kernel call: a channel's gradient needs only its
+    own rows of the columns, so `cols` holds a block's."""
+    c_out_group, c_in_group = w.shape[0] // groups, w.shape[1]
+    for g in range(groups):
+        outs = slice(g * c_out_group, (g + 1) * c_out_group)
+        for c0 in range(0, c_in_group, plan.channels_per_call):
+            c1 = min(c0 + plan.channels_per_call, c_in_group)
+            w_block = np.ascontiguousarray(w[outs, c0:c1])
+            geom = win.kernel_geometry(c1 - c0)
+            for b in range(gout.shape[0]):
+                _kernels.conv_data_grad(
+                    gout[b, outs].reshape(-1), 1, geom, 1, w_block.reshape(-1), c_out_group,
+                    grad_input[b, g * c_in_group + c0:g * c_in_group + c1].reshape(-1), cols,
+                    plan.threads, threads_over_images=False)
 
 
 def _flipped_weight(w, groups):

@@ -131,6 +131,11 @@ class ConvPlan:
     pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
         themselves as its column matrix.
     via: for FLIPPED_CONV, the plan of the convolution it runs.
+    channels_per_call: for GEMM_COL2IM, input channels whose columns one
+        kernel call builds when one image's whole column matrix would pass
+        CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
+        of channels: each input channel's gradient needs only its own rows
+        of the columns); None: every channel of a chunk of images at once.
     """
     computes: str
     algorithm: str
@@ -143,6 +148,7 @@ class ConvPlan:
     stream_stores: bool = False
     pointwise: bool = False
     via: Optional[ConvPlan] = field(default=None)
+    channels_per_call: Optional[int] = None
 
     def __str__(self):
         """A few readable lines (repr() has every field)."""
@@ -416,9 +422,18 @@ def _plan_grad_input(call, forced):
                         dtype, threads, operands=call.operands)
         return call.plan(algorithm, reason, via.workspace, chunk=via.chunk, via=via)
     if algorithm == GEMM_COL2IM:
-        return call.plan(algorithm, reason, _kernels.conv_data_grad_workspace_size(
-            dtype.char, win.kernel_geometry(call.c_in), threads),
-            threads_over_images=call.threads_over_images())
+        def scratch(channels):
+            return _kernels.conv_data_grad_workspace_size(
+                dtype.char, win.kernel_geometry(channels), threads)
+        if scratch(call.c_in) * dtype.itemsize <= CHUNK_SCRATCH_BYTES:
+            return call.plan(algorithm, reason, scratch(call.c_in),
+                             threads_over_images=call.threads_over_images())
+        # Blocks of channels whose columns stay near CHUNK_SCRATCH_BYTES.
+        per_channel = (scratch(2) - scratch(1)) * dtype.itemsize
+        block = max(1, min(call.c_in_group, CHUNK_SCRATCH_BYTES // max(1, per_channel)))
+        return call.plan(algorithm, reason + f"; one image's columns past "
+                         f"{CHUNK_SCRATCH_BYTES >> 20} MiB: {block} channels at a time",
+                         scratch(block), chunk=1, channels_per_call=block)
     return call.plan(algorithm, reason)
 
 
