@@ -4,10 +4,10 @@ Freshly mapped memory is slow to touch on the first pass (page faults), so
 scratch buffers live on across calls, with three limits:
 
 * Bounded.  Each Python thread keeps at most KEEP_BYTES of them.  A call that
-  needs more (one image's column matrix of a huge transposed conv) gets its
-  buffer for that call only, freed when the call returns: its page faults
-  are small next to the work of a call that size.  Within a call, the plans
-  chunk the batch (functional/_plan.py), so scratch never grows with it.
+  needs more gets its buffer for that call only, freed when the call
+  returns: its page faults are small next to the work of a call that size.
+  Within a call, the plans chunk the batch and large column matrices
+  (functional/_plan.py), so scratch grows with neither.
 * Releasable.  release_workspace() drops every thread's kept buffers.
 * Re-entrant.  A buffer is handed out again only when no array from its
   last hand-out is alive.  An op run by a signal handler, a gc callback or a
