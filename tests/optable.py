@@ -535,4 +535,5 @@ BY_NAME = {op.name: op for op in ALL_OPS}
 # (gradcheck is a pure-Python test helper: it runs the user's own function.)
 # PyTorch's names for ops of the table: the same function objects.
 ALIASES = {"unfold": "im2col", "fold": "col2im"}
-NOT_OPS = {"get_num_threads", "show_config", "gradcheck", "explain", "summary", "__version__"}
+NOT_OPS = {"get_num_threads", "show_config", "release_workspace", "gradcheck", "explain",
+           "summary", "__version__"}

@@ -261,3 +261,41 @@ def test_explain_checks_arguments_as_the_op_does():
         fastconv.explain("max_pool2d", x, 2)
     with pytest.raises(ValueError, match="op_name"):
         fastconv.explain("conv4d", x, w)
+
+
+# ------------------------------------------------ Winograd's value range
+
+@needs_winograd_on
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, 1e38])
+def test_winograd_only_for_values_its_transforms_keep_finite(bad):
+    """The shapes pick Winograd; a value that could overflow its transforms
+    (inf, NaN, or a product times the growth bound past float32's max) sends
+    every pass to the direct sum, and the plan's reason says why."""
+    win = window((8, 8), (3, 3), pad=1)
+    x, w, g = np.ones((2, 16, 8, 8), np.float32), np.ones((16, 16, 3, 3), np.float32), \
+        np.ones((2, 16, 8, 8), np.float32)
+    assert plan(OUTPUT, 2, 16, 16, win, operands=(x, w)).algorithm == WINOGRAD_F2X2_3X3
+    assert plan(GRAD_WEIGHT, 2, 16, 16, win, operands=(x, g)).algorithm == WINOGRAD_F2X2_3X3
+    assert plan(GRAD_INPUT, 2, 16, 16, win, operands=(g, w)).via.algorithm == \
+        WINOGRAD_F2X2_3X3
+    x[1, 5, 2, 3] = bad
+    p = plan(OUTPUT, 2, 16, 16, win, operands=(x, w))
+    assert p.algorithm != WINOGRAD_F2X2_3X3 and "not Winograd" in p.reason
+    assert plan(GRAD_WEIGHT, 2, 16, 16, win, operands=(x, g)).algorithm != WINOGRAD_F2X2_3X3
+    g[0, 0, 0, 0] = bad
+    assert plan(GRAD_INPUT, 2, 16, 16, win, operands=(g, w)).via.algorithm != \
+        WINOGRAD_F2X2_3X3
+
+
+def test_winograd_range_bound():
+    """In range exactly while WINOGRAD_GROWTH * terms * max|a| * max|b| and
+    4 * max|a|, 4 * max|b| stay within the dtype's max."""
+    limit = float(np.finfo(np.float32).max)
+    one = np.ones(3, np.float32)
+    edge = limit / (_plan.WINOGRAD_GROWTH * 144)
+    assert _plan.winograd_in_range((one, one * np.float32(edge * 0.99)), 144, np.float32)
+    assert not _plan.winograd_in_range((one, one * np.float32(edge * 1.01)), 144, np.float32)
+    tiny = np.full(3, 1e-30, np.float32)
+    assert not _plan.winograd_in_range((np.full(3, limit / 3, np.float32), tiny), 1, np.float32)
+    assert _plan.winograd_in_range((np.empty(0, np.float32), one), 144, np.float32)
+    assert _plan.max_abs(np.array([-3.0, 2.0])) == 3.0

@@ -1,5 +1,6 @@
 """Pooling (max/avg 1-D, 2-D, 3-D and adaptive avg 2-D) against the plain-NumPy
 reference, PyTorch's rules one test each, and argument checking."""
+import itertools
 import threading
 
 import numpy as np
@@ -96,11 +97,12 @@ def test_random_configs_match_reference(seed):
     try:
         _check_max(x, nd, dict(kw, dilation=cfg["dilation"]))
     except ValueError as exc:
-        # only the geometry PyTorch cannot pool either: a window of padding only
-        assert "covers padding only" in str(exc)
+        # only a window of padding only, whose index (PyTorch's) lies past
+        # the plane: its backward refuses it
+        assert "outside the input plane" in str(exc)
         one = np.zeros((1, 1) + cfg["shape"][2:])
         assert (REF_MAX[nd][0](one, **kw, dilation=cfg["dilation"],
-                               return_indices=True)[1] < 0).any()
+                               return_indices=True)[1] >= one[0, 0].size).any()
     try:
         _check_avg(x, nd, dict(kw, count_include_pad=cfg["count_include_pad"],
                                divisor_override=cfg["divisor_override"]))
@@ -242,7 +244,7 @@ def test_divisor_override():
     np.testing.assert_allclose(fastconv.avg_pool2d(x, 2, divisor_override=3), 4 / 3)
     g = fastconv.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, divisor_override=3)
     np.testing.assert_allclose(g, 1 / 3)
-    with pytest.raises(ValueError, match="divisor_override must be a non-zero int, "
+    with pytest.raises(ValueError, match="divisor_override must be a non-zero int.*, "
                                          "got divisor_override=0"):
         fastconv.avg_pool2d(x, 2, divisor_override=0)
 
@@ -330,10 +332,62 @@ def test_index_is_never_minus_one():
     assert ((ind >= 0) & (ind < 16)).all()
 
 
-def test_window_of_padding_only_is_refused():
-    # dilation 2 steps the first window (taps -1, 1) over a 1-element input
-    with pytest.raises(ValueError, match="covers padding only"):
-        fastconv.max_pool1d(np.zeros((1, 1, 1)), 2, 1, padding=1, dilation=2)
+def _padding_only_configs():
+    """Every small geometry (padding <= kernel // 2, as the contract allows)
+    with a window that dilation steps over the whole input, per nd: the
+    window's axis sizes are tiny, the others ordinary."""
+    found = {1: [], 2: [], 3: []}
+    for n, k, s, p, d, ceil in itertools.product(range(1, 5), range(2, 4), range(1, 3),
+                                                 range(0, 2), range(2, 4), (False, True)):
+        if p > k // 2:
+            continue
+        span = n + 2 * p - d * (k - 1) - 1
+        if span < 0:
+            continue
+        starts = [o * s - p for o in range(span // s + 1 + ceil)]
+        if any(t < 0 and t + -(t // d) * d >= n for t in starts):
+            found[1].append(((n,), (k,), (s,), (p,), (d,), ceil))
+    for cfg in found[1][:6]:
+        (n,), (k,), (s,), (p,), (d,), ceil = cfg
+        found[2].append(((n, 3), (k, 2), (s, 1), (p, 1), (d, 1), ceil))   # H empty
+        found[2].append(((4, n), (2, k), (1, s), (0, p), (1, d), ceil))   # W empty
+        found[3].append(((3, n, 2), (2, k, 2), (1, s, 1), (1, p, 0), (1, d, 1), ceil))
+        found[3].append(((2, 3, n), (1, 2, k), (1, 1, s), (0, 1, p), (1, 1, d), ceil))
+    return [(nd, cfg) for nd, cfgs in found.items() for cfg in cfgs]
+
+
+@pytest.mark.parametrize("nd, cfg", _padding_only_configs())
+def test_window_of_padding_only_gives_torchs_result(nd, cfg):
+    """A window that dilation steps over the whole input has no element to
+    pick: PyTorch returns -inf and the index of its first tap at or past 0 on
+    each axis (inside the plane or past it).  fastconv and the reference
+    return the same; the backward scatters as PyTorch's where that index
+    lies inside the plane, and refuses an index past the plane (PyTorch
+    writes outside the plane there, into the next plane's gradient)."""
+    torch = pytest.importorskip("torch")
+    size, kernel, stride, padding, dilation, ceil = cfg
+    x = np.random.default_rng(0).standard_normal((2, 3) + size)
+    kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+              ceil_mode=ceil)
+    tx = torch.from_numpy(x).requires_grad_()
+    t_max = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d,
+             3: torch.nn.functional.max_pool3d}[nd]
+    ty, ti = t_max(tx, return_indices=True, **kw)
+    assert torch.isinf(ty).any()           # the case this test is about
+    y, ind = MAX[nd][0](x, return_indices=True, **kw)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(ind, ti.numpy())
+    ry, rind = REF_MAX[nd][0](x, return_indices=True, **kw)
+    np.testing.assert_array_equal(ry, y)
+    np.testing.assert_array_equal(rind, ind)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    if ind.max() < int(np.prod(size)):
+        ty.backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(MAX[nd][1](gy, ind, x.shape), tx.grad.numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    else:
+        with pytest.raises(ValueError, match="outside the input plane"):
+            MAX[nd][1](gy, ind, x.shape)
 
 
 def test_backward_validates_indices_before_writing():
@@ -568,3 +622,31 @@ def test_adaptive_matches_torch():
         t.backward(torch.from_numpy(gy))
         np.testing.assert_allclose(fastconv.adaptive_avg_pool2d_backward(gy, x.shape),
                                    xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_backward_takes_indices_of_either_byte_order(nd):
+    """Big-endian int64 indices (read from a file written elsewhere) mean the
+    same numbers: accepted and converted, as big-endian floats are."""
+    x = np.random.default_rng(0).standard_normal((2, 2) + (4,) * nd)
+    y, ind = MAX[nd][0](x, 2, return_indices=True)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    want = MAX[nd][1](gy, ind, x.shape)
+    swapped = ind.astype(ind.dtype.newbyteorder(">" if ind.dtype.byteorder != ">" else "<"))
+    np.testing.assert_array_equal(MAX[nd][1](gy.astype(">f8"), swapped, x.shape), want)
+    adaptive = {1: fastconv.adaptive_max_pool1d_backward,
+                2: fastconv.adaptive_max_pool2d_backward,
+                3: fastconv.adaptive_max_pool3d_backward}[nd]
+    np.testing.assert_array_equal(adaptive(gy, swapped, x.shape), want)
+
+
+@pytest.mark.parametrize("value", [2**63, -2**63, 2**70])
+def test_divisor_override_past_int64_is_a_value_error(value):
+    x = np.ones((1, 1, 4, 4))
+    for call in (lambda: fastconv.avg_pool2d(x, 2, divisor_override=value),
+                 lambda: fastconv.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2,
+                                                      divisor_override=value)):
+        with pytest.raises(ValueError, match=f"divisor_override={value}"):
+            call()
+    big = 2**63 - 1    # the largest the kernels take: fine
+    assert fastconv.avg_pool2d(x, 2, divisor_override=big).max() == pytest.approx(4 / big)

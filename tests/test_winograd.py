@@ -226,3 +226,90 @@ def test_winograd_switch_is_read_from_the_environment():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True).stdout.strip()
         assert out == expected, (value, out)
+
+
+# ------------------------------------------------ values beyond Winograd's range
+
+def _inf_case():
+    """One inf among ones: the direct sum gives inf at the 9 outputs that see
+    it (in all 16 output channels); Winograd's transforms would also
+    subtract inf from inf and give NaN next to them."""
+    x = np.ones((1, 16, 8, 8), np.float32)
+    x[0, 3, 4, 4] = np.inf
+    return x, np.ones((16, 16, 3, 3), np.float32)
+
+
+def _huge_case():
+    """Finite values whose Winograd transforms overflow (4 * 2e38 > float32's
+    max) although every product and sum of the direct sum is finite."""
+    return np.full((1, 16, 8, 8), 2e38, np.float32), np.full((16, 16, 3, 3), 1e-4, np.float32)
+
+
+@needs_winograd_on
+@pytest.mark.parametrize("case", [_inf_case, _huge_case])
+def test_values_beyond_winograds_range_give_the_direct_sums_result_in_every_pass(case):
+    torch = pytest.importorskip("torch")
+    x, w = case()
+    gy = np.ones((1, 16, 8, 8), np.float32)
+    assert fastconv.explain("conv2d", np.ones_like(x), w, padding=1).algorithm \
+        == _plan.WINOGRAD_F2X2_3X3   # the same shapes with tame values do run Winograd
+    tx = torch.from_numpy(x).requires_grad_()
+    tw = torch.from_numpy(w).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1)
+    ty.backward(torch.from_numpy(gy))
+    y = fastconv.conv2d(x, w, padding=1)
+    gx, gw, _ = fastconv.conv2d_backward(gy, x, w, padding=1)
+    for got, want in ((y, ty), (gx, tx.grad), (gw, tw.grad)):
+        want = want.detach().numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5)
+    assert not np.isnan(y).any()
+
+
+@needs_winograd_on
+def test_huge_values_in_grad_output_keep_the_weight_gradient_finite():
+    """The weight gradient's operands are input and grad_output: a huge
+    grad_output must send it (and the data gradient) to the direct sum."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 16, 8, 8)) * 1e-10
+    w = rng.random((16, 16, 3, 3)) * 1e-10
+    gy = np.full((2, 16, 8, 8), 1e308)    # its transforms overflow, the products do not
+    with np.errstate(over="ignore"):   # grad_bias, the sum of grad_output, is inf
+        gx, gw, _ = fastconv.conv2d_backward(gy, x, w, padding=1)
+        ref_gx, ref_gw, _ = reference.conv2d_backward(gy, x, w, padding=1)
+    assert np.isfinite(gx).all() and np.isfinite(gw).all()
+    np.testing.assert_allclose(gx, ref_gx, rtol=1e-10)
+    np.testing.assert_allclose(gw, ref_gw, rtol=1e-10)
+
+
+@needs_winograd_on
+def test_conv_transpose_with_inf_matches_the_direct_sum():
+    """A stride-1 transposed conv runs the flipped conv, Winograd included."""
+    x, w = _inf_case()
+    y = fastconv.conv_transpose2d(x, w, padding=1)
+    want = reference.conv_transpose2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+
+
+@pytest.mark.parametrize("value", ["disable", "2", "none"])
+def test_an_unknown_winograd_switch_value_is_refused_at_import(value):
+    """A typo (FASTCONV_WINOGRAD=disable) must not silently leave Winograd
+    on: the import fails naming the variable and the accepted values, as
+    FASTCONV_SIMD's unknown values do."""
+    import subprocess
+    import sys
+    env = dict(os.environ, FASTCONV_WINOGRAD=value)
+    run = subprocess.run([sys.executable, "-c", "import fastconv"], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"FASTCONV_WINOGRAD={value!r}" in run.stderr and "'off'" in run.stderr
+
+
+@pytest.mark.parametrize("value, on", [("", True), (" ON ", True), ("yes", True),
+                                       ("False", False), ("no", False)])
+def test_winograd_switch_values(value, on, monkeypatch):
+    monkeypatch.setenv("FASTCONV_WINOGRAD", value)
+    assert _plan._env_switch("FASTCONV_WINOGRAD") is on

@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 
 from . import _simd, functional  # noqa: F401  (_simd applies FASTCONV_SIMD)
 from ._config import show_config as show_config
+from ._workspace import release_workspace as release_workspace
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, reference  # noqa: E402  (after functional: nn uses it)
@@ -30,5 +31,5 @@ from ._explain import explain as explain
 from ._gradcheck import gradcheck as gradcheck
 from .nn import summary as summary
 
-__all__ = list(_functional_all) + ["show_config", "gradcheck", "explain", "summary",
-                                 "__version__"]
+__all__ = list(_functional_all) + ["show_config", "release_workspace", "gradcheck", "explain",
+                                 "summary", "__version__"]

@@ -46,10 +46,14 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     scratch elements (``workspace``), the ``threads``, whether threads take
     whole images (``threads_over_images``), whether the output is written
     with streaming stores (``stream_stores``), whether the images are read
-    as their own column matrices (``pointwise``), and for "flipped_conv" the
-    plan of the convolution it runs (``via``).  ``print(plan)`` shows it in
+    as their own column matrices (``pointwise``), for "flipped_conv" the
+    plan of the convolution it runs (``via``), and for "gemm_col2im" on
+    images whose column matrix would pass the scratch budget the input
+    channels each kernel call covers (``channels_per_call``).  ``print(plan)`` shows it in
     a few lines.  The plan depends on the shapes, the dtype and
-    fastconv.get_num_threads(), never on the values.
+    fastconv.get_num_threads(), and on the values in one way only: Winograd
+    runs only on values its transforms keep finite (no inf or NaN, products
+    far from the dtype's overflow), the direct sum on any others.
 
     Raises ValueError for an op name that is not a convolution (the other
     ops have one algorithm each), and whatever the op raises for its

@@ -125,7 +125,8 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
     c_out = w.shape[0]
     if plan is None:
         plan = _plan.plan_conv(_plan.OUTPUT, n, c_in, c_out, win, groups, x.dtype)
-    out = _workspace.aligned_empty((n, c_out, win.out_count), x.dtype)
+    out = _workspace.aligned_empty((n, c_out, win.out_count), x.dtype, op, "output",
+                                   "the batch, channel and output sizes")
     run = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
            _plan.WINOGRAD_F2X2_3X3: _output_winograd,
            _plan.GEMM_PER_IMAGE: _output_per_image,
@@ -139,7 +140,8 @@ def _output_empty_sum(plan, op, x, w, b, geom, groups, out):
 
 
 def _output_depthwise(plan, op, x, w, b, geom, groups, out):
-    ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype)
+    ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
+                            "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
                                geom, w.shape[0] // groups, out.reshape(-1), ws, plan.threads)
 
@@ -147,9 +149,7 @@ def _output_depthwise(plan, op, x, w, b, geom, groups, out):
 def _output_winograd(plan, op, x, w, b, geom, groups, out):
     """Winograd F(2x2, 3x3) into out (N, C_out, L); its scratch does not grow
     with the batch."""
-    _args.check_alloc(op, "scratch of the Winograd transforms", (plan.workspace,), x.dtype,
-                      "the channel counts")
-    ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype)
+    ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype, op, "the channel counts")
     _kernels.conv_winograd(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
                            _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, plan.threads)
 
@@ -157,9 +157,8 @@ def _output_winograd(plan, op, x, w, b, geom, groups, out):
 def _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image):
     """The implicit-GEMM kernel on images x into out (N, C_out, L): one GEMM
     per image, in place, when per_image, else the images side by side."""
-    _args.check_alloc(op, "scratch of the padded input", (plan.workspace,), x.dtype,
-                      "padding, stride and dilation")
-    ws = _workspace.scratch("conv", (plan.workspace,), x.dtype)
+    ws = _workspace.scratch("conv", (plan.workspace,), x.dtype, op,
+                            "the image size, padding, stride and dilation")
     offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
     _kernels.conv_forward(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
                           _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, offsets,
@@ -182,7 +181,7 @@ def _output_side_by_side(plan, op, x, w, b, geom, groups, out):
                        per_image=False)
 
 
-def conv_grad_input(gout, w, win, groups, input_shape, plan=None):
+def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backward"):
     """grad_input (of input_shape) of a validated conv call, computed as
     `plan` (a GRAD_INPUT ConvPlan; default: plan_conv's).  Each path
     allocates grad_input where it writes all of it: an unused large np.empty
@@ -196,25 +195,48 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None):
     if plan.algorithm == _plan.FLIPPED_CONV:
         flipped = _plan.data_grad_window(win)
         grad_input = conv_forward(gout, _flipped_weight(w, groups), None, flipped, groups,
-                                  plan=plan.via)
+                                  op, plan.via)
         return grad_input.reshape(input_shape)
     geom = win.kernel_geometry(c_in)
-    grad_input = _workspace.aligned_empty(input_shape, gout.dtype)
+    grad_input = _workspace.aligned_empty(input_shape, gout.dtype, op, "result",
+                                          "the batch, channel and image sizes")
     if plan.algorithm == _plan.DEPTHWISE:
-        ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype)
+        ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype, op,
+                                "the kernel size and channel counts")
         _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
                                           c_out // groups, grad_input.reshape(-1), ws,
                                           plan.threads)
         return grad_input
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
-    _args.check_alloc("conv_backward", "column matrix of one image", (plan.workspace,),
-                      gout.dtype, "the kernel size, stride and dilation")
-    _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
-                            grad_input.reshape(-1),
-                            _workspace.scratch("cols", (plan.workspace,), gout.dtype),
-                            plan.threads, threads_over_images=plan.threads_over_images)
+    cols = _workspace.scratch("cols", (plan.workspace,), gout.dtype, op,
+                              "the column matrix of one image (channels, kernel size and "
+                              "image size) times the threads")
+    if plan.channels_per_call is None:
+        _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
+                                grad_input.reshape(-1), cols,
+                                plan.threads, threads_over_images=plan.threads_over_images)
+    else:
+        _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols)
     return grad_input
+
+
+def _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols):
+    """GEMM + col2im for one image, one group and plan.channels_per_call of
+    its input channels per kernel call: a channel's gradient needs only its
+    own rows of the columns, so `cols` holds a block's."""
+    c_out_group, c_in_group = w.shape[0] // groups, w.shape[1]
+    for g in range(groups):
+        outs = slice(g * c_out_group, (g + 1) * c_out_group)
+        for c0 in range(0, c_in_group, plan.channels_per_call):
+            c1 = min(c0 + plan.channels_per_call, c_in_group)
+            w_block = np.ascontiguousarray(w[outs, c0:c1])
+            geom = win.kernel_geometry(c1 - c0)
+            for b in range(gout.shape[0]):
+                _kernels.conv_data_grad(
+                    gout[b, outs].reshape(-1), 1, geom, 1, w_block.reshape(-1), c_out_group,
+                    grad_input[b, g * c_in_group + c0:g * c_in_group + c1].reshape(-1), cols,
+                    plan.threads, threads_over_images=False)
 
 
 def _flipped_weight(w, groups):
@@ -228,7 +250,7 @@ def _flipped_weight(w, groups):
     return np.ascontiguousarray(flipped).reshape((groups * c_in_group, c_out // groups) + kernel)
 
 
-def conv_grad_weight(x, gout, w, win, groups, plan=None):
+def conv_grad_weight(x, gout, w, win, groups, plan=None, op="conv_backward"):
     """grad_weight (w's shape) of a validated conv call, computed as `plan`
     (a GRAD_WEIGHT ConvPlan; default: plan_conv's)."""
     n, c_in = x.shape[:2]
@@ -240,7 +262,8 @@ def conv_grad_weight(x, gout, w, win, groups, plan=None):
     if plan.algorithm == _plan.EMPTY_SUM:
         return grad_weight.reshape(w.shape)
     if plan.algorithm == _plan.DEPTHWISE:
-        ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype)
+        ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
+                                "the kernel size and channel counts")
         _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n,
                                            win.kernel_geometry(c_in), c_out_group,
                                            grad_weight.reshape(-1), ws, plan.threads)
@@ -249,10 +272,7 @@ def conv_grad_weight(x, gout, w, win, groups, plan=None):
     # panels straight from x and grad_output, so neither the column matrix
     # nor a transposed grad_output is ever built.
     winograd = plan.algorithm == _plan.WINOGRAD_F2X2_3X3
-    if winograd:
-        _args.check_alloc("conv_backward", "scratch of the Winograd transforms",
-                          (plan.workspace,), x.dtype, "the channel counts")
-    ws = _workspace.scratch("weight_grad", (plan.workspace,), x.dtype)
+    ws = _workspace.scratch("weight_grad", (plan.workspace,), x.dtype, op, "the channel counts")
     plane, geom = x[0, 0].size, win.kernel_geometry(c_in_group)
     for g in range(groups):
         _kernels.conv_weight_grad(x.reshape(-1), g * c_in_group * plane, c_in * plane,
@@ -271,7 +291,7 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
     x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
                                               padding, dilation, groups)
     plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], win, groups,
-                           x.dtype)
+                           x.dtype, operands=(x, w))
     if explain:
         return plan
     return conv_forward(x, w, b, win, groups, op, plan)
@@ -284,12 +304,12 @@ def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation
     x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
                                               padding, dilation, groups, grad_output)
     sizes = (x.shape[0], x.shape[1], w.shape[0], win, groups, x.dtype)
-    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes),
-             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes, operands=(g, w)),
+             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes, operands=(x, g)))
     if explain:
         return plans
-    grad_weight = conv_grad_weight(x, g, w, win, groups, plans[1])
-    grad_input = conv_grad_input(g, w, win, groups, x.shape, plans[0])
+    grad_weight = conv_grad_weight(x, g, w, win, groups, plans[1], op)
+    grad_input = conv_grad_input(g, w, win, groups, x.shape, plans[0], op)
     return grad_input, grad_weight, bias_grad(g)
 
 

@@ -74,10 +74,11 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
     x, w, b, _, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
     n, c_out = x.shape[0], w.shape[1] * groups
-    plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups, x.dtype)
+    plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups, x.dtype,
+                           operands=(x, w))
     if explain:
         return plan
-    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan)
+    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan, op)
     if b is not None and y.size:
         y += b.reshape((c_out,) + (1,) * nd)
     return y
@@ -92,11 +93,13 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
         op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
         grad_output)
     sizes = (x.shape[0], g.shape[1], x.shape[1], win, groups, x.dtype)
-    plans = (_plan.plan_conv(_plan.OUTPUT, *sizes), _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes))
+    # The equivalent conv's input is grad_output, its grad_output our input.
+    plans = (_plan.plan_conv(_plan.OUTPUT, *sizes, operands=(g, w)),
+             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes, operands=(g, x)))
     if explain:
         return plans
     grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
-    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1])
+    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1], op)
     return grad_input, grad_weight, bias_grad(g)
 
 

@@ -66,8 +66,9 @@ def _parse(op, input, offset, weight, bias, stride, padding, dilation, mask,
 class _Plan:
     """Geometry, chunking and scratch of one call."""
 
-    def __init__(self, x, w, win, groups, offset_groups):
+    def __init__(self, op, x, w, win, groups, offset_groups):
         n, c_in = x.shape[:2]
+        self.op = op
         self.geom = win.kernel_geometry(c_in)
         self.groups, self.offset_groups = groups, offset_groups
         self.L = win.out_count
@@ -80,7 +81,8 @@ class _Plan:
 
     def columns(self, slot, nb, dtype):
         """A (rows, nb*L) scratch buffer, C-contiguous."""
-        buf = _workspace.scratch(slot, (self.rows * self.chunk * self.L,), dtype)
+        buf = _workspace.scratch(slot, (self.rows * self.chunk * self.L,), dtype, self.op,
+                                 "the channels, kernel size and output size")
         return buf[:self.rows * nb * self.L].reshape(self.rows, nb * self.L)
 
     def blocks(self, b, g):
@@ -155,17 +157,11 @@ def deform_conv2d(input: ArrayLike, offset: ArrayLike, weight: ArrayLike,
     op = "deform_conv2d"
     x, off, w, b, m, _, win, groups, offset_groups = _parse(
         op, input, offset, weight, bias, stride, padding, dilation, mask)
-    plan = _Plan(x, w, win, groups, offset_groups)
+    plan = _Plan(op, x, w, win, groups, offset_groups)
     n = x.shape[0]
     out = np.empty((n, w.shape[0]) + win.out_size, dtype=x.dtype)
     for b0 in range(0, n, plan.chunk):
-        nb = min(plan.chunk, n - b0)
-        col = plan.columns("deform_cols", nb, x.dtype)
-        plan.im2col(x, off, m, b0, nb, col)
-        for i in range(nb):
-            for g in range(groups):
-                rows, cols = plan.blocks(i, g)
-                gemm(plan.w[g], col[rows, cols], plan.out_block(out, b0 + i, g))
+        _forward_chunk(plan, x, off, m, b0, min(plan.chunk, n - b0), out)
     if b is not None:
         out += b.reshape(-1, 1, 1)
     return out
@@ -207,7 +203,7 @@ def deform_conv2d_backward(grad_output: ArrayLike, input: ArrayLike, offset: Arr
     op = "deform_conv2d_backward"
     x, off, w, _, m, gout, win, groups, offset_groups = _parse(
         op, input, offset, weight, None, stride, padding, dilation, mask, grad_output)
-    plan = _Plan(x, w, win, groups, offset_groups)
+    plan = _Plan(op, x, w, win, groups, offset_groups)
     n, dtype = x.shape[0], x.dtype
     grad_input = np.empty(x.shape, dtype)
     grad_offset = np.empty(off.shape, dtype)
@@ -215,23 +211,45 @@ def deform_conv2d_backward(grad_output: ArrayLike, input: ArrayLike, offset: Arr
     grad_weight = np.zeros(w.shape, dtype)
     gw = grad_weight.reshape(plan.w.shape)
     for b0 in range(0, n, plan.chunk):
-        nb = min(plan.chunk, n - b0)
-        s = slice(b0, b0 + nb)
-        col = plan.columns("deform_cols", nb, dtype)
-        gcol = plan.columns("deform_grad_cols", nb, dtype)
-        plan.im2col(x, off, m, b0, nb, col)
-        for i in range(nb):
-            for g in range(groups):
-                rows, cols = plan.blocks(i, g)
-                go = plan.out_block(gout, b0 + i, g)
-                gemm(plan.w[g].T, go, gcol[rows, cols])
-                gemm(go, col[rows, cols].T, gw[g], accumulate=True)
-        ms = None if m is None else m[s].reshape(-1)
-        _kernels.deform_col2im(gcol.reshape(-1), off[s].reshape(-1), ms, nb, plan.geom,
-                               offset_groups, grad_input[s].reshape(-1), plan.nthreads)
-        _kernels.deform_offset_mask_grad(
-            gcol.reshape(-1), x[s].reshape(-1), off[s].reshape(-1), ms, nb, plan.geom,
-            offset_groups, grad_offset[s].reshape(-1),
-            None if grad_mask is None else grad_mask[s].reshape(-1), plan.nthreads)
+        _backward_chunk(plan, x, off, m, gout, b0, min(plan.chunk, n - b0),
+                        grad_input, grad_offset, grad_mask, gw)
     grad_bias = gout.sum(axis=(0, 2, 3))
     return grad_input, grad_offset, grad_weight, grad_bias, grad_mask
+
+
+# One function per chunk: its column buffers' views die when it returns, so
+# the next chunk reuses them (a live view keeps scratch from being handed
+# out again: _workspace).
+
+def _forward_chunk(plan, x, off, m, b0, nb, out):
+    """Images b0 .. b0 + nb of the forward: columns, then a GEMM per image
+    and group into out."""
+    col = plan.columns("deform_cols", nb, x.dtype)
+    plan.im2col(x, off, m, b0, nb, col)
+    for i in range(nb):
+        for g in range(plan.groups):
+            rows, cols = plan.blocks(i, g)
+            gemm(plan.w[g], col[rows, cols], plan.out_block(out, b0 + i, g))
+
+
+def _backward_chunk(plan, x, off, m, gout, b0, nb, grad_input, grad_offset, grad_mask, gw):
+    """Images b0 .. b0 + nb of the backward: the column gradient by GEMM,
+    scattered to grad_input and reduced to grad_offset and grad_mask; the
+    weight gradient accumulated into gw."""
+    dtype, s = x.dtype, slice(b0, b0 + nb)
+    col = plan.columns("deform_cols", nb, dtype)
+    gcol = plan.columns("deform_grad_cols", nb, dtype)
+    plan.im2col(x, off, m, b0, nb, col)
+    for i in range(nb):
+        for g in range(plan.groups):
+            rows, cols = plan.blocks(i, g)
+            go = plan.out_block(gout, b0 + i, g)
+            gemm(plan.w[g].T, go, gcol[rows, cols])
+            gemm(go, col[rows, cols].T, gw[g], accumulate=True)
+    ms = None if m is None else m[s].reshape(-1)
+    _kernels.deform_col2im(gcol.reshape(-1), off[s].reshape(-1), ms, nb, plan.geom,
+                           plan.offset_groups, grad_input[s].reshape(-1), plan.nthreads)
+    _kernels.deform_offset_mask_grad(
+        gcol.reshape(-1), x[s].reshape(-1), off[s].reshape(-1), ms, nb, plan.geom,
+        plan.offset_groups, grad_offset[s].reshape(-1),
+        None if grad_mask is None else grad_mask[s].reshape(-1), plan.nthreads)

@@ -171,8 +171,8 @@ _POOL_SIZE = """\
 
 _POOL_ERRORS = """\
 {size_errors}
-        padding > kernel_size // 2, an empty output (input smaller than the
-        dilated kernel) or, with dilation, a window covering padding only.
+        padding > kernel_size // 2 or an empty output (input smaller than the
+        dilated kernel).
         A flag that is not a bool (or 0/1) is a TypeError."""
 
 MAX_POOL_DOC = """\
@@ -194,7 +194,10 @@ Returns:
 
 Padding counts as -inf.  NaN propagates: a window holding NaN gives NaN, its
 index pointing at a NaN.  On ties the first maximum in row-major window order
-wins.
+wins.  A window that dilation steps over the whole input (padding only)
+gives -inf and, as PyTorch, the flat index of its first tap at or past 0 on
+each axis, which can lie past the plane (max_pool{nd}d_backward refuses
+such an index).
 
 {dtypes}
 
@@ -212,7 +215,8 @@ Args:
     grad_output: (N, C, {out}) array, the gradient of the loss with respect
         to max_pool{nd}d's output.
     indices: the int64 indices max_pool{nd}d(..., return_indices=True)
-        returned (grad_output's shape; flat {flat} per {plane}).
+        returned (grad_output's shape; flat {flat} per {plane}; int64 of
+        either byte order).
     input_shape: the forward input's shape {layout}, a tuple or list of
         {nd_plus_2} ints >= 0.
 
@@ -252,7 +256,7 @@ Returns:
 
 Raises:
 """ + _POOL_ERRORS + """
-        divisor_override == 0 is a ValueError.
+        divisor_override == 0 or of magnitude 2**63 or more is a ValueError.
     MemoryError: an output larger than this machine's memory.
 """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -56,8 +56,28 @@ STREAM_MIN_BYTES = 4 << 20
 CHUNK_SCRATCH_BYTES = 32 << 20
 
 
+# Winograd's transforms add and subtract up to this many multiples of the
+# largest operand product per term the direct sum adds (forward: the input
+# transform 4x, the weight transform 2.25x, the output transform 9x;
+# weight gradient: 4x, 4x and 4x per tile, fewer tiles than terms), so
+# within it no intermediate can overflow where the direct sum does not: an
+# overflowed intermediate minus another is NaN, where the direct sum gives
+# inf or a large finite value.
+WINOGRAD_GROWTH = 64
+
+_SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True,
+                  "0": False, "false": False, "no": False, "off": False}
+
+
 def _env_switch(name):
-    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+    """An on/off environment variable (default on); any other value is
+    refused, as FASTCONV_SIMD's are, so a typo never leaves the switch in
+    the state it was meant to change."""
+    value = os.environ.get(name, "1").strip().lower() or "1"
+    if value not in _SWITCH_VALUES:
+        raise ImportError(f"{name}={os.environ[name]!r} is not one of the accepted values "
+                          f"{sorted(_SWITCH_VALUES)} (0, false, no, off turn it off)")
+    return _SWITCH_VALUES[value]
 
 
 # FASTCONV_WINOGRAD=0 turns Winograd off (read once, at import), for results
@@ -111,6 +131,11 @@ class ConvPlan:
     pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
         themselves as its column matrix.
     via: for FLIPPED_CONV, the plan of the convolution it runs.
+    channels_per_call: for GEMM_COL2IM, input channels whose columns one
+        kernel call builds when one image's whole column matrix would pass
+        CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
+        of channels: each input channel's gradient needs only its own rows
+        of the columns); None: every channel of a chunk of images at once.
     """
     computes: str
     algorithm: str
@@ -123,6 +148,7 @@ class ConvPlan:
     stream_stores: bool = False
     pointwise: bool = False
     via: Optional[ConvPlan] = field(default=None)
+    channels_per_call: Optional[int] = None
 
     def __str__(self):
         """A few readable lines (repr() has every field)."""
@@ -164,6 +190,24 @@ def winograd_fits(win: Window) -> bool:
     return win.kernel == (3, 3) and win.stride == (1, 1) and win.dilation == (1, 1)
 
 
+def max_abs(a: np.ndarray) -> float:
+    """max |a| (NaN if a holds NaN, 0 if empty), in two read-only passes:
+    np.abs(a).max() would allocate a copy of a."""
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+
+
+def winograd_in_range(operands: Tuple[np.ndarray, np.ndarray], terms: int, dtype) -> bool:
+    """Whether Winograd's transforms of `operands` (the pass's two arrays
+    whose products it sums, `terms` products per result) stay finite: both
+    finite, neither's transform overflowing, and WINOGRAD_GROWTH * terms
+    times the largest product within the dtype's range.  NaN and inf fail
+    every comparison here, so they go to the direct sum too."""
+    limit = float(np.finfo(dtype).max)
+    a, b = (max_abs(x) for x in operands)
+    return (4 * a <= limit and 4 * b <= limit
+            and WINOGRAD_GROWTH * terms * a * b <= limit)
+
+
 def _winograd_reason(win, c_in_group):
     """Why Winograd runs (a string), or None when it does not pay or does
     not apply."""
@@ -174,6 +218,19 @@ def _winograd_reason(win, c_in_group):
         return None
     return (f"3x3 stride-1 kernel, {c_in_group} >= {WINOGRAD_MIN_CHANNELS} input channels "
             f"per group, {use:.0%} >= {WINOGRAD_MIN_TILE_USE:.0%} of its tiles' outputs real")
+
+
+def _winograd_candidate(call, terms):
+    """(reason Winograd runs or None, note for the plan that runs instead):
+    the shape rules, then, only if they pick Winograd, the values' range
+    (`terms`: products the direct sum adds per result), the one rule that
+    reads the operands."""
+    reason = _winograd_reason(call.win, call.c_in_group)
+    if reason is None or call.operands is None or winograd_in_range(call.operands, terms,
+                                                                    call.dtype):
+        return reason, ""
+    return None, ("; not Winograd: the operands hold inf/NaN, or values whose products "
+                  "could overflow its transforms")
 
 
 def data_grad_window(win: Window) -> Optional[Window]:
@@ -203,7 +260,8 @@ def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) 
 
 def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, groups: int,
               dtype, threads: Optional[int] = None,
-              algorithm: Optional[str] = None) -> ConvPlan:
+              algorithm: Optional[str] = None,
+              operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> ConvPlan:
     """The plan of one pass of a validated convolution: `computes` (OUTPUT,
     GRAD_INPUT or GRAD_WEIGHT) of a conv of `batch` images of `c_in`
     channels into `c_out` channels over window `win` with `groups` groups,
@@ -211,7 +269,13 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
 
     `algorithm` forces one of ALGORITHMS[computes] instead of the rules'
     choice (to compare kernels); ValueError if it cannot compute this
-    geometry."""
+    geometry.
+
+    `operands` are the pass's two arrays whose products it sums (OUTPUT:
+    input and weight; GRAD_INPUT: grad_output and weight; GRAD_WEIGHT: input
+    and grad_output): given, Winograd runs only if their values cannot
+    overflow its transforms (winograd_in_range; non-finite values never
+    run it), else the direct sum's path does.  None: shapes only."""
     if computes not in ALGORITHMS:
         raise ValueError(f"plan_conv: computes must be one of {sorted(ALGORITHMS)}, "
                          f"got {computes!r}")
@@ -219,7 +283,8 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
         raise ValueError(f"plan_conv: {computes} is computed by one of "
                          f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
     threads = _threads.get_num_threads() if threads is None else threads
-    call = _Call(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads)
+    call = _Call(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads,
+                 None if operands is None else tuple(operands))
     planner = {OUTPUT: _plan_output, GRAD_INPUT: _plan_grad_input,
                GRAD_WEIGHT: _plan_grad_weight}[computes]
     return planner(call, algorithm)
@@ -236,6 +301,7 @@ class _Call:
     groups: int
     dtype: np.dtype
     threads: int
+    operands: Optional[tuple] = field(default=None, compare=False)
 
     @property
     def c_in_group(self):
@@ -303,13 +369,15 @@ def _plan_output(call, forced):
                         if is_pointwise(win) else
                         f"{win.out_count} >= {PER_IMAGE_MIN_POSITIONS} output positions per "
                         f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else None)
+    winograd, not_winograd = _winograd_candidate(call, call.c_in_group * win.taps)
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
-        (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
+        (WINOGRAD_F2X2_3X3, winograd),
         (GEMM_PER_IMAGE, per_image_reason),
         (GEMM_SIDE_BY_SIDE, f"{win.out_count} < {PER_IMAGE_MIN_POSITIONS} output positions "
                             f"per image: images side by side"),
     ])
+    reason += not_winograd
     geom = win.kernel_geometry(call.c_in)
     if algorithm == DEPTHWISE:
         return call.depthwise_plan(reason)
@@ -351,24 +419,35 @@ def _plan_grad_input(call, forced):
     if algorithm == FLIPPED_CONV:
         # grad_output (batch, C_out, out) convolved into (batch, C_in, in).
         via = plan_conv(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
-                        dtype, threads)
+                        dtype, threads, operands=call.operands)
         return call.plan(algorithm, reason, via.workspace, chunk=via.chunk, via=via)
     if algorithm == GEMM_COL2IM:
-        return call.plan(algorithm, reason, _kernels.conv_data_grad_workspace_size(
-            dtype.char, win.kernel_geometry(call.c_in), threads),
-            threads_over_images=call.threads_over_images())
+        def scratch(channels):
+            return _kernels.conv_data_grad_workspace_size(
+                dtype.char, win.kernel_geometry(channels), threads)
+        if scratch(call.c_in) * dtype.itemsize <= CHUNK_SCRATCH_BYTES:
+            return call.plan(algorithm, reason, scratch(call.c_in),
+                             threads_over_images=call.threads_over_images())
+        # Blocks of channels whose columns stay near CHUNK_SCRATCH_BYTES.
+        per_channel = (scratch(2) - scratch(1)) * dtype.itemsize
+        block = max(1, min(call.c_in_group, CHUNK_SCRATCH_BYTES // max(1, per_channel)))
+        return call.plan(algorithm, reason + f"; one image's columns past "
+                         f"{CHUNK_SCRATCH_BYTES >> 20} MiB: {block} channels at a time",
+                         scratch(block), chunk=1, channels_per_call=block)
     return call.plan(algorithm, reason)
 
 
 def _plan_grad_weight(call, forced):
     win, dtype, threads = call.win, call.dtype, call.threads
     c_out_group = call.c_out // call.groups
+    winograd, not_winograd = _winograd_candidate(call, call.batch * win.out_count)
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
-        (WINOGRAD_F2X2_3X3, _winograd_reason(win, call.c_in_group)),
+        (WINOGRAD_F2X2_3X3, winograd),
         (WEIGHT_GRAD_GEMM, "grad_output times the input's columns, packed on the fly, "
                            "over the whole batch"),
     ])
+    reason += not_winograd
     if algorithm == DEPTHWISE:
         return call.depthwise_plan(reason)
     if algorithm == WINOGRAD_F2X2_3X3:

@@ -75,26 +75,11 @@ def _window(op, nd, in_size, kernel_size, stride, padding, dilation, ceil_mode):
             f"{op}: output would be empty (size {win.out_size}): input spatial size "
             f"{win.in_size} with padding={padding} is smaller than the dilated kernel "
             f"{tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
-    for axis, (n, k, s, p, d, o) in enumerate(zip(win.in_size, kernel, stride, padding,
-                                                   dilation, win.out_size)):
-        # padding <= kernel // 2 keeps an input tap in every window, except
-        # that dilation can step a window over a tiny input: such a window
-        # has no element to pick (PyTorch returns -inf and an index outside
-        # the plane there), so it is an error here.
-        # Only windows starting in the left padding can miss: the output-size
-        # rule starts every other window inside the input.
-        if d > 1 and any(_first_tap_inside(i * s - p, d) >= n
-                         for i in range(min(o, p // s + 1))):
-            raise ValueError(
-                f"{op}: a window covers padding only (axis {axis}: input size {n}, "
-                f"kernel_size={k}, padding={p}, dilation={d}); use a smaller "
-                f"padding or dilation")
+    # padding <= kernel // 2 keeps an input tap in every window, except that
+    # dilation can step a window over a tiny input: such a window gives -inf
+    # and, as in PyTorch, the index of its first tap at or past 0 on each
+    # axis (the kernel's convention), which may lie outside the plane.
     return win
-
-
-def _first_tap_inside(start, dilation):
-    """The first tap position >= 0 of a window starting at `start`."""
-    return start if start >= 0 else start + -(start // dilation) * dilation
 
 
 def _input(op, nd, input, name="input"):
@@ -129,9 +114,10 @@ def _divisor(value, op):
     if value is None:
         return 0
     d = _args.as_int(value, "divisor_override", op)
-    if d == 0:
-        raise ValueError(f"{op}: divisor_override must be a non-zero int, "
-                         f"got divisor_override={value!r}")
+    # The kernels take an int64 (as PyTorch's divisor_override is).
+    if d == 0 or not -2**63 < d < 2**63:
+        raise ValueError(f"{op}: divisor_override must be a non-zero int of magnitude "
+                         f"below 2**63, got divisor_override={value!r}")
     return d
 
 
@@ -159,7 +145,8 @@ def _max_pool_backward(op, nd, grad_output, indices, input_shape):
     shape = _input_shape(op, nd, input_shape)
     if not isinstance(indices, np.ndarray):
         indices = np.asarray(indices)
-    if indices.dtype != np.int64:
+    # Either byte order: the require() below converts to the native one.
+    if indices.dtype.newbyteorder("=") != np.int64:
         raise TypeError(f"{op}: indices must have dtype int64, got dtype {indices.dtype}")
     if indices.shape != g.shape:
         raise ValueError(f"{op}: indices must have grad_output's shape {g.shape}, "

@@ -70,7 +70,25 @@ def max_pool_nd(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
         take = (p >= 0) & ((index < 0) | (v > best) | np.isnan(v))
         best = np.where(take, v, best)
         index = np.where(take, p, index)
+    # A window with no input tap (dilation stepping over a tiny input) keeps
+    # -inf; PyTorch's index for it is that of its first tap at or past 0 on
+    # each axis, which may lie outside the plane.
+    index = np.where(index < 0, _first_taps(x.shape[2:], stride, padding, dilation, out),
+                     index)
     return (best, index) if return_indices else best
+
+
+def _first_taps(in_size, stride, padding, dilation, out):
+    """Flat plane index of every window's first tap at or past 0 on each
+    axis (a row-major position, even past an axis' end)."""
+    flat = 0
+    for axis, (n, s, p, d, o) in enumerate(zip(in_size, stride, padding, dilation, out)):
+        start = np.arange(o) * s - p
+        first = np.where(start >= 0, start, start + (-start + d - 1) // d * d)
+        shape = [1] * len(out)
+        shape[axis] = o
+        flat = flat * n + first.reshape(shape)
+    return flat
 
 
 def max_pool_nd_backward(grad_output, indices, input_shape):
