@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastconv
+from fastconv.functional import _plan
 
 posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -34,15 +37,21 @@ def ops():
 """
 
 
-def run_child(code, timeout=60, **env_extra):
-    """Run PRELUDE + code in a fresh interpreter (this fastconv on its path) in
-    a session of its own; the finished process, or a failure naming the
-    timeout after the whole session (forked workers too) is killed."""
+def _child_env(**env_extra):
+    """The environment of a child that imports this fastconv."""
     env = dict(os.environ, **env_extra)
     pkg_parent = str(Path(fastconv.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
         "PYTHONPATH", "").split(os.pathsep) if p])
-    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], env=env,
+    return env
+
+
+def run_child(code, timeout=60, **env_extra):
+    """Run PRELUDE + code in a fresh interpreter (this fastconv on its path) in
+    a session of its own; the finished process, or a failure naming the
+    timeout after the whole session (forked workers too) is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+                            env=_child_env(**env_extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -176,3 +185,74 @@ def test_thread_creation_failure_is_a_warning_not_an_exit():
     """)
     assert int(proc.stdout) < 4
     assert "fastconv: cannot start 4 threads" in proc.stderr
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_interruptible_calls_give_the_one_call_results(monkeypatch, threads):
+    """With one image or plane per kernel call (the smallest budget), every
+    cut op returns exactly what one call returns."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 9, 10))
+    w = rng.standard_normal((6, 2, 3, 3))
+    calls = {
+        "conv2d": lambda: fastconv.conv2d(x, w, padding=1, groups=2),
+        "conv2d_winograd": lambda: fastconv.conv2d(x, np.repeat(w, 8, 1)[:, :4], padding=1),
+        "max_pool2d": lambda: fastconv.max_pool2d(x, 3, 2, 1, return_indices=True),
+        "avg_pool2d": lambda: fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+        "avg_pool2d_backward": lambda: fastconv.avg_pool2d_backward(
+            np.ones((3, 4, 5, 5)), x.shape, 3, 2, 1),
+        "conv2d_empty_batch": lambda: fastconv.conv2d(x[:0], w, groups=2),
+    }
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(threads)
+        whole = {name: call() for name, call in calls.items()}
+        monkeypatch.setattr(_plan, "INTERRUPT_CHUNK_WORK", 1)
+        assert len(_plan.interruptible_calls(3, 10**6, threads)) == -(-3 // threads)
+        for name, call in calls.items():
+            got, want = call(), whole[name]
+            for g, wnt in zip(got if isinstance(got, tuple) else (got,),
+                              want if isinstance(want, tuple) else (want,)):
+                assert g.shape == wnt.shape and np.array_equal(g, wnt), name
+    finally:
+        fastconv.set_num_threads(before)
+
+
+@posix_only
+@pytest.mark.parametrize("op", [
+    # 6e9 window taps, 2.7e10 multiply-adds: many seconds on any CPU
+    "fastconv.avg_pool2d(np.ones((2, 64, 256, 256), np.float32), 31, 1)",
+    "fastconv.conv2d(np.ones((32, 64, 64, 64), np.float32), "
+    "np.ones((128, 64, 5, 5), np.float32), padding=2)",
+])
+def test_ctrl_c_interrupts_a_long_op(op):
+    """Issue 18 item 8: SIGINT was honoured only when the op finished."""
+    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(f"""
+        import signal, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("started", flush=True)
+        t0 = time.perf_counter()
+        try:
+            {op}
+        except KeyboardInterrupt:
+            print("interrupted after", time.perf_counter() - t0, flush=True)
+            raise
+        print("finished after", time.perf_counter() - t0, flush=True)
+    """)], env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert "KeyboardInterrupt" in err, (out, err[-2000:])
+    assert "interrupted after" in out, out
+    assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"
