@@ -31,6 +31,7 @@ Three limits keep the count runnable:
   use the full count; set_num_threads in the child sets that count.
 """
 import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -104,10 +105,12 @@ def _usable_cpus():
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=None)
 def machine_max_threads() -> int:
     """The most threads an op uses: THREADS_PER_CPU per CPU this process may
-    run on (its affinity mask), at least MIN_THREAD_CAP, at most
-    MAX_THREADS."""
+    run on (its affinity mask when first asked: every op asks, and a system
+    call per op would cost more than most small ops), at least
+    MIN_THREAD_CAP, at most MAX_THREADS."""
     return min(MAX_THREADS, max(MIN_THREAD_CAP, THREADS_PER_CPU * _usable_cpus()))
 
 
