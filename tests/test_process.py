@@ -228,31 +228,31 @@ def test_interruptible_calls_give_the_one_call_results(monkeypatch, threads):
     "np.ones((128, 64, 5, 5), np.float32), padding=2)",
 ])
 def test_ctrl_c_interrupts_a_long_op(op):
-    """Issue 18 item 8: SIGINT was honoured only when the op finished."""
+    """Issue 18 item 8: SIGINT was honoured only when the op finished (18 s
+    later on the 2-core CI machine); the bound leaves room for a loaded one."""
     proc = subprocess.Popen([sys.executable, "-c", PRELUDE + textwrap.dedent(f"""
         import signal, time
         signal.signal(signal.SIGINT, signal.default_int_handler)
         print("started", flush=True)
-        t0 = time.perf_counter()
         try:
             {op}
         except KeyboardInterrupt:
-            print("interrupted after", time.perf_counter() - t0, flush=True)
+            print("interrupted at", time.time(), flush=True)
             raise
-        print("finished after", time.perf_counter() - t0, flush=True)
+        print("finished", flush=True)
     """)], env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
         assert proc.stdout.readline() == "started\n"
         time.sleep(1.0)
+        sent = time.time()
         proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
         out, err = proc.communicate(timeout=60)
-        elapsed = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert "KeyboardInterrupt" in err, (out, err[-2000:])
-    assert "interrupted after" in out, out
-    assert elapsed < 2.0, f"exited {elapsed:.2f} s after SIGINT"
+    assert "interrupted at" in out, out
+    latency = float(out.split("interrupted at")[1]) - sent
+    assert latency < 1.5, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
