@@ -15,7 +15,6 @@ import copy
 import faulthandler
 import json
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys

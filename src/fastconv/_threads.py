@@ -59,6 +59,7 @@ _parallel_ran = False
 # that called fork(), which must stay on one thread.  None elsewhere.
 _forked_thread = None
 
+
 class _Started(threading.local):
     """Per Python thread: the largest count whose threads were tried, and
     how many of them could be started."""
