@@ -69,7 +69,8 @@ class _Started(threading.local):
 
 _started = _Started()
 
-# Counts already warned about, so a loop warns once.
+# Counts already warned about, so an op in a loop warns once (set_num_threads
+# warns at every call).
 _warned = set()
 
 # OpenMP workers that spin after a parallel region steal the core from the
@@ -121,14 +122,17 @@ def _warn_once(key, message):
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _capped(n, source):
+def _capped(n, source, warn=_warn_once):
     cap = machine_max_threads()
     if n <= cap:
         return n
-    _warn_once(("cap", source, n), f"fastconv: {source} asks for {n} threads; using {cap} "
-               f"({THREADS_PER_CPU} per CPU this process may run on, at least "
-               f"{MIN_THREAD_CAP})")
+    warn(("cap", source, n), f"fastconv: {source} asks for {n} threads; using {cap} "
+         f"({THREADS_PER_CPU} per CPU this process may run on, at least {MIN_THREAD_CAP})")
     return cap
+
+
+def _warn_each_time(key, message):
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def runtime_threads():
@@ -191,7 +195,7 @@ def set_num_threads(n: int) -> None:
     n = positive_int(n, "n", "set_num_threads")
     if n > MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be at most {MAX_THREADS}, got n={n}")
-    n = _capped(n, "set_num_threads")
+    n = _capped(n, "set_num_threads", _warn_each_time)
     with _lock:
         _num_threads = n
 
