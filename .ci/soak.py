@@ -223,7 +223,11 @@ def threads_and_forks(seconds, threads, workers, seed):
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, maxtasksperchild=2) as pool:
         result = pool.map_async(_fork_job, jobs)
-        fork_results = result.get(timeout=seconds * 3 + 60)
+        try:
+            fork_results = result.get(timeout=seconds * 3 + 60)
+        except multiprocessing.TimeoutError:
+            errors.append(f"the forked workers hung: no result within {seconds * 3 + 60:.0f} s")
+            fork_results = []
     for t in pool_threads:
         t.join(timeout=seconds + 120)
         if t.is_alive():
