@@ -255,12 +255,15 @@ def interrupted_child(seconds, seed):
     warm_end = time.monotonic() + seconds * 0.25
     counts = dict(calls=0, interrupts=0, rechecked=0)
     rss_warm = None
-    print("ready", flush=True)
-    # Everything inside the try, the checks after an interrupt included: the
-    # signals come at least 20 ms apart, so each lands in it.
-    recheck = False
+    # Everything inside the try, the "ready" line that lets the signals start
+    # and the checks after an interrupt included: the signals come at least
+    # 20 ms apart, so each lands in it.
+    recheck = ready = False
     while True:
         try:
+            if not ready:
+                print("ready", flush=True)
+                ready = True
             if recheck:
                 call_net(np.random.default_rng(counts["interrupts"]), np.float64)
                 call_conv(np.random.default_rng(counts["interrupts"]), np.float32)
