@@ -144,8 +144,11 @@ def _plane_calls(win, planes, *arrays):
     None)."""
     nthreads = _threads.get_num_threads()
     calls = _plan.interruptible_calls(planes, prod(win.kernel) * prod(win.out_size), nthreads)
-    by_plane = [None if a is None else a.reshape(planes, a.size // max(1, planes))
-                for a in arrays]
+    if len(calls) <= 1:  # the common case, without the per-call views
+        yield (win.kernel_geometry(planes), nthreads) + tuple(
+            None if a is None else a.reshape(-1) for a in arrays)
+        return
+    by_plane = [None if a is None else a.reshape(planes, a.size // planes) for a in arrays]
     for start, stop in calls:
         yield (win.kernel_geometry(stop - start), nthreads) + tuple(
             None if a is None else a[start:stop].reshape(-1) for a in by_plane)
