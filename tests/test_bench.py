@@ -20,6 +20,7 @@ import fastconv
 from fastconv.bench import cases as case_table
 from fastconv.bench import cli, report, runner
 from fastconv.bench import impls as impl_table
+from fastconv._threads import machine_max_threads
 
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
@@ -321,7 +322,8 @@ def test_network_options_are_checked_before_measuring(capsys, argv, message):
 @pytest.mark.parametrize("option, value", [("--budget", "nan"), ("--budget", "-1"),
                                            ("--budget", "0"), ("--budget", "inf"),
                                            ("--cases", ""), ("--cases", " , "),
-                                           ("--threads", "2000"), ("--threads", "0")])
+                                           ("--threads", "2000"), ("--threads", "0"),
+                                           ("--threads", str(machine_max_threads() + 1))])
 def test_bad_options_are_refused_before_measuring(capsys, option, value):
     with pytest.raises(SystemExit) as exc:
         cli.main([option, value])

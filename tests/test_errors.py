@@ -133,7 +133,7 @@ def test_omp_num_threads_env_is_capped():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout) == fastconv._threads.MAX_THREADS
+    assert int(proc.stdout) == fastconv._threads.machine_max_threads()
 
 
 @pytest.mark.parametrize("call, exc, match", [

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from . import cases as case_table
 from . import impls as impl_table
 from . import report, runner, timing
-from .._threads import MAX_THREADS
+from .._threads import machine_max_threads
 
 QUICK = {"budget": 0.05, "gemm_n": 1024, "copy_bytes": 64 << 20, "pause": 0.02}
 FULL = {"budget": 0.4, "gemm_n": 2048, "copy_bytes": 256 << 20, "pause": 0.15}
@@ -39,9 +39,13 @@ def _threads(value):
         counts = [int(v) for v in _list(value)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected thread counts like 2 or 1,2; got {value!r}")
-    if not counts or any(n < 1 or n > MAX_THREADS for n in counts):
+    # fastconv would lower a larger count (with a warning) and the table would
+    # name a count that never ran.
+    cap = machine_max_threads()
+    if not counts or any(n < 1 or n > cap for n in counts):
         raise argparse.ArgumentTypeError(
-            f"thread counts must be between 1 and {MAX_THREADS}, got {value!r}")
+            f"thread counts must be between 1 and {cap} (4 per CPU this process may run "
+            f"on, at least 8), got {value!r}")
     return counts
 
 

@@ -131,7 +131,10 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
            _plan.WINOGRAD_F2X2_3X3: _output_winograd,
            _plan.GEMM_PER_IMAGE: _output_per_image,
            _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}[plan.algorithm]
-    run(plan, op, x, w, b, win.kernel_geometry(c_in), groups, out)
+    geom = win.kernel_geometry(c_in)
+    work_per_image = c_out * (c_in // max(1, groups)) * win.taps * win.out_count
+    for start, stop in _plan.interruptible_calls(n, work_per_image, plan.threads):
+        run(plan, op, x[start:stop], w, b, geom, groups, out[start:stop])
     return out.reshape((n, c_out) + win.out_size)
 
 

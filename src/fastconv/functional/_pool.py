@@ -20,6 +20,7 @@ from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, O
 from ._doc import (ADAPTIVE_AVG_POOL_BACKWARD_DOC, ADAPTIVE_AVG_POOL_DOC,
                    ADAPTIVE_MAX_POOL_BACKWARD_DOC, ADAPTIVE_MAX_POOL_DOC, AVG_POOL_BACKWARD_DOC,
                    AVG_POOL_DOC, MAX_POOL_BACKWARD_DOC, MAX_POOL_DOC, filled)
+from . import _plan
 from ._geometry import lift
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -121,6 +122,24 @@ def _divisor(value, op):
     return d
 
 
+def _plane_calls(win, planes, *arrays):
+    """The kernel calls of a pooling pass over `planes` (N * C) planes with
+    window `win`, short enough that Ctrl-C is honoured between them
+    (_plan.interruptible_calls): per call, its geometry, the thread count and
+    the flat slice of each C-contiguous array (planes first; None stays
+    None)."""
+    nthreads = _threads.get_num_threads()
+    calls = _plan.interruptible_calls(planes, prod(win.kernel) * prod(win.out_size), nthreads)
+    if len(calls) <= 1:  # the common case, without the per-call views
+        yield (win.kernel_geometry(planes), nthreads) + tuple(
+            None if a is None else a.reshape(-1) for a in arrays)
+        return
+    by_plane = [None if a is None else a.reshape(planes, a.size // planes) for a in arrays]
+    for start, stop in calls:
+        yield (win.kernel_geometry(stop - start), nthreads) + tuple(
+            None if a is None else a[start:stop].reshape(-1) for a in by_plane)
+
+
 # ---------------------------------------------------------------------------
 # Max pooling
 # ---------------------------------------------------------------------------
@@ -134,9 +153,9 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
     n, c = x.shape[:2]
     out = np.empty((n, c) + win.out_size, dtype=x.dtype)
     indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
-    _kernels.max_pool(x.reshape(-1), win.kernel_geometry(n * c), out.reshape(-1),
-                      None if indices is None else indices.reshape(-1),
-                      _threads.get_num_threads())
+    for geom, nthreads, x_part, out_part, indices_part in _plane_calls(win, n * c, x, out,
+                                                                       indices):
+        _kernels.max_pool(x_part, geom, out_part, indices_part, nthreads)
     return (out, indices) if return_indices else out
 
 
@@ -282,8 +301,8 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     x = _args.contiguous(x)
     n, c = x.shape[:2]
     out = np.empty((n, c) + win.out_size, dtype=x.dtype)
-    _kernels.avg_pool(x.reshape(-1), win.kernel_geometry(n * c), include_pad, divisor,
-                      out.reshape(-1), _threads.get_num_threads())
+    for geom, nthreads, x_part, out_part in _plane_calls(win, n * c, x, out):
+        _kernels.avg_pool(x_part, geom, include_pad, divisor, out_part, nthreads)
     return out
 
 
@@ -297,9 +316,9 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     _check_grad_output(op, g, shape[:2] + win.out_size)
     g = _args.contiguous(g)
     grad_input = np.empty(shape, dtype=g.dtype)
-    _kernels.avg_pool_backward(g.reshape(-1), win.kernel_geometry(shape[0] * shape[1]),
-                               include_pad, divisor, grad_input.reshape(-1),
-                               _threads.get_num_threads())
+    for geom, nthreads, g_part, grad_part in _plane_calls(win, shape[0] * shape[1], g,
+                                                          grad_input):
+        _kernels.avg_pool_backward(g_part, geom, include_pad, divisor, grad_part, nthreads)
     return grad_input
 
 
