@@ -183,4 +183,7 @@ def positive_int(value, name, op):
 def contiguous(arr):
     """C-contiguous, aligned, native-byte-order view or copy of `arr`; the
     kernels read raw buffers, so every other layout is copied once here."""
+    flags = arr.flags
+    if flags.c_contiguous and flags.aligned and arr.dtype.isnative:
+        return arr  # already fine: np.require would decide the same, slower
     return np.require(arr, requirements=("C", "A"), dtype=arr.dtype.newbyteorder("="))

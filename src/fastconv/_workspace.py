@@ -7,8 +7,11 @@ several at once.  Their size is bounded by the plans' chunking
 (functional/_plan.py), never by the batch size.
 """
 import threading
+from math import prod
 
 import numpy as np
+
+from . import _kernels
 
 ALIGNMENT = 64
 
@@ -18,7 +21,7 @@ _local = threading.local()
 def scratch(slot, shape, dtype):
     """An uninitialised C-contiguous array of `shape`, reused across calls."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = prod(shape) * dtype.itemsize
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
@@ -33,7 +36,7 @@ def aligned_empty(shape, dtype):
     the kernels then write whole aligned vectors (streaming stores need
     that)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = prod(shape) * dtype.itemsize
     return _aligned_bytes(nbytes).view(dtype).reshape(shape)
 
 
@@ -41,5 +44,5 @@ def _aligned_bytes(nbytes, alignment=ALIGNMENT):
     """A uint8 array of nbytes starting on an `alignment`-byte boundary, so
     SIMD kernels see whole cache lines."""
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
-    start = -raw.ctypes.data % alignment
+    start = _kernels.misalignment(raw, alignment)
     return raw[start:start + nbytes]

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _kernels, _threads
+from .. import _callcache, _kernels, _threads
 from ._geometry import Window
 
 # --------------------------------------------------------------- thresholds
@@ -219,7 +219,14 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
         raise ValueError(f"plan_conv: {computes} is computed by one of "
                          f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
     threads = _threads.get_num_threads() if threads is None else threads
-    call = _Call(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads)
+    return _plan(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads, algorithm)
+
+
+# A plan is a pure function of these values: made once per distinct call
+# (the thresholds are constants; _callcache.clear() after changing one).
+@_callcache.memoize
+def _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm):
+    call = _Call(computes, batch, c_in, c_out, win, groups, dtype, threads)
     planner = {OUTPUT: _plan_output, GRAD_INPUT: _plan_grad_input,
                GRAD_WEIGHT: _plan_grad_weight}[computes]
     return planner(call, algorithm)
