@@ -241,6 +241,8 @@ def main(argv=None):
     if args.list:
         import fastconv  # noqa: F401 - fail early and loudly if not built
         for title, group in (("default", case_table.DEFAULT_CASES),
+                             ("on request (--cases NAMES)",
+                              case_table.OP_CASES + case_table.TINY_CASES),
                              ("--quick", case_table.QUICK_CASES)):
             print(f"{title} cases:")
             for c in group:

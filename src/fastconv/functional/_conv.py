@@ -45,24 +45,33 @@ def _padding(padding, nd, kernel, stride, dilation, op):
     return pad, pad
 
 
-def parse_conv_arrays(op, nd, input, weight, bias, grad_output, weight_layout):
-    """The array arguments of a (transposed) conv as float arrays of one dtype
-    and the right ndim.  grad_output is NO_GRAD for a forward call (so None
-    there is the caller's error)."""
-    x = _args.as_float_array(input, "input", op)
-    w = _args.as_float_array(weight, "weight", op)
-    b = None if bias is None else _args.as_float_array(bias, "bias", op)
-    g = (None if grad_output is _args.NO_GRAD
-         else _args.as_float_array(grad_output, "grad_output", op))
-    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
-    _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
-    _args.check_ndim(w, nd + 2, "weight", op, weight_layout)
+def parse_conv_arrays(op, input, weight, bias, grad_output):
+    """The array arguments of a (transposed) conv as ndarrays; their dtypes
+    and ndims are checked with the sizes (check_conv_arrays, memoised).
+    grad_output is NO_GRAD for a forward call (so None there is the caller's
+    error)."""
+    x = _args.as_array(input, "input", op)
+    w = _args.as_array(weight, "weight", op)
+    b = None if bias is None else _args.as_array(bias, "bias", op)
+    g = None if grad_output is _args.NO_GRAD else _args.as_array(grad_output, "grad_output", op)
     return x, w, b, g
 
 
-def shape_of(arr):
-    """arr.shape, or None for no array (the memoised shape checks' argument)."""
-    return None if arr is None else arr.shape
+def array_meta(*arrays):
+    """(shape, dtype) of each array, flat, (None, None) for no array: the
+    memoised checks' arguments."""
+    return sum(((None, None) if a is None else (a.shape, a.dtype) for a in arrays), ())
+
+
+def check_conv_arrays(op, nd, x, w, b, g, weight_layout):
+    """The dtype and ndim rules of a (transposed) conv's arrays (ArrayMeta or
+    None), in the order the docstrings list them."""
+    for name, arr in (("input", x), ("weight", w), ("bias", b), ("grad_output", g)):
+        if arr is not None:
+            _args.check_float_dtype(arr.dtype, name, op)
+    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
+    _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
+    _args.check_ndim(w, nd + 2, "weight", op, weight_layout)
 
 
 def contiguous_arrays(*arrays):
@@ -75,18 +84,19 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
     """Validate a conv call once; returns (x, w, b, gout, window, groups) with
     the arrays C-contiguous and every argument rule of the conv docstrings
     checked."""
-    x, w, b, g = parse_conv_arrays(op, nd, input, weight, bias, grad_output,
-                                   "(C_out, C_in // groups, *kernel)")
-    win, groups = conv_window(op, nd, x.shape, w.shape, shape_of(b), shape_of(g), x.dtype,
-                              stride, padding, dilation, groups)
-    return contiguous_arrays(x, w, b, g) + (win, groups)
+    arrays = parse_conv_arrays(op, input, weight, bias, grad_output)
+    win, groups = conv_window(op, nd, *array_meta(*arrays), stride, padding, dilation, groups)
+    return contiguous_arrays(*arrays) + (win, groups)
 
 
 @_callcache.memoize
-def conv_window(op, nd, x_shape, w_shape, b_shape, g_shape, dtype, stride, padding,
-                dilation, groups):
-    """The shape half of a conv call's checks (it depends on no value, so it
-    runs once per distinct call): (window, groups as an int)."""
+def conv_window(op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape, g_dtype,
+                stride, padding, dilation, groups):
+    """The shape-only checks of a conv call (they depend on no value, so they
+    run once per distinct call): (window, groups as an int)."""
+    check_conv_arrays(op, nd, _args.meta(x_shape, dtype), _args.meta(w_shape, w_dtype),
+                      _args.meta(b_shape, b_dtype), _args.meta(g_shape, g_dtype),
+                      "(C_out, C_in // groups, *kernel)")
     groups = _args.positive_int(groups, "groups", op)
     n, c_in = x_shape[:2]
     c_out, c_per_group = w_shape[:2]

@@ -15,8 +15,8 @@ from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
 from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
-from ._conv import (bias_grad, contiguous_arrays, conv_forward, conv_grad_input,
-                    conv_grad_weight, parse_conv_arrays, shape_of)
+from ._conv import (array_meta, bias_grad, check_conv_arrays, contiguous_arrays, conv_forward,
+                    conv_grad_input, conv_grad_weight, parse_conv_arrays)
 from ._geometry import Window
 
 
@@ -24,19 +24,20 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
                               groups, dilation, grad_output=_args.NO_GRAD):
     """Validate once; returns (x, w, b, gout, window, groups) where `window`
     is the equivalent conv's: image = this op's output, grid = its input."""
-    x, w, b, g = parse_conv_arrays(op, nd, input, weight, bias, grad_output,
-                                   "(C_in, C_out // groups, *kernel)")
-    win, groups = conv_transpose_window(op, nd, x.shape, w.shape, shape_of(b), shape_of(g),
-                                        x.dtype, stride, padding, output_padding, groups,
-                                        dilation)
-    return contiguous_arrays(x, w, b, g) + (win, groups)
+    arrays = parse_conv_arrays(op, input, weight, bias, grad_output)
+    win, groups = conv_transpose_window(op, nd, *array_meta(*arrays), stride, padding,
+                                        output_padding, groups, dilation)
+    return contiguous_arrays(*arrays) + (win, groups)
 
 
 @_callcache.memoize
-def conv_transpose_window(op, nd, x_shape, w_shape, b_shape, g_shape, dtype, stride, padding,
-                          output_padding, groups, dilation):
-    """The shape half of a transposed conv call's checks (it depends on no
-    value, so it runs once per distinct call): (window, groups as an int)."""
+def conv_transpose_window(op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape,
+                          g_dtype, stride, padding, output_padding, groups, dilation):
+    """The shape-only checks of a transposed conv call (they depend on no
+    value, so they run once per distinct call): (window, groups as an int)."""
+    check_conv_arrays(op, nd, _args.meta(x_shape, dtype), _args.meta(w_shape, w_dtype),
+                      _args.meta(b_shape, b_dtype), _args.meta(g_shape, g_dtype),
+                      "(C_in, C_out // groups, *kernel)")
     groups = _args.positive_int(groups, "groups", op)
     n, c_in = x_shape[:2]
     kernel = tuple(w_shape[2:])
