@@ -13,7 +13,9 @@
 
 /* Work (in elements touched) below which a parallel region costs more than
  * it saves (waking sleeping OpenMP workers takes tens of microseconds); such
- * calls run on the calling thread. */
+ * calls run on the calling thread.
+ * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
+ * the kernels".) */
 #define FC_MIN_PARALLEL_WORK (1 << 18)
 
 /* The x86 kernel tables (csrc/isa/avx2.c, avx512.c) are compiled with target

@@ -288,7 +288,9 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
  * `buf` (p->phases * p->plane), then the planes are written back to the
  * input grid gx.  Plain col2im scatters every tap with stride s; here every
  * add is a contiguous run and only the final write is strided, once per
- * input value instead of once per tap (docs/performance.md). */
+ * input value instead of once per tap (docs/performance.md).
+ * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
+ * the kernels".) */
 static void FC_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g, const fc_phases *p,
                                  int64_t c0, int64_t c1, SCALAR *restrict buf, SCALAR *gx)
 {

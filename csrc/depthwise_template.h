@@ -108,7 +108,9 @@ static fc_dw_rows fc_dw_grad_rows(const fc_geometry *g, const fc_dw_stage *s)
 /* Where a call's scratch goes (caller memory, reused across calls: kernels
  * never malloc, so a busy worker thread's heap cannot creep): the tap
  * offsets, then one staging region per thread (weight gradient: per run).
- * A kernel whose region would pass FC_DW_SCRATCH_BYTES stages nothing. */
+ * A kernel whose region would pass FC_DW_SCRATCH_BYTES stages nothing.
+ * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
+ * the kernels".) */
 typedef struct {
     int64_t offsets_bytes;      /* room for the largest offset table */
     int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */

@@ -322,7 +322,9 @@ typedef void (*FC_FN(max_fused_fn_))(const SCALAR *const *, int64_t, int32_t,
                                      SCALAR *restrict, int32_t *restrict);
 
 /* The fused row kernel for g, or NULL.  Needs a 2-D (or 1-D) window without
- * dilation and a plane small enough for int32 positions. */
+ * dilation and a plane small enough for int32 positions.
+ * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
+ * the kernels".) */
 static FC_FN(max_fused_fn_) FC_FN(max_fused_pick_)(const fc_geometry *g)
 {
     const int64_t kH = g->kernel[1], kW = g->kernel[2], s = g->stride[2];

@@ -72,6 +72,14 @@ def test_output_per_image_from_400_positions(size, algorithm):
     assert plan(OUTPUT, 3, 3, 8, win).algorithm == algorithm
 
 
+def test_output_of_one_small_image_is_written_in_place():
+    # side by side, a batch of one would only add the copy into place
+    p = plan(OUTPUT, 1, 8, 8, window((8, 8), (3, 3), pad=1))
+    assert (p.algorithm, p.reason) == (GEMM_PER_IMAGE, "one image: no others to put side "
+                                                        "by side, written in place")
+    assert plan(OUTPUT, 2, 8, 8, window((8, 8), (3, 3), pad=1)).algorithm == GEMM_SIDE_BY_SIDE
+
+
 def test_output_pointwise_reads_images_in_place_whatever_their_size():
     p = plan(OUTPUT, 3, 8, 4, window((5, 5), (1, 1)))
     assert (p.algorithm, p.pointwise) == (GEMM_PER_IMAGE, True)

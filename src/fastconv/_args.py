@@ -9,6 +9,7 @@ import operator
 import os
 import sys
 from math import prod
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,27 +27,53 @@ NO_GRAD = object()
 MAX_SIZE = 2**40
 
 
-def as_float_array(value, name, op):
-    """`value` as an ndarray of float32/float64 (array-likes via np.asarray).
-
-    Integer, bool, complex, object and string data raise TypeError: silently
-    casting them would hide a bug in the caller's data pipeline.
-    """
+def as_array(value, name, op):
+    """`value` as an ndarray (array-likes via np.asarray), its dtype not yet
+    checked: the ops check dtypes with the rest of the call's shape-only
+    checks (check_float_dtype).  None and values NumPy cannot convert raise
+    TypeError."""
+    if isinstance(value, np.ndarray):
+        return value
     if value is None:
         raise TypeError(f"{op}: {name} must be a float32 or float64 array, got None")
-    if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except (ValueError, TypeError) as exc:  # ragged lists, broken __array__
-            raise TypeError(f"{op}: {name} must be a float32 or float64 array, and "
-                            f"{type(value).__name__} {value!r:.80} is not convertible "
-                            f"to one: {exc}") from None
-    if arr.dtype.type not in FLOAT_TYPES:  # any byte order; contiguous() makes it native
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged lists, broken __array__
+        raise TypeError(f"{op}: {name} must be a float32 or float64 array, and "
+                        f"{type(value).__name__} {value!r:.80} is not convertible "
+                        f"to one: {exc}") from None
+
+
+def check_float_dtype(dtype, name, op):
+    """Integer, bool, complex, object and string data raise TypeError:
+    silently casting them would hide a bug in the caller's data pipeline."""
+    if dtype.type not in FLOAT_TYPES:  # any byte order; contiguous() makes it native
         raise TypeError(f"{op}: {name} must have dtype float32 or float64, "
-                        f"got dtype {arr.dtype}")
+                        f"got dtype {dtype}")
+
+
+def as_float_array(value, name, op):
+    """`value` as an ndarray of float32/float64 (array-likes via np.asarray);
+    other dtypes raise TypeError (check_float_dtype)."""
+    arr = as_array(value, name, op)
+    check_float_dtype(arr.dtype, name, op)
     return arr
+
+
+class ArrayMeta(NamedTuple):
+    """An array's shape and dtype, all the ops' memoised shape-only checks
+    see of it (same_dtype and check_ndim take it as they take an array)."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def meta(shape, dtype):
+    """ArrayMeta(shape, dtype), or None for no array (shape None)."""
+    return None if shape is None else ArrayMeta(shape, dtype)
 
 
 def same_dtype(op, **arrays):
@@ -183,4 +210,7 @@ def positive_int(value, name, op):
 def contiguous(arr):
     """C-contiguous, aligned, native-byte-order view or copy of `arr`; the
     kernels read raw buffers, so every other layout is copied once here."""
+    flags = arr.flags
+    if flags.c_contiguous and flags.aligned and arr.dtype.isnative:
+        return arr  # already fine: np.require would decide the same, slower
     return np.require(arr, requirements=("C", "A"), dtype=arr.dtype.newbyteorder("="))

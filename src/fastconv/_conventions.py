@@ -103,6 +103,7 @@ def pytorch_forms(family: Any, nd: int, name: Optional[str] = None) -> Callable[
         position = {name: i for i, name in enumerate(signature.parameters)}
         defaults = {n: p.default for n, p in signature.parameters.items()}
         axes = family.layout(nd)
+        key_position = position[family.key]
         broadcast = [n for n in family.broadcast if n in position]
         batched = [n for n in family.batched if n in position]
         op = name or fn.__name__
@@ -133,8 +134,26 @@ def pytorch_forms(family: Any, nd: int, name: Optional[str] = None) -> Callable[
             bound.arguments.update(changes)
             return bound
 
+        def canonical(args, kwargs):
+            """Whether the call is in the op's own form already, by a test
+            cheaper than rewrite's: a batched ndarray key and no tuple or
+            list anywhere (so no short tuple to broadcast).  False only
+            means: let rewrite decide."""
+            key = args[key_position] if key_position < len(args) else kwargs.get(family.key)
+            if type(key) is not np.ndarray or key.ndim != len(axes):
+                return False
+            for value in args:
+                if type(value) is tuple or type(value) is list:
+                    return False
+            for value in kwargs.values():
+                if type(value) is tuple or type(value) is list:
+                    return False
+            return True
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            if not family.key_is_shape and canonical(args, kwargs):
+                return fn(*args, **kwargs)
             changes, unbatched = rewrite(args, kwargs)
             if not changes:  # the common case: nothing to rewrite
                 return fn(*args, **kwargs)

@@ -422,6 +422,14 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
     _check_winograd(status, "conv_weight_grad", geom)
 
 
+def misalignment(const unsigned char[::1] buf, Py_ssize_t alignment):
+    """Bytes to skip from the start of `buf` to the next `alignment`-byte
+    boundary (ndarray.ctypes.data costs more than a small kernel call)."""
+    if buf.shape[0] == 0:
+        return 0
+    return <Py_ssize_t>(-<size_t>&buf[0] % <size_t>alignment)
+
+
 def simd_compiled():
     """SIMD paths compiled into this build (the CPU may lack some)."""
     return [name for i, name in enumerate(SIMD_LEVELS) if fc_simd_compiled(i)]

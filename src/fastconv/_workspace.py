@@ -21,10 +21,11 @@ per slot, so one op can hold several at once.
 import sys
 import threading
 import weakref
+from math import prod
 
 import numpy as np
 
-from . import _args
+from . import _args, _kernels
 
 ALIGNMENT = 64
 
@@ -76,7 +77,7 @@ def scratch(slot, shape, dtype, op="fastconv", blame="the array sizes"):
     size could allocate (_args.check_alloc)."""
     _args.check_alloc(op, f"scratch ({slot})", shape, dtype, blame)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = prod(shape) * dtype.itemsize
     pool = _pool()
     buf = pool.buffers.get(slot)
     if buf is not None and _in_use(buf):
@@ -94,7 +95,7 @@ def aligned_empty(shape, dtype, op="fastconv", what="result", blame="the array s
     the kernels then write whole aligned vectors (streaming stores need
     that)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = prod(shape) * dtype.itemsize
     return _aligned_bytes(nbytes, op, what, blame).view(dtype).reshape(shape)
 
 
@@ -108,7 +109,7 @@ def _aligned_bytes(nbytes, op, what, blame, alignment=ALIGNMENT):
         raise MemoryError(f"{op}: not enough memory for its {what} of {_args._human(nbytes)} "
                           f"({nbytes} bytes); it grows with {blame}. "
                           f"fastconv.release_workspace() frees kept scratch") from None
-    start = -raw.ctypes.data % alignment
+    start = _kernels.misalignment(raw, alignment)
     return raw[start:start + nbytes]
 
 

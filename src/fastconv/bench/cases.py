@@ -203,6 +203,14 @@ OP_CASES = (
     adaptive_max("adaptivemax", (64, 64, 56, 56), 7, note="adaptive max pool to 7x7"),
 )
 
+# Layers so small that argument handling, not arithmetic, is most of a call
+# (docs/performance.md, "Per-call overhead"); on request: --cases 'tiny-*'.
+TINY_CASES = (
+    conv("tiny-conv", (1, 8, 8, 8), (8, 8, 3, 3), padding=1,
+         note="per-call overhead: batch 1, 8x8 digits"),
+    pool("tiny-maxpool", "max_pool2d", (1, 8, 8, 8), 2, 2, note="per-call overhead"),
+)
+
 # --quick: the same kinds of layer, shrunk so the whole run takes seconds.
 QUICK_CASES = (
     conv("q-lenet1", (8, 1, 28, 28), (6, 1, 5, 5)),
@@ -221,7 +229,7 @@ QUICK_CASES = (
 
 # Whole networks (nets.py), measured with --nets and in the default run when
 # torch is installed.
-ALL_CASES = DEFAULT_CASES + OP_CASES + QUICK_CASES + NET_CASES + QUICK_NET_CASES
+ALL_CASES = DEFAULT_CASES + OP_CASES + TINY_CASES + QUICK_CASES + NET_CASES + QUICK_NET_CASES
 
 
 def required_ops(case):

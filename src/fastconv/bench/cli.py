@@ -312,7 +312,8 @@ def main(argv=None):
         import fastconv  # noqa: F401 - fail early and loudly if not built
         for title, group in (("default", case_table.DEFAULT_CASES),
                              ("--quick", case_table.QUICK_CASES),
-                             ("other ops' (--cases NAME)", case_table.OP_CASES),
+                             ("on request (--cases NAMES)",
+                              case_table.OP_CASES + case_table.TINY_CASES),
                              ("network (--nets; the default run when torch is installed)",
                               case_table.NET_CASES),
                              ("--quick network", case_table.QUICK_NET_CASES)):

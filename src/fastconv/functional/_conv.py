@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _args, _kernels, _shapes, _threads, _workspace
+from .. import _args, _callcache, _kernels, _shapes, _threads, _workspace
 from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
     Size1, Size2, Size3
@@ -45,19 +45,38 @@ def _padding(padding, nd, kernel, stride, dilation, op):
     return pad, pad
 
 
-def parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output, weight_layout):
-    """The array arguments of a (transposed) conv as float arrays of one dtype
-    and the right ndim, plus groups as a positive int.  grad_output is NO_GRAD
-    for a forward call (so None there is the caller's error)."""
-    x = _args.as_float_array(input, "input", op)
-    w = _args.as_float_array(weight, "weight", op)
-    b = None if bias is None else _args.as_float_array(bias, "bias", op)
-    g = (None if grad_output is _args.NO_GRAD
-         else _args.as_float_array(grad_output, "grad_output", op))
+def parse_conv_arrays(op, input, weight, bias, grad_output):
+    """The array arguments of a (transposed) conv as ndarrays; their dtypes
+    and ndims are checked with the sizes (check_conv_arrays, memoised).
+    grad_output is NO_GRAD for a forward call (so None there is the caller's
+    error)."""
+    x = _args.as_array(input, "input", op)
+    w = _args.as_array(weight, "weight", op)
+    b = None if bias is None else _args.as_array(bias, "bias", op)
+    g = None if grad_output is _args.NO_GRAD else _args.as_array(grad_output, "grad_output", op)
+    return x, w, b, g
+
+
+def array_meta(*arrays):
+    """(shape, dtype) of each array, flat, (None, None) for no array: the
+    memoised checks' arguments."""
+    return sum(((None, None) if a is None else (a.shape, a.dtype) for a in arrays), ())
+
+
+def check_conv_arrays(op, nd, x, w, b, g, weight_layout):
+    """The dtype and ndim rules of a (transposed) conv's arrays (ArrayMeta or
+    None), in the order the docstrings list them."""
+    for name, arr in (("input", x), ("weight", w), ("bias", b), ("grad_output", g)):
+        if arr is not None:
+            _args.check_float_dtype(arr.dtype, name, op)
     _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
     _args.check_ndim(x, nd + 2, "input", op, _LAYOUTS[nd])
     _args.check_ndim(w, nd + 2, "weight", op, weight_layout)
-    return x, w, b, g, _args.positive_int(groups, "groups", op)
+
+
+def contiguous_arrays(*arrays):
+    """The validated arrays as the kernels take them (None stays None)."""
+    return tuple(None if a is None else _args.contiguous(a) for a in arrays)
 
 
 def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups,
@@ -65,40 +84,50 @@ def parse_conv_args(op, nd, input, weight, bias, stride, padding, dilation, grou
     """Validate a conv call once; returns (x, w, b, gout, window, groups) with
     the arrays C-contiguous and every argument rule of the conv docstrings
     checked."""
-    x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
-                                           "(C_out, C_in // groups, *kernel)")
-    n, c_in = x.shape[:2]
-    c_out, c_per_group = w.shape[:2]
-    kernel = tuple(w.shape[2:])
+    arrays = parse_conv_arrays(op, input, weight, bias, grad_output)
+    win, groups = conv_window(op, nd, *array_meta(*arrays), stride, padding, dilation, groups)
+    return contiguous_arrays(*arrays) + (win, groups)
+
+
+@_callcache.memoize
+def conv_window(op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape, g_dtype,
+                stride, padding, dilation, groups):
+    """The shape-only checks of a conv call (they depend on no value, so they
+    run once per distinct call): (window, groups as an int)."""
+    check_conv_arrays(op, nd, _args.meta(x_shape, dtype), _args.meta(w_shape, w_dtype),
+                      _args.meta(b_shape, b_dtype), _args.meta(g_shape, g_dtype),
+                      "(C_out, C_in // groups, *kernel)")
+    groups = _args.positive_int(groups, "groups", op)
+    n, c_in = x_shape[:2]
+    c_out, c_per_group = w_shape[:2]
+    kernel = tuple(w_shape[2:])
     if any(k < 1 for k in kernel):
-        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w.shape}")
+        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w_shape}")
     if c_in % groups:
         raise ValueError(f"{op}: input channels C_in={c_in} not divisible by groups={groups}")
     if c_out % groups:
         raise ValueError(f"{op}: output channels C_out={c_out} not divisible by "
                          f"groups={groups}")
     if c_per_group * groups != c_in:
-        raise ValueError(f"{op}: weight shape {w.shape} expects C_in = "
+        raise ValueError(f"{op}: weight shape {w_shape} expects C_in = "
                          f"{c_per_group}*groups = {c_per_group * groups}, but input "
-                         f"shape {x.shape} has C_in={c_in}")
-    if b is not None and b.shape != (c_out,):
-        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b.shape}")
+                         f"shape {x_shape} has C_in={c_in}")
+    if b_shape is not None and b_shape != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b_shape}")
     stride = _args.int_tuple(stride, nd, "stride", op, minimum=1)
     dilation = _args.int_tuple(dilation, nd, "dilation", op, minimum=1)
     pad_before, pad_after = _padding(padding, nd, kernel, stride, dilation, op)
-    win = Window(tuple(x.shape[2:]), kernel, stride, pad_before, pad_after, dilation)
+    win = Window(tuple(x_shape[2:]), kernel, stride, pad_before, pad_after, dilation)
     if any(o < 1 for o in win.out_size):
         raise ValueError(f"{op}: output would be empty: input spatial size "
                          f"{win.in_size} with padding {padding!r} is smaller than the "
                          f"dilated kernel {tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}")
-    _args.check_alloc(op, "output", (n, c_out) + win.out_size, x.dtype,
+    _args.check_alloc(op, "output", (n, c_out) + win.out_size, dtype,
                       f"padding={padding!r}, stride={stride}, dilation={dilation}")
-    if g is not None and g.shape != (n, c_out) + win.out_size:
+    if g_shape is not None and g_shape != (n, c_out) + win.out_size:
         raise ValueError(f"{op}: grad_output must have shape "
-                         f"{(n, c_out) + win.out_size}, got {g.shape}")
-    return (_args.contiguous(x), _args.contiguous(w),
-            None if b is None else _args.contiguous(b),
-            None if g is None else _args.contiguous(g), win, groups)
+                         f"{(n, c_out) + win.out_size}, got {g_shape}")
+    return win, groups
 
 
 def _gemm_workspace(dtype, nthreads):

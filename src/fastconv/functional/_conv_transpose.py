@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .. import _args, _shapes
+from .. import _args, _callcache, _shapes
 from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
 from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
-from ._conv import bias_grad, conv_forward, conv_grad_input, conv_grad_weight, parse_conv_arrays
+from ._conv import (array_meta, bias_grad, check_conv_arrays, contiguous_arrays, conv_forward,
+                    conv_grad_input, conv_grad_weight, parse_conv_arrays)
 from ._geometry import Window
 
 
@@ -23,20 +24,33 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
                               groups, dilation, grad_output=_args.NO_GRAD):
     """Validate once; returns (x, w, b, gout, window, groups) where `window`
     is the equivalent conv's: image = this op's output, grid = its input."""
-    x, w, b, g, groups = parse_conv_arrays(op, nd, input, weight, bias, groups, grad_output,
-                                           "(C_in, C_out // groups, *kernel)")
-    n, c_in = x.shape[:2]
-    kernel = tuple(w.shape[2:])
+    arrays = parse_conv_arrays(op, input, weight, bias, grad_output)
+    win, groups = conv_transpose_window(op, nd, *array_meta(*arrays), stride, padding,
+                                        output_padding, groups, dilation)
+    return contiguous_arrays(*arrays) + (win, groups)
+
+
+@_callcache.memoize
+def conv_transpose_window(op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape,
+                          g_dtype, stride, padding, output_padding, groups, dilation):
+    """The shape-only checks of a transposed conv call (they depend on no
+    value, so they run once per distinct call): (window, groups as an int)."""
+    check_conv_arrays(op, nd, _args.meta(x_shape, dtype), _args.meta(w_shape, w_dtype),
+                      _args.meta(b_shape, b_dtype), _args.meta(g_shape, g_dtype),
+                      "(C_in, C_out // groups, *kernel)")
+    groups = _args.positive_int(groups, "groups", op)
+    n, c_in = x_shape[:2]
+    kernel = tuple(w_shape[2:])
     if any(k < 1 for k in kernel):
-        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w.shape}")
-    if w.shape[0] != c_in:
-        raise ValueError(f"{op}: weight shape {w.shape} expects C_in={w.shape[0]}, but input "
-                         f"shape {x.shape} has C_in={c_in}")
+        raise ValueError(f"{op}: kernel size must be positive, got weight shape {w_shape}")
+    if w_shape[0] != c_in:
+        raise ValueError(f"{op}: weight shape {w_shape} expects C_in={w_shape[0]}, but input "
+                         f"shape {x_shape} has C_in={c_in}")
     if c_in % groups:
         raise ValueError(f"{op}: input channels C_in={c_in} not divisible by groups={groups}")
-    c_out = w.shape[1] * groups
-    if b is not None and b.shape != (c_out,):
-        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b.shape}")
+    c_out = w_shape[1] * groups
+    if b_shape is not None and b_shape != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},), got {b_shape}")
     stride = _args.int_tuple(stride, nd, "stride", op, minimum=1)
     dilation = _args.int_tuple(dilation, nd, "dilation", op, minimum=1)
     if isinstance(padding, str):
@@ -49,22 +63,20 @@ def parse_conv_transpose_args(op, nd, input, weight, bias, stride, padding, outp
             raise ValueError(f"{op}: output_padding must be smaller than max(stride, dilation) "
                              f"per axis, got output_padding={output_padding} with "
                              f"stride={stride}, dilation={dilation}")
-    in_size = tuple(x.shape[2:])
+    in_size = tuple(x_shape[2:])
     out_size = tuple(_shapes.transposed_output_size(i, k, s, p, o, d) for i, k, s, p, o, d
                      in zip(in_size, kernel, stride, padding, output_padding, dilation))
     if any(o < 1 for o in out_size):
         raise ValueError(f"{op}: output would be empty: input spatial size {in_size} gives "
                          f"output size {out_size} with padding={padding}")
-    _args.check_alloc(op, "output", (n, c_out) + out_size, x.dtype,
+    _args.check_alloc(op, "output", (n, c_out) + out_size, dtype,
                       f"stride={stride}, padding={padding}, output_padding={output_padding}, "
                       f"dilation={dilation}")
-    if g is not None and g.shape != (n, c_out) + out_size:
+    if g_shape is not None and g_shape != (n, c_out) + out_size:
         raise ValueError(f"{op}: grad_output must have shape {(n, c_out) + out_size}, "
-                         f"got {g.shape}")
+                         f"got {g_shape}")
     win = Window(out_size, kernel, stride, padding, padding, dilation, explicit_out=in_size)
-    return (_args.contiguous(x), _args.contiguous(w),
-            None if b is None else _args.contiguous(b),
-            None if g is None else _args.contiguous(g), win, groups)
+    return win, groups
 
 
 def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,

@@ -4,9 +4,10 @@ Ops on 1, 2 or 3 spatial dims are run as 3-D: leading spatial dims of size 1
 with kernel 1, stride 1, padding 0, dilation 1, so one C loop nest serves all.
 """
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 
-from .. import _kernels, _shapes
+from .. import _callcache, _kernels, _shapes
 
 
 def lift(values, fill):
@@ -14,6 +15,7 @@ def lift(values, fill):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
+@_callcache.plain_type
 @dataclass(frozen=True)
 class Window:
     """Sliding-window geometry over nd spatial axes (tuples of length nd)."""
@@ -27,7 +29,8 @@ class Window:
     # with output_padding >= stride pairs its input grid with a longer image.
     explicit_out: tuple = None
 
-    @property
+    # Computed once per window: the per-call path asks for it several times.
+    @cached_property
     def out_size(self):
         if self.explicit_out is not None:
             return self.explicit_out
@@ -39,7 +42,7 @@ class Window:
     def taps(self):
         return prod(self.kernel)
 
-    @property
+    @cached_property
     def out_count(self):
         return prod(self.out_size)
 
@@ -47,6 +50,13 @@ class Window:
         """The geometry the C kernels take: channels and 3-D lifted sizes.
         Trailing padding needs no field: out_size already accounts for it and
         taps past the input read as zeros."""
-        return _kernels.Geometry(channels, lift(self.in_size, 1), lift(self.out_size, 1),
-                                 lift(self.kernel, 1), lift(self.stride, 1),
-                                 lift(self.pad_before, 0), lift(self.dilation, 1))
+        return _conv_geometry(self, channels)
+
+
+@_callcache.memoize
+def _conv_geometry(win, channels):
+    """Window.kernel_geometry, built once per window and channel count (the
+    kernels only read it)."""
+    return _kernels.Geometry(channels, lift(win.in_size, 1), lift(win.out_size, 1),
+                             lift(win.kernel, 1), lift(win.stride, 1),
+                             lift(win.pad_before, 0), lift(win.dilation, 1))

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _args, _kernels, _threads
+from .. import _args, _callcache, _kernels, _threads
 from .._types import AnySize, Array, ArrayLike, InterpMode, Scale, Shape
 from ._pool import _flag, _input_shape, _sizes_geometry
 
@@ -45,6 +45,7 @@ def _scale_factors(op, scale_factor, nd):
     return tuple(out)
 
 
+@_callcache.memoize
 def _plan(op, shape, size, scale_factor, mode, align_corners):
     """(output spatial size, per-axis scales or None, mode, align_corners)
     for an input of `shape`, checked as torch.nn.functional.interpolate does."""
@@ -136,8 +137,10 @@ def _linear_table(n_in, n_out, scale, align_corners, dtype):
     return np.stack([i0, i1], 1), np.stack([t(1) - lam1, lam1], 1)
 
 
+@_callcache.memoize
 def _tables(in_size, out_size, scales, mode, align_corners, dtype):
-    """The kernel's (index, weight, taps) for the 3-D lifted geometry."""
+    """The kernel's (index, weight, taps) for the 3-D lifted geometry, made
+    once per distinct call and read-only (the kernels only read them)."""
     nd = len(in_size)
     index, weight, taps = [], [], []
     for axis in range(3):
@@ -155,8 +158,10 @@ def _tables(in_size, out_size, scales, mode, align_corners, dtype):
         index.append(idx.reshape(-1))
         weight.append(w.reshape(-1))
         taps.append(t)
-    return (np.ascontiguousarray(np.concatenate(index), np.int64),
-            np.ascontiguousarray(np.concatenate(weight), dtype), tuple(taps))
+    index = np.ascontiguousarray(np.concatenate(index), np.int64)
+    weight = np.ascontiguousarray(np.concatenate(weight), dtype)
+    index.flags.writeable = weight.flags.writeable = False
+    return index, weight, tuple(taps)
 
 
 def _check_input(op, x, name):

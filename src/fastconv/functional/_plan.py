@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .. import _kernels, _threads
+from .. import _callcache, _kernels, _threads
 from ._geometry import Window
 
 # --------------------------------------------------------------- thresholds
@@ -228,14 +228,11 @@ def _winograd_reason(win, c_in_group):
             f"per group, {use:.0%} >= {WINOGRAD_MIN_TILE_USE:.0%} of its tiles' outputs real")
 
 
-def _winograd_candidate(call, terms):
+def _winograd_candidate(call):
     """(reason Winograd runs or None, note for the plan that runs instead):
-    the shape rules, then, only if they pick Winograd, the values' range
-    (`terms`: products the direct sum adds per result), the one rule that
-    reads the operands."""
+    the shape rules, then the operands' range (plan_conv checks it)."""
     reason = _winograd_reason(call.win, call.c_in_group)
-    if reason is None or call.operands is None or winograd_in_range(call.operands, terms,
-                                                                    call.dtype):
+    if reason is None or call.winograd_values_ok:
         return reason, ""
     return None, ("; not Winograd: the operands hold inf/NaN, or values whose products "
                   "could overflow its transforms")
@@ -310,8 +307,39 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
         raise ValueError(f"plan_conv: {computes} is computed by one of "
                          f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
     threads = _threads.get_num_threads() if threads is None else threads
-    call = _Call(computes, batch, c_in, c_out, win, groups, np.dtype(dtype), threads,
-                 None if operands is None else tuple(operands))
+    dtype = np.dtype(dtype)
+    sizes = (computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm)
+    plan = _plan(*sizes, True)
+    # The one rule that reads values, so it stays outside the memo: only
+    # when the shape rules chose Winograd (else the values cannot matter).
+    if (operands is not None and WINOGRAD_F2X2_3X3 in (plan.algorithm, _via_algorithm(plan))
+            and not winograd_in_range(tuple(operands),
+                                      _winograd_terms(computes, batch, c_in, c_out, win, groups),
+                                      dtype)):
+        plan = _plan(*sizes, False)
+    return plan
+
+
+def _via_algorithm(plan):
+    return None if plan.via is None else plan.via.algorithm
+
+
+def _winograd_terms(computes, batch, c_in, c_out, win, groups):
+    """Products the direct sum adds per result of this pass (the forward's
+    reduction, the flipped conv's for GRAD_INPUT, the batch's positions for
+    GRAD_WEIGHT): what Winograd's transforms may amplify."""
+    if computes == GRAD_WEIGHT:
+        return batch * win.out_count
+    return (c_out if computes == GRAD_INPUT else c_in) // groups * win.taps
+
+
+# A plan is a pure function of these values: made once per distinct call
+# (the thresholds are constants; _callcache.clear() after changing one).
+# `winograd_values_ok` False: the operands' values rule Winograd out.
+@_callcache.memoize
+def _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm,
+          winograd_values_ok):
+    call = _Call(computes, batch, c_in, c_out, win, groups, dtype, threads, winograd_values_ok)
     planner = {OUTPUT: _plan_output, GRAD_INPUT: _plan_grad_input,
                GRAD_WEIGHT: _plan_grad_weight}[computes]
     return planner(call, algorithm)
@@ -328,7 +356,7 @@ class _Call:
     groups: int
     dtype: np.dtype
     threads: int
-    operands: Optional[tuple] = field(default=None, compare=False)
+    winograd_values_ok: bool = True     # False: the operands' values rule it out
 
     @property
     def c_in_group(self):
@@ -395,8 +423,12 @@ def _plan_output(call, forced):
     per_image_reason = ("1x1 stride-1 unpadded kernel: each image is its own column matrix"
                         if is_pointwise(win) else
                         f"{win.out_count} >= {PER_IMAGE_MIN_POSITIONS} output positions per "
-                        f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else None)
-    winograd, not_winograd = _winograd_candidate(call, call.c_in_group * win.taps)
+                        f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else
+                        # Side by side, one image would only be copied into place
+                        # afterwards.
+                        "one image: no others to put side by side, written in place"
+                        if call.batch == 1 else None)
+    winograd, not_winograd = _winograd_candidate(call)
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, winograd),
@@ -445,8 +477,8 @@ def _plan_grad_input(call, forced):
         return call.depthwise_plan(reason)
     if algorithm == FLIPPED_CONV:
         # grad_output (batch, C_out, out) convolved into (batch, C_in, in).
-        via = plan_conv(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
-                        dtype, threads, operands=call.operands)
+        via = _plan(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
+                    dtype, threads, None, call.winograd_values_ok)
         return call.plan(algorithm, reason, via.workspace, chunk=via.chunk, via=via)
     if algorithm == GEMM_COL2IM:
         def scratch(channels):
@@ -467,7 +499,7 @@ def _plan_grad_input(call, forced):
 def _plan_grad_weight(call, forced):
     win, dtype, threads = call.win, call.dtype, call.threads
     c_out_group = call.c_out // call.groups
-    winograd, not_winograd = _winograd_candidate(call, call.batch * win.out_count)
+    winograd, not_winograd = _winograd_candidate(call)
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, winograd),

@@ -8,12 +8,13 @@ and 2-D ops lifted to 3-D so one loop nest serves all three.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
-from .. import _args, _kernels, _shapes, _threads
+from .. import _args, _callcache, _kernels, _shapes, _threads
 from .._conventions import POOL, POOL_BACKWARD, pytorch_forms
 from .._types import (Array, ArrayLike, Indices, OptSize1, OptSize2, OptSize3, OutSize1,
                       OutSize2, OutSize3, Shape, Size1, Size2, Size3)
@@ -26,6 +27,7 @@ from ._geometry import lift
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
+@_callcache.plain_type
 @dataclass(frozen=True)
 class PoolWindow:
     """Pooling geometry over nd spatial axes (tuples of length nd)."""
@@ -36,7 +38,7 @@ class PoolWindow:
     dilation: tuple
     ceil_mode: bool
 
-    @property
+    @cached_property
     def out_size(self):
         return tuple(_shapes.pool_output_size(n, k, s, p, d, self.ceil_mode)
                      for n, k, s, p, d in zip(self.in_size, self.kernel, self.stride,
@@ -44,9 +46,15 @@ class PoolWindow:
 
     def kernel_geometry(self, planes):
         """The geometry the C kernels take, with the batch folded into planes."""
-        return _kernels.Geometry(planes, lift(self.in_size, 1), lift(self.out_size, 1),
-                                 lift(self.kernel, 1), lift(self.stride, 1),
-                                 lift(self.padding, 0), lift(self.dilation, 1))
+        return _pool_geometry(self, planes)
+
+
+@_callcache.memoize
+def _pool_geometry(win, planes):
+    """PoolWindow.kernel_geometry, built once per window and plane count."""
+    return _kernels.Geometry(planes, lift(win.in_size, 1), lift(win.out_size, 1),
+                             lift(win.kernel, 1), lift(win.stride, 1),
+                             lift(win.padding, 0), lift(win.dilation, 1))
 
 
 def _flag(value, name, op):
@@ -58,6 +66,7 @@ def _flag(value, name, op):
     raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
 
 
+@_callcache.memoize
 def _window(op, nd, in_size, kernel_size, stride, padding, dilation, ceil_mode):
     """Validated PoolWindow of a pooling call (PyTorch's rules)."""
     kernel = _args.int_tuple(kernel_size, nd, "kernel_size", op, minimum=1)
@@ -89,6 +98,7 @@ def _input(op, nd, input, name="input"):
     return x
 
 
+@_callcache.memoize
 def _input_shape(op, nd, input_shape):
     """input_shape as a tuple of nd + 2 non-negative ints."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != nd + 2:
@@ -285,6 +295,7 @@ def max_pool3d_backward(grad_output: ArrayLike, indices: ArrayLike,
 # Average pooling
 # ---------------------------------------------------------------------------
 
+@_callcache.memoize
 def _avg_args(op, nd, in_size, kernel_size, stride, padding, ceil_mode,
               count_include_pad, divisor_override):
     win = _window(op, nd, in_size, kernel_size, stride, padding, 1, ceil_mode)
@@ -387,6 +398,7 @@ def avg_pool3d_backward(grad_output: ArrayLike, input_shape: Shape, kernel_size:
 # Adaptive pooling (average and max, 1-D, 2-D, 3-D)
 # ---------------------------------------------------------------------------
 
+@_callcache.memoize
 def _sizes_geometry(planes, in_size, out_size):
     """A geometry of sizes only (kernel, stride, dilation 1, no padding): the
     max-pool scatter, adaptive pooling and interpolation map each plane's
@@ -400,7 +412,14 @@ def _adaptive_input(op, nd, input, output_size):
     """(input array, output spatial size) of an adaptive pooling call; a None
     entry of output_size keeps that input size (as PyTorch)."""
     x = _input(op, nd, input)
-    in_size = x.shape[2:]
+    return _args.contiguous(x), _adaptive_output_size(op, nd, x.shape, x.dtype, output_size)
+
+
+@_callcache.memoize
+def _adaptive_output_size(op, nd, x_shape, dtype, output_size):
+    """The output spatial size of an adaptive pooling call on an input of
+    x_shape (the shape half of its checks, run once per distinct call)."""
+    in_size = x_shape[2:]
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != nd:
             raise ValueError(f"{op}: output_size must be an int or a tuple of {nd} ints, "
@@ -417,10 +436,10 @@ def _adaptive_input(op, nd, input, output_size):
                          f"output_size={output_size!r}")
     if any(n < 1 for n in in_size):
         raise ValueError(f"{op}: input spatial size must be positive, got input shape "
-                         f"{x.shape}")
-    _args.check_alloc(op, "output", x.shape[:2] + out_size, x.dtype,
+                         f"{x_shape}")
+    _args.check_alloc(op, "output", x_shape[:2] + out_size, dtype,
                       f"output_size={output_size!r}")
-    return _args.contiguous(x), out_size
+    return out_size
 
 
 def _adaptive_avg_pool(op, nd, input, output_size):

@@ -1,0 +1,86 @@
+"""Memoised shape-only work: the per-call fast path of every op.
+
+Half of what an op does before its kernel runs depends on the call's shapes,
+dtype, size arguments and thread count only, never on the data: validating
+the sizes, the output shape, the plan, the kernel geometry.  On a small input
+that half costs more than the kernel, so the functions doing it are wrapped in
+`memoize`, which keeps their results by their arguments, as oneDNN's
+primitive cache keeps a primitive by its descriptor.  The array checks that
+look at the data's type (float dtype, ndim) still run on every call.
+
+A call is served from the cache only when an earlier call with the same
+arguments of the same types succeeded: the key holds each argument's type
+next to its value, so `True` never hits the entry of `1`, nor
+`np.int64(1)` that of `1`, and any error is raised afresh by the function
+itself (errors are never cached).  Arguments of other types (lists, arrays,
+user objects) are never cached, so they always take the full checks.
+"""
+import functools
+
+import numpy as np
+
+# Entries per memoised function.  A training loop or an inference server
+# cycles through a few dozen distinct shapes; a program that keeps changing
+# shapes evicts the oldest entries, so memory stays bounded.
+MAX_ENTRIES = 512
+
+# Argument types whose equal values are interchangeable for a memoised
+# function (tuples qualify when every element is an int or None).  Frozen dataclasses
+# of such values (the windows) register themselves with `plain_type`.
+# Floats are left out: 0.0 == -0.0, and no memoised function needs one.
+_PLAIN = {int, bool, str, type(None), type(np.dtype(np.float32)), type(np.dtype(np.float64))}
+
+_caches = []
+
+
+def plain_type(cls):
+    """Class decorator: instances of the frozen dataclass `cls` (built from
+    plain values only) may be memoisation keys."""
+    _PLAIN.add(cls)
+    return cls
+
+
+def _key(args):
+    """The cache key of `args`, or None when one of them is not plain."""
+    for value in args:
+        kind = type(value)
+        if kind is tuple:
+            for item in value:
+                if type(item) is not int and item is not None:
+                    return None
+        elif kind not in _PLAIN:
+            return None
+    return args, tuple(map(type, args))
+
+
+def memoize(fn):
+    """`fn` (a pure function of its positional arguments) with its results
+    kept by argument values and types; see the module docstring."""
+    cache = {}
+
+    @functools.wraps(fn)
+    def memoized(*args):
+        key = _key(args)
+        if key is None:
+            return fn(*args)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        result = fn(*args)
+        if len(cache) >= MAX_ENTRIES:
+            # The oldest entry goes (dicts keep insertion order).
+            cache.pop(next(iter(cache), None), None)
+        cache[key] = result
+        return result
+
+    memoized.cache = cache
+    _caches.append(cache)
+    return memoized
+
+
+def clear():
+    """Forget every memoised result (after changing a plan threshold by hand,
+    as tests do)."""
+    for cache in _caches:
+        cache.clear()

@@ -1,0 +1,110 @@
+"""The per-call fast path (fastconv/_callcache.py): memoised shape-only work
+must never let a call skip a check it would fail, nor share results."""
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _callcache
+from fastconv.functional import _plan
+
+
+@pytest.fixture
+def arrays(rng):
+    x = rng.standard_normal((2, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    return x, w
+
+
+@pytest.mark.parametrize("bad, error", [
+    ({"padding": True}, TypeError),          # True == 1 and hash(True) == hash(1)
+    ({"stride": (1, True)}, TypeError),
+    ({"groups": True}, TypeError),
+    ({"groups": 1.0}, TypeError),
+    ({"dilation": (1, 1.0)}, TypeError),
+])
+def test_a_cached_call_does_not_admit_an_equal_value_of_another_type(arrays, bad, error):
+    x, w = arrays
+    good = {"padding": 1, "stride": (1, 1), "groups": 1, "dilation": (1, 1)}
+    expected = fastconv.conv2d(x, w, **good)    # now in the cache
+    with pytest.raises(error, match="conv2d"):
+        fastconv.conv2d(x, w, **{**good, **bad})
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, **good), expected)
+
+
+def test_numpy_ints_and_lists_take_the_full_checks_and_agree(arrays):
+    x, w = arrays
+    expected = fastconv.conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, padding=np.int64(1)), expected)
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, padding=[1, 1]), expected)
+    with pytest.raises(TypeError, match="padding"):
+        fastconv.conv2d(x, w, padding=np.bool_(True))
+
+
+def test_errors_are_raised_on_every_call(arrays):
+    x, w = arrays
+    for _ in range(3):
+        with pytest.raises(ValueError, match="groups"):
+            fastconv.conv2d(x, w, groups=3)
+    for _ in range(3):   # a cached shape check must not pass an int array
+        with pytest.raises(TypeError, match="dtype"):
+            fastconv.conv2d(x.astype(np.int32), w)
+        fastconv.conv2d(x, w)
+
+
+def test_each_call_returns_a_fresh_array(arrays):
+    x, w = arrays
+    first, second = fastconv.conv2d(x, w), fastconv.conv2d(x, w)
+    assert not np.shares_memory(first, second)
+    pooled = fastconv.max_pool2d(x, 2), fastconv.max_pool2d(x, 2)
+    assert not np.shares_memory(*pooled)
+    up = [fastconv.interpolate(x, size=(9, 9), mode="bilinear") for _ in range(2)]
+    assert not np.shares_memory(*up)
+    np.testing.assert_array_equal(*up)
+
+
+def test_the_plan_follows_the_thread_count(arrays):
+    x, w = arrays
+    before = fastconv.get_num_threads()
+    try:
+        for n in (1, 2, 1):
+            fastconv.set_num_threads(n)
+            assert fastconv.explain("conv2d", x, w).threads == n
+    finally:
+        fastconv.set_num_threads(before)
+
+
+def test_a_byte_swapped_input_equals_the_native_one(arrays):
+    x, w = arrays
+    expected = fastconv.conv2d(x, w)
+    swapped = x.astype(x.dtype.newbyteorder(">"))
+    np.testing.assert_array_equal(fastconv.conv2d(swapped, w), expected)
+
+
+def test_memoize_keeps_at_most_max_entries(monkeypatch):
+    calls = []
+
+    @_callcache.memoize
+    def square(n):
+        calls.append(n)
+        return n * n
+
+    monkeypatch.setattr(_callcache, "MAX_ENTRIES", 3)
+    assert [square(n) for n in (1, 2, 3, 4, 1)] == [1, 4, 9, 16, 1]
+    assert calls == [1, 2, 3, 4, 1]          # 1 was evicted by 4, so computed again
+    assert len(square.cache) == 3
+    square(4)
+    assert calls == [1, 2, 3, 4, 1]          # 4 still cached
+    _callcache.clear()
+    assert not square.cache
+
+
+def test_clear_makes_a_changed_threshold_take_effect(arrays, monkeypatch):
+    x, w = arrays
+    assert fastconv.explain("conv2d", x, w).algorithm == _plan.GEMM_SIDE_BY_SIDE
+    monkeypatch.setattr(_plan, "PER_IMAGE_MIN_POSITIONS", 1)
+    _callcache.clear()
+    try:
+        assert fastconv.explain("conv2d", x, w).algorithm == _plan.GEMM_PER_IMAGE
+    finally:
+        monkeypatch.undo()
+        _callcache.clear()
