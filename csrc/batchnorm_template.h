@@ -8,9 +8,10 @@
  * after, while its runs are still in cache.
  *
  * No SIMD code of its own: the loops are plain C that each table's copy
- * compiles for its target.  Sums accumulate in double (float32 data too) in
- * FC_BN_ACC independent partial sums, which the compiler keeps in vector
- * registers without reassociating anything (the build has no -ffast-math).
+ * compiles for its TARGET (GCC vectorises every one of them).  Sums
+ * accumulate in double (float32 data too) in FC_BN_ACC independent partial
+ * sums, which the compiler keeps in vector registers without reassociating
+ * anything (the build has no -ffast-math).
  *
  * The variance uses sums shifted by the channel's first value:
  * var = (sum(d^2) - sum(d)^2 / n) / n with d = x - shift.  With the shift a
@@ -20,7 +21,7 @@
 
 #ifndef FC_BN_SHARED
 #define FC_BN_SHARED
-#define FC_BN_ACC 8 /* partial sums per reduction: two AVX-512 or four AVX2 vectors of double */
+#define FC_BN_ACC 8 /* partial sums per reduction: 2 AVX2 vectors of double, 1 AVX-512 */
 
 static inline double fc_bn_total_(const double acc[FC_BN_ACC])
 {
@@ -31,8 +32,9 @@ static inline double fc_bn_total_(const double acc[FC_BN_ACC])
 #endif
 
 /* sum(x - shift) and sum((x - shift)^2) over one channel. */
-static void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stride,
-                                    int64_t spatial, double shift, double *sum, double *sumsq)
+static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stride,
+                                           int64_t spatial, double shift, double *sum,
+                                           double *sumsq)
 {
     double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
     for (int64_t n = 0; n < batch; ++n) {
@@ -55,9 +57,10 @@ static void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stri
 }
 
 /* sum(dy) and sum(dy * (x - mean)) over one channel. */
-static void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
-                                         int64_t stride, int64_t spatial, double mean,
-                                         double *sum_dy, double *sum_dy_xmu)
+static TARGET void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *x,
+                                                int64_t batch, int64_t stride,
+                                                int64_t spatial, double mean, double *sum_dy,
+                                                double *sum_dy_xmu)
 {
     double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
     for (int64_t n = 0; n < batch; ++n) {
@@ -80,8 +83,9 @@ static void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *x, int6
 }
 
 /* out = a * in + b over one channel (in, out: the channel's first run). */
-static void FC_FN(bn_channel_affine_)(const SCALAR *in, int64_t batch, int64_t stride,
-                                      int64_t spatial, SCALAR a, SCALAR b, SCALAR *out)
+static TARGET void FC_FN(bn_channel_affine_)(const SCALAR *restrict in, int64_t batch,
+                                             int64_t stride, int64_t spatial, SCALAR a,
+                                             SCALAR b, SCALAR *restrict out)
 {
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *ir = in + n * stride;
@@ -90,11 +94,28 @@ static void FC_FN(bn_channel_affine_)(const SCALAR *in, int64_t batch, int64_t s
     }
 }
 
+/* out = ca * gy + cb * (x - m) + c0 over one channel: the input gradient
+ * with batch statistics.  x - m is taken in SCALAR before scaling, so data
+ * far from zero loses nothing to cancellation. */
+static TARGET void FC_FN(bn_channel_input_grad_)(const SCALAR *restrict gy,
+                                                 const SCALAR *restrict x, int64_t batch,
+                                                 int64_t stride, int64_t spatial, SCALAR ca,
+                                                 SCALAR cb, SCALAR m, SCALAR c0,
+                                                 SCALAR *restrict out)
+{
+    for (int64_t n = 0; n < batch; ++n) {
+        const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
+        SCALAR *orow = out + n * stride;
+        for (int64_t s = 0; s < spatial; ++s) orow[s] = ca * gr[s] + cb * (xr[s] - m) + c0;
+    }
+}
+
 /* fc_batch_norm_forward. */
-static void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch, int64_t channels,
-                                       int64_t spatial, int compute_stats, double *mean,
-                                       double *var, const void *weight_, const void *bias_,
-                                       double eps, void *y_, int nthreads)
+static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
+                                              int64_t channels, int64_t spatial,
+                                              int compute_stats, double *mean, double *var,
+                                              const void *weight_, const void *bias_,
+                                              double eps, void *y_, int nthreads)
 {
     const SCALAR *x = x_, *weight = weight_, *bias = bias_;
     SCALAR *y = y_;
@@ -125,12 +146,13 @@ static void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch, int64_t ch
 }
 
 /* fc_batch_norm_backward. */
-static void FC_FN(batch_norm_backward_)(const void *gy_, const void *x_, int64_t batch,
-                                        int64_t channels, int64_t spatial,
-                                        const double *mean, const double *invstd,
-                                        const void *weight_, int batch_stats,
-                                        int compute_sums, int64_t count, double *sum_dy,
-                                        double *sum_dy_xmu, void *gx_, int nthreads)
+static TARGET void FC_FN(batch_norm_backward_)(const void *gy_, const void *x_,
+                                               int64_t batch, int64_t channels,
+                                               int64_t spatial, const double *mean,
+                                               const double *invstd, const void *weight_,
+                                               int batch_stats, int compute_sums,
+                                               int64_t count, double *sum_dy,
+                                               double *sum_dy_xmu, void *gx_, int nthreads)
 {
     const SCALAR *gy = gy_, *x = x_, *weight = weight_;
     SCALAR *gx = gx_;
@@ -152,16 +174,10 @@ static void FC_FN(batch_norm_backward_)(const void *gy_, const void *x_, int64_t
                                       gx + first);
             continue;
         }
-        /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n);
-         * x - mean is taken in SCALAR before scaling, so data far from zero
-         * loses nothing to cancellation. */
+        /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n) */
         const double k = invstd[c] * invstd[c] * sum_dy_xmu[c] / (double)count;
-        const SCALAR ca = (SCALAR)a, cb = (SCALAR)(-a * k), m = (SCALAR)mean[c],
-                     c0 = (SCALAR)(-a * sum_dy[c] / (double)count);
-        for (int64_t n = 0; n < batch; ++n) {
-            const SCALAR *gr = gy + first + n * stride, *xr = x + first + n * stride;
-            SCALAR *out = gx + first + n * stride;
-            for (int64_t s = 0; s < spatial; ++s) out[s] = ca * gr[s] + cb * (xr[s] - m) + c0;
-        }
+        FC_FN(bn_channel_input_grad_)(gy + first, x + first, batch, stride, spatial,
+                                      (SCALAR)a, (SCALAR)(-a * k), (SCALAR)mean[c],
+                                      (SCALAR)(-a * sum_dy[c] / (double)count), gx + first);
     }
 }
