@@ -215,3 +215,47 @@ def test_layers_against_torch(rng, cls, shape, momentum, track):
             np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), **tight)
             np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), **tight)
             assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked)
+
+
+class _TwoRankBatchNorm2d(nn.BatchNorm2d):
+    """SyncBatchNorm's recipe on the layer's hooks, in one process: this
+    batch's statistics and gradient sums combined with those of another
+    rank's batch (other_x, other_gy)."""
+    other_x = other_gy = None
+
+    def _normalize_batch(self, x, weight, bias):
+        from fastconv.functional import _batch_norm as bn
+        parts = [(x.size // x.shape[1],) + bn._batch_statistics(x)
+                 for x in (x, self.other_x)]
+        count = sum(n for n, _, _ in parts)
+        mean = sum(n * m for n, m, _ in parts) / count
+        var = sum(n * (v + (m - mean) ** 2) for n, m, v in parts) / count
+        return bn._normalize(x, weight, bias, self.eps, mean, var)[0], mean, var, count
+
+    def _grad_sums(self, grad_output, x, mean):
+        from fastconv.functional import _batch_norm as bn
+        local = bn._grad_sums(grad_output, x, mean)
+        other = bn._grad_sums(self.other_gy, self.other_x, mean)
+        count = (x.size + self.other_x.size) // x.shape[1]
+        return local, (local[0] + other[0], local[1] + other[1]), count
+
+
+def test_layer_hooks_reduce_statistics_and_gradient_sums_as_sync_batch_norm(rng):
+    """Rank 0's half of a batch normalised over the whole batch: output,
+    input gradient and running statistics equal the plain layer's on the
+    whole batch; weight and bias gradients are rank 0's own share."""
+    x, gy = rng.standard_normal((2, 6, 3, 4, 5)) * 2 + 1, rng.standard_normal((2, 6, 3, 4, 5))
+    whole, half = nn.BatchNorm2d(3, dtype=np.float64), _TwoRankBatchNorm2d(3, dtype=np.float64)
+    half.params["weight"][...] = whole.params["weight"][...] = rng.standard_normal(3)
+    half.other_x, half.other_gy = x[1], gy[1]
+    y_whole = whole.forward(np.concatenate(x))
+    gx_whole = whole.backward(np.concatenate(gy))
+    tight = dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(half.forward(x[0]), y_whole[:6], **tight)
+    np.testing.assert_allclose(half.backward(gy[0]), gx_whole[:6], **tight)
+    np.testing.assert_allclose(half.running_mean, whole.running_mean, **tight)
+    np.testing.assert_allclose(half.running_var, whole.running_var, **tight)
+    xhat = (y_whole[:6] - whole.params["bias"][:, None, None]) \
+        / whole.params["weight"][:, None, None]
+    np.testing.assert_allclose(half.grads["weight"], (gy[0] * xhat).sum((0, 2, 3)), **tight)
+    np.testing.assert_allclose(half.grads["bias"], gy[0].sum((0, 2, 3)), **tight)

@@ -92,10 +92,13 @@ class _BatchNorm(Module):
         return y, mean, var, x.size // max(self.num_features, 1)
 
     def _grad_sums(self, grad_output, x, mean):
-        """(sum(dy), sum(dy * (x - mean)), count) per channel; None lets the
-        backward kernel compute this process's own in the same call.  The
-        hook for sums reduced over several processes (SyncBatchNorm):
-        functional._batch_norm._grad_sums, then the reduction."""
+        """None, or ((sum(dy), sum(dy * (x - mean))) of this process,
+        (the same reduced over every process), count they cover) per
+        channel.  None (here) lets the backward kernel compute this
+        process's own in the same call as the input gradient.  The hook for
+        SyncBatchNorm: functional._batch_norm._grad_sums, then the
+        reduction; the input gradient uses the reduced sums, weight and
+        bias gradients the local ones (as torch.nn.SyncBatchNorm)."""
         return None
 
     def backward(self, grad_output):
@@ -104,7 +107,9 @@ class _BatchNorm(Module):
         sums = self._grad_sums(g, x, mean) if batch_stats else None
         grad_input, sum_dy, sum_dy_xmu = _bn._input_grad(
             g, x, mean, invstd, self.params.get("weight"), batch_stats,
-            None if sums is None else sums[:2], None if sums is None else sums[2])
+            None if sums is None else sums[1], None if sums is None else sums[2])
+        if sums is not None:
+            sum_dy, sum_dy_xmu = sums[0]
         if self.affine:
             self.grads["weight"] += (sum_dy_xmu * invstd).astype(self.dtype)
             self.grads["bias"] += sum_dy.astype(self.dtype)
