@@ -29,11 +29,6 @@ static inline double fc_bn_total_(const double acc[FC_BN_ACC])
     for (int j = 0; j < FC_BN_ACC; ++j) total += acc[j];
     return total;
 }
-
-/* The gradient reaching the normalisation: dy, or with a fused ReLU (relu
- * set) dy where the forward's pre-activation a * x + b was positive, else 0
- * (NaN counts as not positive, as PyTorch's ReLU backward). */
-#define FC_BN_DY(dy, x, relu, a, b) ((relu) && !((a) * (x) + (b) > 0) ? 0 : (dy))
 #endif
 
 /* sum(x - shift) and sum((x - shift)^2) over one channel. */
@@ -61,11 +56,10 @@ static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64
     *sumsq = fc_bn_total_(acc2);
 }
 
-/* sum(dy) and sum(dy * (x - mean)) over one channel (dy as FC_BN_DY). */
+/* sum(dy) and sum(dy * (x - mean)) over one channel. */
 static TARGET void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *x,
                                                 int64_t batch, int64_t stride,
-                                                int64_t spatial, double mean, int relu,
-                                                SCALAR a, SCALAR b, double *sum_dy,
+                                                int64_t spatial, double mean, double *sum_dy,
                                                 double *sum_dy_xmu)
 {
     double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
@@ -74,12 +68,12 @@ static TARGET void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *
         int64_t s = 0;
         for (; s + FC_BN_ACC <= spatial; s += FC_BN_ACC)
             for (int j = 0; j < FC_BN_ACC; ++j) {
-                const double g = (double)FC_BN_DY(gr[s + j], xr[s + j], relu, a, b);
+                const double g = (double)gr[s + j];
                 acc[j] += g;
                 acc2[j] += g * ((double)xr[s + j] - mean);
             }
         for (; s < spatial; ++s) {
-            const double g = (double)FC_BN_DY(gr[s], xr[s], relu, a, b);
+            const double g = (double)gr[s];
             acc[0] += g;
             acc2[0] += g * ((double)xr[s] - mean);
         }
@@ -88,67 +82,32 @@ static TARGET void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *
     *sum_dy_xmu = fc_bn_total_(acc2);
 }
 
-/* out = a * x + b over one channel (x, out: the channel's first run), then
- * max(out, 0) with relu set (NaN stays NaN, as PyTorch's ReLU). */
-static TARGET void FC_FN(bn_channel_affine_)(const SCALAR *restrict x, int64_t batch,
+/* out = a * in + b over one channel (in, out: the channel's first run). */
+static TARGET void FC_FN(bn_channel_affine_)(const SCALAR *restrict in, int64_t batch,
                                              int64_t stride, int64_t spatial, SCALAR a,
-                                             SCALAR b, int relu, SCALAR *restrict out)
+                                             SCALAR b, SCALAR *restrict out)
 {
     for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *xr = x + n * stride;
+        const SCALAR *ir = in + n * stride;
         SCALAR *orow = out + n * stride;
-        if (relu)
-            for (int64_t s = 0; s < spatial; ++s) {
-                const SCALAR v = a * xr[s] + b;
-                orow[s] = v < 0 ? 0 : v;
-            }
-        else
-            for (int64_t s = 0; s < spatial; ++s) orow[s] = a * xr[s] + b;
+        for (int64_t s = 0; s < spatial; ++s) orow[s] = a * ir[s] + b;
     }
 }
 
-/* out = scale * dy over one channel, dy as FC_BN_DY: the input gradient
- * when the statistics were constants. */
-static TARGET void FC_FN(bn_channel_scaled_grad_)(const SCALAR *restrict gy,
-                                                  const SCALAR *restrict x, int64_t batch,
-                                                  int64_t stride, int64_t spatial,
-                                                  SCALAR scale, int relu, SCALAR a, SCALAR b,
-                                                  SCALAR *restrict out)
-{
-    for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
-        SCALAR *orow = out + n * stride;
-        for (int64_t s = 0; s < spatial; ++s)
-            orow[s] = scale * FC_BN_DY(gr[s], xr[s], relu, a, b);
-    }
-}
-
-/* out = ca * dy + cb * (x - m) + c0 over one channel, dy as FC_BN_DY: the
- * input gradient with batch statistics.  x - m is taken in SCALAR before
- * scaling, so data far from zero loses nothing to cancellation. */
+/* out = ca * gy + cb * (x - m) + c0 over one channel: the input gradient
+ * with batch statistics.  x - m is taken in SCALAR before scaling, so data
+ * far from zero loses nothing to cancellation. */
 static TARGET void FC_FN(bn_channel_input_grad_)(const SCALAR *restrict gy,
                                                  const SCALAR *restrict x, int64_t batch,
                                                  int64_t stride, int64_t spatial, SCALAR ca,
-                                                 SCALAR cb, SCALAR m, SCALAR c0, int relu,
-                                                 SCALAR a, SCALAR b, SCALAR *restrict out)
+                                                 SCALAR cb, SCALAR m, SCALAR c0,
+                                                 SCALAR *restrict out)
 {
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
         SCALAR *orow = out + n * stride;
-        for (int64_t s = 0; s < spatial; ++s)
-            orow[s] = ca * FC_BN_DY(gr[s], xr[s], relu, a, b) + cb * (xr[s] - m) + c0;
+        for (int64_t s = 0; s < spatial; ++s) orow[s] = ca * gr[s] + cb * (xr[s] - m) + c0;
     }
-}
-
-/* The forward's a and b of y = a * x + b for channel c: the same
- * expressions forward and backward, so a fused ReLU's mask is the same. */
-static inline void FC_FN(bn_affine_coefficients_)(double invstd, const SCALAR *weight,
-                                                  const SCALAR *bias, double mean, int64_t c,
-                                                  SCALAR *a, SCALAR *b)
-{
-    const double scale = weight[c] * invstd;
-    *a = (SCALAR)scale;
-    *b = (SCALAR)(bias[c] - mean * scale);
 }
 
 /* fc_batch_norm_forward. */
@@ -156,7 +115,7 @@ static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
                                               int64_t channels, int64_t spatial,
                                               int compute_stats, double *mean, double *var,
                                               const void *weight_, const void *bias_,
-                                              double eps, int relu, void *y_, int nthreads)
+                                              double eps, void *y_, int nthreads)
 {
     const SCALAR *x = x_, *weight = weight_, *bias = bias_;
     SCALAR *y = y_;
@@ -179,10 +138,9 @@ static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
         }
         if (y) {
             /* y = (x - mean) * invstd * w + b as one multiply-add per value */
-            SCALAR a, b;
-            FC_FN(bn_affine_coefficients_)(1 / sqrt(var[c] + eps), weight, bias, mean[c], c,
-                                           &a, &b);
-            FC_FN(bn_channel_affine_)(xc, batch, stride, spatial, a, b, relu, y + c * spatial);
+            const double scale = weight[c] / sqrt(var[c] + eps);
+            FC_FN(bn_channel_affine_)(xc, batch, stride, spatial, (SCALAR)scale,
+                                      (SCALAR)(bias[c] - mean[c] * scale), y + c * spatial);
         }
     }
 }
@@ -192,12 +150,11 @@ static TARGET void FC_FN(batch_norm_backward_)(const void *gy_, const void *x_,
                                                int64_t batch, int64_t channels,
                                                int64_t spatial, const double *mean,
                                                const double *invstd, const void *weight_,
-                                               const void *bias_, int relu,
                                                int batch_stats, int compute_sums,
                                                int64_t count, double *sum_dy,
                                                double *sum_dy_xmu, void *gx_, int nthreads)
 {
-    const SCALAR *gy = gy_, *x = x_, *weight = weight_, *bias = bias_;
+    const SCALAR *gy = gy_, *x = x_, *weight = weight_;
     SCALAR *gx = gx_;
     const int64_t stride = channels * spatial;
     const int nt = fc_threads_for(nthreads, 2 * channels * batch * spatial);
@@ -207,23 +164,20 @@ static TARGET void FC_FN(batch_norm_backward_)(const void *gy_, const void *x_,
 #endif
     for (int64_t c = 0; c < channels; ++c) {
         const int64_t first = c * spatial;
-        SCALAR pa = 0, pb = 0; /* the fused ReLU's pre-activation pa * x + pb */
-        if (relu) FC_FN(bn_affine_coefficients_)(invstd[c], weight, bias, mean[c], c, &pa, &pb);
         if (compute_sums)
             FC_FN(bn_channel_grad_sums_)(gy + first, x + first, batch, stride, spatial,
-                                         mean[c], relu, pa, pb, &sum_dy[c], &sum_dy_xmu[c]);
+                                         mean[c], &sum_dy[c], &sum_dy_xmu[c]);
         if (!gx) continue;
         const double a = invstd[c] * weight[c];
         if (!batch_stats) { /* constant statistics: dx = dy * invstd * w */
-            FC_FN(bn_channel_scaled_grad_)(gy + first, x + first, batch, stride, spatial,
-                                           (SCALAR)a, relu, pa, pb, gx + first);
+            FC_FN(bn_channel_affine_)(gy + first, batch, stride, spatial, (SCALAR)a, 0,
+                                      gx + first);
             continue;
         }
         /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n) */
         const double k = invstd[c] * invstd[c] * sum_dy_xmu[c] / (double)count;
         FC_FN(bn_channel_input_grad_)(gy + first, x + first, batch, stride, spatial,
                                       (SCALAR)a, (SCALAR)(-a * k), (SCALAR)mean[c],
-                                      (SCALAR)(-a * sum_dy[c] / (double)count), relu, pa, pb,
-                                      gx + first);
+                                      (SCALAR)(-a * sum_dy[c] / (double)count), gx + first);
     }
 }

@@ -95,12 +95,11 @@ typedef struct {
 
     void (*batch_norm_forward)(const void *x, int64_t batch, int64_t channels, int64_t spatial,
                                int compute_stats, double *mean, double *var,
-                               const void *weight, const void *bias, double eps, int relu,
-                               void *y, int nthreads);
+                               const void *weight, const void *bias, double eps, void *y,
+                               int nthreads);
     void (*batch_norm_backward)(const void *gy, const void *x, int64_t batch, int64_t channels,
                                 int64_t spatial, const double *mean, const double *invstd,
-                                const void *weight, const void *bias, int relu,
-                                int batch_stats, int compute_sums,
+                                const void *weight, int batch_stats, int compute_sums,
                                 int64_t count, double *sum_dy, double *sum_dy_xmu, void *gx,
                                 int nthreads);
 } fc_dtype_kernels;

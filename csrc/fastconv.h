@@ -292,19 +292,14 @@ void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
  *   processes).  Then, if gx is not NULL, gx <- the gradient with respect to
  *   x: gy * invstd * weight when the statistics were constants
  *   (batch_stats = 0), else the batch statistics' full gradient with count
- *   values per channel (batch * spatial, or the global count).
- * relu fuses a ReLU after the normalisation: forward writes max(y, 0);
- * backward takes gy as the ReLU's output gradient and masks it where the
- * pre-activation (recomputed from x, mean, invstd, weight and bias exactly
- * as forward computed it) was not positive.  bias is read only then. */
+ *   values per channel (batch * spatial, or the global count). */
 void fc_batch_norm_forward(fc_dtype dtype, const void *x, int64_t batch, int64_t channels,
                            int64_t spatial, int compute_stats, double *mean, double *var,
-                           const void *weight, const void *bias, double eps, int relu,
-                           void *y, int nthreads);
+                           const void *weight, const void *bias, double eps, void *y,
+                           int nthreads);
 void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64_t batch,
                             int64_t channels, int64_t spatial, const double *mean,
-                            const double *invstd, const void *weight, const void *bias,
-                            int relu, int batch_stats,
+                            const double *invstd, const void *weight, int batch_stats,
                             int compute_sums, int64_t count, double *sum_dy,
                             double *sum_dy_xmu, void *gx, int nthreads);
 

@@ -78,14 +78,12 @@ def _per_channel(v: Optional[Array], channels: int, dtype, fill: float) -> Array
 
 
 def _normalize(x: Array, weight: Optional[Array], bias: Optional[Array], eps: float,
-               mean: Optional[np.ndarray] = None, var: Optional[np.ndarray] = None, *,
-               relu: bool = False) -> Tuple[Array, np.ndarray, np.ndarray]:
+               mean: Optional[np.ndarray] = None,
+               var: Optional[np.ndarray] = None) -> Tuple[Array, np.ndarray, np.ndarray]:
     """(y, mean, var) for a validated C-contiguous x: y normalised with the
     given float64 mean and (biased) var, or with x's batch statistics
     (computed in the same kernel call and returned) when they are None.
-    An empty x gives NaN batch statistics, as the mean of nothing.  relu:
-    y = max(normalised, 0), a ReLU fused into the same pass (its backward:
-    _input_grad with relu=True and the same bias)."""
+    An empty x gives NaN batch statistics, as the mean of nothing."""
     n, c, s = _view(x)
     y = np.empty(x.shape, x.dtype)
     compute = mean is None
@@ -94,10 +92,10 @@ def _normalize(x: Array, weight: Optional[Array], bias: Optional[Array], eps: fl
         if x.size == 0:
             return y, mean, var
     else:
-        mean, var = (np.ascontiguousarray(v, np.float64) for v in (mean, var))
+        mean, var = np.ascontiguousarray(mean, np.float64), np.ascontiguousarray(var, np.float64)
     _kernels.batch_norm_forward(x.reshape(-1), n, c, s, compute, mean, var,
                                 _per_channel(weight, c, x.dtype, 1),
-                                _per_channel(bias, c, x.dtype, 0), eps, relu, y.reshape(-1),
+                                _per_channel(bias, c, x.dtype, 0), eps, y.reshape(-1),
                                 _threads.get_num_threads())
     return y, mean, var
 
@@ -108,42 +106,31 @@ def _batch_statistics(x: Array) -> Tuple[np.ndarray, np.ndarray]:
     n, c, s = _view(x)
     mean, var = np.empty(c), np.empty(c)
     _kernels.batch_norm_forward(x.reshape(-1), n, c, s, True, mean, var, np.ones(c, x.dtype),
-                                np.zeros(c, x.dtype), 0.0, False, None,
-                                _threads.get_num_threads())
+                                np.zeros(c, x.dtype), 0.0, None, _threads.get_num_threads())
     return mean, var
 
 
-def _grad_sums(grad_output: Array, x: Array, mean: np.ndarray,
-               invstd: Optional[np.ndarray] = None, weight: Optional[Array] = None,
-               bias: Optional[Array] = None, *,
-               relu: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def _grad_sums(grad_output: Array, x: Array, mean: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Per channel sum(dy) and sum(dy * (x - mean)), float64, for validated
-    C-contiguous arrays of one shape, without the input gradient (invstd,
-    weight and bias matter only with relu, for the mask)."""
+    C-contiguous arrays of one shape, without the input gradient."""
     n, c, s = _view(x)
     sum_dy, sum_dy_xmu = np.empty(c), np.empty(c)
     _kernels.batch_norm_backward(grad_output.reshape(-1), x.reshape(-1), n, c, s,
-                                 np.ascontiguousarray(mean, np.float64),
-                                 np.ones(c) if invstd is None
-                                 else np.ascontiguousarray(invstd, np.float64),
-                                 _per_channel(weight, c, x.dtype, 1),
-                                 _per_channel(bias, c, x.dtype, 0), relu, False, True, n * s,
-                                 sum_dy, sum_dy_xmu, None, _threads.get_num_threads())
+                                 np.ascontiguousarray(mean, np.float64), np.ones(c),
+                                 np.ones(c, x.dtype), False, True, n * s, sum_dy, sum_dy_xmu,
+                                 None, _threads.get_num_threads())
     return sum_dy, sum_dy_xmu
 
 
 def _input_grad(grad_output: Array, x: Array, mean: np.ndarray, invstd: np.ndarray,
                 weight: Optional[Array], batch_stats: bool,
                 sums: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-                count: Optional[int] = None, *, bias: Optional[Array] = None,
-                relu: bool = False) -> Tuple[Array, np.ndarray, np.ndarray]:
+                count: Optional[int] = None) -> Tuple[Array, np.ndarray, np.ndarray]:
     """(grad_input, sum_dy, sum_dy_xmu) for validated C-contiguous arrays of
     one shape.  mean and invstd (float64) are the statistics the forward
     normalised with; batch_stats says whether they were x's own batch
     statistics (their gradient then flows into grad_input).  sums and count
-    (the values per channel they cover) default to this x's own.  relu: the
-    forward fused a ReLU (with this bias), grad_output is its output's
-    gradient."""
+    (the values per channel they cover) default to this x's own."""
     n, c, s = _view(x)
     gx = np.empty(x.shape, x.dtype)
     if sums is None:
@@ -153,9 +140,7 @@ def _input_grad(grad_output: Array, x: Array, mean: np.ndarray, invstd: np.ndarr
     _kernels.batch_norm_backward(grad_output.reshape(-1), x.reshape(-1), n, c, s,
                                  np.ascontiguousarray(mean, np.float64),
                                  np.ascontiguousarray(invstd, np.float64),
-                                 _per_channel(weight, c, x.dtype, 1),
-                                 _per_channel(bias, c, x.dtype, 0), relu, batch_stats,
-                                 sums is None,
+                                 _per_channel(weight, c, x.dtype, 1), batch_stats, sums is None,
                                  n * s if count is None else count, sum_dy, sum_dy_xmu,
                                  gx.reshape(-1), _threads.get_num_threads())
     return gx, sum_dy, sum_dy_xmu

@@ -1,4 +1,4 @@
-"""BatchNorm1d/2d/3d, as torch.nn's.
+"""BatchNorm1d/2d/3d, as torch.nn's (plain NumPy).
 
 Statistics are per channel (dim 1) over every other dim. In train mode (or
 always, with track_running_stats=False) a layer normalises with the batch
@@ -26,11 +26,6 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 class _BatchNorm(Module):
     input_ndims = ()        # the input ranks accepted
     layout = ""
-    # True: forward returns relu(batch_norm(x)) in the same kernel pass and
-    # backward takes that ReLU's output gradient (masked in the kernel's
-    # passes), saving a BatchNorm + ReLU pair two full passes each way.  For
-    # Module.fuse(), which sets it and drops the ReLU that followed.
-    fused_relu = False
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
@@ -62,7 +57,6 @@ class _BatchNorm(Module):
                              f"{self.num_features}, got shape {x.shape}")
         x = _args.contiguous(self._private_copy(x))   # backward reads it
         weight, bias = self.params.get("weight"), self.params.get("bias")
-        relu = self.fused_relu
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             count = x.size // max(self.num_features, 1)
@@ -74,10 +68,9 @@ class _BatchNorm(Module):
                 self._update_running(mean, var, count)
         else:
             mean, var = self.running_mean, self.running_var
-            y = _bn._normalize(x, weight, bias, self.eps, mean, var, relu=relu)[0]
-        var = np.asarray(var, np.float64)   # invstd as the kernel computes it
-        self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats,
-                    relu), y)
+            y = _bn._normalize(x, weight, bias, self.eps, mean, var)[0]
+        self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats),
+                   y)
         return y
 
     def _update_running(self, mean, var, count):
@@ -94,29 +87,27 @@ class _BatchNorm(Module):
         statistics, count the values per channel they cover.  The hook for
         statistics reduced over several processes (SyncBatchNorm): compute
         them with functional._batch_norm._batch_statistics, reduce, and pass
-        them to _normalize (with relu=self.fused_relu)."""
-        y, mean, var = _bn._normalize(x, weight, bias, self.eps, relu=self.fused_relu)
+        them to _normalize."""
+        y, mean, var = _bn._normalize(x, weight, bias, self.eps)
         return y, mean, var, x.size // max(self.num_features, 1)
 
-    def _grad_sums(self, grad_output, x, mean, invstd):
+    def _grad_sums(self, grad_output, x, mean):
         """None, or ((sum(dy), sum(dy * (x - mean))) of this process,
         (the same reduced over every process), count they cover) per
         channel.  None (here) lets the backward kernel compute this
         process's own in the same call as the input gradient.  The hook for
-        SyncBatchNorm: functional._batch_norm._grad_sums (given invstd,
-        weight, bias and relu=self.fused_relu), then the reduction; the input
-        gradient uses the reduced sums, weight and
+        SyncBatchNorm: functional._batch_norm._grad_sums, then the
+        reduction; the input gradient uses the reduced sums, weight and
         bias gradients the local ones (as torch.nn.SyncBatchNorm)."""
         return None
 
     def backward(self, grad_output):
-        (x, mean, invstd, batch_stats, relu), g = self._restore(grad_output)
+        (x, mean, invstd, batch_stats), g = self._restore(grad_output)
         g = _args.contiguous(g)
-        sums = self._grad_sums(g, x, mean, invstd) if batch_stats else None
+        sums = self._grad_sums(g, x, mean) if batch_stats else None
         grad_input, sum_dy, sum_dy_xmu = _bn._input_grad(
             g, x, mean, invstd, self.params.get("weight"), batch_stats,
-            None if sums is None else sums[1], None if sums is None else sums[2],
-            bias=self.params.get("bias"), relu=relu)
+            None if sums is None else sums[1], None if sums is None else sums[2])
         if sums is not None:
             sum_dy, sum_dy_xmu = sums[0]
         if self.affine:
@@ -127,7 +118,7 @@ class _BatchNorm(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}, "
-                f"dtype={self.dtype}" + (", fused_relu=True" if self.fused_relu else ""))
+                f"dtype={self.dtype}")
 
 
 class BatchNorm1d(_BatchNorm):
