@@ -1,4 +1,4 @@
-"""BatchNorm1d/2d/3d, as torch.nn's (plain NumPy).
+"""BatchNorm1d/2d/3d, as torch.nn's.
 
 Statistics are per channel (dim 1) over every other dim. In train mode (or
 always, with track_running_stats=False) a layer normalises with the batch
@@ -69,6 +69,7 @@ class _BatchNorm(Module):
         else:
             mean, var = self.running_mean, self.running_var
             y = _bn._normalize(x, weight, bias, self.eps, mean, var)[0]
+        var = np.asarray(var, np.float64)   # invstd as the kernel computes it
         self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats),
                    y)
         return y
