@@ -336,3 +336,23 @@ void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
                                                    offset_groups, grad_offset, grad_mask,
                                                    nthreads);
 }
+
+void fc_batch_norm_forward(fc_dtype dtype, const void *x, int64_t batch, int64_t channels,
+                           int64_t spatial, int compute_stats, double *mean, double *var,
+                           const void *weight, const void *bias, double eps, void *y,
+                           int nthreads)
+{
+    fc_kernels_for(dtype)->batch_norm_forward(x, batch, channels, spatial, compute_stats, mean,
+                                              var, weight, bias, eps, y, nthreads);
+}
+
+void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64_t batch,
+                            int64_t channels, int64_t spatial, const double *mean,
+                            const double *invstd, const void *weight, int batch_stats,
+                            int compute_sums, int64_t count, double *sum_dy,
+                            double *sum_dy_xmu, void *gx, int nthreads)
+{
+    fc_kernels_for(dtype)->batch_norm_backward(gy, x, batch, channels, spatial, mean, invstd,
+                                               weight, batch_stats, compute_sums, count,
+                                               sum_dy, sum_dy_xmu, gx, nthreads);
+}

@@ -92,6 +92,16 @@ typedef struct {
                                     const void *mask, int64_t batch, const fc_geometry *g,
                                     int64_t offset_groups, void *grad_offset,
                                     void *grad_mask, int nthreads);
+
+    void (*batch_norm_forward)(const void *x, int64_t batch, int64_t channels, int64_t spatial,
+                               int compute_stats, double *mean, double *var,
+                               const void *weight, const void *bias, double eps, void *y,
+                               int nthreads);
+    void (*batch_norm_backward)(const void *gy, const void *x, int64_t batch, int64_t channels,
+                                int64_t spatial, const double *mean, const double *invstd,
+                                const void *weight, int batch_stats, int compute_sums,
+                                int64_t count, double *sum_dy, double *sum_dy_xmu, void *gx,
+                                int nthreads);
 } fc_dtype_kernels;
 
 /* Every kernel of one instruction set. */

@@ -11,6 +11,7 @@
 #include "pool_template.h"       /* max, average and adaptive max/average pooling */
 #include "interpolate_template.h" /* separable resampling (interpolate), forward and backward */
 #include "deform_conv_template.h" /* deformable convolution's column kernels (GEMMs: Python) */
+#include "batchnorm_template.h"   /* batch normalisation, forward and backward */
 
 /* Macros the templates define per dtype. */
 #undef G_HAVE_TRANSPOSE

@@ -279,4 +279,28 @@ void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
                                 const fc_geometry *g, int64_t offset_groups,
                                 void *grad_offset, void *grad_mask, int nthreads);
 
+/* ======================================================================== */
+/* Batch normalisation (batchnorm_template.h)                               */
+/* ======================================================================== */
+/* x and y are (batch, channels, spatial); weight and bias are channels
+ * values of dtype; the statistics are double whatever the dtype.
+ * Forward: with compute_stats, mean and var (biased) <- each channel's batch
+ *   statistics (needs batch * spatial >= 1); else they are read.  Then, if y
+ *   is not NULL, y <- (x - mean) / sqrt(var + eps) * weight + bias.
+ * Backward: with compute_sums, sum_dy and sum_dy_xmu <- per channel sum(gy)
+ *   and sum(gy * (x - mean)); else they are read (e.g. summed over several
+ *   processes).  Then, if gx is not NULL, gx <- the gradient with respect to
+ *   x: gy * invstd * weight when the statistics were constants
+ *   (batch_stats = 0), else the batch statistics' full gradient with count
+ *   values per channel (batch * spatial, or the global count). */
+void fc_batch_norm_forward(fc_dtype dtype, const void *x, int64_t batch, int64_t channels,
+                           int64_t spatial, int compute_stats, double *mean, double *var,
+                           const void *weight, const void *bias, double eps, void *y,
+                           int nthreads);
+void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64_t batch,
+                            int64_t channels, int64_t spatial, const double *mean,
+                            const double *invstd, const void *weight, int batch_stats,
+                            int compute_sums, int64_t count, double *sum_dy,
+                            double *sum_dy_xmu, void *gx, int nthreads);
+
 #endif

@@ -53,6 +53,8 @@
         .deform_im2col = deform_im2col_##S,                                      \
         .deform_col2im = deform_col2im_##S,                                      \
         .deform_offset_mask_grad = deform_offset_mask_grad_##S,                  \
+        .batch_norm_forward = batch_norm_forward_##S,                            \
+        .batch_norm_backward = batch_norm_backward_##S,                          \
     }
 
 const fc_isa_kernels FC_ISA_TABLE = {

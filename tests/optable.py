@@ -516,6 +516,79 @@ _SHUFFLE_OPS = [
     _shuffle_op("channel_shuffle_backward", (2, 6, 3, 3), "groups", 3, (2, 5, 3, 3)),
 ]
 
+# --------------------------------------------------------- batch normalisation
+def _bn_kwargs(rng, dtype):
+    # eval mode: the valid call modifies nothing (training updates the running
+    # statistics in place, which the harness would report as a modified input)
+    return dict(input=_r(rng, (2, 4, 3, 3), dtype), running_mean=_r(rng, (4,), dtype),
+                running_var=rng.random(4).astype(dtype) + 0.5, weight=_r(rng, (4,), dtype),
+                bias=_r(rng, (4,), dtype), training=False, momentum=0.1, eps=1e-5)
+
+
+def _bn_backward_kwargs(rng, dtype):
+    kw = _bn_kwargs(rng, dtype)
+    del kw["bias"], kw["momentum"]
+    return dict(grad_output=_r(rng, (2, 4, 3, 3), dtype), **kw)
+
+
+def _read_only(rng, dtype):
+    v = np.zeros(4, dtype)
+    v.flags.writeable = False
+    return v
+
+
+def _bn_one_value(make):
+    """make() in training on (1, C, 1, 1) arrays: one value per channel."""
+    def bad(rng, dtype):
+        kw = make(rng, dtype)
+        kw["training"] = True
+        for key in ("input", "grad_output"):
+            if key in kw:
+                kw[key] = _r(rng, (1, 4, 1, 1), dtype)
+        return kw
+    return bad
+
+
+def _bn_extra(make):
+    return (
+        ("weight of wrong length", _shifted("weight", 0, 1, make), (V,), "weight"),
+        ("running_var of wrong length", _shifted("running_var", 0, -1, make), (V,),
+         "running_var"),
+        ("only running_var", _with(make, running_mean=None), (V,), "running_mean"),
+        ("no running stats in eval", _with(make, running_mean=None, running_var=None), (V,),
+         "running_mean"),
+        ("input 1-D", _with(make, input=lambda rng, dt: _r(rng, (4,), dt)), (V,), "input"),
+        ("input 6-D", _with(make, input=lambda rng, dt: _r(rng, (2, 4, 1, 1, 1, 1), dt)),
+         (V,), "input"),
+        ("one value per channel in training", _bn_one_value(make), (V,), "per channel"),
+        ("training an int", _with(make, training=1), (T,), "training"),
+        ("training a string", _with(make, training="True"), (T,), "training"),
+        ("eps negative", _with(make, eps=-1e-5), (V,), "eps"),
+        ("eps NaN", _with(make, eps=float("nan")), (V,), "eps"),
+        ("eps a string", _with(make, eps="1e-5"), (T,), "eps"),
+    )
+
+
+_BN_OPS = [
+    Op("batch_norm", _bn_kwargs, ("input", "running_mean", "running_var", "weight", "bias"),
+       ("running_mean", "running_var", "weight", "bias"), any_rank=("input",),
+       extra=_bn_extra(_bn_kwargs) + (
+           ("bias of wrong length", _shifted("bias", 0, 1, _bn_kwargs), (V,), "bias"),
+           ("momentum inf", _with(_bn_kwargs, momentum=float("inf")), (V,), "momentum"),
+           ("momentum None", _with(_bn_kwargs, momentum=None), (T,), "momentum"),
+           ("running_mean a list in training",
+            _with(_bn_kwargs, training=True, running_mean=[0.0] * 4), (T,), "running_mean"),
+           ("running_var read-only in training",
+            _with(_bn_kwargs, training=True, running_var=_read_only), (V,), "running_var"),
+       )),
+    Op("batch_norm_backward", _bn_backward_kwargs,
+       ("grad_output", "input", "running_mean", "running_var", "weight"),
+       ("running_mean", "running_var", "weight"), any_rank=("input", "grad_output"),
+       extra=_bn_extra(_bn_backward_kwargs) + tuple(
+           (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, _bn_backward_kwargs),
+            (V,), "grad_output") for a in range(4) for d in (-1, 1))),
+]
+
 # ------------------------------------------------------------------- threads
 _THREAD_OPS = [
     Op("set_num_threads", lambda rng, dtype: dict(n=fastconv.get_num_threads()),
@@ -526,7 +599,7 @@ _THREAD_OPS = [
 
 OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
     + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS + _INTERPOLATE_OPS + _SHUFFLE_OPS \
-    + _DEFORM_OPS
+    + _DEFORM_OPS + _BN_OPS
 # Ops that compute (everything but the thread-count setters).
 COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS

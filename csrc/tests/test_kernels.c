@@ -3,7 +3,7 @@
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
  * depthwise forward/backward (at every SIMD level), GEMM, max/avg/adaptive pooling forward and
  * backward, adaptive max pooling, interpolation, deformable convolution's
- * column kernels) against naive loops written here, on boundary shapes
+ * column kernels, batch normalisation) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts, with 1 and 2 threads and
@@ -1233,6 +1233,96 @@ static void test_deform(int count)
     }
 }
 
+/* Batch normalisation: the naive two-pass statistics and the textbook
+ * formulas in double, on data offset far from zero (the shifted sums must
+ * not cancel).  The view is (batch, channels, spatial); the report's
+ * geometry shows channels and spatial as C and in[2]. */
+#define DEFINE_BATCH_NORM_CHECK(T, SFX, TOL)                                            \
+static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spatial,    \
+                                   int nthreads)                                        \
+{                                                                                       \
+    const int64_t size = batch * channels * spatial, count = batch * spatial;           \
+    T *x = xmalloc(sizeof(T) * size), *y = xmalloc(sizeof(T) * size);                   \
+    T *gy = xmalloc(sizeof(T) * size), *gx = xmalloc(sizeof(T) * size);                 \
+    T *w = xmalloc(sizeof(T) * channels), *b = xmalloc(sizeof(T) * channels);           \
+    double *mean = xmalloc(sizeof(double) * channels), *var = xmalloc(sizeof(double) * channels); \
+    double *invstd = xmalloc(sizeof(double) * channels);                                \
+    double *sdy = xmalloc(sizeof(double) * channels), *sdx = xmalloc(sizeof(double) * channels); \
+    for (int64_t i = 0; i < size; ++i) { x[i] = (T)(100 + rnd_val()); gy[i] = (T)rnd_val(); } \
+    for (int64_t c = 0; c < channels; ++c) { w[c] = (T)rnd_val(); b[c] = (T)rnd_val(); } \
+    const double eps = 1e-5;                                                            \
+    double es = 0, ey = 0, eg = 0, esum = 0;                                            \
+    for (int batch_stats = 0; batch_stats < 2; ++batch_stats) {                         \
+        fc_batch_norm_forward(DT_##SFX, x, batch, channels, spatial, 1, mean, var, w, b, eps, \
+                              y, nthreads);                                             \
+        for (int64_t c = 0; c < channels; ++c) invstd[c] = 1 / sqrt(var[c] + eps);      \
+        fc_batch_norm_backward(DT_##SFX, gy, x, batch, channels, spatial, mean, invstd, w, \
+                               batch_stats, 1, count, sdy, sdx, gx, nthreads);          \
+        for (int64_t c = 0; c < channels; ++c) {                                        \
+            double m = 0, v = 0, sum_dy = 0, sum_dy_xhat = 0;                           \
+            for (int64_t n = 0; n < batch; ++n)                                         \
+                for (int64_t s = 0; s < spatial; ++s) m += x[(n * channels + c) * spatial + s]; \
+            m /= (double)count;                                                         \
+            for (int64_t n = 0; n < batch; ++n)                                         \
+                for (int64_t s = 0; s < spatial; ++s) {                                 \
+                    const int64_t i = (n * channels + c) * spatial + s;                 \
+                    v += (x[i] - m) * (x[i] - m);                                       \
+                }                                                                       \
+            v /= (double)count;                                                         \
+            const double is = 1 / sqrt(v + eps);                                        \
+            double e = fabs(mean[c] - m) + fabs(var[c] - v) / (v + eps);                \
+            if (!(e <= es)) es = e;                                                     \
+            for (int64_t n = 0; n < batch; ++n)                                         \
+                for (int64_t s = 0; s < spatial; ++s) {                                 \
+                    const int64_t i = (n * channels + c) * spatial + s;                 \
+                    const double xhat = (x[i] - m) * is;                                \
+                    sum_dy += gy[i];                                                    \
+                    sum_dy_xhat += gy[i] * xhat;                                        \
+                    e = fabs((double)y[i] - (xhat * w[c] + b[c]));                      \
+                    if (!(e <= ey)) ey = e;                                             \
+                }                                                                       \
+            e = fabs(sdy[c] - sum_dy) + fabs(sdx[c] * is - sum_dy_xhat);                \
+            if (!(e <= esum)) esum = e;                                                 \
+            for (int64_t n = 0; n < batch; ++n)                                         \
+                for (int64_t s = 0; s < spatial; ++s) {                                 \
+                    const int64_t i = (n * channels + c) * spatial + s;                 \
+                    const double xhat = (x[i] - m) * is;                                \
+                    const double want = batch_stats                                     \
+                        ? w[c] * is * (gy[i] - sum_dy / count - xhat * sum_dy_xhat / count) \
+                        : w[c] * is * gy[i];                                            \
+                    e = fabs((double)gx[i] - want) / (1 + fabs(w[c] * is));             \
+                    if (!(e <= eg)) eg = e;                                             \
+                }                                                                       \
+        }                                                                               \
+    }                                                                                   \
+    const fc_geometry g = {channels, {1, 1, spatial}, {1, 1, spatial}, {1, 1, 1}, {1, 1, 1}, \
+                           {0, 0, 0}, {1, 1, 1}};                                       \
+    /* float32 data near 100 carry 100 * 6e-8 of rounding each */                     \
+    report(es <= TOL * 1e3, "batch_norm_stats_" #SFX, &g, batch, 0, nthreads, es);      \
+    report(ey <= TOL * 1e3, "batch_norm_forward_" #SFX, &g, batch, 0, nthreads, ey);    \
+    report(esum <= TOL * count, "batch_norm_grad_sums_" #SFX, &g, batch, 0, nthreads, esum); \
+    report(eg <= TOL * 1e3, "batch_norm_backward_" #SFX, &g, batch, 0, nthreads, eg);   \
+    free(x); free(y); free(gy); free(gx); free(w); free(b); free(mean); free(var);       \
+    free(invstd); free(sdy); free(sdx);                                                 \
+}
+DEFINE_BATCH_NORM_CHECK(float, f32, 1e-5)
+DEFINE_BATCH_NORM_CHECK(double, f64, 1e-12)
+
+/* Random small views (spatial below and above the kernels' 8 partial sums),
+ * one value per channel included, plus a case big enough to run threaded. */
+static void test_batch_norm(int count)
+{
+    for (int done = 0; done <= count; ++done) {
+        const int big = done == count;
+        const int64_t batch = big ? 8 : rnd_int(1, 4), channels = big ? 16 : rnd_int(1, 5);
+        const int64_t spatial = big ? 4099 : rnd_int(1, 21);
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_batch_norm_f32(batch, channels, spatial, nthreads);
+            check_batch_norm_f64(batch, channels, spatial, nthreads);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -1247,6 +1337,7 @@ int main(int argc, char **argv)
     test_on_every_level(test_pooling, random_cases);
     test_on_every_level(test_resample, random_cases / 3);
     test_on_every_level(test_deform, random_cases / 10);
+    test_on_every_level(test_batch_norm, random_cases / 3);
     test_dispatch();
     test_guards();
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);

@@ -765,3 +765,81 @@ def deform_offset_mask_grad(const real[::1] gcol, const real[::1] x, const real[
     with nogil:
         fc_deform_offset_mask_grad(_dtype(<real>0), &gcol[0], &x[0], &offset[0], mp, batch,
                                    &g, offset_groups, &grad_offset[0], gmp, nthreads)
+
+
+# ---------------------------------------------------------------------------
+# Batch normalisation.  x, y, gy and gx are (batch, channels, spatial)
+# flattened; the statistics and gradient sums are float64 (channels,) arrays
+# whatever the dtype; y and gx may be None (statistics or sums only).
+# ---------------------------------------------------------------------------
+
+cdef int _check_batch_norm(Py_ssize_t size, int64_t batch, int64_t channels,
+                           int64_t spatial, tuple vectors) except -1:
+    """Every buffer against the (batch, channels, spatial) view."""
+    if batch < 0 or channels < 0 or spatial < 0:
+        raise ValueError(f"batch norm sizes must be non-negative, got "
+                         f"{(batch, channels, spatial)}")
+    if size < batch * channels * spatial:
+        raise ValueError(f"batch norm buffer holds {size} elements, needs "
+                         f"{batch * channels * spatial}")
+    for v in vectors:
+        if v < channels:
+            raise ValueError(f"batch norm per-channel vector holds {v} values, needs "
+                             f"{channels}")
+    return 0
+
+
+def batch_norm_forward(const real[::1] x, int64_t batch, int64_t channels, int64_t spatial,
+                       bint compute_stats, double[::1] mean, double[::1] var,
+                       const real[::1] weight, const real[::1] bias, double eps, y,
+                       int nthreads):
+    """mean/var <- the batch statistics (compute_stats) or read; y (or None)
+    <- the normalised x."""
+    cdef real[::1] out
+    cdef real *yp = NULL
+    _check_batch_norm(x.shape[0], batch, channels, spatial,
+                      (mean.shape[0], var.shape[0], weight.shape[0], bias.shape[0]))
+    if y is not None:
+        out = y
+        _check_batch_norm(out.shape[0], batch, channels, spatial, ())
+    if channels == 0 or batch * spatial == 0:
+        if compute_stats and channels:
+            raise ValueError("batch statistics need at least one value per channel")
+        return
+    if y is not None:
+        yp = &out[0]
+    with nogil:
+        fc_batch_norm_forward(_dtype(<real>0), &x[0], batch, channels, spatial, compute_stats,
+                              &mean[0], &var[0], &weight[0], &bias[0], eps, yp, nthreads)
+
+
+def batch_norm_backward(const real[::1] gy, const real[::1] x, int64_t batch, int64_t channels,
+                        int64_t spatial, const double[::1] mean, const double[::1] invstd,
+                        const real[::1] weight, bint batch_stats, bint compute_sums,
+                        int64_t count, double[::1] sum_dy, double[::1] sum_dy_xmu, gx,
+                        int nthreads):
+    """sum_dy/sum_dy_xmu <- per-channel sums (compute_sums) or read; gx (or
+    None) <- the input gradient, count values per channel."""
+    cdef real[::1] out
+    cdef real *gxp = NULL
+    _check_batch_norm(min(gy.shape[0], x.shape[0]), batch, channels, spatial,
+                      (mean.shape[0], invstd.shape[0], weight.shape[0], sum_dy.shape[0],
+                       sum_dy_xmu.shape[0]))
+    if gx is not None:
+        out = gx
+        _check_batch_norm(out.shape[0], batch, channels, spatial, ())
+    if channels == 0:
+        return
+    if batch * spatial == 0:
+        if compute_sums:
+            sum_dy[:channels] = 0
+            sum_dy_xmu[:channels] = 0
+        return
+    if batch_stats and count < 1:
+        raise ValueError(f"batch norm backward needs count >= 1, got {count}")
+    if gx is not None:
+        gxp = &out[0]
+    with nogil:
+        fc_batch_norm_backward(_dtype(<real>0), &gy[0], &x[0], batch, channels, spatial,
+                               &mean[0], &invstd[0], &weight[0], batch_stats, compute_sums,
+                               count, &sum_dy[0], &sum_dy_xmu[0], gxp, nthreads)

@@ -6,6 +6,7 @@ tests/optable.py covers it and that every op is annotated, documented and
 has a reference twin of the same signature.
 """
 from .._threads import get_num_threads, set_num_threads
+from ._batch_norm import batch_norm, batch_norm_backward
 from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward)
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
@@ -45,6 +46,6 @@ __all__ = [
     "adaptive_max_pool3d", "adaptive_max_pool3d_backward",
     "interpolate", "interpolate_backward", "deform_conv2d", "deform_conv2d_backward",
     "pixel_shuffle", "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward",
-    "channel_shuffle", "channel_shuffle_backward",
+    "channel_shuffle", "channel_shuffle_backward", "batch_norm", "batch_norm_backward",
     "im2col", "col2im", "unfold", "fold", "set_num_threads", "get_num_threads",
 ]

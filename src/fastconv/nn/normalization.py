@@ -1,4 +1,4 @@
-"""BatchNorm1d/2d/3d, as torch.nn's (plain NumPy).
+"""BatchNorm1d/2d/3d, as torch.nn's.
 
 Statistics are per channel (dim 1) over every other dim. In train mode (or
 always, with track_running_stats=False) a layer normalises with the batch
@@ -8,9 +8,15 @@ mean and biased variance; with track_running_stats it also updates
 cumulative average) and counts ``num_batches_tracked``. In eval mode it uses
 the running statistics. ``weight`` (gamma) and ``bias`` (beta) are the params
 when affine; the running statistics are buffers (in state_dict, not trained).
+
+The work is fastconv.batch_norm's kernel (one call forward, one backward);
+a forward caches its input (a private copy when it will be read by
+backward) and the float64 statistics, nothing full-size besides.
 """
 import numpy as np
 
+from .. import _args
+from ..functional import _batch_norm as _bn
 from . import _checks
 from .module import Module
 
@@ -43,62 +49,72 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked",
                              np.zeros((), np.int64) if tracking else None)
 
-    def _channel(self, v, ndim):
-        """A per-channel vector shaped to broadcast along dim 1."""
-        return v.reshape((1, -1) + (1,) * (ndim - 2))
-
     def forward(self, x):
         name = type(self).__name__
         x = _checks.float_input(x, name, dtype=self.dtype)
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
             raise ValueError(f"{name}: input must be {self.layout} with C="
                              f"{self.num_features}, got shape {x.shape}")
-        axes = (0,) + tuple(range(2, x.ndim))
-        count = x.size // max(self.num_features, 1)
+        x = _args.contiguous(self._private_copy(x))   # backward reads it
+        weight, bias = self.params.get("weight"), self.params.get("bias")
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
+            count = x.size // max(self.num_features, 1)
             if self.training and count <= 1:
                 raise ValueError(f"{name}: training needs more than 1 value per channel, "
                                  f"got input shape {x.shape}")
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            y, mean, var, count = self._normalize_batch(x, weight, bias)
             if self.training and self.track_running_stats:
-                self._update_running(mean, var * (count / (count - 1)))
+                self._update_running(mean, var, count)
         else:
             mean, var = self.running_mean, self.running_var
-        invstd = (1 / np.sqrt(var + self.eps)).astype(self.dtype, copy=False)
-        xhat = (x - self._channel(mean, x.ndim)) * self._channel(invstd, x.ndim)
-        y = xhat
-        if self.affine:
-            y = (xhat * self._channel(self.params["weight"], x.ndim)
-                 + self._channel(self.params["bias"], x.ndim))
-        self._save((xhat, invstd, batch_stats), y)
+            y = _bn._normalize(x, weight, bias, self.eps, mean, var)[0]
+        var = np.asarray(var, np.float64)   # invstd as the kernel computes it
+        self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats),
+                   y)
         return y
 
-    def _update_running(self, mean, unbiased_var):
+    def _update_running(self, mean, var, count):
+        # As torch.nn: every training batch counts; an empty one (count 0)
+        # has no statistics and leaves the running ones alone.
         self.num_batches_tracked += 1
-        m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-             else self.momentum)
-        self.running_mean *= 1 - m
-        self.running_mean += m * mean
-        self.running_var *= 1 - m
-        self.running_var += m * unbiased_var
+        if count > 0:
+            m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                 else self.momentum)
+            _bn._update_running(self.running_mean, self.running_var, mean, var, count, m)
+
+    def _normalize_batch(self, x, weight, bias):
+        """(y, mean, biased var, count) of x normalised with its batch
+        statistics, count the values per channel they cover.  The hook for
+        statistics reduced over several processes (SyncBatchNorm): compute
+        them with functional._batch_norm._batch_statistics, reduce, and pass
+        them to _normalize."""
+        y, mean, var = _bn._normalize(x, weight, bias, self.eps)
+        return y, mean, var, x.size // max(self.num_features, 1)
+
+    def _grad_sums(self, grad_output, x, mean):
+        """None, or ((sum(dy), sum(dy * (x - mean))) of this process,
+        (the same reduced over every process), count they cover) per
+        channel.  None (here) lets the backward kernel compute this
+        process's own in the same call as the input gradient.  The hook for
+        SyncBatchNorm: functional._batch_norm._grad_sums, then the
+        reduction; the input gradient uses the reduced sums, weight and
+        bias gradients the local ones (as torch.nn.SyncBatchNorm)."""
+        return None
 
     def backward(self, grad_output):
-        (xhat, invstd, batch_stats), g = self._restore(grad_output)
-        axes = (0,) + tuple(range(2, g.ndim))
-        gsum = g.sum(axis=axes)
-        gxhat_sum = (g * xhat).sum(axis=axes)
-        scale = invstd
+        (x, mean, invstd, batch_stats), g = self._restore(grad_output)
+        g = _args.contiguous(g)
+        sums = self._grad_sums(g, x, mean) if batch_stats else None
+        grad_input, sum_dy, sum_dy_xmu = _bn._input_grad(
+            g, x, mean, invstd, self.params.get("weight"), batch_stats,
+            None if sums is None else sums[1], None if sums is None else sums[2])
+        if sums is not None:
+            sum_dy, sum_dy_xmu = sums[0]
         if self.affine:
-            self.grads["weight"] += gxhat_sum
-            self.grads["bias"] += gsum
-            scale = self.params["weight"] * invstd
-        scale = self._channel(scale, g.ndim)
-        if not batch_stats:                   # running stats are constants
-            return g * scale
-        count = g.size // max(self.num_features, 1)
-        return scale * (g - (self._channel(gsum, g.ndim)
-                             + xhat * self._channel(gxhat_sum, g.ndim)) / count)
+            self.grads["weight"] += (sum_dy_xmu * invstd).astype(self.dtype)
+            self.grads["bias"] += sum_dy.astype(self.dtype)
+        return grad_input
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -1,6 +1,7 @@
 """Plain-NumPy twins of every fastconv op: slow, obviously correct, and the
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
 from .. import functional as _functional
+from ._batch_norm import batch_norm, batch_norm_backward
 from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward, im2col)
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
