@@ -11,6 +11,7 @@
 #include "pool_template.h"       /* max, average and adaptive max/average pooling */
 #include "interpolate_template.h" /* separable resampling (interpolate), forward and backward */
 #include "deform_conv_template.h" /* deformable convolution's column kernels (GEMMs: Python) */
+#include "activation_template.h" /* activations, PReLU, softmax, cross-entropy */
 
 /* Macros the templates define per dtype. */
 #undef G_HAVE_TRANSPOSE

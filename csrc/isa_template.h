@@ -53,6 +53,14 @@
         .deform_im2col = deform_im2col_##S,                                      \
         .deform_col2im = deform_col2im_##S,                                      \
         .deform_offset_mask_grad = deform_offset_mask_grad_##S,                  \
+        .activation = activation_##S,                                            \
+        .activation_backward = activation_backward_##S,                          \
+        .prelu = prelu_##S,                                                      \
+        .prelu_backward = prelu_backward_##S,                                    \
+        .softmax = softmax_##S,                                                  \
+        .softmax_backward = softmax_backward_##S,                                \
+        .cross_entropy = cross_entropy_##S,                                      \
+        .cross_entropy_backward = cross_entropy_backward_##S,                    \
     }
 
 const fc_isa_kernels FC_ISA_TABLE = {
