@@ -20,7 +20,7 @@ def _result(value, like, inplace=False):
     if inplace:
         np.copyto(like, value, casting="unsafe")
         return like
-    return np.ascontiguousarray(value, dtype=like.dtype.newbyteorder("="))
+    return np.array(value, dtype=like.dtype.newbyteorder("="), order="C")   # 0-d stays 0-d
 
 
 def _sigmoid(x):
