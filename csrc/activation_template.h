@@ -5,7 +5,7 @@
  * Elementwise kernels run one tight loop per kind over a contiguous range;
  * the selects (ReLU, leaky ReLU and the backward of ReLU, sigmoid, tanh) are
  * vectorised by the compiler for the table's target (TARGET).  exp, expm1,
- * erf and tanh come from libm one element at a time: its float32 and
+ * erfc and tanh come from libm one element at a time: its float32 and
  * float64 functions are correctly rounded to within an ulp or so, the
  * accuracy PyTorch's own kernels are compared at (a polynomial of our own
  * would need its own error analysis for a few percent of a training step).
@@ -95,7 +95,9 @@ FC_FN(act_value_)(int kind, SCALAR v, SCALAR alpha)
     case FC_ACT_RELU: return v < 0 ? 0 : v;                 /* NaN stays NaN */
     case FC_ACT_LEAKY_RELU: return v > 0 ? v : v * alpha;
     case FC_ACT_ELU: return v > 0 ? v : alpha * ACT_MATH(expm1, v);
-    case FC_ACT_GELU: return half * v * (one + ACT_MATH(erf, v * (SCALAR)ACT_SQRT1_2));
+    /* Phi(v) = erfc(-v / sqrt 2) / 2: no cancellation in 1 + erf(v / sqrt 2)
+     * for negative v, where float32 would keep only a few digits */
+    case FC_ACT_GELU: return half * v * ACT_MATH(erfc, -v * (SCALAR)ACT_SQRT1_2);
     case FC_ACT_GELU_TANH: {
         const SCALAR inner = (SCALAR)ACT_SQRT_2_OVER_PI * (v + (SCALAR)ACT_GELU_KAPPA * v * v * v);
         return half * v * (one + ACT_MATH(tanh, inner));
@@ -117,7 +119,7 @@ FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
     case FC_ACT_LEAKY_RELU: return s > 0 ? g : g * alpha;   /* s: input */
     case FC_ACT_ELU: return s <= 0 ? g * alpha * ACT_MATH(exp, s) : g;   /* s: input */
     case FC_ACT_GELU: {
-        const SCALAR cdf = half * (one + ACT_MATH(erf, s * (SCALAR)ACT_SQRT1_2));
+        const SCALAR cdf = half * ACT_MATH(erfc, -s * (SCALAR)ACT_SQRT1_2);
         const SCALAR pdf = (SCALAR)ACT_INV_SQRT_2PI * ACT_MATH(exp, -half * s * s);
         return g * (cdf + s * pdf);
     }

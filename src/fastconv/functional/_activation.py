@@ -23,27 +23,37 @@ def _native(x):
     return x.dtype.newbyteorder("=")
 
 
-def _forward(op, kind, input, alpha=0.0, inplace=False):
+def _forward(op, kind, input, alpha=0.0, inplace=False, keep=False):
     """f(input) from the activation kernel `kind`: a fresh array, or with
-    inplace=True written into input (which is returned)."""
+    inplace=True written into input (which is returned).  With keep=True,
+    (result, a fresh copy of what the backward op reads) from the same pass."""
     x = _args.as_float_array(input, "input", op)
-    if _args.as_bool(inplace, "inplace", op):
+    inplace = _args.as_bool(inplace, "inplace", op)
+    if inplace:
         if not isinstance(input, np.ndarray):
             raise TypeError(f"{op}: inplace=True needs a NumPy array as input, got "
                             f"{type(input).__name__}")
         if not x.flags.writeable:
             raise ValueError(f"{op}: inplace=True but input is read-only")
-        src = _args.contiguous(np.asarray(x))
-        _kernels.activation(kind, src.reshape(-1), alpha, src.reshape(-1), None,
-                            _threads.get_num_threads())
-        if src is not x and not np.shares_memory(src, x):
-            np.copyto(x, src)           # a strided or byte-swapped input: copied back
-        return x
     src = _args.contiguous(np.asarray(x))
-    out = np.empty(x.shape, _native(x))
-    _kernels.activation(kind, src.reshape(-1), alpha, out.reshape(-1), None,
+    out = src if inplace else np.empty(x.shape, _native(x))
+    saved = np.empty(x.shape, _native(x)) if keep else None
+    _kernels.activation(kind, src.reshape(-1), alpha, out.reshape(-1),
+                        None if saved is None else saved.reshape(-1),
                         _threads.get_num_threads())
-    return out
+    if inplace and src is not x and not np.shares_memory(src, x):
+        np.copyto(x, src)               # a strided or byte-swapped input: copied back
+    result = x if inplace else out
+    return (result, saved) if keep else result
+
+
+def forward_keeping(op: str, input: np.ndarray, inplace: bool = False,
+                    **kwargs) -> Tuple[Array, Array]:
+    """For fastconv.nn's layers: (op(input, inplace=..., **kwargs), a private
+    copy of what op's backward reads), both written by the one kernel pass:
+    the layer needs no second pass to copy the output or the input."""
+    kind, alpha = _KIND_OF[op](op, kwargs)
+    return _forward(op, kind, input, alpha, inplace, keep=True)
 
 
 def _backward(op, kind, grad_output, saved, saved_name, alpha=0.0):
@@ -327,6 +337,18 @@ def tanh_backward(grad_output: ArrayLike, output: ArrayLike) -> Array:
     """
     return _backward("tanh_backward", "tanh", grad_output, output, "output")
 
+
+# op -> (kernel kind, alpha) from the op's keyword arguments (forward_keeping)
+_KIND_OF = {
+    "relu": lambda op, kw: ("relu", 0.0),
+    "leaky_relu": lambda op, kw: ("leaky_relu", _args.as_real(kw.get("negative_slope", 0.01),
+                                                               "negative_slope", op)),
+    "elu": lambda op, kw: ("elu", _args.as_real(kw.get("alpha", 1.0), "alpha", op)),
+    "gelu": lambda op, kw: (_gelu_kind(op, kw.get("approximate", "none")), 0.0),
+    "silu": lambda op, kw: ("silu", 0.0),
+    "sigmoid": lambda op, kw: ("sigmoid", 0.0),
+    "tanh": lambda op, kw: ("tanh", 0.0),
+}
 
 for _fn in (relu, leaky_relu, elu, silu):
     _fn.__doc__ = _fn.__doc__.format(result=_FORWARD_RESULT, errors=_INPLACE_ERRORS)

@@ -15,8 +15,11 @@ import warnings
 import numpy as np
 
 from .. import _args
+from ..functional import _activation
 from . import _checks
 from .module import Module, is_grad_enabled
+
+_FASTCONV = "fastconv.functional"    # the backend whose ops forward_keeping fuses
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "RReLU", "ELU", "GELU", "SiLU", "Sigmoid",
            "Tanh", "Softmax", "LogSoftmax"]
@@ -38,16 +41,23 @@ class _Elementwise(Module):
     def forward(self, x):
         x = _checks.float_input(x, type(self).__name__)
         backend = self._backend_now()
-        op = getattr(self._ops_of(backend), self.op)
         kwargs = self._op_kwargs()
-        # The input's value must be kept before an in-place op overwrites it.
-        saved = None if self.saves_output else self._private_copy(x)
-        if self.inplace and x.flags.writeable:
-            y = op(x, inplace=True, **kwargs)
+        inplace = self.inplace and x.flags.writeable
+        if inplace:
+            kwargs["inplace"] = True
+        if not is_grad_enabled():
+            return getattr(self._ops_of(backend), self.op)(x, **kwargs)
+        if backend == _FASTCONV:
+            # the kernel writes the output and the backward's private copy
+            # in one pass
+            y, saved = _activation.forward_keeping(self.op, x, **kwargs)
         else:
-            y = op(x, **kwargs)
-        if is_grad_enabled():
-            self._save((backend, self._private_copy(y) if self.saves_output else saved), y)
+            # The input's value must be kept before an in-place op overwrites it.
+            saved = None if self.saves_output else self._private_copy(x)
+            y = getattr(self._ops_of(backend), self.op)(x, **kwargs)
+            if self.saves_output:
+                saved = self._private_copy(y)
+        self._save((backend, saved), y)
         return y
 
     def backward(self, grad_output):

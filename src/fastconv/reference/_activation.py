@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _KAPPA = 0.044715
 
@@ -61,7 +61,7 @@ def gelu(input, approximate="none"):
     x = _f64(input)
     if approximate == "tanh":
         return _result(0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _KAPPA * x ** 3))), input)
-    return _result(0.5 * x * (1 + _erf(x / math.sqrt(2))), input)
+    return _result(0.5 * x * _erfc(-x / math.sqrt(2)), input)    # = x * Phi(x)
 
 
 def gelu_backward(grad_output, input, approximate="none"):
@@ -70,7 +70,7 @@ def gelu_backward(grad_output, input, approximate="none"):
         t = np.tanh(_SQRT_2_OVER_PI * (x + _KAPPA * x ** 3))
         d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _KAPPA * x * x)
     else:
-        d = 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        d = 0.5 * _erfc(-x / math.sqrt(2)) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     return _result(g * d, grad_output)
 
 
