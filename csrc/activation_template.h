@@ -18,6 +18,18 @@
 
 #ifndef FC_ACTIVATION_SHARED
 #define FC_ACTIVATION_SHARED
+/* The loops below select between computed values (clamps, kinks): under
+ * the default -ftrapping-math GCC keeps such selects as branches (an FP
+ * comparison or operation moved out of its branch could raise a flag a
+ * program tests) and then vectorises nothing.  fastconv never reads the FP
+ * flags, so these functions are compiled without that guarantee: the
+ * results are the same, the loops vectorise. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FC_ACT_NOTRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define FC_ACT_NOTRAP
+#endif
+
 /* Positions per tile of the row ops: running maxima and sums for a tile
  * live on the stack (the kernels never allocate). */
 #define FC_ROW_TILE 64
@@ -55,6 +67,19 @@ static inline int fc_activation_threads(int kind, int64_t n, int nthreads, int b
 #endif
 }
 
+/* Tiles of (outer, classes, inner), and the threads for a pass over them
+ * (`cost` per element: 1, or FC_TRANSCENDENTAL_COST with an exp). */
+static inline int64_t fc_row_tile_count(int64_t outer, int64_t inner)
+{
+    return outer * ((inner + FC_ROW_TILE - 1) / FC_ROW_TILE);
+}
+
+static inline int fc_row_threads(int nthreads, int64_t outer, int64_t classes, int64_t inner,
+                                 int64_t cost)
+{
+    return fc_threads_for(nthreads, fc_mul_sat(fc_mul_sat(outer * classes, inner), cost));
+}
+
 /* Range [lo, hi) of n elements for thread t of nt: contiguous chunks whose
  * starts are multiples of 16 elements (whole cache lines for float32), so
  * no two threads write one line. */
@@ -86,8 +111,76 @@ static inline int64_t fc_row_tile(int64_t t, int64_t classes, int64_t inner, int
 #define ACT_SQRT_2_OVER_PI 0.79788456080286535588
 #define ACT_GELU_KAPPA 0.044715
 
+/* exp(v) in straight-line code the compiler vectorises (libm's exp is one
+ * call per element): v = n ln2 + r with |r| <= ln2 / 2 (Cody and Waite's
+ * two-part ln2, so n ln2 is exact), exp(r) by its Taylor polynomial (degree 7
+ * for float, 13 for double: truncation below 1e-8 and 1e-17, the rest
+ * rounding), times 2^n built in the exponent bits in two halves (so results
+ * down to the subnormals need no special case).  Overflow gives inf,
+ * underflow 0, NaN stays NaN. */
+typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64_t)0))
+    FC_FN(act_int_);
+static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(pow2_)(FC_FN(act_int_) n)
+{
+    const int mant = sizeof(SCALAR) == 4 ? 23 : 52, bias = sizeof(SCALAR) == 4 ? 127 : 1023;
+    const FC_FN(act_int_) bits = (n + bias) << mant;
+    SCALAR r;
+    memcpy(&r, &bits, sizeof r);
+    return r;
+}
+
+static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(vexp_)(SCALAR v)
+{
+    const int f32 = sizeof(SCALAR) == 4;
+    /* beyond these exp is inf or 0 (the clamp keeps 2^n's halves normal) */
+    const SCALAR hi = f32 ? (SCALAR)89 : (SCALAR)710, lo = f32 ? (SCALAR)-104 : (SCALAR)-746;
+    /* One unconditional select per line: a comparison under a condition may
+     * raise FP exceptions the compiler may not speculate, which would keep
+     * the whole loop scalar. */
+    SCALAR x = v != v ? 0 : v;
+    x = x > hi ? hi : x;
+    x = x < lo ? lo : x;
+    /* round(x / ln2) by adding 1.5 * 2^mantissa: no libm call, no branch */
+    const SCALAR shifter = f32 ? (SCALAR)12582912.0 : (SCALAR)6755399441055744.0;
+    const SCALAR n = (x * (SCALAR)1.44269504088896340736 + shifter) - shifter;
+    const SCALAR ln2_hi = f32 ? (SCALAR)0.693145751953125 : (SCALAR)6.93147180369123816490e-01;
+    const SCALAR ln2_lo = f32 ? (SCALAR)1.428606765330187045e-06
+                              : (SCALAR)1.90821492927058770002e-10;
+    const SCALAR r = (x - n * ln2_hi) - n * ln2_lo;
+    SCALAR p;
+    if (f32) {
+        p = (SCALAR)(1.0 / 5040);
+        p = p * r + (SCALAR)(1.0 / 720);
+        p = p * r + (SCALAR)(1.0 / 120);
+        p = p * r + (SCALAR)(1.0 / 24);
+        p = p * r + (SCALAR)(1.0 / 6);
+        p = p * r + (SCALAR)0.5;
+        p = p * r + 1;
+        p = p * r + 1;
+    } else {
+        p = (SCALAR)(1.0 / 6227020800.0);
+        p = p * r + (SCALAR)(1.0 / 479001600.0);
+        p = p * r + (SCALAR)(1.0 / 39916800.0);
+        p = p * r + (SCALAR)(1.0 / 3628800.0);
+        p = p * r + (SCALAR)(1.0 / 362880.0);
+        p = p * r + (SCALAR)(1.0 / 40320.0);
+        p = p * r + (SCALAR)(1.0 / 5040.0);
+        p = p * r + (SCALAR)(1.0 / 720.0);
+        p = p * r + (SCALAR)(1.0 / 120.0);
+        p = p * r + (SCALAR)(1.0 / 24.0);
+        p = p * r + (SCALAR)(1.0 / 6.0);
+        p = p * r + (SCALAR)0.5;
+        p = p * r + 1;
+        p = p * r + 1;
+    }
+    const FC_FN(act_int_) ni = (FC_FN(act_int_))n, half = ni / 2;
+    SCALAR e = p * FC_FN(pow2_)(half) * FC_FN(pow2_)(ni - half);
+    e = x == hi ? (SCALAR)INFINITY : e;
+    return v != v ? v : e;
+}
+
 /* Forward of one element v of `kind` (alpha: leaky ReLU's slope, ELU's alpha). */
-static inline __attribute__((always_inline)) SCALAR
+static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR
 FC_FN(act_value_)(int kind, SCALAR v, SCALAR alpha)
 {
     const SCALAR one = 1, half = (SCALAR)0.5;
@@ -102,25 +195,25 @@ FC_FN(act_value_)(int kind, SCALAR v, SCALAR alpha)
         const SCALAR inner = (SCALAR)ACT_SQRT_2_OVER_PI * (v + (SCALAR)ACT_GELU_KAPPA * v * v * v);
         return half * v * (one + ACT_MATH(tanh, inner));
     }
-    case FC_ACT_SILU: return v / (one + ACT_MATH(exp, -v));
-    case FC_ACT_SIGMOID: return one / (one + ACT_MATH(exp, -v));
+    case FC_ACT_SILU: return v / (one + FC_FN(vexp_)(-v));
+    case FC_ACT_SIGMOID: return one / (one + FC_FN(vexp_)(-v));
     default: return ACT_MATH(tanh, v);                      /* FC_ACT_TANH */
     }
 }
 
 /* Gradient of one element: g times the derivative, from s, the saved value
  * of fc_activation_saves_output(kind) (the output or the input). */
-static inline __attribute__((always_inline)) SCALAR
+static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR
 FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
 {
     const SCALAR one = 1, half = (SCALAR)0.5;
     switch (kind) {
     case FC_ACT_RELU: return s <= 0 ? 0 : g;                /* s: output; 0 at the kink */
     case FC_ACT_LEAKY_RELU: return s > 0 ? g : g * alpha;   /* s: input */
-    case FC_ACT_ELU: return s <= 0 ? g * alpha * ACT_MATH(exp, s) : g;   /* s: input */
+    case FC_ACT_ELU: return s <= 0 ? g * alpha * FC_FN(vexp_)(s) : g;   /* s: input */
     case FC_ACT_GELU: {
         const SCALAR cdf = half * ACT_MATH(erfc, -s * (SCALAR)ACT_SQRT1_2);
-        const SCALAR pdf = (SCALAR)ACT_INV_SQRT_2PI * ACT_MATH(exp, -half * s * s);
+        const SCALAR pdf = (SCALAR)ACT_INV_SQRT_2PI * FC_FN(vexp_)(-half * s * s);
         return g * (cdf + s * pdf);
     }
     case FC_ACT_GELU_TANH: {
@@ -130,7 +223,7 @@ FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
         return g * (half * (one + t) + half * s * (one - t * t) * dinner);
     }
     case FC_ACT_SILU: {
-        const SCALAR sig = one / (one + ACT_MATH(exp, -s));
+        const SCALAR sig = one / (one + FC_FN(vexp_)(-s));
         return g * sig * (one + s * (one - sig));
     }
     case FC_ACT_SIGMOID: return g * (one - s) * s;          /* s: output */
@@ -159,7 +252,7 @@ FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
             }                                                                          \
         break;
 
-static TARGET void FC_FN(act_forward_range_)(int kind, const SCALAR *x, SCALAR *y,
+static TARGET FC_ACT_NOTRAP void FC_FN(act_forward_range_)(int kind, const SCALAR *x, SCALAR *y,
                                              SCALAR *restrict save, int save_output,
                                              int64_t lo, int64_t hi, SCALAR a)
 {
@@ -182,7 +275,7 @@ static TARGET void FC_FN(act_forward_range_)(int kind, const SCALAR *x, SCALAR *
         for (int64_t i = lo; i < hi; ++i) gx[i] = FC_FN(act_grad_)(KIND, gy[i], s[i], a); \
         break;
 
-static TARGET void FC_FN(act_backward_range_)(int kind, const SCALAR *gy, const SCALAR *s,
+static TARGET FC_ACT_NOTRAP void FC_FN(act_backward_range_)(int kind, const SCALAR *gy, const SCALAR *s,
                                               SCALAR *gx, int64_t lo, int64_t hi, SCALAR a)
 {
     switch (kind) {
@@ -200,7 +293,7 @@ static TARGET void FC_FN(act_backward_range_)(int kind, const SCALAR *gy, const 
 #undef ACT_BACKWARD_CASE
 
 /* fc_activation. */
-static void FC_FN(activation_)(int kind, const void *x_, int64_t n, double alpha, void *y_,
+static TARGET FC_ACT_NOTRAP void FC_FN(activation_)(int kind, const void *x_, int64_t n, double alpha, void *y_,
                                void *save_, int nthreads)
 {
     const SCALAR *x = x_;
@@ -222,7 +315,7 @@ static void FC_FN(activation_)(int kind, const void *x_, int64_t n, double alpha
 }
 
 /* fc_activation_backward. */
-static void FC_FN(activation_backward_)(int kind, const void *gy_, const void *saved_,
+static TARGET FC_ACT_NOTRAP void FC_FN(activation_backward_)(int kind, const void *gy_, const void *saved_,
                                         int64_t n, double alpha, void *gx_, int nthreads)
 {
     const SCALAR *gy = gy_, *saved = saved_;
@@ -332,33 +425,74 @@ static void FC_FN(prelu_backward_)(const void *gy_, const void *x_, const void *
 /* Softmax and log-softmax over the classes axis                            */
 /* ------------------------------------------------------------------------ */
 
+/* BODY for every class c and position j of a tile (i = c * inner + j):
+ * with inner == 1 (tiles of one position, the (N, C) case) one loop over
+ * the contiguous classes, which the compiler vectorises. */
+#define ROW_FOR_EACH(BODY)                                                              \
+    if (inner == 1) {                                                                   \
+        const int64_t j = 0;                                                            \
+        for (int64_t c = 0; c < classes; ++c) { const int64_t i = c; BODY }             \
+    } else {                                                                            \
+        for (int64_t c = 0; c < classes; ++c)                                           \
+            for (int64_t j = 0; j < len; ++j) { const int64_t i = c * inner + j; BODY } \
+    }
+
+/* Sum of f(i) for i < n in 8 independent partial sums, so the adds (which
+ * the compiler may not reorder itself) vectorise. */
+#define SUM8(n, result, EXPR)                                                           \
+    do {                                                                                \
+        SCALAR acc_[8] = {0};                                                           \
+        int64_t i = 0;                                                                  \
+        for (; i + 8 <= (n); i += 8)                                                    \
+            for (int k_ = 0; k_ < 8; ++k_) { const int64_t i_ = i + k_; acc_[k_] += EXPR(i_); } \
+        SCALAR tail_ = 0;                                                               \
+        for (; i < (n); ++i) tail_ += EXPR(i);                                          \
+        (result) = ((acc_[0] + acc_[1]) + (acc_[2] + acc_[3]))                          \
+                   + ((acc_[4] + acc_[5]) + (acc_[6] + acc_[7])) + tail_;               \
+    } while (0)
+
 /* Max over classes m[j] and the sum of exp(x - max) s[j] for the tile of
  * `len` positions starting at x (classes `inner` apart).  NaN propagates
- * (it wins the max, and exp(NaN - NaN) is NaN); all -inf gives NaN, as
- * PyTorch. */
-static inline TARGET void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes, int64_t inner,
+ * (through the max, or through exp(NaN - max) into the sum); all -inf gives
+ * NaN, as PyTorch. */
+static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes, int64_t inner,
                                               int64_t len, SCALAR *m, SCALAR *s)
 {
     for (int64_t j = 0; j < len; ++j) { m[j] = -(SCALAR)INFINITY; s[j] = 0; }
+    if (inner == 1) {
+        /* 8 running maxima (vectorised as the sums are); a NaN is skipped
+         * here but makes exp(NaN - max), so the sum and every result NaN */
+        SCALAR mx[8];
+        for (int k = 0; k < 8; ++k) mx[k] = -(SCALAR)INFINITY;
+        int64_t c = 0;
+        for (; c + 8 <= classes; c += 8)
+            for (int k = 0; k < 8; ++k) mx[k] = x[c + k] > mx[k] ? x[c + k] : mx[k];
+        for (; c < classes; ++c) mx[0] = x[c] > mx[0] ? x[c] : mx[0];
+        for (int k = 1; k < 8; ++k) mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
+        m[0] = mx[0];
+#define EXP_SHIFTED(c) FC_FN(vexp_)(x[c] - m[0])
+        SUM8(classes, s[0], EXP_SHIFTED);
+#undef EXP_SHIFTED
+        return;
+    }
     for (int64_t c = 0; c < classes; ++c) {
         const SCALAR *xc = x + c * inner;
         for (int64_t j = 0; j < len; ++j) m[j] = (xc[j] > m[j] || xc[j] != xc[j]) ? xc[j] : m[j];
     }
     for (int64_t c = 0; c < classes; ++c) {
         const SCALAR *xc = x + c * inner;
-        for (int64_t j = 0; j < len; ++j) s[j] += ACT_MATH(exp, xc[j] - m[j]);
+        for (int64_t j = 0; j < len; ++j) s[j] += FC_FN(vexp_)(xc[j] - m[j]);
     }
 }
 
 /* fc_softmax: y = softmax or log_softmax of x along the classes. */
-static void FC_FN(softmax_)(const void *x_, int64_t outer, int64_t classes, int64_t inner,
+static TARGET FC_ACT_NOTRAP void FC_FN(softmax_)(const void *x_, int64_t outer, int64_t classes, int64_t inner,
                             int log_softmax, void *y_, int nthreads)
 {
     const SCALAR *x = x_;
     SCALAR *y = y_;
-    const int64_t tiles = outer * ((inner + FC_ROW_TILE - 1) / FC_ROW_TILE);
-    const int nt = fc_threads_for(nthreads, fc_mul_sat(fc_mul_sat(outer * classes, inner),
-                                                       FC_TRANSCENDENTAL_COST));
+    const int64_t tiles = fc_row_tile_count(outer, inner);
+    const int nt = fc_row_threads(nthreads, outer, classes, inner, FC_TRANSCENDENTAL_COST);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -370,28 +504,27 @@ static void FC_FN(softmax_)(const void *x_, int64_t outer, int64_t classes, int6
         FC_FN(row_max_sum_)(x + off, classes, inner, len, m, s);
         /* PyTorch's forms: (x - max) - log(sum) and exp(x - max) / sum */
         for (int64_t j = 0; j < len; ++j) s[j] = log_softmax ? ACT_MATH(log, s[j]) : 1 / s[j];
-        for (int64_t c = 0; c < classes; ++c) {
-            const SCALAR *xc = x + off + c * inner;
-            SCALAR *yc = y + off + c * inner;
-            if (log_softmax)
-                for (int64_t j = 0; j < len; ++j) yc[j] = (xc[j] - m[j]) - s[j];
-            else
-                for (int64_t j = 0; j < len; ++j) yc[j] = ACT_MATH(exp, xc[j] - m[j]) * s[j];
+        const SCALAR *xt = x + off;
+        SCALAR *yt = y + off;
+        if (log_softmax) {
+            ROW_FOR_EACH(yt[i] = (xt[i] - m[j]) - s[j];)
+        } else {
+            ROW_FOR_EACH(yt[i] = FC_FN(vexp_)(xt[i] - m[j]) * s[j];)
         }
     }
 }
 
 /* fc_softmax_backward from the forward's output y:
  * softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g). */
-static void FC_FN(softmax_backward_)(const void *gy_, const void *y_, int64_t outer,
+static TARGET FC_ACT_NOTRAP void FC_FN(softmax_backward_)(const void *gy_, const void *y_, int64_t outer,
                                      int64_t classes, int64_t inner, int log_softmax, void *gx_,
                                      int nthreads)
 {
     const SCALAR *gy = gy_, *y = y_;
     SCALAR *gx = gx_;
-    const int64_t tiles = outer * ((inner + FC_ROW_TILE - 1) / FC_ROW_TILE);
-    const int64_t work = fc_mul_sat(outer * classes, inner);
-    const int nt = fc_threads_for(nthreads, log_softmax ? fc_mul_sat(work, FC_TRANSCENDENTAL_COST) : work);
+    const int64_t tiles = fc_row_tile_count(outer, inner);
+    const int nt = fc_row_threads(nthreads, outer, classes, inner,
+                                  log_softmax ? FC_TRANSCENDENTAL_COST : 1);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -399,22 +532,28 @@ static void FC_FN(softmax_backward_)(const void *gy_, const void *y_, int64_t ou
     for (int64_t t = 0; t < tiles; ++t) {
         int64_t len;
         const int64_t off = fc_row_tile(t, classes, inner, &len);
+        const SCALAR *gt = gy + off, *yt = y + off;
+        SCALAR *gxt = gx + off;
         SCALAR dot[FC_ROW_TILE];
         for (int64_t j = 0; j < len; ++j) dot[j] = 0;
-        for (int64_t c = 0; c < classes; ++c) {
-            const SCALAR *gc = gy + off + c * inner, *yc = y + off + c * inner;
+        if (inner == 1) {
+#define GRAD(c) gt[c]
+#define GRAD_Y(c) gt[c] * yt[c]
             if (log_softmax)
-                for (int64_t j = 0; j < len; ++j) dot[j] += gc[j];
+                SUM8(classes, dot[0], GRAD);
             else
-                for (int64_t j = 0; j < len; ++j) dot[j] += gc[j] * yc[j];
+                SUM8(classes, dot[0], GRAD_Y);
+#undef GRAD
+#undef GRAD_Y
+        } else {
+            for (int64_t c = 0; c < classes; ++c)
+                for (int64_t j = 0; j < len; ++j)
+                    dot[j] += log_softmax ? gt[c * inner + j] : gt[c * inner + j] * yt[c * inner + j];
         }
-        for (int64_t c = 0; c < classes; ++c) {
-            const SCALAR *gc = gy + off + c * inner, *yc = y + off + c * inner;
-            SCALAR *gxc = gx + off + c * inner;
-            if (log_softmax)
-                for (int64_t j = 0; j < len; ++j) gxc[j] = gc[j] - ACT_MATH(exp, yc[j]) * dot[j];
-            else
-                for (int64_t j = 0; j < len; ++j) gxc[j] = yc[j] * (gc[j] - dot[j]);
+        if (log_softmax) {
+            ROW_FOR_EACH(gxt[i] = gt[i] - FC_FN(vexp_)(yt[i]) * dot[j];)
+        } else {
+            ROW_FOR_EACH(gxt[i] = yt[i] * (gt[i] - dot[j]);)
         }
     }
 }
@@ -438,19 +577,18 @@ static double FC_FN(ce_weight_total_)(const SCALAR *w, int64_t classes)
 
 /* fc_cross_entropy: losses (outer * inner) overwritten; returns the sum of
  * w[target] over the counted positions (the divisor of reduction='mean'). */
-static double FC_FN(cross_entropy_)(const void *x_, const int64_t *target, const void *w_,
+static TARGET FC_ACT_NOTRAP double FC_FN(cross_entropy_)(const void *x_, const int64_t *target, const void *w_,
                                     int64_t outer, int64_t classes, int64_t inner,
                                     int64_t ignore_index, double label_smoothing,
                                     void *losses_, int nthreads)
 {
     const SCALAR *x = x_, *w = w_;
     SCALAR *losses = losses_;
-    const int64_t tiles = outer * ((inner + FC_ROW_TILE - 1) / FC_ROW_TILE);
+    const int64_t tiles = fc_row_tile_count(outer, inner);
     const SCALAR eps = (SCALAR)label_smoothing;
     const SCALAR smooth = classes ? eps / (SCALAR)classes : 0;
     double weight_sum = 0;
-    const int nt = fc_threads_for(nthreads, fc_mul_sat(fc_mul_sat(outer * classes, inner),
-                                                       FC_TRANSCENDENTAL_COST));
+    const int nt = fc_row_threads(nthreads, outer, classes, inner, FC_TRANSCENDENTAL_COST);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+:weight_sum)
@@ -485,7 +623,7 @@ static double FC_FN(cross_entropy_)(const void *x_, const int64_t *target, const
 /* fc_cross_entropy_backward: gx (outer, classes, inner) overwritten with
  * grad[p] * (sum(A) * softmax - A) at each position p (grad read with
  * stride grad_stride: 0 broadcasts one value, as reduction='mean'/'sum'). */
-static void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_stride,
+static TARGET FC_ACT_NOTRAP void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_stride,
                                            const void *x_, const int64_t *target,
                                            const void *w_, int64_t outer, int64_t classes,
                                            int64_t inner, int64_t ignore_index,
@@ -493,12 +631,11 @@ static void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_strid
 {
     const SCALAR *grad = grad_, *x = x_, *w = w_;
     SCALAR *gx = gx_;
-    const int64_t tiles = outer * ((inner + FC_ROW_TILE - 1) / FC_ROW_TILE);
+    const int64_t tiles = fc_row_tile_count(outer, inner);
     const SCALAR eps = (SCALAR)label_smoothing;
     const SCALAR smooth = classes ? eps / (SCALAR)classes : 0;
     const SCALAR weight_total = (SCALAR)FC_FN(ce_weight_total_)(w, classes);
-    const int nt = fc_threads_for(nthreads, fc_mul_sat(fc_mul_sat(outer * classes, inner),
-                                                       FC_TRANSCENDENTAL_COST));
+    const int nt = fc_row_threads(nthreads, outer, classes, inner, FC_TRANSCENDENTAL_COST);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -518,13 +655,15 @@ static void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_strid
             scale[j] = ignored ? 0 : grad[(p0 + j) * grad_stride];
             total[j] = ignored ? 0 : scale[j] * ((1 - eps) * wt + smooth * weight_total) / s[j];
         }
-        for (int64_t c = 0; c < classes; ++c) {
-            const SCALAR *xc = x + off + c * inner;
-            SCALAR *gc = gx + off + c * inner;
-            const SCALAR a = smooth * (w ? w[c] : 1);
-            for (int64_t j = 0; j < len; ++j)
-                gc[j] = tgt[j] == ignore_index ? 0
-                        : total[j] * ACT_MATH(exp, xc[j] - m[j]) - scale[j] * a;
+        const SCALAR *xt = x + off;
+        SCALAR *gt = gx + off;
+        /* ignored positions have total = scale = 0, but exp may be inf or NaN */
+        if (w) {
+            ROW_FOR_EACH(gt[i] = tgt[j] == ignore_index ? 0
+                         : total[j] * FC_FN(vexp_)(xt[i] - m[j]) - scale[j] * smooth * w[c];)
+        } else {
+            ROW_FOR_EACH(gt[i] = tgt[j] == ignore_index ? 0
+                         : total[j] * FC_FN(vexp_)(xt[i] - m[j]) - scale[j] * smooth;)
         }
         for (int64_t j = 0; j < len; ++j) {
             if (tgt[j] == ignore_index) continue;
@@ -535,3 +674,5 @@ static void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_strid
 }
 
 #undef ACT_MATH
+#undef ROW_FOR_EACH
+#undef SUM8
