@@ -451,17 +451,15 @@ static void FC_FN(prelu_backward_)(const void *gy_, const void *x_, const void *
                    + ((acc_[4] + acc_[5]) + (acc_[6] + acc_[7])) + tail_;               \
     } while (0)
 
-/* Max over classes m[j] and the sum of exp(x - max) s[j] for the tile of
- * `len` positions starting at x (classes `inner` apart).  NaN propagates
- * (through the max, or through exp(NaN - max) into the sum); all -inf gives
- * NaN, as PyTorch. */
-static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes, int64_t inner,
-                                              int64_t len, SCALAR *m, SCALAR *s)
+/* Max over classes m[j] of the tile of `len` positions starting at x
+ * (classes `inner` apart).  A NaN may be skipped here: it reaches every
+ * result through exp(NaN - max) in the sum. */
+static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_)(const SCALAR *x, int64_t classes,
+                                                        int64_t inner, int64_t len, SCALAR *m)
 {
-    for (int64_t j = 0; j < len; ++j) { m[j] = -(SCALAR)INFINITY; s[j] = 0; }
+    for (int64_t j = 0; j < len; ++j) m[j] = -(SCALAR)INFINITY;
     if (inner == 1) {
-        /* 8 running maxima (vectorised as the sums are); a NaN is skipped
-         * here but makes exp(NaN - max), so the sum and every result NaN */
+        /* 8 running maxima, vectorised as SUM8's sums are */
         SCALAR mx[8];
         for (int k = 0; k < 8; ++k) mx[k] = -(SCALAR)INFINITY;
         int64_t c = 0;
@@ -470,15 +468,43 @@ static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int
         for (; c < classes; ++c) mx[0] = x[c] > mx[0] ? x[c] : mx[0];
         for (int k = 1; k < 8; ++k) mx[0] = mx[k] > mx[0] ? mx[k] : mx[0];
         m[0] = mx[0];
-#define EXP_SHIFTED(c) FC_FN(vexp_)(x[c] - m[0])
-        SUM8(classes, s[0], EXP_SHIFTED);
-#undef EXP_SHIFTED
         return;
     }
     for (int64_t c = 0; c < classes; ++c) {
         const SCALAR *xc = x + c * inner;
         for (int64_t j = 0; j < len; ++j) m[j] = (xc[j] > m[j] || xc[j] != xc[j]) ? xc[j] : m[j];
     }
+}
+
+/* Sums over classes s[j] of v[c * inner + j] for the tile. */
+static inline TARGET FC_ACT_NOTRAP void FC_FN(row_sum_)(const SCALAR *v, int64_t classes,
+                                                        int64_t inner, int64_t len, SCALAR *s)
+{
+    if (inner == 1) {
+#define VALUE(c) v[c]
+        SUM8(classes, s[0], VALUE);
+#undef VALUE
+        return;
+    }
+    for (int64_t j = 0; j < len; ++j) s[j] = 0;
+    for (int64_t c = 0; c < classes; ++c)
+        for (int64_t j = 0; j < len; ++j) s[j] += v[c * inner + j];
+}
+
+/* Max m[j] and the sum of exp(x - max) s[j] of the tile (all -inf gives
+ * NaN, as PyTorch). */
+static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes,
+                                                            int64_t inner, int64_t len,
+                                                            SCALAR *m, SCALAR *s)
+{
+    FC_FN(row_max_)(x, classes, inner, len, m);
+    if (inner == 1) {
+#define EXP_SHIFTED(c) FC_FN(vexp_)(x[c] - m[0])
+        SUM8(classes, s[0], EXP_SHIFTED);
+#undef EXP_SHIFTED
+        return;
+    }
+    for (int64_t j = 0; j < len; ++j) s[j] = 0;
     for (int64_t c = 0; c < classes; ++c) {
         const SCALAR *xc = x + c * inner;
         for (int64_t j = 0; j < len; ++j) s[j] += FC_FN(vexp_)(xc[j] - m[j]);
@@ -501,15 +527,19 @@ static TARGET FC_ACT_NOTRAP void FC_FN(softmax_)(const void *x_, int64_t outer, 
         int64_t len;
         const int64_t off = fc_row_tile(t, classes, inner, &len);
         SCALAR m[FC_ROW_TILE], s[FC_ROW_TILE];
-        FC_FN(row_max_sum_)(x + off, classes, inner, len, m, s);
-        /* PyTorch's forms: (x - max) - log(sum) and exp(x - max) / sum */
-        for (int64_t j = 0; j < len; ++j) s[j] = log_softmax ? ACT_MATH(log, s[j]) : 1 / s[j];
         const SCALAR *xt = x + off;
         SCALAR *yt = y + off;
+        /* PyTorch's forms: (x - max) - log(sum) and exp(x - max) / sum */
         if (log_softmax) {
+            FC_FN(row_max_sum_)(xt, classes, inner, len, m, s);
+            for (int64_t j = 0; j < len; ++j) s[j] = ACT_MATH(log, s[j]);
             ROW_FOR_EACH(yt[i] = (xt[i] - m[j]) - s[j];)
-        } else {
-            ROW_FOR_EACH(yt[i] = FC_FN(vexp_)(xt[i] - m[j]) * s[j];)
+        } else {   /* one exp per element: y holds exp(x - max) until scaled */
+            FC_FN(row_max_)(xt, classes, inner, len, m);
+            ROW_FOR_EACH(yt[i] = FC_FN(vexp_)(xt[i] - m[j]);)
+            FC_FN(row_sum_)(yt, classes, inner, len, s);
+            for (int64_t j = 0; j < len; ++j) s[j] = 1 / s[j];
+            ROW_FOR_EACH(yt[i] *= s[j];)
         }
     }
 }
