@@ -356,3 +356,60 @@ void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64
                                                weight, batch_stats, compute_sums, count,
                                                sum_dy, sum_dy_xmu, gx, nthreads);
 }
+
+void fc_activation(fc_dtype dtype, int kind, const void *x, int64_t n, double alpha, void *y,
+                   void *save, int nthreads)
+{
+    fc_kernels_for(dtype)->activation(kind, x, n, alpha, y, save, nthreads);
+}
+
+void fc_activation_backward(fc_dtype dtype, int kind, const void *gy, const void *saved,
+                            int64_t n, double alpha, void *gx, int nthreads)
+{
+    fc_kernels_for(dtype)->activation_backward(kind, gy, saved, n, alpha, gx, nthreads);
+}
+
+void fc_prelu(fc_dtype dtype, const void *x, const void *w, int64_t outer, int64_t channels,
+              int64_t inner, void *y, int nthreads)
+{
+    fc_kernels_for(dtype)->prelu(x, w, outer, channels, inner, y, nthreads);
+}
+
+void fc_prelu_backward(fc_dtype dtype, const void *gy, const void *x, const void *w,
+                       int64_t outer, int64_t channels, int64_t inner, void *gx, void *gw,
+                       int nthreads)
+{
+    fc_kernels_for(dtype)->prelu_backward(gy, x, w, outer, channels, inner, gx, gw, nthreads);
+}
+
+void fc_softmax(fc_dtype dtype, const void *x, int64_t outer, int64_t classes, int64_t inner,
+                int log, void *y, int nthreads)
+{
+    fc_kernels_for(dtype)->softmax(x, outer, classes, inner, log, y, nthreads);
+}
+
+void fc_softmax_backward(fc_dtype dtype, const void *gy, const void *y, int64_t outer,
+                         int64_t classes, int64_t inner, int log, void *gx, int nthreads)
+{
+    fc_kernels_for(dtype)->softmax_backward(gy, y, outer, classes, inner, log, gx, nthreads);
+}
+
+double fc_cross_entropy(fc_dtype dtype, const void *x, const int64_t *target, const void *w,
+                        int64_t outer, int64_t classes, int64_t inner, int64_t ignore_index,
+                        double label_smoothing, void *losses, int nthreads)
+{
+    return fc_kernels_for(dtype)->cross_entropy(x, target, w, outer, classes, inner,
+                                                ignore_index, label_smoothing, losses,
+                                                nthreads);
+}
+
+void fc_cross_entropy_backward(fc_dtype dtype, const void *grad, int64_t grad_stride,
+                               const void *x, const int64_t *target, const void *w,
+                               int64_t outer, int64_t classes, int64_t inner,
+                               int64_t ignore_index, double label_smoothing, void *gx,
+                               int nthreads)
+{
+    fc_kernels_for(dtype)->cross_entropy_backward(grad, grad_stride, x, target, w, outer,
+                                                  classes, inner, ignore_index,
+                                                  label_smoothing, gx, nthreads);
+}

@@ -102,6 +102,25 @@ typedef struct {
                                 const void *weight, int batch_stats, int compute_sums,
                                 int64_t count, double *sum_dy, double *sum_dy_xmu, void *gx,
                                 int nthreads);
+    void (*activation)(int kind, const void *x, int64_t n, double alpha, void *y, void *save,
+                       int nthreads);
+    void (*activation_backward)(int kind, const void *gy, const void *saved, int64_t n,
+                                double alpha, void *gx, int nthreads);
+    void (*prelu)(const void *x, const void *w, int64_t outer, int64_t channels, int64_t inner,
+                  void *y, int nthreads);
+    void (*prelu_backward)(const void *gy, const void *x, const void *w, int64_t outer,
+                           int64_t channels, int64_t inner, void *gx, void *gw, int nthreads);
+    void (*softmax)(const void *x, int64_t outer, int64_t classes, int64_t inner, int log,
+                    void *y, int nthreads);
+    void (*softmax_backward)(const void *gy, const void *y, int64_t outer, int64_t classes,
+                             int64_t inner, int log, void *gx, int nthreads);
+    double (*cross_entropy)(const void *x, const int64_t *target, const void *w, int64_t outer,
+                            int64_t classes, int64_t inner, int64_t ignore_index,
+                            double label_smoothing, void *losses, int nthreads);
+    void (*cross_entropy_backward)(const void *grad, int64_t grad_stride, const void *x,
+                                   const int64_t *target, const void *w, int64_t outer,
+                                   int64_t classes, int64_t inner, int64_t ignore_index,
+                                   double label_smoothing, void *gx, int nthreads);
 } fc_dtype_kernels;
 
 /* Every kernel of one instruction set. */

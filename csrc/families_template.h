@@ -12,6 +12,7 @@
 #include "interpolate_template.h" /* separable resampling (interpolate), forward and backward */
 #include "deform_conv_template.h" /* deformable convolution's column kernels (GEMMs: Python) */
 #include "batchnorm_template.h"   /* batch normalisation, forward and backward */
+#include "activation_template.h" /* activations, PReLU, softmax, cross-entropy */
 
 /* Macros the templates define per dtype. */
 #undef G_HAVE_TRANSPOSE

@@ -303,4 +303,56 @@ void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64
                             int compute_sums, int64_t count, double *sum_dy,
                             double *sum_dy_xmu, void *gx, int nthreads);
 
+/* ======================================================================== */
+/* Activations, softmax, cross-entropy (activation_template.h)              */
+/* ======================================================================== */
+/* Elementwise activation kinds (alpha: leaky ReLU's negative_slope, ELU's
+ * alpha; unused by the others). */
+typedef enum {
+    FC_ACT_RELU = 0, FC_ACT_LEAKY_RELU, FC_ACT_ELU, FC_ACT_GELU, FC_ACT_GELU_TANH,
+    FC_ACT_SILU, FC_ACT_SIGMOID, FC_ACT_TANH
+} fc_activation_kind;
+
+/* y[i] = f(x[i]) for n contiguous elements; y may be x (in place).  With
+ * save not NULL, save[i] receives in the same pass what the backward reads:
+ * the output for ReLU, sigmoid and tanh, the input for the others.
+ * backward: gx[i] = gy[i] * f'(.) from saved (that same value). */
+void fc_activation(fc_dtype dtype, int kind, const void *x, int64_t n, double alpha, void *y,
+                   void *save, int nthreads);
+void fc_activation_backward(fc_dtype dtype, int kind, const void *gy, const void *saved,
+                            int64_t n, double alpha, void *gx, int nthreads);
+
+/* PReLU on x (outer, channels, inner) with slope w[c] per channel:
+ * y = x > 0 ? x : w[c] * x.  backward overwrites gx (x's shape) and gw
+ * (channels): gw[c] = sum of gy * x where x <= 0. */
+void fc_prelu(fc_dtype dtype, const void *x, const void *w, int64_t outer, int64_t channels,
+              int64_t inner, void *y, int nthreads);
+void fc_prelu_backward(fc_dtype dtype, const void *gy, const void *x, const void *w,
+                       int64_t outer, int64_t channels, int64_t inner, void *gx, void *gw,
+                       int nthreads);
+
+/* Softmax (log = 0) or log-softmax (log = 1) of x (outer, classes, inner)
+ * along classes into y; backward from the forward's output y. */
+void fc_softmax(fc_dtype dtype, const void *x, int64_t outer, int64_t classes, int64_t inner,
+                int log, void *y, int nthreads);
+void fc_softmax_backward(fc_dtype dtype, const void *gy, const void *y, int64_t outer,
+                         int64_t classes, int64_t inner, int log, void *gx, int nthreads);
+
+/* Cross-entropy of logits x (outer, classes, inner) against int64 labels
+ * target (outer, inner), each in [0, classes) or equal to ignore_index;
+ * class weights w (classes) or NULL; label smoothing eps in [0, 1].
+ * forward: losses (outer, inner) overwritten with each position's loss
+ *   (0 where ignored); returns the sum of w[target] over the positions not
+ *   ignored (reduction='mean' divides by it).
+ * backward: gx (x's shape) overwritten with grad[p * grad_stride] times the
+ *   gradient of position p's loss (grad_stride 0: one value for all). */
+double fc_cross_entropy(fc_dtype dtype, const void *x, const int64_t *target, const void *w,
+                        int64_t outer, int64_t classes, int64_t inner, int64_t ignore_index,
+                        double label_smoothing, void *losses, int nthreads);
+void fc_cross_entropy_backward(fc_dtype dtype, const void *grad, int64_t grad_stride,
+                               const void *x, const int64_t *target, const void *w,
+                               int64_t outer, int64_t classes, int64_t inner,
+                               int64_t ignore_index, double label_smoothing, void *gx,
+                               int nthreads);
+
 #endif

@@ -55,6 +55,14 @@
         .deform_offset_mask_grad = deform_offset_mask_grad_##S,                  \
         .batch_norm_forward = batch_norm_forward_##S,                            \
         .batch_norm_backward = batch_norm_backward_##S,                          \
+        .activation = activation_##S,                                            \
+        .activation_backward = activation_backward_##S,                          \
+        .prelu = prelu_##S,                                                      \
+        .prelu_backward = prelu_backward_##S,                                    \
+        .softmax = softmax_##S,                                                  \
+        .softmax_backward = softmax_backward_##S,                                \
+        .cross_entropy = cross_entropy_##S,                                      \
+        .cross_entropy_backward = cross_entropy_backward_##S,                    \
     }
 
 const fc_isa_kernels FC_ISA_TABLE = {

@@ -37,6 +37,9 @@ class Op:
     # array arguments of any rank (PyTorch's (*, C, H, W) shuffles): the
     # "one axis fewer/more" mutants are valid calls for them
     any_rank: tuple = ()
+    # array arguments for which a 0-d array is a valid call (elementwise ops,
+    # as PyTorch's take a 0-d tensor)
+    scalar_ok: tuple = ()
     # extra hand-written bad calls: (label, make_kwargs(rng, dtype) -> kwargs,
     # allowed exception types, substring the message must contain)
     extra: tuple = ()
@@ -587,6 +590,145 @@ _BN_OPS = [
        extra=_bn_extra(_bn_backward_kwargs) + tuple(
            (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, _bn_backward_kwargs),
             (V,), "grad_output") for a in range(4) for d in (-1, 1))),
+
+
+# ---------------------------------------------------- activations and losses
+def _act_op(name, extra_kwargs=None, saved=None, inplace=False, bad=()):
+    """An elementwise op (any rank, 0-d included) or its backward (two arrays
+    of one shape: grad_output and `saved`)."""
+    extra_kwargs = extra_kwargs or {}
+
+    def make(rng, dtype):
+        if saved is None:
+            kw = dict(input=_r(rng, (2, 3, 5), dtype), **extra_kwargs)
+            if inplace:
+                kw["inplace"] = False
+            return kw
+        return dict(grad_output=_r(rng, (2, 3, 5), dtype), **{saved: _r(rng, (2, 3, 5), dtype)},
+                    **extra_kwargs)
+    arrays = ("input",) if saved is None else ("grad_output", saved)
+    extra = tuple((label, _with(make, **{k: v}), exc, k) for label, k, v, exc in bad)
+    if inplace:
+        extra += (("inplace 1", _with(make, inplace=1), (T,), "inplace"),
+                  ("inplace on a list", _with(make, inplace=True,
+                                              input=lambda rng, dt: [1.0, -2.0]),
+                   (T,), "inplace"),
+                  ("inplace read-only", _with(make, inplace=True,
+                                              input=lambda rng, dt: np.broadcast_to(
+                                                  np.ones(1, dt), (3, 2))), (V,), "read-only"))
+    if saved is not None:
+        extra += (("shapes differ", _shifted(saved, 2, 1, make), (V,), "shape"),)
+    return Op(name, make, arrays, (), {}, any_rank=arrays if saved is None else (),
+              scalar_ok=arrays, extra=extra)
+
+
+_SLOPE_BAD = lambda key: (("nan", key, float("nan"), (V,)), ("string", key, "x", (T,)),
+                          ("bool", key, True, (T,)))
+_APPROX_BAD = (("unknown", "approximate", "erf", (V,)), ("None", "approximate", None, (V,)))
+
+
+def _prelu_kwargs(rng, dtype):
+    return dict(input=_r(rng, (2, 3, 4), dtype), weight=_r(rng, (3,), dtype))
+
+
+def _prelu_backward_kwargs(rng, dtype):
+    return dict(grad_output=_r(rng, (2, 3, 4), dtype), **_prelu_kwargs(rng, dtype))
+
+
+def _softmax_op(name, backward):
+    def make(rng, dtype):
+        if backward:
+            return dict(grad_output=_r(rng, (2, 3, 4), dtype), output=_r(rng, (2, 3, 4), dtype),
+                        dim=1)
+        return dict(input=_r(rng, (2, 3, 4), dtype), dim=1)
+    arrays = ("grad_output", "output") if backward else ("input",)
+    extra = (("dim out of range", _with(make, dim=3), (V,), "dim"),
+             ("dim -4", _with(make, dim=-4), (V,), "dim"),
+             ("dim float", _with(make, dim=1.0), (T,), "dim"),
+             ("dim None", _with(make, dim=None), (T,), "dim"))
+    if backward:
+        extra += (("shapes differ", _shifted("output", 2, 1, make), (V,), "shape"),)
+    return Op(name, make, arrays, (), {}, any_rank=() if backward else arrays,
+              scalar_ok=arrays, extra=extra)
+
+
+def _ce_kwargs(rng, dtype):
+    target = rng.integers(0, 3, (2, 4))
+    target[0, 1] = -100
+    return dict(input=_r(rng, (2, 3, 4), dtype), target=target,
+                weight=rng.uniform(0.5, 2, 3).astype(dtype), reduction="mean",
+                label_smoothing=0.1)
+
+
+def _ce_backward_kwargs(rng, dtype):
+    return dict(grad_output=1.5, **_ce_kwargs(rng, dtype))
+
+
+def _ce_extra(make):
+    return (
+        ("target float", _with(make, target=lambda rng, dt: np.zeros((2, 4), dt)), (T,),
+         "target"),
+        ("target bool", _with(make, target=lambda rng, dt: np.zeros((2, 4), bool)), (T,),
+         "target"),
+        ("target None", _with(make, target=None), (T,), "target"),
+        ("target shape", _with(make, target=lambda rng, dt: np.zeros((2, 3), np.int64)),
+         (V,), "target"),
+        ("label too large", _with(make, target=lambda rng, dt: np.full((2, 4), 3)), (V,),
+         "labels"),
+        ("label negative", _with(make, target=lambda rng, dt: np.full((2, 4), -1)), (V,),
+         "labels"),
+        ("weight length", _with(make, weight=lambda rng, dt: np.ones(4, dt)), (V,), "weight"),
+        ("reduction unknown", _with(make, reduction="avg"), (V,), "reduction"),
+        ("label_smoothing 1.5", _with(make, label_smoothing=1.5), (V,), "label_smoothing"),
+        ("label_smoothing str", _with(make, label_smoothing="0"), (T,), "label_smoothing"),
+        ("ignore_index float", _with(make, ignore_index=1.5), (T,), "ignore_index"),
+    )
+
+
+_ACTIVATION_OPS = [
+    _act_op("relu", inplace=True),
+    _act_op("relu_backward", saved="output"),
+    _act_op("leaky_relu", {"negative_slope": 0.1}, inplace=True,
+            bad=_SLOPE_BAD("negative_slope")),
+    _act_op("leaky_relu_backward", {"negative_slope": 0.1}, saved="input",
+            bad=_SLOPE_BAD("negative_slope")),
+    _act_op("elu", {"alpha": 0.5}, inplace=True, bad=_SLOPE_BAD("alpha")),
+    _act_op("elu_backward", {"alpha": 0.5}, saved="input", bad=_SLOPE_BAD("alpha")),
+    _act_op("gelu", {"approximate": "tanh"}, bad=_APPROX_BAD),
+    _act_op("gelu_backward", {"approximate": "tanh"}, saved="input", bad=_APPROX_BAD),
+    _act_op("silu", inplace=True),
+    _act_op("silu_backward", saved="input"),
+    _act_op("sigmoid"),
+    _act_op("sigmoid_backward", saved="output"),
+    _act_op("tanh"),
+    _act_op("tanh_backward", saved="output"),
+    # weight: one slope (0-d or (1,)) or one per channel; never 2-D
+    Op("prelu", _prelu_kwargs, ("input", "weight"), (), {}, any_rank=("input", "weight"),
+       scalar_ok=("input", "weight"), extra=(
+           ("weight length", _shifted("weight", 0, 1, _prelu_kwargs), (V,), "weight"),
+           ("weight 2-D", _with(_prelu_kwargs, weight=lambda rng, dt: np.ones((3, 1), dt)),
+            (V,), "weight"))),
+    Op("prelu_backward", _prelu_backward_kwargs, ("grad_output", "input", "weight"), (), {},
+       any_rank=("weight",), scalar_ok=("weight",), extra=(
+           ("weight length", _shifted("weight", 0, 1, _prelu_backward_kwargs), (V,), "weight"),
+           ("grad_output shape", _shifted("grad_output", 2, 1, _prelu_backward_kwargs), (V,),
+            "grad_output"))),
+    _softmax_op("softmax", False),
+    _softmax_op("softmax_backward", True),
+    _softmax_op("log_softmax", False),
+    _softmax_op("log_softmax_backward", True),
+    Op("cross_entropy", _ce_kwargs, ("input", "weight"), ("weight",), {},
+       extra=_ce_extra(_ce_kwargs)),
+    Op("cross_entropy_backward", _ce_backward_kwargs, ("input", "weight"), ("weight",), {},
+       extra=_ce_extra(_ce_backward_kwargs) + (
+           ("grad_output array for mean",
+            _with(_ce_backward_kwargs, grad_output=lambda rng, dt: np.ones(3, dt)), (T,),
+            "grad_output"),
+           ("grad_output string", _with(_ce_backward_kwargs, grad_output="1"), (T,),
+            "grad_output"),
+           ("grad_output shape for none",
+            _with(_ce_backward_kwargs, reduction="none",
+                  grad_output=lambda rng, dt: np.ones((2, 3), dt)), (V,), "grad_output"))),
 ]
 
 # ------------------------------------------------------------------- threads
@@ -599,7 +741,7 @@ _THREAD_OPS = [
 
 OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
     + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS + _INTERPOLATE_OPS + _SHUFFLE_OPS \
-    + _DEFORM_OPS + _BN_OPS
+    + _DEFORM_OPS + _BN_OPS + _ACTIVATION_OPS
 # Ops that compute (everything but the thread-count setters).
 COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS

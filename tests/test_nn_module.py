@@ -138,8 +138,12 @@ def test_trap_two_backwards_accumulate(rng):
 def test_trap_pytorch_arguments_are_accepted(rng):
     x = rng.standard_normal((2, 3, 4, 4))
     before = x.copy()
-    np.testing.assert_array_equal(nn.ReLU(inplace=True)(x), np.maximum(x, 0))
-    np.testing.assert_array_equal(x, before)            # inplace changes nothing
+    relu = nn.ReLU(inplace=True)
+    y = relu(x)
+    assert y is x                                      # in place, as PyTorch
+    np.testing.assert_array_equal(x, np.maximum(before, 0))
+    np.testing.assert_array_equal(relu.backward(np.ones_like(x)), before > 0)
+    np.testing.assert_array_equal(nn.ReLU()(before), np.maximum(before, 0))
     bn = nn.BatchNorm2d(3, affine=False, dtype=F64)
     assert bn.params == {}
     np.testing.assert_allclose(bn(x).mean(axis=(0, 2, 3)), 0, atol=1e-12)

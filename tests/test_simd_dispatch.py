@@ -39,6 +39,12 @@ def _ops():
             np.ones((2, 16, 4, 4), np.float32), idx, x.shape),
         "avg_pool2d": lambda: fastconv.avg_pool2d(x, 3, 1, 1),
         "adaptive_avg_pool2d": lambda: fastconv.adaptive_avg_pool2d(x, 3),
+        "activation": lambda: fastconv.gelu(x),
+        "activation backward": lambda: fastconv.relu_backward(x, x),
+        "prelu": lambda: fastconv.prelu_backward(x, x, np.ones(16, np.float32)),
+        "softmax": lambda: fastconv.log_softmax(x, 1),
+        "cross_entropy": lambda: fastconv.cross_entropy_backward(
+            1.0, x, np.zeros((2, 8, 8), np.int64)),
     }
 
 

@@ -3,7 +3,8 @@
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
  * depthwise forward/backward (at every SIMD level), GEMM, max/avg/adaptive pooling forward and
  * backward, adaptive max pooling, interpolation, deformable convolution's
- * column kernels, batch normalisation) against naive loops written here, on boundary shapes
+ * column kernels, batch normalisation, activations, PReLU, softmax and
+ * cross-entropy) against naive loops written here, on boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts, with 1 and 2 threads and
@@ -1323,6 +1324,195 @@ static void test_batch_norm(int count)
     }
 }
 
+/* Activations, PReLU, softmax and cross-entropy: naive double-precision
+ * formulas of PyTorch's definitions, on random lengths (vector tails) and
+ * one length past each parallel threshold, in place and not, saving or not. */
+static double naive_act(int kind, double v, double a)
+{
+    switch (kind) {
+    case FC_ACT_RELU: return v < 0 ? 0 : v;
+    case FC_ACT_LEAKY_RELU: return v > 0 ? v : a * v;
+    case FC_ACT_ELU: return v > 0 ? v : a * expm1(v);
+    case FC_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+    case FC_ACT_GELU_TANH:
+        return 0.5 * v * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
+    case FC_ACT_SILU: return v / (1 + exp(-v));
+    case FC_ACT_SIGMOID: return 1 / (1 + exp(-v));
+    default: return tanh(v);
+    }
+}
+
+static int act_saves_output(int kind)
+{
+    return kind == FC_ACT_RELU || kind == FC_ACT_SIGMOID || kind == FC_ACT_TANH;
+}
+
+/* d f / d x at input v (y = f(v)). */
+static double naive_act_grad(int kind, double v, double a)
+{
+    const double h = 1e-6;
+    if (kind == FC_ACT_RELU) return v > 0;
+    if (kind == FC_ACT_LEAKY_RELU) return v > 0 ? 1 : a;
+    return (naive_act(kind, v + h, a) - naive_act(kind, v - h, a)) / (2 * h);
+}
+
+#define DEFINE_ACTIVATION_CHECK(T, SFX, TOL)                                           \
+static void check_activation_##SFX(int kind, int64_t n, int nthreads, int inplace)       \
+{                                                                                       \
+    const double a = kind == FC_ACT_ELU ? 0.7 : 0.1;                                    \
+    T *x = xmalloc(sizeof(T) * n), *y = xmalloc(sizeof(T) * n);                         \
+    T *save = xmalloc(sizeof(T) * n), *gy = xmalloc(sizeof(T) * n);                     \
+    T *gx = xmalloc(sizeof(T) * n), *x0 = xmalloc(sizeof(T) * n);                       \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        x0[i] = x[i] = (T)(4 * rnd_val());                                              \
+        if (x[i] == 0) x0[i] = x[i] = (T)0.25;       /* off the kink */                 \
+        gy[i] = (T)rnd_val();                                                           \
+    }                                                                                   \
+    T *out = inplace ? x : y;                                                           \
+    fc_activation(DT_##SFX, kind, x, n, a, out, save, nthreads);                        \
+    fc_activation_backward(DT_##SFX, kind, gy, save, n, a, gx, nthreads);               \
+    double ef = 0, eb = 0, es = 0;                                                      \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        const double want = naive_act(kind, (double)x0[i], a);                          \
+        const double e = fabs((double)out[i] - want) / (1 + fabs(want));                \
+        if (!(e <= ef)) ef = e;                                                         \
+        const double s = act_saves_output(kind) ? (double)out[i] : (double)x0[i];      \
+        if (!((double)save[i] == s)) es = 1;                                            \
+        const double wg = gy[i] * naive_act_grad(kind, (double)x0[i], a);               \
+        const double eg = fabs((double)gx[i] - wg) / (1 + fabs(wg));                    \
+        if (!(eg <= eb)) eb = eg;                                                       \
+    }                                                                                   \
+    fc_geometry g0 = {0};                                                               \
+    g0.channels = n;                                                                    \
+    report(ef <= TOL && es == 0, "activation_" #SFX, &g0, kind, inplace, nthreads, ef); \
+    report(eb <= TOL + 1e-6, "activation_backward_" #SFX, &g0, kind, inplace, nthreads, eb); \
+    free(x); free(y); free(save); free(gy); free(gx); free(x0);                         \
+}                                                                                       \
+static void check_prelu_##SFX(int64_t outer, int64_t channels, int64_t inner, int nthreads) \
+{                                                                                       \
+    const int64_t n = outer * channels * inner;                                         \
+    T *x = xmalloc(sizeof(T) * n), *y = xmalloc(sizeof(T) * n), *gy = xmalloc(sizeof(T) * n); \
+    T *gx = xmalloc(sizeof(T) * n), *w = xmalloc(sizeof(T) * channels);                 \
+    T *gw = xmalloc(sizeof(T) * channels);                                              \
+    double *wgw = xmalloc(sizeof(double) * channels);                                   \
+    for (int64_t i = 0; i < n; ++i) { x[i] = (T)rnd_val(); gy[i] = (T)rnd_val(); }      \
+    for (int64_t c = 0; c < channels; ++c) { w[c] = (T)rnd_val(); wgw[c] = 0; }         \
+    fc_prelu(DT_##SFX, x, w, outer, channels, inner, y, nthreads);                      \
+    fc_prelu_backward(DT_##SFX, gy, x, w, outer, channels, inner, gx, gw, nthreads);    \
+    int bad = 0;                                                                        \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        const int64_t c = (i / inner) % channels;                                       \
+        const int pos = x[i] > 0;                                                       \
+        bad |= y[i] != (pos ? x[i] : w[c] * x[i]) || gx[i] != (pos ? gy[i] : w[c] * gy[i]); \
+        if (!pos) wgw[c] += (double)gy[i] * x[i];                                       \
+    }                                                                                   \
+    double eb = 0;                                                                      \
+    for (int64_t c = 0; c < channels; ++c) {                                            \
+        const double e = fabs(gw[c] - wgw[c]) / (1 + fabs(wgw[c])); if (!(e <= eb)) eb = e; \
+    }                                                                                   \
+    fc_geometry g0 = {0};                                                               \
+    g0.channels = channels;                                                             \
+    report(!bad && eb <= TOL * 16, "prelu_" #SFX, &g0, outer, (int)inner, nthreads, eb); \
+    free(x); free(y); free(gy); free(gx); free(w); free(gw); free(wgw);                 \
+}                                                                                       \
+/* Softmax, log-softmax and cross-entropy of one (outer, C, inner) problem: the  \
+ * naive row formulas in double; cross-entropy with weights, smoothing and an    \
+ * ignored label every third position, its gradient against softmax - A. */     \
+static void check_rows_##SFX(int64_t outer, int64_t C, int64_t inner, int nthreads)     \
+{                                                                                       \
+    const int64_t n = outer * C * inner, m = outer * inner;                             \
+    const double eps = 0.2;                                                             \
+    T *x = xmalloc(sizeof(T) * n), *y = xmalloc(sizeof(T) * n), *ly = xmalloc(sizeof(T) * n); \
+    T *gy = xmalloc(sizeof(T) * n), *gx = xmalloc(sizeof(T) * n), *lgx = xmalloc(sizeof(T) * n); \
+    T *cgx = xmalloc(sizeof(T) * n), *w = xmalloc(sizeof(T) * C), *loss = xmalloc(sizeof(T) * m); \
+    T *grad = xmalloc(sizeof(T) * m);                                                   \
+    int64_t *target = xmalloc(sizeof(int64_t) * m);                                     \
+    double *p = xmalloc(sizeof(double) * C);                                            \
+    double wsum = 0, wtotal = 0;                                                        \
+    for (int64_t i = 0; i < n; ++i) { x[i] = (T)(5 * rnd_val()); gy[i] = (T)rnd_val(); } \
+    for (int64_t c = 0; c < C; ++c) { w[c] = (T)(1.5 + rnd_val()); wtotal += w[c]; }    \
+    for (int64_t i = 0; i < m; ++i) {                                                   \
+        target[i] = i % 3 == 1 ? -7 : rnd_int(0, C - 1);                                \
+        grad[i] = (T)rnd_val();                                                         \
+    }                                                                                   \
+    fc_softmax(DT_##SFX, x, outer, C, inner, 0, y, nthreads);                           \
+    fc_softmax(DT_##SFX, x, outer, C, inner, 1, ly, nthreads);                          \
+    fc_softmax_backward(DT_##SFX, gy, y, outer, C, inner, 0, gx, nthreads);             \
+    fc_softmax_backward(DT_##SFX, gy, ly, outer, C, inner, 1, lgx, nthreads);           \
+    const double got_wsum = fc_cross_entropy(DT_##SFX, x, target, w, outer, C, inner, -7, \
+                                             eps, loss, nthreads);                      \
+    fc_cross_entropy_backward(DT_##SFX, grad, 1, x, target, w, outer, C, inner, -7, eps, \
+                              cgx, nthreads);                                           \
+    double es = 0, ec = 0;                                                              \
+    for (int64_t o = 0; o < outer; ++o)                                                 \
+    for (int64_t j = 0; j < inner; ++j) {                                               \
+        const int64_t base = o * C * inner + j, pos = o * inner + j;                    \
+        double mx = -INFINITY, sum = 0, dot = 0, gsum = 0;                              \
+        for (int64_t c = 0; c < C; ++c) if (x[base + c * inner] > mx) mx = x[base + c * inner]; \
+        for (int64_t c = 0; c < C; ++c) sum += exp(x[base + c * inner] - mx);          \
+        for (int64_t c = 0; c < C; ++c) {                                               \
+            p[c] = exp(x[base + c * inner] - mx) / sum;                                 \
+            dot += (double)gy[base + c * inner] * y[base + c * inner];                  \
+            gsum += gy[base + c * inner];                                               \
+        }                                                                               \
+        double lossw = 0;                                                               \
+        const int64_t t = target[pos];                                                  \
+        if (t != -7) wsum += w[t];                                                      \
+        for (int64_t c = 0; c < C; ++c) {                                               \
+            const int64_t i = base + c * inner;                                         \
+            const double logp = x[i] - mx - log(sum);                                   \
+            double e = fabs(y[i] - p[c]) + fabs(ly[i] - logp)                           \
+                       + fabs(gx[i] - y[i] * (gy[i] - dot))                             \
+                       + fabs(lgx[i] - (gy[i] - exp(ly[i]) * gsum));                    \
+            if (!(e <= es)) es = e;                                                     \
+            double want = 0;                                                            \
+            if (t != -7) {                                                              \
+                const double a = eps / C * w[c] + (c == t ? (1 - eps) * w[t] : 0);      \
+                lossw -= a * logp;                                                      \
+                want = grad[pos] * (((1 - eps) * w[t] + eps / C * wtotal) * p[c] - a);  \
+            }                                                                           \
+            e = fabs(cgx[i] - want); if (!(e <= ec)) ec = e;                            \
+        }                                                                               \
+        const double e = fabs(loss[pos] - lossw) / (1 + fabs(lossw)); if (!(e <= ec)) ec = e; \
+    }                                                                                   \
+    if (!(fabs(got_wsum - wsum) <= TOL * (1 + wsum) * 16)) ec = 1;                      \
+    fc_geometry g0 = {0};                                                               \
+    g0.channels = C;                                                                    \
+    report(es <= TOL * 16, "softmax_" #SFX, &g0, outer, (int)inner, nthreads, es);      \
+    report(ec <= TOL * 64, "cross_entropy_" #SFX, &g0, outer, (int)inner, nthreads, ec); \
+    free(x); free(y); free(ly); free(gy); free(gx); free(lgx); free(cgx); free(w);      \
+    free(loss); free(grad); free(target); free(p);                                      \
+}
+DEFINE_ACTIVATION_CHECK(float, f32, 2e-6)
+DEFINE_ACTIVATION_CHECK(double, f64, 1e-12)
+
+static void test_activations(int count)
+{
+    for (int done = 0; done <= count / 10; ++done) {
+        const int big = done == count / 10;
+        for (int kind = FC_ACT_RELU; kind <= FC_ACT_TANH; ++kind) {
+            /* past the thresholds: 2**18 elements (ReLU), 2**18 / 16 others */
+            const int64_t n = big ? (kind <= FC_ACT_LEAKY_RELU ? 300007 : 20011)
+                                  : rnd_int(1, 70);
+            for (int nthreads = 1; nthreads <= 2; ++nthreads)
+                for (int inplace = 0; inplace <= 1; ++inplace) {
+                    check_activation_f32(kind, n, nthreads, inplace);
+                    check_activation_f64(kind, n, nthreads, inplace);
+                }
+        }
+        const int64_t outer = big ? 40 : rnd_int(1, 4), C = big ? 17 : rnd_int(1, 9);
+        const int64_t inner = big ? 100 : (rnd() % 2 ? 1 : rnd_int(1, 70));
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_prelu_f32(outer, C, inner, nthreads);
+            check_prelu_f64(outer, C, inner, nthreads);
+            check_prelu_f32(1, 1, big ? 300007 : outer * C * inner, nthreads);  /* one slope */
+            check_prelu_f64(1, 1, big ? 300007 : outer * C * inner, nthreads);
+            check_rows_f32(outer, C, inner, nthreads);
+            check_rows_f64(outer, C, inner, nthreads);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -1338,6 +1528,7 @@ int main(int argc, char **argv)
     test_on_every_level(test_resample, random_cases / 3);
     test_on_every_level(test_deform, random_cases / 10);
     test_on_every_level(test_batch_norm, random_cases / 3);
+    test_on_every_level(test_activations, random_cases);
     test_dispatch();
     test_guards();
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);

@@ -127,6 +127,29 @@ cdef extern from "fastconv.h" nogil:
                                 const double *invstd, const void *weight, int batch_stats,
                                 int compute_sums, int64_t count, double *sum_dy,
                                 double *sum_dy_xmu, void *gx, int nthreads) noexcept
+    void fc_activation(fc_dtype dtype, int kind, const void *x, int64_t n, double alpha,
+                       void *y, void *save, int nthreads) noexcept
+    void fc_activation_backward(fc_dtype dtype, int kind, const void *gy, const void *saved,
+                                int64_t n, double alpha, void *gx, int nthreads) noexcept
+    void fc_prelu(fc_dtype dtype, const void *x, const void *w, int64_t outer,
+                  int64_t channels, int64_t inner, void *y, int nthreads) noexcept
+    void fc_prelu_backward(fc_dtype dtype, const void *gy, const void *x, const void *w,
+                           int64_t outer, int64_t channels, int64_t inner, void *gx,
+                           void *gw, int nthreads) noexcept
+    void fc_softmax(fc_dtype dtype, const void *x, int64_t outer, int64_t classes,
+                    int64_t inner, int log, void *y, int nthreads) noexcept
+    void fc_softmax_backward(fc_dtype dtype, const void *gy, const void *y, int64_t outer,
+                             int64_t classes, int64_t inner, int log, void *gx,
+                             int nthreads) noexcept
+    double fc_cross_entropy(fc_dtype dtype, const void *x, const int64_t *target,
+                            const void *w, int64_t outer, int64_t classes, int64_t inner,
+                            int64_t ignore_index, double label_smoothing, void *losses,
+                            int nthreads) noexcept
+    void fc_cross_entropy_backward(fc_dtype dtype, const void *grad, int64_t grad_stride,
+                                   const void *x, const int64_t *target, const void *w,
+                                   int64_t outer, int64_t classes, int64_t inner,
+                                   int64_t ignore_index, double label_smoothing, void *gx,
+                                   int nthreads) noexcept
 
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept

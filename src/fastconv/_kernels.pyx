@@ -843,3 +843,164 @@ def batch_norm_backward(const real[::1] gy, const real[::1] x, int64_t batch, in
         fc_batch_norm_backward(_dtype(<real>0), &gy[0], &x[0], batch, channels, spatial,
                                &mean[0], &invstd[0], &weight[0], batch_stats, compute_sums,
                                count, &sum_dy[0], &sum_dy_xmu[0], gxp, nthreads)
+
+
+# ------------------------------------------------------------ activations
+
+ACTIVATION_KINDS = {"relu": 0, "leaky_relu": 1, "elu": 2, "gelu": 3, "gelu_tanh": 4,
+                    "silu": 5, "sigmoid": 6, "tanh": 7}
+
+
+cdef int _activation_kind(str kind) except -1:
+    try:
+        return ACTIVATION_KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown activation {kind!r}") from None
+
+
+def activation(str kind, const real[::1] x, double alpha, real[::1] y, save, int nthreads):
+    """y = f(x) elementwise (y may share x's buffer); `save` (None or an
+    array of x's size) receives what the backward reads, in the same pass."""
+    cdef int k = _activation_kind(kind)
+    cdef int64_t n = x.shape[0]
+    cdef real[::1] saved
+    cdef real *save_ptr = NULL
+    if y.shape[0] != n:
+        raise ValueError("activation output buffer of the wrong size")
+    if save is not None:
+        saved = save
+        if saved.shape[0] != n:
+            raise ValueError("activation save buffer of the wrong size")
+        if n:
+            save_ptr = &saved[0]
+    if n == 0:
+        return
+    with nogil:
+        fc_activation(_dtype(<real>0), k, &x[0], n, alpha, &y[0], save_ptr, nthreads)
+
+
+def activation_backward(str kind, const real[::1] gy, const real[::1] saved, double alpha,
+                        real[::1] gx, int nthreads):
+    """gx = gy * f'(.) from the value the forward saved."""
+    cdef int k = _activation_kind(kind)
+    cdef int64_t n = gy.shape[0]
+    if saved.shape[0] != n or gx.shape[0] != n:
+        raise ValueError("activation backward buffers of different sizes")
+    if n == 0:
+        return
+    with nogil:
+        fc_activation_backward(_dtype(<real>0), k, &gy[0], &saved[0], n, alpha, &gx[0],
+                               nthreads)
+
+
+def prelu(const real[::1] x, const real[::1] w, int64_t outer, int64_t channels,
+          int64_t inner, real[::1] y, int nthreads):
+    """PReLU of x (outer, channels, inner) with one slope per channel."""
+    if x.shape[0] != outer * channels * inner or y.shape[0] != x.shape[0]:
+        raise ValueError("prelu buffers do not match (outer, channels, inner)")
+    if w.shape[0] < channels:
+        raise ValueError("prelu weight too small")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        fc_prelu(_dtype(<real>0), &x[0], &w[0], outer, channels, inner, &y[0], nthreads)
+
+
+def prelu_backward(const real[::1] gy, const real[::1] x, const real[::1] w, int64_t outer,
+                   int64_t channels, int64_t inner, real[::1] gx, real[::1] gw, int nthreads):
+    """PReLU's input gradient into gx and slope gradient into gw (overwritten)."""
+    cdef int64_t n = outer * channels * inner
+    if x.shape[0] != n or gy.shape[0] != n or gx.shape[0] != n:
+        raise ValueError("prelu_backward buffers do not match (outer, channels, inner)")
+    if w.shape[0] < channels or gw.shape[0] < channels:
+        raise ValueError("prelu_backward weight buffers too small")
+    if n == 0:
+        gw[:] = 0
+        return
+    with nogil:
+        fc_prelu_backward(_dtype(<real>0), &gy[0], &x[0], &w[0], outer, channels, inner,
+                          &gx[0], &gw[0], nthreads)
+
+
+def softmax(const real[::1] x, int64_t outer, int64_t classes, int64_t inner, bint log,
+            real[::1] y, int nthreads):
+    """(log-)softmax of x (outer, classes, inner) along classes into y."""
+    if x.shape[0] != outer * classes * inner or y.shape[0] != x.shape[0]:
+        raise ValueError("softmax buffers do not match (outer, classes, inner)")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        fc_softmax(_dtype(<real>0), &x[0], outer, classes, inner, log, &y[0], nthreads)
+
+
+def softmax_backward(const real[::1] gy, const real[::1] y, int64_t outer, int64_t classes,
+                     int64_t inner, bint log, real[::1] gx, int nthreads):
+    """Gradient of (log-)softmax from its output y into gx."""
+    cdef int64_t n = outer * classes * inner
+    if gy.shape[0] != n or y.shape[0] != n or gx.shape[0] != n:
+        raise ValueError("softmax_backward buffers do not match (outer, classes, inner)")
+    if n == 0:
+        return
+    with nogil:
+        fc_softmax_backward(_dtype(<real>0), &gy[0], &y[0], outer, classes, inner, log,
+                            &gx[0], nthreads)
+
+
+cdef int _check_cross_entropy(Py_ssize_t x_size, const int64_t[::1] target, w,
+                              int64_t outer, int64_t classes, int64_t inner,
+                              int64_t ignore_index) except -1:
+    cdef Py_ssize_t i
+    if x_size != outer * classes * inner or target.shape[0] != outer * inner:
+        raise ValueError("cross_entropy buffers do not match (outer, classes, inner)")
+    if w is not None and len(w) != classes:
+        raise ValueError("cross_entropy weight must hold one value per class")
+    for i in range(target.shape[0]):   # the kernels index rows by the labels
+        if target[i] != ignore_index and not 0 <= target[i] < classes:
+            raise ValueError(f"cross_entropy label {target[i]} out of [0, {classes})")
+    return 0
+
+
+def cross_entropy(const real[::1] x, const int64_t[::1] target, w, int64_t outer,
+                  int64_t classes, int64_t inner, int64_t ignore_index,
+                  double label_smoothing, real[::1] losses, int nthreads):
+    """Per-position cross-entropy into losses (outer * inner); returns the
+    summed weight of the positions not ignored."""
+    cdef const real[::1] weights
+    cdef const real *w_ptr = NULL
+    cdef double total
+    _check_cross_entropy(x.shape[0], target, w, outer, classes, inner, ignore_index)
+    if losses.shape[0] != target.shape[0]:
+        raise ValueError("cross_entropy losses buffer of the wrong size")
+    if target.shape[0] == 0:
+        return 0.0
+    if w is not None and classes:
+        weights = w
+        w_ptr = &weights[0]
+    with nogil:
+        total = fc_cross_entropy(_dtype(<real>0), &x[0] if x.shape[0] else NULL, &target[0],
+                                 w_ptr, outer, classes, inner, ignore_index, label_smoothing,
+                                 &losses[0], nthreads)
+    return total
+
+
+def cross_entropy_backward(const real[::1] grad, const real[::1] x,
+                           const int64_t[::1] target, w, int64_t outer, int64_t classes,
+                           int64_t inner, int64_t ignore_index, double label_smoothing,
+                           real[::1] gx, int nthreads):
+    """Gradient of the per-position losses weighted by grad (one value, or
+    one per position) into gx (x's size)."""
+    cdef const real[::1] weights
+    cdef const real *w_ptr = NULL
+    cdef int64_t grad_stride = 0 if grad.shape[0] == 1 else 1
+    _check_cross_entropy(x.shape[0], target, w, outer, classes, inner, ignore_index)
+    if gx.shape[0] != x.shape[0] or grad.shape[0] not in (1, target.shape[0]):
+        raise ValueError("cross_entropy_backward buffers of the wrong size")
+    if x.shape[0] == 0:
+        return
+    if w is not None:
+        weights = w
+        w_ptr = &weights[0]
+    with nogil:
+        fc_cross_entropy_backward(_dtype(<real>0), &grad[0], grad_stride, &x[0], &target[0],
+                                  w_ptr, outer, classes, inner, ignore_index,
+                                  label_smoothing, &gx[0], nthreads)

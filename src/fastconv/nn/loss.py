@@ -12,11 +12,13 @@ Arguments after the first are keyword-only: PyTorch's positional order still
 has the deprecated ``size_average`` and ``reduce``, so a positional call that
 means something in PyTorch would mean something else here.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import _args
 from . import _checks
-from .module import Module
+from .module import Module, is_grad_enabled
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",
            "L1Loss", "SmoothL1Loss"]
@@ -278,6 +280,15 @@ class _ClassLoss(_Loss):
         return np.ascontiguousarray(np.moveaxis(grad, -1, 1))
 
 
+class _LabelsCtx(NamedTuple):
+    """What CrossEntropyLoss's backward needs for integer labels."""
+    backend: object
+    input: np.ndarray
+    labels: np.ndarray
+    weight: object
+    options: dict
+
+
 class CrossEntropyLoss(_ClassLoss):
     """log-softmax + negative log-likelihood, as torch.nn.CrossEntropyLoss:
     class weights, ignore_index (labels only), label_smoothing, and targets as
@@ -291,29 +302,43 @@ class CrossEntropyLoss(_ClassLoss):
                                             "CrossEntropyLoss", 0, 1)
 
     def _elementwise(self, input, target):
+        t = np.asarray(_checks.plain_array(target, "target", "CrossEntropyLoss"))
+        if t.dtype.kind in "iu":
+            return self._label_losses(input, t)
         rows, t, per_shape, weight = self._rows(input, target, allow_probabilities=True)
         m, c = rows.shape
         eps = self.label_smoothing
-        # Every case is loss = -sum_c A[:, c] * log_softmax[:, c] for a
+        # Probabilities: loss = -sum_c A[:, c] * log_softmax[:, c] for the
         # coefficient matrix A, whose gradient is sum(A) * softmax - A.
-        if t.ndim == 2:                                   # probabilities
-            coeff = (t * (1 - eps) + eps / max(c, 1)) * weight
-            divisor = m
-        else:
-            safe, row_weight, valid = self._label_weights(t, weight, self.ignore_index)
-            coeff = (eps / max(c, 1)) * weight * valid[:, None]
-            coeff[np.arange(m), safe] += (1 - eps) * row_weight
-            divisor = row_weight.sum(dtype=np.float64)
-        coeff = coeff.astype(rows.dtype, copy=False)
+        coeff = ((t * (1 - eps) + eps / max(c, 1)) * weight).astype(rows.dtype, copy=False)
         if m and c:
             shifted = rows - rows.max(axis=1, keepdims=True)
             log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         else:
             log_p = rows.copy()
         losses = -(coeff * log_p).sum(axis=1)
-        return losses.reshape(per_shape), divisor, (coeff, np.exp(log_p), per_shape)
+        return losses.reshape(per_shape), m, (coeff, np.exp(log_p), per_shape)
+
+    def _label_losses(self, input, labels):
+        """Integer labels: the backend's cross_entropy op (one C pass) per
+        position; 'mean' divides by the summed weights of the counted labels."""
+        x = _checks.float_input(input, "CrossEntropyLoss")
+        backend = self._backend_now()
+        weight = None if self.weight is None else self.weight.astype(x.dtype, copy=False)
+        options = dict(ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+        losses = self._ops_of(backend).cross_entropy(x, labels, weight, reduction="none",
+                                                     **options)
+        counted = labels != self.ignore_index
+        divisor = (np.count_nonzero(counted) if weight is None
+                   else weight[labels[counted]].sum(dtype=np.float64))
+        if is_grad_enabled():      # the caller may edit its arrays before backward
+            x, labels = self._private_copy(x), labels.copy()
+        return losses, divisor, _LabelsCtx(backend, x, labels, weight, options)
 
     def _grad(self, ctx, g):
+        if isinstance(ctx, _LabelsCtx):
+            return self._ops_of(ctx.backend).cross_entropy_backward(
+                g, ctx.input, ctx.labels, ctx.weight, reduction="none", **ctx.options)
         coeff, probs, per_shape = ctx
         rows = (coeff.sum(axis=1, keepdims=True) * probs - coeff) * g.reshape(-1, 1)
         return self._to_input_layout(rows, per_shape)

@@ -2,6 +2,10 @@
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
 from .. import functional as _functional
 from ._batch_norm import batch_norm, batch_norm_backward
+from ._activation import (elu, elu_backward, gelu, gelu_backward, leaky_relu,
+                          leaky_relu_backward, log_softmax, log_softmax_backward, prelu,
+                          prelu_backward, relu, relu_backward, sigmoid, sigmoid_backward, silu,
+                          silu_backward, softmax, softmax_backward, tanh, tanh_backward)
 from ._conv import (col2im, conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward, im2col)
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
@@ -9,6 +13,7 @@ from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_
                               conv_transpose3d_backward)
 from ._deform_conv import deform_conv2d, deform_conv2d_backward
 from ._interpolate import interpolate, interpolate_backward
+from ._loss import cross_entropy, cross_entropy_backward
 from ._pool import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                     adaptive_avg_pool2d_backward, adaptive_avg_pool3d,
                     adaptive_avg_pool3d_backward, adaptive_max_pool1d,
