@@ -152,7 +152,10 @@ static inline fc_pool_bin_runs fc_pool_bin_runs_of(int64_t d0, int64_t d1, int64
 /* The fused max-pool loops are compute-bound (a compare, a NaN test and two
  * selects per tap), so the x86 tables compile them for AVX2 (8 lanes,
  * one-instruction blends; docs/performance.md).  The AVX-512 table keeps the
- * AVX2 code, the one measured; the generic table uses the baseline. */
+ * AVX2 code, the one measured; the generic table uses the baseline.  Every
+ * pooling loop takes it (average pooling too: without it they were
+ * compiled for the SSE2 baseline in every table, slower than the AVX2
+ * build the pooling once had; docs/performance.md). */
 #if FC_ISA_LEVEL >= FC_SIMD_AVX2
 #define POOL_TARGET __attribute__((target("avx2")))
 #else
@@ -212,7 +215,7 @@ static inline void FC_FN(max_row_)(const SCALAR *x, const fc_geometry *g,
  * holds fewer than 2^31 elements), so the select loops vectorise.  runs[2*kw],
  * runs[2*kw+1] is the run of outputs whose tap kw lies inside [0, W): the
  * same for every row, so computed once per call (no divisions per row). */
-static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
+POOL_TARGET static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
                                 const int64_t *runs, int64_t od, int64_t oh,
                                 SCALAR *restrict y, int64_t *restrict ind,
                                 const int want_idx)
@@ -446,7 +449,7 @@ POOL_TARGET static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry
 }
 
 /* The row kernels, each specialised for want_idx at compile time. */
-static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
+POOL_TARGET static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
                                   SCALAR *y, int64_t *ind, const int want_idx,
                                   int nthreads)
 {
@@ -537,7 +540,7 @@ static void FC_FN(max_pool_backward_)(const void *gy_, const int64_t *indices,
 #define FC_AVG_DIVISOR(override_, cd, ch, cw) \
     ((override_) ? (SCALAR)(override_) : (SCALAR)((cd) * (ch) * (cw)))
 
-static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+POOL_TARGET static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
                             int64_t oh, int include_pad, int64_t div_override,
                             SCALAR *y)
 {
@@ -562,7 +565,7 @@ static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
 }
 
 /* Tiled: sum the window rows into the output row, then divide once. */
-static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+POOL_TARGET static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t od,
                                   int64_t oh, int64_t div_override, SCALAR *y)
 {
     const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
@@ -579,7 +582,7 @@ static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t
 }
 
 /* fc_avg_pool. */
-static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_include_pad,
+POOL_TARGET static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_include_pad,
                              int64_t divisor_override, void *y_, int nthreads)
 {
     const SCALAR *x = x_;
@@ -606,7 +609,7 @@ static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_inc
 
 /* General backward of one plane: each window adds grad / divisor to its
  * in-bounds taps (overlapping windows accumulate). */
-static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
+POOL_TARGET static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
                                        int include_pad, int64_t div_override, SCALAR *gx)
 {
     const int64_t H = g->in[1], W = g->in[2];
@@ -636,7 +639,7 @@ static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
 
 /* Tiled backward of one plane: each input element gets its one window's
  * share, written once; elements outside every window get 0. */
-static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry *g,
+POOL_TARGET static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry *g,
                                              int64_t div_override, SCALAR *gx)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
@@ -665,7 +668,7 @@ static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry
 }
 
 /* fc_avg_pool_backward. */
-static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
+POOL_TARGET static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
                                       int count_include_pad, int64_t divisor_override,
                                       void *gx_, int nthreads)
 {
