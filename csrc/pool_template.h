@@ -726,20 +726,26 @@ static inline SCALAR FC_FN(adaptive_bin_max_)(const SCALAR *xp, int64_t H, int64
 }
 
 /* The sum of n contiguous values in FC_POOL_SUM_LANES interleaved partial
- * sums (the tail too), folded in halves: the same order on every
- * instruction set, and no long chain of dependent adds.  (The tail's
- * variable lane index keeps the lanes on the stack: short bins, as global
- * pooling of 7x7 planes, pay for it; docs/performance.md.) */
+ * sums, the tail in four more, folded in halves: the same order on every
+ * instruction set, no long chain of dependent adds, and only constant lane
+ * indices, so the lanes can stay in registers (with a variable index they
+ * live on the stack, and short bins, as the 7x7 planes of global pooling,
+ * then cost several times more). */
 POOL_TARGET static inline SCALAR FC_FN(sum_run_)(const SCALAR *p, int64_t n)
 {
     SCALAR lane[FC_POOL_SUM_LANES] = {0};
     int64_t i = 0;
     for (; i + FC_POOL_SUM_LANES <= n; i += FC_POOL_SUM_LANES)
         for (int j = 0; j < FC_POOL_SUM_LANES; ++j) lane[j] += p[i + j];
-    for (int j = 0; i + j < n; ++j) lane[j] += p[i + j];
+    SCALAR tail[4] = {0};
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; ++j) tail[j] += p[i + j];
+    if (i < n) tail[0] += p[i];
+    if (i + 1 < n) tail[1] += p[i + 1];
+    if (i + 2 < n) tail[2] += p[i + 2];
     for (int half = FC_POOL_SUM_LANES / 2; half > 0; half /= 2)
         for (int j = 0; j < half; ++j) lane[j] += lane[j + half];
-    return lane[0];
+    return lane[0] + ((tail[0] + tail[2]) + (tail[1] + tail[3]));
 }
 
 /* The mean of a bin, summed run by run. */
