@@ -152,10 +152,11 @@ static inline fc_pool_bin_runs fc_pool_bin_runs_of(int64_t d0, int64_t d1, int64
 /* The fused max-pool loops are compute-bound (a compare, a NaN test and two
  * selects per tap), so the x86 tables compile them for AVX2 (8 lanes,
  * one-instruction blends; docs/performance.md).  The AVX-512 table keeps the
- * AVX2 code, the one measured; the generic table uses the baseline.  Every
- * pooling loop takes it (average pooling too: without it they were
- * compiled for the SSE2 baseline in every table, slower than the AVX2
- * build the pooling once had; docs/performance.md). */
+ * AVX2 code, the one measured; the generic table uses the baseline.  The
+ * forward loops all take it (average pooling's too: without it they were
+ * compiled for the SSE2 baseline in every table, unlike the AVX2 build the
+ * pooling once had).  Not average pooling's backward: as AVX2 code its short
+ * 2x2 loops ran half as many instructions again (docs/performance.md). */
 #if FC_ISA_LEVEL >= FC_SIMD_AVX2
 #define POOL_TARGET __attribute__((target("avx2")))
 #else
@@ -609,7 +610,7 @@ POOL_TARGET static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, i
 
 /* General backward of one plane: each window adds grad / divisor to its
  * in-bounds taps (overlapping windows accumulate). */
-POOL_TARGET static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
+static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
                                        int include_pad, int64_t div_override, SCALAR *gx)
 {
     const int64_t H = g->in[1], W = g->in[2];
@@ -639,7 +640,7 @@ POOL_TARGET static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_ge
 
 /* Tiled backward of one plane: each input element gets its one window's
  * share, written once; elements outside every window get 0. */
-POOL_TARGET static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry *g,
+static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const fc_geometry *g,
                                              int64_t div_override, SCALAR *gx)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
@@ -668,7 +669,7 @@ POOL_TARGET static void FC_FN(avg_backward_plane_tiled_)(const SCALAR *gy, const
 }
 
 /* fc_avg_pool_backward. */
-POOL_TARGET static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
+static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
                                       int count_include_pad, int64_t divisor_override,
                                       void *gx_, int nthreads)
 {
