@@ -40,6 +40,12 @@
 /* Widest kernel (along W) the vectorised max-pool rows handle. */
 #define FC_POOL_VEC_KW 64
 
+/* Independent partial sums of a contiguous run: the compiler keeps them in
+ * vector registers, where one running sum is a chain of dependent scalar
+ * adds; few enough that folding them at the end stays cheap for short bins
+ * (a power of two: they fold in halves). */
+#define FC_POOL_SUM_LANES 16
+
 /* Taps [k0, k1) of a k-tap window with dilation `dil` starting at input
  * position `start` that land inside [0, in). */
 static inline void fc_pool_taps(int64_t start, int64_t k, int64_t dil, int64_t in,
@@ -89,6 +95,11 @@ static inline int64_t fc_avg_extent(int64_t o, int64_t in, int64_t k, int64_t s,
 static inline void fc_adaptive_bin(int64_t i, int64_t in, int64_t out,
                                    int64_t *lo, int64_t *hi)
 {
+    if (out == 1) {   /* global pooling along this axis: no divisions */
+        *lo = 0;
+        *hi = in;
+        return;
+    }
     *lo = (i * in) / out;
     *hi = ((i + 1) * in + out - 1) / out;
 }
@@ -112,12 +123,40 @@ static int64_t fc_pool_find_bad_index_(const int64_t *indices, int64_t n, int64_
         if ((uint64_t)indices[i] >= (uint64_t)limit) return i;
     return -1;
 }
+
+/* A bin as runs of contiguous values: `outer` x `inner` runs of `length`,
+ * the first at `start`, the others `outer_step` and `inner_step` apart.  A
+ * bin of whole planes (global pooling) is one run, a bin of whole rows one
+ * run per plane: the longer the runs, the better the vector loops fill. */
+typedef struct {
+    int64_t start, length, inner, inner_step, outer, outer_step;
+} fc_pool_bin_runs;
+
+static inline fc_pool_bin_runs fc_pool_bin_runs_of(int64_t d0, int64_t d1, int64_t h0,
+                                                   int64_t h1, int64_t w0, int64_t w1,
+                                                   int64_t H, int64_t W)
+{
+    fc_pool_bin_runs r = {(d0 * H + h0) * W + w0, w1 - w0, h1 - h0, W, d1 - d0, H * W};
+    if (r.length == W) {            /* whole rows: one run per plane */
+        r.length *= r.inner;
+        r.inner = 1;
+        if (h1 - h0 == H) {         /* whole planes: one run */
+            r.length *= r.outer;
+            r.outer = 1;
+        }
+    }
+    return r;
+}
 #endif
 
 /* The fused max-pool loops are compute-bound (a compare, a NaN test and two
  * selects per tap), so the x86 tables compile them for AVX2 (8 lanes,
  * one-instruction blends; docs/performance.md).  The AVX-512 table keeps the
- * AVX2 code, the one measured; the generic table uses the baseline. */
+ * AVX2 code, the one measured; the generic table uses the baseline.  The
+ * forward loops all take it (average pooling's too: without it they were
+ * compiled for the SSE2 baseline in every table, unlike the AVX2 build the
+ * pooling once had).  Not average pooling's backward: as AVX2 code its short
+ * 2x2 loops ran half as many instructions again (docs/performance.md). */
 #if FC_ISA_LEVEL >= FC_SIMD_AVX2
 #define POOL_TARGET __attribute__((target("avx2")))
 #else
@@ -177,7 +216,7 @@ static inline void FC_FN(max_row_)(const SCALAR *x, const fc_geometry *g,
  * holds fewer than 2^31 elements), so the select loops vectorise.  runs[2*kw],
  * runs[2*kw+1] is the run of outputs whose tap kw lies inside [0, W): the
  * same for every row, so computed once per call (no divisions per row). */
-static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
+POOL_TARGET static void FC_FN(max_row_vec_)(const SCALAR *restrict x, const fc_geometry *g,
                                 const int64_t *runs, int64_t od, int64_t oh,
                                 SCALAR *restrict y, int64_t *restrict ind,
                                 const int want_idx)
@@ -413,7 +452,7 @@ POOL_TARGET static void FC_FN(max_row_fused_)(const SCALAR *x, const fc_geometry
 }
 
 /* The row kernels, each specialised for want_idx at compile time. */
-static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
+POOL_TARGET static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
                                   SCALAR *y, int64_t *ind, const int want_idx,
                                   int nthreads)
 {
@@ -436,7 +475,9 @@ static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry *g,
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t r = 0; r < rows; ++r) {
-        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        /* one row per plane (global pooling along D and H): no divisions */
+        const int64_t p = oD * oH == 1 ? r : r / (oD * oH);
+        const int64_t od = oD == 1 ? 0 : (r / oH) % oD, oh = oH == 1 ? 0 : r % oH;
         const SCALAR *xp = x + p * in_plane;
         const int64_t off = p * out_plane + (od * oH + oh) * oW;
         int64_t *ip = want_idx ? ind + off : NULL;
@@ -502,7 +543,7 @@ static void FC_FN(max_pool_backward_)(const void *gy_, const int64_t *indices,
 #define FC_AVG_DIVISOR(override_, cd, ch, cw) \
     ((override_) ? (SCALAR)(override_) : (SCALAR)((cd) * (ch) * (cw)))
 
-static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+POOL_TARGET static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
                             int64_t oh, int include_pad, int64_t div_override,
                             SCALAR *y)
 {
@@ -527,7 +568,7 @@ static void FC_FN(avg_row_)(const SCALAR *x, const fc_geometry *g, int64_t od,
 }
 
 /* Tiled: sum the window rows into the output row, then divide once. */
-static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t od,
+POOL_TARGET static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t od,
                                   int64_t oh, int64_t div_override, SCALAR *y)
 {
     const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
@@ -544,7 +585,7 @@ static void FC_FN(avg_row_tiled_)(const SCALAR *x, const fc_geometry *g, int64_t
 }
 
 /* fc_avg_pool. */
-static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_include_pad,
+POOL_TARGET static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, int count_include_pad,
                              int64_t divisor_override, void *y_, int nthreads)
 {
     const SCALAR *x = x_;
@@ -687,22 +728,61 @@ static inline SCALAR FC_FN(adaptive_bin_max_)(const SCALAR *xp, int64_t H, int64
     return best;
 }
 
-/* The mean of a bin. */
-static inline SCALAR FC_FN(adaptive_bin_mean_)(const SCALAR *xp, int64_t H, int64_t W,
-                                               const FC_FN(adaptive_bin_box_) *b)
+/* The sum of n contiguous values in FC_POOL_SUM_LANES interleaved partial
+ * sums, the tail in four more, folded in halves: the same order on every
+ * instruction set, no long chain of dependent adds, and only constant lane
+ * indices, so the lanes can stay in registers (with a variable index they
+ * live on the stack, and short bins, as the 7x7 planes of global pooling,
+ * then cost several times more). */
+POOL_TARGET static inline SCALAR FC_FN(sum_run_)(const SCALAR *p, int64_t n)
 {
+    SCALAR lane[FC_POOL_SUM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + FC_POOL_SUM_LANES <= n; i += FC_POOL_SUM_LANES)
+        for (int j = 0; j < FC_POOL_SUM_LANES; ++j) lane[j] += p[i + j];
+    SCALAR tail[4] = {0};
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; ++j) tail[j] += p[i + j];
+    if (i < n) tail[0] += p[i];
+    if (i + 1 < n) tail[1] += p[i + 1];
+    if (i + 2 < n) tail[2] += p[i + 2];
+    for (int half = FC_POOL_SUM_LANES / 2; half > 0; half /= 2)
+        for (int j = 0; j < half; ++j) lane[j] += lane[j + half];
+    return lane[0] + ((tail[0] + tail[2]) + (tail[1] + tail[3]));
+}
+
+/* The mean of a bin, summed run by run. */
+POOL_TARGET static inline SCALAR FC_FN(adaptive_bin_mean_)(const SCALAR *xp, int64_t H,
+                                                           int64_t W,
+                                                           const FC_FN(adaptive_bin_box_) *b)
+{
+    const fc_pool_bin_runs r = fc_pool_bin_runs_of(b->d0, b->d1, b->h0, b->h1, b->w0, b->w1,
+                                                   H, W);
     SCALAR sum = 0;
-    for (int64_t d = b->d0; d < b->d1; ++d)
-        for (int64_t h = b->h0; h < b->h1; ++h) {
-            const SCALAR *row = xp + (d * H + h) * W;
-            for (int64_t w = b->w0; w < b->w1; ++w) sum += row[w];
+    for (int64_t o = 0; o < r.outer; ++o)
+        for (int64_t i = 0; i < r.inner; ++i)
+            sum += FC_FN(sum_run_)(xp + r.start + o * r.outer_step + i * r.inner_step,
+                                   r.length);
+    return sum / (SCALAR)(r.outer * r.inner * r.length);
+}
+
+/* Every value of a bin set to v (overwrite) or incremented by v. */
+POOL_TARGET static inline void FC_FN(spread_over_bin_)(SCALAR *gxp, const fc_pool_bin_runs *r,
+                                                       SCALAR v, int overwrite)
+{
+    for (int64_t o = 0; o < r->outer; ++o)
+        for (int64_t i = 0; i < r->inner; ++i) {
+            SCALAR *run = gxp + r->start + o * r->outer_step + i * r->inner_step;
+            if (overwrite)
+                for (int64_t k = 0; k < r->length; ++k) run[k] = v;
+            else
+                for (int64_t k = 0; k < r->length; ++k) run[k] += v;
         }
-    return sum / (SCALAR)((b->d1 - b->d0) * (b->h1 - b->h0) * (b->w1 - b->w0));
 }
 
 /* Adaptive pooling forward: each output the max (take_max; its index into
  * `indices` unless NULL) or the mean of its bin.  Threads own output rows. */
-static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
+POOL_TARGET static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geometry *g, SCALAR *y,
                                        int take_max, int64_t *indices, int nthreads)
 {
     const int64_t H = g->in[1], W = g->in[2];
@@ -715,7 +795,9 @@ static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geometry *g, SC
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t r = 0; r < rows; ++r) {
-        const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        /* one row per plane (global pooling along D and H): no divisions */
+        const int64_t p = oD * oH == 1 ? r : r / (oD * oH);
+        const int64_t od = oD == 1 ? 0 : (r / oH) % oD, oh = oH == 1 ? 0 : r % oH;
         const SCALAR *xp = x + p * in_plane;
         const int64_t o = p * out_plane + (od * oH + oh) * oW;
         FC_FN(adaptive_bin_box_) b;
@@ -749,13 +831,17 @@ static void FC_FN(adaptive_avg_pool_)(const void *x, const fc_geometry *g, void 
 }
 
 /* fc_adaptive_avg_pool_backward. */
-static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, const fc_geometry *g,
-                                               void *gx_, int nthreads)
+POOL_TARGET static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, const fc_geometry *g,
+                                                           void *gx_, int nthreads)
 {
     const SCALAR *gy = gy_;
     SCALAR *gx = gx_;
     const int64_t H = g->in[1], W = g->in[2];
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
+    /* Output sizes dividing the input's make bins that tile the plane: each
+     * input value then lies in one bin and is written once, not zeroed and
+     * added to. */
+    const int tiled = g->in[0] % g->out[0] == 0 && H % g->out[1] == 0 && W % g->out[2] == 0;
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
     (void)nt;
     /* Bins may overlap: whole planes per thread. */
@@ -765,7 +851,7 @@ static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, const fc_geometr
     for (int64_t p = 0; p < g->channels; ++p) {
         const SCALAR *gyp = gy + p * out_plane;
         SCALAR *gxp = gx + p * in_plane;
-        memset(gxp, 0, (size_t)in_plane * sizeof(SCALAR));
+        if (!tiled) memset(gxp, 0, (size_t)in_plane * sizeof(SCALAR));
         for (int64_t od = 0; od < g->out[0]; ++od) {
             int64_t d0, d1;
             fc_adaptive_bin(od, g->in[0], g->out[0], &d0, &d1);
@@ -775,12 +861,9 @@ static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, const fc_geometr
                 for (int64_t ow = 0; ow < g->out[2]; ++ow, ++gyp) {
                     int64_t w0, w1;
                     fc_adaptive_bin(ow, W, g->out[2], &w0, &w1);
-                    const SCALAR v = *gyp / (SCALAR)((d1 - d0) * (h1 - h0) * (w1 - w0));
-                    for (int64_t d = d0; d < d1; ++d)
-                        for (int64_t h = h0; h < h1; ++h) {
-                            SCALAR *row = gxp + (d * H + h) * W;
-                            for (int64_t w = w0; w < w1; ++w) row[w] += v;
-                        }
+                    const fc_pool_bin_runs r = fc_pool_bin_runs_of(d0, d1, h0, h1, w0, w1, H, W);
+                    const SCALAR v = *gyp / (SCALAR)(r.outer * r.inner * r.length);
+                    FC_FN(spread_over_bin_)(gxp, &r, v, tiled);
                 }
             }
         }

@@ -172,7 +172,9 @@ def test_bad_case_name_is_a_usage_error(capsys):
 def test_default_cases_are_the_agreed_layers():
     by_name = {c.name: c for c in case_table.DEFAULT_CASES}
     assert list(by_name) == ["lenet1", "cifar", "mid", "deep", "strided", "pw1x1",
-                             "depthwise", "maxpool2x2", "maxpool3x3", "avgpool"]
+                             "depthwise", "maxpool2x2", "maxpool3x3", "avgpool",
+                             "stem7x7", "conv5x5", "dilated", "grouped", "proj1x1",
+                             "deep-b1", "speech1d", "video3d", "dcgan", "gap", "maxpool112"]
     mid = by_name["mid"]
     assert mid.out_shape == (32, 64, 56, 56)
     assert mid.flops("fwd") == 2 * 32 * 64 * 64 * 9 * 56 * 56
@@ -182,6 +184,36 @@ def test_default_cases_are_the_agreed_layers():
     assert by_name["maxpool3x3"].out_shape == (64, 64, 28, 28)
     assert by_name["maxpool2x2"].flops("fwd") is None
     assert by_name["avgpool"].bytes_moved("fwd", 4) == (64 * 64 * 56 * 56 + 64 * 64 * 28 * 28) * 4
+
+
+def test_shape_classes_of_issue_16_are_in_the_default_set():
+    """One layer per shape class, with its own shape and FLOP arithmetic
+    (direct-sum multiply-adds x 2, whatever the algorithm)."""
+    by_name = {c.name: c for c in case_table.DEFAULT_CASES}
+    assert by_name["stem7x7"].out_shape == (8, 64, 112, 112)
+    assert by_name["stem7x7"].flops("fwd") == 2 * 8 * 64 * 3 * 49 * 112 * 112
+    assert by_name["conv5x5"].out_shape == (32, 64, 28, 28)
+    dilated = by_name["dilated"]
+    assert (dilated.dilation, dilated.out_shape) == (2, (8, 128, 28, 28))
+    assert "d2" in dilated.describe()
+    grouped = by_name["grouped"]
+    assert grouped.groups == 32 and grouped.flops("fwd") == 2 * 16 * 256 * 8 * 9 * 28 * 28
+    assert by_name["proj1x1"].out_shape == (32, 128, 28, 28)
+    assert by_name["deep-b1"].x[0] == 1
+    speech = by_name["speech1d"]
+    assert (speech.op, speech.out_shape) == ("conv1d", (4, 64, 4000))
+    assert speech.flops("fwd") == 2 * 4 * 64 * 64 * 9 * 4000
+    video = by_name["video3d"]
+    assert (video.op, video.out_shape) == ("conv3d", (4, 32, 8, 28, 28))
+    dcgan = by_name["dcgan"]
+    assert (dcgan.op, dcgan.out_shape) == ("conv_transpose2d", (8, 64, 32, 32))
+    # the adjoint of a 4x4 stride-2 conv from 32x32x64 to 16x16x128
+    assert dcgan.flops("fwd") == 2 * 8 * 128 * 64 * 16 * 16 * 16
+    assert dcgan.make_inputs("float32", "fwd")["b"].shape == (64,)
+    gap = by_name["gap"]
+    assert (gap.op, gap.kind, gap.out_shape) == ("adaptive_avg_pool2d", "pool", (32, 2048, 1, 1))
+    assert gap.bytes_moved("fwd", 4) == (32 * 2048 * 49 + 32 * 2048) * 4
+    assert by_name["maxpool112"].out_shape == (8, 64, 56, 56)
 
 
 def test_op_cases_are_the_issue_layers():
@@ -197,13 +229,24 @@ def test_op_cases_are_the_issue_layers():
 
 def test_case_shapes_match_fastconv():
     """The table's own shape arithmetic agrees with fastconv's ops."""
-    for case in case_table.QUICK_CASES:
-        if case.kind != "conv":
-            continue
+    conv_cases = [c for c in case_table.ALL_CASES
+                  if c.kind == "conv" and c.op != "deform_conv2d"]
+    assert {c.op for c in conv_cases} >= {"conv1d", "conv2d", "conv3d", "conv_transpose2d"}
+    for case in conv_cases:
         a = case.make_inputs("float32", "fwd+bwd")
-        y = fastconv.conv2d(a["x"], a["w"], a["b"], stride=case.stride,
-                            padding=case.padding, groups=case.groups)
-        assert y.shape == case.out_shape == a["gy"].shape
+        y = fastconv.explain(case.op, a["x"], a["w"], a["b"], stride=case.stride,
+                             padding=case.padding, dilation=case.dilation,
+                             groups=case.groups)
+        if case in case_table.QUICK_CASES:   # small: run them
+            y = getattr(fastconv, case.op)(a["x"], a["w"], a["b"], stride=case.stride,
+                                           padding=case.padding, dilation=case.dilation,
+                                           groups=case.groups)
+            assert y.shape == case.out_shape == a["gy"].shape
+    for case in case_table.ALL_CASES:
+        if case.op == "adaptive_avg_pool2d":
+            a = case.make_inputs("float32", "fwd+bwd")
+            assert fastconv.adaptive_avg_pool2d(a["x"], case.param("output_size")).shape \
+                == case.out_shape == a["gy"].shape
 
 
 def _arrays(out):

@@ -519,6 +519,31 @@ def test_adaptive_matches_reference(in_size, out_size, dtype):
                                **TOL[np.dtype(dtype).type])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nd,in_size,out_size", [
+    (2, (40, 41), 1),            # global pooling: one run of a whole plane
+    (2, (12, 45), (4, 1)),       # bins of whole rows: one run per bin
+    (2, (45, 12), (2, 5)),       # neither: one run per row
+    (2, (9, 70), (3, 2)),        # tiled backward (sizes divide), rows of 35
+    (3, (3, 8, 9), (2, 1, 1)),   # bins of whole planes, overlapping in depth
+    (3, (4, 6, 40), (2, 3, 1))])  # 3-D bins of whole rows
+def test_adaptive_avg_long_runs_on_every_simd_path(simd_path, nd, in_size, out_size, dtype):
+    """Bins read as long contiguous runs (the vectorised sums and fills) give
+    the reference's answers on every SIMD path."""
+    fwd = (fastconv.adaptive_avg_pool2d, fastconv.adaptive_avg_pool3d)[nd - 2]
+    bwd = (fastconv.adaptive_avg_pool2d_backward, fastconv.adaptive_avg_pool3d_backward)[nd - 2]
+    ref_fwd = (reference.adaptive_avg_pool2d, reference.adaptive_avg_pool3d)[nd - 2]
+    ref_bwd = (reference.adaptive_avg_pool2d_backward,
+               reference.adaptive_avg_pool3d_backward)[nd - 2]
+    x = (np.random.default_rng(0).standard_normal((2, 3) + in_size) + 3).astype(dtype)
+    y = fwd(x, out_size)
+    np.testing.assert_allclose(y, ref_fwd(x.astype(np.float64), out_size),
+                               **TOL[np.dtype(dtype).type])
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(bwd(gy, x.shape), ref_bwd(gy.astype(np.float64), x.shape),
+                               **TOL[np.dtype(dtype).type])
+
+
 def test_adaptive_bad_arguments():
     x = np.zeros((1, 1, 4, 4))
     with pytest.raises(ValueError, match="output_size must be positive"):

@@ -31,10 +31,13 @@ def _out(size, k, s, p, d=1):
 class Case:
     """One layer to measure.
 
-    op is "conv2d", "deform_conv2d", "max_pool2d", "avg_pool2d",
-    "adaptive_max_pool2d" or "interpolate".  Conv cases (conv2d and
-    deform_conv2d) carry the weight shape `w` (OIHW) and add a bias (as real
-    layers do); a deformable conv also gets offsets (and a mask with
+    op is "conv1d", "conv2d", "conv3d", "conv_transpose2d",
+    "deform_conv2d", "max_pool2d", "avg_pool2d", "adaptive_max_pool2d",
+    "adaptive_avg_pool2d" or "interpolate"; `x` is (N, C, *spatial) with 1
+    to 3 spatial dims.  Conv cases carry the weight shape `w` (PyTorch's:
+    (C_out, C_in/groups, *kernel), transposed (C_in, C_out/groups, *kernel))
+    and add a bias (as real layers do); stride, padding and dilation apply to
+    every spatial dim.  A deformable conv also gets offsets (and a mask with
     params (("mask", True),)).  Pool cases carry the window `kernel`;
     adaptive pooling params (("output_size", o),), interpolation
     (("scale_factor", s), ("mode", m)).
@@ -47,44 +50,55 @@ class Case:
     stride: int = 1
     padding: int = 0
     groups: int = 1
+    dilation: int = 1
     note: str = ""
     params: tuple = ()          # op-specific (name, value) pairs
 
     @property
     def kind(self):
-        return "conv" if self.op in ("conv2d", "deform_conv2d") else "pool"
+        return "conv" if self.op.startswith(("conv", "deform_conv")) else "pool"
+
+    @property
+    def transposed(self):
+        return self.op.startswith("conv_transpose")
 
     def param(self, name, default=None):
         return dict(self.params).get(name, default)
 
     @property
     def out_shape(self):
-        n, c, h, w = self.x
-        if self.op == "adaptive_max_pool2d":
-            return (n, c) + (self.param("output_size"),) * 2
+        n, c, *size = self.x
+        if self.op.startswith("adaptive_"):
+            return (n, c) + (self.param("output_size"),) * len(size)
         if self.op == "interpolate":
             s = self.param("scale_factor")
-            return (n, c, int(h * s), int(w * s))
+            return (n, c) + tuple(int(i * s) for i in size)
+        if self.transposed:
+            _, c_out_g, *kernel = self.w
+            return (n, c_out_g * self.groups) + tuple(
+                (i - 1) * self.stride - 2 * self.padding + self.dilation * (k - 1) + 1
+                for i, k in zip(size, kernel))
         if self.kind == "conv":
-            c_out, _, kh, kw = self.w
-            return (n, c_out, _out(h, kh, self.stride, self.padding),
-                    _out(w, kw, self.stride, self.padding))
+            c_out, _, *kernel = self.w
+            return (n, c_out) + tuple(_out(i, k, self.stride, self.padding, self.dilation)
+                                      for i, k in zip(size, kernel))
         k = self.kernel
-        return (n, c, _out(h, k, self.stride, self.padding),
-                _out(w, k, self.stride, self.padding))
+        return (n, c) + tuple(_out(i, k, self.stride, self.padding) for i in size)
 
     def flops(self, direction):
         """Multiply-adds x 2 of the convolution GEMMs (None for pooling).
 
-        Forward: 2*N*C_out*(C_in/groups)*kH*kW*OH*OW.  The backward pass is two
-        GEMMs of the same size (grad_input and grad_weight), so fwd+bwd counts
-        3x forward.  Bias and grad_bias are ignored (lower order).
+        Forward: 2*N*C_out*(C_in/groups)*prod(kernel)*prod(output spatial);
+        a transposed conv is the adjoint of the conv from its output to its
+        input, so its input's spatial size takes the output's place.  The
+        backward pass is two GEMMs of the same size (grad_input and
+        grad_weight), so fwd+bwd counts 3x forward.  Bias and grad_bias are
+        ignored (lower order).
         """
         if self.kind != "conv":
             return None
-        n, c_out, oh, ow = self.out_shape
-        _, c_in_g, kh, kw = self.w
-        fwd = 2 * n * c_out * c_in_g * kh * kw * oh * ow
+        small = self.x if self.transposed else self.out_shape   # the conv's output side
+        fwd = 2 * small[0] * prod(self.w) * prod(small[2:])
         return fwd if direction == "fwd" else 3 * fwd
 
     def bytes_moved(self, direction, itemsize):
@@ -116,6 +130,8 @@ class Case:
             parts.append(f"s{self.stride}")
         if self.padding:
             parts.append(f"p{self.padding}")
+        if self.dilation != 1:
+            parts.append(f"d{self.dilation}")
         if self.groups != 1:
             parts.append(f"g{self.groups}")
         return " ".join(parts)
@@ -139,7 +155,7 @@ class Case:
         if self.kind == "conv":
             fan_in = prod(self.w[1:])
             inputs["w"] = rng.standard_normal(self.w, dtype=dtype) * dtype.type(fan_in ** -0.5)
-            inputs["b"] = rng.standard_normal(self.w[0], dtype=dtype)
+            inputs["b"] = rng.standard_normal(self.out_shape[1], dtype=dtype)
         if self.op == "deform_conv2d":
             _, _, oh, ow = self.out_shape
             taps = self.w[2] * self.w[3]
@@ -151,9 +167,11 @@ class Case:
         return inputs
 
 
-def conv(name, x, w, stride=1, padding=0, groups=1, note=""):
-    return Case(name, "conv2d", tuple(x), w=tuple(w), stride=stride, padding=padding,
-                groups=groups, note=note)
+def conv(name, x, w, stride=1, padding=0, groups=1, dilation=1, note="", transposed=False):
+    """A convolution case; conv1d/2d/3d (or conv_transpose*d) from len(x)."""
+    op = f"conv{'_transpose' if transposed else ''}{len(x) - 2}d"
+    return Case(name, op, tuple(x), w=tuple(w), stride=stride, padding=padding,
+                groups=groups, dilation=dilation, note=note)
 
 
 def pool(name, op, x, kernel, stride=None, padding=0, note=""):
@@ -168,6 +186,11 @@ def deform(name, x, w, padding=0, mask=True, note=""):
 
 def adaptive_max(name, x, output_size, note=""):
     return Case(name, "adaptive_max_pool2d", tuple(x), note=note,
+                params=(("output_size", output_size),))
+
+
+def adaptive_avg(name, x, output_size, note=""):
+    return Case(name, "adaptive_avg_pool2d", tuple(x), note=note,
                 params=(("output_size", output_size),))
 
 
@@ -192,6 +215,27 @@ DEFAULT_CASES = (
     pool("maxpool3x3", "max_pool2d", (64, 64, 56, 56), 3, 2, padding=1,
          note="ResNet stem max pool"),
     pool("avgpool", "avg_pool2d", (64, 64, 56, 56), 2, 2, note="2x2 average pool"),
+    # The shape classes beyond the seven conv layers (issue 16): one common
+    # layer each, sized so the default run stays within its time budget.
+    conv("stem7x7", (8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3,
+         note="ResNet stem 7x7 stride 2"),
+    conv("conv5x5", (32, 32, 28, 28), (64, 32, 5, 5), padding=2, note="Inception 5x5"),
+    conv("dilated", (8, 128, 28, 28), (128, 128, 3, 3), padding=2, dilation=2,
+         note="DeepLab dilated 3x3 (d=2)"),
+    conv("grouped", (16, 256, 28, 28), (256, 8, 3, 3), padding=1, groups=32,
+         note="ResNeXt 32x4d grouped 3x3"),
+    conv("proj1x1", (32, 64, 56, 56), (128, 64, 1, 1), stride=2,
+         note="ResNet 1x1 stride-2 projection"),
+    conv("deep-b1", (1, 256, 14, 14), (256, 256, 3, 3), padding=1,
+         note="ResNet stage-3 3x3, batch 1"),
+    conv("speech1d", (4, 64, 4000), (64, 64, 9), padding=4, note="speech conv1d, k=9"),
+    conv("video3d", (4, 32, 8, 28, 28), (32, 32, 3, 3, 3), padding=1,
+         note="video conv3d 3x3x3"),
+    conv("dcgan", (8, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1, transposed=True,
+         note="DCGAN conv_transpose2d 4x4 stride 2"),
+    adaptive_avg("gap", (32, 2048, 7, 7), 1, note="global average pool (ResNet-50 head)"),
+    pool("maxpool112", "max_pool2d", (8, 64, 112, 112), 3, 2, padding=1,
+         note="ResNet stem max pool 3x3/2 on 112x112"),
 )
 
 # The other ops' layers (issue 14), measured on request (--cases
@@ -225,6 +269,12 @@ QUICK_CASES = (
     deform("q-deform", (2, 16, 14, 14), (16, 16, 3, 3), padding=1),
     upsample("q-upsample", (2, 16, 14, 14), 2.0, "bilinear"),
     adaptive_max("q-adaptivemax", (4, 16, 28, 28), 7),
+    conv("q-dilated", (2, 16, 14, 14), (16, 16, 3, 3), padding=2, dilation=2),
+    conv("q-grouped", (2, 32, 14, 14), (32, 4, 3, 3), padding=1, groups=8),
+    conv("q-speech1d", (2, 16, 200), (16, 16, 9), padding=4),
+    conv("q-video3d", (2, 8, 4, 10, 10), (8, 8, 3, 3, 3), padding=1),
+    conv("q-dcgan", (2, 16, 8, 8), (16, 8, 4, 4), stride=2, padding=1, transposed=True),
+    adaptive_avg("q-gap", (4, 64, 7, 7), 1),
 )
 
 # Whole networks (nets.py), measured with --nets and in the default run when

@@ -4,13 +4,15 @@ Every adapter turns (case, direction) into a callable taking the dict of
 NumPy inputs that `Case.make_inputs` built (after `adapter.convert`, which is
 done once, outside the timed region).  What is timed, per direction::
 
-  fwd      the forward op (conv2d or deform_conv2d with bias / max_pool2d /
-           avg_pool2d / adaptive_max_pool2d / interpolate)
+  fwd      the forward op (conv1d/2d/3d, conv_transpose2d or deform_conv2d
+           with bias / max_pool2d / avg_pool2d / adaptive_max_pool2d /
+           adaptive_avg_pool2d / interpolate)
   fwd+bwd  the forward op, then its backward op given a fixed random
-           upstream gradient gy: conv2d_backward -> (grad_x, grad_w, grad_b);
+           upstream gradient gy: conv*_backward -> (grad_x, grad_w, grad_b);
            deform_conv2d_backward (also grad_offset and grad_mask);
            max_pool2d(return_indices=True) + max_pool2d_backward (adaptive
-           max pooling alike); avg_pool2d + avg_pool2d_backward;
+           max pooling alike); avg_pool2d + avg_pool2d_backward (adaptive
+           average pooling alike);
            interpolate + interpolate_backward.
 
 PyTorch runs the same math without autograd: forward through
@@ -110,15 +112,15 @@ class NumpyImpl:
             return nets.fastconv_pass(direction)
         m = self.module
         s, p = case.stride, case.padding
-        if case.op == "conv2d":
-            g = case.groups
+        if case.op.startswith("conv"):   # conv1d/2d/3d, conv_transpose1d/2d/3d
+            forward, backward = getattr(m, case.op), getattr(m, case.op + "_backward")
+            kw = dict(stride=s, padding=p, groups=case.groups, dilation=case.dilation)
             if direction == "fwd":
-                return lambda a: m.conv2d(a["x"], a["w"], a["b"], stride=s, padding=p, groups=g)
+                return lambda a: forward(a["x"], a["w"], a["b"], **kw)
 
             def conv_fwd_bwd(a):
-                y = m.conv2d(a["x"], a["w"], a["b"], stride=s, padding=p, groups=g)
-                return y, m.conv2d_backward(a["gy"], a["x"], a["w"], stride=s, padding=p,
-                                            groups=g)
+                y = forward(a["x"], a["w"], a["b"], **kw)
+                return y, backward(a["gy"], a["x"], a["w"], **kw)
             return conv_fwd_bwd
         if case.op == "deform_conv2d":
             if direction == "fwd":
@@ -149,6 +151,15 @@ class NumpyImpl:
                 y, idx = m.adaptive_max_pool2d(a["x"], o, return_indices=True)
                 return y, m.adaptive_max_pool2d_backward(a["gy"], idx, a["x"].shape)
             return adaptive_fwd_bwd
+        if case.op == "adaptive_avg_pool2d":
+            o = case.param("output_size")
+            if direction == "fwd":
+                return lambda a: m.adaptive_avg_pool2d(a["x"], o)
+
+            def adaptive_avg_fwd_bwd(a):
+                return (m.adaptive_avg_pool2d(a["x"], o),
+                        m.adaptive_avg_pool2d_backward(a["gy"], a["x"].shape))
+            return adaptive_avg_fwd_bwd
         k = case.kernel
         if case.op == "max_pool2d":
             if direction == "fwd":
@@ -219,21 +230,23 @@ class TorchImpl(OptionalLibrary):
         import torch.nn.functional as F
         aten = torch.ops.aten
         s, p = case.stride, case.padding
-        if case.op == "conv2d":
-            g = case.groups
-            c_out = case.w[0]
+        if case.op.startswith("conv"):   # conv1d/2d/3d, conv_transpose1d/2d/3d
+            g, d, nd = case.groups, case.dilation, len(case.x) - 2
+            forward = getattr(F, case.op)
+            # F.conv_transpose* takes output_padding before groups and dilation
+            args = (s, p, 0, g, d) if case.transposed else (s, p, d, g)
             if direction == "fwd":
                 def conv_fwd(a):
                     with torch.no_grad():
-                        return F.conv2d(a["x"], a["w"], a["b"], s, p, 1, g)
+                        return forward(a["x"], a["w"], a["b"], *args)
                 return conv_fwd
 
             def conv_fwd_bwd(a):
                 with torch.no_grad():
-                    y = F.conv2d(a["x"], a["w"], a["b"], s, p, 1, g)
+                    y = forward(a["x"], a["w"], a["b"], *args)
                     return y, aten.convolution_backward(
-                        a["gy"], a["x"], a["w"], [c_out], [s, s], [p, p], [1, 1], False,
-                        [0, 0], g, [True, True, True])
+                        a["gy"], a["x"], a["w"], [case.out_shape[1]], [s] * nd, [p] * nd,
+                        [d] * nd, case.transposed, [0] * nd, g, [True, True, True])
             return conv_fwd_bwd
         if case.op == "deform_conv2d":
             if direction == "fwd":
@@ -283,6 +296,19 @@ class TorchImpl(OptionalLibrary):
                     y, idx = F.adaptive_max_pool2d(a["x"], o, return_indices=True)
                     return y, aten.adaptive_max_pool2d_backward(a["gy"], a["x"], idx)
             return adaptive_fwd_bwd
+        if case.op == "adaptive_avg_pool2d":
+            o = case.param("output_size")
+            if direction == "fwd":
+                def adaptive_avg_fwd(a):
+                    with torch.no_grad():
+                        return F.adaptive_avg_pool2d(a["x"], o)
+                return adaptive_avg_fwd
+
+            def adaptive_avg_fwd_bwd(a):
+                with torch.no_grad():
+                    y = F.adaptive_avg_pool2d(a["x"], o)
+                    return y, aten._adaptive_avg_pool2d_backward(a["gy"], a["x"])
+            return adaptive_avg_fwd_bwd
         k = case.kernel
         if case.op == "max_pool2d":
             if direction == "fwd":
@@ -370,6 +396,14 @@ class JaxImpl(OptionalLibrary):
     asynchronously, so every timed call waits for its results."""
 
     name = module = "jax"
+    ops = ("conv1d", "conv2d", "conv3d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+    CONV_LAYOUTS = {"conv1d": ("NCH", "OIH", "NCH"), "conv2d": ("NCHW", "OIHW", "NCHW"),
+                    "conv3d": ("NCDHW", "OIDHW", "NCDHW")}
+
+    def unsupported(self, case, dtype):
+        if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
+            return "adaptive average pooling in JAX: to 1x1 only (a mean)"
+        return None
 
     def extra_env(self, threads):
         """XLA reads its thread settings at start-up: one thread when asked
@@ -396,13 +430,21 @@ class JaxImpl(OptionalLibrary):
         import jax.numpy as jnp
         from jax import lax
         s, p = case.stride, case.padding
-        if case.op == "conv2d":
+        if case.op in self.CONV_LAYOUTS:
+            nd = len(case.x) - 2
+            layout = self.CONV_LAYOUTS[case.op]
+
             def forward(x, w, b):
-                y = lax.conv_general_dilated(x, w, (s, s), [(p, p), (p, p)],
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                y = lax.conv_general_dilated(x, w, (s,) * nd, [(p, p)] * nd,
+                                             rhs_dilation=(case.dilation,) * nd,
+                                             dimension_numbers=layout,
                                              feature_group_count=case.groups)
-                return y + b[None, :, None, None]
+                return y + b.reshape((1, -1) + (1,) * nd)
             names = ("x", "w", "b")
+        elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
+            def forward(x):
+                return jnp.mean(x, axis=(2, 3), keepdims=True)
+            names = ("x",)
         elif case.op in ("max_pool2d", "avg_pool2d"):
             k = case.kernel
             window, strides = (1, 1, k, k), (1, 1, s, s)
@@ -432,8 +474,9 @@ class JaxImpl(OptionalLibrary):
 
 class OnnxRuntimeImpl(OptionalLibrary):
     """ONNX Runtime on CPU (optional, forward only: it has no training ops
-    for these layers): one ONNX graph per case and dtype (Conv with bias,
-    MaxPool, AveragePool with count_include_pad=1), built with the `onnx`
+    for these layers): one ONNX graph per case and dtype (Conv or
+    ConvTranspose with bias, MaxPool, AveragePool with count_include_pad=1,
+    GlobalAveragePool), built with the `onnx`
     package and loaded into a session once, outside the timed region; the
     session's intra-op threads are the thread count."""
 
@@ -456,9 +499,14 @@ class OnnxRuntimeImpl(OptionalLibrary):
     # Conv and AveragePool in float64).
     FLOAT64_OPS = ("max_pool2d",)
 
+    ops = ("conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+           "adaptive_avg_pool2d")
+
     def unsupported(self, case, dtype):
         if dtype == "float64" and case.op not in self.FLOAT64_OPS:
             return f"ONNX Runtime's CPU provider has no float64 {case.op}"
+        if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
+            return "ONNX has adaptive average pooling to 1x1 only (GlobalAveragePool)"
         return None
 
     def convert(self, inputs):
@@ -471,18 +519,22 @@ class OnnxRuntimeImpl(OptionalLibrary):
             import onnxruntime as ort
             from onnx import TensorProto, helper
             elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[str(dtype)]
-            s, p = case.stride, case.padding
+            s, p, nd = case.stride, case.padding, len(case.x) - 2
             names = ["x"]
-            if case.op == "conv2d":
+            if case.kind == "conv":
                 names += ["w", "b"]
-                node = helper.make_node("Conv", names, ["y"], kernel_shape=list(case.w[2:]),
-                                        strides=[s, s], pads=[p] * 4, group=case.groups)
+                node = helper.make_node("ConvTranspose" if case.transposed else "Conv", names,
+                                        ["y"], kernel_shape=list(case.w[2:]), strides=[s] * nd,
+                                        pads=[p] * 2 * nd, dilations=[case.dilation] * nd,
+                                        group=case.groups)
+            elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
+                node = helper.make_node("GlobalAveragePool", names, ["y"])
             else:
                 kind = "MaxPool" if case.op == "max_pool2d" else "AveragePool"
                 extra = {} if kind == "MaxPool" else {"count_include_pad": 1}
                 node = helper.make_node(kind, names, ["y"], kernel_shape=[case.kernel] * 2,
                                         strides=[s, s], pads=[p] * 4, **extra)
-            shapes = {"x": case.x, "w": case.w, "b": case.w and (case.w[0],)}
+            shapes = {"x": case.x, "w": case.w, "b": case.out_shape[1:2]}
             graph = helper.make_graph(
                 [node], case.name,
                 [helper.make_tensor_value_info(n, elem, list(shapes[n])) for n in names],
@@ -508,8 +560,9 @@ class OnnxRuntimeImpl(OptionalLibrary):
 
 
 class TensorFlowImpl(OptionalLibrary):
-    """TensorFlow on CPU (optional) in its native NHWC layout: inputs are
-    converted once (NCHW -> NHWC, OIHW -> HWIO, depthwise weights to
+    """TensorFlow on CPU (optional) in its native channels-last layout: inputs
+    are converted once (NCHW -> NHWC, OIHW -> HWIO, likewise in 1-D and 3-D;
+    no transposed or grouped convolutions but depthwise; depthwise weights to
     (kh, kw, C_in, multiplier)) outside the timed region, and results back
     only to be checked.  Each pass is one tf.function (traced by the untimed
     first call); the backward pass is tf.GradientTape's with the given
@@ -530,17 +583,26 @@ class TensorFlowImpl(OptionalLibrary):
     def _depthwise(case):
         return case.op == "conv2d" and case.groups > 1 and case.groups == case.x[1]
 
+    ops = ("conv1d", "conv2d", "conv3d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+
+    def unsupported(self, case, dtype):
+        if case.kind == "conv" and case.groups not in (1, case.x[1]):
+            return "TensorFlow has no grouped convolution on CPU besides depthwise"
+        if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
+            return "adaptive average pooling in TensorFlow: to 1x1 only (a mean)"
+        return None
+
     def convert(self, inputs):
         import tensorflow as tf
-        out = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1))
+        out = {k: np.ascontiguousarray(np.moveaxis(v, 1, -1))
                for k, v in inputs.items() if k in ("x", "gy")}
         if "w" in inputs:
             w = inputs["w"]
             if w.shape[1] == 1 and inputs["x"].shape[1] > 1:   # depthwise
                 c_in = inputs["x"].shape[1]
                 w = w.reshape(c_in, w.shape[0] // c_in, *w.shape[2:]).transpose(2, 3, 0, 1)
-            else:
-                w = w.transpose(2, 3, 1, 0)
+            else:   # (C_out, C_in, *kernel) -> (*kernel, C_in, C_out)
+                w = w.transpose(*range(2, w.ndim), 1, 0)
             out["w"], out["b"] = np.ascontiguousarray(w), inputs["b"]
         return {k: tf.constant(v) for k, v in out.items()}
 
@@ -548,34 +610,40 @@ class TensorFlowImpl(OptionalLibrary):
         """Results back in the reference layout, for the check before timing."""
         arrays = to_numpy(result)
         names = ["y"] + (["gx"] if direction != "fwd" else [])
-        if case.op == "conv2d" and direction != "fwd":
+        if case.kind == "conv" and direction != "fwd":
             names += ["gw", "gb"]
+        nd = len(case.x) - 2
         back = []
         for name, a in zip(names, arrays):
             if name in ("y", "gx"):
-                a = a.transpose(0, 3, 1, 2)
+                a = np.moveaxis(a, -1, 1)
             elif name == "gw":
                 a = (a.transpose(2, 3, 0, 1).reshape(case.w) if self._depthwise(case)
-                     else a.transpose(3, 2, 0, 1))
+                     else a.transpose(nd + 1, nd, *range(nd)))
             back.append(np.ascontiguousarray(a))
         return back
 
     def call(self, case, direction):
         import tensorflow as tf
-        s, p = case.stride, case.padding
-        pads = [[0, 0], [p, p], [p, p], [0, 0]]
-        if case.op == "conv2d":
-            if case.groups not in (1, case.x[1]):
-                raise ValueError("tensorflow: no grouped convolution on CPU besides depthwise")
+        s, p, d, nd = case.stride, case.padding, case.dilation, len(case.x) - 2
+        pads = [[0, 0]] + [[p, p]] * nd + [[0, 0]]
+        if case.kind == "conv":
             depthwise = self._depthwise(case)
 
             def forward(x, w, b):
                 if depthwise:
-                    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID")
-                else:
-                    y = tf.nn.conv2d(x, w, s, pads)
+                    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID",
+                                               dilations=[d, d])
+                elif nd == 2:
+                    y = tf.nn.conv2d(x, w, s, pads, dilations=d)
+                else:   # tf.nn.convolution pads by name only
+                    y = tf.nn.convolution(tf.pad(x, pads), w, s, "VALID", dilations=d)
                 return tf.nn.bias_add(y, b)
             names = ("x", "w", "b")
+        elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
+            def forward(x):
+                return tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+            names = ("x",)
         elif case.op in ("max_pool2d", "avg_pool2d"):
             k, is_max = case.kernel, case.op == "max_pool2d"
 
