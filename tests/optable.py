@@ -590,6 +590,7 @@ _BN_OPS = [
        extra=_bn_extra(_bn_backward_kwargs) + tuple(
            (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, _bn_backward_kwargs),
             (V,), "grad_output") for a in range(4) for d in (-1, 1))),
+]
 
 
 # ---------------------------------------------------- activations and losses
