@@ -109,6 +109,16 @@ def test_training_needs_two_values_per_channel():
     fastconv.batch_norm(np.ones((1, 3)), np.zeros(3), np.ones(3))   # eval: fine
 
 
+def test_read_only_arrays_in_eval(rng):
+    kw = _case(rng, (2, 3, 4), np.float64)
+    for v in kw.values():
+        v.flags.writeable = False
+    y = fastconv.batch_norm(**kw)
+    assert_close(y, reference.batch_norm(**kw), np.float64)
+    fastconv.batch_norm_backward(y, kw["input"], kw["running_mean"], kw["running_var"],
+                                 kw["weight"])
+
+
 def test_inputs_other_than_running_stats_are_not_modified(rng):
     kw = _case(rng, (2, 3, 4, 4), np.float64)
     before = {k: v.copy() for k, v in kw.items()}

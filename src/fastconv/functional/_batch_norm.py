@@ -92,7 +92,9 @@ def _normalize(x: Array, weight: Optional[Array], bias: Optional[Array], eps: fl
         if x.size == 0:
             return y, mean, var
     else:
-        mean, var = np.ascontiguousarray(mean, np.float64), np.ascontiguousarray(var, np.float64)
+        # copies: the kernel's statistics buffers are writable (read-only
+        # running statistics in eval are fine)
+        mean, var = np.array(mean, np.float64), np.array(var, np.float64)
     _kernels.batch_norm_forward(x.reshape(-1), n, c, s, compute, mean, var,
                                 _per_channel(weight, c, x.dtype, 1),
                                 _per_channel(bias, c, x.dtype, 0), eps, y.reshape(-1),
@@ -136,7 +138,7 @@ def _input_grad(grad_output: Array, x: Array, mean: np.ndarray, invstd: np.ndarr
     if sums is None:
         sum_dy, sum_dy_xmu = np.empty(c), np.empty(c)
     else:
-        sum_dy, sum_dy_xmu = (np.ascontiguousarray(v, np.float64) for v in sums)
+        sum_dy, sum_dy_xmu = (np.array(v, np.float64) for v in sums)   # writable copies
     _kernels.batch_norm_backward(grad_output.reshape(-1), x.reshape(-1), n, c, s,
                                  np.ascontiguousarray(mean, np.float64),
                                  np.ascontiguousarray(invstd, np.float64),
