@@ -2,25 +2,11 @@
 batch spread over the ranks, not of each rank's share."""
 import numpy as np
 
+from ..functional import _batch_norm as _bn
 from ..nn import BatchNorm2d
-from ..nn import _checks
 from . import _comm
 
 __all__ = ["SyncBatchNorm"]
-
-_AXES = (0, 2, 3)      # every axis but the channels of (N, C, H, W)
-
-
-class _SyncedForward:
-    """A training forward's cache (tells backward it must reduce too)."""
-    __slots__ = ("xhat", "invstd", "count")
-
-    def __init__(self, xhat, invstd, count):
-        self.xhat, self.invstd, self.count = xhat, invstd, count
-
-
-def _channel(v):
-    return v.reshape(1, -1, 1, 1)
 
 
 class SyncBatchNorm(BatchNorm2d):
@@ -29,23 +15,23 @@ class SyncBatchNorm(BatchNorm2d):
     rank, the mean and variance of each rank's few samples would be noisy,
     and the model would differ from one trained on the whole batch.
 
-    In training, forward sums per channel the values, their squares and the
-    count over the ranks (one Allreduce of 2C+1 float64 numbers) and
-    normalises with the global mean and biased variance; the running
-    statistics are updated from them as BatchNorm2d updates its own (the
-    unbiased variance, momentum, or a cumulative average for momentum=None),
-    so they stay equal on every rank. Backward sums ``sum(dy)`` and
-    ``sum(dy * xhat)`` over the ranks (one Allreduce of 2C numbers) for the
-    input gradient; the weight and bias gradients stay the rank's own, for
+    In training, forward gathers every rank's count, mean and variance per
+    channel (BatchNorm's kernel computes the rank's own) and combines them
+    into the whole batch's mean and biased variance, which the same kernel
+    normalises with; the running statistics are updated from them as
+    BatchNorm2d updates its own (the unbiased variance, momentum, or a
+    cumulative average for momentum=None), so they stay equal on every
+    rank. Backward sums ``sum(dy)``, ``sum(dy * (x - mean))`` and the count
+    over the ranks (one Allreduce of 2C+1 numbers) for the input gradient; the weight and bias gradients stay the rank's own, for
     DistributedDataParallel to average with the others, so the result
     equals BatchNorm2d on the concatenated batch. Every rank must call
     forward and backward the same number of times; a rank may bring an
     empty batch. In eval mode it is BatchNorm2d with the running
     statistics and no communication.
 
-    The statistics are sums of float64 values, so the variance loses
-    relative precision of about 1e-16 * mean**2 / variance: negligible
-    unless a channel's mean is ~1e6 times its standard deviation.
+    The ranks' statistics are combined as (count, mean, variance) triples
+    (Chan et al.'s parallel formula), not as sums of squares, so a channel
+    whose mean is far from zero keeps its variance's precision.
 
     Args:
         num_features: C, the channels.
@@ -71,59 +57,31 @@ class SyncBatchNorm(BatchNorm2d):
     def _communicator(self):
         return _comm.world() if self.comm is None else self.comm
 
-    def forward(self, x):
-        if not self.training:
-            return super().forward(x)
-        name = type(self).__name__
-        x = _checks.float_input(x, name, dtype=self.dtype)
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{name}: input must be (N, C, H, W) with C="
-                             f"{self.num_features}, got shape {x.shape}")
-        c = self.num_features
-        sums = np.empty(2 * c + 1)
-        sums[:c] = x.sum(axis=_AXES, dtype=np.float64)
-        sums[c:2 * c] = np.square(x, dtype=np.float64).sum(axis=_AXES)
-        sums[2 * c] = x.size // max(c, 1)
-        _comm.allreduce_sum_(self._communicator(), sums)
-        count = sums[2 * c]
-        if count <= 1:
-            raise ValueError(f"{name}: training needs more than 1 value per channel over "
-                             f"all ranks, got {int(count)} (input shape here {x.shape})")
-        mean = sums[:c] / count
-        var = np.maximum(sums[c:2 * c] / count - mean * mean, 0.0)
-        self._update_running_stats(mean, var * (count / (count - 1)))
-        invstd = (1 / np.sqrt(var + self.eps)).astype(self.dtype)
-        xhat = (x - _channel(mean.astype(self.dtype))) * _channel(invstd)
-        y = xhat * _channel(self.params["weight"]) + _channel(self.params["bias"])
-        self._save(_SyncedForward(xhat, invstd, count), y)
-        return y
+    # BatchNorm's two hooks: the batch statistics and the gradient sums of
+    # the whole batch over the ranks (only training uses batch statistics:
+    # a SyncBatchNorm always tracks running ones).
 
-    def _update_running_stats(self, mean, unbiased_var):
-        """BatchNorm2d's rule: running = (1 - m) * running + m * batch, m the
-        momentum or 1/batches seen for momentum=None."""
-        self.num_batches_tracked += 1
-        m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-             else self.momentum)
-        for running, batch in ((self.running_mean, mean), (self.running_var, unbiased_var)):
-            running *= 1 - m
-            running += (m * batch).astype(running.dtype)
-
-    def backward(self, grad_output):
-        pending = self._pending
-        if not pending or not isinstance(pending[-1][0], _SyncedForward):
-            return super().backward(grad_output)     # an eval-mode forward's
-        cache, g = self._restore(grad_output)
+    def _normalize_batch(self, x, weight, bias):
         c = self.num_features
-        sums = np.empty(2 * c)
-        sums[:c] = g.sum(axis=_AXES, dtype=np.float64)
-        sums[c:] = (g * cache.xhat).sum(axis=_AXES, dtype=np.float64)
-        self.grads["weight"] += sums[c:].astype(self.dtype)
-        self.grads["bias"] += sums[:c].astype(self.dtype)
+        count = x.size // max(c, 1)
+        mean, var = _bn._batch_statistics(x) if count else (np.zeros(c), np.zeros(c))
+        ranks = self._communicator().allgather((count, mean, var))
+        counts = np.array([n for n, _, _ in ranks], np.float64)
+        total = int(counts.sum())
+        self._check_count(total, f"{x.shape} here, {total} values per channel over all ranks")
+        means = np.stack([m for _, m, _ in ranks])
+        mean = counts @ means / total
+        var = counts @ (np.stack([v for _, _, v in ranks]) + (means - mean) ** 2) / total
+        y = _bn._normalize(x, weight, bias, self.eps, mean, var)[0]
+        return y, mean, var, total
+
+    def _grad_sums(self, grad_output, x, mean):
+        c = self.num_features
+        local = (_bn._grad_sums(grad_output, x, mean) if x.size
+                 else (np.zeros(c), np.zeros(c)))
+        sums = np.concatenate([local[0], local[1], [x.size // max(c, 1)]])
         _comm.allreduce_sum_(self._communicator(), sums)
-        gsum, gxhat_sum = (_channel(s.astype(self.dtype) / self.dtype.type(cache.count))
-                           for s in (sums[:c], sums[c:]))
-        scale = _channel(self.params["weight"] * cache.invstd)
-        return scale * (g - gsum - cache.xhat * gxhat_sum)
+        return local, (sums[:c], sums[c:2 * c]), int(sums[2 * c])
 
     @classmethod
     def convert_sync_batchnorm(cls, module, comm=None):

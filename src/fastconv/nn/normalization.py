@@ -59,10 +59,6 @@ class _BatchNorm(Module):
         weight, bias = self.params.get("weight"), self.params.get("bias")
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
-            count = x.size // max(self.num_features, 1)
-            if self.training and count <= 1:
-                raise ValueError(f"{name}: training needs more than 1 value per channel, "
-                                 f"got input shape {x.shape}")
             y, mean, var, count = self._normalize_batch(x, weight, bias)
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, count)
@@ -89,8 +85,17 @@ class _BatchNorm(Module):
         statistics reduced over several processes (SyncBatchNorm): compute
         them with functional._batch_norm._batch_statistics, reduce, and pass
         them to _normalize."""
+        count = x.size // max(self.num_features, 1)
+        self._check_count(count, x.shape)
         y, mean, var = _bn._normalize(x, weight, bias, self.eps)
-        return y, mean, var, x.size // max(self.num_features, 1)
+        return y, mean, var, count
+
+    def _check_count(self, count, shape):
+        """Training statistics need two values per channel (the unbiased
+        variance divides by count - 1)."""
+        if self.training and count <= 1:
+            raise ValueError(f"{type(self).__name__}: training needs more than 1 value per "
+                             f"channel, got input shape {shape}")
 
     def _grad_sums(self, grad_output, x, mean):
         """None, or ((sum(dy), sum(dy * (x - mean))) of this process,
