@@ -58,10 +58,11 @@ CHUNK_SCRATCH_BYTES = 32 << 20
 # A kernel runs to its end without the GIL, so Ctrl-C (KeyboardInterrupt) is
 # honoured only between kernel calls: a long call is cut into calls on whole
 # images or planes of at most this many multiply-adds (pooling: window taps)
-# per thread, a small fraction of a second even on the slowest pooling kernel
-# (docs/performance.md, "Interrupting long ops"), while the cost of one more
-# call stays far below the call's own time.
-INTERRUPT_CHUNK_WORK = 1 << 25
+# per thread: under a second even on the slowest pooling kernel, and large
+# enough that each call's fixed work (Winograd transforms the weights anew,
+# the GEMM packs them, threads wake) stays small next to its own
+# (docs/performance.md, "INTERRUPT_CHUNK_WORK").
+INTERRUPT_CHUNK_WORK = 1 << 28
 
 
 # Winograd's transforms add and subtract up to this many multiples of the
