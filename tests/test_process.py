@@ -204,6 +204,11 @@ def test_interruptible_calls_give_the_one_call_results(monkeypatch, threads):
         "avg_pool2d_backward": lambda: fastconv.avg_pool2d_backward(
             np.ones((3, 4, 5, 5)), x.shape, 3, 2, 1),
         "conv2d_empty_batch": lambda: fastconv.conv2d(x[:0], w, groups=2),
+        # the data gradient by GEMM + col2im (stride 2) and by the depthwise kernel
+        "conv2d_backward_col2im": lambda: fastconv.conv2d_backward(
+            np.ones((3, 6, 5, 5)), x, w, stride=2, padding=1, groups=2)[0],
+        "conv2d_backward_depthwise": lambda: fastconv.conv2d_backward(
+            np.ones((3, 4, 9, 10)), x, w[:4, :1], padding=1, groups=4)[0],
     }
     before = fastconv.get_num_threads()
     try:
