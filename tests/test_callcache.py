@@ -1,5 +1,7 @@
 """The per-call fast path (fastconv/_callcache.py): memoised shape-only work
 must never let a call skip a check it would fail, nor share results."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,39 @@ def test_memoize_keeps_at_most_max_entries(monkeypatch):
     assert calls == [1, 2, 3, 4, 1]          # 4 still cached
     _callcache.clear()
     assert not square.cache
+
+
+def test_eviction_from_several_threads_at_once_raises_nothing(monkeypatch):
+    """Ops run concurrently: threads evicting from one full cache at once
+    must neither raise nor return another call's result."""
+    import threading
+
+    @_callcache.memoize
+    def square(n):
+        return n * n
+
+    monkeypatch.setattr(_callcache, "MAX_ENTRIES", 2)
+    errors = []
+
+    def work(offset):
+        try:
+            for n in range(offset, offset + 3000):
+                assert square(n) == n * n
+        except BaseException as error:   # reported below, not lost in the thread
+            errors.append(error)
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)          # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert not errors, errors
+    assert len(square.cache) <= 2
 
 
 def test_clear_makes_a_changed_threshold_take_effect(arrays, monkeypatch):

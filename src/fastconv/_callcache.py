@@ -16,6 +16,7 @@ itself (errors are never cached).  Arguments of other types (lists, arrays,
 user objects) are never cached, so they always take the full checks.
 """
 import functools
+import threading
 
 import numpy as np
 
@@ -31,6 +32,7 @@ MAX_ENTRIES = 512
 _PLAIN = {int, bool, str, type(None), type(np.dtype(np.float32)), type(np.dtype(np.float64))}
 
 _caches = []
+_changing = threading.Lock()
 
 
 def plain_type(cls):
@@ -68,10 +70,13 @@ def memoize(fn):
         except KeyError:
             pass
         result = fn(*args)
-        if len(cache) >= MAX_ENTRIES:
-            # The oldest entry goes (dicts keep insertion order).
-            cache.pop(next(iter(cache), None), None)
-        cache[key] = result
+        # Ops run from several threads at once: every change to a cache
+        # happens under the lock (a lookup needs none), so two threads never
+        # evict the same entry nor iterate a dict another one changes.
+        with _changing:
+            while len(cache) >= MAX_ENTRIES:
+                del cache[next(iter(cache))]      # the oldest (insertion order)
+            cache[key] = result
         return result
 
     memoized.cache = cache
@@ -82,5 +87,6 @@ def memoize(fn):
 def clear():
     """Forget every memoised result (after changing a plan threshold by hand,
     as tests do)."""
-    for cache in _caches:
-        cache.clear()
+    with _changing:
+        for cache in _caches:
+            cache.clear()
