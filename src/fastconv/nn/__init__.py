@@ -11,7 +11,7 @@ PyTorch's. See :mod:`fastconv.nn.module` for the rules of the pending-forward
 caches (a layer may be used several times before backward; run inference
 under ``no_grad()``). ``fuse(model)`` returns an inference-only copy with
 each convolution + BatchNorm folded into one convolution and ReLU applied in
-place (:mod:`fastconv.nn.fuse`).
+place (:mod:`fastconv.nn.fusion`).
 """
 from . import init, utils
 from ._summary import ModelSummary, summary
@@ -22,7 +22,7 @@ from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, Conv
 from .deform_conv import DeformConv2d
 from .dropout import Dropout
 from .flatten import Flatten
-from .fuse import FusedConv, fuse
+from .fusion import FusedConv, fuse
 from .linear import Identity, Linear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
