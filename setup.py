@@ -131,7 +131,7 @@ def _extensions():
         sources=(["src/fastconv/_kernels.pyx"] + sorted(glob.glob("csrc/*.c"))
                  + sorted(glob.glob("csrc/isa/*.c"))),
         include_dirs=["csrc"],
-        depends=glob.glob("csrc/*.h"),
+        depends=glob.glob("csrc/*.h") + glob.glob("csrc/*.def"),
     )
     return cythonize([ext], compiler_directives={"language_level": 3},
                      include_path=["src"])

@@ -379,8 +379,8 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
 }
 
 /* Split C into column slabs, one per thread: disjoint outputs, no races. */
-static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k,
-                        const SCALAR *a, int64_t rs_a, int64_t cs_a,
+static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
+                                 const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src,
                         SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
@@ -428,14 +428,14 @@ static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a
                                 const SCALAR *bias, int store, SCALAR *ws, int nthreads)
 {
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */
-    FC_FN(gemm_)(m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b, b_src, c, ldc,
-                 store & FC_STORE_STREAM, bias, ws, nthreads);
+    FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b, b_src, c,
+                          ldc, store & FC_STORE_STREAM, bias, ws, nthreads);
 }
 
 /* fc_gemm. */
-static void FC_FN(gemm_entry_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
-                               int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b,
-                               void *c_, int64_t ldc, int accumulate, void *ws, int nthreads)
+static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
+                         int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b, void *c_,
+                         int64_t ldc, int accumulate, void *ws, int nthreads)
 {
     const SCALAR *a = a_, *b = b_;
     SCALAR *c = c_;
@@ -445,6 +445,6 @@ static void FC_FN(gemm_entry_)(int64_t m, int64_t n, int64_t k, const void *a_, 
             for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
         return;
     }
-    FC_FN(gemm_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
-                 accumulate ? FC_STORE_ADD : 0, NULL, ws, nthreads);
+    FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
+                          accumulate ? FC_STORE_ADD : 0, NULL, ws, nthreads);
 }
