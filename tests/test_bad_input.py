@@ -149,7 +149,7 @@ def test_optable_covers_every_public_op():
 
 
 def test_unfold_and_fold_are_im2col_and_col2im_under_pytorchs_names():
-    """API.md: unfold = im2col, fold = col2im, with torch.nn.functional's
+    """unfold = im2col, fold = col2im, with torch.nn.functional's
     argument order (dilation before padding before stride), so positional
     calls mean the same in both libraries."""
     for module in (fastconv, fastconv.functional, fastconv.reference):

@@ -39,6 +39,16 @@ def _ops():
             np.ones((2, 16, 4, 4), np.float32), idx, x.shape),
         "avg_pool2d": lambda: fastconv.avg_pool2d(x, 3, 1, 1),
         "adaptive_avg_pool2d": lambda: fastconv.adaptive_avg_pool2d(x, 3),
+        "avg_pool2d_backward": lambda: fastconv.avg_pool2d_backward(
+            np.ones((2, 16, 4, 4), np.float32), x.shape, 2),
+        "adaptive_avg_pool2d_backward": lambda: fastconv.adaptive_avg_pool2d_backward(
+            np.ones((2, 16, 3, 3), np.float32), x.shape),
+        "adaptive_max_pool2d": lambda: fastconv.adaptive_max_pool2d(x, 3),
+        "interpolate": lambda: fastconv.interpolate(x, scale_factor=2, mode="bilinear",
+                                                    align_corners=False),
+        "deform_conv2d": lambda: fastconv.deform_conv2d(
+            x, np.zeros((2, 18, 8, 8), np.float32), w3, padding=1),
+        "batch_norm": lambda: fastconv.batch_norm(x, None, None, training=True),
         "activation": lambda: fastconv.gelu(x),
         "activation backward": lambda: fastconv.relu_backward(x, x),
         "prelu": lambda: fastconv.prelu_backward(x, x, np.ones(16, np.float32)),

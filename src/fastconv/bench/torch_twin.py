@@ -54,7 +54,7 @@ def _leaf_table():
         "GELU": lambda m: (m.approximate,),
         "Softmax": lambda m: (m.dim,),
         "LogSoftmax": lambda m: (m.dim,),
-        # layers of the new ops (API.md: PyTorch's argument names), once they exist
+        # layers of the new ops (PyTorch's argument names), once they exist
         "Upsample": lambda m: (m.size, m.scale_factor, m.mode, m.align_corners),
         "PixelShuffle": lambda m: (m.upscale_factor,),
         "PixelUnshuffle": lambda m: (m.downscale_factor,),
