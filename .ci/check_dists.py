@@ -9,8 +9,9 @@ import tempfile
 import zipfile
 
 SDIST_NEEDS = [
-    "csrc/fastconv.h", "csrc/common.h", "csrc/dispatch.c", "csrc/isa/generic.c",
-    "csrc/tests/test_kernels.c", "csrc/tests/Makefile", "src/fastconv/_kernels.pyx",
+    "csrc/fastconv.h", "csrc/common.h", "csrc/dispatch.c", "csrc/kernels.def",
+    "csrc/isa/generic.c", "csrc/tests/test_kernels.c", "csrc/tests/Makefile",
+    "src/fastconv/_kernels.pyx",
     "src/fastconv/_csrc.pxd", "src/fastconv/py.typed", "src/fastconv/_types.py",
     "tests/conftest.py", "tests/optable.py", "tests/fuzz_child.py", "examples/train_digits.py",
     "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md",
