@@ -202,6 +202,8 @@ def test_forcing_an_algorithm():
         plan(OUTPUT, 2, 3, 4, win, algorithm=DEPTHWISE)
     with pytest.raises(ValueError, match="cannot compute"):
         plan(GRAD_INPUT, 2, 3, 4, window((7, 7), (3, 3), stride=(2, 2)), algorithm=FLIPPED_CONV)
+    with pytest.raises(ValueError, match="cannot compute"):  # a sum with terms
+        plan(OUTPUT, 2, 3, 4, win, algorithm=EMPTY_SUM)
     with pytest.raises(ValueError, match="algorithm="):
         plan(OUTPUT, 2, 3, 4, win, algorithm=GEMM_COL2IM)
     with pytest.raises(ValueError, match="computes must be"):
