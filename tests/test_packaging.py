@@ -7,6 +7,7 @@ import inspect
 import io
 import os
 import typing
+import re
 import subprocess
 import sys
 
@@ -155,3 +156,23 @@ def test_building_without_a_compiler_says_so(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "no C compiler found" in proc.stderr and "apt-get install gcc" in proc.stderr
+
+
+@in_source_tree
+def test_every_exported_c_function_is_found_by_its_name():
+    """Each fc_ function of csrc/fastconv.h has a line naming it where its
+    definition is: written out in a csrc/*.c file, or its line in
+    csrc/kernels.def, from which dispatch.c generates it (a definition pasted
+    from pieces of a name would be invisible to `git grep fc_<name>`)."""
+    csrc = os.path.join(ROOT, "csrc")
+    with open(os.path.join(csrc, "fastconv.h")) as f:
+        exported = set(re.findall(r"^[a-z][\w ]*?\**\b(fc_\w+)\(", f.read(), re.M))
+    found = set()
+    for name in os.listdir(csrc):
+        if name.endswith((".c", ".def")):
+            with open(os.path.join(csrc, name)) as f:
+                text = f.read()
+            found |= set(re.findall(r"^[a-z][\w ]*?\**\b(fc_\w+)\(", text, re.M))
+            found |= set(re.findall(r"^FC_(?:KERNEL\(\w+, |WORKSPACE\()(fc_\w+),", text, re.M))
+    assert len(exported) > 40
+    assert exported <= found, sorted(exported - found)
