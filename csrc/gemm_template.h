@@ -103,18 +103,20 @@ static TARGET void FC_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
     FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, NV);
 }
 
-/* C += A_panel * B_panel's first `cols` columns (C rows need only those, up
- * to a whole vector): a narrow last panel costs its own width, not NR's. */
+/* The micro-kernel on a packed B panel's first `cols` columns (C rows need
+ * only those, up to a whole vector): a narrow last panel costs its own width,
+ * not NR's (a 10-wide product ran 48 wide on AVX-512). */
 static TARGET void FC_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
                                             const SCALAR *restrict b, SCALAR *restrict c,
-                                            int64_t ldc, int64_t cols)
+                                            int64_t ldc, int store, const SCALAR *bias,
+                                            int64_t cols)
 {
     switch ((cols + FC_LANES - 1) / FC_LANES) {
-    case 1: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, 1); break;
+    case 1: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, 1); break;
 #if NV > 2
-    case 2: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, 2); break;
+    case 2: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, 2); break;
 #endif
-    default: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, 1, NULL, NV); break;
+    default: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, NV); break;
     }
 }
 
@@ -362,8 +364,9 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                                 tile_bias);
                             continue;
                         }
-                        /* Edge tile: compute in full, keep the valid part. */
-                        FC_FN(micro_kernel_)(kc, ap, bp, edge, FC_NR, 0, tile_bias);
+                        /* Edge tile: compute the vectors holding its nr
+                         * columns, keep the valid part. */
+                        FC_FN(micro_kernel_cols_)(kc, ap, bp, edge, FC_NR, 0, tile_bias, nr);
                         for (int64_t i = 0; i < mr; ++i)
                             for (int64_t j = 0; j < nr; ++j)
                                 ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0)

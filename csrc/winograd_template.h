@@ -585,7 +585,7 @@ static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int6
             FC_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
             for (int64_t o = 0; o < m_pad; o += MR)   /* 64 channels: 48 + 16 wide */
                 FC_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
-                                         cols);
+                                         FC_STORE_ADD, NULL, cols);
         }
     }
 }

@@ -732,6 +732,33 @@ _ACTIVATION_OPS = [
                   grad_output=lambda rng, dt: np.ones((2, 3), dt)), (V,), "grad_output"))),
 ]
 
+# ------------------------------------------------------------------- linear
+def _linear_kwargs(rng, dtype):
+    return dict(input=_r(rng, (2, 3, 5), dtype), weight=_r(rng, (4, 5), dtype),
+                bias=_r(rng, (4,), dtype))
+
+
+def _linear_backward_kwargs(rng, dtype):
+    kw = _linear_kwargs(rng, dtype)
+    del kw["bias"]
+    return dict(grad_output=_r(rng, (2, 3, 4), dtype), **kw)
+
+
+_LINEAR_OPS = [
+    # input (*, in_features): "one axis fewer/more" changes its last axis
+    Op("linear", _linear_kwargs, ("input", "weight", "bias"), ("bias",), {}, extra=(
+        ("in_features differ", _shifted("weight", 1, 1, _linear_kwargs), (V,), "in_features"),
+        ("bias length", _shifted("bias", 0, 1, _linear_kwargs), (V,), "bias"))),
+    Op("linear_backward", _linear_backward_kwargs, ("grad_output", "input", "weight"), (), {},
+       extra=(
+           ("in_features differ", _shifted("weight", 1, 1, _linear_backward_kwargs), (V,),
+            "in_features"),
+           ("grad_output features", _shifted("grad_output", 2, 1, _linear_backward_kwargs),
+            (V,), "grad_output"),
+           ("grad_output rows", _shifted("grad_output", 0, 1, _linear_backward_kwargs),
+            (V,), "grad_output"))),
+]
+
 # ------------------------------------------------------------------- threads
 _THREAD_OPS = [
     Op("set_num_threads", lambda rng, dtype: dict(n=fastconv.get_num_threads()),
@@ -742,7 +769,7 @@ _THREAD_OPS = [
 
 OPS = _conv_ops(1) + _conv_ops(2) + _conv_ops(3) + _convt_ops(1) + _convt_ops(2) \
     + _convt_ops(3) + _UNFOLD_OPS + _POOL_OPS + _INTERPOLATE_OPS + _SHUFFLE_OPS \
-    + _DEFORM_OPS + _BN_OPS + _ACTIVATION_OPS
+    + _DEFORM_OPS + _BN_OPS + _ACTIVATION_OPS + _LINEAR_OPS
 # Ops that compute (everything but the thread-count setters).
 COMPUTE_OPS = list(OPS)
 ALL_OPS = OPS + _THREAD_OPS

@@ -18,6 +18,7 @@ from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_
                               conv_transpose3d_backward)
 from ._deform_conv import deform_conv2d, deform_conv2d_backward
 from ._interpolate import interpolate, interpolate_backward
+from ._linear import linear, linear_backward
 from ._loss import cross_entropy, cross_entropy_backward
 from ._pool import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                     adaptive_avg_pool2d_backward, adaptive_avg_pool3d,
@@ -57,5 +58,6 @@ __all__ = [
     "gelu", "gelu_backward", "silu", "silu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "prelu", "prelu_backward", "softmax", "softmax_backward",
     "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+    "linear", "linear_backward",
     "set_num_threads", "get_num_threads",
 ]

@@ -46,19 +46,18 @@ class Linear(Module):
             raise ValueError(f"{name}: input must have shape (*, {self.in_features}), "
                              f"got {x.shape}")
         x = self._private_copy(x)
-        y = x @ self.params["weight"].T
-        if "bias" in self.params:
-            y += self.params["bias"]
-        self._save(x, y)
+        backend = self._backend_now()
+        y = self._ops().linear(x, self.params["weight"], self.params.get("bias"))
+        self._save((backend, x), y)
         return y
 
     def backward(self, grad_output):
-        x, g = self._restore(grad_output)
-        g2 = g.reshape(-1, self.out_features)
-        self.grads["weight"] += g2.T @ x.reshape(-1, self.in_features)
+        (backend, x), g = self._restore(grad_output)
+        gx, gw, gb = self._ops_of(backend).linear_backward(g, x, self.params["weight"])
+        self.grads["weight"] += gw
         if "bias" in self.params:
-            self.grads["bias"] += g2.sum(axis=0)
-        return g @ self.params["weight"]
+            self.grads["bias"] += gb
+        return gx
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -13,6 +13,7 @@ from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_
                               conv_transpose3d_backward)
 from ._deform_conv import deform_conv2d, deform_conv2d_backward
 from ._interpolate import interpolate, interpolate_backward
+from ._linear import linear, linear_backward
 from ._loss import cross_entropy, cross_entropy_backward
 from ._pool import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
                     adaptive_avg_pool2d_backward, adaptive_avg_pool3d,
