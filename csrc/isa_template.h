@@ -47,6 +47,7 @@
         .avg_pool_backward = avg_pool_backward_##S,                              \
         .adaptive_avg_pool = adaptive_avg_pool_##S,                              \
         .adaptive_avg_pool_backward = adaptive_avg_pool_backward_##S,            \
+        .global_avg_pool = global_avg_pool_##S,                                  \
         .adaptive_max_pool = adaptive_max_pool_##S,                              \
         .interpolate = interpolate_##S,                                          \
         .interpolate_backward = interpolate_backward_##S,                        \

@@ -517,3 +517,18 @@ def _plan_grad_weight(call, forced):
         return call.plan(algorithm, reason, _kernels.conv_weight_grad_workspace_size(
             dtype.char, c_out_group, call.c_in_group * win.taps, threads))
     return call.plan(algorithm, reason)
+
+
+# ------------------------------------------------- adaptive average pooling
+
+# The algorithms of adaptive average pooling's forward.
+ADAPTIVE_BINS = "adaptive_bins"    # any bins: each bin's bounds and runs, row by row
+GLOBAL_MEAN = "global_mean"        # one bin per plane: whole planes summed, several at once
+
+
+def plan_adaptive_avg_pool(out_size: Tuple[int, ...]) -> str:
+    """The kernel of an adaptive average pooling forward to out_size: the mean
+    of whole planes (global pooling, a classifier's head) needs no bin bounds,
+    and its planes are short, so per-bin work would dominate; other sizes
+    take the general bins."""
+    return GLOBAL_MEAN if all(o == 1 for o in out_size) else ADAPTIVE_BINS
