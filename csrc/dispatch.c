@@ -292,10 +292,10 @@ void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geom
     fc_kernels_for(dtype)->adaptive_avg_pool_backward(gy, g, gx, nthreads);
 }
 
-void fc_global_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
-                        int nthreads)
+void fc_global_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, int prefetch,
+                        void *y, int nthreads)
 {
-    fc_kernels_for(dtype)->global_avg_pool(x, g, y, nthreads);
+    fc_kernels_for(dtype)->global_avg_pool(x, g, prefetch, y, nthreads);
 }
 
 void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,

@@ -73,7 +73,8 @@ typedef struct {
     void (*adaptive_avg_pool)(const void *x, const fc_geometry *g, void *y, int nthreads);
     void (*adaptive_avg_pool_backward)(const void *gy, const fc_geometry *g, void *gx,
                                        int nthreads);
-    void (*global_avg_pool)(const void *x, const fc_geometry *g, void *y, int nthreads);
+    void (*global_avg_pool)(const void *x, const fc_geometry *g, int prefetch, void *y,
+                            int nthreads);
     void (*adaptive_max_pool)(const void *x, const fc_geometry *g, void *y, int64_t *indices,
                               int nthreads);
 

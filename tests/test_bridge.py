@@ -63,10 +63,10 @@ def test_global_avg_pool_refuses_more_than_one_output_per_plane_and_short_buffer
     global_geometry = _kernels.Geometry(2, (1, 7, 7), one, one, one, (0, 0, 0), one)
     with pytest.raises(ValueError, match="one value per plane"):
         _kernels.global_avg_pool(x, _kernels.Geometry(2, (1, 7, 7), (1, 1, 2), one, one,
-                                                      (0, 0, 0), one), np.zeros(4), 1)
+                                                      (0, 0, 0), one), False, np.zeros(4), 1)
     with pytest.raises(ValueError, match="source buffer"):
-        _kernels.global_avg_pool(x[:97], global_geometry, y, 1)
+        _kernels.global_avg_pool(x[:97], global_geometry, True, y, 1)
     with pytest.raises(ValueError, match="destination buffer"):
-        _kernels.global_avg_pool(x, global_geometry, y[:1], 1)
-    _kernels.global_avg_pool(x, global_geometry, y, 1)
+        _kernels.global_avg_pool(x, global_geometry, False, y[:1], 1)
+    _kernels.global_avg_pool(x, global_geometry, True, y, 1)
     np.testing.assert_array_equal(y, [1.0, 1.0])

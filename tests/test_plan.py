@@ -319,6 +319,13 @@ def test_adaptive_avg_pool_global_mean_only_for_one_bin_per_plane(out_size, algo
     assert _plan.plan_adaptive_avg_pool(out_size) == algorithm
 
 
+def test_global_mean_prefetches_from_16_mib():
+    edge = _plan.GLOBAL_MEAN_PREFETCH_MIN_BYTES
+    assert edge == 16 << 20
+    assert not _plan.global_mean_prefetch(edge - 1)
+    assert _plan.global_mean_prefetch(edge)
+
+
 @pytest.mark.parametrize("out_size,kernel", [
     (1, "global_avg_pool"), ((1, 1), "global_avg_pool"), ((2, 1), "adaptive_avg_pool")])
 def test_adaptive_avg_pool_runs_the_planned_kernel(monkeypatch, out_size, kernel):

@@ -573,6 +573,25 @@ def test_global_avg_pool_on_every_simd_path(simd_path, nd, shape, dtype, threads
     np.testing.assert_allclose(y, ref(x.astype(np.float64), 1), **TOL[np.dtype(dtype).type])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("planes", [37, 70, 71])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_global_avg_pool_with_prefetch_on_every_simd_path(simd_path, planes, dtype, threads):
+    """With prefetching (the plan's choice for large inputs, forced here on
+    small ones: plane counts past the prefetch distance) the kernel gives the
+    same means as without, which are the reference's."""
+    from fastconv import _kernels
+    from fastconv.functional._pool import _sizes_geometry
+    x = (np.random.default_rng(0).standard_normal((planes, 5, 7)) + 3).astype(dtype)
+    geometry = _sizes_geometry(planes, (5, 7), (1, 1))
+    with_prefetch, without = np.empty(planes, dtype), np.empty(planes, dtype)
+    _kernels.global_avg_pool(x.reshape(-1), geometry, True, with_prefetch, threads)
+    _kernels.global_avg_pool(x.reshape(-1), geometry, False, without, threads)
+    np.testing.assert_array_equal(with_prefetch, without)
+    np.testing.assert_allclose(with_prefetch, x.astype(np.float64).mean((1, 2)),
+                               **TOL[np.dtype(dtype).type])
+
+
 def test_global_avg_pool_of_a_strided_view():
     """A non-contiguous input (every other channel, Fortran order) pools the
     values the view shows, and stays unmodified."""

@@ -851,7 +851,7 @@ static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)            
     fc_adaptive_avg_pool_backward(DT_##SFX, gy, g, gx, nthreads);                           \
     /* one bin per plane: the global-pool kernel must give the same means */           \
     T *yg = xmalloc(sizeof(T) * planes * L);                                            \
-    if (L == 1) fc_global_avg_pool(DT_##SFX, x, g, yg, nthreads);                       \
+    if (L == 1) fc_global_avg_pool(DT_##SFX, x, g, (int)(planes % 2), yg, nthreads);    \
     double ef = 0, eb = 0, eg = 0;                                                      \
     for (int64_t pl = 0; pl < planes; ++pl)                                             \
     for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
@@ -961,13 +961,15 @@ static void test_pooling(int count)
         check_adaptive_f64(&a, nthreads);
         ++done;
     }
-    /* global pooling: plane counts around the kernel's block of planes, plane
-     * sizes below, at and around a multiple of every vector width */
+    /* global pooling: plane counts around the kernel's block of planes and
+     * past its prefetch distance (odd counts prefetch), plane sizes below, at
+     * and around a multiple of every vector width */
     static const int64_t global_sizes[][3] = {{1, 1, 1}, {1, 1, 3}, {1, 1, 8}, {1, 7, 7},
                                               {1, 5, 10}, {2, 3, 11}, {1, 1, 33}};
-    for (int64_t planes = 1; planes <= 9; ++planes)
+    static const int64_t global_planes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 35, 37, 70, 71};
+    for (size_t pi = 0; pi < sizeof global_planes / sizeof global_planes[0]; ++pi)
         for (size_t i = 0; i < sizeof global_sizes / sizeof global_sizes[0]; ++i) {
-            fc_geometry a = {planes, {0}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0},
+            fc_geometry a = {global_planes[pi], {0}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0},
                              {1, 1, 1}};
             memcpy(a.in, global_sizes[i], sizeof a.in);
             for (int nthreads = 1; nthreads <= 2; ++nthreads) {

@@ -521,6 +521,12 @@ def _plan_grad_weight(call, forced):
 
 # ------------------------------------------------- adaptive average pooling
 
+# Global pooling prefetches its input from this size: larger than a typical
+# last-level cache's share, it streams from memory, where the prefetch took a
+# float64 ResNet head (26 MB) from 1.3 to 0.8-0.9 ms; a float32 one (13 MB,
+# in cache between calls) ran 25% slower with it (docs/performance.md).
+GLOBAL_MEAN_PREFETCH_MIN_BYTES = 16 << 20
+
 # The algorithms of adaptive average pooling's forward.
 ADAPTIVE_BINS = "adaptive_bins"    # any bins: each bin's bounds and runs, row by row
 GLOBAL_MEAN = "global_mean"        # one bin per plane: whole planes summed, several at once
@@ -532,3 +538,8 @@ def plan_adaptive_avg_pool(out_size: Tuple[int, ...]) -> str:
     and its planes are short, so per-bin work would dominate; other sizes
     take the general bins."""
     return GLOBAL_MEAN if all(o == 1 for o in out_size) else ADAPTIVE_BINS
+
+
+def global_mean_prefetch(input_bytes: int) -> bool:
+    """Whether global pooling prefetches its input (one too big to stay in cache)."""
+    return input_bytes >= GLOBAL_MEAN_PREFETCH_MIN_BYTES
