@@ -5,6 +5,8 @@ grad_input or its grad_weight), which kernel computes it, how the batch is
 chunked, how much scratch the kernel needs, how the threads split the work
 and how the output is stored.  The ops in _conv.py and _conv_transpose.py only
 execute plans, and `fastconv.explain` returns the plans a call would run.
+`plan_adaptive_avg_pool` (and `global_mean_prefetch`) choose adaptive average
+pooling's kernel the same way, for _pool.py.
 
 Every threshold is a named constant below, with the reason it has the value
 it has; docs/performance.md ("Algorithm choice") records the measurements.
