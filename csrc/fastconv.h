@@ -232,6 +232,11 @@ void fc_adaptive_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, v
                           int nthreads);
 void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
                                    void *gx, int nthreads);
+/* Global average pooling: y[p] = the mean of plane p (channels planes of
+ * in[0]*in[1]*in[2] values), adaptive average pooling to a 1x1x1 output;
+ * prefetch != 0: software prefetch ahead (for inputs that are not in cache). */
+void fc_global_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g, int prefetch,
+                        void *y, int nthreads);
 
 /* Adaptive max pooling: bins as adaptive average pooling, the max rule and
  * indices (may be NULL) as fc_max_pool; its backward is fc_max_pool_backward. */

@@ -53,3 +53,20 @@ def test_winograd_sizes_refuse_other_geometries():
         _kernels.conv_winograd_weight_grad_workspace_size("d", _geometry(kernel=(1, 5, 5)),
                                                           4, 1)
     assert _kernels.conv_winograd_workspace_size("f", _geometry(), 1, 4, 1) > 0
+
+
+def test_global_avg_pool_refuses_more_than_one_output_per_plane_and_short_buffers():
+    """The global-pool kernel writes one value per plane: a geometry with a
+    bigger output, or buffers shorter than the planes, never reach C."""
+    x, y = np.ones(2 * 49), np.zeros(2)
+    one = (1, 1, 1)
+    global_geometry = _kernels.Geometry(2, (1, 7, 7), one, one, one, (0, 0, 0), one)
+    with pytest.raises(ValueError, match="one value per plane"):
+        _kernels.global_avg_pool(x, _kernels.Geometry(2, (1, 7, 7), (1, 1, 2), one, one,
+                                                      (0, 0, 0), one), False, np.zeros(4), 1)
+    with pytest.raises(ValueError, match="source buffer"):
+        _kernels.global_avg_pool(x[:97], global_geometry, True, y, 1)
+    with pytest.raises(ValueError, match="destination buffer"):
+        _kernels.global_avg_pool(x, global_geometry, False, y[:1], 1)
+    _kernels.global_avg_pool(x, global_geometry, True, y, 1)
+    np.testing.assert_array_equal(y, [1.0, 1.0])

@@ -309,3 +309,37 @@ def test_winograd_range_bound():
     assert not _plan.winograd_in_range((np.full(3, limit / 3, np.float32), tiny), 1, np.float32)
     assert _plan.winograd_in_range((np.empty(0, np.float32), one), 144, np.float32)
     assert _plan.max_abs(np.array([-3.0, 2.0])) == 3.0
+
+
+# ------------------------------------------------- adaptive average pooling
+
+@pytest.mark.parametrize("out_size,algorithm", [
+    ((1,), _plan.GLOBAL_MEAN), ((1, 1), _plan.GLOBAL_MEAN), ((1, 1, 1), _plan.GLOBAL_MEAN),
+    ((1, 2), _plan.ADAPTIVE_BINS), ((2, 1), _plan.ADAPTIVE_BINS), ((3,), _plan.ADAPTIVE_BINS),
+    ((1, 1, 2), _plan.ADAPTIVE_BINS)])
+def test_adaptive_avg_pool_global_mean_only_for_one_bin_per_plane(out_size, algorithm):
+    assert _plan.plan_adaptive_avg_pool(out_size) == algorithm
+
+
+def test_global_mean_prefetches_from_16_mib():
+    edge = _plan.GLOBAL_MEAN_PREFETCH_MIN_BYTES
+    assert edge == 16 << 20
+    assert not _plan.global_mean_prefetch(edge - 1)
+    assert _plan.global_mean_prefetch(edge)
+
+
+@pytest.mark.parametrize("out_size,kernel", [
+    (1, "global_avg_pool"), ((1, 1), "global_avg_pool"), ((2, 1), "adaptive_avg_pool")])
+def test_adaptive_avg_pool_runs_the_planned_kernel(monkeypatch, out_size, kernel):
+    """The op calls the kernel its plan names (and only that one)."""
+    from fastconv import _kernels
+    called = []
+    for name in ("global_avg_pool", "adaptive_avg_pool"):
+        real = getattr(_kernels, name)
+        monkeypatch.setattr(_kernels, name,
+                            lambda *a, _real=real, _name=name: (called.append(_name), _real(*a)))
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4))
+    np.testing.assert_allclose(fastconv.adaptive_avg_pool2d(x, out_size),
+                               fastconv.reference.adaptive_avg_pool2d(x, out_size),
+                               rtol=1e-12, atol=1e-12)
+    assert called == [kernel]

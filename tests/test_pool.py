@@ -544,6 +544,65 @@ def test_adaptive_avg_long_runs_on_every_simd_path(simd_path, nd, in_size, out_s
                                **TOL[np.dtype(dtype).type])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nd,shape", [
+    (2, (2, 5, 7, 7)),        # ResNet's head; 10 planes: two blocks of planes and a partial one
+    (2, (1, 3, 1, 1)),        # batch 1, one value per plane (no full vector)
+    (2, (3, 1, 2, 4)),        # planes of exactly one float32 vector
+    (1, (1, 9, 17)),          # 1-D, a vector and a tail
+    (3, (2, 2, 3, 3, 5)),     # 3-D, planes of 45
+    (2, (0, 4, 7, 7)),        # empty batch
+    (2, (2, 0, 7, 7))])       # no channels
+@pytest.mark.parametrize("threads", [1, 2])
+def test_global_avg_pool_on_every_simd_path(simd_path, nd, shape, dtype, threads):
+    """Output size 1 (global pooling, its own kernel) gives the reference's
+    means on every SIMD path and thread count, for any plane count and plane
+    size (whole blocks of planes, a partial block, vector tails)."""
+    fwd = (fastconv.adaptive_avg_pool1d, fastconv.adaptive_avg_pool2d,
+           fastconv.adaptive_avg_pool3d)[nd - 1]
+    ref = (reference.adaptive_avg_pool1d, reference.adaptive_avg_pool2d,
+           reference.adaptive_avg_pool3d)[nd - 1]
+    x = (np.random.default_rng(0).standard_normal(shape) + 3).astype(dtype)
+    before = fastconv.get_num_threads()
+    fastconv.set_num_threads(threads)
+    try:
+        y = fwd(x, 1)
+    finally:
+        fastconv.set_num_threads(before)
+    assert y.shape == shape[:2] + (1,) * nd and y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_allclose(y, ref(x.astype(np.float64), 1), **TOL[np.dtype(dtype).type])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("planes", [37, 70, 71])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_global_avg_pool_with_prefetch_on_every_simd_path(simd_path, planes, dtype, threads):
+    """With prefetching (the plan's choice for large inputs, forced here on
+    small ones: plane counts past the prefetch distance) the kernel gives the
+    same means as without, which are the reference's."""
+    from fastconv import _kernels
+    from fastconv.functional._pool import _sizes_geometry
+    x = (np.random.default_rng(0).standard_normal((planes, 5, 7)) + 3).astype(dtype)
+    geometry = _sizes_geometry(planes, (5, 7), (1, 1))
+    with_prefetch, without = np.empty(planes, dtype), np.empty(planes, dtype)
+    _kernels.global_avg_pool(x.reshape(-1), geometry, True, with_prefetch, threads)
+    _kernels.global_avg_pool(x.reshape(-1), geometry, False, without, threads)
+    np.testing.assert_array_equal(with_prefetch, without)
+    np.testing.assert_allclose(with_prefetch, x.astype(np.float64).mean((1, 2)),
+                               **TOL[np.dtype(dtype).type])
+
+
+def test_global_avg_pool_of_a_strided_view():
+    """A non-contiguous input (every other channel, Fortran order) pools the
+    values the view shows, and stays unmodified."""
+    base = np.random.default_rng(2).standard_normal((3, 10, 6, 5))
+    x = np.asfortranarray(base[:, ::2])
+    copy = x.copy()
+    np.testing.assert_allclose(fastconv.adaptive_avg_pool2d(x, (1, 1)), x.mean((2, 3),
+                               keepdims=True), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(x, copy)
+
+
 def test_adaptive_bad_arguments():
     x = np.zeros((1, 1, 4, 4))
     with pytest.raises(ValueError, match="output_size must be positive"):
@@ -638,7 +697,7 @@ def test_reference_and_fastconv_match_torch(seed):
 def test_adaptive_matches_torch():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).standard_normal((2, 3, 11, 7))
-    for out in [(3, 5), (11, 7), (4, 2), (13, 9)]:
+    for out in [(3, 5), (11, 7), (4, 2), (13, 9), (1, 1)]:
         xt = torch.from_numpy(x).requires_grad_()
         t = torch.nn.functional.adaptive_avg_pool2d(xt, out)
         np.testing.assert_allclose(fastconv.adaptive_avg_pool2d(x, out), t.detach().numpy(),

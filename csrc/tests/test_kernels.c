@@ -849,7 +849,10 @@ static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)            
     for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
     fc_adaptive_avg_pool(DT_##SFX, x, g, y, nthreads);                                      \
     fc_adaptive_avg_pool_backward(DT_##SFX, gy, g, gx, nthreads);                           \
-    double ef = 0, eb = 0;                                                              \
+    /* one bin per plane: the global-pool kernel must give the same means */           \
+    T *yg = xmalloc(sizeof(T) * planes * L);                                            \
+    if (L == 1) fc_global_avg_pool(DT_##SFX, x, g, (int)(planes % 2), yg, nthreads);    \
+    double ef = 0, eb = 0, eg = 0;                                                      \
     for (int64_t pl = 0; pl < planes; ++pl)                                             \
     for (int64_t o0 = 0; o0 < g->out[0]; ++o0)                                          \
     for (int64_t o1 = 0; o1 < g->out[1]; ++o1)                                          \
@@ -869,13 +872,16 @@ static void check_adaptive_##SFX(const fc_geometry *g, int nthreads)            
         }                                                                               \
         const double e = fabs((double)y[oi] - sum / n);                                 \
         if (!(e <= ef)) ef = e;                                                         \
+        const double e_global = L == 1 ? fabs((double)yg[oi] - sum / n) : 0;            \
+        if (!(e_global <= eg)) eg = e_global;                                           \
     }                                                                                   \
     for (int64_t i = 0; i < planes * P; ++i) {                                          \
         double e = fabs((double)gx[i] - wgx[i]); if (!(e <= eb)) eb = e;                \
     }                                                                                   \
     report(ef <= TOL * 4, "adaptive_avg_pool_" #SFX, g, 1, 0, nthreads, ef);            \
     report(eb <= TOL * 4, "adaptive_avg_pool_backward_" #SFX, g, 1, 0, nthreads, eb);   \
-    free(x); free(y); free(gy); free(gx); free(wgx);                                    \
+    if (L == 1) report(eg <= TOL * 4, "global_avg_pool_" #SFX, g, 1, 0, nthreads, eg);  \
+    free(x); free(y); free(gy); free(gx); free(wgx); free(yg);                          \
 }
 DEFINE_POOL_CHECK(float, f32, 1e-5)
 DEFINE_POOL_CHECK(double, f64, 1e-12)
@@ -955,6 +961,22 @@ static void test_pooling(int count)
         check_adaptive_f64(&a, nthreads);
         ++done;
     }
+    /* global pooling: plane counts around the kernel's block of planes and
+     * past its prefetch distance (odd counts prefetch), plane sizes below, at
+     * and around a multiple of every vector width */
+    static const int64_t global_sizes[][3] = {{1, 1, 1}, {1, 1, 3}, {1, 1, 8}, {1, 7, 7},
+                                              {1, 5, 10}, {2, 3, 11}, {1, 1, 33}};
+    static const int64_t global_planes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 35, 37, 70, 71};
+    for (size_t pi = 0; pi < sizeof global_planes / sizeof global_planes[0]; ++pi)
+        for (size_t i = 0; i < sizeof global_sizes / sizeof global_sizes[0]; ++i) {
+            fc_geometry a = {global_planes[pi], {0}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0},
+                             {1, 1, 1}};
+            memcpy(a.in, global_sizes[i], sizeof a.in);
+            for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+                check_adaptive_f32(&a, nthreads);
+                check_adaptive_f64(&a, nthreads);
+            }
+        }
 }
 
 /* Each call runs the selected level's table: the dispatch counts it there

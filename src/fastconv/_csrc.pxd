@@ -97,6 +97,8 @@ cdef extern from "fastconv.h" nogil:
                               int nthreads) noexcept
     void fc_adaptive_avg_pool_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,
                                        void *gx, int nthreads) noexcept
+    void fc_global_avg_pool(fc_dtype dtype, const void *x, const fc_geometry *g,
+                            int prefetch, void *y, int nthreads) noexcept
     void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, void *y,
                               int64_t *indices, int nthreads) noexcept
 

@@ -591,6 +591,23 @@ def adaptive_avg_pool(const real[::1] x, Geometry geom not None, real[::1] y, in
         fc_adaptive_avg_pool(_dtype(<real>0), &x[0], &g, &y[0], nthreads)
 
 
+def global_avg_pool(const real[::1] x, Geometry geom not None, bint prefetch, real[::1] y,
+                    int nthreads):
+    """The mean of each of geom's planes into y (adaptive pooling to 1x1x1);
+    prefetch: prefetch the planes ahead (inputs not in cache)."""
+    cdef fc_geometry g = geom.g
+    if _prod3(g.out) != 1:
+        raise ValueError(f"global_avg_pool: the output must be one value per plane, "
+                         f"got {_prod3(g.out)}")
+    _check_pool(x.shape[0], _prod3(g.in_), y.shape[0], 1, &g)
+    if g.channels == 0:
+        return
+    if _prod3(g.in_) == 0:
+        raise ValueError("cannot pool an empty plane into a non-empty output")
+    with nogil:
+        fc_global_avg_pool(_dtype(<real>0), &x[0], &g, prefetch, &y[0], nthreads)
+
+
 def adaptive_avg_pool_backward(const real[::1] gy, Geometry geom not None, real[::1] gx,
                                int nthreads):
     """Gradient of adaptive_avg_pool into gx (overwritten)."""

@@ -5,6 +5,8 @@ grad_input or its grad_weight), which kernel computes it, how the batch is
 chunked, how much scratch the kernel needs, how the threads split the work
 and how the output is stored.  The ops in _conv.py and _conv_transpose.py only
 execute plans, and `fastconv.explain` returns the plans a call would run.
+`plan_adaptive_avg_pool` (and `global_mean_prefetch`) choose adaptive average
+pooling's kernel the same way, for _pool.py.
 
 Every threshold is a named constant below, with the reason it has the value
 it has; docs/performance.md ("Algorithm choice") records the measurements.
@@ -517,3 +519,29 @@ def _plan_grad_weight(call, forced):
         return call.plan(algorithm, reason, _kernels.conv_weight_grad_workspace_size(
             dtype.char, c_out_group, call.c_in_group * win.taps, threads))
     return call.plan(algorithm, reason)
+
+
+# ------------------------------------------------- adaptive average pooling
+
+# Global pooling prefetches its input from this size: larger than a typical
+# last-level cache's share, it streams from memory, where the prefetch took a
+# float64 ResNet head (26 MB) from 1.3 to 0.8-0.9 ms; a float32 one (13 MB,
+# in cache between calls) ran 25% slower with it (docs/performance.md).
+GLOBAL_MEAN_PREFETCH_MIN_BYTES = 16 << 20
+
+# The algorithms of adaptive average pooling's forward.
+ADAPTIVE_BINS = "adaptive_bins"    # any bins: each bin's bounds and runs, row by row
+GLOBAL_MEAN = "global_mean"        # one bin per plane: whole planes summed, several at once
+
+
+def plan_adaptive_avg_pool(out_size: Tuple[int, ...]) -> str:
+    """The kernel of an adaptive average pooling forward to out_size: the mean
+    of whole planes (global pooling, a classifier's head) needs no bin bounds,
+    and its planes are short, so per-bin work would dominate; other sizes
+    take the general bins."""
+    return GLOBAL_MEAN if all(o == 1 for o in out_size) else ADAPTIVE_BINS
+
+
+def global_mean_prefetch(input_bytes: int) -> bool:
+    """Whether global pooling prefetches its input (one too big to stay in cache)."""
+    return input_bytes >= GLOBAL_MEAN_PREFETCH_MIN_BYTES

@@ -446,8 +446,13 @@ def _adaptive_avg_pool(op, nd, input, output_size):
     x, out_size = _adaptive_input(op, nd, input, output_size)
     n, c = x.shape[:2]
     out = np.empty((n, c) + out_size, dtype=x.dtype)
-    _kernels.adaptive_avg_pool(x.reshape(-1), _sizes_geometry(n * c, x.shape[2:], out_size),
-                               out.reshape(-1), _threads.get_num_threads())
+    geometry = _sizes_geometry(n * c, x.shape[2:], out_size)
+    threads = _threads.get_num_threads()
+    if _plan.plan_adaptive_avg_pool(out_size) == _plan.GLOBAL_MEAN:
+        _kernels.global_avg_pool(x.reshape(-1), geometry, _plan.global_mean_prefetch(x.nbytes),
+                                 out.reshape(-1), threads)
+    else:
+        _kernels.adaptive_avg_pool(x.reshape(-1), geometry, out.reshape(-1), threads)
     return out
 
 
