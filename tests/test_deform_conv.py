@@ -90,6 +90,31 @@ def test_matches_reference(dtype):
                 assert_close(a, e, dtype)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cfg", [dict(offset_groups=2, c_per_group=4, n=4, size=(16, 15)),
+                                 dict(offset_groups=1, c_per_group=12, n=2, size=(20, 19))])
+def test_several_position_blocks_and_threads(cfg, threads):
+    """Outputs of more than one block of positions (the kernels locate 128
+    at a time; the last block partial, rows wrapping inside a block), large
+    enough for the kernels to use both threads: the first case splits the
+    work by image and offset group, the second also cuts the input
+    gradient's channels into slices."""
+    rng = np.random.default_rng(7)
+    x, off, w, b, mask, kw = _config(rng, np.float64, True, **cfg)
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + off.shape[2:])
+    before = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(threads)
+        y = fastconv.deform_conv2d(x, off, w, b, mask=mask, **kw)
+        got = fastconv.deform_conv2d_backward(gy, x, off, w, mask=mask, **kw)
+    finally:
+        fastconv.set_num_threads(before)
+    assert_close(y, reference.deform_conv2d(x, off, w, b, mask=mask, **kw), np.float64)
+    want = reference.deform_conv2d_backward(gy, x, off, w, mask=mask, **kw)
+    for a, e in zip(got, want):
+        assert_close(a, e, np.float64)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_gradcheck_every_gradient(masked):
     rng = np.random.default_rng(4)
