@@ -363,7 +363,8 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
     call = _conv_call(op, nd, x.shape, x.dtype, w.shape, w.dtype,
                       None if b is None else b.shape, None if b is None else b.dtype,
                       stride, padding, dilation, groups, _threads.get_num_threads())
-    x, w, b = contiguous_arrays(x, w, b)
+    x, w = _args.contiguous(x), _args.contiguous(w)
+    b = None if b is None else _args.contiguous(b)
     plan = call.plan
     if call.reads_values:
         plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], call.win,
