@@ -75,11 +75,16 @@ def scratch(slot, shape, dtype, op="fastconv", blame="the array sizes"):
     memory runs out: MemoryError naming `op`, the bytes and `blame` (the
     arguments that size this scratch), also for a size no machine this
     size could allocate (_args.check_alloc)."""
-    _args.check_alloc(op, f"scratch ({slot})", shape, dtype, blame)
     dtype = np.dtype(dtype)
     nbytes = prod(shape) * dtype.itemsize
     pool = _pool()
     buf = pool.buffers.get(slot)
+    if buf is not None and 0 <= nbytes <= buf.nbytes and not _in_use(buf):
+        # The per-call path: a kept buffer fits (so the size was checked
+        # when it was made).  A 1-D view needs no reshape.
+        view = buf[:nbytes].view(dtype)
+        return view if len(shape) == 1 else view.reshape(shape)
+    _args.check_alloc(op, f"scratch ({slot})", shape, dtype, blame)
     if buf is not None and _in_use(buf):
         buf = _aligned_bytes(nbytes, op, f"scratch ({slot})", blame)   # nested call
     elif buf is None or buf.nbytes < nbytes:

@@ -154,63 +154,95 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
     c_out = w.shape[0]
     if plan is None:
         plan = _plan.plan_conv(_plan.OUTPUT, n, c_in, c_out, win, groups, x.dtype)
-    out = _workspace.aligned_empty((n, c_out, win.out_count), x.dtype, op, "output",
-                                   "the batch, channel and output sizes")
-    run = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
-           _plan.WINOGRAD_F2X2_3X3: _output_winograd,
-           _plan.GEMM_PER_IMAGE: _output_per_image,
-           _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}[plan.algorithm]
-    geom = win.kernel_geometry(c_in)
-    work_per_image = c_out * (c_in // max(1, groups)) * win.taps * win.out_count
-    for start, stop in _plan.interruptible_calls(n, work_per_image, plan.threads):
-        run(plan, op, x[start:stop], w, b, geom, groups, out[start:stop])
-    return out.reshape((n, c_out) + win.out_size)
+    layout = _output_layout(n, c_in, c_out, win, groups, plan.threads)
+    return layout.run(plan, op, x, w, b)
 
 
-def _output_empty_sum(plan, op, x, w, b, geom, groups, out):
+class _OutputLayout:
+    """The shape-only part of running a conv forward: the kernel geometry,
+    the interruptible calls over images, the output's shapes and the
+    offsets scratch size, worked out once per distinct call (_output_layout)."""
+
+    def __init__(self, n, c_in, c_out, win, groups, threads):
+        self.groups = groups
+        self.geom = win.kernel_geometry(c_in)
+        work_per_image = c_out * (c_in // max(1, groups)) * win.taps * win.out_count
+        self.calls = [slice(start, stop) for start, stop
+                      in _plan.interruptible_calls(n, work_per_image, threads)]
+        self.out_shape = (n, c_out, win.out_count)
+        self.result_shape = (n, c_out) + win.out_size
+        self.offsets = (c_in * win.taps,)
+
+    def run(self, plan, op, x, w, b):
+        """The output of validated C-contiguous x, w, b computed as `plan`."""
+        out = _workspace.aligned_empty(self.out_shape, x.dtype, op, "output",
+                                       "the batch, channel and output sizes")
+        run = _OUTPUT_RUNS[plan.algorithm]
+        if len(self.calls) == 1:     # no views to make
+            run(plan, op, x, w, b, self, out)
+        else:
+            for images in self.calls:
+                run(plan, op, x[images], w, b, self, out[images])
+        return out.reshape(self.result_shape)
+
+
+@_callcache.memoize
+def _output_layout(n, c_in, c_out, win, groups, threads):
+    return _OutputLayout(n, c_in, c_out, win, groups, threads)
+
+
+def _output_empty_sum(plan, op, x, w, b, layout, out):
     out[...] = 0 if b is None else b[:, None]
 
 
-def _output_depthwise(plan, op, x, w, b, geom, groups, out):
+def _output_depthwise(plan, op, x, w, b, layout, out):
     ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                             "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
-                               geom, w.shape[0] // groups, out.reshape(-1), ws, plan.threads)
+                               layout.geom, w.shape[0] // layout.groups, out.reshape(-1), ws,
+                               plan.threads)
 
 
-def _output_winograd(plan, op, x, w, b, geom, groups, out):
+def _output_winograd(plan, op, x, w, b, layout, out):
     """Winograd F(2x2, 3x3) into out (N, C_out, L); its scratch does not grow
     with the batch."""
     ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype, op, "the channel counts")
-    _kernels.conv_winograd(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
-                           _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, plan.threads)
+    _kernels.conv_winograd(x.reshape(-1), x.shape[0], layout.geom, layout.groups,
+                           w.reshape(-1), _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws,
+                           plan.threads)
 
 
-def _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image):
+def _implicit_gemm(plan, op, x, w, b, layout, out, per_image):
     """The implicit-GEMM kernel on images x into out (N, C_out, L): one GEMM
     per image, in place, when per_image, else the images side by side."""
     ws = _workspace.scratch("conv", (plan.workspace,), x.dtype, op,
                             "the image size, padding, stride and dilation")
-    offsets = _workspace.scratch("conv_offsets", (x.shape[1] * w[0, 0].size,), np.int64)
-    _kernels.conv_forward(x.reshape(-1), x.shape[0], geom, groups, w.reshape(-1),
-                          _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws, offsets,
-                          plan.threads, per_image=per_image,
+    offsets = _workspace.scratch("conv_offsets", layout.offsets, np.int64)
+    _kernels.conv_forward(x.reshape(-1), x.shape[0], layout.geom, layout.groups,
+                          w.reshape(-1), _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws,
+                          offsets, plan.threads, per_image=per_image,
                           threads_over_images=plan.threads_over_images,
                           stream_stores=plan.stream_stores, pointwise=plan.pointwise)
 
 
-def _output_per_image(plan, op, x, w, b, geom, groups, out):
-    _implicit_gemm(plan, op, x, w, b, geom, groups, out, per_image=True)
+def _output_per_image(plan, op, x, w, b, layout, out):
+    _implicit_gemm(plan, op, x, w, b, layout, out, per_image=True)
 
 
-def _output_side_by_side(plan, op, x, w, b, geom, groups, out):
+def _output_side_by_side(plan, op, x, w, b, layout, out):
     """Chunks of plan.chunk images side by side (the kernel copies each
     chunk's GEMM output into place)."""
     n = x.shape[0]
     for b0 in range(0, n, plan.chunk):
         nb = min(plan.chunk, n - b0)
-        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, geom, groups, out[b0:b0 + nb],
+        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, layout, out[b0:b0 + nb],
                        per_image=False)
+
+
+_OUTPUT_RUNS = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
+                _plan.WINOGRAD_F2X2_3X3: _output_winograd,
+                _plan.GEMM_PER_IMAGE: _output_per_image,
+                _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}
 
 
 def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backward"):
@@ -327,13 +359,43 @@ def bias_grad(gout):
 
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explain=False):
     """conv{nd}d's output, or with `explain` the plan that computes it."""
-    x, w, b, _, win, groups = parse_conv_args(op, nd, input, weight, bias, stride,
-                                              padding, dilation, groups)
-    plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], win, groups,
-                           x.dtype, operands=(x, w))
+    x, w, b, _ = parse_conv_arrays(op, input, weight, bias, _args.NO_GRAD)
+    call = _conv_call(op, nd, x.shape, x.dtype, w.shape, w.dtype,
+                      None if b is None else b.shape, None if b is None else b.dtype,
+                      stride, padding, dilation, groups, _threads.get_num_threads())
+    x, w = _args.contiguous(x), _args.contiguous(w)
+    b = None if b is None else _args.contiguous(b)
+    plan = call.plan
+    if call.reads_values:
+        plan = _plan.plan_conv(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], call.win,
+                               call.groups, x.dtype, plan.threads, operands=(x, w))
     if explain:
         return plan
-    return conv_forward(x, w, b, win, groups, op, plan)
+    return call.layout.run(plan, op, x, w, b)
+
+
+class _ConvCall:
+    """What a conv forward call's shapes, dtypes, size arguments and thread
+    count decide, worked out once per distinct call (_conv_call): the checks
+    passed, the window, the plan by the shape rules and the output layout."""
+
+    def __init__(self, op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, stride,
+                 padding, dilation, groups, threads):
+        self.win, self.groups = conv_window(op, nd, x_shape, dtype, w_shape, w_dtype,
+                                            b_shape, b_dtype, None, None, stride, padding,
+                                            dilation, groups)
+        n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
+        self.plan = _plan.plan_conv(_plan.OUTPUT, n, c_in, c_out, self.win, self.groups,
+                                    dtype, threads)
+        # Winograd, when the shape rules pick it, runs only if the values
+        # allow (plan_conv with the operands reads them on every call).
+        self.reads_values = _plan.WINOGRAD_F2X2_3X3 in (self.plan.algorithm,
+                                                        _plan.via_algorithm(self.plan))
+        self.layout = _output_layout(n, c_in, c_out, self.win, self.groups, threads)
+
+
+# One memo lookup per conv forward call for all its shape-only work.
+_conv_call = _callcache.memoize(_ConvCall)
 
 
 def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups,

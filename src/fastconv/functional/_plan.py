@@ -315,7 +315,7 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
     plan = _plan(*sizes, True)
     # The one rule that reads values, so it stays outside the memo: only
     # when the shape rules chose Winograd (else the values cannot matter).
-    if (operands is not None and WINOGRAD_F2X2_3X3 in (plan.algorithm, _via_algorithm(plan))
+    if (operands is not None and WINOGRAD_F2X2_3X3 in (plan.algorithm, via_algorithm(plan))
             and not winograd_in_range(tuple(operands),
                                       _winograd_terms(computes, batch, c_in, c_out, win, groups),
                                       dtype)):
@@ -323,7 +323,7 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
     return plan
 
 
-def _via_algorithm(plan):
+def via_algorithm(plan):
     return None if plan.via is None else plan.via.algorithm
 
 

@@ -139,15 +139,23 @@ def _plane_calls(win, planes, *arrays):
     the flat slice of each C-contiguous array (planes first; None stays
     None)."""
     nthreads = _threads.get_num_threads()
-    calls = _plan.interruptible_calls(planes, prod(win.kernel) * prod(win.out_size), nthreads)
+    calls = _plane_schedule(win, planes, nthreads)
     if len(calls) <= 1:  # the common case, without the per-call views
         yield (win.kernel_geometry(planes), nthreads) + tuple(
             None if a is None else a.reshape(-1) for a in arrays)
         return
     by_plane = [None if a is None else a.reshape(planes, a.size // planes) for a in arrays]
-    for start, stop in calls:
-        yield (win.kernel_geometry(stop - start), nthreads) + tuple(
+    for geom, start, stop in calls:
+        yield (geom, nthreads) + tuple(
             None if a is None else a[start:stop].reshape(-1) for a in by_plane)
+
+
+@_callcache.memoize
+def _plane_schedule(win, planes, nthreads):
+    """(geometry, first plane, end plane) of each interruptible kernel call,
+    worked out once per window, plane count and thread count."""
+    calls = _plan.interruptible_calls(planes, prod(win.kernel) * prod(win.out_size), nthreads)
+    return tuple((win.kernel_geometry(stop - start), start, stop) for start, stop in calls)
 
 
 # ---------------------------------------------------------------------------
