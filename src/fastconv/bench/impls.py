@@ -45,6 +45,10 @@ import numpy as np
 
 from . import nets
 
+# True in a measuring process of its own (worker.main sets it): an adapter
+# may then change process-wide state such as the CPU affinity.
+in_own_process = False
+
 IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
 # what an adapter runs unless it says otherwise
 DIRECTIONS = ("fwd", "fwd+bwd") + nets.NET_DIRECTIONS + nets.NET_EXTRA_DIRECTIONS
@@ -473,20 +477,22 @@ class JaxImpl(ChannelsLastLibrary):
             return "n/a: jax.lax.conv_transpose has no groups"
         return super().unsupported(case, dtype, direction)
 
-    def extra_env(self, threads):
-        """XLA reads its thread settings at start-up: one thread when asked
-        for one (otherwise XLA's default, every core)."""
-        if threads == 1:
-            return {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-                                 "intra_op_parallelism_threads=1"}
-        return {}
-
     def set_threads(self, n):
+        """XLA has no thread setting (XLA_FLAGS' xla_cpu_multi_thread_eigen no
+        longer limits its CPU runtime): its CPU client sizes its thread pool
+        by the cores the process may use, read when the first computation
+        starts, which is after this.  So a measuring process of its own is
+        pinned to the first n of its cores; in-process (where pinning would
+        bind every library) XLA keeps them all, and the report says so."""
         import os
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        if n == 1 or n == cores:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if not cores or n >= len(cores):
             return None
-        return f"jax: XLA runs on all {cores} cores (it has no setting for {n})"
+        if in_own_process:
+            os.sched_setaffinity(0, cores[:n])
+            return f"jax: its process pinned to {n} of the {len(cores)} cores " \
+                   "(XLA has no thread setting)"
+        return f"jax: XLA runs on all {len(cores)} cores in-process (it has no thread setting)"
 
     def convert(self, inputs):
         import jax
