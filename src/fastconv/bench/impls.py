@@ -685,6 +685,8 @@ class TensorFlowImpl(ChannelsLastLibrary):
             return "n/a: TensorFlow has no grouped transposed convolution"
         if direction != "fwd" and case.kind == "conv" and 1 < case.groups < case.x[1]:
             return "n/a: TensorFlow's CPU Conv2D has no grouped weight gradient"
+        if case.op == "interpolate" and dtype == "float64":
+            return "n/a: tf.image.resize computes in float32 (no float64 bilinear resize)"
         return super().unsupported(case, dtype, direction)
 
     def convert(self, inputs):
@@ -747,10 +749,12 @@ class TensorFlowImpl(ChannelsLastLibrary):
         import tensorflow as tf
         forward, names = self._forward(case, direction)
         if direction == "fwd":
-            compiled = tf.function(forward)
+            # autograph=False: no Python control flow to convert (and no
+            # warnings about lambdas it cannot parse)
+            compiled = tf.function(forward, autograph=False)
             return lambda a: compiled(*(a[n] for n in names))
 
-        @tf.function
+        @tf.function(autograph=False)
         def forward_backward(gy, *args):
             with tf.GradientTape() as tape:
                 tape.watch(args)
