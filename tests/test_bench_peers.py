@@ -11,24 +11,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import package_env
 
-import fastconv
 from fastconv.bench import cases as case_table
 from fastconv.bench import impls as impl_table
 from fastconv.bench import report
 
 PEERS = {"jax": ("jax",), "tensorflow": ("tensorflow",), "onnxruntime": ("onnxruntime", "onnx")}
-
-
-def _env():
-    env = dict(os.environ)
-    pkg_parent = str(Path(fastconv.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
-        "PYTHONPATH", "").split(os.pathsep) if p])
-    return env
 
 
 @pytest.mark.parametrize("peer", sorted(PEERS))
@@ -40,7 +31,7 @@ def test_peer_column_has_a_number_for_every_quick_cell_it_can_run(peer, tmp_path
         [sys.executable, "-m", "fastconv.bench", "--quick", "--impls", f"fastconv,{peer}",
          "--dtype", "float32", "--threads", "1", "--budget", "0.001", "--min-repeats", "1",
          "--max-repeats", "2", "--json", str(out)],
-        env=_env(), capture_output=True, text=True, timeout=900)   # a hang guard
+        env=package_env(), capture_output=True, text=True, timeout=900)   # a hang guard
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = [r for r in json.loads(out.read_text())["runs"] if r["kind"] == "ops"]
     assert run["impls"] == ["fastconv", peer]

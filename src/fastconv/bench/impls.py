@@ -22,8 +22,11 @@ aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
 is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
 Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
 installed) runs jitted jax.lax ops, its backward by jax.vjp; ONNX Runtime
-(when installed, with the onnx package) runs forward passes only;
-TensorFlow (when installed) runs in NHWC.  Deformable convolution has no
+(when installed, with the onnx package) runs forward passes only; JAX and
+TensorFlow (when installed) run channels-last (NHWC), their fastest layout.
+A cell a library has no op, pass or dtype for is left out of its column; its
+`unsupported` reason starts with "n/a: " when the library lacks the op or
+dtype (the report prints "n/a" and the reason).  Deformable convolution has no
 PyTorch op (torchvision's CPU build does not install beside this torch): its
 torch column is deform_conv2d_torch below, the same algorithm in torch ops,
 differentiated by autograd.
@@ -33,7 +36,9 @@ inference forward ("infer") of a fastconv.nn model and of its torch.nn twin;
 the plain-NumPy reference and the other libraries have no network column.
 
 Each adapter runs in a worker process of its own (worker.py); `preload`
-names modules it imports first, `extra_env(threads)` (optional) variables its
+names modules it imports first, `set_threads(n)` applies the thread count
+(returning a note for the report when the library cannot honour it as
+asked), `extra_env(threads)` (optional) variables its
 worker starts with, `directions` (optional) the passes it can run,
 `outputs(case, direction, result)` (optional) its results in the reference
 layout for the check made before timing.
@@ -559,8 +564,9 @@ class OnnxRuntimeImpl(OptionalLibrary):
     for these layers): one ONNX graph per case and dtype (Conv or
     ConvTranspose with bias, MaxPool, AveragePool with count_include_pad=1,
     GlobalAveragePool, Resize; adaptive max pooling as a MaxPool where the
-    input divides into the output), built with the `onnx` package and loaded into a session once, outside the timed region; the
-    session's intra-op threads are the thread count."""
+    input divides into the output), built with the `onnx` package and
+    loaded into a session once, outside the timed region; the session's
+    intra-op threads are the thread count."""
 
     name = module = "onnxruntime"
     requires = ("onnxruntime", "onnx")
