@@ -774,13 +774,15 @@ class TensorFlowImpl(ChannelsLastLibrary):
 def why_not_run(adapter, case, direction, dtype):
     """None when `adapter` runs this cell, else why not (a pass or a dtype
     its library lacks: the cell is left out of its column, not an error)."""
+    ops = getattr(adapter, "ops", None)
+    if case.kind == "net" and ops is not None and "net" not in ops:
+        return f"no network column for {adapter.name}"
     check = getattr(adapter, "unsupported", None)
     reason = check(case, str(dtype), direction) if check else None
     if reason:   # first: says why the library has no such op ("n/a: ...")
         return reason
     if direction not in getattr(adapter, "directions", DIRECTIONS):
         return f"{adapter.name} runs no {direction} pass"
-    ops = getattr(adapter, "ops", None)
     if ops is not None and case.op not in ops:
         return f"no {case.op} adapter for {adapter.name} yet"
     return None
