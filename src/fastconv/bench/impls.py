@@ -755,8 +755,10 @@ class TensorFlowImpl(ChannelsLastLibrary):
         import tensorflow as tf
         forward, names = self._forward(case, direction)
         if direction == "fwd":
-            # autograph=False: no Python control flow to convert (and no
-            # warnings about lambdas it cannot parse)
+            # autograph=False: there is no control flow to convert, and
+            # autograph reuses its conversion of a lambda (same code, other
+            # closure) in a later case: a 1-D conv then ran the 2-D case's
+            # conv2d and failed (seen in a full run)
             compiled = tf.function(forward, autograph=False)
             return lambda a: compiled(*(a[n] for n in names))
 
