@@ -23,3 +23,17 @@ def non_contiguous(a):
     big = np.empty(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)[..., ::-2]
     big[...] = a
     return big
+
+
+def package_env():
+    """os.environ with the directory of the fastconv under test first on
+    PYTHONPATH, so a child `python -m fastconv...` imports the same package."""
+    import os
+    from pathlib import Path
+
+    import fastconv
+    env = dict(os.environ)
+    pkg_parent = str(Path(fastconv.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
+        "PYTHONPATH", "").split(os.pathsep) if p])
+    return env

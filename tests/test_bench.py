@@ -11,10 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import package_env
 
 import fastconv
 from fastconv.bench import cases as case_table
@@ -25,19 +25,11 @@ from fastconv._threads import machine_max_threads
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
 
-def _env():
-    env = dict(os.environ)
-    pkg_parent = str(Path(fastconv.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
-        "PYTHONPATH", "").split(os.pathsep) if p])
-    return env
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = subprocess.run([sys.executable, "-m", "fastconv.bench", "--quick", "--json",
-                           str(out)], env=_env(), capture_output=True, text=True,
+                           str(out)], env=package_env(), capture_output=True, text=True,
                           timeout=600)  # a hang guard, not a timing assertion
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out) as f:
@@ -429,7 +421,7 @@ def test_stopping_keeps_measured_rows_and_leaves_nothing(tmp_path, sig):
     out = tmp_path / "out" / "bench.json"
     out.parent.mkdir()
     (tmp_path / "tmp").mkdir()
-    env = _env()
+    env = package_env()
     env["TMPDIR"] = str(tmp_path / "tmp")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastconv.bench", "--quick", "--impls", "fastconv,reference",

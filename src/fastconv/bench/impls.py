@@ -22,8 +22,11 @@ aten.avg_pool2d_backward), so no graph is recorded and no autograd overhead
 is timed -- the same "grad in, grads out" work fastconv's ``*_backward`` does.
 Tensors share memory with the NumPy inputs (torch.from_numpy).  JAX (when
 installed) runs jitted jax.lax ops, its backward by jax.vjp; ONNX Runtime
-(when installed, with the onnx package) runs forward passes only;
-TensorFlow (when installed) runs in NHWC.  Deformable convolution has no
+(when installed, with the onnx package) runs forward passes only; JAX and
+TensorFlow (when installed) run channels-last (NHWC), their fastest layout.
+A cell a library has no op, pass or dtype for is left out of its column; its
+`unsupported` reason starts with "n/a: " when the library lacks the op or
+dtype (the report prints "n/a" and the reason).  Deformable convolution has no
 PyTorch op (torchvision's CPU build does not install beside this torch): its
 torch column is deform_conv2d_torch below, the same algorithm in torch ops,
 differentiated by autograd.
@@ -33,7 +36,9 @@ inference forward ("infer") of a fastconv.nn model and of its torch.nn twin;
 the plain-NumPy reference and the other libraries have no network column.
 
 Each adapter runs in a worker process of its own (worker.py); `preload`
-names modules it imports first, `extra_env(threads)` (optional) variables its
+names modules it imports first, `set_threads(n)` applies the thread count
+(returning a note for the report when the library cannot honour it as
+asked), `extra_env(threads)` (optional) variables its
 worker starts with, `directions` (optional) the passes it can run,
 `outputs(case, direction, result)` (optional) its results in the reference
 layout for the check made before timing.
@@ -44,6 +49,10 @@ import importlib.util
 import numpy as np
 
 from . import nets
+
+# True in a measuring process of its own (worker.main sets it): an adapter
+# may then change process-wide state such as the CPU affinity.
+in_own_process = False
 
 IMPL_NAMES = ("fastconv", "reference", "torch", "jax", "onnxruntime", "tensorflow")
 # what an adapter runs unless it says otherwise
@@ -98,7 +107,7 @@ class NumpyImpl:
         fastconv.set_num_threads(n)
         return set_blas_threads(n)
 
-    def unsupported(self, case, dtype):
+    def unsupported(self, case, dtype, direction):
         if case.kind == "net" and self.name != "fastconv":
             return f"no network column for {self.name} (a step of its plain-NumPy layers " \
                    "takes seconds)"
@@ -389,77 +398,155 @@ def deform_conv2d_torch(input, offset, weight, bias=None, stride=1, padding=0, d
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
-class JaxImpl(OptionalLibrary):
-    """JAX on CPU (optional): jax.lax ops on the same NCHW/OIHW arrays (no
-    layout change), each pass one jitted function (compiled by the untimed
-    first call); the backward pass by jax.vjp of the forward.  JAX dispatches
-    asynchronously, so every timed call waits for its results."""
+def adaptive_window(case):
+    """The (kh, kw) window of an adaptive pooling case whose input divides
+    evenly into its output (then it is plain pooling with stride = window,
+    which is how the libraries without adaptive pooling run it), else None."""
+    o = case.param("output_size")
+    size = case.x[2:]
+    if any(i % o for i in size):
+        return None
+    return tuple(i // o for i in size)
 
-    name = module = "jax"
-    ops = ("conv1d", "conv2d", "conv3d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
-    CONV_LAYOUTS = {"conv1d": ("NCH", "OIH", "NCH"), "conv2d": ("NCHW", "OIHW", "NCHW"),
-                    "conv3d": ("NCDHW", "OIDHW", "NCDHW")}
 
-    def unsupported(self, case, dtype):
+# Shared "n/a" reasons of the peer libraries (no such op there).
+NO_DEFORM = "n/a: {} has no deformable convolution op"
+NO_ADAPTIVE = "n/a: {} pools adaptively only where the input divides into the output"
+
+
+class ChannelsLastLibrary(OptionalLibrary):
+    """JAX and TensorFlow run fastest channels-last: activations NCHW -> NHWC
+    (likewise 1-D and 3-D), weights (C_out, C_in/groups, *kernel) ->
+    (*kernel, C_in/groups, C_out) (a transposed conv's (C_in, C_out/groups,
+    *kernel) by the same transpose, which is TensorFlow's and
+    lax.conv_transpose's layout), converted once, outside the timed region;
+    results go back to the reference layout only to be checked."""
+
+    label = None     # the library's name in "n/a" reasons
+    ops = ("conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+           "adaptive_max_pool2d", "adaptive_avg_pool2d", "interpolate")
+
+    def unsupported(self, case, dtype, direction):
+        if case.op == "deform_conv2d":
+            return NO_DEFORM.format(self.label)
+        if case.op == "adaptive_max_pool2d" and adaptive_window(case) is None:
+            return NO_ADAPTIVE.format(self.label)
         if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
-            return "adaptive average pooling in JAX: to 1x1 only (a mean)"
+            return f"n/a: adaptive average pooling in {self.label}: to 1x1 only (a mean)"
+        if case.op == "interpolate" and case.param("mode") != "bilinear":
+            return f"n/a: {self.label}'s {case.param('mode')} resize rounds differently"
         return None
 
-    def extra_env(self, threads):
-        """XLA reads its thread settings at start-up: one thread when asked
-        for one (otherwise XLA's default, every core)."""
-        if threads == 1:
-            return {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-                                 "intra_op_parallelism_threads=1"}
-        return {}
+    @staticmethod
+    def to_channels_last(inputs):
+        """The NumPy inputs in the channels-last layouts (class docstring)."""
+        out = {k: np.ascontiguousarray(np.moveaxis(v, 1, -1))
+               for k, v in inputs.items() if k in ("x", "gy")}
+        if "w" in inputs:
+            w = inputs["w"]
+            out["w"] = np.ascontiguousarray(w.transpose(*range(2, w.ndim), 1, 0))
+            out["b"] = inputs["b"]
+        return out
+
+    def weight_back(self, case, gw):
+        """A weight gradient in the library's layout -> the reference's."""
+        nd = len(case.x) - 2
+        return gw.transpose(nd + 1, nd, *range(nd))
+
+    def outputs(self, case, direction, result):
+        """Results back in the reference layout, for the check before timing."""
+        names = ["y"] + (["gx"] if direction != "fwd" else [])
+        if case.kind == "conv" and direction != "fwd":
+            names += ["gw", "gb"]
+        back = []
+        for name, a in zip(names, to_numpy(result)):
+            if name in ("y", "gx"):
+                a = np.moveaxis(a, -1, 1)
+            elif name == "gw":
+                a = self.weight_back(case, a)
+            back.append(np.ascontiguousarray(a))
+        return back
+
+
+class JaxImpl(ChannelsLastLibrary):
+    """JAX on CPU (optional): jax.lax ops channels-last (see
+    ChannelsLastLibrary), each pass one jitted function (compiled by the
+    untimed first call); the backward pass by jax.vjp of the forward.  JAX
+    dispatches asynchronously, so every timed call waits for its results."""
+
+    name = module = "jax"
+    label = "JAX"
+
+    def unsupported(self, case, dtype, direction):
+        if case.transposed and case.groups != 1:
+            return "n/a: jax.lax.conv_transpose has no groups"
+        return super().unsupported(case, dtype, direction)
 
     def set_threads(self, n):
+        """XLA has no thread setting (XLA_FLAGS' xla_cpu_multi_thread_eigen no
+        longer limits its CPU runtime): its CPU client sizes its thread pool
+        by the cores the process may use, read when the first computation
+        starts, which is after this.  So a measuring process of its own is
+        pinned to the first n of its cores; in-process (where pinning would
+        bind every library) XLA keeps them all, and the report says so."""
         import os
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        if n == 1 or n == cores:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if not cores or n >= len(cores):
             return None
-        return f"jax: XLA runs on all {cores} cores (it has no setting for {n})"
+        if in_own_process:
+            os.sched_setaffinity(0, cores[:n])
+            return f"jax: its process pinned to {n} of the {len(cores)} cores " \
+                   "(XLA has no thread setting)"
+        return f"jax: XLA runs on all {len(cores)} cores in-process (it has no thread setting)"
 
     def convert(self, inputs):
         import jax
         jax.config.update("jax_enable_x64", True)   # else float64 silently becomes float32
-        return {k: jax.device_put(v) for k, v in inputs.items()}
+        return {k: jax.device_put(v) for k, v in self.to_channels_last(inputs).items()}
 
-    def call(self, case, direction):
+    def _forward(self, case):
+        """(forward function of NHWC arrays, names of its inputs)."""
         import jax
         import jax.numpy as jnp
         from jax import lax
-        s, p = case.stride, case.padding
-        if case.op in self.CONV_LAYOUTS:
-            nd = len(case.x) - 2
-            layout = self.CONV_LAYOUTS[case.op]
+        s, p, d, nd = case.stride, case.padding, case.dilation, len(case.x) - 2
+        spatial = "DHW"[3 - nd:]
+        layout = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+        if case.kind == "conv":
+            if case.transposed:   # the adjoint conv: pad by d*(k-1)-p, flipped kernel
+                pads = [(d * (k - 1) - p,) * 2 for k in case.w[2:]]
 
-            def forward(x, w, b):
-                y = lax.conv_general_dilated(x, w, (s,) * nd, [(p, p)] * nd,
-                                             rhs_dilation=(case.dilation,) * nd,
-                                             dimension_numbers=layout,
-                                             feature_group_count=case.groups)
-                return y + b.reshape((1, -1) + (1,) * nd)
-            names = ("x", "w", "b")
-        elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
-            def forward(x):
-                return jnp.mean(x, axis=(2, 3), keepdims=True)
-            names = ("x",)
-        elif case.op in ("max_pool2d", "avg_pool2d"):
-            k = case.kernel
-            window, strides = (1, 1, k, k), (1, 1, s, s)
-            pads = [(0, 0), (0, 0), (p, p), (p, p)]
-
+                def conv(x, w):
+                    return lax.conv_transpose(x, w, (s,) * nd, pads, rhs_dilation=(d,) * nd,
+                                              dimension_numbers=layout, transpose_kernel=True)
+            else:
+                def conv(x, w):
+                    return lax.conv_general_dilated(x, w, (s,) * nd, [(p, p)] * nd,
+                                                    rhs_dilation=(d,) * nd,
+                                                    dimension_numbers=layout,
+                                                    feature_group_count=case.groups)
+            return (lambda x, w, b: conv(x, w) + b), ("x", "w", "b")
+        if case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
+            return (lambda x: jnp.mean(x, axis=(1, 2), keepdims=True)), ("x",)
+        if case.op == "interpolate":   # bilinear, half-pixel centres (align_corners=False)
+            shape = (case.x[0],) + case.out_shape[2:] + (case.x[1],)
+            return (lambda x: jax.image.resize(x, shape, "bilinear")), ("x",)
+        if case.op == "adaptive_max_pool2d":   # divisible sizes (see unsupported)
+            window = adaptive_window(case)
+            k, strides, pads = (1,) + window + (1,), (1,) + window + (1,), [(0, 0)] * 4
+        else:
+            k, strides = (1, case.kernel, case.kernel, 1), (1, s, s, 1)
+            pads = [(0, 0), (p, p), (p, p), (0, 0)]
+        if case.op == "avg_pool2d":   # count_include_pad=True, as the others' default
             # Python scalars as initial values: JAX then knows the monoid
             # (max or sum) and uses its differentiable reduce_window.
-            def forward(x):
-                if case.op == "max_pool2d":
-                    return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads)
-                # count_include_pad=True, as the other implementations' default
-                return lax.reduce_window(x, 0.0, lax.add, window, strides, pads) / (k * k)
-            names = ("x",)
-        else:
-            raise ValueError(f"unknown op {case.op!r}")
+            return (lambda x: lax.reduce_window(x, 0.0, lax.add, k, strides, pads)
+                    / (case.kernel ** 2)), ("x",)
+        return (lambda x: lax.reduce_window(x, -jnp.inf, lax.max, k, strides, pads)), ("x",)
+
+    def call(self, case, direction):
+        import jax
+        forward, names = self._forward(case)
         if direction == "fwd":
             compiled = jax.jit(forward)
             return lambda a: compiled(*(a[n] for n in names)).block_until_ready()
@@ -476,9 +563,10 @@ class OnnxRuntimeImpl(OptionalLibrary):
     """ONNX Runtime on CPU (optional, forward only: it has no training ops
     for these layers): one ONNX graph per case and dtype (Conv or
     ConvTranspose with bias, MaxPool, AveragePool with count_include_pad=1,
-    GlobalAveragePool), built with the `onnx`
-    package and loaded into a session once, outside the timed region; the
-    session's intra-op threads are the thread count."""
+    GlobalAveragePool, Resize; adaptive max pooling as a MaxPool where the
+    input divides into the output), built with the `onnx` package and
+    loaded into a session once, outside the timed region; the session's
+    intra-op threads are the thread count."""
 
     name = module = "onnxruntime"
     requires = ("onnxruntime", "onnx")
@@ -489,7 +577,6 @@ class OnnxRuntimeImpl(OptionalLibrary):
         self.threads = 1
         self.sessions = {}
 
-
     def set_threads(self, n):
         self.threads = n
         self.sessions.clear()
@@ -497,16 +584,22 @@ class OnnxRuntimeImpl(OptionalLibrary):
 
     # Ops whose float64 kernel ONNX Runtime's CPU provider has (it lacks
     # Conv and AveragePool in float64).
-    FLOAT64_OPS = ("max_pool2d",)
+    FLOAT64_OPS = ("max_pool2d", "adaptive_max_pool2d")
 
     ops = ("conv1d", "conv2d", "conv3d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
-           "adaptive_avg_pool2d")
+           "adaptive_max_pool2d", "adaptive_avg_pool2d", "interpolate")
 
-    def unsupported(self, case, dtype):
+    def unsupported(self, case, dtype, direction):
+        if case.op == "deform_conv2d":
+            return NO_DEFORM.format("ONNX Runtime's CPU provider")
         if dtype == "float64" and case.op not in self.FLOAT64_OPS:
-            return f"ONNX Runtime's CPU provider has no float64 {case.op}"
+            return f"n/a: ONNX Runtime's CPU provider has no float64 {case.op}"
         if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
-            return "ONNX has adaptive average pooling to 1x1 only (GlobalAveragePool)"
+            return "n/a: ONNX has adaptive average pooling to 1x1 only (GlobalAveragePool)"
+        if case.op == "adaptive_max_pool2d" and adaptive_window(case) is None:
+            return NO_ADAPTIVE.format("ONNX")
+        if case.op == "interpolate" and case.param("mode") != "bilinear":
+            return f"n/a: ONNX Runtime's {case.param('mode')} Resize rounds differently"
         return None
 
     def convert(self, inputs):
@@ -520,7 +613,7 @@ class OnnxRuntimeImpl(OptionalLibrary):
             from onnx import TensorProto, helper
             elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[str(dtype)]
             s, p, nd = case.stride, case.padding, len(case.x) - 2
-            names = ["x"]
+            names, initializers = ["x"], []
             if case.kind == "conv":
                 names += ["w", "b"]
                 node = helper.make_node("ConvTranspose" if case.transposed else "Conv", names,
@@ -529,6 +622,16 @@ class OnnxRuntimeImpl(OptionalLibrary):
                                         group=case.groups)
             elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
                 node = helper.make_node("GlobalAveragePool", names, ["y"])
+            elif case.op == "adaptive_max_pool2d":   # divisible sizes (see unsupported)
+                window = list(adaptive_window(case))
+                node = helper.make_node("MaxPool", names, ["y"], kernel_shape=window,
+                                        strides=window)
+            elif case.op == "interpolate":   # bilinear, as align_corners=False
+                scale = case.param("scale_factor")
+                initializers.append(helper.make_tensor("scales", TensorProto.FLOAT, [4],
+                                                       [1.0, 1.0, scale, scale]))
+                node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear",
+                                        coordinate_transformation_mode="half_pixel")
             else:
                 kind = "MaxPool" if case.op == "max_pool2d" else "AveragePool"
                 extra = {} if kind == "MaxPool" else {"count_include_pad": 1}
@@ -538,7 +641,8 @@ class OnnxRuntimeImpl(OptionalLibrary):
             graph = helper.make_graph(
                 [node], case.name,
                 [helper.make_tensor_value_info(n, elem, list(shapes[n])) for n in names],
-                [helper.make_tensor_value_info("y", elem, list(case.out_shape))])
+                [helper.make_tensor_value_info("y", elem, list(case.out_shape))],
+                initializer=initializers)
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.OPSET)])
             onnx.checker.check_model(model)
             options = ort.SessionOptions()
@@ -559,17 +663,16 @@ class OnnxRuntimeImpl(OptionalLibrary):
         return forward
 
 
-class TensorFlowImpl(OptionalLibrary):
-    """TensorFlow on CPU (optional) in its native channels-last layout: inputs
-    are converted once (NCHW -> NHWC, OIHW -> HWIO, likewise in 1-D and 3-D;
-    no transposed or grouped convolutions but depthwise; depthwise weights to
-    (kh, kw, C_in, multiplier)) outside the timed region, and results back
-    only to be checked.  Each pass is one tf.function (traced by the untimed
-    first call); the backward pass is tf.GradientTape's with the given
-    upstream gradient.  Padding is explicit (pooling: tf.pad then VALID, zeros
-    for average pooling, as count_include_pad=True counts them)."""
+class TensorFlowImpl(ChannelsLastLibrary):
+    """TensorFlow on CPU (optional) channels-last (see ChannelsLastLibrary;
+    depthwise weights further reshaped to (*kernel, C_in, multiplier), the
+    same memory).  Each pass is one tf.function (traced by the untimed first
+    call); the backward pass is tf.GradientTape's with the given upstream
+    gradient.  Padding is explicit (pooling: tf.pad then VALID, zeros for
+    average pooling, as count_include_pad=True counts them)."""
 
     name = module = "tensorflow"
+    label = "TensorFlow"
 
     def extra_env(self, threads):
         return {"TF_CPP_MIN_LOG_LEVEL": "2"}   # no start-up banners in the report
@@ -583,83 +686,83 @@ class TensorFlowImpl(OptionalLibrary):
     def _depthwise(case):
         return case.op == "conv2d" and case.groups > 1 and case.groups == case.x[1]
 
-    ops = ("conv1d", "conv2d", "conv3d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
-
-    def unsupported(self, case, dtype):
-        if case.kind == "conv" and case.groups not in (1, case.x[1]):
-            return "TensorFlow has no grouped convolution on CPU besides depthwise"
-        if case.op == "adaptive_avg_pool2d" and case.param("output_size") != 1:
-            return "adaptive average pooling in TensorFlow: to 1x1 only (a mean)"
-        return None
+    def unsupported(self, case, dtype, direction):
+        if case.transposed and case.groups != 1:
+            return "n/a: TensorFlow has no grouped transposed convolution"
+        if direction != "fwd" and case.kind == "conv" and 1 < case.groups < case.x[1]:
+            return "n/a: TensorFlow's CPU Conv2D has no grouped weight gradient"
+        if case.op == "interpolate" and dtype == "float64":
+            return "n/a: tf.image.resize computes in float32 (no float64 bilinear resize)"
+        return super().unsupported(case, dtype, direction)
 
     def convert(self, inputs):
         import tensorflow as tf
-        out = {k: np.ascontiguousarray(np.moveaxis(v, 1, -1))
-               for k, v in inputs.items() if k in ("x", "gy")}
-        if "w" in inputs:
-            w = inputs["w"]
-            if w.shape[1] == 1 and inputs["x"].shape[1] > 1:   # depthwise
-                c_in = inputs["x"].shape[1]
-                w = w.reshape(c_in, w.shape[0] // c_in, *w.shape[2:]).transpose(2, 3, 0, 1)
-            else:   # (C_out, C_in, *kernel) -> (*kernel, C_in, C_out)
-                w = w.transpose(*range(2, w.ndim), 1, 0)
-            out["w"], out["b"] = np.ascontiguousarray(w), inputs["b"]
+        out = self.to_channels_last(inputs)
+        if "w" in out and inputs["w"].shape[1] == 1 and inputs["x"].shape[1] > 1:
+            *kernel, _, c_out = out["w"].shape   # depthwise
+            c_in = inputs["x"].shape[1]
+            out["w"] = out["w"].reshape(*kernel, c_in, c_out // c_in)
         return {k: tf.constant(v) for k, v in out.items()}
 
-    def outputs(self, case, direction, result):
-        """Results back in the reference layout, for the check before timing."""
-        arrays = to_numpy(result)
-        names = ["y"] + (["gx"] if direction != "fwd" else [])
-        if case.kind == "conv" and direction != "fwd":
-            names += ["gw", "gb"]
-        nd = len(case.x) - 2
-        back = []
-        for name, a in zip(names, arrays):
-            if name in ("y", "gx"):
-                a = np.moveaxis(a, -1, 1)
-            elif name == "gw":
-                a = (a.transpose(2, 3, 0, 1).reshape(case.w) if self._depthwise(case)
-                     else a.transpose(nd + 1, nd, *range(nd)))
-            back.append(np.ascontiguousarray(a))
-        return back
+    def weight_back(self, case, gw):
+        if self._depthwise(case):
+            gw = gw.reshape(*gw.shape[:-2], 1, -1)
+        return super().weight_back(case, gw)
 
-    def call(self, case, direction):
+    def _forward(self, case, direction):
+        """(forward function of NHWC tensors, names of its inputs)."""
         import tensorflow as tf
         s, p, d, nd = case.stride, case.padding, case.dilation, len(case.x) - 2
         pads = [[0, 0]] + [[p, p]] * nd + [[0, 0]]
         if case.kind == "conv":
-            depthwise = self._depthwise(case)
+            if self._depthwise(case):
+                def conv(x, w):
+                    return tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID",
+                                                  dilations=[d, d])
+            elif case.transposed:
+                shape = (case.x[0],) + case.out_shape[2:] + case.out_shape[1:2]
 
-            def forward(x, w, b):
-                if depthwise:
-                    y = tf.nn.depthwise_conv2d(tf.pad(x, pads), w, [1, s, s, 1], "VALID",
-                                               dilations=[d, d])
-                elif nd == 2:
-                    y = tf.nn.conv2d(x, w, s, pads, dilations=d)
-                else:   # tf.nn.convolution pads by name only
-                    y = tf.nn.convolution(tf.pad(x, pads), w, s, "VALID", dilations=d)
-                return tf.nn.bias_add(y, b)
-            names = ("x", "w", "b")
-        elif case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
-            def forward(x):
-                return tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-            names = ("x",)
-        elif case.op in ("max_pool2d", "avg_pool2d"):
-            k, is_max = case.kernel, case.op == "max_pool2d"
+                def conv(x, w):
+                    return tf.nn.conv2d_transpose(x, w, shape, s, pads, dilations=d)
+            elif nd == 2 and (d == 1 or direction == "fwd"):
+                def conv(x, w):
+                    return tf.nn.conv2d(x, w, s, pads, dilations=d)
+            else:
+                # tf.nn.convolution pads by name only; it runs a dilated conv
+                # through space_to_batch, whose gradient the CPU has (that of
+                # Conv2D with dilations > 1 is not implemented on CPU)
+                def conv(x, w):
+                    return tf.nn.convolution(tf.pad(x, pads), w, s, "VALID", dilations=d)
+            return (lambda x, w, b: tf.nn.bias_add(conv(x, w), b)), ("x", "w", "b")
+        if case.op == "adaptive_avg_pool2d":   # to 1x1 only (see unsupported)
+            return (lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True)), ("x",)
+        if case.op == "interpolate":   # bilinear, half-pixel centres (align_corners=False)
+            size = case.out_shape[2:]
+            return (lambda x: tf.image.resize(x, size, "bilinear")), ("x",)
+        if case.op == "adaptive_max_pool2d":   # divisible sizes (see unsupported)
+            window = adaptive_window(case)
+            return (lambda x: tf.nn.max_pool2d(x, window, window, "VALID")), ("x",)
+        k, is_max = case.kernel, case.op == "max_pool2d"
 
-            def forward(x):
-                if p:
-                    x = tf.pad(x, pads, constant_values=-np.inf if is_max else 0)
-                pool = tf.nn.max_pool2d if is_max else tf.nn.avg_pool2d
-                return pool(x, k, s, "VALID")
-            names = ("x",)
-        else:
-            raise ValueError(f"unknown op {case.op!r}")
+        def forward(x):
+            if p:
+                x = tf.pad(x, pads, constant_values=-np.inf if is_max else 0)
+            pool = tf.nn.max_pool2d if is_max else tf.nn.avg_pool2d
+            return pool(x, k, s, "VALID")
+        return forward, ("x",)
+
+    def call(self, case, direction):
+        import tensorflow as tf
+        forward, names = self._forward(case, direction)
         if direction == "fwd":
-            compiled = tf.function(forward)
+            # autograph=False: there is no control flow to convert, and
+            # autograph reuses its conversion of a lambda (same code, other
+            # closure) in a later case: a 1-D conv then ran the 2-D case's
+            # conv2d and failed (seen in a full run)
+            compiled = tf.function(forward, autograph=False)
             return lambda a: compiled(*(a[n] for n in names))
 
-        @tf.function
+        @tf.function(autograph=False)
         def forward_backward(gy, *args):
             with tf.GradientTape() as tape:
                 tape.watch(args)
@@ -669,16 +772,22 @@ class TensorFlowImpl(OptionalLibrary):
         return lambda a: forward_backward(a["gy"], *(a[n] for n in names))
 
 
+
 def why_not_run(adapter, case, direction, dtype):
     """None when `adapter` runs this cell, else why not (a pass or a dtype
     its library lacks: the cell is left out of its column, not an error)."""
+    ops = getattr(adapter, "ops", None)
+    if case.kind == "net" and ops is not None and "net" not in ops:
+        return f"no network column for {adapter.name}"
+    check = getattr(adapter, "unsupported", None)
+    reason = check(case, str(dtype), direction) if check else None
+    if reason:   # first: says why the library has no such op ("n/a: ...")
+        return reason
     if direction not in getattr(adapter, "directions", DIRECTIONS):
         return f"{adapter.name} runs no {direction} pass"
-    ops = getattr(adapter, "ops", None)
     if ops is not None and case.op not in ops:
         return f"no {case.op} adapter for {adapter.name} yet"
-    check = getattr(adapter, "unsupported", None)
-    return check(case, str(dtype)) if check else None
+    return None
 
 
 def get(name):

@@ -169,7 +169,8 @@ class Table:
         row = [c["case"], c["direction"], c["dtype"]]
         for i in self.impls:
             stats = c["impls"].get(i, {})
-            row.append("error" if "error" in stats else format_seconds(stats.get("median")))
+            row.append("error" if "error" in stats else
+                       "n/a" if _not_applicable(c, i) else format_seconds(stats.get("median")))
         row += [_fmt_x(speedup(c, o)) for o in self.others]
         value, unit, pct = rate(c, self.run)
         row.append("-" if value is None else f"{value:.3g} {unit}" if value < 100
@@ -199,6 +200,24 @@ class Table:
                         f"{c['case']} {c['direction']} {c['dtype']}")
         return [f"error: {impl} on {', '.join(where)}: {text}"
                 for (impl, text), where in seen.items()]
+
+    def not_applicable(self):
+        """One line per reason a library has no such op or pass (its "n/a"
+        cells); a library merely lacking a backward pass ("-") goes unsaid."""
+        seen = {}
+        for c in self.run["results"]:
+            for impl in self.impls:
+                where = seen.setdefault((impl, c["not_run"].get(impl)), [])
+                if _not_applicable(c, impl) and c["case"] not in where:
+                    where.append(c["case"])
+        return [f"n/a: {IMPL_LABELS.get(impl, impl)} on {', '.join(where)}: "
+                f"{text[len('n/a: '):]}" for (impl, text), where in seen.items() if where]
+
+
+def _not_applicable(cell, impl):
+    """True when `impl` was not run on this cell because its library has no
+    such op, pass or dtype (the adapters' reasons starting "n/a")."""
+    return cell.get("not_run", {}).get(impl, "").startswith("n/a")
 
 
 def end_lines(run):
@@ -280,7 +299,8 @@ class Printer:
 
     def end(self, run):
         lines = [self.table.summary(self.last)] if self.last else []
-        self._lines([line for line in lines if line] + self.table.errors() + [""]
+        self._lines([line for line in lines if line] + self.table.errors()
+                    + self.table.not_applicable() + [""]
                     + end_lines(run))
 
     def legend(self):

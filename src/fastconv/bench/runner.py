@@ -311,10 +311,11 @@ class Session:
                             "flops": case.flops(direction),
                             "images": getattr(case, "images", None),
                             "bytes": case.bytes_moved(direction, np.dtype(dtype).itemsize),
-                            "impls": {}}
+                            "impls": {}, "not_run": {}}
                     for impl in self.impls:
                         label = f"{case.name} {direction} {dtype} {impl.name}"
                         if impl.name not in errors:   # a pass or dtype this library lacks
+                            cell["not_run"][impl.name] = skipped[impl.name][direction]
                             self.report(f"{label}: not run ({skipped[impl.name][direction]})")
                             continue
                         if errors[impl.name]:

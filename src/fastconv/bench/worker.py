@@ -158,6 +158,7 @@ def main(argv):
     if os.getppid() == 1:
         return 1
     replies = os.fdopen(fd, "w", buffering=1)
+    impl_table.in_own_process = True
     worker = Worker(impl_name)
     try:
         for line in sys.stdin:
