@@ -39,7 +39,9 @@ static inline int64_t fc_interp_chunk_end(const int64_t *index_w, int last_tap, 
                                           int64_t oW)
 {
     const int64_t lo = index_w[2 * a];
-    int64_t fits = a + 1, past = oW + 1;   /* [a, fits) fits; [a, past) does not */
+    if (index_w[2 * (oW - 1)] + last_tap - lo < FC_INTERP_SPAN)
+        return oW;   /* the rest of the row (every row of most calls): no search */
+    int64_t fits = a + 1, past = oW;   /* [a, fits) fits; [a, past) does not */
     while (past - fits > 1) {
         const int64_t mid = fits + (past - fits) / 2;
         if (index_w[2 * (mid - 1)] + last_tap - lo < FC_INTERP_SPAN)
