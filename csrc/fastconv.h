@@ -250,8 +250,11 @@ void fc_adaptive_max_pool(fc_dtype dtype, const void *x, const fc_geometry *g, v
  * out only): along axis a, output o reads taps[a] (1 or 2) input positions
  * index[base_a + 2*o + t] weighted by weight[base_a + 2*o + t], base_0 = 0,
  * base_1 = 2*out[0], base_2 = 2*(out[0] + out[1]); weight is of dtype.
- * Every index must lie in [0, in[a]).  Backward overwrites gx with the
- * adjoint (the scatter-add). */
+ * Every index must lie in [0, in[a]), and along W (axis 2) the taps must be
+ * neighbours in order: the first taps non-decreasing in o, a second tap the
+ * first or the one after it (as PyTorch's rules give them; the kernels blend
+ * the input columns a run of outputs reads, found from the first and last
+ * output's taps).  Backward overwrites gx with the adjoint. */
 void fc_interpolate(fc_dtype dtype, const void *x, const fc_geometry *g, const int64_t *index,
                     const void *weight, const int taps[3], void *y, int nthreads);
 void fc_interpolate_backward(fc_dtype dtype, const void *gy, const fc_geometry *g,

@@ -40,6 +40,10 @@
 /* Widest kernel (along W) the vectorised max-pool rows handle. */
 #define FC_POOL_VEC_KW 64
 
+/* Input columns of a run of adaptive max-pool bins whose column maxima one
+ * output row holds at once (stack arrays: L1-resident). */
+#define FC_POOL_ADAPTIVE_SPAN 256
+
 /* Independent partial sums of a contiguous run: the compiler keeps them in
  * vector registers, where one running sum is a chain of dependent scalar
  * adds; few enough that folding them at the end stays cheap for short bins
@@ -728,6 +732,67 @@ static inline SCALAR FC_FN(adaptive_bin_max_)(const SCALAR *xp, int64_t H, int64
     return best;
 }
 
+/* Adaptive max pooling of one output row's bins, a run of neighbouring bins
+ * at a time: first each column's max over the bins' rows (contiguous,
+ * branch-free selects, so vectorised), each with its first row holding it;
+ * then each bin's max over its columns, ties to the smallest flat index,
+ * which is adaptive_bin_max_'s first maximum in row-major order.  A bin
+ * holding a NaN (its index: the last NaN) or wider than the run buffer
+ * takes adaptive_bin_max_ itself. */
+POOL_TARGET static void FC_FN(adaptive_max_row_)(const SCALAR *xp, const fc_geometry *g,
+                                                 FC_FN(adaptive_bin_box_) b, SCALAR *y,
+                                                 int64_t *indices)
+{
+    const int64_t H = g->in[1], W = g->in[2], oW = g->out[2];
+    SCALAR col_max[FC_POOL_ADAPTIVE_SPAN];
+    int64_t col_row[FC_POOL_ADAPTIVE_SPAN];
+    for (int64_t a = 0; a < oW;) {
+        int64_t lo, end, e = a + 1;
+        fc_adaptive_bin(a, W, oW, &lo, &end);
+        for (int64_t w0, w1; e < oW; ++e, end = w1) {
+            fc_adaptive_bin(e, W, oW, &w0, &w1);
+            if (w1 - lo > FC_POOL_ADAPTIVE_SPAN) break;
+        }
+        const int64_t span = end - lo;
+        if (span <= FC_POOL_ADAPTIVE_SPAN) {
+            const int64_t first = (b.d0 * H + b.h0) * W;
+            for (int64_t j = 0; j < span; ++j) {
+                col_max[j] = xp[first + lo + j];
+                col_row[j] = first;
+            }
+            for (int64_t d = b.d0; d < b.d1; ++d)
+                for (int64_t h = d == b.d0 ? b.h0 + 1 : b.h0; h < b.h1; ++h) {
+                    const int64_t row = (d * H + h) * W;
+                    const SCALAR *restrict xr = xp + row + lo;
+                    for (int64_t j = 0; j < span; ++j) {
+                        const int take = xr[j] > col_max[j] || xr[j] != xr[j];
+                        col_max[j] = take ? xr[j] : col_max[j];
+                        col_row[j] = take ? row : col_row[j];
+                    }
+                }
+        }
+        for (int64_t ow = a; ow < e; ++ow) {
+            fc_adaptive_bin(ow, W, oW, &b.w0, &b.w1);
+            SCALAR best = -(SCALAR)INFINITY;
+            int64_t at = (b.d0 * H + b.h0) * W + b.w0;
+            int has_nan = span > FC_POOL_ADAPTIVE_SPAN;
+            for (int64_t w = b.w0; w < b.w1 && !has_nan; ++w) {
+                const SCALAR v = col_max[w - lo];
+                const int64_t i = col_row[w - lo] + w;
+                has_nan = v != v;
+                if (v > best || (v == best && i < at)) {
+                    best = v;
+                    at = i;
+                }
+            }
+            if (has_nan) best = FC_FN(adaptive_bin_max_)(xp, H, W, &b, &at);
+            y[ow] = best;
+            if (indices) indices[ow] = at;
+        }
+        a = e;
+    }
+}
+
 /* The sum of n contiguous values in FC_POOL_SUM_LANES interleaved partial
  * sums, the tail in four more, folded in halves: the same order on every
  * instruction set, no long chain of dependent adds, and only constant lane
@@ -803,15 +868,13 @@ POOL_TARGET static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geo
         FC_FN(adaptive_bin_box_) b;
         fc_adaptive_bin(od, g->in[0], oD, &b.d0, &b.d1);
         fc_adaptive_bin(oh, H, oH, &b.h0, &b.h1);
+        if (take_max) {
+            FC_FN(adaptive_max_row_)(xp, g, b, y + o, indices ? indices + o : NULL);
+            continue;
+        }
         for (int64_t ow = 0; ow < oW; ++ow) {
             fc_adaptive_bin(ow, W, oW, &b.w0, &b.w1);
-            if (take_max) {
-                int64_t at;
-                y[o + ow] = FC_FN(adaptive_bin_max_)(xp, H, W, &b, &at);
-                if (indices) indices[o + ow] = at;
-            } else {
-                y[o + ow] = FC_FN(adaptive_bin_mean_)(xp, H, W, &b);
-            }
+            y[o + ow] = FC_FN(adaptive_bin_mean_)(xp, H, W, &b);
         }
     }
 }

@@ -60,7 +60,12 @@ def test_interpolate_matches_torch(dtype):
             ((1, 2, 6), dict(scale_factor=1.1, mode="linear")),         # out == in
             ((1, 1, 3, 3), dict(size=1, mode="bilinear", align_corners=True)),
             ((1, 1, 7, 5), dict(scale_factor=(0.37, 2.9), mode="bilinear")),
-            ((1, 1, 4, 5, 6), dict(scale_factor=(1.7, 0.6, 2.2), mode="trilinear"))]:
+            ((1, 1, 4, 5, 6), dict(scale_factor=(1.7, 0.6, 2.2), mode="trilinear")),
+            # rows wider than one chunk of the kernels' row blend (512 columns)
+            ((1, 2, 3, 700), dict(size=(4, 1500), mode="bilinear")),
+            ((1, 2, 2, 1300), dict(scale_factor=(1.5, 0.3), mode="bilinear",
+                                   align_corners=True)),
+            ((1, 1, 1100), dict(scale_factor=0.7, mode="nearest"))]:
         x = rng.standard_normal(shape).astype(dtype)
         y = fastconv.interpolate(x, **kw)
         gy = rng.standard_normal(y.shape).astype(dtype)

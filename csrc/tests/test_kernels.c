@@ -1033,6 +1033,27 @@ static void test_on_every_level(void (*test)(int count), int count)
     fc_simd_select(-1);
 }
 
+/* Random W taps made as the interpolation kernels need them (fastconv.h):
+ * first taps sorted along the outputs, each second tap the first or the
+ * column after it. */
+static int compare_int64(const void *a, const void *b)
+{
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void monotone_taps(int64_t *index, int64_t outputs, int64_t in)
+{
+    int64_t *first = xmalloc(sizeof(int64_t) * outputs);
+    for (int64_t o = 0; o < outputs; ++o) first[o] = index[2 * o];
+    qsort(first, (size_t)outputs, sizeof(int64_t), compare_int64);
+    for (int64_t o = 0; o < outputs; ++o) {
+        index[2 * o] = first[o];
+        index[2 * o + 1] = first[o] + (first[o] < in - 1 ? rnd_int(0, 1) : 0);
+    }
+    free(first);
+}
+
 /* Adaptive max pooling: the naive max over each bin (first maximum wins,
  * NaN propagates), compared value for value and index for index. */
 #define DEFINE_RESAMPLE_CHECK(T, SFX, TOL)                                              \
@@ -1084,6 +1105,7 @@ static void check_interpolate_##SFX(const fc_geometry *g, const int taps[3], int
             index[base[a] + e] = rnd_int(0, g->in[a] - 1);                              \
             weight[base[a] + e] = (T)rnd_val();                                         \
         }                                                                               \
+    monotone_taps(index + base[2], g->out[2], g->in[2]);                                     \
     for (int64_t i = 0; i < planes * P; ++i) { x[i] = (T)rnd_val(); wgx[i] = 0; }       \
     for (int64_t i = 0; i < planes * L; ++i) gy[i] = (T)rnd_val();                      \
     fc_interpolate(DT_##SFX, x, g, index, weight, taps, y, nthreads);                       \
@@ -1120,19 +1142,20 @@ DEFINE_RESAMPLE_CHECK(float, f32, 1e-5)
 DEFINE_RESAMPLE_CHECK(double, f64, 1e-12)
 
 /* Random sizes (1-D to 3-D, shrinking and growing, one and two taps per
- * axis) plus a case big enough to run threaded. */
+ * axis), a case big enough to run threaded, and rows wider than one chunk
+ * of the interpolation kernels (FC_INTERP_SPAN input columns). */
 static void test_resample(int count)
 {
-    for (int done = 0; done <= count; ++done) {
+    for (int done = 0; done <= count + 1; ++done) {
         fc_geometry g = {0};
         int taps[3];
-        const int big = done == count;
-        const int nd = big ? 2 : (int)rnd_int(1, 3);
+        const int big = done == count, wide = done == count + 1;
+        const int nd = big ? 2 : wide ? 1 : (int)rnd_int(1, 3);
         g.channels = big ? 64 : rnd_int(1, 4);
         for (int a = 0; a < 3; ++a) {
             const int active = a >= 3 - nd;
-            g.in[a] = active ? (big ? 40 : rnd_int(1, 9)) : 1;
-            g.out[a] = active ? (big ? 90 : rnd_int(1, 9)) : 1;
+            g.in[a] = active ? (big ? 40 : wide ? rnd_int(600, 2000) : rnd_int(1, 9)) : 1;
+            g.out[a] = active ? (big ? 90 : wide ? rnd_int(300, 2500) : rnd_int(1, 9)) : 1;
             g.kernel[a] = g.stride[a] = g.dilation[a] = 1;
             taps[a] = active ? (int)rnd_int(1, 2) : 1;
         }

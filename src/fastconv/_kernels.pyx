@@ -626,7 +626,8 @@ def adaptive_avg_pool_backward(const real[::1] gy, Geometry geom not None, real[
 # ---------------------------------------------------------------------------
 # Interpolation.  index/weight hold each axis's 2-entry taps (D, then H, then
 # W), taps the count used per axis; every index is checked to lie inside its
-# axis here, since the kernel trusts them.
+# axis, and the W taps to be neighbours in order, here, since the kernel
+# trusts them.
 # ---------------------------------------------------------------------------
 
 cdef int _check_interpolate(const fc_geometry *g, const int64_t[::1] index,
@@ -646,6 +647,12 @@ cdef int _check_interpolate(const fc_geometry *g, const int64_t[::1] index,
                 raise ValueError(f"interpolation index {index[i]} outside axis {axis} "
                                  f"of size {g.in_[axis]}")
         base += 2 * g.out[axis]
+    base -= 2 * g.out[2]
+    for i in range(g.out[2]):   # W taps: neighbours, in order (fastconv.h)
+        if (i > 0 and index[base + 2 * i] < index[base + 2 * i - 2]) or (
+                taps_c[2] == 2 and not 0 <= index[base + 2 * i + 1] - index[base + 2 * i] <= 1):
+            raise ValueError(f"interpolation W taps of output {i} are not neighbours in "
+                             f"order: {index[base + 2 * i]}, {index[base + 2 * i + 1]}")
     return 0
 
 
