@@ -90,6 +90,8 @@ static void FC_FN(deform_im2col_)(const void *x_, const void *offset_, const voi
     const int64_t L = g->out[1] * g->out[2], per_group = C / offset_groups;
     const int64_t tasks = C * kk * batch;
     const int nt = fc_threads_for(nthreads, tasks * L * 4);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(8 * L);   /* 4 corners per sample */
     (void)nt;
     /* Task (row r = c*kk + k, image b) writes col[r, b*L : (b+1)*L] alone. */
 #ifdef _OPENMP
@@ -99,6 +101,7 @@ static void FC_FN(deform_im2col_)(const void *x_, const void *offset_, const voi
         const int64_t r = t / batch, b = t % batch, c = r / kk, k = r % kk;
         const int64_t og = c / per_group, i = k / kw, j = k % kw;
         const SCALAR *plane = x + (b * C + c) * H * W;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
                                                                offset_groups, kk, L);
         const SCALAR *off_y = tap.dy, *off_x = tap.dx, *m = tap.mask;
@@ -130,6 +133,8 @@ static void FC_FN(deform_col2im_)(const void *gcol_, const void *offset_, const 
     const int64_t kw = g->kernel[2], kk = g->kernel[1] * kw;
     const int64_t L = g->out[1] * g->out[2], per_group = C / offset_groups;
     const int nt = fc_threads_for(nthreads, C * kk * batch * L * 4);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(H * W + 8 * kk * L);
     (void)nt;
     /* Samples scatter anywhere in their plane: a thread owns whole (b, c)
      * planes of gx, so no two threads ever add to one element. */
@@ -139,6 +144,7 @@ static void FC_FN(deform_col2im_)(const void *gcol_, const void *offset_, const 
     for (int64_t t = 0; t < batch * C; ++t) {
         const int64_t b = t / C, c = t % C, og = c / per_group;
         SCALAR *plane = gx + t * H * W;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         memset(plane, 0, (size_t)(H * W) * sizeof(SCALAR));
         for (int64_t k = 0; k < kk; ++k) {
             const int64_t i = k / kw, j = k % kw;
@@ -176,6 +182,8 @@ static void FC_FN(deform_offset_mask_grad_)(const void *gcol_, const void *x_,
     const int64_t L = g->out[1] * g->out[2], per_group = C / offset_groups;
     const int64_t tasks = batch * offset_groups * kk;
     const int nt = fc_threads_for(nthreads, C * kk * batch * L * 4);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(8 * per_group * L);
     (void)nt;
     /* Task (b, og, k) owns the dy, dx and mask rows of its tap: it sums the
      * derivative of every sample of the group's channels into them. */
@@ -188,6 +196,7 @@ static void FC_FN(deform_offset_mask_grad_)(const void *gcol_, const void *x_,
         const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
                                                                offset_groups, kk, L);
         const SCALAR *off_y = tap.dy, *off_x = tap.dx, *m = tap.mask;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         /* the gradients have the offset's and the mask's layouts */
         SCALAR *g_y = grad_offset + (tap.dy - offset), *g_x = g_y + L;
         SCALAR *g_m = grad_mask ? grad_mask + (tap.mask - mask) : NULL;

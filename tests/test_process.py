@@ -264,3 +264,95 @@ def test_ctrl_c_interrupts_a_long_op(op):
     assert "interrupted at" in out, out
     latency = float(out.split("interrupted at")[1]) - sent
     assert latency < 1.5, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
+
+
+# Ops that ran as one uninterruptible kernel call before the kernels polled a
+# stop flag (csrc/stop.c): (setup, op, seconds before SIGINT).  Each runs for
+# seconds on one thread of a quiet machine (the compute-bound ones: 2e10 to
+# 6e10 multiply-adds, one image), except the memory-bound max_pool2d_backward
+# and interpolate (half a second to a second: a larger one needs gigabytes),
+# which get their SIGINT sooner.
+LONG_KERNEL_CALLS = {
+    "weight_gradient": (
+        "g = np.ones((1, 512, 96, 96), f32); x = g.copy(); w = np.ones((512, 512, 5, 5), f32)",
+        "fastconv.conv2d_backward(g, x, w, padding=2)", 0.5),
+    "conv_transpose2d": (
+        "x = np.ones((1, 1024, 48, 48), f32); w = np.ones((1024, 1024, 4, 4), f32)",
+        "fastconv.conv_transpose2d(x, w, stride=2)", 0.5),
+    "max_pool2d_backward": (
+        "x = rng.standard_normal((2, 32, 512, 512)); "
+        "y, i = fastconv.max_pool2d(x, 3, 1, 1, return_indices=True); g = np.ones_like(y)",
+        "fastconv.max_pool2d_backward(g, i, x.shape)", 0.1),
+    "deform_conv2d": (
+        "x = np.ones((1, 512, 96, 96), f32); w = np.ones((512, 512, 3, 3), f32); "
+        "off = np.full((1, 18, 96, 96), 0.3, f32)",
+        "fastconv.deform_conv2d(x, off, w, padding=1)", 0.5),
+    "interpolate": (
+        "x = np.ones((1, 8, 512, 512), f32)",
+        "fastconv.interpolate(x, scale_factor=8, mode='bilinear', align_corners=False)", 0.1),
+    "one_huge_image_conv2d": (
+        "x = np.ones((1, 512, 96, 96), f32); w = np.ones((512, 512, 5, 5), f32)",
+        "fastconv.conv2d(x, w, padding=2)", 0.5),
+}
+
+
+@posix_only
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", sorted(LONG_KERNEL_CALLS))
+def test_ctrl_c_stops_a_long_kernel_call(name, threads):
+    """SIGINT in the middle of one long kernel call raises KeyboardInterrupt
+    within 1.5 s (they ran to the end of the call: seconds to minutes); on 2
+    threads too (thread 0 polls, both stop).  The SIGINT comes from a timer
+    thread of the child itself, so the parent's load does not blur it."""
+    setup, op, delay = LONG_KERNEL_CALLS[name]
+    proc = run_child(f"""
+        import signal, time
+        f32 = np.float32
+        {setup}
+        fastconv.set_num_threads({threads})
+        sent = time.monotonic() + {delay}
+        threading.Timer({delay}, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            {op}
+        except KeyboardInterrupt:
+            print("interrupted after", time.monotonic() - sent)
+        else:
+            print("finished after", time.monotonic() - sent)
+    """, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "interrupted after" in proc.stdout, proc.stdout
+    latency = float(proc.stdout.split("interrupted after")[1])
+    assert latency < 1.5, f"{name}: KeyboardInterrupt came {latency:.2f} s after SIGINT"
+
+
+@posix_only
+def test_a_sigint_handler_that_returns_lets_the_kernel_finish():
+    """A user's SIGINT handler that does not raise runs while the kernel
+    runs (the poll calls it), and the op then returns its full result; the
+    call after an interrupted one is exact."""
+    run_ok("""
+        import signal, time
+        f32 = np.float32
+        x = rng.standard_normal((1, 64, 96, 96)).astype(f32)
+        w = rng.standard_normal((64, 64, 5, 5)).astype(f32)
+        fastconv.set_num_threads(1)
+        want = fastconv.conv2d(x, w, padding=2)
+        seen = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(time.monotonic()))
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        start = time.monotonic()
+        got = fastconv.conv2d(np.tile(x, (1, 8, 1, 1)), np.tile(w, (1, 8, 1, 1)), padding=2)
+        end = time.monotonic()
+        assert seen and seen[0] < end, (seen, start, end)   # ran inside the call
+        assert np.array_equal(fastconv.conv2d(x, w, padding=2), want)
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        big_x, big_w = np.tile(x, (1, 8, 1, 1)), np.tile(w, (8, 8, 1, 1))
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            fastconv.conv2d(big_x, big_w, padding=2)
+            raise SystemExit("the conv was not interrupted")
+        except KeyboardInterrupt:
+            pass
+        assert np.array_equal(fastconv.conv2d(x, w, padding=2), want)
+    """, timeout=300)
