@@ -231,6 +231,7 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
             FC_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
                                gemm_out + grp * m * batch * l_size, batch * l_size,
                                bias ? bias + grp * m : NULL, 0, gemm_ws, stop, nthreads);
+        if (fc_stop_is_set(stop)) return 0;   /* gemm_out is unfinished */
         const int ntr = fc_threads_for(nthreads, batch * c_out * l_size);
         (void)ntr;
 #ifdef _OPENMP

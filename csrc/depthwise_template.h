@@ -544,6 +544,7 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
                                        sums + o * taps);
         }
     }
+    if (fc_stop_is_set(stop)) return;   /* the sums are unfinished */
     for (int64_t i = 0; i < row; ++i) {
         double total = 0;
         for (int k = 0; k < nt; ++k) total += ((const double *)fc_dw_region(ws, &plan, k))[i];

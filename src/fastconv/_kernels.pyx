@@ -24,11 +24,27 @@ ctypedef fused real:
 # kernel run on.  Other threads never take the GIL here (Python runs signal
 # handlers on the main thread only).
 from cpython.exc cimport PyErr_Occurred
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() noexcept
     unsigned long PyThread_get_thread_ident() noexcept nogil
+
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    #include <windows.h>
+    static double fc_monotonic_seconds(void) { return (double)GetTickCount64() * 1e-3; }
+    #else
+    #include <time.h>
+    static double fc_monotonic_seconds(void)
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    }
+    #endif
+    """
+    double fc_monotonic_seconds() noexcept nogil
 
 # Between two signal checks: short enough that Ctrl-C lands at once for a
 # person, long enough that taking the GIL (up to Python's switch interval,
@@ -40,12 +56,10 @@ cdef unsigned long _main_thread = 0
 
 cdef int _poll_signals() noexcept nogil:
     global _next_poll
-    cdef timespec now
     cdef double t
     if PyThread_get_thread_ident() != _main_thread:
         return 0
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    t = now.tv_sec + now.tv_nsec * 1e-9
+    t = fc_monotonic_seconds()
     if t < _next_poll:
         return 0
     _next_poll = t + _POLL_SECONDS

@@ -160,10 +160,7 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
            _plan.WINOGRAD_F2X2_3X3: _output_winograd,
            _plan.GEMM_PER_IMAGE: _output_per_image,
            _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}[plan.algorithm]
-    geom = win.kernel_geometry(c_in)
-    work_per_image = c_out * (c_in // max(1, groups)) * win.taps * win.out_count
-    for start, stop in _plan.interruptible_calls(n, work_per_image, plan.threads):
-        run(plan, op, x[start:stop], w, b, geom, groups, out[start:stop])
+    run(plan, op, x, w, b, win.kernel_geometry(c_in), groups, out)
     return out.reshape((n, c_out) + win.out_size)
 
 
@@ -232,17 +229,12 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
     geom = win.kernel_geometry(c_in)
     grad_input = _workspace.aligned_empty(input_shape, gout.dtype, op, "result",
                                           "the batch, channel and image sizes")
-    # Images are independent here, so the call is cut into interruptible ones.
-    calls = _plan.interruptible_calls(n, c_out * (c_in // max(1, groups)) * win.taps
-                                      * win.out_count, plan.threads)
     if plan.algorithm == _plan.DEPTHWISE:
         ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype, op,
                                 "the kernel size and channel counts")
-        for start, stop in calls:
-            _kernels.depthwise_backward_input(gout[start:stop].reshape(-1), w.reshape(-1),
-                                              stop - start, geom, c_out // groups,
-                                              grad_input[start:stop].reshape(-1), ws,
-                                              plan.threads)
+        _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
+                                          c_out // groups, grad_input.reshape(-1), ws,
+                                          plan.threads)
         return grad_input
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
@@ -250,11 +242,9 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
                               "the column matrix of one image (channels, kernel size and "
                               "image size) times the threads")
     if plan.channels_per_call is None:
-        for start, stop in calls:
-            _kernels.conv_data_grad(gout[start:stop].reshape(-1), stop - start, geom, groups,
-                                    w.reshape(-1), c_out, grad_input[start:stop].reshape(-1),
-                                    cols, plan.threads,
-                                    threads_over_images=plan.threads_over_images)
+        _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
+                                grad_input.reshape(-1), cols, plan.threads,
+                                threads_over_images=plan.threads_over_images)
     else:
         _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols)
     return grad_input
