@@ -41,6 +41,50 @@ static inline int fc_thread_num(void)
 #endif
 }
 
+/* The stop flag of a kernel call (fastconv.h, fc_set_poll): the calling
+ * thread's, fetched by the kernel's entry with fc_stop_flag() (before any
+ * parallel region: a worker's own flag is not the call's) and handed down to
+ * its long loops.  Read with relaxed atomics: a hint checked every few
+ * milliseconds of work, never in an inner loop. */
+typedef int fc_stop;
+fc_stop *fc_stop_flag(void);
+void fc_stop_poll(fc_stop *stop);
+
+static inline int fc_stop_is_set(const fc_stop *stop)
+{
+#if defined(__GNUC__)
+    return __atomic_load_n(stop, __ATOMIC_RELAXED);
+#else
+    return *(const volatile fc_stop *)stop;
+#endif
+}
+
+/* 1 when the call should stop: checked between planes, row blocks or GEMM
+ * panels.  Thread 0 (the calling thread) runs the poll callback first. */
+static inline int fc_stopping(fc_stop *stop)
+{
+    if (fc_thread_num() == 0) fc_stop_poll(stop);
+    return fc_stop_is_set(stop);
+}
+
+/* Work (elements touched, or multiply-adds) between two polls of a loop over
+ * many small items: about a millisecond, so the poll's cost (a clock read
+ * on thread 0) is lost in the work and Ctrl-C still lands within a few ms. */
+#define FC_STOP_WORK (1 << 20)
+
+/* Poll every this many items of `work_per_item` each (fc_stopping_at). */
+static inline int64_t fc_stop_period(int64_t work_per_item)
+{
+    return work_per_item >= FC_STOP_WORK ? 1 : FC_STOP_WORK / (work_per_item > 0 ? work_per_item : 1);
+}
+
+/* fc_stopping at item i of a loop polled every `period` items; between polls
+ * only the flag is read (another thread's poll may have set it). */
+static inline int fc_stopping_at(fc_stop *stop, int64_t i, int64_t period)
+{
+    return i % period == 0 ? fc_stopping(stop) : fc_stop_is_set(stop);
+}
+
 static inline int fc_threads_for(int nthreads, int64_t work)
 {
     return (work < FC_MIN_PARALLEL_WORK || nthreads < 1) ? 1 : nthreads;

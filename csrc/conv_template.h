@@ -183,12 +183,13 @@ static int FC_FN(is_pointwise_)(const fc_geometry *g)
 static void FC_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
                               const fc_conv_source *source, int64_t row0,
                               const SCALAR *image, SCALAR *y, int64_t ldy,
-                              const SCALAR *bias, int store, SCALAR *ws, int nthreads)
+                              const SCALAR *bias, int store, SCALAR *ws, fc_stop *stop,
+                              int nthreads)
 {
     fc_conv_source src = *source;
     src.offsets += row0;
     FC_FN(gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, ldy, bias,
-                        store, ws, nthreads);
+                        store, ws, stop, nthreads);
 }
 
 /* fc_conv_forward. */
@@ -205,6 +206,7 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
     const int64_t gemm_one = FC_FN(gemm_workspace_)(1);
     fc_conv_source source = {{FC_FN(pack_from_phases_)}, ws, offsets, p,
                              {g->out[0], g->out[1], g->out[2]}};
+    fc_stop *stop = fc_stop_flag();
     /* Reading a non-pointwise image as its own column matrix would run past it. */
     if (s->per_image && s->pointwise && !FC_FN(is_pointwise_)(g)) return -1;
     if (batch <= 0 || l_size <= 0 || m <= 0 || k <= 0) return 0;
@@ -228,7 +230,8 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
         for (int64_t grp = 0; grp < groups; ++grp)
             FC_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
                                gemm_out + grp * m * batch * l_size, batch * l_size,
-                               bias ? bias + grp * m : NULL, 0, gemm_ws, nthreads);
+                               bias ? bias + grp * m : NULL, 0, gemm_ws, stop, nthreads);
+        if (fc_stop_is_set(stop)) return 0;   /* gemm_out is unfinished */
         const int ntr = fc_threads_for(nthreads, batch * c_out * l_size);
         (void)ntr;
 #ifdef _OPENMP
@@ -256,6 +259,7 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
     for (int64_t b = 0; b < batch; ++b) {
         const int t = fc_thread_num();   /* 0 when the loop runs serially */
         SCALAR *planes = ws + t * (p.image + gemm_one);
+        if (fc_stopping(stop)) continue;
         SCALAR *gemm_ws = per_thread_images ? planes + p.image : ws + p.image;
         const int inner = per_thread_images ? 1 : nthreads;
         const SCALAR *image = x + b * g->channels * plane_in;
@@ -277,7 +281,7 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
             FC_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
                               pointwise ? image + grp * k * l_size : NULL,
                               y + (b * c_out + grp * m) * l_size, l_size,
-                              bias ? bias + grp * m : NULL, store, gemm_ws, inner);
+                              bias ? bias + grp * m : NULL, store, gemm_ws, stop, inner);
     }
     return 0;
 }
@@ -375,6 +379,7 @@ static void FC_FN(conv_data_grad_)(const void *gout_, int64_t batch, const fc_ge
     const int64_t l_size = fc_spatial_size(g->out), plane_in = fc_spatial_size(g->in);
     const int64_t rows = g->channels * fc_kernel_size(g);
     const int64_t m = c_out / groups, k = rows / groups;
+    fc_stop *stop = fc_stop_flag();
     const int64_t per_thread = rows * l_size + FC_FN(gemm_workspace_)(1);
     const fc_col_layout layout = {rows * l_size, l_size};
     const fc_phases p = fc_phase_layout(g);
@@ -393,13 +398,15 @@ static void FC_FN(conv_data_grad_)(const void *gout_, int64_t batch, const fc_ge
         SCALAR *cols = ws + t * per_thread;
         SCALAR *gemm_ws = cols + rows * l_size;
         const SCALAR *grad = gout + b * c_out * l_size;
+        if (fc_stopping(stop)) continue;
         if (c_out == 0) {
             memset(cols, 0, (size_t)(rows * l_size) * sizeof(SCALAR));
         } else {
             for (int64_t grp = 0; grp < groups; ++grp)   /* W_g^T: unit row stride */
                 FC_FN(gemm_source_)(k, l_size, m, w + grp * m * k, 1, k,
                                     grad + grp * m * l_size, l_size, 1, NULL,
-                                    cols + grp * k * l_size, l_size, NULL, 0, gemm_ws, inner);
+                                    cols + grp * k * l_size, l_size, NULL, 0, gemm_ws, stop,
+                                    inner);
         }
         SCALAR *gx_b = gx + b * g->channels * plane_in;
         if (!phased) {

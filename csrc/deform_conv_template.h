@@ -162,6 +162,8 @@ static TARGET void FC_FN(deform_im2col_)(const void *x_, const void *offset_,
     const int64_t blocks = FC_FN(deform_blocks_)(L);
     const int64_t tasks = batch * offset_groups * blocks;
     const int nt = fc_threads_for(nthreads, C * kk * batch * L * 4);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(8 * per_group * kk * FC_DEFORM_BLOCK);
     (void)nt;
     /* Task (b, og, block) writes the block's columns of image b in the rows
      * c*kk + k of its group's channels alone. */
@@ -172,6 +174,7 @@ static TARGET void FC_FN(deform_im2col_)(const void *x_, const void *offset_,
         const int64_t b = t / (offset_groups * blocks), og = (t / blocks) % offset_groups;
         const int64_t l0 = (t % blocks) * FC_DEFORM_BLOCK;
         const int64_t n = L - l0 < FC_DEFORM_BLOCK ? L - l0 : FC_DEFORM_BLOCK;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         FC_FN(deform_table_) tab;
         for (int64_t k = 0; k < kk; ++k) {
             const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
@@ -213,6 +216,8 @@ static TARGET void FC_FN(deform_col2im_)(const void *gcol_, const void *offset_,
     if (nt == 1 || slices < 1) slices = 1;
     if (slices > per_group) slices = per_group;
     const int64_t tasks = images * slices;
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period((per_group / slices + 1) * (H * W + 8 * kk * L));
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -222,6 +227,7 @@ static TARGET void FC_FN(deform_col2im_)(const void *gcol_, const void *offset_,
         const int64_t slice = t % slices;
         const int64_t c0 = og * per_group + slice * per_group / slices;
         const int64_t c1 = og * per_group + (slice + 1) * per_group / slices;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         memset(gx + (b * C + c0) * H * W, 0, (size_t)((c1 - c0) * H * W) * sizeof(SCALAR));
         FC_FN(deform_table_) tab;
         for (int64_t k = 0; k < kk; ++k) {
@@ -263,6 +269,8 @@ static TARGET void FC_FN(deform_offset_mask_grad_)(const void *gcol_, const void
     const int64_t blocks = FC_FN(deform_blocks_)(L);
     const int64_t tasks = batch * offset_groups * kk * blocks;
     const int nt = fc_threads_for(nthreads, C * kk * batch * L * 4);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(8 * per_group * FC_DEFORM_BLOCK);
     (void)nt;
     /* Task (b, og, k, block) owns the block of the dy, dx and mask rows of
      * its tap: it sums the derivative of every sample of the group's
@@ -275,6 +283,7 @@ static TARGET void FC_FN(deform_offset_mask_grad_)(const void *gcol_, const void
         const int64_t og = (t / (kk * blocks)) % offset_groups, k = (t / blocks) % kk;
         const int64_t l0 = (t % blocks) * FC_DEFORM_BLOCK;
         const int64_t n = L - l0 < FC_DEFORM_BLOCK ? L - l0 : FC_DEFORM_BLOCK;
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         const FC_FN(deform_tap_) tap = FC_FN(deform_tap_rows_)(offset, mask, b, og, k,
                                                                offset_groups, kk, L);
         FC_FN(deform_table_) tab;

@@ -419,6 +419,8 @@ static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void
     int64_t *off = plan.forward ? (int64_t *)ws : NULL;
     if (off) fc_dw_input_taps(g, &stage, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
     (void)nt;
     /* A thread owns whole input planes and the output planes they feed. */
 #ifdef _OPENMP
@@ -433,6 +435,7 @@ static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void
         for (int64_t p = 0; p < batch * g->channels; ++p) {
             const int64_t n = p / g->channels, c = p % g->channels;
             const SCALAR *img = x + p * plane_in;
+            if (fc_stopping_at(stop, p, poll_every)) continue;
             if (xs) FC_FN(dw_stage_input_)(img, g, &stage, xs);
             for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o) {
                 SCALAR *dst = y + (n * c_out + o) * plane_out;
@@ -462,6 +465,8 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
     int64_t *off = plan.input ? (int64_t *)ws : NULL;
     if (off) fc_dw_grad_taps(g, &stage, multiplier, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
     (void)nt;
     /* A thread owns whole input-gradient planes: overlapping windows of one
      * plane are all summed by the same thread, so nothing races. */
@@ -478,6 +483,7 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
             const int64_t n = p / g->channels, c = p % g->channels;
             const SCALAR *grad = gy + (n * c_out + c * multiplier) * plane_out;
             const SCALAR *wc = w + c * multiplier * taps;
+            if (fc_stopping_at(stop, p, poll_every)) continue;
             if (!gs) {
                 FC_FN(dw_input_direct_)(grad, g, multiplier, wc, gx + p * plane_in);
                 continue;
@@ -503,6 +509,7 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
     const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    fc_stop *stop = fc_stop_flag();
     /* Planes in memory order, split into nt runs; run k sums into its own
      * gradient (in double: sums over many planes) and staging buffer, and
      * the runs are added in order at the end: race-free and deterministic.
@@ -513,7 +520,8 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
         for (int64_t o = 0; o < c_out; ++o)
-            FC_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
+            if (!fc_stopping(stop))
+                FC_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
         return;
     }
     int64_t *off = (int64_t *)ws;
@@ -526,14 +534,17 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
         double *sums = (double *)fc_dw_region(ws, &plan, k);
         SCALAR *xs = (SCALAR *)(sums + row);
         memset(sums, 0, (size_t)plan.weight);
+        const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
         for (int64_t p = planes * k / nt; p < planes * (k + 1) / nt; ++p) {
             const int64_t n = p / g->channels, c = p % g->channels;
+            if (fc_stopping_at(stop, p, poll_every)) break;
             FC_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
             for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o)
                 FC_FN(dw_weight_plane_)(xs, &rows, off, taps, gy + (n * c_out + o) * plane_out,
                                        sums + o * taps);
         }
     }
+    if (fc_stop_is_set(stop)) return;   /* the sums are unfinished */
     for (int64_t i = 0; i < row; ++i) {
         double total = 0;
         for (int k = 0; k < nt; ++k) total += ((const double *)fc_dw_region(ws, &plan, k))[i];

@@ -182,6 +182,21 @@ int fc_simd_active(void);
  * proof that a switch reached a kernel family). */
 int64_t fc_simd_calls(int level);
 
+/* Stopping a long kernel call early (Ctrl-C).  Every long kernel polls, at
+ * plane / row block / GEMM panel granularity, a stop flag of the thread that
+ * called it; all its threads see the flag and skip the rest of their work.
+ * Thread 0 of the call (the calling thread) runs `poll` (fc_set_poll) at each
+ * check: a nonzero return sets the flag.  fc_stop_take() returns and clears
+ * the calling thread's flag: after a kernel call, nonzero means the call
+ * stopped early and its outputs (and scratch) hold garbage.
+ * fc_stop_request() sets the flag, so the next kernel call on this thread
+ * returns at its first check (the C test driver uses it).  Kernels that do
+ * not poll (the elementwise ones: one pass over memory) leave it alone. */
+typedef int (*fc_poll_fn)(void);
+void fc_set_poll(fc_poll_fn poll);
+int fc_stop_take(void);
+void fc_stop_request(void);
+
 /* Build information for show_config(). */
 int fc_openmp_enabled(void);
 int fc_openmp_max_threads(void);

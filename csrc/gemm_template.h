@@ -310,13 +310,14 @@ static int64_t FC_FN(workspace_)(void)
 /* The whole product on one thread, with `ws` (workspace_() elements); bias
  * (m values, or NULL) is added to C's rows unless accumulating.  `store`:
  * FC_STORE_* flags; streaming applies to aligned full tiles of a C written
- * in one K block. */
+ * in one K block.  Returns early, C unfinished, once `stop` is set (checked
+ * per MC x KC x NC block: a few milliseconds of work). */
 static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                const fc_b_source *b_src, int64_t b_col0,
                                SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
-                               SCALAR *ws)
+                               SCALAR *ws, fc_stop *stop)
 {
     const int accumulate = store & FC_STORE_ADD;
     /* Streaming saves reading C's lines in only when C is written once: with
@@ -344,6 +345,7 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                 FC_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
                 const int64_t mc = m - ic < FC_GEMM_MC ? m - ic : FC_GEMM_MC;
+                if (fc_stopping(stop)) goto done;
                 FC_FN(pack_a_)(mc, kc, a + ic * rs_a + pc * cs_a, rs_a, cs_a, pa);
                 if (add_bias)
                     for (int64_t i = 0; i < FC_GEMM_MC + MR; ++i)
@@ -376,9 +378,11 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             }
         }
     }
+done:
 #if G_HAVE_STREAM
     if (stream) G_SFENCE();   /* streamed stores visible before other threads read C */
 #endif
+    return;
 }
 
 /* Split C into column slabs, one per thread: disjoint outputs, no races. */
@@ -387,7 +391,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src,
                         SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
-                        SCALAR *ws, int nthreads)
+                        SCALAR *ws, fc_stop *stop, int nthreads)
 {
     const int64_t per_thread = FC_FN(workspace_)();
     const int64_t panels = (n + FC_NR - 1) / FC_NR;
@@ -397,7 +401,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
         FC_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
-                           store, bias, ws);
+                           store, bias, ws, stop);
         return;
     }
 #ifdef _OPENMP
@@ -409,7 +413,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
         if (j1 > n) j1 = n;
         FC_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
                            b_src, j0, c + j0, ldc, store, bias,
-                           ws + t * per_thread);
+                           ws + t * per_thread, stop);
     }
 }
 
@@ -428,11 +432,12 @@ static int64_t FC_FN(gemm_workspace_)(int nthreads)
 static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a, int64_t rs_a,
                                 int64_t cs_a, const SCALAR *b, int64_t rs_b, int64_t cs_b,
                                 const fc_b_source *b_src, SCALAR *c, int64_t ldc,
-                                const SCALAR *bias, int store, SCALAR *ws, int nthreads)
+                                const SCALAR *bias, int store, SCALAR *ws, fc_stop *stop,
+                                int nthreads)
 {
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */
     FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b, b_src, c,
-                          ldc, store & FC_STORE_STREAM, bias, ws, nthreads);
+                          ldc, store & FC_STORE_STREAM, bias, ws, stop, nthreads);
 }
 
 /* fc_gemm. */
@@ -449,5 +454,5 @@ static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_
         return;
     }
     FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
-                          accumulate ? FC_STORE_ADD : 0, NULL, ws, nthreads);
+                          accumulate ? FC_STORE_ADD : 0, NULL, ws, fc_stop_flag(), nthreads);
 }

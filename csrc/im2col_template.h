@@ -51,12 +51,15 @@ static void FC_FN(im2col_)(const void *im_, int64_t batch, const fc_geometry *g,
     const int64_t total = batch * rows;
     const int batch_inner = layout.batch_stride < layout.row_stride;  /* (K, B, L) */
     const int nt = fc_threads_for(nthreads, total * fc_spatial_size(g->out));
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(fc_spatial_size(g->out));
     (void)nt;
     /* Every (image, row) pair writes its own output row: no races. */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t t = 0; t < total; ++t) {
+        if (fc_stopping_at(stop, t, poll_every)) continue;
         /* Visit rows in memory order so the output is one sequential stream. */
         const int64_t b = batch_inner ? t % batch : t / rows;
         const int64_t r = batch_inner ? t / batch : t % rows;
@@ -100,6 +103,8 @@ static void FC_FN(col2im_)(const void *col_, int64_t batch, const fc_geometry *g
     const int64_t plane = fc_spatial_size(g->in);
     const int64_t planes = batch * g->channels;
     const int nt = fc_threads_for(nthreads, planes * taps * fc_spatial_size(g->out));
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(plane + taps * fc_spatial_size(g->out));
     (void)nt;
     /* A thread owns whole (image, channel) planes, and only the rows of that
      * channel write into a plane: overlapping windows never race. */
@@ -109,6 +114,7 @@ static void FC_FN(col2im_)(const void *col_, int64_t batch, const fc_geometry *g
     for (int64_t p = 0; p < planes; ++p) {
         const int64_t b = p / g->channels, c = p % g->channels;
         SCALAR *dst = im + p * plane;
+        if (fc_stopping_at(stop, p, poll_every)) continue;
         memset(dst, 0, (size_t)plane * sizeof(SCALAR));
         for (int64_t k = 0; k < taps; ++k) {
             int64_t kd, kh, kw;

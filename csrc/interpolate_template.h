@@ -105,12 +105,15 @@ static TARGET void FC_FN(interpolate_)(const void *x_, const fc_geometry *g,
     const int last_tap = taps[2] - 1;
     const int64_t rows = g->channels * oD * oH;
     const int nt = fc_threads_for(nthreads, g->channels * out_plane);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(oW * taps[0] * taps[1] * taps[2]);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        if (fc_stopping_at(stop, r, poll_every)) continue;
         SCALAR *yr = y + p * out_plane + (od * oH + oh) * oW;
         int64_t row_offset[4];
         SCALAR row_weight[4], blend[FC_INTERP_SPAN];
@@ -152,12 +155,16 @@ static TARGET void FC_FN(interpolate_backward_)(const void *gy_, const fc_geomet
     const SCALAR *weight_w = weight + 2 * (oD + oH);
     const int last_tap = taps[2] - 1;
     const int nt = fc_threads_for(nthreads, g->channels * (in_plane + out_plane));
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(in_plane
+                                              + out_plane * taps[0] * taps[1] * taps[2]);
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t p = 0; p < g->channels; ++p) {
         const SCALAR *gyp = gy + p * out_plane;
+        if (fc_stopping_at(stop, p, poll_every)) continue;
         SCALAR *gxp = gx + p * in_plane;
         SCALAR spread[FC_INTERP_SPAN];
         memset(gxp, 0, (size_t)in_plane * sizeof(SCALAR));

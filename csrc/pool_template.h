@@ -473,12 +473,15 @@ POOL_TARGET static void FC_FN(max_pool_rows_)(const SCALAR *x, const fc_geometry
         fc_valid_range(g->in[2], oW, g->stride[2], kw * g->dilation[2] - g->pad[2],
                        &runs[2 * kw], &runs[2 * kw + 1]);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(oW * fc_kernel_size(g));
     (void)nt;
     /* Every output row belongs to one thread: disjoint outputs, no races. */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t r = 0; r < rows; ++r) {
+        if (fc_stopping_at(stop, r, poll_every)) continue;
         /* one row per plane (global pooling along D and H): no divisions */
         const int64_t p = oD * oH == 1 ? r : r / (oD * oH);
         const int64_t od = oD == 1 ? 0 : (r / oH) % oD, oh = oH == 1 ? 0 : r % oH;
@@ -527,15 +530,19 @@ static void FC_FN(max_pool_backward_)(const void *gy_, const int64_t *indices,
     SCALAR *gx = gx_;
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(in_plane + out_plane);
     (void)nt;
     /* A thread owns whole planes, and every index points inside its own
      * plane: overlapping windows never race. */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-    for (int64_t p = 0; p < g->channels; ++p)
+    for (int64_t p = 0; p < g->channels; ++p) {
+        if (fc_stopping_at(stop, p, poll_every)) continue;
         FC_FN(max_backward_plane_)(gy + p * out_plane, indices + p * out_plane,
                                    out_plane, in_plane, gx + p * in_plane);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -599,12 +606,15 @@ POOL_TARGET static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, i
     const int64_t rows = g->channels * oD * oH;
     const int tiled = fc_pool_is_tiled(g);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(oW * fc_kernel_size(g));
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t p = r / (oD * oH), od = (r / oH) % oD, oh = r % oH;
+        if (fc_stopping_at(stop, r, poll_every)) continue;
         SCALAR *yr = y + p * out_plane + (od * oH + oh) * oW;
         if (tiled)
             FC_FN(avg_row_tiled_)(x + p * in_plane, g, od, oh, divisor_override, yr);
@@ -617,8 +627,11 @@ POOL_TARGET static void FC_FN(avg_pool_)(const void *x_, const fc_geometry *g, i
 /* General backward of one plane: each window adds grad / divisor to its
  * in-bounds taps (overlapping windows accumulate). */
 static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
-                                       int include_pad, int64_t div_override, SCALAR *gx)
+                                       int include_pad, int64_t div_override, SCALAR *gx,
+                                       fc_stop *stop)
 {
+    /* One output row's taps: a huge plane polls row by row. */
+    const int64_t poll_every = fc_stop_period(g->out[2] * fc_kernel_size(g));
     const int64_t H = g->in[1], W = g->in[2];
     memset(gx, 0, (size_t)fc_spatial_size(g->in) * sizeof(SCALAR));
     for (int64_t od = 0; od < g->out[0]; ++od) {
@@ -629,6 +642,7 @@ static void FC_FN(avg_backward_plane_)(const SCALAR *gy, const fc_geometry *g,
             int64_t h0, h1;
             const int64_t ch = fc_avg_extent(oh, H, g->kernel[1], g->stride[1],
                                              g->pad[1], include_pad, &h0, &h1);
+            if (fc_stopping_at(stop, od * g->out[1] + oh, poll_every)) return;
             for (int64_t ow = 0; ow < g->out[2]; ++ow, ++gy) {
                 int64_t w0, w1;
                 const int64_t cw = fc_avg_extent(ow, W, g->kernel[2], g->stride[2],
@@ -684,18 +698,21 @@ static void FC_FN(avg_pool_backward_)(const void *gy_, const fc_geometry *g,
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int tiled = fc_pool_is_tiled(g);
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(in_plane + out_plane * fc_kernel_size(g));
     (void)nt;
     /* Whole planes per thread: overlapping windows never race. */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int64_t p = 0; p < g->channels; ++p) {
+        if (fc_stopping_at(stop, p, poll_every)) continue;
         if (tiled)
             FC_FN(avg_backward_plane_tiled_)(gy + p * out_plane, g, divisor_override,
                                              gx + p * in_plane);
         else
             FC_FN(avg_backward_plane_)(gy + p * out_plane, g, count_include_pad,
-                                       divisor_override, gx + p * in_plane);
+                                       divisor_override, gx + p * in_plane, stop);
     }
 }
 
@@ -855,6 +872,9 @@ POOL_TARGET static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geo
     const int64_t in_plane = fc_spatial_size(g->in), out_plane = fc_spatial_size(g->out);
     const int64_t rows = g->channels * oD * oH;
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    /* An output row's bins cover about this much of its plane. */
+    const int64_t poll_every = fc_stop_period((g->in[0] / oD + 1) * (H / oH + 1) * (W + oW));
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -865,6 +885,7 @@ POOL_TARGET static void FC_FN(adaptive_pool_rows_)(const SCALAR *x, const fc_geo
         const int64_t od = oD == 1 ? 0 : (r / oH) % oD, oh = oH == 1 ? 0 : r % oH;
         const SCALAR *xp = x + p * in_plane;
         const int64_t o = p * out_plane + (od * oH + oh) * oW;
+        if (fc_stopping_at(stop, r, poll_every)) continue;
         FC_FN(adaptive_bin_box_) b;
         fc_adaptive_bin(od, g->in[0], oD, &b.d0, &b.d1);
         fc_adaptive_bin(oh, H, oH, &b.h0, &b.h1);
@@ -999,6 +1020,9 @@ POOL_TARGET static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, cons
      * added to. */
     const int tiled = g->in[0] % g->out[0] == 0 && H % g->out[1] == 0 && W % g->out[2] == 0;
     const int nt = fc_threads_for(nthreads, g->channels * in_plane);
+    fc_stop *stop = fc_stop_flag();
+    /* Bins overlap by at most one row/column: about 8 x in_plane per plane. */
+    const int64_t poll_every = fc_stop_period(8 * in_plane + out_plane);
     (void)nt;
     /* Bins may overlap: whole planes per thread. */
 #ifdef _OPENMP
@@ -1006,6 +1030,7 @@ POOL_TARGET static void FC_FN(adaptive_avg_pool_backward_)(const void *gy_, cons
 #endif
     for (int64_t p = 0; p < g->channels; ++p) {
         const SCALAR *gyp = gy + p * out_plane;
+        if (fc_stopping_at(stop, p, poll_every)) continue;
         SCALAR *gxp = gx + p * in_plane;
         if (!tiled) memset(gxp, 0, (size_t)in_plane * sizeof(SCALAR));
         for (int64_t od = 0; od < g->out[0]; ++od) {

@@ -220,11 +220,12 @@ static int64_t FC_FN(wg_workspace_)(void)
 }
 
 /* c (m x K, leading dimension ldc) += grad_out * cols^T over positions
- * [j0, j1) of the batch, on one thread with `ws` (wg_workspace_() elements). */
+ * [j0, j1) of the batch, on one thread with `ws` (wg_workspace_() elements);
+ * returns early, c half-summed, once `stop` is set (checked per block). */
 static TARGET void FC_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *x_end, const SCALAR *gout, int64_t gout_image_stride,
                                     const fc_geometry *g, int64_t m, int64_t j0, int64_t j1,
-                                    SCALAR *c, int64_t ldc, SCALAR *ws)
+                                    SCALAR *c, int64_t ldc, SCALAR *ws, fc_stop *stop)
 {
     const int64_t rows = g->channels * fc_kernel_size(g), l_size = fc_spatial_size(g->out);
     SCALAR *pa = (SCALAR *)fc_align_up(ws);
@@ -236,6 +237,7 @@ static TARGET void FC_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
         const fc_wg_pos at = fc_wg_pos_of(g, p0);
         for (int64_t ic = 0; ic < m; ic += G_MC) {
             const int64_t mc = m - ic < G_MC ? m - ic : G_MC;
+            if (fc_stopping(stop)) return;
             FC_FN(wg_pack_a_)(gout + ic * l_size, gout_image_stride, l_size, mc, at.b,
                              p0 % l_size, kc, pa);
             for (int64_t jr = 0; jr < rows; jr += FC_NR) {
@@ -272,12 +274,13 @@ static void FC_FN(wgrad_)(const SCALAR *x, int64_t x_image_stride,
     /* End of the images: short runs may read whole vectors up to here. */
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + g->channels * fc_spatial_size(g->in);
     const int64_t blocks = (positions + FC_GEMM_KC - 1) / FC_GEMM_KC;
+    fc_stop *stop = fc_stop_flag();
     /* As in gemm_: below ~16M multiply-adds one thread beats waking others. */
     int nt = fc_threads_for(nthreads, m * rows * positions / 64);
     if (nt > blocks) nt = (int)blocks;
     if (nt <= 1) {
         FC_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m, 0, positions, c,
-                         ldc, ws);
+                         ldc, ws, stop);
         return;
     }
     SCALAR *priv = ws + nthreads * per_thread;
@@ -289,7 +292,7 @@ static void FC_FN(wgrad_)(const SCALAR *x, int64_t x_image_stride,
         if (t) memset(ct, 0, (size_t)(m * rows) * sizeof(SCALAR));
         FC_FN(wg_serial_)(x, x_image_stride, x_end, gout, gout_image_stride, g, m,
                          positions * t / nt, positions * (t + 1) / nt, ct, t ? rows : ldc,
-                         ws + t * per_thread);
+                         ws + t * per_thread, stop);
     }
     for (int t = 1; t < nt; ++t)
         for (int64_t i = 0; i < m; ++i) {

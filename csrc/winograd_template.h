@@ -456,6 +456,7 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
     const int64_t per_thread = FC_FN(wino_per_thread_)(g, c, m);
     SCALAR *u = (SCALAR *)fc_align_up(ws);
     SCALAR *scratch = u + 16 * groups * m_pad * c;
+    fc_stop *stop = fc_stop_flag();
     FC_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
     if (nt > blocks) nt = (int)blocks;
@@ -475,7 +476,7 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
         for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
             const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
             const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
-            for (int64_t grp = 0; grp < groups; ++grp)
+            for (int64_t grp = 0; grp < groups && !fc_stopping(stop); ++grp)
                 FC_FN(wino_block_)(x + grp * c * plane, x_end, x_image_stride, g, c,
                                   u + grp * 16 * m_pad * c, m, bias ? bias + grp * m : NULL,
                                   y + grp * m * g->out[1] * g->out[2], y_image_stride, runs,
@@ -646,6 +647,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + c * g->in[1] * g->in[2];
     const SCALAR *gy_end = gy + (batch - 1) * gy_image_stride + m * g->out[1] * g->out[2];
     const int64_t blocks = (tiles_total + tiles - 1) / tiles;
+    fc_stop *stop = fc_stop_flag();
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m) * 4);
     if (nt > blocks) nt = (int)blocks;
 #ifdef _OPENMP
@@ -662,6 +664,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         memset(du, 0, (size_t)du_size * sizeof(SCALAR));
         for (int64_t blk = blocks * t / nt; blk < blocks * (t + 1) / nt; ++blk) {
             const int64_t tau0 = blk * tiles;
+            if (fc_stopping(stop)) break;
             const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
             for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
                 const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
@@ -674,6 +677,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
             }
         }
     }
+    if (fc_stop_is_set(stop)) return;   /* grad_w is garbage either way */
     FC_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, nt, m, c, grad_w, ldw,
                           nthreads);
 }

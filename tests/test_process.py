@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv.functional import _plan
 
 posix_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -189,47 +188,11 @@ def test_thread_creation_failure_is_a_warning_not_an_exit():
 
 # ---------------------------------------------------------------- Ctrl-C
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_interruptible_calls_give_the_one_call_results(monkeypatch, threads):
-    """With one image or plane per kernel call (the smallest budget), every
-    cut op returns exactly what one call returns."""
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((3, 4, 9, 10))
-    w = rng.standard_normal((6, 2, 3, 3))
-    calls = {
-        "conv2d": lambda: fastconv.conv2d(x, w, padding=1, groups=2),
-        "conv2d_winograd": lambda: fastconv.conv2d(x, np.repeat(w, 8, 1)[:, :4], padding=1),
-        "max_pool2d": lambda: fastconv.max_pool2d(x, 3, 2, 1, return_indices=True),
-        "avg_pool2d": lambda: fastconv.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
-        "avg_pool2d_backward": lambda: fastconv.avg_pool2d_backward(
-            np.ones((3, 4, 5, 5)), x.shape, 3, 2, 1),
-        "conv2d_empty_batch": lambda: fastconv.conv2d(x[:0], w, groups=2),
-        # the data gradient by GEMM + col2im (stride 2) and by the depthwise kernel
-        "conv2d_backward_col2im": lambda: fastconv.conv2d_backward(
-            np.ones((3, 6, 5, 5)), x, w, stride=2, padding=1, groups=2)[0],
-        "conv2d_backward_depthwise": lambda: fastconv.conv2d_backward(
-            np.ones((3, 4, 9, 10)), x, w[:4, :1], padding=1, groups=4)[0],
-    }
-    before = fastconv.get_num_threads()
-    try:
-        fastconv.set_num_threads(threads)
-        whole = {name: call() for name, call in calls.items()}
-        monkeypatch.setattr(_plan, "INTERRUPT_CHUNK_WORK", 1)
-        assert len(_plan.interruptible_calls(3, 10**6, threads)) == -(-3 // threads)
-        for name, call in calls.items():
-            got, want = call(), whole[name]
-            for g, wnt in zip(got if isinstance(got, tuple) else (got,),
-                              want if isinstance(want, tuple) else (want,)):
-                assert g.shape == wnt.shape and np.array_equal(g, wnt), name
-    finally:
-        fastconv.set_num_threads(before)
-
-
 @posix_only
 @pytest.mark.parametrize("op", [
-    # 6e9 window taps; 2.4e11 multiply-adds in one GEMM per image (one kernel
-    # call for the batch before), each image short: several seconds on one
-    # thread of a quiet machine, so the SIGINT a second in lands mid-op
+    # 6e9 window taps; 2.4e11 multiply-adds in one GEMM per image: several
+    # seconds on one thread of a quiet machine, so the SIGINT a second in
+    # lands mid-op (one kernel call each: the kernels poll, csrc/stop.c)
     "fastconv.avg_pool2d(np.ones((2, 64, 256, 256), np.float32), 31, 1)",
     "fastconv.conv2d(np.ones((64, 512, 24, 24), np.float32), "
     "np.ones((512, 512, 5, 5), np.float32), padding=2)",
@@ -264,3 +227,95 @@ def test_ctrl_c_interrupts_a_long_op(op):
     assert "interrupted at" in out, out
     latency = float(out.split("interrupted at")[1]) - sent
     assert latency < 1.5, f"KeyboardInterrupt came {latency:.2f} s after SIGINT"
+
+
+# Ops that ran as one uninterruptible kernel call before the kernels polled a
+# stop flag (csrc/stop.c): (setup, op, seconds before SIGINT).  Each runs for
+# seconds on one thread of a quiet machine (the compute-bound ones: 2e10 to
+# 6e10 multiply-adds, one image), except the memory-bound max_pool2d_backward
+# and interpolate (half a second to a second: a larger one needs gigabytes),
+# which get their SIGINT sooner.
+LONG_KERNEL_CALLS = {
+    "weight_gradient": (
+        "g = np.ones((1, 512, 96, 96), f32); x = g.copy(); w = np.ones((512, 512, 5, 5), f32)",
+        "fastconv.conv2d_backward(g, x, w, padding=2)", 0.5),
+    "conv_transpose2d": (
+        "x = np.ones((1, 1024, 48, 48), f32); w = np.ones((1024, 1024, 4, 4), f32)",
+        "fastconv.conv_transpose2d(x, w, stride=2)", 0.5),
+    "max_pool2d_backward": (
+        "x = rng.standard_normal((2, 32, 512, 512)); "
+        "y, i = fastconv.max_pool2d(x, 3, 1, 1, return_indices=True); g = np.ones_like(y)",
+        "fastconv.max_pool2d_backward(g, i, x.shape)", 0.1),
+    "deform_conv2d": (
+        "x = np.ones((1, 512, 96, 96), f32); w = np.ones((512, 512, 3, 3), f32); "
+        "off = np.full((1, 18, 96, 96), 0.3, f32)",
+        "fastconv.deform_conv2d(x, off, w, padding=1)", 0.5),
+    "interpolate": (
+        "x = np.ones((1, 8, 512, 512), f32)",
+        "fastconv.interpolate(x, scale_factor=8, mode='bilinear', align_corners=False)", 0.1),
+    "one_huge_image_conv2d": (
+        "x = np.ones((1, 512, 96, 96), f32); w = np.ones((512, 512, 5, 5), f32)",
+        "fastconv.conv2d(x, w, padding=2)", 0.5),
+}
+
+
+@posix_only
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", sorted(LONG_KERNEL_CALLS))
+def test_ctrl_c_stops_a_long_kernel_call(name, threads):
+    """SIGINT in the middle of one long kernel call raises KeyboardInterrupt
+    within 1.5 s (they ran to the end of the call: seconds to minutes); on 2
+    threads too (thread 0 polls, both stop).  The SIGINT comes from a timer
+    thread of the child itself, so the parent's load does not blur it."""
+    setup, op, delay = LONG_KERNEL_CALLS[name]
+    proc = run_child(f"""
+        import signal, time
+        f32 = np.float32
+        {setup}
+        fastconv.set_num_threads({threads})
+        sent = time.monotonic() + {delay}
+        threading.Timer({delay}, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            {op}
+        except KeyboardInterrupt:
+            print("interrupted after", time.monotonic() - sent)
+        else:
+            print("finished after", time.monotonic() - sent)
+    """, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "interrupted after" in proc.stdout, proc.stdout
+    latency = float(proc.stdout.split("interrupted after")[1])
+    assert latency < 1.5, f"{name}: KeyboardInterrupt came {latency:.2f} s after SIGINT"
+
+
+@posix_only
+def test_a_sigint_handler_that_returns_lets_the_kernel_finish():
+    """A user's SIGINT handler that does not raise runs while the kernel
+    runs (the poll calls it), and the op then returns its full result; the
+    call after an interrupted one is exact."""
+    run_ok("""
+        import signal, time
+        f32 = np.float32
+        x = rng.standard_normal((1, 64, 96, 96)).astype(f32)
+        w = rng.standard_normal((64, 64, 5, 5)).astype(f32)
+        fastconv.set_num_threads(1)
+        want = fastconv.conv2d(x, w, padding=2)
+        seen = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(time.monotonic()))
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        start = time.monotonic()
+        got = fastconv.conv2d(np.tile(x, (1, 8, 1, 1)), np.tile(w, (1, 8, 1, 1)), padding=2)
+        end = time.monotonic()
+        assert seen and seen[0] < end, (seen, start, end)   # ran inside the call
+        assert np.array_equal(fastconv.conv2d(x, w, padding=2), want)
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        big_x, big_w = np.tile(x, (1, 8, 1, 1)), np.tile(w, (8, 8, 1, 1))
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            fastconv.conv2d(big_x, big_w, padding=2)
+            raise SystemExit("the conv was not interrupted")
+        except KeyboardInterrupt:
+            pass
+        assert np.array_equal(fastconv.conv2d(x, w, padding=2), want)
+    """, timeout=300)

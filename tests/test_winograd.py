@@ -31,8 +31,7 @@ def forced_output(algorithm, x, w, b, win, groups=1):
     run = {_plan.WINOGRAD_F2X2_3X3: _conv._output_winograd,
            _plan.GEMM_PER_IMAGE: _conv._output_per_image}[algorithm]
     out = np.full((x.shape[0], w.shape[0], win.out_count), np.nan, x.dtype)
-    layout = _conv._output_layout(x.shape[0], x.shape[1], w.shape[0], win, groups,
-                                  plan.threads)
+    layout = _conv._output_layout(x.shape[0], x.shape[1], w.shape[0], win, groups)
     run(plan, "test", x, w, b, layout, out)
     return out.reshape((x.shape[0], w.shape[0]) + win.out_size)
 

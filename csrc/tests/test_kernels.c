@@ -1021,6 +1021,147 @@ static void test_guards(void)
     report(ok, "guards of conv_forward (pointwise) and conv_winograd", &g, 1, 0, 1, 0);
 }
 
+/* --------------------------------------------------------------- stopping */
+/* A stop requested before a call (fc_stop_request, as a Ctrl-C poll does)
+ * makes every polling kernel return at its first check: its outputs keep
+ * their 777s (nothing written, nothing read out of bounds under ASan: the
+ * buffers are exact), and the flag is still set for the caller to take. */
+static float *filled(int64_t n, float v)
+{
+    float *p = xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; ++i) p[i] = v;
+    return p;
+}
+
+static int untouched(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i)
+        if (p[i] != 777) return 0;
+    return 1;
+}
+
+/* Run CALL with a stop requested; report whether it wrote nothing into
+ * OUT (n elements) and left the flag set. */
+#define CHECK_STOPS(what, g, nthreads, OUT, n, CALL)                                    \
+    do {                                                                                \
+        for (int64_t i_ = 0; i_ < (n); ++i_) (OUT)[i_] = 777;                            \
+        fc_stop_request();                                                              \
+        CALL;                                                                           \
+        const int kept_ = fc_stop_take();                                               \
+        report(kept_ && untouched((OUT), (n)), "stopped before any work: " what, (g), 2, 1, \
+               (nthreads), 0);                                                          \
+    } while (0)
+
+static void test_stop(int nthreads)
+{
+    /* conv: 2 images of 4 channels, 10x10, 3x3 pad 1 (Winograd's geometry too) */
+    const fc_geometry g = {4, {1, 10, 10}, {1, 10, 10}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1},
+                           {1, 1, 1}};
+    const int64_t batch = 2, c_out = 4, taps = 9, L = 100, plane = 100;
+    const int64_t n_x = batch * 4 * plane, n_y = batch * c_out * L, n_w = c_out * 4 * taps;
+    const int64_t rows = 4 * taps;
+    float *x = filled(n_x, 1), *w = filled(n_w, 1), *y = filled(n_y, 777);
+    float *gx = filled(n_x, 777), *gw = filled(n_w, 777), *col = filled(batch * rows * L, 777);
+    int64_t *offsets = xmalloc(sizeof(int64_t) * (size_t)rows);
+    for (int per_image = 0; per_image <= 1; ++per_image) {
+        const fc_conv_schedule s = {per_image, 0, 0, 0};
+        float *ws = filled(fc_conv_workspace(FC_FLOAT32, &g, batch, c_out, &s, nthreads), 0);
+        CHECK_STOPS("conv_forward", &g, nthreads, y, n_y,
+                    fc_conv_forward(FC_FLOAT32, x, batch, &g, 1, w, NULL, c_out, y, &s, ws,
+                                    offsets, nthreads));
+        free(ws);
+    }
+    float *ws = filled(fc_conv_winograd_workspace(FC_FLOAT32, &g, 1, c_out, nthreads), 0);
+    CHECK_STOPS("conv_winograd", &g, nthreads, y, n_y,
+                fc_conv_winograd(FC_FLOAT32, x, batch, &g, 1, w, NULL, c_out, y, ws, nthreads));
+    free(ws);
+    ws = filled(fc_conv_weight_grad_workspace(FC_FLOAT32, c_out, rows, nthreads), 0);
+    CHECK_STOPS("conv_weight_grad", &g, nthreads, gw, n_w,
+                fc_conv_weight_grad(FC_FLOAT32, x, 4 * plane, y, c_out * L, batch, &g, c_out,
+                                    gw, rows, ws, nthreads));
+    free(ws);
+    ws = filled(fc_conv_winograd_weight_grad_workspace(FC_FLOAT32, &g, c_out, nthreads), 0);
+    CHECK_STOPS("conv_winograd_weight_grad", &g, nthreads, gw, n_w,
+                fc_conv_winograd_weight_grad(FC_FLOAT32, x, 4 * plane, y, c_out * L, batch, &g,
+                                             c_out, gw, rows, ws, nthreads));
+    free(ws);
+    const fc_conv_schedule per_image = {1, 0, 0, 0};
+    ws = filled(fc_conv_data_grad_workspace(FC_FLOAT32, &g, nthreads), 0);
+    CHECK_STOPS("conv_data_grad", &g, nthreads, gx, n_x,
+                fc_conv_data_grad(FC_FLOAT32, y, batch, &g, 1, w, c_out, gx, &per_image, ws,
+                                  nthreads));
+    free(ws);
+    const fc_col_layout layout = {rows * L, L};
+    CHECK_STOPS("im2col", &g, nthreads, col, batch * rows * L,
+                fc_im2col(FC_FLOAT32, x, batch, &g, layout, col, nthreads));
+    CHECK_STOPS("col2im", &g, nthreads, gx, n_x,
+                fc_col2im(FC_FLOAT32, col, batch, &g, layout, gx, nthreads));
+    ws = filled(fc_gemm_workspace(FC_FLOAT32, nthreads), 0);
+    CHECK_STOPS("gemm", &g, nthreads, y, c_out * L,
+                fc_gemm(FC_FLOAT32, c_out, L, rows, w, rows, 1, col, L, 1, y, L, 0, ws,
+                        nthreads));
+    free(ws);
+    /* depthwise: w as (4 channels, 1 multiplier, taps) */
+    ws = filled(fc_depthwise_workspace(FC_FLOAT32, &g, 1, nthreads), 0);
+    CHECK_STOPS("depthwise_forward", &g, nthreads, y, n_y,
+                fc_depthwise_forward(FC_FLOAT32, x, w, NULL, batch, &g, 1, y, ws, nthreads));
+    CHECK_STOPS("depthwise_backward_input", &g, nthreads, gx, n_x,
+                fc_depthwise_backward_input(FC_FLOAT32, y, w, batch, &g, 1, gx, ws, nthreads));
+    CHECK_STOPS("depthwise_backward_weight", &g, nthreads, gw, 4 * taps,
+                fc_depthwise_backward_weight(FC_FLOAT32, y, x, batch, &g, 1, gw, ws, nthreads));
+    free(ws);
+
+    /* pooling, interpolation: the 8 planes of x, same window */
+    fc_geometry pg = g;
+    pg.channels = batch * 4;
+    int64_t *ind = xmalloc(sizeof(int64_t) * (size_t)n_y);
+    for (int64_t i = 0; i < n_y; ++i) ind[i] = i % plane;
+    CHECK_STOPS("max_pool", &pg, nthreads, y, n_y,
+                fc_max_pool(FC_FLOAT32, x, &pg, y, ind, nthreads));
+    CHECK_STOPS("max_pool_backward", &pg, nthreads, gx, n_x,
+                fc_max_pool_backward(FC_FLOAT32, x, ind, &pg, gx, nthreads));
+    CHECK_STOPS("avg_pool", &pg, nthreads, y, n_y,
+                fc_avg_pool(FC_FLOAT32, x, &pg, 1, 0, y, nthreads));
+    CHECK_STOPS("avg_pool_backward", &pg, nthreads, gx, n_x,
+                fc_avg_pool_backward(FC_FLOAT32, x, &pg, 1, 0, gx, nthreads));
+    CHECK_STOPS("adaptive_avg_pool", &pg, nthreads, y, n_y,
+                fc_adaptive_avg_pool(FC_FLOAT32, x, &pg, y, nthreads));
+    CHECK_STOPS("adaptive_max_pool", &pg, nthreads, y, n_y,
+                fc_adaptive_max_pool(FC_FLOAT32, x, &pg, y, ind, nthreads));
+    CHECK_STOPS("adaptive_avg_pool_backward", &pg, nthreads, gx, n_x,
+                fc_adaptive_avg_pool_backward(FC_FLOAT32, x, &pg, gx, nthreads));
+    /* identity resampling: index o, weight 1 along each axis */
+    int64_t index[2 * (1 + 10 + 10)];
+    float weight[2 * (1 + 10 + 10)];
+    for (int i = 0; i < 2 * 21; ++i) {
+        const int o = i < 2 ? 0 : i < 22 ? (i - 2) / 2 : (i - 22) / 2;
+        index[i] = o;
+        weight[i] = i % 2 ? 0 : 1;
+    }
+    const int lin[3] = {1, 2, 2};
+    CHECK_STOPS("interpolate", &pg, nthreads, y, n_y,
+                fc_interpolate(FC_FLOAT32, x, &pg, index, weight, lin, y, nthreads));
+    CHECK_STOPS("interpolate_backward", &pg, nthreads, gx, n_x,
+                fc_interpolate_backward(FC_FLOAT32, x, &pg, index, weight, lin, gx, nthreads));
+
+    /* deformable: one offset group, zero offsets, no mask */
+    float *offset = filled(batch * 2 * taps * L, 0);
+    float *goff = filled(batch * 2 * taps * L, 777);
+    CHECK_STOPS("deform_im2col", &g, nthreads, col, batch * rows * L,
+                fc_deform_im2col(FC_FLOAT32, x, offset, NULL, batch, &g, 1, col, nthreads));
+    CHECK_STOPS("deform_col2im", &g, nthreads, gx, n_x,
+                fc_deform_col2im(FC_FLOAT32, col, offset, NULL, batch, &g, 1, gx, nthreads));
+    CHECK_STOPS("deform_offset_mask_grad", &g, nthreads, goff, batch * 2 * taps * L,
+                fc_deform_offset_mask_grad(FC_FLOAT32, col, x, offset, NULL, batch, &g, 1,
+                                           goff, NULL, nthreads));
+    /* and with no stop requested the flag stays clear */
+    fc_conv_data_grad_workspace(FC_FLOAT32, &g, nthreads);
+    fc_im2col(FC_FLOAT32, x, batch, &g, layout, col, nthreads);
+    report(!fc_stop_take() && col[0] != 777, "no stop without a request", &g, 2, 1, nthreads, 0);
+    free(x); free(w); free(y); free(gx); free(gw); free(col); free(offsets); free(ind);
+    free(offset); free(goff);
+}
+
 /* A test on every level this CPU has: the full run on the best, a third of
  * the random cases on the others. */
 static void test_on_every_level(void (*test)(int count), int count)
@@ -1576,6 +1717,8 @@ int main(int argc, char **argv)
     test_on_every_level(test_activations, random_cases);
     test_dispatch();
     test_guards();
+    test_stop(1);
+    test_stop(2);
     printf("%lld passed, %lld failed\n", (long long)passed, (long long)failed);
     return failed != 0;
 }

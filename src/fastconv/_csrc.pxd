@@ -153,6 +153,11 @@ cdef extern from "fastconv.h" nogil:
                                    int64_t ignore_index, double label_smoothing, void *gx,
                                    int nthreads) noexcept
 
+    ctypedef int (*fc_poll_fn)() noexcept nogil
+    void fc_set_poll(fc_poll_fn poll) noexcept
+    int fc_stop_take() noexcept
+    void fc_stop_request() noexcept
+
     int fc_simd_compiled(int level) noexcept
     int fc_simd_supported(int level) noexcept
     int fc_simd_select(int level) noexcept

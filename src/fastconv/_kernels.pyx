@@ -14,6 +14,96 @@ ctypedef fused real:
     double
 
 
+# ---------------------------------------------------------------------------
+# Ctrl-C.  The long kernels poll a stop flag (fc_set_poll in csrc/fastconv.h);
+# their calling thread runs _poll_signals at each check.  On Python's main
+# thread it takes the GIL every _POLL_SECONDS at most and runs Python's signal
+# handlers: a handler that raises (SIGINT's default raises KeyboardInterrupt)
+# stops the kernel, and its exception stays pending until _raise_if_stopped,
+# after the kernel returns, hands it on.  A handler that returns lets the
+# kernel run on.  Other threads never take the GIL here (Python runs signal
+# handlers on the main thread only).
+from cpython.exc cimport PyErr_Occurred
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() noexcept
+    unsigned long PyThread_get_thread_ident() noexcept nogil
+
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    #include <windows.h>
+    static double fc_monotonic_seconds(void) { return (double)GetTickCount64() * 1e-3; }
+    #else
+    #include <time.h>
+    static double fc_monotonic_seconds(void)
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    }
+    #endif
+    """
+    double fc_monotonic_seconds() noexcept nogil
+
+# Between two signal checks: short enough that Ctrl-C lands at once for a
+# person, long enough that taking the GIL (up to Python's switch interval,
+# 5 ms, while another thread runs Python) costs a kernel at most a few percent.
+cdef double _POLL_SECONDS = 0.05
+cdef double _next_poll = 0
+cdef unsigned long _main_thread = 0
+
+
+cdef int _poll_signals() noexcept nogil:
+    global _next_poll
+    cdef double t
+    if PyThread_get_thread_ident() != _main_thread:
+        return 0
+    t = fc_monotonic_seconds()
+    if t < _next_poll:
+        return 0
+    _next_poll = t + _POLL_SECONDS
+    with gil:
+        return PyErr_CheckSignals() != 0
+
+
+cdef int _raise_if_stopped() except -1:
+    """After a kernel call: when it stopped early (its outputs hold garbage),
+    raise the exception a signal handler left pending, or KeyboardInterrupt
+    for a stop requested without one (request_stop)."""
+    if not fc_stop_take():
+        return 0
+    if PyErr_Occurred() == NULL:
+        raise KeyboardInterrupt("fastconv: kernel call stopped (request_stop)")
+    return -1
+
+
+def _note_main_thread():
+    """Python's main thread is the one that polls for signals (in a forked
+    child: the thread that forked)."""
+    global _main_thread
+    _main_thread = PyThread_get_thread_ident()
+
+
+def request_stop():
+    """Stop the next long kernel call on this thread at its first check, as a
+    Ctrl-C would (it raises KeyboardInterrupt): for tests."""
+    fc_stop_request()
+
+
+def take_stop():
+    """Clear this thread's stop flag; True when it was set (for tests)."""
+    return bool(fc_stop_take())
+
+
+import os as _os
+import threading as _threading
+_main_thread = _threading.main_thread().ident
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_note_main_thread)
+fc_set_poll(_poll_signals)
+
+
 cdef inline fc_dtype _dtype(real zero) noexcept nogil:
     """The C kernels' name for the fused type `real` (pass <real>0)."""
     return FC_FLOAT32 if real is float else FC_FLOAT64
@@ -92,6 +182,7 @@ def im2col(const real[::1] im, int64_t batch, Geometry geom not None, int64_t ba
     _check_col_bounds(col.shape[0], batch, &g, layout)
     with nogil:
         fc_im2col(_dtype(<real>0), &im[0], batch, &g, layout, &col[0], nthreads)
+    _raise_if_stopped()
 
 
 def col2im(const real[::1] col, int64_t batch, Geometry geom not None, int64_t batch_stride,
@@ -111,6 +202,7 @@ def col2im(const real[::1] col, int64_t batch, Geometry geom not None, int64_t b
     _check_col_bounds(col.shape[0], batch, &g, layout)
     with nogil:
         fc_col2im(_dtype(<real>0), &col[0], batch, &g, layout, &im[0], nthreads)
+    _raise_if_stopped()
 
 
 cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
@@ -149,6 +241,7 @@ def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias
     with nogil:
         fc_depthwise_forward(_dtype(<real>0), &x[0], &w[0], bias_ptr, batch, &g, multiplier,
                              &y[0], &ws[0], nthreads)
+    _raise_if_stopped()
 
 
 def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch,
@@ -163,6 +256,7 @@ def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batc
     with nogil:
         fc_depthwise_backward_input(_dtype(<real>0), &gy[0], &w[0], batch, &g, multiplier,
                                     &gx[0], &ws[0], nthreads)
+    _raise_if_stopped()
 
 
 def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
@@ -180,6 +274,7 @@ def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t bat
     with nogil:
         fc_depthwise_backward_weight(_dtype(<real>0), &gy[0], &x[0], batch, &g, multiplier,
                                      &gw[0], &ws[0], nthreads)
+    _raise_if_stopped()
 
 
 SIMD_LEVELS = ("generic", "avx2", "avx512")
@@ -215,6 +310,7 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
         fc_gemm(_dtype(<real>0), m, n, k, pa, a.strides[0] // item, a.strides[1] // item,
                 pb, b.strides[0] // item, b.strides[1] // item, &c[0, 0], c.strides[0] // item,
                 accumulate, &ws[0], nthreads)
+    _raise_if_stopped()
 
 
 cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,
@@ -282,6 +378,7 @@ def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64
     with nogil:
         status = fc_conv_forward(_dtype(<real>0), &x[0], batch, &g, groups, &w[0], bias_ptr,
                                  c_out, &y[0], &s, &ws[0], &offsets[0], nthreads)
+    _raise_if_stopped()
     if status < 0:
         raise ValueError(f"conv_forward: pointwise schedule for a geometry that is not "
                          f"pointwise: {geom}")
@@ -330,6 +427,7 @@ def conv_winograd(const real[::1] x, int64_t batch, Geometry geom not None, int6
     with nogil:
         status = fc_conv_winograd(_dtype(<real>0), &x[0], batch, &g, groups, &w[0], bias_ptr,
                                   c_out, &y[0], &ws[0], nthreads)
+    _raise_if_stopped()
     _check_winograd(status, "conv_winograd", geom)
 
 
@@ -359,6 +457,7 @@ def conv_data_grad(const real[::1] gout, int64_t batch, Geometry geom not None,
     with nogil:
         fc_conv_data_grad(_dtype(<real>0), &gout[0] if c_out else NULL, batch, &g, groups,
                           &w[0] if c_out else NULL, c_out, &gx[0], &s, &ws[0], nthreads)
+    _raise_if_stopped()
 
 
 def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
@@ -419,6 +518,7 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
             fc_conv_weight_grad(_dtype(<real>0), &x[x_offset], x_image_stride,
                                 &gout[gout_offset], gout_image_stride, batch, &g, m,
                                 &grad_w[0, 0], ldw, &ws[0], nthreads)
+    _raise_if_stopped()
     _check_winograd(status, "conv_weight_grad", geom)
 
 
@@ -520,6 +620,7 @@ def max_pool(const real[::1] x, Geometry geom not None, real[::1] y, indices, in
             fc_adaptive_max_pool(_dtype(<real>0), &x[0], &g, &y[0], ind_ptr, nthreads)
         else:
             fc_max_pool(_dtype(<real>0), &x[0], &g, &y[0], ind_ptr, nthreads)
+    _raise_if_stopped()
 
 
 def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, Geometry geom not None,
@@ -546,6 +647,7 @@ def max_pool_backward(const real[::1] gy, const int64_t[::1] indices, Geometry g
                 gx[i] = 0
         else:
             fc_max_pool_backward(_dtype(<real>0), &gy[0], &indices[0], &g, &gx[0], nthreads)
+    _raise_if_stopped()
     return -1
 
 
@@ -561,6 +663,7 @@ def avg_pool(const real[::1] x, Geometry geom not None, bint count_include_pad,
     with nogil:
         fc_avg_pool(_dtype(<real>0), &x[0], &g, count_include_pad, divisor_override, &y[0],
                     nthreads)
+    _raise_if_stopped()
 
 
 def avg_pool_backward(const real[::1] gy, Geometry geom not None, bint count_include_pad,
@@ -577,6 +680,7 @@ def avg_pool_backward(const real[::1] gy, Geometry geom not None, bint count_inc
         else:
             fc_avg_pool_backward(_dtype(<real>0), &gy[0], &g, count_include_pad,
                                  divisor_override, &gx[0], nthreads)
+    _raise_if_stopped()
 
 
 def adaptive_avg_pool(const real[::1] x, Geometry geom not None, real[::1] y, int nthreads):
@@ -589,6 +693,7 @@ def adaptive_avg_pool(const real[::1] x, Geometry geom not None, real[::1] y, in
         raise ValueError("cannot pool an empty plane into a non-empty output")
     with nogil:
         fc_adaptive_avg_pool(_dtype(<real>0), &x[0], &g, &y[0], nthreads)
+    _raise_if_stopped()
 
 
 def global_avg_pool(const real[::1] x, Geometry geom not None, bint prefetch, real[::1] y,
@@ -621,6 +726,7 @@ def adaptive_avg_pool_backward(const real[::1] gy, Geometry geom not None, real[
                 gx[i] = 0
         else:
             fc_adaptive_avg_pool_backward(_dtype(<real>0), &gy[0], &g, &gx[0], nthreads)
+    _raise_if_stopped()
 
 
 # ---------------------------------------------------------------------------
@@ -668,6 +774,7 @@ def interpolate(const real[::1] x, Geometry geom not None, const int64_t[::1] in
     with nogil:
         fc_interpolate(_dtype(<real>0), &x[0], &g, &index[0], &weight[0], taps_c, &y[0],
                        nthreads)
+    _raise_if_stopped()
 
 
 def interpolate_backward(const real[::1] gy, Geometry geom not None, const int64_t[::1] index,
@@ -687,6 +794,7 @@ def interpolate_backward(const real[::1] gy, Geometry geom not None, const int64
     with nogil:
         fc_interpolate_backward(_dtype(<real>0), &gy[0], &g, &index[0], &weight[0], taps_c,
                                 &gx[0], nthreads)
+    _raise_if_stopped()
 
 
 # ---------------------------------------------------------------------------
@@ -736,6 +844,7 @@ def deform_im2col(const real[::1] x, const real[::1] offset, mask, int64_t batch
     with nogil:
         fc_deform_im2col(_dtype(<real>0), &x[0], &offset[0], mp, batch, &g, offset_groups,
                          &col[0], nthreads)
+    _raise_if_stopped()
 
 
 def deform_col2im(const real[::1] gcol, const real[::1] offset, mask, int64_t batch,
@@ -756,6 +865,7 @@ def deform_col2im(const real[::1] gcol, const real[::1] offset, mask, int64_t ba
     with nogil:
         fc_deform_col2im(_dtype(<real>0), &gcol[0], &offset[0], mp, batch, &g, offset_groups,
                          &gx[0], nthreads)
+    _raise_if_stopped()
 
 
 def deform_offset_mask_grad(const real[::1] gcol, const real[::1] x, const real[::1] offset,
@@ -789,6 +899,7 @@ def deform_offset_mask_grad(const real[::1] gcol, const real[::1] x, const real[
     with nogil:
         fc_deform_offset_mask_grad(_dtype(<real>0), &gcol[0], &x[0], &offset[0], mp, batch,
                                    &g, offset_groups, &grad_offset[0], gmp, nthreads)
+    _raise_if_stopped()
 
 
 # ---------------------------------------------------------------------------

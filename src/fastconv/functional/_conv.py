@@ -154,21 +154,18 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
     c_out = w.shape[0]
     if plan is None:
         plan = _plan.plan_conv(_plan.OUTPUT, n, c_in, c_out, win, groups, x.dtype)
-    layout = _output_layout(n, c_in, c_out, win, groups, plan.threads)
+    layout = _output_layout(n, c_in, c_out, win, groups)
     return layout.run(plan, op, x, w, b)
 
 
 class _OutputLayout:
     """The shape-only part of running a conv forward: the kernel geometry,
-    the interruptible calls over images, the output's shapes and the
-    offsets scratch size, worked out once per distinct call (_output_layout)."""
+    the output's shapes and the offsets scratch size, worked out once per
+    distinct call (_output_layout)."""
 
-    def __init__(self, n, c_in, c_out, win, groups, threads):
+    def __init__(self, n, c_in, c_out, win, groups):
         self.groups = groups
         self.geom = win.kernel_geometry(c_in)
-        work_per_image = c_out * (c_in // max(1, groups)) * win.taps * win.out_count
-        self.calls = [slice(start, stop) for start, stop
-                      in _plan.interruptible_calls(n, work_per_image, threads)]
         self.out_shape = (n, c_out, win.out_count)
         self.result_shape = (n, c_out) + win.out_size
         self.offsets = (c_in * win.taps,)
@@ -177,18 +174,13 @@ class _OutputLayout:
         """The output of validated C-contiguous x, w, b computed as `plan`."""
         out = _workspace.aligned_empty(self.out_shape, x.dtype, op, "output",
                                        "the batch, channel and output sizes")
-        run = _OUTPUT_RUNS[plan.algorithm]
-        if len(self.calls) == 1:     # no views to make
-            run(plan, op, x, w, b, self, out)
-        else:
-            for images in self.calls:
-                run(plan, op, x[images], w, b, self, out[images])
+        _OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, self, out)
         return out.reshape(self.result_shape)
 
 
 @_callcache.memoize
-def _output_layout(n, c_in, c_out, win, groups, threads):
-    return _OutputLayout(n, c_in, c_out, win, groups, threads)
+def _output_layout(n, c_in, c_out, win, groups):
+    return _OutputLayout(n, c_in, c_out, win, groups)
 
 
 def _output_empty_sum(plan, op, x, w, b, layout, out):
@@ -264,17 +256,12 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
     geom = win.kernel_geometry(c_in)
     grad_input = _workspace.aligned_empty(input_shape, gout.dtype, op, "result",
                                           "the batch, channel and image sizes")
-    # Images are independent here, so the call is cut into interruptible ones.
-    calls = _plan.interruptible_calls(n, c_out * (c_in // max(1, groups)) * win.taps
-                                      * win.out_count, plan.threads)
     if plan.algorithm == _plan.DEPTHWISE:
         ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype, op,
                                 "the kernel size and channel counts")
-        for start, stop in calls:
-            _kernels.depthwise_backward_input(gout[start:stop].reshape(-1), w.reshape(-1),
-                                              stop - start, geom, c_out // groups,
-                                              grad_input[start:stop].reshape(-1), ws,
-                                              plan.threads)
+        _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
+                                          c_out // groups, grad_input.reshape(-1), ws,
+                                          plan.threads)
         return grad_input
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
@@ -282,11 +269,9 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
                               "the column matrix of one image (channels, kernel size and "
                               "image size) times the threads")
     if plan.channels_per_call is None:
-        for start, stop in calls:
-            _kernels.conv_data_grad(gout[start:stop].reshape(-1), stop - start, geom, groups,
-                                    w.reshape(-1), c_out, grad_input[start:stop].reshape(-1),
-                                    cols, plan.threads,
-                                    threads_over_images=plan.threads_over_images)
+        _kernels.conv_data_grad(gout.reshape(-1), n, geom, groups, w.reshape(-1), c_out,
+                                grad_input.reshape(-1), cols, plan.threads,
+                                threads_over_images=plan.threads_over_images)
     else:
         _data_grad_in_channel_blocks(plan, gout, w, win, groups, grad_input, cols)
     return grad_input
@@ -391,7 +376,7 @@ class _ConvCall:
         # allow (plan_conv with the operands reads them on every call).
         self.reads_values = _plan.WINOGRAD_F2X2_3X3 in (self.plan.algorithm,
                                                         _plan.via_algorithm(self.plan))
-        self.layout = _output_layout(n, c_in, c_out, self.win, self.groups, threads)
+        self.layout = _output_layout(n, c_in, c_out, self.win, self.groups)
 
 
 # One memo lookup per conv forward call for all its shape-only work.

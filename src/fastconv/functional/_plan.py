@@ -57,16 +57,6 @@ STREAM_MIN_BYTES = 4 << 20
 # is bounded whatever the batch size.
 CHUNK_SCRATCH_BYTES = 32 << 20
 
-# A kernel runs to its end without the GIL, so Ctrl-C (KeyboardInterrupt) is
-# honoured only between kernel calls: a long call is cut into calls on whole
-# images or planes of at most this many multiply-adds (pooling: window taps)
-# per thread: under a second even on the slowest pooling kernel, and large
-# enough that each call's fixed work (Winograd transforms the weights anew,
-# the GEMM packs them, threads wake) stays small next to its own
-# (docs/performance.md, "INTERRUPT_CHUNK_WORK").
-INTERRUPT_CHUNK_WORK = 1 << 28
-
-
 # Winograd's transforms add and subtract up to this many multiples of the
 # largest operand product per term the direct sum adds (forward: the input
 # transform 4x, the weight transform 2.25x, the output transform 9x;
@@ -262,25 +252,6 @@ def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) 
     (CHUNK_SCRATCH_BYTES by default): at least 1, at most the batch."""
     budget = CHUNK_SCRATCH_BYTES if budget is None else budget
     return max(1, min(batch, budget // max(1, bytes_per_image)))
-
-
-def interruptible_chunk(items: int, work_per_item: int, threads: Optional[int] = None) -> int:
-    """Images or planes per kernel call so that each call does at most
-    INTERRUPT_CHUNK_WORK per thread (`threads`: default
-    fastconv.get_num_threads()): at least `threads` items (none of them
-    idle) and 1, at most `items`; `items` when it is 0."""
-    threads = _threads.get_num_threads() if threads is None else threads
-    per_call = INTERRUPT_CHUNK_WORK * threads // max(1, work_per_item)
-    return max(1, threads, min(items, per_call))
-
-
-def interruptible_calls(items: int, work_per_item: int, threads: Optional[int] = None):
-    """(start, stop) item ranges of interruptible_chunk's size covering
-    range(items).  The caller's loop over them is where a pending Ctrl-C
-    raises KeyboardInterrupt (Python checks for signals on the loop's jump
-    back), so a result is never returned half computed."""
-    step = interruptible_chunk(items, work_per_item, threads)
-    return [(start, min(items, start + step)) for start in range(0, items, step)]
 
 
 # ------------------------------------------------------------- planning

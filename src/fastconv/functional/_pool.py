@@ -132,30 +132,20 @@ def _divisor(value, op):
     return d
 
 
-def _plane_calls(win, planes, *arrays):
-    """The kernel calls of a pooling pass over `planes` (N * C) planes with
-    window `win`, short enough that Ctrl-C is honoured between them
-    (_plan.interruptible_calls): per call, its geometry, the thread count and
-    the flat slice of each C-contiguous array (planes first; None stays
-    None)."""
-    nthreads = _threads.get_num_threads()
-    calls = _plane_schedule(win, planes, nthreads)
-    if len(calls) <= 1:  # the common case, without the per-call views
-        yield (win.kernel_geometry(planes), nthreads) + tuple(
-            None if a is None else a.reshape(-1) for a in arrays)
-        return
-    by_plane = [None if a is None else a.reshape(planes, a.size // planes) for a in arrays]
-    for geom, start, stop in calls:
-        yield (geom, nthreads) + tuple(
-            None if a is None else a[start:stop].reshape(-1) for a in by_plane)
+def _plane_call(win, planes, *arrays):
+    """The arguments of the one kernel call of a pooling pass over `planes`
+    (N * C) planes with window `win`: its geometry, the thread count and each
+    C-contiguous array flat (None stays None).  (One call for the whole pass:
+    the kernels poll for Ctrl-C themselves, csrc/stop.c.)"""
+    return (_plane_geometry(win, planes), _threads.get_num_threads()) + tuple(
+        None if a is None else a.reshape(-1) for a in arrays)
 
 
 @_callcache.memoize
-def _plane_schedule(win, planes, nthreads):
-    """(geometry, first plane, end plane) of each interruptible kernel call,
-    worked out once per window, plane count and thread count."""
-    calls = _plan.interruptible_calls(planes, prod(win.kernel) * prod(win.out_size), nthreads)
-    return tuple((win.kernel_geometry(stop - start), start, stop) for start, stop in calls)
+def _plane_geometry(win, planes):
+    """The kernel geometry of `win` over `planes` planes, worked out once per
+    window and plane count."""
+    return win.kernel_geometry(planes)
 
 
 # ---------------------------------------------------------------------------
@@ -171,9 +161,8 @@ def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
     n, c = x.shape[:2]
     out = np.empty((n, c) + win.out_size, dtype=x.dtype)
     indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
-    for geom, nthreads, x_part, out_part, indices_part in _plane_calls(win, n * c, x, out,
-                                                                       indices):
-        _kernels.max_pool(x_part, geom, out_part, indices_part, nthreads)
+    geom, nthreads, x_flat, out_flat, indices_flat = _plane_call(win, n * c, x, out, indices)
+    _kernels.max_pool(x_flat, geom, out_flat, indices_flat, nthreads)
     return (out, indices) if return_indices else out
 
 
@@ -320,8 +309,8 @@ def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     x = _args.contiguous(x)
     n, c = x.shape[:2]
     out = np.empty((n, c) + win.out_size, dtype=x.dtype)
-    for geom, nthreads, x_part, out_part in _plane_calls(win, n * c, x, out):
-        _kernels.avg_pool(x_part, geom, include_pad, divisor, out_part, nthreads)
+    geom, nthreads, x_flat, out_flat = _plane_call(win, n * c, x, out)
+    _kernels.avg_pool(x_flat, geom, include_pad, divisor, out_flat, nthreads)
     return out
 
 
@@ -335,9 +324,8 @@ def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, pa
     _check_grad_output(op, g, shape[:2] + win.out_size)
     g = _args.contiguous(g)
     grad_input = np.empty(shape, dtype=g.dtype)
-    for geom, nthreads, g_part, grad_part in _plane_calls(win, shape[0] * shape[1], g,
-                                                          grad_input):
-        _kernels.avg_pool_backward(g_part, geom, include_pad, divisor, grad_part, nthreads)
+    geom, nthreads, g_flat, grad_flat = _plane_call(win, shape[0] * shape[1], g, grad_input)
+    _kernels.avg_pool_backward(g_flat, geom, include_pad, divisor, grad_flat, nthreads)
     return grad_input
 
 
