@@ -99,19 +99,21 @@ def test_default_follows_the_openmp_runtime():
 
 
 @needs_openmp
-def test_import_leaves_omp_wait_policy_unset_but_its_runtime_passive():
-    """libgomp starts PASSIVE (OMP_DISPLAY_ENV makes it print its settings
-    when it loads), yet neither os.environ nor a child process sees the
-    variable afterwards."""
+def test_import_leaves_gomp_spincount_unset_but_its_runtime_spinning_a_bounded_time():
+    """libgomp starts with fastconv's bounded spin (OMP_DISPLAY_ENV=VERBOSE
+    makes it print its settings when it loads), yet neither os.environ nor a
+    child process sees the variable afterwards."""
     proc = _run("""
         import subprocess, sys
-        print(os.environ.get("OMP_WAIT_POLICY"))
-        subprocess.run([sys.executable, "-c",
-                        "import os; print(os.environ.get('OMP_WAIT_POLICY'))"], check=True)
-    """, OMP_DISPLAY_ENV="TRUE")
-    assert proc.stdout.split() == ["None", "None"]
-    assert "OMP_WAIT_POLICY = 'PASSIVE'" in proc.stderr
-    assert "PASSIVE" in fastconv._config.config()["omp_wait_policy"]
+        print(os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"))
+        subprocess.run([sys.executable, "-c", "import os; "
+                        "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"],
+                       check=True)
+        print(fastconv._config.config()["omp_wait_policy"])
+    """, OMP_DISPLAY_ENV="VERBOSE")
+    assert proc.stdout.split()[:4] == ["None", "None", "None", "None"]
+    assert f"GOMP_SPINCOUNT = '{fastconv._threads.SPIN_COUNT}'" in proc.stderr
+    assert f"GOMP_SPINCOUNT={fastconv._threads.SPIN_COUNT}" in proc.stdout
 
 
 @needs_openmp
@@ -120,3 +122,11 @@ def test_a_users_omp_wait_policy_is_kept():
                 OMP_DISPLAY_ENV="TRUE", OMP_WAIT_POLICY="ACTIVE")
     assert proc.stdout.split() == ["ACTIVE"]
     assert "OMP_WAIT_POLICY = 'ACTIVE'" in proc.stderr
+
+
+@needs_openmp
+def test_a_users_gomp_spincount_is_kept():
+    proc = _run("print(os.environ.get('GOMP_SPINCOUNT'))",
+                OMP_DISPLAY_ENV="VERBOSE", GOMP_SPINCOUNT="1234")
+    assert proc.stdout.split() == ["1234"]
+    assert "GOMP_SPINCOUNT = '1234'" in proc.stderr

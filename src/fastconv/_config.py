@@ -57,7 +57,7 @@ def show_config(file: Optional[IO[str]] = None) -> None:
     """Print how this fastconv was built and what it will use, one
     "key : value" line each: the versions (fastconv, Python, NumPy), the
     platform, the compiler and its flags, OpenMP on/off, the thread count,
-    OMP_WAIT_POLICY, the active SIMD path (and the ones this CPU supports and
+    how its OpenMP workers wait (GOMP_SPINCOUNT / OMP_WAIT_POLICY), the active SIMD path (and the ones this CPU supports and
     this build compiled; FASTCONV_SIMD overrides it), whether Winograd is on
     (FASTCONV_WINOGRAD), the build's target ISA and the CPU's SIMD features.
 

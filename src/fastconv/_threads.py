@@ -73,31 +73,40 @@ _started = _Started()
 # warns at every call).
 _warned = set()
 
-# OpenMP workers that spin after a parallel region steal the core from the
-# Python thread that runs the rest of a training step on a busy machine, so
-# fastconv's runtime sleeps instead, unless the user chose a policy.
-WAIT_POLICY = "PASSIVE"
-wait_policy_at_load = None  # what OMP_WAIT_POLICY was while the extension loaded
+# After a parallel region fastconv's OpenMP workers spin SPIN_COUNT rounds
+# (a few milliseconds: libgomp's own default when no policy is set) before
+# they sleep.  A network runs a parallel op every few hundred microseconds, and
+# a sleeping worker must be woken through the kernel (on a virtual machine, by
+# an interrupt to a halted virtual CPU), which can cost more than the op: with
+# PASSIVE (no spin) whole-network steps at 2 threads were much slower
+# (docs/performance.md, "Wait policy").  The spin is bounded, so an idle
+# process stops using the cores soon after its last op.  A user's
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+SPIN_COUNT = "300000"
+wait_policy_at_load = None  # how fastconv's runtime waits, as it was set while loading
 
 
 @contextlib.contextmanager
 def openmp_load_environment():
-    """While the compiled extension loads: OMP_WAIT_POLICY=PASSIVE unless the
-    user set it.  libgomp reads its environment once, when it is loaded, so
-    the setting applies to fastconv's runtime; os.environ is restored at once,
-    so child processes and runtimes loaded later (e.g. another library's own
-    libgomp copy) keep their own defaults."""
+    """While the compiled extension loads: GOMP_SPINCOUNT=SPIN_COUNT unless the
+    user set OMP_WAIT_POLICY or GOMP_SPINCOUNT.  libgomp reads its environment
+    once, when it is loaded, so the setting applies to fastconv's runtime;
+    os.environ is restored at once, so child processes and runtimes loaded
+    later (e.g. another library's own libgomp copy) keep their own defaults."""
     global wait_policy_at_load
-    user_set = "OMP_WAIT_POLICY" in os.environ
-    if not user_set:
-        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
-    wait_policy_at_load = os.environ["OMP_WAIT_POLICY"] + (
-        " (set by the user)" if user_set else " (fastconv's default for its own runtime)")
+    users = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+             if k in os.environ]
+    if users:
+        wait_policy_at_load = ", ".join(users) + " (set by the user)"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+        wait_policy_at_load = (f"spin GOMP_SPINCOUNT={SPIN_COUNT} rounds, then sleep "
+                               f"(fastconv's default for its own runtime)")
     try:
         yield
     finally:
-        if not user_set:
-            os.environ.pop("OMP_WAIT_POLICY", None)
+        if not users:
+            os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 def _usable_cpus():

@@ -219,7 +219,7 @@ class TorchImpl(OptionalLibrary):
     ops = None   # every op of the case table (NumpyImpl's twin)
     # torch first: its OpenMP runtime (libgomp, shared with fastconv's when
     # both are loaded) then starts with torch's default wait policy, not
-    # the PASSIVE one fastconv chooses for a runtime it loads itself.
+    # the bounded spin fastconv chooses for a runtime it loads itself.
     preload = ("torch",)
 
     def set_threads(self, n):

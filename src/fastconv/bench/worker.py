@@ -130,9 +130,10 @@ class Worker:
 
 
 def _wait_policy(impl):
-    """The OMP_WAIT_POLICY this process's OpenMP runtime started with: the
-    user's, else the default of whoever loaded the runtime first."""
-    value = os.environ.get("OMP_WAIT_POLICY")
+    """How this process's OpenMP runtime waits: the user's OMP_WAIT_POLICY
+    or GOMP_SPINCOUNT, else the default of whoever loaded the runtime first."""
+    value = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                      if os.environ.get(k))
     if value:
         return f"{value} (set by the user)"
     if impl.preload:
