@@ -343,3 +343,19 @@ def test_adaptive_avg_pool_runs_the_planned_kernel(monkeypatch, out_size, kernel
                                fastconv.reference.adaptive_avg_pool2d(x, out_size),
                                rtol=1e-12, atol=1e-12)
     assert called == [kernel]
+
+
+def test_explain_names_adaptive_average_poolings_kernel(rng):
+    """Output size 1 is the mean of whole planes (prefetched only when the
+    input is too big to stay in cache); any other size takes the bins."""
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    p = fastconv.explain("adaptive_avg_pool2d", x, 1)
+    assert isinstance(p, _plan.PoolPlan)
+    assert (p.algorithm, p.prefetch) == (_plan.GLOBAL_MEAN, False)
+    assert p.algorithm in str(p)
+    assert fastconv.explain("adaptive_avg_pool2d", x, (3, 2)).algorithm == _plan.ADAPTIVE_BINS
+    assert fastconv.explain("adaptive_avg_pool1d", x[0], 1).algorithm == _plan.GLOBAL_MEAN
+    big = np.broadcast_to(np.float32(1), (1, 1, _plan.GLOBAL_MEAN_PREFETCH_MIN_BYTES // 4))
+    assert fastconv.explain("adaptive_avg_pool1d", big, 1).prefetch
+    with pytest.raises(ValueError, match="output_size"):
+        fastconv.explain("adaptive_avg_pool2d", x, 0)

@@ -1,12 +1,13 @@
-"""fastconv.explain: the plans a convolution call would run, without running it."""
+"""fastconv.explain: the plans a convolution or adaptive average pooling
+call would run, without running it."""
 from __future__ import annotations
 
 import re
 from typing import Any, Tuple, Union
 
 from . import functional
-from .functional import _conv, _conv_transpose
-from .functional._plan import ConvPlan
+from .functional import _conv, _conv_transpose, _pool
+from .functional._plan import ConvPlan, PoolPlan
 
 # Op name -> the function that validates the op's arguments and (with
 # explain=True) returns its plans instead of running them.
@@ -15,11 +16,12 @@ _PLANNED = (
     (re.compile(r"conv([123])d_backward"), _conv._conv_backward),
     (re.compile(r"conv_transpose([123])d"), _conv_transpose._conv_transpose),
     (re.compile(r"conv_transpose([123])d_backward"), _conv_transpose._conv_transpose_backward),
+    (re.compile(r"adaptive_avg_pool([123])d"), _pool._adaptive_avg_pool),
 )
 
 
 def explain(op_name: str, *args: Any, **kwargs: Any
-            ) -> Union[ConvPlan, Tuple[ConvPlan, ConvPlan]]:
+            ) -> Union[ConvPlan, Tuple[ConvPlan, ConvPlan], PoolPlan]:
     """The plan(s) the call ``fastconv.<op_name>(*args, **kwargs)`` would run,
     without running it.
 
@@ -55,7 +57,12 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     runs only on values its transforms keep finite (no inf or NaN, products
     far from the dtype's overflow), the direct sum on any others.
 
-    Raises ValueError for an op name that is not a convolution (the other
+    For adaptive_avg_pool1d/2d/3d it returns a PoolPlan: the ``algorithm``
+    ("global_mean" for output size 1, the mean of whole planes; else
+    "adaptive_bins"), the ``reason``, and whether global pooling
+    ``prefetch``-es its input.
+
+    Raises ValueError for an op name that is not one of these (the other
     ops have one algorithm each), and whatever the op raises for its
     arguments.
     """

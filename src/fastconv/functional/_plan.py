@@ -516,3 +516,33 @@ def plan_adaptive_avg_pool(out_size: Tuple[int, ...]) -> str:
 def global_mean_prefetch(input_bytes: int) -> bool:
     """Whether global pooling prefetches its input (one too big to stay in cache)."""
     return input_bytes >= GLOBAL_MEAN_PREFETCH_MIN_BYTES
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """How an adaptive average pooling forward runs (fastconv.explain).
+
+    algorithm: GLOBAL_MEAN or ADAPTIVE_BINS.
+    reason: why, in words.
+    prefetch: global pooling prefetches its input (GLOBAL_MEAN only).
+    """
+    algorithm: str
+    reason: str
+    prefetch: bool = False
+
+    def __str__(self):
+        return (f"output: {self.algorithm} ({self.reason})"
+                + (", prefetching its input" if self.prefetch else ""))
+
+
+def adaptive_avg_pool_plan(out_size: Tuple[int, ...], input_bytes: int) -> PoolPlan:
+    """The plan `plan_adaptive_avg_pool` and `global_mean_prefetch` make for
+    one call, with the reason (what fastconv.explain returns)."""
+    if plan_adaptive_avg_pool(out_size) == ADAPTIVE_BINS:
+        return PoolPlan(ADAPTIVE_BINS, f"output size {out_size}: bins smaller than the "
+                                       f"planes, each with its own bounds")
+    prefetch = global_mean_prefetch(input_bytes)
+    return PoolPlan(GLOBAL_MEAN, f"output size 1: one bin per plane, planes summed several "
+                                 f"at once; {input_bytes} input bytes "
+                                 f"{'>=' if prefetch else '<'} "
+                                 f"{GLOBAL_MEAN_PREFETCH_MIN_BYTES} (prefetch from)", prefetch)

@@ -438,8 +438,10 @@ def _adaptive_output_size(op, nd, x_shape, dtype, output_size):
     return out_size
 
 
-def _adaptive_avg_pool(op, nd, input, output_size):
+def _adaptive_avg_pool(op, nd, input, output_size, explain=False):
     x, out_size = _adaptive_input(op, nd, input, output_size)
+    if explain:
+        return _plan.adaptive_avg_pool_plan(out_size, x.nbytes)
     n, c = x.shape[:2]
     out = np.empty((n, c) + out_size, dtype=x.dtype)
     geometry = _sizes_geometry(n * c, x.shape[2:], out_size)
