@@ -8,7 +8,10 @@ output into the input's buffer, as PyTorch does, when the input is a writable
 ndarray (otherwise the output is fresh); without it inputs are never modified.
 For backward a layer keeps a private copy of what its backward op reads - the
 output for ReLU, Sigmoid, Tanh and (Log)Softmax, the input for the others -
-so editing the input or the output before backward cannot change the gradient.
+so editing the input or the output before backward cannot change the gradient;
+inside a container the array itself when the container granted it private
+("Private intermediates" in fastconv.nn.module): an in-place layer's output is
+its input, so it keeps it uncopied only when both are private.
 """
 import warnings
 
