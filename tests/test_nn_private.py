@@ -139,11 +139,14 @@ def _input(name, seed=1):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("name", sorted(NETS))
-def test_gradients_match_copies_everywhere_despite_user_edits(name, copies_everywhere):
+def test_gradients_match_copies_everywhere_despite_user_edits(name, training,
+                                                              copies_everywhere):
     """Editing the input and the returned output in place before backward
-    changes no gradient, bit for bit, with privacy on."""
-    net = NETS[name]()
+    changes no gradient, bit for bit, with privacy on (in eval mode too:
+    Dropout and BatchNorm take their other paths)."""
+    net = NETS[name]().train(training)
     oracle_net = copy.deepcopy(net)
     got = _run(net, _input(name), edit=_edit_both)
     copies_everywhere()
