@@ -265,3 +265,30 @@ def test_grant_is_for_one_call_of_one_module():
     nn_module.call_granting(Spy(), x, True, True)
     assert seen == {"self": (True, True), "other": (False, False)}
     assert relu._privacy(x) == (False, False)
+
+
+def test_mobilenet_step_copies_only_the_users_arrays(monkeypatch):
+    """In a training step of the benchmark's MobileNet the only arrays copied
+    for backward are the user's: the input batch (first convolution) and the
+    logits the loss reads; no activation writes a second array."""
+    from fastconv.functional import _activation
+    from fastconv.nn import activation
+    copied = []
+
+    def counted_copy(x, _copy=nn_module.fresh_copy):
+        copied.append(np.shape(x))
+        return _copy(x)
+
+    def counted_keeping(op, x, _keeping=_activation.forward_keeping, **kwargs):
+        copied.append(("forward_keeping", op))
+        return _keeping(op, x, **kwargs)
+
+    case = next(c for c in nets.QUICK_NET_CASES if c.name == "q-mobilenet")
+    state = nets.fastconv_state(case.make_inputs(np.float32, "train"))
+    step = nets.fastconv_pass("train")
+    step(state)
+    monkeypatch.setattr(nn_module, "fresh_copy", counted_copy)
+    monkeypatch.setattr(activation, "fresh_copy", counted_copy)
+    monkeypatch.setattr(_activation, "forward_keeping", counted_keeping)
+    step(state)
+    assert copied == [case.x, (case.x[0], nets.CLASSES)]
