@@ -8,7 +8,10 @@ output into the input's buffer, as PyTorch does, when the input is a writable
 ndarray (otherwise the output is fresh); without it inputs are never modified.
 For backward a layer keeps a private copy of what its backward op reads - the
 output for ReLU, Sigmoid, Tanh and (Log)Softmax, the input for the others -
-so editing the input or the output before backward cannot change the gradient.
+so editing the input or the output before backward cannot change the gradient;
+inside a container the array itself when the container granted it private
+("Private intermediates" in fastconv.nn.module): an in-place layer's output is
+its input, so it keeps it uncopied only when both are private.
 """
 import warnings
 
@@ -17,7 +20,7 @@ import numpy as np
 from .. import _args
 from ..functional import _activation
 from . import _checks
-from .module import Module, is_grad_enabled
+from .module import Module, fresh_copy, is_grad_enabled
 
 _FASTCONV = "fastconv.functional"    # the backend whose ops forward_keeping fuses
 
@@ -45,20 +48,39 @@ class _Elementwise(Module):
         inplace = self.inplace and x.flags.writeable
         if inplace:
             kwargs["inplace"] = True
+        op = getattr(self._ops_of(backend), self.op)
         if not is_grad_enabled():
-            return getattr(self._ops_of(backend), self.op)(x, **kwargs)
-        if backend == _FASTCONV:
+            return op(x, **kwargs)
+        if self._keeps_uncopied(x, inplace):
+            y = op(x, **kwargs)
+            saved = y if self.saves_output else x
+        elif backend == _FASTCONV:
             # the kernel writes the output and the backward's private copy
             # in one pass
             y, saved = _activation.forward_keeping(self.op, x, **kwargs)
         else:
             # The input's value must be kept before an in-place op overwrites it.
-            saved = None if self.saves_output else self._private_copy(x)
-            y = getattr(self._ops_of(backend), self.op)(x, **kwargs)
+            saved = None if self.saves_output else fresh_copy(x)
+            y = op(x, **kwargs)
             if self.saves_output:
-                saved = self._private_copy(y)
+                saved = fresh_copy(y)
         self._save((backend, saved), y)
         return y
+
+    def _keeps_uncopied(self, x, inplace):
+        """Whether backward may keep the array it reads itself, without a
+        copy: the output when its container granted it private (an in-place
+        output is the input, so that must be private too), or the input
+        when private and not overwritten here."""
+        input_private, output_private = self._privacy(x)
+        if not x.flags.c_contiguous:
+            return False
+        if self.saves_output:
+            return output_private and (input_private or not inplace)
+        return input_private and not inplace
+
+    def _is_pure(self):
+        return not self.inplace
 
     def backward(self, grad_output):
         (backend, saved), g = self._restore(grad_output)
@@ -94,6 +116,9 @@ class RReLU(_Elementwise):
     own slope drawn from U(lower, upper) (from `rng`); in eval mode the slope
     is (lower + upper) / 2, as torch.nn.RReLU."""
 
+    def _is_pure(self):
+        return True     # forward writes a fresh array, inplace or not
+
     def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False, rng=None):
         super().__init__(inplace)
         self.lower = _checks.real(lower, "lower", "RReLU")
@@ -127,6 +152,8 @@ class PReLU(Module):
     """x if x > 0 else a * x with a learnable slope: one (num_parameters=1) or
     one per channel (dim 1 of the input), initialised to `init`, as
     torch.nn.PReLU. Parameter: weight (num_parameters,)."""
+
+    _pure = True
 
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
@@ -211,6 +238,8 @@ class Tanh(_Elementwise):
 
 
 class _SoftmaxBase(Module):
+    _pure = True
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = None if dim is None else _args.as_int(dim, "dim", type(self).__name__)
@@ -232,8 +261,8 @@ class _SoftmaxBase(Module):
         axis = self._axis(x)
         backend = self._backend_now()
         y = getattr(self._ops_of(backend), self.op)(x, axis)
-        # A copy: the caller may edit y before backward.
-        self._save((backend, axis, self._private_copy(y)), y)
+        # A copy unless private: the caller may edit y before backward.
+        self._save((backend, axis, self._keep_output(y)), y)
         return y
 
     def backward(self, grad_output):

@@ -3,6 +3,11 @@ wire layers into graphs: Residual (ResNet), Concat (Inception) and Add.
 
 A composite's backward calls its members' backwards in reverse order of the
 forward calls, so a member used twice pops its caches in the right order.
+
+Each forward grants its members the privacy the module docs of
+fastconv.nn.module describe ("Private intermediates"): an array passed from
+one pure member to the next is nobody else's, so neither side copies it for
+backward. A container is pure when its members are.
 """
 import operator
 
@@ -10,7 +15,7 @@ import numpy as np
 
 from .. import _args
 from . import _checks
-from .module import Module
+from .module import Module, call_granting
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add"]
 
@@ -46,9 +51,19 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        input_private, output_private = self._privacy(x)
+        for i, layer in enumerate(layers):
+            # A pure layer's output is fresh and read only by the next layer,
+            # which may keep it; the first and last layers inherit what this
+            # Sequential was granted.
+            x_private = layers[i - 1]._is_pure() if i else input_private
+            y_private = layers[i + 1]._is_pure() if i + 1 < len(layers) else output_private
+            x = call_granting(layer, x, x_private, y_private)
         return x
+
+    def _is_pure(self):
+        return bool(self._modules) and all(m._is_pure() for m in self._modules.values())
 
     def backward(self, grad_output):
         for layer in reversed(list(self._modules.values())):
@@ -177,8 +192,17 @@ class Residual(Module):
                                                                     "Residual")
 
     def forward(self, x):
-        y = self.body(x)
-        skip = self.shortcut(x) if self.shortcut is not None else _checks.float_input(x, "Residual")
+        # x is read by the body and by the shortcut (or the sum): each may
+        # keep it uncopied only when the other does not write into it. Their
+        # outputs are read only by the sum.
+        input_private, _ = self._privacy(x)
+        shortcut = self.shortcut
+        shortcut_pure = shortcut is None or shortcut._is_pure()
+        y = call_granting(self.body, x, input_private and shortcut_pure, True)
+        if shortcut is not None:
+            skip = call_granting(shortcut, x, input_private and self.body._is_pure(), True)
+        else:
+            skip = _checks.float_input(x, "Residual")
         if np.shape(y) != np.shape(skip):
             raise ValueError(f"Residual: the body's output has shape {np.shape(y)} but the "
                              f"{'shortcut' if self.shortcut is not None else 'input'} has "
@@ -191,6 +215,9 @@ class Residual(Module):
         _, g = self._restore(grad_output)
         skip = self.shortcut.backward(g) if self.shortcut is not None else g
         return self.body.backward(g) + skip
+
+    def _is_pure(self):
+        return self.body._is_pure() and (self.shortcut is None or self.shortcut._is_pure())
 
 
 class Concat(Module):
@@ -207,7 +234,13 @@ class Concat(Module):
         self.dim = _args.as_int(dim, "dim", "Concat")
 
     def forward(self, x):
-        outs = [b(x) for b in self._modules.values()]
+        # Every branch reads x: one may keep it uncopied when no other writes
+        # into it. Their outputs are read only by the concatenation.
+        input_private, _ = self._privacy(x)
+        branches = list(self._modules.values())
+        pure = [b._is_pure() for b in branches]
+        outs = [call_granting(b, x, input_private and all(pure[:i] + pure[i + 1:]), True)
+                for i, b in enumerate(branches)]
         try:
             y = np.concatenate(outs, axis=self.dim)
         except ValueError as exc:     # AxisError is a ValueError
@@ -225,6 +258,9 @@ class Concat(Module):
             gx = b.backward(np.ascontiguousarray(part))
             grad = gx if grad is None else grad + gx
         return grad
+
+    def _is_pure(self):
+        return all(b._is_pure() for b in self._modules.values())
 
     def extra_repr(self):
         return f"dim={self.dim}"

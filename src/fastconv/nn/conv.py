@@ -20,6 +20,7 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
 
 class _ConvNd(Module):
     dims = None             # spatial dims: 1, 2 or 3
+    _pure = True
     transposed = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,

@@ -14,6 +14,8 @@ class Dropout(Module):
     (None, an int seed or a Generator). ``inplace`` is accepted and changes
     nothing (results are fresh arrays)."""
 
+    _pure = True
+
     def __init__(self, p=0.5, inplace=False, rng=None):
         super().__init__()
         self.p = _checks.real(p, "p", "Dropout", 0, 1)

@@ -10,6 +10,8 @@ __all__ = ["Flatten"]
 class Flatten(Module):
     """Flatten dims start_dim..end_dim into one, as torch.nn.Flatten."""
 
+    _pure = True
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim = _checks.size(start_dim, "start_dim", "Flatten", minimum=-2**31)

@@ -10,6 +10,7 @@ __all__ = ["Identity", "Linear"]
 class Identity(Module):
     """y = x (a fresh copy); accepts and ignores any constructor arguments,
     as torch.nn.Identity does."""
+    _pure = True
 
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -26,6 +27,8 @@ class Identity(Module):
 class Linear(Module):
     """y = x @ weight.T + bias on (*, in_features) input, as torch.nn.Linear;
     weight (out_features, in_features), bias (out_features,)."""
+
+    _pure = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()

@@ -27,6 +27,40 @@ Gradient rules (as PyTorch's autograd would give)
   ``clear_pending()`` drops every pending cache of a module tree; a stack
   that keeps growing triggers a RuntimeWarning.
 
+Private intermediates (copies a container may skip)
+----------------------------------------------------
+A layer keeps for backward a private copy of the arrays its backward reads,
+since whoever holds them may edit them before backward. A network's
+*intermediate* arrays - the output of one layer consumed by the next inside a
+container - are held by nobody else, so the containers (Sequential, Residual,
+Concat) grant each call of a child two kinds of privacy, and the child then
+keeps the array itself instead of a copy:
+
+* its INPUT is private when the array is the fresh output of a *pure*
+  sibling (or the container's own input was granted private): nobody outside
+  holds it, and only the child reads it (plus the producer, which may keep it
+  uncopied only when the child is pure too). A child that keeps its input
+  must not write into it (``_private_copy``); an in-place layer keeps a copy.
+* its OUTPUT is private when what it returns is read only by a pure consumer
+  (the next child, or a container's own sum or concatenation) and is never
+  returned to the user. A child that returns a fresh array may then keep it
+  (``_keep_output``); an in-place layer, whose output is its input, only when
+  its input is private too.
+
+A module is *pure* (``_is_pure()``) when its forward never writes into its
+input and returns a fresh array that shares no memory with the input or with
+anything else the caller can reach. Built-in layers declare it (``_pure``;
+in-place activations and max pooling with return_indices are not pure), a
+container is pure when its members are, and every other module (a user's
+own) is not, so nothing changes around code the rule cannot see into. The
+container's own input (held by the user) and its final output (returned to
+the user) are never private, unless an enclosing container grants it; a
+grant is to one call of one module, so a user's module whose forward calls
+its own layers passes nothing on. A pure child whose output shares memory
+with its input all the same (a backend that returns a view) gets its output
+copied by the container before anything else sees it. Inside ``no_grad()``
+nothing is kept, so nothing changes.
+
 Registration
 ------------
 A Module assigned as an attribute of a Module (``self.conv1 = nn.Conv2d(...)``)
@@ -65,6 +99,11 @@ __all__ = ["Module", "no_grad", "enable_grad", "is_grad_enabled", "use_backend",
 _grad_enabled = contextvars.ContextVar("fastconv_nn_grad_enabled", default=True)
 _default_backend = contextvars.ContextVar("fastconv_nn_backend",
                                           default="fastconv.functional")
+
+# The privacy a container grants one call of one child (see "Private
+# intermediates" above): (the module, its input when private else None,
+# whether its output is private).
+_call_grant = contextvars.ContextVar("fastconv_nn_call_grant", default=None)
 
 # A pending-forward stack this deep means forwards whose backward never comes
 # (inference outside no_grad): warn at each doubling from here.
@@ -220,12 +259,42 @@ class Module:
         self._pending.pop()
         return ctx, g
 
-    @staticmethod
-    def _private_copy(x):
+    def _private_copy(self, x):
         """`x` as a C-contiguous copy when a backward will read it: the caller
         may edit x in place before backward, which must not change the
-        gradient. Inside no_grad, x itself."""
-        return np.array(x, order="C", copy=True) if _grad_enabled.get() else x
+        gradient. x itself inside no_grad, or when this call's container
+        granted x private (nobody else can edit it; the layer must not write
+        into it either)."""
+        if not _grad_enabled.get():
+            return x
+        input_private, _ = self._privacy(x)
+        return x if input_private and x.flags.c_contiguous else fresh_copy(x)
+
+    def _keep_output(self, y):
+        """What backward keeps of this call's fresh output `y`: y itself when
+        its container granted the output private (only a pure consumer reads
+        it, and the user never gets it), else a private copy."""
+        _, output_private = self._privacy(None)
+        return y if output_private and y.flags.c_contiguous else fresh_copy(y)
+
+    def _privacy(self, x):
+        """(input_private, output_private) that the container calling this
+        module now granted it; input_private only for `x`, the very array
+        it was given."""
+        grant = _call_grant.get()
+        if grant is None or grant[0] is not self:
+            return False, False
+        return x is not None and grant[1] is x, grant[2]
+
+    # True for a class whose forward never writes into its input and always
+    # returns a fresh array sharing no memory with it (or with anything else
+    # the caller holds): see "Private intermediates".
+    _pure = False
+
+    def _is_pure(self):
+        """Whether this module's forward is pure as its class declares it
+        (layers with a mode that is not, e.g. inplace=True, override this)."""
+        return self._pure
 
     def clear_pending(self):
         """Drop every pending forward cache of this module and its children."""
@@ -450,6 +519,26 @@ class Module:
             return head + ")"
         lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in children]
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def fresh_copy(x):
+    """A C-contiguous copy of `x` that nobody else holds."""
+    return np.array(x, order="C", copy=True)
+
+
+def call_granting(child, x, input_private, output_private):
+    """child(x) with the privacy a container grants this call (see "Private
+    intermediates"). A child that claims to be pure but returns memory shared
+    with its input gets its output copied here, before anyone else sees it."""
+    token = _call_grant.set((child, x if input_private else None, output_private))
+    try:
+        y = child(x)
+    finally:
+        _call_grant.reset(token)
+    if (isinstance(y, np.ndarray) and isinstance(x, np.ndarray) and child._is_pure()
+            and np.may_share_memory(x, y)):
+        y = fresh_copy(y)
+    return y
 
 
 def _state_value(owner, key, value, target):

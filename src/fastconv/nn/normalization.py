@@ -27,6 +27,8 @@ class _BatchNorm(Module):
     input_ndims = ()        # the input ranks accepted
     layout = ""
 
+    _pure = True
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
         super().__init__()

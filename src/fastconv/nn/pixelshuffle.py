@@ -10,6 +10,8 @@ class _Permutation(Module):
     op = None       # the op's name; its gradient is op + "_backward"
     arg = None      # the layer's one argument (the op's second)
 
+    _pure = True
+
     def __init__(self, factor):
         super().__init__()
         setattr(self, self.arg, _checks.size(factor, self.arg, type(self).__name__, 1))

@@ -16,6 +16,7 @@ class _PoolNd(Module):
     needs (max pooling adds its indices)."""
     dims = None
     kind = None     # "max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool"
+    _pure = True
 
     def _op_name(self):
         return f"{self.kind}{self.dims}d"
@@ -68,6 +69,9 @@ class _MaxPoolNd(_PoolNd):
         backend, x, (y, indices) = self._run(x, return_indices=True)
         self._save((backend, x.shape, indices), y)
         return (y, indices.copy()) if self.return_indices else y
+
+    def _is_pure(self):
+        return not self.return_indices    # the next layer would get a tuple
 
     def backward(self, grad_output):
         (backend, shape, indices), g = self._restore(grad_output)

@@ -14,6 +14,8 @@ class Upsample(Module):
     None or False (the given scale drives the index math, as PyTorch's
     default)."""
 
+    _pure = True
+
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):
         super().__init__()
