@@ -349,12 +349,14 @@ def _stacked_3x3_window(win: Window) -> Window:
 
 def winograd_composition(win: Window):
     """(algorithm, the 3x3 window it runs Winograd on, input channels it
-    stacks per input channel, 3x3 convs per image) of the composition that
+    stacks per input channel, images per image it stacks (the phases of the
+    first phase's geometry) of the composition that
     computes `win`'s geometry on Winograd F(2x2, 3x3), or None."""
     if len(win.kernel) == 2 and win.stride == (1, 1):
         if win.kernel == (3, 3) and win.dilation != (1, 1):
-            phases = [ph for ph in dilated_phases(win) if all(ph.win.in_size)]
-            return (WINOGRAD_DILATED_PHASES, phases[0].win, 1, 1) if phases else None
+            phases = [ph.win for ph in dilated_phases(win) if all(ph.win.in_size)]
+            return (WINOGRAD_DILATED_PHASES, phases[0], 1, phases.count(phases[0])
+                    ) if phases else None
         if win.kernel != (3, 3) and win.dilation == (1, 1):
             rows, cols = kernel_blocks(win)
             return WINOGRAD_KERNEL_BLOCKS, kernel_blocks_window(win), rows * cols, 1
@@ -409,7 +411,8 @@ def _composition_candidates(call):
 def _composed_plan(call, algorithm, reason):
     """The plan of a composition: the Winograd plan of the 3x3 conv it runs
     as `via`, on chunks of images whose stacked copy stays near
-    CHUNK_SCRATCH_BYTES (the phases copy one phase at a time, unchunked)."""
+    CHUNK_SCRATCH_BYTES (the phases' copies, the input's size together,
+    are not chunked)."""
     _, sub, stacked, convs = winograd_composition(call.win)
     chunk = call.batch
     if algorithm != WINOGRAD_DILATED_PHASES:

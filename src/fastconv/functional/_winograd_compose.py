@@ -3,9 +3,10 @@ _plan.WINOGRAD_COMPOSED, executed with the existing 3x3 Winograd passes on
 rearranged copies of the operands (no kernel of their own).
 
 - Dilated 3x3 (WINOGRAD_DILATED_PHASES): the outputs p + d*i of each output
-  phase p are a dilation-1 3x3 conv of the input rows p - pad + d*j, so each
-  phase is one Winograd conv of a contiguous copy of those rows; the weight
-  gradient is the sum of the phases' weight gradients.
+  phase p are a dilation-1 3x3 conv of the input rows p - pad + d*j, so the
+  phases (those of one geometry side by side as one batch) are Winograd
+  convs of contiguous copies of those rows; the weight gradient sums over
+  the phases as over the batch.
 - kD x 3 x 3 conv3d (WINOGRAD_DEPTH_STACKED): output depth slice o sums, over
   kd, 3x3 convs of input slice o*stride + kd*dilation - pad; the kD slices
   are stacked as channels of one 2-D conv over (N * D_out) images.
@@ -41,29 +42,50 @@ def _phase_slices(phase, win):
     return every(phase.in_start), every(phase.out_start)
 
 
+def _phase_batches(win):
+    """(window, phases) of the phases that read input, grouped by window:
+    the phases of a group run as one Winograd conv over their images side
+    by side (one call: more tiles for the threads to share)."""
+    batches = {}
+    for phase in _plan.dilated_phases(win):
+        if all(phase.win.in_size):
+            batches.setdefault(phase.win, []).append(phase)
+    return batches.items()
+
+
+def _stack_phases(a, phases, win, which, slot, op):
+    """The phases' rows of `a` (which=0: input rows, 1: output rows) side
+    by side as one batch (len(phases) * N, C, h, w)."""
+    views = [a[_phase_slices(phase, win)[which]] for phase in phases]
+    stacked = _workspace.scratch(slot, (len(views),) + views[0].shape, a.dtype, op,
+                                 "the batch, the channels and the image size")
+    for dst, view in zip(stacked, views):
+        dst[...] = view
+    return stacked.reshape((-1,) + views[0].shape[1:])
+
+
 def _phases_output(plan, op, x, w, b, win, groups, out):
     out = out.reshape(out.shape[:2] + win.out_size)
     for phase in _plan.dilated_phases(win):
-        rows, outs = _phase_slices(phase, win)
         if not all(phase.win.in_size):   # the phase reads padding only
-            out[outs] = 0 if b is None else b[:, None, None]
-            continue
-        via = _winograd_plan(_plan.OUTPUT, x.shape[0], x.shape[1], w.shape[0], phase.win,
-                             groups, x.dtype, plan.threads)
-        out[outs] = _conv.conv_forward(np.ascontiguousarray(x[rows]), w, b, phase.win,
-                                       groups, op, via)
+            out[_phase_slices(phase, win)[1]] = 0 if b is None else b[:, None, None]
+    for sub, phases in _phase_batches(win):
+        xs = _stack_phases(x, phases, win, 0, "winograd_stack", op)
+        via = _winograd_plan(_plan.OUTPUT, xs.shape[0], x.shape[1], w.shape[0], sub, groups,
+                             x.dtype, plan.threads)
+        y = _conv.conv_forward(xs, w, b, sub, groups, op, via)
+        for phase, y_phase in zip(phases, y.reshape((len(phases), -1) + y.shape[1:])):
+            out[_phase_slices(phase, win)[1]] = y_phase
 
 
 def _phases_grad_weight(plan, op, x, gout, w, win, groups):
     grad_weight = np.zeros(w.shape, x.dtype)
-    for phase in _plan.dilated_phases(win):
-        rows, outs = _phase_slices(phase, win)
-        if all(phase.win.in_size):
-            via = _winograd_plan(_plan.GRAD_WEIGHT, x.shape[0], x.shape[1], w.shape[0],
-                                 phase.win, groups, x.dtype, plan.threads)
-            grad_weight += _conv.conv_grad_weight(
-                np.ascontiguousarray(x[rows]), np.ascontiguousarray(gout[outs]), w, phase.win,
-                groups, via, op)
+    for sub, phases in _phase_batches(win):
+        xs = _stack_phases(x, phases, win, 0, "winograd_stack", op)
+        gs = _stack_phases(gout, phases, win, 1, "winograd_stack_grad", op)
+        via = _winograd_plan(_plan.GRAD_WEIGHT, xs.shape[0], x.shape[1], w.shape[0], sub,
+                             groups, x.dtype, plan.threads)
+        grad_weight += _conv.conv_grad_weight(xs, gs, w, sub, groups, via, op)
     return grad_weight
 
 
