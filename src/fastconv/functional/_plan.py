@@ -80,6 +80,11 @@ WINOGRAD_GROWTH = 64
 # input eats the saving.
 WINOGRAD_BLOCKS_MIN_GAIN = 1.5
 
+# The kernel blocks' weight gradient (Winograd's over the stacked input and
+# grad_output) measured 0.8-1.05x the fused GEMM's on the bench's conv5x5
+# where its forward gained: it stays with the GEMM.
+WINOGRAD_BLOCKS_WEIGHT_GRAD = False
+
 _SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True,
                   "0": False, "false": False, "no": False, "off": False}
 
@@ -391,6 +396,8 @@ def _composition_reason(call):
            WINOGRAD_KERNEL_BLOCKS: f"{stacked} 3x3 blocks of the zero-padded kernel stacked "
                                    f"as {channels} channels of one 3x3 conv"}[algorithm]
     if algorithm == WINOGRAD_KERNEL_BLOCKS:
+        if call.computes == GRAD_WEIGHT and not WINOGRAD_BLOCKS_WEIGHT_GRAD:
+            return None, None
         gain = winograd_blocks_gain(call.win)
         if gain < WINOGRAD_BLOCKS_MIN_GAIN:
             return None, None
