@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _callcache, _threads, reference
+from fastconv import _callcache, reference
 from fastconv.functional import _conv, _plan
 from fastconv.functional._geometry import Window
 
@@ -21,14 +21,6 @@ needs_winograd_on = pytest.mark.skipif(not _plan.WINOGRAD,
 
 PHASES, DEPTH, BLOCKS = (_plan.WINOGRAD_DILATED_PHASES, _plan.WINOGRAD_DEPTH_STACKED,
                          _plan.WINOGRAD_KERNEL_BLOCKS)
-
-
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    before = _threads.get_num_threads()
-    _threads.set_num_threads(request.param)
-    yield request.param
-    _threads.set_num_threads(before)
 
 
 def tolerance(dtype, terms):

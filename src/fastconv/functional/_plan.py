@@ -159,8 +159,9 @@ class ConvPlan:
         themselves as its column matrix.
     via: for FLIPPED_CONV, the plan of the convolution it runs; for a
         Winograd composition (WINOGRAD_COMPOSED), the Winograd plan of the
-        3x3 conv it runs (of its first phase, for the dilated phases), and
-        chunk the original images per call of it.
+        3x3 conv it runs (for the dilated phases: the phases of the first
+        phase's geometry, side by side), and chunk the original images per
+        call of it.
     channels_per_call: for GEMM_COL2IM, input channels whose columns one
         kernel call builds when one image's whole column matrix would pass
         CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
@@ -354,8 +355,8 @@ def _stacked_3x3_window(win: Window) -> Window:
 
 def winograd_composition(win: Window):
     """(algorithm, the 3x3 window it runs Winograd on, input channels it
-    stacks per input channel, images per image it stacks (the phases of the
-    first phase's geometry) of the composition that
+    stacks per input channel, images it stacks per image (depth slices, or
+    the phases of the first phase's geometry)) of the composition that
     computes `win`'s geometry on Winograd F(2x2, 3x3), or None."""
     if len(win.kernel) == 2 and win.stride == (1, 1):
         if win.kernel == (3, 3) and win.dilation != (1, 1):
