@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fastconv import _simd
+from fastconv import _simd, _threads
 
 # Tolerances for comparing fastconv with the float64/float32 reference.
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -32,3 +32,12 @@ def simd_path(request):
     _simd.select(request.param)
     yield request.param
     _simd.select(before)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """Run the test at 1 and at 2 threads, restoring the count afterwards."""
+    before = _threads.get_num_threads()
+    _threads.set_num_threads(request.param)
+    yield request.param
+    _threads.set_num_threads(before)

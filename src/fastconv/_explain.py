@@ -42,14 +42,17 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     or "grad_weight" of the convolution; a transposed convolution runs the
     passes of the convolution it is the adjoint of, so its output is computed
     by a "grad_input" plan), the ``algorithm`` ("empty_sum", "depthwise",
-    "winograd", "implicit_gemm_per_image", "implicit_gemm_side_by_side",
-    "flipped_conv", "gemm_col2im" or "weight_grad_gemm"), the ``reason`` it
+    "winograd", "winograd_dilated_phases", "winograd_depth_stacked",
+    "winograd_kernel_blocks", "implicit_gemm_per_image",
+    "implicit_gemm_side_by_side", "flipped_conv", "gemm_col2im" or
+    "weight_grad_gemm"), the ``reason`` it
     was chosen, the ``batch``, the images per kernel call (``chunk``), the
     scratch elements (``workspace``), the ``threads``, whether threads take
     whole images (``threads_over_images``), whether the output is written
     with streaming stores (``stream_stores``), whether the images are read
     as their own column matrices (``pointwise``), for "flipped_conv" the
-    plan of the convolution it runs (``via``), and for "gemm_col2im" on
+    plan of the convolution it runs (``via``; for a "winograd_*"
+    composition the Winograd plan of the 3x3 conv it runs), and for "gemm_col2im" on
     images whose column matrix would pass the scratch budget the input
     channels each kernel call covers (``channels_per_call``).  ``print(plan)`` shows it in
     a few lines.  The plan depends on the shapes, the dtype and

@@ -4,7 +4,9 @@ the plans of _plan.py executed.
 Forward: the C kernel pads and stride-splits each image once and the GEMM
 packs its column blocks from there (no column matrix); large images get a
 GEMM each, written in place, small ones go side by side in chunks of bounded
-scratch; 3x3 stride-1 convs with enough channels run Winograd F(2x2, 3x3).
+scratch; 3x3 stride-1 convs with enough channels run Winograd F(2x2, 3x3), and
+dilated 3x3, kD x 3 x 3 and larger stride-1 kernels run it by composition
+(_winograd_compose.py).
 Backward: the weight gradient is one fused kernel per group over the whole
 batch; the data gradient of a stride-1 conv is a conv of grad_output with the
 flipped kernel, otherwise a GEMM into columns folded back by col2im, image by
@@ -22,7 +24,7 @@ from .. import _args, _callcache, _kernels, _shapes, _threads, _workspace
 from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, ConvPadding1, ConvPadding2, ConvPadding3, Grads, \
     Size1, Size2, Size3
-from . import _plan
+from . import _plan, _winograd_compose
 from ._doc import CONV_BACKWARD_DOC, CONV_DOC, filled
 from ._geometry import Window
 
@@ -164,7 +166,7 @@ class _OutputLayout:
     distinct call (_output_layout)."""
 
     def __init__(self, n, c_in, c_out, win, groups):
-        self.groups = groups
+        self.groups, self.win = groups, win
         self.geom = win.kernel_geometry(c_in)
         self.out_shape = (n, c_out, win.out_count)
         self.result_shape = (n, c_out) + win.out_size
@@ -231,8 +233,15 @@ def _output_side_by_side(plan, op, x, w, b, layout, out):
                        per_image=False)
 
 
+def _output_winograd_composed(plan, op, x, w, b, layout, out):
+    """Winograd F(2x2, 3x3) by composition (_winograd_compose.py)."""
+    _winograd_compose.OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, layout.win, layout.groups,
+                                                  out)
+
+
 _OUTPUT_RUNS = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
                 _plan.WINOGRAD_F2X2_3X3: _output_winograd,
+                **dict.fromkeys(_plan.WINOGRAD_COMPOSED, _output_winograd_composed),
                 _plan.GEMM_PER_IMAGE: _output_per_image,
                 _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}
 
@@ -314,6 +323,9 @@ def conv_grad_weight(x, gout, w, win, groups, plan=None, op="conv_backward"):
     c_in_group, c_out_group = c_in // groups, c_out // groups
     if plan is None:
         plan = _plan.plan_conv(_plan.GRAD_WEIGHT, n, c_in, c_out, win, groups, x.dtype)
+    if plan.algorithm in _plan.WINOGRAD_COMPOSED:
+        return _winograd_compose.GRAD_WEIGHT_RUNS[plan.algorithm](plan, op, x, gout, w, win,
+                                                                  groups)
     grad_weight = np.zeros((groups, c_out_group, c_in_group * win.taps), x.dtype)
     if plan.algorithm == _plan.EMPTY_SUM:
         return grad_weight.reshape(w.shape)
@@ -374,8 +386,7 @@ class _ConvCall:
                                     dtype, threads)
         # Winograd, when the shape rules pick it, runs only if the values
         # allow (plan_conv with the operands reads them on every call).
-        self.reads_values = _plan.WINOGRAD_F2X2_3X3 in (self.plan.algorithm,
-                                                        _plan.via_algorithm(self.plan))
+        self.reads_values = _plan.runs_winograd(self.plan)
         self.layout = _output_layout(n, c_in, c_out, self.win, self.groups)
 
 

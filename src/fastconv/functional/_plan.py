@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from math import prod
 from typing import Optional, Tuple
 
 import numpy as np
@@ -66,6 +67,24 @@ CHUNK_SCRATCH_BYTES = 32 << 20
 # inf or a large finite value.
 WINOGRAD_GROWTH = 64
 
+# Other kernels run on Winograd F(2x2, 3x3) by composition (_winograd_compose.py):
+# a dilated 3x3 as one 3x3 conv per output phase, a kD x 3 x 3 conv3d as one
+# 3x3 conv over its kD depth slices stacked as channels, a larger 2-D kernel
+# as one 3x3 conv over the 3x3 blocks of the kernel zero-padded to multiples
+# of 3 (its input shifted once per block, stacked as channels).  Each pays
+# the copies into and out of the composed conv on top of Winograd's own
+# costs, so it needs the same channels and tile use as Winograd itself.  The
+# blocks do 9 * blocks multiply-adds per output for the kernel's taps, 2.25x
+# cheaper: below this ratio of direct to Winograd multiply-adds (5x5: 25 /
+# (36 / 2.25) = 1.56; 7x7: 49 / (81 / 2.25) = 1.36) the stacked copy of the
+# input eats the saving.
+WINOGRAD_BLOCKS_MIN_GAIN = 1.5
+
+# The kernel blocks' weight gradient (Winograd's over the stacked input and
+# grad_output) measured 0.8-1.05x the fused GEMM's on the bench's conv5x5
+# where its forward gained: it stays with the GEMM.
+WINOGRAD_BLOCKS_WEIGHT_GRAD = False
+
 _SWITCH_VALUES = {"1": True, "true": True, "yes": True, "on": True,
                   "0": False, "false": False, "no": False, "off": False}
 
@@ -98,6 +117,11 @@ GRAD_WEIGHT = "grad_weight"
 EMPTY_SUM = "empty_sum"                    # nothing to multiply: zeros (+ bias)
 DEPTHWISE = "depthwise"                    # direct SIMD loops, one channel per group
 WINOGRAD_F2X2_3X3 = "winograd"             # Winograd F(2x2, 3x3), 16 GEMMs over tiles
+# Winograd F(2x2, 3x3) by composition (see WINOGRAD_BLOCKS_MIN_GAIN):
+WINOGRAD_DILATED_PHASES = "winograd_dilated_phases"  # dilated 3x3: a 3x3 conv per phase
+WINOGRAD_DEPTH_STACKED = "winograd_depth_stacked"    # kD x 3 x 3: depth slices as channels
+WINOGRAD_KERNEL_BLOCKS = "winograd_kernel_blocks"    # larger 2-D: 3x3 blocks as channels
+WINOGRAD_COMPOSED = (WINOGRAD_DILATED_PHASES, WINOGRAD_DEPTH_STACKED, WINOGRAD_KERNEL_BLOCKS)
 GEMM_PER_IMAGE = "implicit_gemm_per_image"  # one implicit GEMM per image, in place
 GEMM_SIDE_BY_SIDE = "implicit_gemm_side_by_side"  # a chunk of images as one GEMM
 FLIPPED_CONV = "flipped_conv"              # grad_input as a conv with the flipped kernel
@@ -105,9 +129,11 @@ GEMM_COL2IM = "gemm_col2im"                # grad_input columns by GEMM, folded 
 WEIGHT_GRAD_GEMM = "weight_grad_gemm"      # fused GEMM over the whole batch
 
 ALGORITHMS = {
-    OUTPUT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE),
+    OUTPUT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED, GEMM_PER_IMAGE,
+             GEMM_SIDE_BY_SIDE),
     GRAD_INPUT: (EMPTY_SUM, DEPTHWISE, FLIPPED_CONV, GEMM_COL2IM),
-    GRAD_WEIGHT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, WEIGHT_GRAD_GEMM),
+    GRAD_WEIGHT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED,
+                  WEIGHT_GRAD_GEMM),
 }
 
 
@@ -131,7 +157,11 @@ class ConvPlan:
         implicit GEMM per image).
     pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
         themselves as its column matrix.
-    via: for FLIPPED_CONV, the plan of the convolution it runs.
+    via: for FLIPPED_CONV, the plan of the convolution it runs; for a
+        Winograd composition (WINOGRAD_COMPOSED), the Winograd plan of the
+        3x3 conv it runs (for the dilated phases: the phases of the first
+        phase's geometry, side by side), and chunk the original images per
+        call of it.
     channels_per_call: for GEMM_COL2IM, input channels whose columns one
         kernel call builds when one image's whole column matrix would pass
         CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
@@ -221,14 +251,25 @@ def _winograd_reason(win, c_in_group):
             f"per group, {use:.0%} >= {WINOGRAD_MIN_TILE_USE:.0%} of its tiles' outputs real")
 
 
+_NOT_WINOGRAD = ("; not Winograd: the operands hold inf/NaN, or values whose products "
+                 "could overflow its transforms")
+
+
+def _not_composed(call):
+    """The note for a plan that runs instead of a Winograd composition the
+    values ruled out."""
+    if call.winograd_values_ok or _composition_reason(call)[1] is None:
+        return ""
+    return _NOT_WINOGRAD
+
+
 def _winograd_candidate(call):
     """(reason Winograd runs or None, note for the plan that runs instead):
     the shape rules, then the operands' range (plan_conv checks it)."""
     reason = _winograd_reason(call.win, call.c_in_group)
     if reason is None or call.winograd_values_ok:
         return reason, ""
-    return None, ("; not Winograd: the operands hold inf/NaN, or values whose products "
-                  "could overflow its transforms")
+    return None, _NOT_WINOGRAD
 
 
 def data_grad_window(win: Window) -> Optional[Window]:
@@ -245,6 +286,156 @@ def data_grad_window(win: Window) -> Optional[Window]:
     # implied by the explicit output grid.
     return Window(win.out_size, win.kernel, win.stride, pad, pad, win.dilation,
                   explicit_out=win.in_size)
+
+
+# ------------------------------------------- Winograd by composition
+
+@dataclass(frozen=True)
+class Phase:
+    """One output phase of a dilated conv: outputs out_start + d*i of every
+    axis are a dilation-1 conv (window `win`) of the input's rows and
+    columns in_start + d*i."""
+    out_start: Tuple[int, ...]
+    in_start: Tuple[int, ...]
+    win: Window
+
+
+def _phase_axis(n_in, n_out, pad, d, p):
+    """(input start, input length, padding before, output length) of output
+    phase p along one axis: output p + d*i reads padded rows p + d*(i + t),
+    i.e. input rows p - pad + d*(i + t) -- the phase starting at p - pad,
+    after ceil((pad - p) / d) rows of padding when that is negative."""
+    before = max(0, -((p - pad) // d))
+    start = p - pad + d * before
+    return start, max(0, -(-(n_in - start) // d)), before, -(-(n_out - p) // d)
+
+
+def dilated_phases(win: Window) -> Tuple[Phase, ...]:
+    """The phases (with outputs) whose dilation-1 convs make up a stride-1
+    dilated 2-D conv; a phase's input may be empty (it reads padding
+    only)."""
+    phases = []
+    for p in range(win.dilation[0]):
+        for q in range(win.dilation[1]):
+            axes = [_phase_axis(n, o, pad, d, r) for n, o, pad, d, r in
+                    zip(win.in_size, win.out_size, win.pad_before, win.dilation, (p, q))]
+            if all(a[3] > 0 for a in axes):
+                phases.append(Phase((p, q), tuple(a[0] for a in axes), Window(
+                    tuple(a[1] for a in axes), win.kernel, (1, 1), tuple(a[2] for a in axes),
+                    (0, 0), (1, 1), explicit_out=tuple(a[3] for a in axes))))
+    return tuple(phases)
+
+
+def kernel_blocks(win: Window) -> Tuple[int, int]:
+    """3x3 blocks per axis of a 2-D kernel zero-padded to multiples of 3."""
+    return tuple(-(-k // 3) for k in win.kernel)
+
+
+def kernel_blocks_window(win: Window) -> Window:
+    """The 3x3 conv of a kernel-blocks composition.  Block i of an axis
+    reads padded rows o + 3i + t, i.e. input rows o + t + 3i - pad: its
+    stacked copy starts at input row 3i - shift (zeros before the input),
+    for the conv's own padding pad - shift.  That padding may stand for no
+    input row of any block (3 * (blocks - 1) >= it), so the shift copies
+    the other padding rows into the stack.  The copy stops where every
+    block reads zeros or no output reads."""
+    blocks = kernel_blocks(win)
+    pad = tuple(max(0, p - 3 * (b - 1)) for p, b in zip(win.pad_before, blocks))
+    size = tuple(min(n + p - q, o + 2 - q) for n, p, q, o in
+                 zip(win.in_size, win.pad_before, pad, win.out_size))
+    return Window(size, (3, 3), (1, 1), pad, (0, 0), (1, 1), explicit_out=win.out_size)
+
+
+def _stacked_3x3_window(win: Window) -> Window:
+    """The 2-D 3x3 conv a stacked composition runs: the last two axes'
+    input, padding and output (taps past the input read as zeros)."""
+    return Window(win.in_size[-2:], (3, 3), (1, 1), win.pad_before[-2:], (0, 0), (1, 1),
+                  explicit_out=win.out_size[-2:])
+
+
+def winograd_composition(win: Window):
+    """(algorithm, the 3x3 window it runs Winograd on, input channels it
+    stacks per input channel, images it stacks per image (depth slices, or
+    the phases of the first phase's geometry)) of the composition that
+    computes `win`'s geometry on Winograd F(2x2, 3x3), or None."""
+    if len(win.kernel) == 2 and win.stride == (1, 1):
+        if win.kernel == (3, 3) and win.dilation != (1, 1):
+            phases = [ph.win for ph in dilated_phases(win) if all(ph.win.in_size)]
+            return (WINOGRAD_DILATED_PHASES, phases[0], 1, phases.count(phases[0])
+                    ) if phases else None
+        if win.kernel != (3, 3) and win.dilation == (1, 1):
+            rows, cols = kernel_blocks(win)
+            return WINOGRAD_KERNEL_BLOCKS, kernel_blocks_window(win), rows * cols, 1
+    if (len(win.kernel) == 3 and win.kernel[1:] == (3, 3) and win.stride[1:] == (1, 1)
+            and win.dilation[1:] == (1, 1)):
+        return WINOGRAD_DEPTH_STACKED, _stacked_3x3_window(win), win.kernel[0], win.out_size[0]
+    return None
+
+
+def winograd_blocks_gain(win: Window) -> float:
+    """Direct multiply-adds over Winograd's on the kernel's 3x3 blocks."""
+    rows, cols = kernel_blocks(win)
+    return win.taps * 2.25 / (9 * rows * cols)
+
+
+def _composition_reason(call):
+    """(algorithm, why it runs) of the Winograd composition for the call,
+    or (None, None) when none applies or pays (the values are plan_conv's
+    check)."""
+    composed = winograd_composition(call.win) if WINOGRAD else None
+    if composed is None:
+        return None, None
+    algorithm, sub, stacked, _ = composed
+    channels = call.c_in_group * stacked
+    use = winograd_tile_use(sub)
+    if channels < WINOGRAD_MIN_CHANNELS or use < WINOGRAD_MIN_TILE_USE:
+        return None, None
+    how = {WINOGRAD_DILATED_PHASES: f"dilation {call.win.dilation}: one 3x3 conv per phase "
+                                    f"of the output",
+           WINOGRAD_DEPTH_STACKED: f"{call.win.kernel[0]} depth slices stacked as "
+                                   f"{channels} channels of one 3x3 conv",
+           WINOGRAD_KERNEL_BLOCKS: f"{stacked} 3x3 blocks of the zero-padded kernel stacked "
+                                   f"as {channels} channels of one 3x3 conv"}[algorithm]
+    if algorithm == WINOGRAD_KERNEL_BLOCKS:
+        if call.computes == GRAD_WEIGHT and not WINOGRAD_BLOCKS_WEIGHT_GRAD:
+            return None, None
+        gain = winograd_blocks_gain(call.win)
+        if gain < WINOGRAD_BLOCKS_MIN_GAIN:
+            return None, None
+        how += f", {gain:.2f} >= {WINOGRAD_BLOCKS_MIN_GAIN} times fewer multiply-adds"
+    return algorithm, (f"Winograd F(2x2, 3x3) by composition: {how}; {channels} >= "
+                       f"{WINOGRAD_MIN_CHANNELS} channels per group, {use:.0%} >= "
+                       f"{WINOGRAD_MIN_TILE_USE:.0%} of its tiles' outputs real")
+
+
+def _composition_candidates(call):
+    """The rule list entries of the compositions (at most one applies)."""
+    algorithm, reason = _composition_reason(call)
+    if reason is not None and not call.winograd_values_ok:
+        reason = None
+    return [(a, reason if a == algorithm else None) for a in WINOGRAD_COMPOSED]
+
+
+def _composed_plan(call, algorithm, reason):
+    """The plan of a composition: the Winograd plan of the 3x3 conv it runs
+    as `via`, on chunks of images whose stacked copy stays near
+    CHUNK_SCRATCH_BYTES (the phases' copies, the input's size together,
+    are not chunked)."""
+    _, sub, stacked, convs = winograd_composition(call.win)
+    chunk = call.batch
+    if algorithm != WINOGRAD_DILATED_PHASES:
+        image = call.c_in * stacked * convs * sub.in_size[0] * sub.in_size[1]
+        chunk = batch_chunk(call.batch, image * call.dtype.itemsize)
+    via = _plan(call.computes, chunk * convs, call.c_in * stacked, call.c_out, sub,
+                call.groups, call.dtype, call.threads, WINOGRAD_F2X2_3X3, True)
+    return call.plan(algorithm, reason, via.workspace, chunk=chunk, via=via)
+
+
+def runs_winograd(plan: ConvPlan) -> bool:
+    """Whether the plan (or a plan it runs) is Winograd's: its operands'
+    values then decide whether it may run."""
+    return (plan.algorithm == WINOGRAD_F2X2_3X3 or plan.algorithm in WINOGRAD_COMPOSED
+            or (plan.via is not None and runs_winograd(plan.via)))
 
 
 def batch_chunk(batch: int, bytes_per_image: int, budget: Optional[int] = None) -> int:
@@ -286,16 +477,12 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
     plan = _plan(*sizes, True)
     # The one rule that reads values, so it stays outside the memo: only
     # when the shape rules chose Winograd (else the values cannot matter).
-    if (operands is not None and WINOGRAD_F2X2_3X3 in (plan.algorithm, via_algorithm(plan))
+    if (operands is not None and runs_winograd(plan)
             and not winograd_in_range(tuple(operands),
                                       _winograd_terms(computes, batch, c_in, c_out, win, groups),
                                       dtype)):
         plan = _plan(*sizes, False)
     return plan
-
-
-def via_algorithm(plan):
-    return None if plan.via is None else plan.via.algorithm
 
 
 def _winograd_terms(computes, batch, c_in, c_out, win, groups):
@@ -304,7 +491,9 @@ def _winograd_terms(computes, batch, c_in, c_out, win, groups):
     GRAD_WEIGHT): what Winograd's transforms may amplify."""
     if computes == GRAD_WEIGHT:
         return batch * win.out_count
-    return (c_out if computes == GRAD_INPUT else c_in) // groups * win.taps
+    # A composition by kernel blocks sums the zero-padded kernel's taps.
+    taps = win.taps // prod(win.kernel[-2:]) * prod(3 * b for b in kernel_blocks(win)[-2:])
+    return (c_out if computes == GRAD_INPUT else c_in) // groups * max(win.taps, taps)
 
 
 # A plan is a pure function of these values: made once per distinct call
@@ -385,6 +574,9 @@ def _applies(call, algorithm):
         return is_depthwise(call.c_in, call.groups)
     if algorithm == WINOGRAD_F2X2_3X3:
         return winograd_fits(call.win) and not call.empty
+    if algorithm in WINOGRAD_COMPOSED:
+        composed = winograd_composition(call.win)
+        return composed is not None and composed[0] == algorithm and not call.empty
     if algorithm == FLIPPED_CONV:
         return data_grad_window(call.win) is not None and not call.empty
     if algorithm == EMPTY_SUM:
@@ -406,14 +598,17 @@ def _plan_output(call, forced):
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, winograd),
+        *_composition_candidates(call),
         (GEMM_PER_IMAGE, per_image_reason),
         (GEMM_SIDE_BY_SIDE, f"{win.out_count} < {PER_IMAGE_MIN_POSITIONS} output positions "
                             f"per image: images side by side"),
     ])
-    reason += not_winograd
+    reason += not_winograd or _not_composed(call)
     geom = win.kernel_geometry(call.c_in)
     if algorithm == DEPTHWISE:
         return call.depthwise_plan(reason)
+    if algorithm in WINOGRAD_COMPOSED:
+        return _composed_plan(call, algorithm, reason)
     if algorithm == WINOGRAD_F2X2_3X3:
         return call.plan(algorithm, reason, _kernels.conv_winograd_workspace_size(
             dtype.char, geom, call.groups, call.c_out, threads))
@@ -477,12 +672,15 @@ def _plan_grad_weight(call, forced):
     algorithm, reason = _choose(call, forced, [
         *call.first_candidates(),
         (WINOGRAD_F2X2_3X3, winograd),
+        *_composition_candidates(call),
         (WEIGHT_GRAD_GEMM, "grad_output times the input's columns, packed on the fly, "
                            "over the whole batch"),
     ])
-    reason += not_winograd
+    reason += not_winograd or _not_composed(call)
     if algorithm == DEPTHWISE:
         return call.depthwise_plan(reason)
+    if algorithm in WINOGRAD_COMPOSED:
+        return _composed_plan(call, algorithm, reason)
     if algorithm == WINOGRAD_F2X2_3X3:
         return call.plan(algorithm, reason, _kernels.conv_winograd_weight_grad_workspace_size(
             dtype.char, win.kernel_geometry(call.c_in_group), c_out_group, threads))
