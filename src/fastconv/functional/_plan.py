@@ -3,7 +3,10 @@
 `plan_conv` decides, for one pass of a convolution (its output, its
 grad_input or its grad_weight), which kernel computes it, how the batch is
 chunked, how much scratch the kernel needs, how the threads split the work
-and how the output is stored.  The ops in _conv.py and _conv_transpose.py only
+and how the output is stored; `plan_conv_transpose` decides for a transposed
+convolution's passes whether they run as one stride-1 conv over the output's
+phases (sub-pixel decomposition) or as plan_conv's passes of the strided
+conv it is the adjoint of.  The ops in _conv.py and _conv_transpose.py only
 execute plans, and `fastconv.explain` returns the plans a call would run.
 `plan_adaptive_avg_pool` (and `global_mean_prefetch`) choose adaptive average
 pooling's kernel the same way, for _pool.py.
@@ -14,6 +17,7 @@ it has; docs/performance.md ("Algorithm choice") records the measurements.
 from __future__ import annotations
 
 import os
+from math import prod
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
@@ -131,7 +135,9 @@ class ConvPlan:
         implicit GEMM per image).
     pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
         themselves as its column matrix.
-    via: for FLIPPED_CONV, the plan of the convolution it runs.
+    via: for FLIPPED_CONV, the plan of the convolution it runs; for
+        SUBPIXEL (a transposed convolution's pass), the plan of the same
+        pass of the stride-1 phase conv it runs.
     channels_per_call: for GEMM_COL2IM, input channels whose columns one
         kernel call builds when one image's whole column matrix would pass
         CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
@@ -490,6 +496,86 @@ def _plan_grad_weight(call, forced):
         return call.plan(algorithm, reason, _kernels.conv_weight_grad_workspace_size(
             dtype.char, c_out_group, call.c_in_group * win.taps, threads))
     return call.plan(algorithm, reason)
+
+
+# ------------------------------------------------- transposed convolution
+
+# A stride-s transposed conv is decomposed into its s**nd output phases
+# (sub-pixel convolution): the equivalent conv's image, padded and split by
+# phase (space-to-depth), is the input of ONE stride-1 conv with
+# ceil(k/s)-tap kernels and s**nd times the channels, so the transposed
+# forward is that conv's data gradient (a flipped conv, no col2im scatter)
+# and its data gradient that conv's forward (no stride-s gather).  The phase
+# conv does more multiply-adds than the strided one: its kernels are padded
+# to s*ceil(k/s) taps, and its grid has ceil(k/s) - 1 more positions per
+# axis.  Below this share of useful multiply-adds (DCGAN's 4x4 stride 2 on
+# 16x16 has 89%; 3x3 stride 2, whose phase kernels are 2x2 of which 9/16
+# are taps, under 56%) the extra work costs more than the scatter it saves
+# (docs/performance.md, "Transposed convolution by phases").
+SUBPIXEL_MIN_WORK_USE = 0.8
+
+SUBPIXEL = "subpixel"      # transposed conv as one stride-1 conv over its output phases
+
+
+def subpixel_window(win: Window) -> Optional[Window]:
+    """The stride-1 window of the phase conv of a transposed conv whose
+    equivalent conv has window `win` (image = the transposed output, grid =
+    its input): over the phase image of grid + ceil(k/s) - 1 positions per
+    axis, kernel ceil(k/s), no padding, the same grid.  None when the
+    decomposition does not apply: stride 1 on every axis (nothing to split)
+    or a dilation (the phases' taps would not be contiguous)."""
+    if all(s == 1 for s in win.stride) or any(d != 1 for d in win.dilation):
+        return None
+    kernel = tuple(-(-k // s) for k, s in zip(win.kernel, win.stride))
+    nd = len(kernel)
+    return Window(tuple(g + k - 1 for g, k in zip(win.out_size, kernel)), kernel, (1,) * nd,
+                  (0,) * nd, (0,) * nd, (1,) * nd)
+
+
+def subpixel_work_use(win: Window, sub: Window) -> float:
+    """Share of the phase conv's multiply-adds the strided conv also does."""
+    use = 1.0
+    for grid, k, s, phase_grid, phase_k in zip(win.out_size, win.kernel, win.stride,
+                                               sub.in_size, sub.kernel):
+        use *= grid * k / (phase_grid * s * phase_k)
+    return use
+
+
+def plan_conv_transpose(computes: str, batch: int, c_in: int, c_out: int, win: Window,
+                        groups: int, dtype, threads: Optional[int] = None,
+                        algorithm: Optional[str] = None,
+                        operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> ConvPlan:
+    """The plan of one pass of a transposed convolution, given as the pass
+    `computes` of its equivalent conv (arguments as plan_conv's): SUBPIXEL,
+    whose `via` is the plan of the same pass of the phase conv
+    (subpixel_window, c_in * s**nd input channels), where the decomposition
+    applies and pays, else plan_conv's plan.  `algorithm` may also force
+    SUBPIXEL (ValueError where it does not apply)."""
+    sub = subpixel_window(win)
+    direct = plan_conv(computes, batch, c_in, c_out, win, groups, dtype, threads,
+                       None if algorithm == SUBPIXEL else algorithm, operands)
+    if algorithm not in (None, SUBPIXEL) or direct.algorithm in (EMPTY_SUM, DEPTHWISE):
+        if algorithm == SUBPIXEL:
+            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} cannot compute the {computes} "
+                             f"of this convolution ({direct.algorithm})")
+        return direct
+    if sub is None:
+        if algorithm == SUBPIXEL:
+            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} needs a stride > 1 and no "
+                             f"dilation, got stride={win.stride}, dilation={win.dilation}")
+        return direct
+    use = subpixel_work_use(win, sub)
+    if algorithm is None and use < SUBPIXEL_MIN_WORK_USE:
+        return direct
+    phases = prod(win.stride)
+    via = plan_conv(computes, batch, c_in * phases, c_out, sub, groups, dtype, threads,
+                    None, operands)
+    reason = ("forced by the caller" if algorithm == SUBPIXEL and use < SUBPIXEL_MIN_WORK_USE
+              else f"stride {win.stride}: {phases} output phases as one stride-1 conv with "
+                   f"{sub.kernel} kernels, {use:.0%} >= {SUBPIXEL_MIN_WORK_USE:.0%} of its "
+                   f"multiply-adds useful")
+    return ConvPlan(computes, SUBPIXEL, reason, batch, via.chunk, via.workspace, via.threads,
+                    via=via)
 
 
 # ------------------------------------------------- adaptive average pooling
