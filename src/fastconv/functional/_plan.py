@@ -500,7 +500,7 @@ def _plan_grad_weight(call, forced):
 
 # ------------------------------------------------- transposed convolution
 
-# A stride-s transposed conv is decomposed into its s**nd output phases
+# A stride-s transposed conv can be decomposed into its s**nd output phases
 # (sub-pixel convolution): the equivalent conv's image, padded and split by
 # phase (space-to-depth), is the input of ONE stride-1 conv with
 # ceil(k/s)-tap kernels and s**nd times the channels, so the transposed
@@ -508,11 +508,16 @@ def _plan_grad_weight(call, forced):
 # and its data gradient that conv's forward (no stride-s gather).  The phase
 # conv does more multiply-adds than the strided one: its kernels are padded
 # to s*ceil(k/s) taps, and its grid has ceil(k/s) - 1 more positions per
-# axis.  Below this share of useful multiply-adds (DCGAN's 4x4 stride 2 on
-# 16x16 has 89%; 3x3 stride 2, whose phase kernels are 2x2 of which 9/16
-# are taps, under 56%) the extra work costs more than the scatter it saves
-# (docs/performance.md, "Transposed convolution by phases").
-SUBPIXEL_MIN_WORK_USE = 0.8
+# axis (DCGAN's 4x4 stride 2 on 16x16: 89% of them useful; 3x3 stride 2,
+# whose 2x2 phase kernels hold 9 taps of 16, under 56%).  The plan takes it
+# where at least this share is useful.  It is infinite, i.e. the plan never
+# takes it: measured in CPU time at 1 thread, the phase conv plus the phase
+# split and interleave was slower than the strided kernels on every shape
+# tried, DCGAN's included (docs/performance.md, "Transposed convolution by
+# phases"): the strided passes already run at the GEMM's rate, so there was
+# no scatter cost to win back.  A finite value (0.8 keeps the wasteful 3x3
+# stride 2 out) switches it on for a quiet-machine measurement.
+SUBPIXEL_MIN_WORK_USE = float("inf")
 
 SUBPIXEL = "subpixel"      # transposed conv as one stride-1 conv over its output phases
 
