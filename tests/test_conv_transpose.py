@@ -317,6 +317,40 @@ def test_subpixel_can_be_forced_only_where_it_applies():
     stride1 = fastconv.functional._conv_transpose.conv_transpose_window(
         "conv_transpose2d", 2, (2, 8, 9, 9), np.dtype(np.float32), (8, 4, 3, 3),
         np.dtype(np.float32), None, None, None, None, 1, 0, 0, 1, 1)[0]
-    with pytest.raises(ValueError, match="subpixel needs a stride > 1"):
+    with pytest.raises(ValueError, match="subpixel cannot compute the grad_input of this convolution: it needs a stride > 1"):
         _plan.plan_conv_transpose(_plan.GRAD_INPUT, 2, 4, 8, stride1, 1, np.float32,
                                   algorithm=_plan.SUBPIXEL)
+
+
+def test_subpixel_phase_conv_runs_winograd_only_on_values_it_keeps_finite(subpixel_always):
+    """A 6x6 stride-2 kernel has 3x3 phase kernels, so the data gradient's
+    phase conv is a Winograd candidate: the plan reads grad_output's values
+    through the decomposition, and an inf in it takes the direct sum, whose
+    result PyTorch's matches (inf where it reaches, finite elsewhere)."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((4, 8, 6, 6))
+    gy = rng.standard_normal(fastconv.conv_transpose2d(x, w, stride=2).shape)
+    plan = fastconv.explain("conv_transpose2d_backward", gy, x, w, stride=2)[0]
+    assert (plan.algorithm, plan.via.algorithm) == (_plan.SUBPIXEL, _plan.WINOGRAD_F2X2_3X3)
+    gy[0, 0, 3, 3] = np.inf
+    plan = fastconv.explain("conv_transpose2d_backward", gy, x, w, stride=2)[0]
+    assert plan.algorithm == _plan.SUBPIXEL
+    assert plan.via.algorithm != _plan.WINOGRAD_F2X2_3X3
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.conv2d(torch.tensor(gy), torch.tensor(w), stride=2).numpy()
+    got = fastconv.conv_transpose2d_backward(gy, x, w, stride=2)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_subpixel_forward_reads_values_two_plans_down(subpixel_always):
+    """The forward's phase conv is a flipped conv, whose conv is the Winograd
+    candidate (subpixel -> flipped_conv -> winograd): an inf in the input
+    still keeps Winograd out."""
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 16, 6, 6)), rng.standard_normal((16, 8, 6, 6))
+    chain = lambda p: [p.algorithm] + (chain(p.via) if p.via else [])  # noqa: E731
+    assert chain(fastconv.explain("conv_transpose2d", x, w, stride=2)) == [
+        _plan.SUBPIXEL, _plan.FLIPPED_CONV, _plan.WINOGRAD_F2X2_3X3]
+    x[1, 2, 3, 4] = np.inf
+    assert _plan.WINOGRAD_F2X2_3X3 not in chain(fastconv.explain("conv_transpose2d", x, w,
+                                                                 stride=2))

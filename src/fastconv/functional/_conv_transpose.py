@@ -3,8 +3,10 @@
 A transposed conv is the adjoint of a conv with the same weight: its forward
 is conv's data gradient, its input gradient is a conv forward, and its weight
 gradient is conv's weight gradient with input and grad_output swapped; each
-runs the plan _plan.plan_conv makes for that pass.  Nothing here touches a
-kernel directly.
+runs the plan _plan.plan_conv makes for that pass.  A strided one may
+instead run as one stride-1 conv over its output phases (sub-pixel
+decomposition, _Phases), where _plan.plan_conv_transpose says so.  Nothing
+here touches a kernel directly.
 """
 from __future__ import annotations
 
@@ -123,16 +125,17 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
         return plans
     subpixel = [p.algorithm == _plan.SUBPIXEL for p in plans]
     if any(subpixel):
-        # Both passes read grad_output split into its phases: split it once.
+        # Both passes read grad_output and the weight split into phases:
+        # split them once.
         phases = _phases(win)
-        g_phases = phases.from_image(g)
+        g_phases, w_phases = phases.from_image(g), phases.weight(w)
     if subpixel[0]:
-        grad_input = conv_forward(g_phases, phases.weight(w), None, phases.sub, groups, op,
+        grad_input = conv_forward(g_phases, w_phases, None, phases.sub, groups, op,
                                   plans[0].via)
     else:
         grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
     if subpixel[1]:
-        phase_grad = conv_grad_weight(g_phases, x, phases.weight(w), phases.sub, groups,
+        phase_grad = conv_grad_weight(g_phases, x, w_phases, phases.sub, groups,
                                       plans[1].via, op)
         grad_weight = phases.kernel_from_phases(phase_grad, w.shape)
     else:
@@ -152,7 +155,6 @@ class _Phases:
     way.  The shape-only work is done once per window (_phases)."""
 
     def __init__(self, win):
-        self.win = win
         self.sub = _plan.subpixel_window(win)
         self.stride = win.stride
         self.count = prod(self.stride)

@@ -280,23 +280,31 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
     and grad_output): given, Winograd runs only if their values cannot
     overflow its transforms (winograd_in_range; non-finite values never
     run it), else the direct sum's path does.  None: shapes only."""
-    if computes not in ALGORITHMS:
-        raise ValueError(f"plan_conv: computes must be one of {sorted(ALGORITHMS)}, "
+    return _planned(_plan, ALGORITHMS, "plan_conv", computes, batch, c_in, c_out, win, groups,
+                    dtype, threads, algorithm, operands)
+
+
+def _planned(planner, algorithms, name, computes, batch, c_in, c_out, win, groups, dtype,
+             threads, algorithm, operands):
+    """plan_conv's and plan_conv_transpose's work: the arguments checked,
+    the memoised `planner`'s plan by the shape rules, then the one rule that
+    reads values."""
+    if computes not in algorithms:
+        raise ValueError(f"{name}: computes must be one of {sorted(algorithms)}, "
                          f"got {computes!r}")
-    if algorithm is not None and algorithm not in ALGORITHMS[computes]:
-        raise ValueError(f"plan_conv: {computes} is computed by one of "
-                         f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
+    if algorithm is not None and algorithm not in algorithms[computes]:
+        raise ValueError(f"{name}: {computes} is computed by one of "
+                         f"{algorithms[computes]}, got algorithm={algorithm!r}")
     threads = _threads.get_num_threads() if threads is None else threads
     dtype = np.dtype(dtype)
     sizes = (computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm)
-    plan = _plan(*sizes, True)
+    plan = planner(*sizes, True)
     # The one rule that reads values, so it stays outside the memo: only
     # when the shape rules chose Winograd (else the values cannot matter).
-    if (operands is not None and WINOGRAD_F2X2_3X3 in (plan.algorithm, via_algorithm(plan))
-            and not winograd_in_range(tuple(operands),
-                                      _winograd_terms(computes, batch, c_in, c_out, win, groups),
+    if (operands is not None and _runs_winograd(plan)
+            and not winograd_in_range(tuple(operands), _winograd_terms(plan, *sizes[:6]),
                                       dtype)):
-        plan = _plan(*sizes, False)
+        plan = planner(*sizes, False)
     return plan
 
 
@@ -304,10 +312,22 @@ def via_algorithm(plan):
     return None if plan.via is None else plan.via.algorithm
 
 
-def _winograd_terms(computes, batch, c_in, c_out, win, groups):
+def _runs_winograd(plan):
+    """Whether Winograd computes the plan, or a plan it runs (its via's)."""
+    while plan is not None:
+        if plan.algorithm == WINOGRAD_F2X2_3X3:
+            return True
+        plan = plan.via
+    return False
+
+
+def _winograd_terms(plan, computes, batch, c_in, c_out, win, groups):
     """Products the direct sum adds per result of this pass (the forward's
     reduction, the flipped conv's for GRAD_INPUT, the batch's positions for
-    GRAD_WEIGHT): what Winograd's transforms may amplify."""
+    GRAD_WEIGHT; a SUBPIXEL plan's, those of the phase conv it runs): what
+    Winograd's transforms may amplify."""
+    if plan.algorithm == SUBPIXEL:
+        c_in, win = c_in * prod(win.stride), subpixel_window(win)
     if computes == GRAD_WEIGHT:
         return batch * win.out_count
     return (c_out if computes == GRAD_INPUT else c_in) // groups * win.taps
@@ -556,31 +576,50 @@ def plan_conv_transpose(computes: str, batch: int, c_in: int, c_out: int, win: W
     (subpixel_window, c_in * s**nd input channels), where the decomposition
     applies and pays, else plan_conv's plan.  `algorithm` may also force
     SUBPIXEL (ValueError where it does not apply)."""
-    sub = subpixel_window(win)
-    direct = plan_conv(computes, batch, c_in, c_out, win, groups, dtype, threads,
-                       None if algorithm == SUBPIXEL else algorithm, operands)
-    if algorithm not in (None, SUBPIXEL) or direct.algorithm in (EMPTY_SUM, DEPTHWISE):
-        if algorithm == SUBPIXEL:
-            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} cannot compute the {computes} "
-                             f"of this convolution ({direct.algorithm})")
-        return direct
-    if sub is None:
-        if algorithm == SUBPIXEL:
-            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} needs a stride > 1 and no "
-                             f"dilation, got stride={win.stride}, dilation={win.dilation}")
-        return direct
-    use = subpixel_work_use(win, sub)
-    if algorithm is None and use < SUBPIXEL_MIN_WORK_USE:
-        return direct
-    phases = prod(win.stride)
-    via = plan_conv(computes, batch, c_in * phases, c_out, sub, groups, dtype, threads,
-                    None, operands)
-    reason = ("forced by the caller" if algorithm == SUBPIXEL and use < SUBPIXEL_MIN_WORK_USE
-              else f"stride {win.stride}: {phases} output phases as one stride-1 conv with "
-                   f"{sub.kernel} kernels, {use:.0%} >= {SUBPIXEL_MIN_WORK_USE:.0%} of its "
-                   f"multiply-adds useful")
+    return _planned(_plan_transposed, TRANSPOSED_ALGORITHMS, "plan_conv_transpose", computes,
+                    batch, c_in, c_out, win, groups, dtype, threads, algorithm, operands)
+
+
+TRANSPOSED_ALGORITHMS = {computes: algorithms + (SUBPIXEL,)
+                         for computes, algorithms in ALGORITHMS.items()}
+
+
+# Memoised as _plan is (plan_conv_transpose runs once per transposed pass).
+@_callcache.memoize
+def _plan_transposed(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm,
+                     winograd_values_ok):
+    reason = _subpixel_reason(computes, batch, c_in, c_out, win, groups, dtype, threads,
+                              algorithm)
+    if reason is None:
+        return _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm,
+                     winograd_values_ok)
+    via = _plan(computes, batch, c_in * prod(win.stride), c_out, subpixel_window(win), groups,
+                dtype, threads, None, winograd_values_ok)
     return ConvPlan(computes, SUBPIXEL, reason, batch, via.chunk, via.workspace, via.threads,
                     via=via)
+
+
+def _subpixel_reason(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm):
+    """Why the pass runs as the phase conv (a string), or None when it runs
+    the strided conv's plan; ValueError when SUBPIXEL is forced where it
+    cannot run."""
+    if algorithm not in (None, SUBPIXEL):
+        return None
+    sub = subpixel_window(win)
+    direct = _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, None, True)
+    if direct.algorithm in (EMPTY_SUM, DEPTHWISE) or sub is None:
+        if algorithm == SUBPIXEL:
+            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} cannot compute the {computes} "
+                             f"of this convolution: it needs a stride > 1, no dilation, "
+                             f"products to sum and not depthwise, got stride={win.stride}, "
+                             f"dilation={win.dilation}, {direct.algorithm}")
+        return None
+    use = subpixel_work_use(win, sub)
+    if use >= SUBPIXEL_MIN_WORK_USE:
+        return (f"stride {win.stride}: {prod(win.stride)} output phases as one stride-1 conv "
+                f"with {sub.kernel} kernels, {use:.0%} >= {SUBPIXEL_MIN_WORK_USE:.0%} of its "
+                f"multiply-adds useful")
+    return "forced by the caller" if algorithm == SUBPIXEL else None
 
 
 # ------------------------------------------------- adaptive average pooling
