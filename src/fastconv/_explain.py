@@ -44,16 +44,18 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     by a "grad_input" plan), the ``algorithm`` ("empty_sum", "depthwise",
     "winograd", "winograd_dilated_phases", "winograd_depth_stacked",
     "winograd_kernel_blocks", "implicit_gemm_per_image",
-    "implicit_gemm_side_by_side", "flipped_conv", "gemm_col2im" or
-    "weight_grad_gemm"), the ``reason`` it
+    "implicit_gemm_side_by_side", "flipped_conv", "gemm_col2im",
+    "weight_grad_gemm", or for a strided transposed convolution "subpixel":
+    its output phases as one stride-1 conv), the ``reason`` it
     was chosen, the ``batch``, the images per kernel call (``chunk``), the
     scratch elements (``workspace``), the ``threads``, whether threads take
     whole images (``threads_over_images``), whether the output is written
     with streaming stores (``stream_stores``), whether the images are read
-    as their own column matrices (``pointwise``), for "flipped_conv" the
-    plan of the convolution it runs (``via``; for a "winograd_*"
-    composition the Winograd plan of the 3x3 conv it runs), and for "gemm_col2im" on
-    images whose column matrix would pass the scratch budget the input
+    as their own column matrices (``pointwise``), for "flipped_conv" and
+    "subpixel" the plan of the convolution it runs (``via``; for a
+    "winograd_*" composition the Winograd plan of the 3x3 conv it runs), and
+    for "gemm_col2im" on images whose column matrix would pass the scratch
+    budget the input
     channels each kernel call covers (``channels_per_call``).  ``print(plan)`` shows it in
     a few lines.  The plan depends on the shapes, the dtype and
     fastconv.get_num_threads(), and on the values in one way only: Winograd

@@ -3,12 +3,18 @@
 A transposed conv is the adjoint of a conv with the same weight: its forward
 is conv's data gradient, its input gradient is a conv forward, and its weight
 gradient is conv's weight gradient with input and grad_output swapped; each
-runs the plan _plan.plan_conv makes for that pass.  Nothing here touches a
-kernel directly.
+runs the plan _plan.plan_conv makes for that pass.  A strided one may
+instead run as one stride-1 conv over its output phases (sub-pixel
+decomposition, _Phases), where _plan.plan_conv_transpose says so.  Nothing
+here touches a kernel directly.
 """
 from __future__ import annotations
 
+import itertools
+from math import prod
 from typing import Optional
+
+import numpy as np
 
 from .. import _args, _callcache, _shapes
 from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
@@ -86,11 +92,18 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
     x, w, b, _, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
     n, c_out = x.shape[0], w.shape[1] * groups
-    plan = _plan.plan_conv(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups, x.dtype,
-                           operands=(x, w))
+    plan = _plan.plan_conv_transpose(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups,
+                                     x.dtype, operands=(x, w))
     if explain:
         return plan
-    y = conv_grad_input(x, w, win, groups, (n, c_out) + win.in_size, plan, op)
+    y_shape = (n, c_out) + win.in_size
+    if plan.algorithm == _plan.SUBPIXEL:
+        phases = _phases(win)
+        z = conv_grad_input(x, phases.weight(w), phases.sub, groups,
+                            (n, c_out * phases.count) + phases.sub.in_size, plan.via, op)
+        y = phases.to_image(z, y_shape)
+    else:
+        y = conv_grad_input(x, w, win, groups, y_shape, plan, op)
     if b is not None and y.size:
         y += b.reshape((c_out,) + (1,) * nd)
     return y
@@ -106,13 +119,120 @@ def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding
         grad_output)
     sizes = (x.shape[0], g.shape[1], x.shape[1], win, groups, x.dtype)
     # The equivalent conv's input is grad_output, its grad_output our input.
-    plans = (_plan.plan_conv(_plan.OUTPUT, *sizes, operands=(g, w)),
-             _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes, operands=(g, x)))
+    plans = (_plan.plan_conv_transpose(_plan.OUTPUT, *sizes, operands=(g, w)),
+             _plan.plan_conv_transpose(_plan.GRAD_WEIGHT, *sizes, operands=(g, x)))
     if explain:
         return plans
-    grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
-    grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1], op)
+    subpixel = [p.algorithm == _plan.SUBPIXEL for p in plans]
+    if any(subpixel):
+        # Both passes read grad_output and the weight split into phases:
+        # split them once.
+        phases = _phases(win)
+        g_phases, w_phases = phases.from_image(g), phases.weight(w)
+    if subpixel[0]:
+        grad_input = conv_forward(g_phases, w_phases, None, phases.sub, groups, op,
+                                  plans[0].via)
+    else:
+        grad_input = conv_forward(g, w, None, win, groups, op, plans[0])
+    if subpixel[1]:
+        phase_grad = conv_grad_weight(g_phases, x, w_phases, phases.sub, groups,
+                                      plans[1].via, op)
+        grad_weight = phases.kernel_from_phases(phase_grad, w.shape)
+    else:
+        grad_weight = conv_grad_weight(g, x, w, win, groups, plans[1], op)
     return grad_input, grad_weight, bias_grad(g)
+
+
+class _Phases:
+    """The sub-pixel decomposition of a transposed conv whose equivalent conv
+    has window `win` (_plan.subpixel_window): its image (the transposed
+    output, or its grad_output) padded by win.pad_before, cut into blocks of
+    win.stride pixels and split by position in the block, phase p holding
+    pixels p, p + s, p + 2s, ... of each axis: the phase image
+    (N, C * s**nd, *sub.in_size), channel c's phases at c * s**nd + p
+    (row-major over the axes), so groups stay contiguous blocks of channels.
+    Its weight is the kernel padded to s * ceil(k/s) taps and split the same
+    way.  The shape-only work is done once per window (_phases)."""
+
+    def __init__(self, win):
+        self.sub = _plan.subpixel_window(win)
+        self.stride = win.stride
+        self.count = prod(self.stride)
+        # Per phase: (phase index, slices of the phase grid, slices of the
+        # image); a phase or an image tail no pixel reaches has none.
+        self.copies = []
+        covered = 0
+        for phase in itertools.product(*(range(s) for s in self.stride)):
+            axes = [self._axis_copy(*args) for args in zip(
+                phase, self.stride, win.pad_before, win.in_size, self.sub.in_size)]
+            if all(count > 0 for count, _, _ in axes):
+                self.copies.append((phase, tuple(z for _, z, _ in axes),
+                                    tuple(i for _, _, i in axes)))
+                covered += prod(count for count, _, _ in axes)
+        # Pixels past the last phase block (an output_padding past the
+        # kernel's reach) are read by no tap: zero in the output.
+        self.image_covered = covered == prod(win.in_size)
+
+    @staticmethod
+    def _axis_copy(phase, stride, pad, image, phase_grid):
+        """(count, phase-grid slice, image slice) of one axis: phase-grid
+        position i holds image pixel stride*i + phase - pad."""
+        first = max(0, -(-(pad - phase) // stride))
+        stop = min(phase_grid, -(-(image + pad - phase) // stride))
+        count = max(0, stop - first)
+        start = stride * first + phase - pad
+        return (count, slice(first, first + count),
+                slice(start, start + stride * (count - 1) + 1, stride))
+
+    def _phase_shape(self, n, c):
+        return (n, c) + self.stride + self.sub.in_size
+
+    def from_image(self, image):
+        """(N, C, *image) -> the phase image (N, C * s**nd, *sub.in_size);
+        zeros where the padding or the last block's overhang is."""
+        n, c = image.shape[:2]
+        z = np.zeros(self._phase_shape(n, c), image.dtype)
+        for phase, z_slices, image_slices in self.copies:
+            z[(slice(None), slice(None)) + phase + z_slices] = image[(Ellipsis,) + image_slices]
+        return z.reshape((n, c * self.count) + self.sub.in_size)
+
+    def to_image(self, z, image_shape):
+        """The phase image's adjoint: (N, C * s**nd, *sub.in_size) back to
+        the image (N, C, *image), the padding's positions dropped."""
+        n, c = image_shape[:2]
+        z = z.reshape(self._phase_shape(n, c))
+        image = (np.empty if self.image_covered else np.zeros)(image_shape, z.dtype)
+        for phase, z_slices, image_slices in self.copies:
+            image[(Ellipsis,) + image_slices] = z[(slice(None), slice(None)) + phase + z_slices]
+        return image
+
+    def weight(self, w):
+        """(C_o, C_g, *k) -> (C_o, C_g * s**nd, *ceil(k/s)): tap t * s + p of
+        each axis is tap t of phase p; the padded taps are zeros."""
+        nd = len(self.stride)
+        padded = np.zeros(w.shape[:2] + tuple(k * s for k, s in zip(self.sub.kernel,
+                                                                   self.stride)), w.dtype)
+        padded[(Ellipsis,) + tuple(slice(k) for k in w.shape[2:])] = w
+        split = padded.reshape(w.shape[:2] + sum(((k, s) for k, s in zip(self.sub.kernel,
+                                                                          self.stride)), ()))
+        order = (0, 1) + tuple(3 + 2 * a for a in range(nd)) + tuple(2 + 2 * a
+                                                                     for a in range(nd))
+        return np.ascontiguousarray(split.transpose(order)).reshape(
+            (w.shape[0], w.shape[1] * self.count) + self.sub.kernel)
+
+    def kernel_from_phases(self, phase_grad, w_shape):
+        """weight()'s adjoint: the phase conv's weight gradient back to the
+        kernel's shape, the padded taps dropped."""
+        nd = len(self.stride)
+        split = phase_grad.reshape(tuple(w_shape[:2]) + self.stride + self.sub.kernel)
+        order = (0, 1) + sum(((2 + nd + a, 2 + a) for a in range(nd)), ())
+        padded = split.transpose(order).reshape(
+            tuple(w_shape[:2]) + tuple(k * s for k, s in zip(self.sub.kernel, self.stride)))
+        return np.ascontiguousarray(padded[(Ellipsis,) + tuple(slice(k)
+                                                                for k in w_shape[2:])])
+
+
+_phases = _callcache.memoize(_Phases)
 
 
 @pytorch_forms(CONV, nd=1)

@@ -3,7 +3,10 @@
 `plan_conv` decides, for one pass of a convolution (its output, its
 grad_input or its grad_weight), which kernel computes it, how the batch is
 chunked, how much scratch the kernel needs, how the threads split the work
-and how the output is stored.  The ops in _conv.py and _conv_transpose.py only
+and how the output is stored; `plan_conv_transpose` decides for a transposed
+convolution's passes whether they run as one stride-1 conv over the output's
+phases (sub-pixel decomposition) or as plan_conv's passes of the strided
+conv it is the adjoint of.  The ops in _conv.py and _conv_transpose.py only
 execute plans, and `fastconv.explain` returns the plans a call would run.
 `plan_adaptive_avg_pool` (and `global_mean_prefetch`) choose adaptive average
 pooling's kernel the same way, for _pool.py.
@@ -161,7 +164,8 @@ class ConvPlan:
         Winograd composition (WINOGRAD_COMPOSED), the Winograd plan of the
         3x3 conv it runs (for the dilated phases: the phases of the first
         phase's geometry, side by side), and chunk the original images per
-        call of it.
+        call of it; for SUBPIXEL (a transposed convolution's pass), the plan
+        of the same pass of the stride-1 phase conv it runs.
     channels_per_call: for GEMM_COL2IM, input channels whose columns one
         kernel call builds when one image's whole column matrix would pass
         CHUNK_SCRATCH_BYTES (image by image, group by group, block by block
@@ -465,30 +469,41 @@ def plan_conv(computes: str, batch: int, c_in: int, c_out: int, win: Window, gro
     and grad_output): given, Winograd runs only if their values cannot
     overflow its transforms (winograd_in_range; non-finite values never
     run it), else the direct sum's path does.  None: shapes only."""
-    if computes not in ALGORITHMS:
-        raise ValueError(f"plan_conv: computes must be one of {sorted(ALGORITHMS)}, "
+    return _planned(_plan, ALGORITHMS, "plan_conv", computes, batch, c_in, c_out, win, groups,
+                    dtype, threads, algorithm, operands)
+
+
+def _planned(planner, algorithms, name, computes, batch, c_in, c_out, win, groups, dtype,
+             threads, algorithm, operands):
+    """plan_conv's and plan_conv_transpose's work: the arguments checked,
+    the memoised `planner`'s plan by the shape rules, then the one rule that
+    reads values."""
+    if computes not in algorithms:
+        raise ValueError(f"{name}: computes must be one of {sorted(algorithms)}, "
                          f"got {computes!r}")
-    if algorithm is not None and algorithm not in ALGORITHMS[computes]:
-        raise ValueError(f"plan_conv: {computes} is computed by one of "
-                         f"{ALGORITHMS[computes]}, got algorithm={algorithm!r}")
+    if algorithm is not None and algorithm not in algorithms[computes]:
+        raise ValueError(f"{name}: {computes} is computed by one of "
+                         f"{algorithms[computes]}, got algorithm={algorithm!r}")
     threads = _threads.get_num_threads() if threads is None else threads
     dtype = np.dtype(dtype)
     sizes = (computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm)
-    plan = _plan(*sizes, True)
+    plan = planner(*sizes, True)
     # The one rule that reads values, so it stays outside the memo: only
     # when the shape rules chose Winograd (else the values cannot matter).
     if (operands is not None and runs_winograd(plan)
-            and not winograd_in_range(tuple(operands),
-                                      _winograd_terms(computes, batch, c_in, c_out, win, groups),
+            and not winograd_in_range(tuple(operands), _winograd_terms(plan, *sizes[:6]),
                                       dtype)):
-        plan = _plan(*sizes, False)
+        plan = planner(*sizes, False)
     return plan
 
 
-def _winograd_terms(computes, batch, c_in, c_out, win, groups):
+def _winograd_terms(plan, computes, batch, c_in, c_out, win, groups):
     """Products the direct sum adds per result of this pass (the forward's
     reduction, the flipped conv's for GRAD_INPUT, the batch's positions for
-    GRAD_WEIGHT): what Winograd's transforms may amplify."""
+    GRAD_WEIGHT; a SUBPIXEL plan's, those of the phase conv it runs): what
+    Winograd's transforms may amplify."""
+    if plan.algorithm == SUBPIXEL:
+        c_in, win = c_in * prod(win.stride), subpixel_window(win)
     if computes == GRAD_WEIGHT:
         return batch * win.out_count
     # A composition by kernel blocks sums the zero-padded kernel's taps.
@@ -688,6 +703,110 @@ def _plan_grad_weight(call, forced):
         return call.plan(algorithm, reason, _kernels.conv_weight_grad_workspace_size(
             dtype.char, c_out_group, call.c_in_group * win.taps, threads))
     return call.plan(algorithm, reason)
+
+
+# ------------------------------------------------- transposed convolution
+
+# A stride-s transposed conv can be decomposed into its s**nd output phases
+# (sub-pixel convolution): the equivalent conv's image, padded and split by
+# phase (space-to-depth), is the input of ONE stride-1 conv with
+# ceil(k/s)-tap kernels and s**nd times the channels, so the transposed
+# forward is that conv's data gradient (a flipped conv, no col2im scatter)
+# and its data gradient that conv's forward (no stride-s gather).  The phase
+# conv does more multiply-adds than the strided one: its kernels are padded
+# to s*ceil(k/s) taps, and its grid has ceil(k/s) - 1 more positions per
+# axis (DCGAN's 4x4 stride 2 on 16x16: 89% of them useful; 3x3 stride 2,
+# whose 2x2 phase kernels hold 9 taps of 16, under 56%).  The plan takes it
+# where at least this share is useful.  It is infinite, i.e. the plan never
+# takes it: measured in CPU time at 1 thread, the phase conv plus the phase
+# split and interleave was slower than the strided kernels on every shape
+# tried, DCGAN's included (docs/performance.md, "Transposed convolution by
+# phases"): the strided passes already run at the GEMM's rate, so there was
+# no scatter cost to win back.  A finite value (0.8 keeps the wasteful 3x3
+# stride 2 out) switches it on for a quiet-machine measurement.
+SUBPIXEL_MIN_WORK_USE = float("inf")
+
+SUBPIXEL = "subpixel"      # transposed conv as one stride-1 conv over its output phases
+
+
+def subpixel_window(win: Window) -> Optional[Window]:
+    """The stride-1 window of the phase conv of a transposed conv whose
+    equivalent conv has window `win` (image = the transposed output, grid =
+    its input): over the phase image of grid + ceil(k/s) - 1 positions per
+    axis, kernel ceil(k/s), no padding, the same grid.  None when the
+    decomposition does not apply: stride 1 on every axis (nothing to split)
+    or a dilation (the phases' taps would not be contiguous)."""
+    if all(s == 1 for s in win.stride) or any(d != 1 for d in win.dilation):
+        return None
+    kernel = tuple(-(-k // s) for k, s in zip(win.kernel, win.stride))
+    nd = len(kernel)
+    return Window(tuple(g + k - 1 for g, k in zip(win.out_size, kernel)), kernel, (1,) * nd,
+                  (0,) * nd, (0,) * nd, (1,) * nd)
+
+
+def subpixel_work_use(win: Window, sub: Window) -> float:
+    """Share of the phase conv's multiply-adds the strided conv also does."""
+    use = 1.0
+    for grid, k, s, phase_grid, phase_k in zip(win.out_size, win.kernel, win.stride,
+                                               sub.in_size, sub.kernel):
+        use *= grid * k / (phase_grid * s * phase_k)
+    return use
+
+
+def plan_conv_transpose(computes: str, batch: int, c_in: int, c_out: int, win: Window,
+                        groups: int, dtype, threads: Optional[int] = None,
+                        algorithm: Optional[str] = None,
+                        operands: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> ConvPlan:
+    """The plan of one pass of a transposed convolution, given as the pass
+    `computes` of its equivalent conv (arguments as plan_conv's): SUBPIXEL,
+    whose `via` is the plan of the same pass of the phase conv
+    (subpixel_window, c_in * s**nd input channels), where the decomposition
+    applies and pays, else plan_conv's plan.  `algorithm` may also force
+    SUBPIXEL (ValueError where it does not apply)."""
+    return _planned(_plan_transposed, TRANSPOSED_ALGORITHMS, "plan_conv_transpose", computes,
+                    batch, c_in, c_out, win, groups, dtype, threads, algorithm, operands)
+
+
+TRANSPOSED_ALGORITHMS = {computes: algorithms + (SUBPIXEL,)
+                         for computes, algorithms in ALGORITHMS.items()}
+
+
+# Memoised as _plan is (plan_conv_transpose runs once per transposed pass).
+@_callcache.memoize
+def _plan_transposed(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm,
+                     winograd_values_ok):
+    reason = _subpixel_reason(computes, batch, c_in, c_out, win, groups, dtype, threads,
+                              algorithm)
+    if reason is None:
+        return _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm,
+                     winograd_values_ok)
+    via = _plan(computes, batch, c_in * prod(win.stride), c_out, subpixel_window(win), groups,
+                dtype, threads, None, winograd_values_ok)
+    return ConvPlan(computes, SUBPIXEL, reason, batch, via.chunk, via.workspace, via.threads,
+                    via=via)
+
+
+def _subpixel_reason(computes, batch, c_in, c_out, win, groups, dtype, threads, algorithm):
+    """Why the pass runs as the phase conv (a string), or None when it runs
+    the strided conv's plan; ValueError when SUBPIXEL is forced where it
+    cannot run."""
+    if algorithm not in (None, SUBPIXEL):
+        return None
+    sub = subpixel_window(win)
+    direct = _plan(computes, batch, c_in, c_out, win, groups, dtype, threads, None, True)
+    if direct.algorithm in (EMPTY_SUM, DEPTHWISE) or sub is None:
+        if algorithm == SUBPIXEL:
+            raise ValueError(f"plan_conv_transpose: {SUBPIXEL} cannot compute the {computes} "
+                             f"of this convolution: it needs a stride > 1, no dilation, "
+                             f"products to sum and not depthwise, got stride={win.stride}, "
+                             f"dilation={win.dilation}, {direct.algorithm}")
+        return None
+    use = subpixel_work_use(win, sub)
+    if use >= SUBPIXEL_MIN_WORK_USE:
+        return (f"stride {win.stride}: {prod(win.stride)} output phases as one stride-1 conv "
+                f"with {sub.kernel} kernels, {use:.0%} >= {SUBPIXEL_MIN_WORK_USE:.0%} of its "
+                f"multiply-adds useful")
+    return "forced by the caller" if algorithm == SUBPIXEL else None
 
 
 # ------------------------------------------------- adaptive average pooling
