@@ -191,8 +191,8 @@ def _output_depthwise(plan, op, x, w, b, layout, out):
     ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                             "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
-                               layout.geom, w.shape[0] // layout.groups, out.reshape(-1), ws,
-                               plan.threads)
+                               layout.geom, w.shape[0] // layout.groups, w.shape[1],
+                               out.reshape(-1), ws, plan.threads)
 
 
 def _output_winograd(plan, op, x, w, b, layout, out):
@@ -232,6 +232,7 @@ def _output_side_by_side(plan, op, x, w, b, layout, out):
 
 
 _OUTPUT_RUNS = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
+                _plan.DIRECT_GROUPED: _output_depthwise,
                 _plan.WINOGRAD_F2X2_3X3: _output_winograd,
                 _plan.GEMM_PER_IMAGE: _output_per_image,
                 _plan.GEMM_SIDE_BY_SIDE: _output_side_by_side}
@@ -256,12 +257,12 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
     geom = win.kernel_geometry(c_in)
     grad_input = _workspace.aligned_empty(input_shape, gout.dtype, op, "result",
                                           "the batch, channel and image sizes")
-    if plan.algorithm == _plan.DEPTHWISE:
+    if plan.algorithm in (_plan.DEPTHWISE, _plan.DIRECT_GROUPED):
         ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype, op,
                                 "the kernel size and channel counts")
         _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
-                                          c_out // groups, grad_input.reshape(-1), ws,
-                                          plan.threads)
+                                          c_out // groups, c_in // groups,
+                                          grad_input.reshape(-1), ws, plan.threads)
         return grad_input
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
@@ -317,11 +318,11 @@ def conv_grad_weight(x, gout, w, win, groups, plan=None, op="conv_backward"):
     grad_weight = np.zeros((groups, c_out_group, c_in_group * win.taps), x.dtype)
     if plan.algorithm == _plan.EMPTY_SUM:
         return grad_weight.reshape(w.shape)
-    if plan.algorithm == _plan.DEPTHWISE:
+    if plan.algorithm in (_plan.DEPTHWISE, _plan.DIRECT_GROUPED):
         ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                                 "the kernel size and channel counts")
         _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n,
-                                           win.kernel_geometry(c_in), c_out_group,
+                                           win.kernel_geometry(c_in), c_out_group, c_in_group,
                                            grad_weight.reshape(-1), ws, plan.threads)
         return grad_weight.reshape(w.shape)
     # One fused kernel per group over the whole batch: the GEMM packs its
