@@ -147,7 +147,8 @@ static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
     p.forward = fc_dw_fits(fc_dw_lines(group_channels * in.size * scalar));
     /* Strided, the taps reaching an input row vary from row to row. */
     p.input = strided ? 0 : fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
-    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double) + in.size * scalar));
+    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
+                                      + group_channels * in.size * scalar));
     p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
     if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
     return p;
@@ -347,6 +348,61 @@ static TARGET void FC_FN(dw_weight_plane_)(const SCALAR *xs, const fc_dw_rows *r
         for (int64_t l = 0; l < L; ++l) sum += s[l];
         gw[t] += sum;
     }
+}
+
+/* Taps dw_weight_block_ sums at once: its FC_DW_BLOCK x FC_DW_WTAPS sums
+ * and FC_DW_BLOCK gradient vectors must fit the registers (32 vectors with
+ * AVX-512, 16 below). */
+#define FC_DW_WTAPS (VBYTES >= 64 ? 4 : 2)
+
+/* sums[j * sums_stride + u] += the sum over the output plane of output
+ * j's gradient (planes out_stride apart in gy) times the staged input under
+ * tap off[u], for j < nout and u < ntaps (at most FC_DW_BLOCK and
+ * FC_DW_WTAPS; missing ones repeat the last and are not stored).  Each
+ * gradient vector loaded serves FC_DW_WTAPS multiply-adds and each input
+ * vector FC_DW_BLOCK, where dw_weight_plane_ loads two vectors per
+ * multiply-add.  Rows at least a vector wide; the last vector of a row
+ * starts at n - L, `keep` zeroing its gradient lanes already summed. */
+static TARGET void FC_FN(dw_weight_block_)(const SCALAR *xs, const fc_dw_rows *r,
+                                           const int64_t *off, int64_t ntaps, const SCALAR *gy,
+                                           int64_t out_stride, int64_t nout, double *sums,
+                                           int64_t sums_stride)
+{
+    typedef FC_FN(dw_vec_) vec;
+    typedef FC_FN(dw_mask_) mask;
+    const int64_t L = FC_LANES, n = r->n;
+    mask keep = {0};   /* every lane set below (GCC cannot tell) */
+    for (int64_t l = 0; l < L; ++l) keep[l] = l >= L - n % L ? -1 : 0;
+    const SCALAR *grad[FC_DW_BLOCK];
+    int64_t tap[FC_DW_WTAPS];
+    for (int j = 0; j < FC_DW_BLOCK; ++j) grad[j] = gy + (j < nout ? j : nout - 1) * out_stride;
+    for (int u = 0; u < FC_DW_WTAPS; ++u) tap[u] = off[u < ntaps ? u : ntaps - 1];
+    vec acc[FC_DW_BLOCK][FC_DW_WTAPS];
+    for (int j = 0; j < FC_DW_BLOCK; ++j)
+        for (int u = 0; u < FC_DW_WTAPS; ++u) acc[j][u] = (vec){0};
+    int64_t at_row = 0;   /* the row's start in each gradient plane */
+    for (int64_t a = 0; a < r->rows[0]; ++a)
+        for (int64_t b = 0; b < r->rows[1]; ++b, at_row += n) {
+            const SCALAR *xr = xs + a * r->step[0] + b * r->step[1];
+            for (int64_t i = 0; i < n; i += L) {
+                const int64_t at = i + L <= n ? i : n - L;
+                vec gv[FC_DW_BLOCK];
+                for (int j = 0; j < FC_DW_BLOCK; ++j) {
+                    gv[j] = DS_LOAD(grad[j] + at_row + at);
+                    if (at != i) gv[j] = (vec)((mask)gv[j] & keep);
+                }
+                for (int u = 0; u < FC_DW_WTAPS; ++u) {
+                    const vec xv = DS_LOAD(xr + tap[u] + at);
+                    for (int j = 0; j < FC_DW_BLOCK; ++j) acc[j][u] += gv[j] * xv;
+                }
+            }
+        }
+    for (int j = 0; j < nout; ++j)
+        for (int u = 0; u < ntaps; ++u) {
+            double sum = 0;
+            for (int64_t l = 0; l < L; ++l) sum += acc[j][u][l];
+            sums[j * sums_stride + u] += sum;
+        }
 }
 
 #undef DS_LOAD
@@ -636,8 +692,13 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
                                         gw + o * group_channels * taps);
         return;
     }
+    /* Groups of at least FC_DW_BLOCK outputs on rows a vector wide go whole
+     * groups at a time through dw_weight_block_; the others plane by plane
+     * through dw_weight_plane_. */
+    const int blocked = multiplier >= FC_DW_BLOCK && g->out[2] >= FC_LANES;
+    const int64_t group_taps = group_channels * taps, items = blocked ? batch * groups : planes;
     int64_t *off = (int64_t *)ws;
-    fc_dw_input_taps(g, &stage, 1, off);
+    fc_dw_input_taps(g, &stage, blocked ? group_channels : 1, off);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -647,10 +708,26 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
         SCALAR *xs = (SCALAR *)(sums + row);
         memset(sums, 0, (size_t)plan.weight);
         const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
-        for (int64_t p = planes * k / nt; p < planes * (k + 1) / nt; ++p) {
+        for (int64_t p = items * k / nt; p < items * (k + 1) / nt; ++p) {
+            if (fc_stopping_at(stop, p, poll_every)) break;
+            if (blocked) {   /* p: image n, group; its planes staged side by side */
+                const int64_t n = p / groups, group = p % groups, o0 = group * multiplier;
+                for (int64_t ci = 0; ci < group_channels; ++ci)
+                    FC_FN(dw_stage_input_)(x + (p * group_channels + ci) * plane_in, g, &stage,
+                                          xs + ci * stage.size);
+                for (int64_t o = o0; o < o0 + multiplier; o += FC_DW_BLOCK)
+                    for (int64_t t = 0; t < group_taps; t += FC_DW_WTAPS) {
+                        const int64_t nout = o0 + multiplier - o, ntaps = group_taps - t;
+                        FC_FN(dw_weight_block_)(xs, &rows, off + t,
+                                                ntaps < FC_DW_WTAPS ? ntaps : FC_DW_WTAPS,
+                                                gy + (n * c_out + o) * plane_out, plane_out,
+                                                nout < FC_DW_BLOCK ? nout : FC_DW_BLOCK,
+                                                sums + o * group_taps + t, group_taps);
+                    }
+                continue;
+            }
             const int64_t n = p / g->channels, c = p % g->channels;
             const int64_t group = c / group_channels, ci = c % group_channels;
-            if (fc_stopping_at(stop, p, poll_every)) break;
             FC_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
             /* Output o's gradient row for input plane ci: (o, ci, taps). */
             for (int64_t o = group * multiplier; o < (group + 1) * multiplier; ++o)
