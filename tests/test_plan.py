@@ -49,7 +49,8 @@ def test_direct_grouped_for_few_channels_per_group(computes):
     DIRECT_GROUPED_MAX_OUT_CHANNELS output channels per group (more than
     one input channel, and more than one group) run the direct loops."""
     most_in, most_out = _plan.DIRECT_GROUPED_MAX_CHANNELS, _plan.DIRECT_GROUPED_MAX_OUT_CHANNELS
-    win = window((9, 9), (3, 3), pad=1)
+    width = _plan.DIRECT_GROUPED_MIN_WIDTH
+    win = window((5, width), (3, 3), pad=1)
     p = plan(computes, 2, 4 * most_in, 4 * most_out, win, groups=4)
     assert p.algorithm == DIRECT_GROUPED
     assert f"{most_in} <= {most_in} input" in p.reason and p.workspace > 0
@@ -59,6 +60,8 @@ def test_direct_grouped_for_few_channels_per_group(computes):
                                 (most_in, most_out, 1),                 # not grouped
                                 (4, 8, 4)]:                             # depthwise
         assert plan(computes, 2, c_in, c_out, win, groups=groups).algorithm != DIRECT_GROUPED
+    narrow = window((5, width - 1), (3, 3), pad=1)                      # rows too narrow
+    assert plan(computes, 2, 8, 8, narrow, groups=4).algorithm != DIRECT_GROUPED
 
 
 @needs_winograd_on

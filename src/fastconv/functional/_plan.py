@@ -52,12 +52,17 @@ FLIPPED_CONV_MIN_CHANNELS = 16
 # of each output row: as a GEMM, each group is a product of C_out / groups
 # rows (a micro-tile row or less) and a short K = C_in / groups * taps, where
 # packing and tile edges cost more than the multiply-adds.  Up to this many
-# input channels per group and ...
+# input channels per group (from 16 Winograd runs, and was as fast), ...
 DIRECT_GROUPED_MAX_CHANNELS = 8
-# ... this many output channels per group: the direct loops read each input
-# vector once per output channel, where a GEMM's micro-tile reuses it for a
-# whole panel of rows, so wider groups go back to the GEMM.
-DIRECT_GROUPED_MAX_OUT_CHANNELS = 8
+# ... up to this many output channels per group (the loops reuse each input
+# vector for blocks of 4 outputs, where a GEMM's micro-tile reuses it for a
+# whole panel of rows: at 16 the two were even in the forward, the direct
+# loops still ahead in both gradients) ...
+DIRECT_GROUPED_MAX_OUT_CHANNELS = 16
+# ... on output rows at least this wide: the loops vectorise along a row,
+# and rows narrower than a vector (16 floats with AVX-512; ResNeXt's 14x14
+# and 7x7 stages) run scalar, 5-30x slower than the GEMM.
+DIRECT_GROUPED_MIN_WIDTH = 16
 
 # Outputs from this size on (bytes, whole call) leave the caches before
 # anyone reads them back: the per-image GEMM writes them with streaming
@@ -185,11 +190,13 @@ def is_depthwise(c_in: int, groups: int) -> bool:
     return groups > 1 and groups == c_in
 
 
-def is_direct_grouped(c_in: int, c_out: int, groups: int) -> bool:
-    """More than one but few input and output channels per group: the
-    direct loops beat a GEMM per group (DIRECT_GROUPED_MAX_CHANNELS)."""
+def is_direct_grouped(c_in: int, c_out: int, groups: int, win: Window) -> bool:
+    """More than one but few input and output channels per group, on rows
+    a vector wide: the direct loops beat a GEMM per group
+    (DIRECT_GROUPED_MAX_CHANNELS and below)."""
     return (groups > 1 and 1 < c_in // groups <= DIRECT_GROUPED_MAX_CHANNELS
-            and c_out // groups <= DIRECT_GROUPED_MAX_OUT_CHANNELS)
+            and c_out // groups <= DIRECT_GROUPED_MAX_OUT_CHANNELS
+            and win.out_size[-1] >= DIRECT_GROUPED_MIN_WIDTH)
 
 
 def is_pointwise(win: Window) -> bool:
@@ -383,7 +390,7 @@ class _Call:
                 (DIRECT_GROUPED, f"{self.c_in_group} <= {DIRECT_GROUPED_MAX_CHANNELS} input "
                                  f"and {c_out_group} <= {DIRECT_GROUPED_MAX_OUT_CHANNELS} "
                                  f"output channels per group: too few for a GEMM per group"
-                 if is_direct_grouped(self.c_in, self.c_out, self.groups) else None)]
+                 if is_direct_grouped(self.c_in, self.c_out, self.groups, self.win) else None)]
 
     def depthwise_plan(self, algorithm, reason):
         """The depthwise kernels (DEPTHWISE, DIRECT_GROUPED) share one
