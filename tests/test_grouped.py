@@ -4,22 +4,16 @@ loops (plan DIRECT_GROUPED): every pass against the reference on every SIMD
 path and 1 and 2 threads, for many channel counts per group (1, 2, 3, 4, 8,
 16), odd sizes, strides, dilation and padding, 1-D to 3-D, both dtypes; the
 direct kernels forced where the plan would run a GEMM; PyTorch and gradcheck
-on a small ResNeXt layer."""
+on a small ResNeXt layer.  (test_depthwise.py checks that 1 and 2 threads
+agree, for both.)"""
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _threads, reference
+from fastconv import reference
 from fastconv.functional import _conv, _plan
 from fastconv.functional._geometry import Window
-
-
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    before = _threads.get_num_threads()
-    _threads.set_num_threads(request.param)
-    yield request.param
-    _threads.set_num_threads(before)
+from conftest import assert_close, check_conv_against_reference
 
 
 # (x shape, groups, output channels per group, kernel, keyword arguments)
@@ -44,31 +38,11 @@ CASES = [
 ]
 
 
-def _check(got, want, dtype):
-    tol = 1e-4 if dtype == np.float32 else 1e-10
-    assert got.dtype == dtype and got.flags.c_contiguous
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max(
-        initial=0)))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,groups,per_group,kernel,kw", CASES)
 def test_grouped_matches_reference(simd_path, threads, shape, groups, per_group, kernel, kw,
                                    dtype, rng):
-    nd = len(shape) - 2
-    fwd, bwd = getattr(fastconv, f"conv{nd}d"), getattr(fastconv, f"conv{nd}d_backward")
-    ref_fwd = getattr(reference, f"conv{nd}d")
-    ref_bwd = getattr(reference, f"conv{nd}d_backward")
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((groups * per_group, shape[1] // groups) + kernel)
-    b = rng.standard_normal(groups * per_group)
-    want = ref_fwd(x, w, b, groups=groups, **kw)
-    _check(fwd(x.astype(dtype), w.astype(dtype), b.astype(dtype), groups=groups, **kw), want,
-           dtype)
-    gy = rng.standard_normal(want.shape)
-    got = bwd(gy.astype(dtype), x.astype(dtype), w.astype(dtype), groups=groups, **kw)
-    for g, r in zip(got, ref_bwd(gy, x, w, groups=groups, **kw)):
-        _check(g, r, dtype)
+    check_conv_against_reference(shape, groups, groups * per_group, kernel, kw, dtype, rng)
 
 
 def _window(x_shape, kernel, stride, pad, dilation):
@@ -100,36 +74,14 @@ def test_direct_grouped_forced_on_any_grouping(simd_path, threads, c_in_group, c
     xd, wd, bd = (a.astype(dtype) for a in (x, w, b))
     want = reference.conv2d(x, w, b, **kw)
     y = _conv.conv_forward(xd, wd, bd, win, groups, plan=forced[_plan.OUTPUT])
-    _check(y, want, dtype)
+    assert_close(y, want, dtype)
     gy = rng.standard_normal(want.shape)
     gx_want, gw_want, _ = reference.conv2d_backward(gy, x, w, **kw)
     gyd = gy.astype(dtype)
-    _check(_conv.conv_grad_input(gyd, wd, win, groups, x.shape, plan=forced[_plan.GRAD_INPUT]),
+    assert_close(_conv.conv_grad_input(gyd, wd, win, groups, x.shape, plan=forced[_plan.GRAD_INPUT]),
            gx_want, dtype)
-    _check(_conv.conv_grad_weight(xd, gyd, wd, win, groups, plan=forced[_plan.GRAD_WEIGHT]),
+    assert_close(_conv.conv_grad_weight(xd, gyd, wd, win, groups, plan=forced[_plan.GRAD_WEIGHT]),
            gw_want, dtype)
-
-
-def test_grouped_threads_agree(rng):
-    """Two threads split (image, group) pairs (forward, input gradient) and
-    the planes (weight gradient, summed per thread run): the result matches
-    one thread's."""
-    x = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
-    w = rng.standard_normal((32, 8, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
-    before = fastconv.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2):
-            fastconv.set_num_threads(n)
-            results.append((fastconv.conv2d(x, w, padding=1, groups=4),
-                            fastconv.conv2d_backward(gy, x, w, padding=1, groups=4)))
-    finally:
-        fastconv.set_num_threads(before)
-    (y1, g1), (y2, g2) = results
-    np.testing.assert_array_equal(y1, y2)
-    np.testing.assert_array_equal(g1[0], g2[0])
-    np.testing.assert_allclose(g1[1], g2[1], rtol=1e-5, atol=1e-5)
 
 
 def test_resnext_layer_is_planned_direct():

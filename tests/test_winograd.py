@@ -47,14 +47,6 @@ def expected(x, w, b, padding, groups):
     return reference.conv2d(xp, w, b, 1, 0, 1, groups)
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    before = _threads.get_num_threads()
-    _threads.set_num_threads(request.param)
-    yield request.param
-    _threads.set_num_threads(before)
-
-
 # (x shape, C_out, padding ((top, bottom), (left, right)), groups): odd and
 # even output sizes (tiles with one column or row cut), padding 0 to 3 and
 # asymmetric, outputs 1 wide and 1 tall, tile blocks spanning images, more
