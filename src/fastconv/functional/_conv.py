@@ -8,7 +8,8 @@ scratch; 3x3 stride-1 convs with enough channels run Winograd F(2x2, 3x3).
 Backward: the weight gradient is one fused kernel per group over the whole
 batch; the data gradient of a stride-1 conv is a conv of grad_output with the
 flipped kernel, otherwise a GEMM into columns folded back by col2im, image by
-image.  Depthwise convs (groups == C_in) have their own direct kernels.
+image.  Depthwise convs (groups == C_in) and grouped convs with few channels
+per group have their own direct kernels, in all three passes.
 Which of these runs is _plan.plan_conv's decision alone.
 """
 
