@@ -40,7 +40,7 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     or "grad_weight" of the convolution; a transposed convolution runs the
     passes of the convolution it is the adjoint of, so its output is computed
     by a "grad_input" plan), the ``algorithm`` ("empty_sum", "depthwise",
-    "winograd", "implicit_gemm_per_image", "implicit_gemm_side_by_side",
+    "direct_grouped", "winograd", "implicit_gemm_per_image", "implicit_gemm_side_by_side",
     "flipped_conv", "gemm_col2im" or "weight_grad_gemm"), the ``reason`` it
     was chosen, the ``batch``, the images per kernel call (``chunk``), the
     scratch elements (``workspace``), the ``threads``, whether threads take
