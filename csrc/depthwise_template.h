@@ -1,14 +1,18 @@
-/* Depthwise convolution (groups == C_in: one input channel per group, with
+/* Depthwise and grouped convolution with few channels per group
+ * (`group_channels` input channels per group, 1 for depthwise, and
  * `multiplier` output channels each), forward and backward, for one scalar
  * type and instruction set.  Included by isa_template.h once per dtype.
  *
- * As a GEMM, each group is a 1 x taps by taps x L product: too thin for any
- * GEMM to run well.  Direct loops instead, one plane at a time: a thread
- * stages the plane it reads in its own zero-padded scratch (fc_dw_stage) so
- * that every tap of every row is one contiguous in-bounds run, then the SIMD
- * kernels apply all taps of a row in one pass.  The plain loops at the top
- * (one pass per tap, bounds split per row) serve strided input gradients and
- * planes too large to stage. */
+ * As a GEMM, each group is a multiplier x (group_channels * taps) by
+ * (group_channels * taps) x L product: too thin for any GEMM to run well (a
+ * micro-tile row or less, a short K).  Direct loops instead, one group at a
+ * time: a thread stages the group_channels planes it reads in its own
+ * zero-padded scratch (fc_dw_stage) so that every tap of every row of every
+ * plane is one contiguous in-bounds run, then the SIMD kernels apply all
+ * taps of all the group's planes to an output row in one pass (the group's
+ * planes are just more taps, at offsets one staged plane apart).  The plain
+ * loops at the top (one pass per tap, bounds split per row) serve strided
+ * input gradients and planes too large to stage. */
 
 #ifndef FC_DEPTHWISE_SHARED
 #define FC_DEPTHWISE_SHARED
@@ -50,15 +54,21 @@ static fc_dw_stage fc_dw_input_stage(const fc_geometry *g)
     return s;
 }
 
-static void fc_dw_input_taps(const fc_geometry *g, const fc_dw_stage *s, int64_t *off)
+/* Offsets of tap t of staged plane ci (group_channels planes staged one
+ * after the other), at off[ci * taps + t]: the weight's (ci, t) order. */
+static void fc_dw_input_taps(const fc_geometry *g, const fc_dw_stage *s, int64_t group_channels,
+                             int64_t *off)
 {
-    for (int64_t t = 0; t < fc_kernel_size(g); ++t) {
+    const int64_t taps = fc_kernel_size(g);
+    for (int64_t t = 0; t < taps; ++t) {
         int64_t kd, kh, kw;
         fc_tap_offsets(g, t, &kd, &kh, &kw);
         const int64_t col = kw * g->dilation[2];
         off[t] = (kd * g->dilation[0] * s->ext[1] + kh * g->dilation[1]) * s->pitch
                  + col % g->stride[2] * s->seg + col / g->stride[2];
     }
+    for (int64_t ci = 1; ci < group_channels; ++ci)
+        for (int64_t t = 0; t < taps; ++t) off[ci * taps + t] = ci * s->size + off[t];
 }
 
 static fc_dw_rows fc_dw_forward_rows(const fc_geometry *g, const fc_dw_stage *s)
@@ -107,12 +117,14 @@ static fc_dw_rows fc_dw_grad_rows(const fc_geometry *g, const fc_dw_stage *s)
 
 /* Where a call's scratch goes (caller memory, reused across calls: kernels
  * never malloc, so a busy worker thread's heap cannot creep): the tap
- * offsets, then one staging region per thread (weight gradient: per run).
+ * offsets and the input gradient's regrouped weights (shared), then one
+ * staging region per thread (weight gradient: per run).
  * A kernel whose region would pass FC_DW_SCRATCH_BYTES stages nothing.
  * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
  * the kernels".) */
 typedef struct {
     int64_t offsets_bytes;      /* room for the largest offset table */
+    int64_t weights_bytes;      /* room for the input gradient's regrouped weights */
     int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */
     int64_t per_thread_bytes;   /* the largest of those, whole cache lines */
 } fc_dw_plan;
@@ -121,17 +133,22 @@ static int64_t fc_dw_lines(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 static int64_t fc_dw_fits(int64_t bytes) { return bytes <= FC_DW_SCRATCH_BYTES ? bytes : 0; }
 
-static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier, int64_t scalar)
+static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
+                                     int64_t group_channels, int64_t scalar)
 {
+    /* row: the whole weight (C_out x group_channels x taps). */
     const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
     const int strided = g->stride[0] > 1 || g->stride[1] > 1 || g->stride[2] > 1;
     const fc_dw_stage in = fc_dw_input_stage(g), grad = fc_dw_grad_stage(g);
+    const int64_t most_planes = multiplier > group_channels ? multiplier : group_channels;
     fc_dw_plan p;
-    p.offsets_bytes = fc_dw_lines(multiplier * taps * (int64_t)sizeof(int64_t));
-    p.forward = fc_dw_fits(fc_dw_lines(in.size * scalar));
+    p.offsets_bytes = fc_dw_lines(most_planes * taps * (int64_t)sizeof(int64_t));
+    p.weights_bytes = fc_dw_lines(row * scalar);
+    p.forward = fc_dw_fits(fc_dw_lines(group_channels * in.size * scalar));
     /* Strided, the taps reaching an input row vary from row to row. */
     p.input = strided ? 0 : fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
-    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double) + in.size * scalar));
+    p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
+                                      + group_channels * in.size * scalar));
     p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
     if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
     return p;
@@ -140,8 +157,11 @@ static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier, i
 /* Thread t's staging region of a call's scratch. */
 static char *fc_dw_region(void *ws, const fc_dw_plan *p, int t)
 {
-    return (char *)ws + p->offsets_bytes + (int64_t)t * p->per_thread_bytes;
+    return (char *)ws + p->offsets_bytes + p->weights_bytes + (int64_t)t * p->per_thread_bytes;
 }
+
+/* Output planes dw_row_block_ computes at once (see there). */
+#define FC_DW_BLOCK 4
 
 /* Integers as wide as each dtype, for lane masks. */
 #define FC_DW_LANE_INT_f32 int32_t
@@ -209,15 +229,62 @@ static inline TARGET void FC_FN(dw_row_)(SCALAR *restrict out, int64_t n, const 
     }
 }
 
-/* A plane of rows (rows_d x rows_h, each n long, contiguous in out), row
- * (a, b) computed by dw_row_ from src + a * step_d + b * step_h: the forward
- * pass on a staged input, the input gradient on staged output gradients. */
-static TARGET void FC_FN(dw_rows_)(const SCALAR *src, const fc_dw_rows *r, const int64_t *off,
-                                   int64_t ntaps, const SCALAR *w, SCALAR *out)
+/* Rows of FC_DW_BLOCK planes at once: out[j * out_stride + i] = sum_t
+ * wt[j * w_stride + t] * src[off[t] + i], j < FC_DW_BLOCK (a grouped conv's
+ * output channels of one group, which read the same staged planes).  Each
+ * input vector loaded serves FC_DW_BLOCK multiply-adds, where dw_row_ loads
+ * one per multiply-add; two vectors along the row (eight sums) hide the
+ * latency, and the second starts at n - L rather than running past the row
+ * (short rows are typical: 28 wide, under two AVX-512 vectors of floats). */
+static inline TARGET void FC_FN(dw_row_block_)(SCALAR *restrict out, int64_t out_stride,
+                                               int64_t n, const SCALAR *src,
+                                               const int64_t *restrict off, int64_t ntaps,
+                                               const SCALAR *restrict wt, int64_t w_stride)
 {
+    typedef FC_FN(dw_vec_) vec;
+    const int64_t L = FC_LANES, last = n - L;
+    for (int64_t i = 0; i < n; i += 2 * L) {
+        const int64_t i0 = i < last ? i : last, i1 = i + L < last ? i + L : last;
+        vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+        for (int64_t t = 0; t < ntaps; ++t) {
+            const SCALAR *s = src + off[t];
+            const vec x0 = DS_LOAD(s + i0), x1 = DS_LOAD(s + i1);
+            const SCALAR w0 = wt[t], w1 = wt[w_stride + t], w2 = wt[2 * w_stride + t];
+            const SCALAR w3 = wt[3 * w_stride + t];
+            a0 += w0 * x0; b0 += w0 * x1;
+            a1 += w1 * x0; b1 += w1 * x1;
+            a2 += w2 * x0; b2 += w2 * x1;
+            a3 += w3 * x0; b3 += w3 * x1;
+        }
+        DS_STORE(out + i0, a0); DS_STORE(out + i1, b0);
+        DS_STORE(out + out_stride + i0, a1); DS_STORE(out + out_stride + i1, b1);
+        DS_STORE(out + 2 * out_stride + i0, a2); DS_STORE(out + 2 * out_stride + i1, b2);
+        DS_STORE(out + 3 * out_stride + i0, a3); DS_STORE(out + 3 * out_stride + i1, b3);
+    }
+}
+
+/* `planes` output planes (out_stride apart, their weights w_stride apart in
+ * w) of rows (rows_d x rows_h, each n long, contiguous in each plane), row
+ * (a, b) computed from src + a * step_d + b * step_h: the forward pass on a
+ * staged input, the input gradient on staged output gradients.  Blocks of
+ * FC_DW_BLOCK planes share each row's loads; the rest (and rows narrower
+ * than a vector) go one plane at a time. */
+static TARGET void FC_FN(dw_rows_)(const SCALAR *src, const fc_dw_rows *r, const int64_t *off,
+                                   int64_t ntaps, const SCALAR *w, int64_t w_stride,
+                                   int64_t planes, SCALAR *out, int64_t out_stride)
+{
+    const int64_t blocked = r->n >= FC_LANES ? planes / FC_DW_BLOCK * FC_DW_BLOCK : 0;
     for (int64_t a = 0; a < r->rows[0]; ++a)
-        for (int64_t b = 0; b < r->rows[1]; ++b, out += r->n)
-            FC_FN(dw_row_)(out, r->n, src + a * r->step[0] + b * r->step[1], off, ntaps, w);
+        for (int64_t b = 0; b < r->rows[1]; ++b) {
+            const SCALAR *row = src + a * r->step[0] + b * r->step[1];
+            SCALAR *dst = out + (a * r->rows[1] + b) * r->n;
+            int64_t j = 0;
+            for (; j < blocked; j += FC_DW_BLOCK)
+                FC_FN(dw_row_block_)(dst + j * out_stride, out_stride, r->n, row, off, ntaps,
+                                     w + j * w_stride, w_stride);
+            for (; j < planes; ++j)
+                FC_FN(dw_row_)(dst + j * out_stride, r->n, row, off, ntaps, w + j * w_stride);
+        }
 }
 
 /* s0..s3 += a[i] * b[i] lane-wise, i in [0, n), n >= L: whole vectors
@@ -283,30 +350,90 @@ static TARGET void FC_FN(dw_weight_plane_)(const SCALAR *xs, const fc_dw_rows *r
     }
 }
 
+/* Taps dw_weight_block_ sums at once: its FC_DW_BLOCK x FC_DW_WTAPS sums
+ * and FC_DW_BLOCK gradient vectors must fit the registers (32 vectors with
+ * AVX-512, 16 below). */
+#define FC_DW_WTAPS (VBYTES >= 64 ? 4 : 2)
+
+/* sums[j * sums_stride + u] += the sum over the output plane of output
+ * j's gradient (planes out_stride apart in gy) times the staged input under
+ * tap off[u], for j < nout and u < ntaps (at most FC_DW_BLOCK and
+ * FC_DW_WTAPS; missing ones repeat the last and are not stored).  Each
+ * gradient vector loaded serves FC_DW_WTAPS multiply-adds and each input
+ * vector FC_DW_BLOCK, where dw_weight_plane_ loads two vectors per
+ * multiply-add.  Rows at least a vector wide; the last vector of a row
+ * starts at n - L, `keep` zeroing its gradient lanes already summed. */
+static TARGET void FC_FN(dw_weight_block_)(const SCALAR *xs, const fc_dw_rows *r,
+                                           const int64_t *off, int64_t ntaps, const SCALAR *gy,
+                                           int64_t out_stride, int64_t nout, double *sums,
+                                           int64_t sums_stride)
+{
+    typedef FC_FN(dw_vec_) vec;
+    typedef FC_FN(dw_mask_) mask;
+    const int64_t L = FC_LANES, n = r->n;
+    mask keep = {0};   /* every lane set below (GCC cannot tell) */
+    for (int64_t l = 0; l < L; ++l) keep[l] = l >= L - n % L ? -1 : 0;
+    const SCALAR *grad[FC_DW_BLOCK];
+    int64_t tap[FC_DW_WTAPS];
+    for (int j = 0; j < FC_DW_BLOCK; ++j) grad[j] = gy + (j < nout ? j : nout - 1) * out_stride;
+    for (int u = 0; u < FC_DW_WTAPS; ++u) tap[u] = off[u < ntaps ? u : ntaps - 1];
+    vec acc[FC_DW_BLOCK][FC_DW_WTAPS];
+    for (int j = 0; j < FC_DW_BLOCK; ++j)
+        for (int u = 0; u < FC_DW_WTAPS; ++u) acc[j][u] = (vec){0};
+    int64_t at_row = 0;   /* the row's start in each gradient plane */
+    for (int64_t a = 0; a < r->rows[0]; ++a)
+        for (int64_t b = 0; b < r->rows[1]; ++b, at_row += n) {
+            const SCALAR *xr = xs + a * r->step[0] + b * r->step[1];
+            for (int64_t i = 0; i < n; i += L) {
+                const int64_t at = i + L <= n ? i : n - L;
+                vec gv[FC_DW_BLOCK];
+                for (int j = 0; j < FC_DW_BLOCK; ++j) {
+                    gv[j] = DS_LOAD(grad[j] + at_row + at);
+                    if (at != i) gv[j] = (vec)((mask)gv[j] & keep);
+                }
+                for (int u = 0; u < FC_DW_WTAPS; ++u) {
+                    const vec xv = DS_LOAD(xr + tap[u] + at);
+                    for (int j = 0; j < FC_DW_BLOCK; ++j) acc[j][u] += gv[j] * xv;
+                }
+            }
+        }
+    for (int j = 0; j < nout; ++j)
+        for (int u = 0; u < ntaps; ++u) {
+            double sum = 0;
+            for (int64_t l = 0; l < L; ++l) sum += acc[j][u][l];
+            sums[j * sums_stride + u] += sum;
+        }
+}
+
 #undef DS_LOAD
 #undef DS_STORE
 
 /* ------------------------------------------------------------ plain loops */
 
+/* Output plane dst from the group's group_channels consecutive input planes
+ * img and the output channel's weights w (group_channels x taps). */
 static void FC_FN(dw_forward_direct_)(const SCALAR *img, const fc_geometry *g,
-                                     const SCALAR *w, SCALAR *dst)
+                                     int64_t group_channels, const SCALAR *w, SCALAR *dst)
 {
+    const int64_t taps = fc_kernel_size(g), plane_in = fc_spatial_size(g->in);
     memset(dst, 0, (size_t)fc_spatial_size(g->out) * sizeof(SCALAR));
-    for (int64_t t = 0; t < fc_kernel_size(g); ++t) {
-        const SCALAR wt = w[t];
-        int64_t kd, kh, kw;
-        fc_tap_offsets(g, t, &kd, &kh, &kw);
-        FC_FOR_TAP_ROWS(g, kd, kh, kw, {
-            /* Indexed from the row start: w0 < 0 in the left padding. */
-            const SCALAR *restrict src = img + in_row;
-            SCALAR *restrict out = dst + out_row;
-            for (int64_t ow = lo; ow < hi; ++ow) out[ow] += wt * src[w0 + ow * sw];
-        });
-    }
+    for (int64_t ci = 0; ci < group_channels; ++ci, img += plane_in, w += taps)
+        for (int64_t t = 0; t < taps; ++t) {
+            const SCALAR wt = w[t];
+            int64_t kd, kh, kw;
+            fc_tap_offsets(g, t, &kd, &kh, &kw);
+            FC_FOR_TAP_ROWS(g, kd, kh, kw, {
+                /* Indexed from the row start: w0 < 0 in the left padding. */
+                const SCALAR *restrict src = img + in_row;
+                SCALAR *restrict out = dst + out_row;
+                for (int64_t ow = lo; ow < hi; ++ow) out[ow] += wt * src[w0 + ow * sw];
+            });
+        }
 }
 
 /* Input-gradient plane from the `multiplier` consecutive gradient planes
- * (and weights) of the channel's outputs. */
+ * of the group's outputs and the channel's weights for them, w
+ * (multiplier x taps, regrouped: see dw_regroup_weights_). */
 static void FC_FN(dw_input_direct_)(const SCALAR *grad, const fc_geometry *g, int64_t multiplier,
                                    const SCALAR *w, SCALAR *dst)
 {
@@ -325,19 +452,22 @@ static void FC_FN(dw_input_direct_)(const SCALAR *grad, const fc_geometry *g, in
         }
 }
 
-/* Weight-gradient row gw[0, taps) of output channel o, summed over the batch. */
+/* Weight-gradient row gw[0, group_channels * taps) of output channel o,
+ * summed over the batch. */
 static void FC_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
-                                    const fc_geometry *g, int64_t multiplier, int64_t o,
-                                    SCALAR *gw)
+                                    const fc_geometry *g, int64_t multiplier,
+                                    int64_t group_channels, int64_t o, SCALAR *gw)
 {
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
-    const int64_t c_out = g->channels * multiplier;
-    for (int64_t t = 0; t < fc_kernel_size(g); ++t) {
+    const int64_t c_out = g->channels / group_channels * multiplier, taps = fc_kernel_size(g);
+    for (int64_t r = 0; r < group_channels * taps; ++r) {
+        const int64_t ci = r / taps, t = r % taps;
+        const int64_t c = o / multiplier * group_channels + ci;   /* input channel */
         int64_t kd, kh, kw;
         fc_tap_offsets(g, t, &kd, &kh, &kw);
         double total = 0;
         for (int64_t n = 0; n < batch; ++n) {
-            const SCALAR *img = x + (n * g->channels + o / multiplier) * plane_in;
+            const SCALAR *img = x + (n * g->channels + c) * plane_in;
             const SCALAR *grad = gy + (n * c_out + o) * plane_out;
             FC_FOR_TAP_ROWS(g, kd, kh, kw, {
                 const SCALAR *restrict src = img + in_row;
@@ -347,7 +477,7 @@ static void FC_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t 
                 total += row;
             });
         }
-        gw[t] = (SCALAR)total;
+        gw[r] = (SCALAR)total;
     }
 }
 
@@ -395,54 +525,78 @@ static void FC_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const 
 
 /* ------------------------------------------------------------ entry points */
 
+/* The input gradient's weights, regrouped (C_in, multiplier, taps): input
+ * channel c's weights for the group's outputs, contiguous as the row
+ * kernels read them (the forward's are (C_out, group_channels, taps)). */
+static void FC_FN(dw_regroup_weights_)(const SCALAR *w, const fc_geometry *g,
+                                      int64_t multiplier, int64_t group_channels, SCALAR *wt)
+{
+    const int64_t taps = fc_kernel_size(g);
+    for (int64_t c = 0; c < g->channels; ++c) {
+        const int64_t group = c / group_channels, ci = c % group_channels;
+        for (int64_t m = 0; m < multiplier; ++m, wt += taps)
+            memcpy(wt, w + ((group * multiplier + m) * group_channels + ci) * taps,
+                   (size_t)taps * sizeof(SCALAR));
+    }
+}
+
 /* fc_depthwise_workspace. */
 static int64_t FC_FN(depthwise_workspace_)(const fc_geometry *g, int64_t multiplier,
-                                           int nthreads)
+                                           int64_t group_channels, int nthreads)
 {
-    const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
-    const int64_t bytes = p.offsets_bytes + (nthreads < 1 ? 1 : nthreads) * p.per_thread_bytes;
+    const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, group_channels,
+                                            (int64_t)sizeof(SCALAR));
+    const int64_t bytes = p.offsets_bytes + p.weights_bytes
+                          + (nthreads < 1 ? 1 : nthreads) * p.per_thread_bytes;
     return (bytes + (int64_t)sizeof(SCALAR) - 1) / (int64_t)sizeof(SCALAR);
 }
 
 /* fc_depthwise_forward. */
 static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void *bias_,
                                       int64_t batch, const fc_geometry *g, int64_t multiplier,
-                                      void *y_, void *ws, int nthreads)
+                                      int64_t group_channels, void *y_, void *ws, int nthreads)
 {
     const SCALAR *x = x_, *w = w_, *bias = bias_;
     SCALAR *y = y_;
-    const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
+    const int64_t groups = g->channels / group_channels, c_out = groups * multiplier;
+    const int64_t taps = fc_kernel_size(g), group_taps = group_channels * taps;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
-    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
+                                               (int64_t)sizeof(SCALAR));
     int64_t *off = plan.forward ? (int64_t *)ws : NULL;
-    if (off) fc_dw_input_taps(g, &stage, off);
-    const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    if (off) fc_dw_input_taps(g, &stage, group_channels, off);
+    const int nt = fc_threads_for(nthreads, batch * c_out * group_taps * plane_out);
     fc_stop *stop = fc_stop_flag();
-    const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
+    const int64_t poll_every = fc_stop_period(multiplier * group_taps * plane_out);
     (void)nt;
-    /* A thread owns whole input planes and the output planes they feed. */
+    /* A thread owns whole groups of input planes and the output planes they
+     * feed. */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
     {
         SCALAR *xs = off ? (SCALAR *)fc_dw_region(ws, &plan, fc_thread_num()) : NULL;
-        if (xs) memset(xs, 0, (size_t)(stage.size * (int64_t)sizeof(SCALAR)));
+        if (xs) memset(xs, 0, (size_t)(group_channels * stage.size * (int64_t)sizeof(SCALAR)));
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-        for (int64_t p = 0; p < batch * g->channels; ++p) {
-            const int64_t n = p / g->channels, c = p % g->channels;
-            const SCALAR *img = x + p * plane_in;
+        for (int64_t p = 0; p < batch * groups; ++p) {
+            const int64_t n = p / groups, group = p % groups;
+            const SCALAR *img = x + p * group_channels * plane_in;
             if (fc_stopping_at(stop, p, poll_every)) continue;
-            if (xs) FC_FN(dw_stage_input_)(img, g, &stage, xs);
-            for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o) {
+            if (xs)
+                for (int64_t ci = 0; ci < group_channels; ++ci)
+                    FC_FN(dw_stage_input_)(img + ci * plane_in, g, &stage, xs + ci * stage.size);
+            const int64_t o0 = group * multiplier;
+            if (xs)
+                FC_FN(dw_rows_)(xs, &rows, off, group_taps, w + o0 * group_taps, group_taps,
+                                multiplier, y + (n * c_out + o0) * plane_out, plane_out);
+            for (int64_t o = o0; o < o0 + multiplier; ++o) {
                 SCALAR *dst = y + (n * c_out + o) * plane_out;
-                if (xs)
-                    FC_FN(dw_rows_)(xs, &rows, off, taps, w + o * taps, dst);
-                else
-                    FC_FN(dw_forward_direct_)(img, g, w + o * taps, dst);
+                if (!xs)
+                    FC_FN(dw_forward_direct_)(img, g, group_channels, w + o * group_taps, dst);
                 if (bias)   /* while the plane is still in cache: no pass over y */
                     for (int64_t i = 0; i < plane_out; ++i) dst[i] += bias[o];
             }
@@ -453,23 +607,29 @@ static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void
 /* fc_depthwise_backward_input. */
 static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, int64_t batch,
                                              const fc_geometry *g, int64_t multiplier,
-                                             void *gx_, void *ws, int nthreads)
+                                             int64_t group_channels, void *gx_, void *ws,
+                                             int nthreads)
 {
     const SCALAR *gy = gy_, *w = w_;
     SCALAR *gx = gx_;
-    const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
+    const int64_t groups = g->channels / group_channels, c_out = groups * multiplier;
+    const int64_t taps = fc_kernel_size(g), out_taps = multiplier * taps;
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
     const fc_dw_stage stage = fc_dw_grad_stage(g);
     const fc_dw_rows rows = fc_dw_grad_rows(g, &stage);
-    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
+                                               (int64_t)sizeof(SCALAR));
     int64_t *off = plan.input ? (int64_t *)ws : NULL;
     if (off) fc_dw_grad_taps(g, &stage, multiplier, off);
-    const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    SCALAR *wt = (SCALAR *)((char *)ws + plan.offsets_bytes);
+    FC_FN(dw_regroup_weights_)(w, g, multiplier, group_channels, wt);
+    const int nt = fc_threads_for(nthreads, batch * c_out * group_channels * taps * plane_out);
     fc_stop *stop = fc_stop_flag();
-    const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
+    const int64_t poll_every = fc_stop_period(group_channels * out_taps * plane_out);
     (void)nt;
-    /* A thread owns whole input-gradient planes: overlapping windows of one
-     * plane are all summed by the same thread, so nothing races. */
+    /* A thread owns whole groups of input-gradient planes: overlapping
+     * windows of one plane are all summed by the same thread, so nothing
+     * races. */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
@@ -479,18 +639,22 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-        for (int64_t p = 0; p < batch * g->channels; ++p) {
-            const int64_t n = p / g->channels, c = p % g->channels;
-            const SCALAR *grad = gy + (n * c_out + c * multiplier) * plane_out;
-            const SCALAR *wc = w + c * multiplier * taps;
+        for (int64_t p = 0; p < batch * groups; ++p) {
+            const int64_t n = p / groups, group = p % groups;
+            const SCALAR *grad = gy + (n * c_out + group * multiplier) * plane_out;
             if (fc_stopping_at(stop, p, poll_every)) continue;
-            if (!gs) {
-                FC_FN(dw_input_direct_)(grad, g, multiplier, wc, gx + p * plane_in);
-                continue;
-            }
-            for (int64_t m = 0; m < multiplier; ++m)
-                FC_FN(dw_stage_grad_)(grad + m * plane_out, g, &stage, gs + m * stage.size);
-            FC_FN(dw_rows_)(gs, &rows, off, multiplier * taps, wc, gx + p * plane_in);
+            if (gs)
+                for (int64_t m = 0; m < multiplier; ++m)
+                    FC_FN(dw_stage_grad_)(grad + m * plane_out, g, &stage, gs + m * stage.size);
+            const int64_t c0 = group * group_channels;
+            SCALAR *dst = gx + (n * g->channels + c0) * plane_in;
+            if (gs)
+                FC_FN(dw_rows_)(gs, &rows, off, out_taps, wt + c0 * out_taps, out_taps,
+                                group_channels, dst, plane_in);
+            else
+                for (int64_t ci = 0; ci < group_channels; ++ci)
+                    FC_FN(dw_input_direct_)(grad, g, multiplier, wt + (c0 + ci) * out_taps,
+                                           dst + ci * plane_in);
         }
     }
 }
@@ -498,17 +662,20 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
 /* fc_depthwise_backward_weight. */
 static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, int64_t batch,
                                               const fc_geometry *g, int64_t multiplier,
-                                              void *gw_, void *ws, int nthreads)
+                                              int64_t group_channels, void *gw_, void *ws,
+                                              int nthreads)
 {
     const SCALAR *gy = gy_, *x = x_;
     SCALAR *gw = gw_;
-    const int64_t taps = fc_kernel_size(g), c_out = g->channels * multiplier;
+    const int64_t groups = g->channels / group_channels, c_out = groups * multiplier;
+    const int64_t taps = fc_kernel_size(g);
     const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
-    const int64_t planes = batch * g->channels, row = c_out * taps;
+    const int64_t planes = batch * g->channels, row = c_out * group_channels * taps;
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
-    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, (int64_t)sizeof(SCALAR));
-    const int nt = fc_threads_for(nthreads, batch * c_out * taps * plane_out);
+    const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
+                                               (int64_t)sizeof(SCALAR));
+    const int nt = fc_threads_for(nthreads, batch * c_out * group_channels * taps * plane_out);
     fc_stop *stop = fc_stop_flag();
     /* Planes in memory order, split into nt runs; run k sums into its own
      * gradient (in double: sums over many planes) and staging buffer, and
@@ -521,11 +688,17 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
 #endif
         for (int64_t o = 0; o < c_out; ++o)
             if (!fc_stopping(stop))
-                FC_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, o, gw + o * taps);
+                FC_FN(dw_weight_direct_)(gy, x, batch, g, multiplier, group_channels, o,
+                                        gw + o * group_channels * taps);
         return;
     }
+    /* Groups of at least FC_DW_BLOCK outputs on rows a vector wide go whole
+     * groups at a time through dw_weight_block_; the others plane by plane
+     * through dw_weight_plane_. */
+    const int blocked = multiplier >= FC_DW_BLOCK && g->out[2] >= FC_LANES;
+    const int64_t group_taps = group_channels * taps, items = blocked ? batch * groups : planes;
     int64_t *off = (int64_t *)ws;
-    fc_dw_input_taps(g, &stage, off);
+    fc_dw_input_taps(g, &stage, blocked ? group_channels : 1, off);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -535,13 +708,31 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
         SCALAR *xs = (SCALAR *)(sums + row);
         memset(sums, 0, (size_t)plan.weight);
         const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
-        for (int64_t p = planes * k / nt; p < planes * (k + 1) / nt; ++p) {
-            const int64_t n = p / g->channels, c = p % g->channels;
+        for (int64_t p = items * k / nt; p < items * (k + 1) / nt; ++p) {
             if (fc_stopping_at(stop, p, poll_every)) break;
+            if (blocked) {   /* p: image n, group; its planes staged side by side */
+                const int64_t n = p / groups, group = p % groups, o0 = group * multiplier;
+                for (int64_t ci = 0; ci < group_channels; ++ci)
+                    FC_FN(dw_stage_input_)(x + (p * group_channels + ci) * plane_in, g, &stage,
+                                          xs + ci * stage.size);
+                for (int64_t o = o0; o < o0 + multiplier; o += FC_DW_BLOCK)
+                    for (int64_t t = 0; t < group_taps; t += FC_DW_WTAPS) {
+                        const int64_t nout = o0 + multiplier - o, ntaps = group_taps - t;
+                        FC_FN(dw_weight_block_)(xs, &rows, off + t,
+                                                ntaps < FC_DW_WTAPS ? ntaps : FC_DW_WTAPS,
+                                                gy + (n * c_out + o) * plane_out, plane_out,
+                                                nout < FC_DW_BLOCK ? nout : FC_DW_BLOCK,
+                                                sums + o * group_taps + t, group_taps);
+                    }
+                continue;
+            }
+            const int64_t n = p / g->channels, c = p % g->channels;
+            const int64_t group = c / group_channels, ci = c % group_channels;
             FC_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
-            for (int64_t o = c * multiplier; o < (c + 1) * multiplier; ++o)
+            /* Output o's gradient row for input plane ci: (o, ci, taps). */
+            for (int64_t o = group * multiplier; o < (group + 1) * multiplier; ++o)
                 FC_FN(dw_weight_plane_)(xs, &rows, off, taps, gy + (n * c_out + o) * plane_out,
-                                       sums + o * taps);
+                                       sums + (o * group_channels + ci) * taps);
         }
     }
     if (fc_stop_is_set(stop)) return;   /* the sums are unfinished */
@@ -551,4 +742,3 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
         gw[i] = (SCALAR)total;
     }
 }
-

@@ -55,25 +55,29 @@ void fc_im2col(fc_dtype dtype, const void *im, int64_t batch, const fc_geometry 
 void fc_col2im(fc_dtype dtype, const void *col, int64_t batch, const fc_geometry *g,
                fc_col_layout layout, void *im, int nthreads);
 
-/* Depthwise convolution: groups == channels (g->channels = C_in), each input
- * channel feeding `multiplier` output channels; w is (C_in*multiplier, taps).
+/* Depthwise and grouped convolution by direct loops: C_in = g->channels
+ * input channels in groups of `group_channels` (1: depthwise, groups ==
+ * C_in; group_channels must divide C_in), each group feeding `multiplier`
+ * output channels (C_out = C_in / group_channels * multiplier); w is
+ * (C_out, group_channels, taps).
  * forward: x (batch, C_in, in) -> y (batch, C_out, out), overwritten, plus
  * bias (C_out values, or NULL).
  * backward_input: gy -> gx (batch, C_in, in), overwritten.
- * backward_weight: gy, x -> gw (C_out, taps), overwritten.
- * ws: fc_depthwise_workspace(dtype, g, multiplier, nthreads) elements,
- * 64-byte aligned, shared by the three (the caller keeps and reuses it). */
+ * backward_weight: gy, x -> gw (C_out, group_channels, taps), overwritten.
+ * ws: fc_depthwise_workspace(dtype, g, multiplier, group_channels, nthreads)
+ * elements, 64-byte aligned, shared by the three (the caller keeps and
+ * reuses it). */
 int64_t fc_depthwise_workspace(fc_dtype dtype, const fc_geometry *g, int64_t multiplier,
-                               int nthreads);
+                               int64_t group_channels, int nthreads);
 void fc_depthwise_forward(fc_dtype dtype, const void *x, const void *w, const void *bias,
-                          int64_t batch, const fc_geometry *g, int64_t multiplier, void *y,
-                          void *ws, int nthreads);
+                          int64_t batch, const fc_geometry *g, int64_t multiplier,
+                          int64_t group_channels, void *y, void *ws, int nthreads);
 void fc_depthwise_backward_input(fc_dtype dtype, const void *gy, const void *w, int64_t batch,
-                                 const fc_geometry *g, int64_t multiplier, void *gx, void *ws,
-                                 int nthreads);
+                                 const fc_geometry *g, int64_t multiplier,
+                                 int64_t group_channels, void *gx, void *ws, int nthreads);
 void fc_depthwise_backward_weight(fc_dtype dtype, const void *gy, const void *x,
                                   int64_t batch, const fc_geometry *g, int64_t multiplier,
-                                  void *gw, void *ws, int nthreads);
+                                  int64_t group_channels, void *gw, void *ws, int nthreads);
 
 /* GEMM: C (m x n) = A (m x k) * B (k x n), or C += A * B when `accumulate`.
  * A's element (i, p) is a[i*rs_a + p*cs_a], B's (p, j) is b[p*rs_b + j*cs_b]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fastconv import _simd, _threads
+import fastconv
+from fastconv import _simd, _threads, reference
 
 # Tolerances for comparing fastconv with the float64/float32 reference.
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
@@ -41,3 +42,23 @@ def threads(request):
     _threads.set_num_threads(request.param)
     yield request.param
     _threads.set_num_threads(before)
+
+
+def check_conv_against_reference(shape, groups, c_out, kernel, kw, dtype, rng):
+    """conv{1,2,3}d and its backward on an x of `shape` and a random
+    (c_out, C_in // groups, *kernel) weight with bias, in `dtype`, against
+    fastconv.reference in float64."""
+    nd = len(shape) - 2
+    fwd, bwd = getattr(fastconv, f"conv{nd}d"), getattr(fastconv, f"conv{nd}d_backward")
+    ref_fwd = getattr(reference, f"conv{nd}d")
+    ref_bwd = getattr(reference, f"conv{nd}d_backward")
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((c_out, shape[1] // groups) + kernel)
+    b = rng.standard_normal(c_out)
+    want = ref_fwd(x, w, b, groups=groups, **kw)
+    assert_close(fwd(x.astype(dtype), w.astype(dtype), b.astype(dtype), groups=groups, **kw),
+                 want, dtype)
+    gy = rng.standard_normal(want.shape)
+    got = bwd(gy.astype(dtype), x.astype(dtype), w.astype(dtype), groups=groups, **kw)
+    for g, r in zip(got, ref_bwd(gy, x, w, groups=groups, **kw)):
+        assert_close(g, r, dtype)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import reference
+from conftest import check_conv_against_reference
 
 
 CASES = [
@@ -35,38 +35,25 @@ CASES = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,mult,kernel,kw", CASES)
 def test_depthwise_matches_reference(simd_path, shape, mult, kernel, kw, dtype, rng):
-    nd = len(shape) - 2
-    c = shape[1]
-    fwd, bwd = getattr(fastconv, f"conv{nd}d"), getattr(fastconv, f"conv{nd}d_backward")
-    ref_fwd = getattr(reference, f"conv{nd}d")
-    ref_bwd = getattr(reference, f"conv{nd}d_backward")
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((c * mult, 1) + kernel)
-    b = rng.standard_normal(c * mult)
-    y = fwd(x.astype(dtype), w.astype(dtype), b.astype(dtype), groups=c, **kw)
-    want = ref_fwd(x, w, b, groups=c, **kw)
-    tol = 1e-4 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
-    gy = rng.standard_normal(want.shape)
-    got = bwd(gy.astype(dtype), x.astype(dtype), w.astype(dtype), groups=c, **kw)
-    for g, r in zip(got, ref_bwd(gy, x, w, groups=c, **kw)):
-        assert g.dtype == dtype
-        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * max(1.0, np.abs(r).max()))
+    check_conv_against_reference(shape, shape[1], shape[1] * mult, kernel, kw, dtype, rng)
 
 
-def test_depthwise_threads_agree(rng):
-    """Two threads split planes (forward, input gradient) and the batch (weight
-    gradient, summed per thread run): the result matches one thread."""
-    x = rng.standard_normal((8, 16, 30, 30)).astype(np.float32)
-    w = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
+@pytest.mark.parametrize("c_in, c_in_group", [(16, 1), (32, 8)])   # depthwise, grouped
+def test_depthwise_threads_agree(rng, c_in, c_in_group):
+    """Two threads split (image, group) pairs (forward, input gradient) and
+    the planes (weight gradient, summed per thread run): the result matches
+    one thread's, depthwise and with several channels per group."""
+    groups = c_in // c_in_group
+    x = rng.standard_normal((8, c_in, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((32, c_in_group, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((8, 32, 30, 30)).astype(np.float32)
     before = fastconv.get_num_threads()
     try:
         results = []
         for n in (1, 2):
             fastconv.set_num_threads(n)
-            results.append((fastconv.conv2d(x, w, padding=1, groups=16),
-                            fastconv.conv2d_backward(gy, x, w, padding=1, groups=16)))
+            results.append((fastconv.conv2d(x, w, padding=1, groups=groups),
+                            fastconv.conv2d_backward(gy, x, w, padding=1, groups=groups)))
     finally:
         fastconv.set_num_threads(before)
     (y1, g1), (y2, g2) = results

@@ -10,8 +10,8 @@ import fastconv
 from fastconv.functional import _plan
 from optable import OPS
 from fastconv.functional._geometry import Window
-from fastconv.functional._plan import (DEPTHWISE, EMPTY_SUM, FLIPPED_CONV, GEMM_COL2IM,
-                                       GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE, GRAD_INPUT,
+from fastconv.functional._plan import (DEPTHWISE, DIRECT_GROUPED, EMPTY_SUM, FLIPPED_CONV,
+                                       GEMM_COL2IM, GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE, GRAD_INPUT,
                                        GRAD_WEIGHT, OUTPUT, WEIGHT_GRAD_GEMM,
                                        WINOGRAD_F2X2_3X3)
 
@@ -41,6 +41,27 @@ def test_output_depthwise_when_one_input_channel_per_group():
     assert plan(OUTPUT, 2, 8, 16, window((9, 9), (3, 3)), groups=8).algorithm == DEPTHWISE
     # groups == 1 with one channel is an ordinary (if thin) conv
     assert plan(OUTPUT, 2, 1, 16, window((9, 9), (5, 5))).algorithm != DEPTHWISE
+
+
+@pytest.mark.parametrize("computes", [OUTPUT, GRAD_INPUT, GRAD_WEIGHT])
+def test_direct_grouped_for_few_channels_per_group(computes):
+    """Up to DIRECT_GROUPED_MAX_CHANNELS input and
+    DIRECT_GROUPED_MAX_OUT_CHANNELS output channels per group (more than
+    one input channel, and more than one group) run the direct loops."""
+    most_in, most_out = _plan.DIRECT_GROUPED_MAX_CHANNELS, _plan.DIRECT_GROUPED_MAX_OUT_CHANNELS
+    width = _plan.DIRECT_GROUPED_MIN_WIDTH
+    win = window((5, width), (3, 3), pad=1)
+    p = plan(computes, 2, 4 * most_in, 4 * most_out, win, groups=4)
+    assert p.algorithm == DIRECT_GROUPED
+    assert f"{most_in} <= {most_in} input" in p.reason and p.workspace > 0
+    assert plan(computes, 2, 8, 6, win, groups=4).algorithm == DIRECT_GROUPED    # 2 in, 3 out
+    for c_in, c_out, groups in [(4 * (most_in + 1), 4 * most_out, 4),   # too many inputs
+                                (4 * most_in, 4 * (most_out + 1), 4),   # too many outputs
+                                (most_in, most_out, 1),                 # not grouped
+                                (4, 8, 4)]:                             # depthwise
+        assert plan(computes, 2, c_in, c_out, win, groups=groups).algorithm != DIRECT_GROUPED
+    narrow = window((5, width - 1), (3, 3), pad=1)                      # rows too narrow
+    assert plan(computes, 2, 8, 8, narrow, groups=4).algorithm != DIRECT_GROUPED
 
 
 @needs_winograd_on

@@ -383,76 +383,94 @@ static void check_wgrad_all(const fc_geometry *g, int64_t batch)
 }
 
 /* ------------------------------------------------------------------ depthwise */
-/* Output channel co reads input channel co / multiplier (groups == C_in). */
+/* Input channel c is in group c / cig (cig = group_channels input channels
+ * per group, 1: depthwise), whose mult output channels co = group * mult + m
+ * read it with weight (co, c % cig, tap).  report()'s layout field shows
+ * mult + 100 * cig. */
 #define DEFINE_DEPTHWISE_CHECK(T, SFX, TOL)                                             \
 static void check_depthwise_##SFX(const fc_geometry *g, int64_t batch, int64_t mult,    \
-                                  int nthreads)                                         \
+                                  int64_t cig, int nthreads)                            \
 {                                                                                       \
     const int64_t C = g->channels, taps = prod3(g->kernel), L = prod3(g->out);          \
-    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * C * mult * L;           \
-    const int64_t n_w = C * mult * taps;                                                \
+    const int64_t c_out = C / cig * mult;                                               \
+    const int64_t n_x = batch * C * prod3(g->in), n_y = batch * c_out * L;              \
+    const int64_t n_w = c_out * cig * taps;                                             \
     T *x = xmalloc(sizeof(T) * n_x), *w = xmalloc(sizeof(T) * n_w);                     \
     T *y = xmalloc(sizeof(T) * n_y), *gy = xmalloc(sizeof(T) * n_y);                    \
     T *gx = xmalloc(sizeof(T) * n_x), *gw = xmalloc(sizeof(T) * n_w);                   \
     double *wy = xmalloc(sizeof(double) * n_y), *wgx = xmalloc(sizeof(double) * n_x);   \
     double *wgw = xmalloc(sizeof(double) * n_w);                                        \
-    T *bias = xmalloc(sizeof(T) * C * mult);  /* with bias when nthreads is 1 */        \
-    for (int64_t i = 0; i < C * mult; ++i) bias[i] = nthreads == 1 ? (T)rnd_val() : 0;  \
+    T *bias = xmalloc(sizeof(T) * c_out);  /* with bias when nthreads is 1 */           \
+    for (int64_t i = 0; i < c_out; ++i) bias[i] = nthreads == 1 ? (T)rnd_val() : 0;     \
     for (int64_t i = 0; i < n_x; ++i) { x[i] = (T)rnd_val(); gx[i] = (T)777; wgx[i] = 0; } \
     for (int64_t i = 0; i < n_w; ++i) { w[i] = (T)rnd_val(); gw[i] = (T)777; wgw[i] = 0; } \
     for (int64_t i = 0; i < n_y; ++i) {                                                 \
         gy[i] = (T)rnd_val();                                                           \
         y[i] = (T)777;                                                                  \
-        wy[i] = bias[i / L % (C * mult)];                                               \
+        wy[i] = bias[i / L % c_out];                                                    \
     }                                                                                   \
-    /* One pass of the im2col loop nest per multiplier copy m. */                      \
+    /* One pass of the im2col loop nest per output m of each group. */                 \
     for (int64_t m = 0; m < mult; ++m) {                                                \
         FOR_EACH_TAP(g, batch, {                                                        \
             if (inside) {                                                               \
-                const int64_t co = c * mult + m, tap = r - c * taps;                    \
-                const int64_t yi = (b * C * mult + co) * L + o;                         \
-                wy[yi] += (double)x[ii] * (double)w[co * taps + tap];                   \
-                wgx[ii] += (double)gy[yi] * (double)w[co * taps + tap];                 \
-                wgw[co * taps + tap] += (double)gy[yi] * (double)x[ii];                 \
+                const int64_t co = c / cig * mult + m, tap = r - c * taps;              \
+                const int64_t wi = (co * cig + c % cig) * taps + tap;                   \
+                const int64_t yi = (b * c_out + co) * L + o;                            \
+                wy[yi] += (double)x[ii] * (double)w[wi];                                \
+                wgx[ii] += (double)gy[yi] * (double)w[wi];                              \
+                wgw[wi] += (double)gy[yi] * (double)x[ii];                              \
             }                                                                           \
         })                                                                              \
     }                                                                                   \
     /* Scratch poisoned before each call: the kernels must zero what they use. */      \
-    const int64_t n_ws = fc_depthwise_workspace(DT_##SFX, g, mult, nthreads);               \
+    const int64_t n_ws = fc_depthwise_workspace(DT_##SFX, g, mult, cig, nthreads);      \
     T *ws = scratch(sizeof(T) * n_ws);                                                  \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_forward(DT_##SFX, x, w, nthreads == 1 ? bias : NULL, batch, g, mult, y,    \
-                               ws, nthreads);                                           \
+    fc_depthwise_forward(DT_##SFX, x, w, nthreads == 1 ? bias : NULL, batch, g, mult, cig, \
+                         y, ws, nthreads);                                              \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_backward_input(DT_##SFX, gy, w, batch, g, mult, gx, ws, nthreads);         \
+    fc_depthwise_backward_input(DT_##SFX, gy, w, batch, g, mult, cig, gx, ws, nthreads); \
     for (int64_t i = 0; i < n_ws; ++i) ws[i] = (T)NAN;                                  \
-    fc_depthwise_backward_weight(DT_##SFX, gy, x, batch, g, mult, gw, ws, nthreads);        \
+    fc_depthwise_backward_weight(DT_##SFX, gy, x, batch, g, mult, cig, gw, ws, nthreads); \
     double ey = 0, egx = 0, egw = 0;                                                    \
     for (int64_t i = 0; i < n_y; ++i) { double e = fabs(y[i] - wy[i]); if (!(e <= ey)) ey = e; } \
     for (int64_t i = 0; i < n_x; ++i) { double e = fabs(gx[i] - wgx[i]); if (!(e <= egx)) egx = e; } \
     for (int64_t i = 0; i < n_w; ++i) { double e = fabs(gw[i] - wgw[i]); if (!(e <= egw)) egw = e; } \
-    report(ey <= TOL * taps, "depthwise_forward_" #SFX, g, batch, (int)mult, nthreads, ey); \
-    report(egx <= TOL * taps * mult, "depthwise_backward_input_" #SFX, g, batch, (int)mult, \
+    const int shown = (int)(mult + 100 * cig);                                          \
+    report(ey <= TOL * taps * cig, "depthwise_forward_" #SFX, g, batch, shown, nthreads, ey); \
+    report(egx <= TOL * taps * mult, "depthwise_backward_input_" #SFX, g, batch, shown, \
            nthreads, egx);                                                              \
     report(egw <= TOL * (batch * L + 1), "depthwise_backward_weight_" #SFX, g, batch,   \
-           (int)mult, nthreads, egw);                                                   \
+           shown, nthreads, egw);                                                       \
     free(x); free(w); free(y); free(gy); free(gx); free(gw); free(wy); free(wgx); free(wgw); free(bias); \
 }
 DEFINE_DEPTHWISE_CHECK(float, f32, 1e-5)
 DEFINE_DEPTHWISE_CHECK(double, f64, 1e-12)
 
-/* Every multiplier up to max_mult, 1 and 2 threads, every SIMD level. */
-static void check_depthwise_mults(const fc_geometry *g, int64_t batch, int64_t max_mult)
+/* Each (outputs, input channels) per group of `shapes` whose input channels
+ * divide the geometry's, 1 and 2 threads, every SIMD level. */
+static void check_depthwise_shapes(const fc_geometry *g, int64_t batch, const int64_t (*shapes)[2],
+                                   size_t count)
 {
     for (int level = FC_SIMD_GENERIC; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
-        for (int64_t mult = 1; mult <= max_mult; ++mult)
+        for (size_t i = 0; i < count; ++i) {
+            if (g->channels % shapes[i][1]) continue;
             for (int nthreads = 1; nthreads <= 2; ++nthreads) {
-                check_depthwise_f32(g, batch, mult, nthreads);
-                check_depthwise_f64(g, batch, mult, nthreads);
+                check_depthwise_f32(g, batch, shapes[i][0], shapes[i][1], nthreads);
+                check_depthwise_f64(g, batch, shapes[i][0], shapes[i][1], nthreads);
             }
+        }
     }
     fc_simd_select(-1);
+}
+
+/* Depthwise with every multiplier up to max_mult (2 or 3), and groups of 2
+ * and of 3 input channels (where they divide the geometry's). */
+static void check_depthwise_mults(const fc_geometry *g, int64_t batch, int64_t max_mult)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {2, 1}, {2, 2}, {1, 3}, {3, 1}};
+    check_depthwise_shapes(g, batch, shapes, max_mult >= 3 ? 5 : 4);
 }
 
 static void check_depthwise_all(const fc_geometry *g, int64_t batch)
@@ -612,6 +630,17 @@ static void test_depthwise_wide(int count)
             continue;
         }
         check_depthwise_mults(&g, cases[i].batch, 3);
+    }
+    /* Grouped, with blocks of FC_DW_BLOCK output planes (forward) and input
+     * planes (input gradient) and a remainder: 8 channels, 28 and 19 wide. */
+    static const int64_t grouped[][2] = {{8, 8}, {5, 4}, {4, 2}, {1, 8}};
+    static const int64_t widths[] = {28, 19};
+    for (size_t i = 0; i < 2; ++i) {
+        fc_geometry g;
+        const int64_t in[3] = {1, 6, widths[i]}, k[3] = {1, 3, 3}, one[3] = {1, 1, 1};
+        const int64_t pad[3] = {0, 1, 1}, none[3] = {0, 0, 0}, s2[3] = {1, 1, 2};
+        if (make_geometry(&g, 8, in, k, i ? s2 : one, pad, one, none))
+            check_depthwise_shapes(&g, 2, grouped, 4);
     }
     for (int done = 0; done < count;) {
         int64_t in[3], k[3], s[3], p[3], d[3], extra[3];
@@ -1101,15 +1130,21 @@ static void test_stop(int nthreads)
                 fc_gemm(FC_FLOAT32, c_out, L, rows, w, rows, 1, col, L, 1, y, L, 0, ws,
                         nthreads));
     free(ws);
-    /* depthwise: w as (4 channels, 1 multiplier, taps) */
-    ws = filled(fc_depthwise_workspace(FC_FLOAT32, &g, 1, nthreads), 0);
-    CHECK_STOPS("depthwise_forward", &g, nthreads, y, n_y,
-                fc_depthwise_forward(FC_FLOAT32, x, w, NULL, batch, &g, 1, y, ws, nthreads));
-    CHECK_STOPS("depthwise_backward_input", &g, nthreads, gx, n_x,
-                fc_depthwise_backward_input(FC_FLOAT32, y, w, batch, &g, 1, gx, ws, nthreads));
-    CHECK_STOPS("depthwise_backward_weight", &g, nthreads, gw, 4 * taps,
-                fc_depthwise_backward_weight(FC_FLOAT32, y, x, batch, &g, 1, gw, ws, nthreads));
-    free(ws);
+    /* depthwise: w as (4 channels, 1 multiplier, taps); grouped: as (1
+     * output, 4 input channels, taps) */
+    for (int64_t cig = 1; cig <= 4; cig += 3) {
+        ws = filled(fc_depthwise_workspace(FC_FLOAT32, &g, 1, cig, nthreads), 0);
+        CHECK_STOPS("depthwise_forward", &g, nthreads, y, n_y / cig,
+                    fc_depthwise_forward(FC_FLOAT32, x, w, NULL, batch, &g, 1, cig, y, ws,
+                                         nthreads));
+        CHECK_STOPS("depthwise_backward_input", &g, nthreads, gx, n_x,
+                    fc_depthwise_backward_input(FC_FLOAT32, y, w, batch, &g, 1, cig, gx, ws,
+                                                nthreads));
+        CHECK_STOPS("depthwise_backward_weight", &g, nthreads, gw, 4 * taps,
+                    fc_depthwise_backward_weight(FC_FLOAT32, y, x, batch, &g, 1, cig, gw, ws,
+                                                 nthreads));
+        free(ws);
+    }
 
     /* pooling, interpolation: the 8 planes of x, same window */
     fc_geometry pg = g;

@@ -33,17 +33,19 @@ cdef extern from "fastconv.h" nogil:
                    fc_col_layout layout, void *im, int nthreads) noexcept
 
     int64_t fc_depthwise_workspace(fc_dtype dtype, const fc_geometry *g, int64_t multiplier,
-                                   int nthreads) noexcept
+                                   int64_t group_channels, int nthreads) noexcept
     void fc_depthwise_forward(fc_dtype dtype, const void *x, const void *w, const void *bias,
                               int64_t batch, const fc_geometry *g, int64_t multiplier,
-                              void *y, void *ws, int nthreads) noexcept
+                              int64_t group_channels, void *y, void *ws,
+                              int nthreads) noexcept
     void fc_depthwise_backward_input(fc_dtype dtype, const void *gy, const void *w,
                                      int64_t batch, const fc_geometry *g, int64_t multiplier,
-                                     void *gx, void *ws, int nthreads) noexcept
+                                     int64_t group_channels, void *gx, void *ws,
+                                     int nthreads) noexcept
     void fc_depthwise_backward_weight(fc_dtype dtype, const void *gy, const void *x,
                                       int64_t batch, const fc_geometry *g,
-                                      int64_t multiplier, void *gw, void *ws,
-                                      int nthreads) noexcept
+                                      int64_t multiplier, int64_t group_channels, void *gw,
+                                      void *ws, int nthreads) noexcept
 
     int64_t fc_gemm_workspace(fc_dtype dtype, int nthreads) noexcept
     void fc_gemm(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a,

@@ -41,7 +41,7 @@ def explain(op_name: str, *args: Any, **kwargs: Any
     A ConvPlan names what it computes (``computes``: "output", "grad_input"
     or "grad_weight" of the convolution; a transposed convolution runs the
     passes of the convolution it is the adjoint of, so its output is computed
-    by a "grad_input" plan), the ``algorithm`` ("empty_sum", "depthwise",
+    by a "grad_input" plan), the ``algorithm`` ("empty_sum", "depthwise", "direct_grouped",
     "winograd", "winograd_dilated_phases", "winograd_depth_stacked",
     "winograd_kernel_blocks", "implicit_gemm_per_image",
     "implicit_gemm_side_by_side", "flipped_conv", "gemm_col2im",

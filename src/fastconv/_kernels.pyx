@@ -207,62 +207,69 @@ def col2im(const real[::1] col, int64_t batch, Geometry geom not None, int64_t b
 
 cdef int _check_depthwise(Py_ssize_t x_size, Py_ssize_t w_size, Py_ssize_t y_size,
                           Py_ssize_t ws_size, int64_t batch, const fc_geometry *g,
-                          int64_t multiplier, int nthreads, fc_dtype dtype) except -1:
-    cdef int64_t need = fc_depthwise_workspace(dtype, g, multiplier, nthreads)
+                          int64_t multiplier, int64_t group_channels, int nthreads,
+                          fc_dtype dtype) except -1:
+    if group_channels < 1 or g.channels % group_channels:
+        raise ValueError(f"depthwise group_channels={group_channels} does not divide "
+                         f"{g.channels} channels")
+    cdef int64_t c_out = g.channels // group_channels * multiplier
+    cdef int64_t need = fc_depthwise_workspace(dtype, g, multiplier, group_channels, nthreads)
     if (x_size < batch * g.channels * _prod3(g.in_)
-            or w_size < g.channels * multiplier * _prod3(g.kernel)
-            or y_size < batch * g.channels * multiplier * _prod3(g.out) or ws_size < need):
+            or w_size < c_out * group_channels * _prod3(g.kernel)
+            or y_size < batch * c_out * _prod3(g.out) or ws_size < need):
         raise ValueError("depthwise buffer too small")
     return 0
 
 
 def depthwise_workspace_size(dtype_char, Geometry geom not None, int64_t multiplier,
-                             int nthreads):
+                             int64_t group_channels, int nthreads):
     """Elements of scratch the depthwise kernels need ('f' or 'd')."""
     cdef fc_geometry g = geom.g
-    return fc_depthwise_workspace(_dtype_of_char(dtype_char), &g, multiplier, nthreads)
+    return fc_depthwise_workspace(_dtype_of_char(dtype_char), &g, multiplier, group_channels,
+                                  nthreads)
 
 
 def depthwise_forward(const real[::1] x, const real[::1] w, const real[::1] bias,
-                      int64_t batch, Geometry geom not None, int64_t multiplier, real[::1] y,
-                      real[::1] ws, int nthreads):
-    """Depthwise conv forward into y (overwritten), plus bias per output
-    channel unless `bias` is empty."""
+                      int64_t batch, Geometry geom not None, int64_t multiplier,
+                      int64_t group_channels, real[::1] y, real[::1] ws, int nthreads):
+    """Depthwise (group_channels 1) or grouped conv forward into y
+    (overwritten), plus bias per output channel unless `bias` is empty."""
     cdef fc_geometry g = geom.g
     cdef const real *bias_ptr = NULL
     if y.shape[0] == 0:
         return
     _check_depthwise(x.shape[0], w.shape[0], y.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, _dtype(<real>0))
+                     group_channels, nthreads, _dtype(<real>0))
     if bias.shape[0]:
-        if bias.shape[0] < g.channels * multiplier:
+        if bias.shape[0] < g.channels // group_channels * multiplier:
             raise ValueError("depthwise bias too small")
         bias_ptr = &bias[0]
     with nogil:
         fc_depthwise_forward(_dtype(<real>0), &x[0], &w[0], bias_ptr, batch, &g, multiplier,
-                             &y[0], &ws[0], nthreads)
+                             group_channels, &y[0], &ws[0], nthreads)
     _raise_if_stopped()
 
 
 def depthwise_backward_input(const real[::1] gy, const real[::1] w, int64_t batch,
-                             Geometry geom not None, int64_t multiplier, real[::1] gx,
-                             real[::1] ws, int nthreads):
-    """Depthwise conv input gradient into gx (overwritten)."""
+                             Geometry geom not None, int64_t multiplier, int64_t group_channels,
+                             real[::1] gx, real[::1] ws, int nthreads):
+    """Depthwise or grouped conv input gradient into gx (overwritten)."""
     cdef fc_geometry g = geom.g
     if gx.shape[0] == 0:
         return
     _check_depthwise(gx.shape[0], w.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, _dtype(<real>0))
+                     group_channels, nthreads, _dtype(<real>0))
     with nogil:
         fc_depthwise_backward_input(_dtype(<real>0), &gy[0], &w[0], batch, &g, multiplier,
-                                    &gx[0], &ws[0], nthreads)
+                                    group_channels, &gx[0], &ws[0], nthreads)
     _raise_if_stopped()
 
 
 def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t batch,
-                              Geometry geom not None, int64_t multiplier, real[::1] gw,
-                              real[::1] ws, int nthreads):
-    """Depthwise conv weight gradient into gw (overwritten)."""
+                              Geometry geom not None, int64_t multiplier,
+                              int64_t group_channels, real[::1] gw, real[::1] ws,
+                              int nthreads):
+    """Depthwise or grouped conv weight gradient into gw (overwritten)."""
     cdef fc_geometry g = geom.g
     if gw.shape[0] == 0:
         return
@@ -270,10 +277,10 @@ def depthwise_backward_weight(const real[::1] gy, const real[::1] x, int64_t bat
         gw[:] = 0
         return
     _check_depthwise(x.shape[0], gw.shape[0], gy.shape[0], ws.shape[0], batch, &g, multiplier,
-                     nthreads, _dtype(<real>0))
+                     group_channels, nthreads, _dtype(<real>0))
     with nogil:
         fc_depthwise_backward_weight(_dtype(<real>0), &gy[0], &x[0], batch, &g, multiplier,
-                                     &gw[0], &ws[0], nthreads)
+                                     group_channels, &gw[0], &ws[0], nthreads)
     _raise_if_stopped()
 
 

@@ -10,7 +10,8 @@ dilated 3x3, kD x 3 x 3 and larger stride-1 kernels run it by composition
 Backward: the weight gradient is one fused kernel per group over the whole
 batch; the data gradient of a stride-1 conv is a conv of grad_output with the
 flipped kernel, otherwise a GEMM into columns folded back by col2im, image by
-image.  Depthwise convs (groups == C_in) have their own direct kernels.
+image.  Depthwise convs (groups == C_in) and grouped convs with few channels
+per group have their own direct kernels, in all three passes.
 Which of these runs is _plan.plan_conv's decision alone.
 """
 
@@ -193,8 +194,8 @@ def _output_depthwise(plan, op, x, w, b, layout, out):
     ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                             "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
-                               layout.geom, w.shape[0] // layout.groups, out.reshape(-1), ws,
-                               plan.threads)
+                               layout.geom, w.shape[0] // layout.groups, w.shape[1],
+                               out.reshape(-1), ws, plan.threads)
 
 
 def _output_winograd(plan, op, x, w, b, layout, out):
@@ -240,6 +241,7 @@ def _output_winograd_composed(plan, op, x, w, b, layout, out):
 
 
 _OUTPUT_RUNS = {_plan.EMPTY_SUM: _output_empty_sum, _plan.DEPTHWISE: _output_depthwise,
+                _plan.DIRECT_GROUPED: _output_depthwise,
                 _plan.WINOGRAD_F2X2_3X3: _output_winograd,
                 **dict.fromkeys(_plan.WINOGRAD_COMPOSED, _output_winograd_composed),
                 _plan.GEMM_PER_IMAGE: _output_per_image,
@@ -265,12 +267,12 @@ def conv_grad_input(gout, w, win, groups, input_shape, plan=None, op="conv_backw
     geom = win.kernel_geometry(c_in)
     grad_input = _workspace.aligned_empty(input_shape, gout.dtype, op, "result",
                                           "the batch, channel and image sizes")
-    if plan.algorithm == _plan.DEPTHWISE:
+    if plan.algorithm in (_plan.DEPTHWISE, _plan.DIRECT_GROUPED):
         ws = _workspace.scratch("depthwise", (plan.workspace,), gout.dtype, op,
                                 "the kernel size and channel counts")
         _kernels.depthwise_backward_input(gout.reshape(-1), w.reshape(-1), n, geom,
-                                          c_out // groups, grad_input.reshape(-1), ws,
-                                          plan.threads)
+                                          c_out // groups, c_in // groups,
+                                          grad_input.reshape(-1), ws, plan.threads)
         return grad_input
     # GEMM + col2im, image by image in the C kernel, each image's columns in
     # per-thread scratch.
@@ -329,11 +331,11 @@ def conv_grad_weight(x, gout, w, win, groups, plan=None, op="conv_backward"):
     grad_weight = np.zeros((groups, c_out_group, c_in_group * win.taps), x.dtype)
     if plan.algorithm == _plan.EMPTY_SUM:
         return grad_weight.reshape(w.shape)
-    if plan.algorithm == _plan.DEPTHWISE:
+    if plan.algorithm in (_plan.DEPTHWISE, _plan.DIRECT_GROUPED):
         ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                                 "the kernel size and channel counts")
         _kernels.depthwise_backward_weight(gout.reshape(-1), x.reshape(-1), n,
-                                           win.kernel_geometry(c_in), c_out_group,
+                                           win.kernel_geometry(c_in), c_out_group, c_in_group,
                                            grad_weight.reshape(-1), ws, plan.threads)
         return grad_weight.reshape(w.shape)
     # One fused kernel per group over the whole batch: the GEMM packs its

@@ -51,6 +51,23 @@ WINOGRAD_MIN_TILE_USE = 0.7
 # and GEMM + col2im is faster.
 FLIPPED_CONV_MIN_CHANNELS = 16
 
+# A grouped conv with few channels per group (ResNeXt's 4-8) runs the
+# depthwise kernels' direct loops, all the group's input planes as more taps
+# of each output row: as a GEMM, each group is a product of C_out / groups
+# rows (a micro-tile row or less) and a short K = C_in / groups * taps, where
+# packing and tile edges cost more than the multiply-adds.  Up to this many
+# input channels per group (from 16 Winograd runs, and was as fast), ...
+DIRECT_GROUPED_MAX_CHANNELS = 8
+# ... up to this many output channels per group (the loops reuse each input
+# vector for blocks of 4 outputs, where a GEMM's micro-tile reuses it for a
+# whole panel of rows: at 16 the two were even in the forward, the direct
+# loops still ahead in both gradients) ...
+DIRECT_GROUPED_MAX_OUT_CHANNELS = 16
+# ... on output rows at least this wide: the loops vectorise along a row,
+# and rows narrower than a vector (16 floats with AVX-512; ResNeXt's 14x14
+# and 7x7 stages) run scalar, 5-30x slower than the GEMM.
+DIRECT_GROUPED_MIN_WIDTH = 16
+
 # Outputs from this size on (bytes, whole call) leave the caches before
 # anyone reads them back: the per-image GEMM writes them with streaming
 # (non-temporal) stores instead of reading every cache line in first.
@@ -119,6 +136,7 @@ GRAD_WEIGHT = "grad_weight"
 # The algorithms.
 EMPTY_SUM = "empty_sum"                    # nothing to multiply: zeros (+ bias)
 DEPTHWISE = "depthwise"                    # direct SIMD loops, one channel per group
+DIRECT_GROUPED = "direct_grouped"          # the same loops, a few channels per group
 WINOGRAD_F2X2_3X3 = "winograd"             # Winograd F(2x2, 3x3), 16 GEMMs over tiles
 # Winograd F(2x2, 3x3) by composition (see WINOGRAD_BLOCKS_MIN_GAIN):
 WINOGRAD_DILATED_PHASES = "winograd_dilated_phases"  # dilated 3x3: a 3x3 conv per phase
@@ -132,10 +150,10 @@ GEMM_COL2IM = "gemm_col2im"                # grad_input columns by GEMM, folded 
 WEIGHT_GRAD_GEMM = "weight_grad_gemm"      # fused GEMM over the whole batch
 
 ALGORITHMS = {
-    OUTPUT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED, GEMM_PER_IMAGE,
-             GEMM_SIDE_BY_SIDE),
-    GRAD_INPUT: (EMPTY_SUM, DEPTHWISE, FLIPPED_CONV, GEMM_COL2IM),
-    GRAD_WEIGHT: (EMPTY_SUM, DEPTHWISE, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED,
+    OUTPUT: (EMPTY_SUM, DEPTHWISE, DIRECT_GROUPED, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED,
+             GEMM_PER_IMAGE, GEMM_SIDE_BY_SIDE),
+    GRAD_INPUT: (EMPTY_SUM, DEPTHWISE, DIRECT_GROUPED, FLIPPED_CONV, GEMM_COL2IM),
+    GRAD_WEIGHT: (EMPTY_SUM, DEPTHWISE, DIRECT_GROUPED, WINOGRAD_F2X2_3X3, *WINOGRAD_COMPOSED,
                   WEIGHT_GRAD_GEMM),
 }
 
@@ -203,6 +221,15 @@ class ConvPlan:
 def is_depthwise(c_in: int, groups: int) -> bool:
     """One input channel per group: a GEMM per group would be 1 x taps thin."""
     return groups > 1 and groups == c_in
+
+
+def is_direct_grouped(c_in: int, c_out: int, groups: int, win: Window) -> bool:
+    """More than one but few input and output channels per group, on rows
+    a vector wide: the direct loops beat a GEMM per group
+    (DIRECT_GROUPED_MAX_CHANNELS and below)."""
+    return (groups > 1 and 1 < c_in // groups <= DIRECT_GROUPED_MAX_CHANNELS
+            and c_out // groups <= DIRECT_GROUPED_MAX_OUT_CHANNELS
+            and win.out_size[-1] >= DIRECT_GROUPED_MIN_WIDTH)
 
 
 def is_pointwise(win: Window) -> bool:
@@ -557,16 +584,23 @@ class _Call:
         return self.threads > 1 and self.batch >= self.threads
 
     def first_candidates(self):
-        """The rules every pass checks first: nothing to sum, then depthwise."""
+        """The rules every pass checks first: nothing to sum, then the direct
+        loops (depthwise, few channels per group)."""
+        c_out_group = self.c_out // self.groups
         return [(EMPTY_SUM, "no products to sum" if self.empty else None),
                 (DEPTHWISE, "one input channel per group"
-                 if is_depthwise(self.c_in, self.groups) else None)]
+                 if is_depthwise(self.c_in, self.groups) else None),
+                (DIRECT_GROUPED, f"{self.c_in_group} <= {DIRECT_GROUPED_MAX_CHANNELS} input "
+                                 f"and {c_out_group} <= {DIRECT_GROUPED_MAX_OUT_CHANNELS} "
+                                 f"output channels per group: too few for a GEMM per group"
+                 if is_direct_grouped(self.c_in, self.c_out, self.groups, self.win) else None)]
 
-    def depthwise_plan(self, reason):
-        """The depthwise kernels share one scratch layout in all passes."""
-        return self.plan(DEPTHWISE, reason, _kernels.depthwise_workspace_size(
+    def depthwise_plan(self, algorithm, reason):
+        """The depthwise kernels (DEPTHWISE, DIRECT_GROUPED) share one
+        scratch layout in all passes."""
+        return self.plan(algorithm, reason, _kernels.depthwise_workspace_size(
             self.dtype.char, self.win.kernel_geometry(self.c_in), self.c_out // self.groups,
-            self.threads))
+            self.c_in_group, self.threads))
 
 
 def _choose(call, forced, candidates):
@@ -587,6 +621,8 @@ def _applies(call, algorithm):
     pay)."""
     if algorithm == DEPTHWISE:
         return is_depthwise(call.c_in, call.groups)
+    if algorithm == DIRECT_GROUPED:   # any grouping; pays only with few channels
+        return not call.empty
     if algorithm == WINOGRAD_F2X2_3X3:
         return winograd_fits(call.win) and not call.empty
     if algorithm in WINOGRAD_COMPOSED:
@@ -620,8 +656,8 @@ def _plan_output(call, forced):
     ])
     reason += not_winograd or _not_composed(call)
     geom = win.kernel_geometry(call.c_in)
-    if algorithm == DEPTHWISE:
-        return call.depthwise_plan(reason)
+    if algorithm in (DEPTHWISE, DIRECT_GROUPED):
+        return call.depthwise_plan(algorithm, reason)
     if algorithm in WINOGRAD_COMPOSED:
         return _composed_plan(call, algorithm, reason)
     if algorithm == WINOGRAD_F2X2_3X3:
@@ -657,8 +693,8 @@ def _plan_grad_input(call, forced):
         (GEMM_COL2IM, "a stride > 1, few input channels per group or padding past the "
                       "kernel: columns by GEMM, folded by col2im"),
     ])
-    if algorithm == DEPTHWISE:
-        return call.depthwise_plan(reason)
+    if algorithm in (DEPTHWISE, DIRECT_GROUPED):
+        return call.depthwise_plan(algorithm, reason)
     if algorithm == FLIPPED_CONV:
         # grad_output (batch, C_out, out) convolved into (batch, C_in, in).
         via = _plan(OUTPUT, call.batch, call.c_out, call.c_in, flipped, call.groups,
@@ -692,8 +728,8 @@ def _plan_grad_weight(call, forced):
                            "over the whole batch"),
     ])
     reason += not_winograd or _not_composed(call)
-    if algorithm == DEPTHWISE:
-        return call.depthwise_plan(reason)
+    if algorithm in (DEPTHWISE, DIRECT_GROUPED):
+        return call.depthwise_plan(algorithm, reason)
     if algorithm in WINOGRAD_COMPOSED:
         return _composed_plan(call, algorithm, reason)
     if algorithm == WINOGRAD_F2X2_3X3:
