@@ -11,8 +11,8 @@
  * plane is one contiguous in-bounds run, then the SIMD kernels apply all
  * taps of all the group's planes to an output row in one pass (the group's
  * planes are just more taps, at offsets one staged plane apart).  The plain
- * loops at the top (one pass per tap, bounds split per row) serve strided
- * input gradients and planes too large to stage. */
+ * loops at the top (one pass per tap, bounds split per row) serve planes
+ * too large to stage. */
 
 #ifndef FC_DEPTHWISE_SHARED
 #define FC_DEPTHWISE_SHARED
@@ -79,11 +79,14 @@ static fc_dw_rows fc_dw_forward_rows(const fc_geometry *g, const fc_dw_stage *s)
     return r;
 }
 
-/* The input gradient (all strides 1) stages each output-gradient plane
+/* The input gradient stages each output-gradient plane upsampled by the
+ * stride (value (od, oh, ow) at (od*sd, oh*sh, ow*sw), zeros between) and
  * shifted by the dilated kernel extent minus one, k' = (k-1)*dil, along each
- * axis; as a correlation with the flipped kernel, input row (id, ih) of tap
- * (kd, kh, kw) then reads staged row (id + pd + k'd - kd*dd, ih + ph + k'h -
- * kh*dh), column iw + pw + k'w - kw*dw.  Multiplier m's plane follows m-1's. */
+ * axis; as a stride-1 correlation with the flipped kernel, input row (id, ih)
+ * of tap (kd, kh, kw) then reads staged row (id + pd + k'd - kd*dd, ih + ph +
+ * k'h - kh*dh), column iw + pw + k'w - kw*dw.  Strided, most taps multiply
+ * those zeros, but every row is whole vectors instead of a scatter per tap
+ * with the stride (the plain loops).  Multiplier m's plane follows m-1's. */
 static fc_dw_stage fc_dw_grad_stage(const fc_geometry *g)
 {
     fc_dw_stage s;
@@ -138,15 +141,13 @@ static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
 {
     /* row: the whole weight (C_out x group_channels x taps). */
     const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
-    const int strided = g->stride[0] > 1 || g->stride[1] > 1 || g->stride[2] > 1;
     const fc_dw_stage in = fc_dw_input_stage(g), grad = fc_dw_grad_stage(g);
     const int64_t most_planes = multiplier > group_channels ? multiplier : group_channels;
     fc_dw_plan p;
     p.offsets_bytes = fc_dw_lines(most_planes * taps * (int64_t)sizeof(int64_t));
     p.weights_bytes = fc_dw_lines(row * scalar);
     p.forward = fc_dw_fits(fc_dw_lines(group_channels * in.size * scalar));
-    /* Strided, the taps reaching an input row vary from row to row. */
-    p.input = strided ? 0 : fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
+    p.input = fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
     p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
                                       + group_channels * in.size * scalar));
     p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
@@ -483,6 +484,18 @@ static void FC_FN(dw_weight_direct_)(const SCALAR *gy, const SCALAR *x, int64_t 
 
 /* ---------------------------------------------------------------- staging */
 
+/* dst[i] = src[i * step], i in [0, n).  Step 2 (MobileNet's and ResNet's
+ * downsampling) gets a loop of its own: with a constant step the compiler
+ * vectorises it (loads and a shuffle), with a variable one it cannot. */
+static void FC_FN(dw_gather_)(SCALAR *restrict dst, const SCALAR *restrict src, int64_t step,
+                              int64_t n)
+{
+    if (step == 2)
+        for (int64_t i = 0; i < n; ++i) dst[i] = src[2 * i];
+    else
+        for (int64_t i = 0; i < n; ++i) dst[i] = src[i * step];
+}
+
 /* Input plane x into xs as fc_dw_input_stage lays it out; writes only the
  * in-bounds values (the rest of xs stays zero). */
 static void FC_FN(dw_stage_input_)(const SCALAR *x, const fc_geometry *g, const fc_dw_stage *s,
@@ -499,27 +512,38 @@ static void FC_FN(dw_stage_input_)(const SCALAR *x, const fc_geometry *g, const 
                 memcpy(row + pw, x, (size_t)n * sizeof(SCALAR));
                 continue;
             }
-            /* Padded column j = iw + pw goes to phase j % sw, offset j / sw. */
-            for (int64_t iw = 0, ph = pw % sw, q = pw / sw; iw < W && q < s->seg; ++iw) {
-                row[ph * s->seg + q] = x[iw];
-                if (++ph == sw) { ph = 0; ++q; }
+            /* Padded column j = iw + pw goes to phase j % sw, offset j / sw:
+             * phase by phase, a strided gather of every sw-th value. */
+            for (int64_t ph = 0; ph < sw; ++ph) {
+                const int64_t iw0 = ((ph - pw) % sw + sw) % sw, q0 = (iw0 + pw) / sw;
+                if (iw0 >= W || q0 >= s->seg) continue;
+                const int64_t n = (W - iw0 + sw - 1) / sw;
+                FC_FN(dw_gather_)(row + ph * s->seg + q0, x + iw0, sw,
+                                  n < s->seg - q0 ? n : s->seg - q0);
             }
         }
 }
 
 /* Output-gradient plane gy into gs as fc_dw_grad_stage lays it out; writes
- * only the values some tap reads (the rest of gs stays zero). */
+ * only the values some tap reads, at the same places for every plane (the
+ * rest of gs, the zeros between strided values included, stays zero). */
 static void FC_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const fc_dw_stage *s,
                                  SCALAR *gs)
 {
-    const int64_t OW = g->out[2], left = (g->kernel[2] - 1) * g->dilation[2];
-    const int64_t n = OW < s->seg - left ? OW : s->seg - left;
+    const int64_t OW = g->out[2], sw = g->stride[2], left = (g->kernel[2] - 1) * g->dilation[2];
+    /* Values of a row that land inside the staged row: ow*sw + left < seg. */
+    const int64_t fit = s->seg > left ? (s->seg - left - 1) / sw + 1 : 0;
+    const int64_t n = OW < fit ? OW : fit;
     for (int64_t od = 0; od < g->out[0]; ++od)
         for (int64_t oh = 0; oh < g->out[1]; ++oh, gy += OW) {
-            const int64_t a = od + (g->kernel[0] - 1) * g->dilation[0];
-            const int64_t b = oh + (g->kernel[1] - 1) * g->dilation[1];
-            if (a >= s->ext[0] || b >= s->ext[1]) continue;
-            memcpy(gs + (a * s->ext[1] + b) * s->pitch + left, gy, (size_t)n * sizeof(SCALAR));
+            const int64_t a = od * g->stride[0] + (g->kernel[0] - 1) * g->dilation[0];
+            const int64_t b = oh * g->stride[1] + (g->kernel[1] - 1) * g->dilation[1];
+            if (a >= s->ext[0] || b >= s->ext[1]) continue;  /* never read */
+            SCALAR *row = gs + (a * s->ext[1] + b) * s->pitch + left;
+            if (sw == 1)
+                memcpy(row, gy, (size_t)n * sizeof(SCALAR));
+            else
+                for (int64_t ow = 0; ow < n; ++ow) row[ow * sw] = gy[ow];
         }
 }
 
