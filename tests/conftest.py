@@ -32,3 +32,14 @@ def simd_path(request):
     _simd.select(request.param)
     yield request.param
     _simd.select(before)
+
+
+@pytest.fixture(params=["small", "packed"])
+def gemm_kernel(request, monkeypatch):
+    """Run the test with every matrix product on one GEMM kernel: the
+    unpacked one for small products, or the packed one for all (the plan's
+    size threshold moved so that it picks that kernel whatever the size)."""
+    from fastconv.functional import _plan
+    limit = 2**62 if request.param == "small" else 0
+    monkeypatch.setattr(_plan, "SMALL_GEMM_MAX_MACS", limit)
+    return request.param

@@ -516,3 +516,35 @@ def plan_adaptive_avg_pool(out_size: Tuple[int, ...]) -> str:
 def global_mean_prefetch(input_bytes: int) -> bool:
     """Whether global pooling prefetches its input (one too big to stay in cache)."""
     return input_bytes >= GLOBAL_MEAN_PREFETCH_MIN_BYTES
+
+# --------------------------------------------------------- matrix products
+
+# A product of at most this many multiply-adds runs unpacked on the calling
+# thread (fc_gemm_small): below it, packing both operands and computing whole
+# micro-tiles for a narrow edge cost more than the product itself (a
+# classifier head, x (64, 256) by w (10, 256): 164k); above it the packed
+# GEMM's cache blocking and threads win (docs/performance.md, "Small
+# products").
+SMALL_GEMM_MAX_MACS = 1 << 18
+
+# The algorithms of a matrix product (the `gemm` of _conv.py).
+GEMM_PACKED = "gemm_packed"   # packed panels, register-blocked micro-kernel, threads
+GEMM_SMALL = "gemm_small"     # operands read where they lie, one thread
+
+
+def plan_gemm(m: int, n: int, k: int) -> str:
+    """The kernel of C (m, n) = A (m, k) @ B (k, n): the small one for products
+    whose packing would cost more than their arithmetic."""
+    return GEMM_SMALL if m * n * k <= SMALL_GEMM_MAX_MACS else GEMM_PACKED
+
+
+def small_gemm_reads_in_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether fc_gemm_small reads a @ b in one of its fast layouts: B's rows
+    contiguous, or B's columns and A's rows (x @ w.T); a stride along an axis
+    of length 1 never matters.  Otherwise its plain loop would run, and the
+    caller copies B instead (k x n elements, against m x n x k products)."""
+    item = a.itemsize
+    k, n = b.shape
+    if n == 1 or b.strides[1] == item:
+        return True
+    return k == 1 or (b.strides[0] == item and a.strides[1] == item)
