@@ -90,19 +90,20 @@ def test_plan_gemm_sends_small_products_to_the_small_kernel():
     assert _plan.plan_gemm(64, 10, 256) == _plan.GEMM_SMALL      # a classifier head
     assert _plan.plan_gemm(10, 256, 64) == _plan.GEMM_SMALL      # its weight gradient
     assert _plan.plan_gemm(512, 512, 512) == _plan.GEMM_PACKED
+    assert _plan.plan_gemm(256, 256, 256) == _plan.GEMM_PACKED
     limit = _plan.SMALL_GEMM_MAX_MACS
     assert _plan.plan_gemm(1, 1, limit) == _plan.GEMM_SMALL
     assert _plan.plan_gemm(1, 1, limit + 1) == _plan.GEMM_PACKED
 
 
 def test_small_gemm_layouts_it_reads_in_place():
-    a = np.ones((4, 5), np.float32)
-    b = np.ones((5, 6), np.float32)
-    assert _plan.small_gemm_reads_in_place(a, b)                     # B's rows
-    assert _plan.small_gemm_reads_in_place(a, np.ones((6, 5), np.float32).T)  # x @ w.T
-    assert not _plan.small_gemm_reads_in_place(np.asfortranarray(a),
-                                                np.ones((6, 5), np.float32).T)
-    assert _plan.small_gemm_reads_in_place(a, np.ones((5, 6), np.float32)[:, :1])
+    x, w = np.ones((64, 256), np.float32), np.ones((10, 256), np.float32)
+    assert _plan.small_gemm_reads_in_place(x, w.T)                  # a narrow head: dot form
+    assert _plan.small_gemm_reads_in_place(x.T, x)                  # B's rows
+    assert not _plan.small_gemm_reads_in_place(np.asfortranarray(x), w.T)   # neither
+    square = np.ones((64, 64), np.float32)
+    assert not _plan.small_gemm_reads_in_place(square, square.T)    # k < 4n: rows form on a copy
+    assert _plan.small_gemm_reads_in_place(square, square.T[:, :1])  # one column
 
 
 @pytest.mark.parametrize("case", [
