@@ -440,6 +440,18 @@ static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a
                           ldc, store & FC_STORE_STREAM, bias, ws, stop, nthreads);
 }
 
+/* Products with nothing to multiply: no C (m or n 0), or an empty sum (k 0:
+ * C = 0 unless accumulating).  Returns 1 when it has done the call. */
+static int FC_FN(gemm_trivial_)(int64_t m, int64_t n, int64_t k, SCALAR *c, int64_t ldc,
+                                int accumulate)
+{
+    if (m <= 0 || n <= 0) return 1;
+    if (k > 0) return 0;
+    if (!accumulate)
+        for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
+    return 1;
+}
+
 /* fc_gemm. */
 static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
                          int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b, void *c_,
@@ -447,12 +459,7 @@ static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_
 {
     const SCALAR *a = a_, *b = b_;
     SCALAR *c = c_;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  /* empty sum */
-        if (!accumulate)
-            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
-        return;
-    }
+    if (FC_FN(gemm_trivial_)(m, n, k, c, ldc, accumulate)) return;
     FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
                           accumulate ? FC_STORE_ADD : 0, NULL, ws, fc_stop_flag(), nthreads);
 }
@@ -648,12 +655,7 @@ static void FC_FN(gemm_small_)(int64_t m, int64_t n, int64_t k, const void *a_, 
 {
     const SCALAR *a = a_, *b = b_;
     SCALAR *c = c_;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  /* empty sum */
-        if (!accumulate)
-            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
-        return;
-    }
+    if (FC_FN(gemm_trivial_)(m, n, k, c, ldc, accumulate)) return;
     /* A stride along an axis of length 1 is never used: NumPy may give any. */
     const int rows_ok = cs_b == 1 || n == 1;
     const int dot_ok = (rs_b == 1 && cs_a == 1) || k == 1;
