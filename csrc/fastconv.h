@@ -88,6 +88,15 @@ int64_t fc_gemm_workspace(fc_dtype dtype, int nthreads);
 void fc_gemm(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rs_a,
              int64_t cs_a, const void *b, int64_t rs_b, int64_t cs_b, void *c, int64_t ldc,
              int accumulate, void *ws, int nthreads);
+/* The same product for small sizes, without packing: A and B are read where
+ * they lie, on the calling thread, with no workspace.  Fastest when B's rows
+ * are contiguous (cs_b == 1), or B's columns and A's rows are (rs_b == 1,
+ * cs_a == 1: x @ w.T); any other strides take a slow plain loop.  Faster
+ * than fc_gemm below a few hundred thousand multiply-adds (the caller
+ * chooses; docs/performance.md). */
+void fc_gemm_small(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a,
+                   int64_t rs_a, int64_t cs_a, const void *b, int64_t rs_b, int64_t cs_b,
+                   void *c, int64_t ldc, int accumulate);
 
 /* How the implicit-GEMM convolution kernels run: choices the caller's plan
  * makes (they trade speed only, never the result), which the kernels carry

@@ -440,6 +440,18 @@ static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a
                           ldc, store & FC_STORE_STREAM, bias, ws, stop, nthreads);
 }
 
+/* Products with nothing to multiply: no C (m or n 0), or an empty sum (k 0:
+ * C = 0 unless accumulating).  Returns 1 when it has done the call. */
+static int FC_FN(gemm_trivial_)(int64_t m, int64_t n, int64_t k, SCALAR *c, int64_t ldc,
+                                int accumulate)
+{
+    if (m <= 0 || n <= 0) return 1;
+    if (k > 0) return 0;
+    if (!accumulate)
+        for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
+    return 1;
+}
+
 /* fc_gemm. */
 static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
                          int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b, void *c_,
@@ -447,12 +459,217 @@ static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_
 {
     const SCALAR *a = a_, *b = b_;
     SCALAR *c = c_;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  /* empty sum */
-        if (!accumulate)
-            for (int64_t i = 0; i < m; ++i) memset(c + i * ldc, 0, (size_t)n * sizeof(SCALAR));
-        return;
-    }
+    if (FC_FN(gemm_trivial_)(m, n, k, c, ldc, accumulate)) return;
     FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
                           accumulate ? FC_STORE_ADD : 0, NULL, ws, fc_stop_flag(), nthreads);
+}
+
+/* ------------------------------------------------- small products, unpacked
+ * Below a few hundred thousand multiply-adds, packing both operands and
+ * computing whole MR x NR tiles for a 10-wide edge costs more than the
+ * product (a classifier head, x (64, 256) by w (10, 256), ran ~8x slower
+ * than NumPy's matmul).  These kernels read A and B where they lie, on one
+ * thread, in one of two orientations chosen by B's layout:
+ *   rows: B's rows contiguous; a tile of C rows accumulates broadcast
+ *         elements of A times vectors of B's rows (the micro-kernel's
+ *         arithmetic without the panels);
+ *   dot:  B's columns and A's rows contiguous (x @ w.T, linear's forward);
+ *         each element of C is a dot product vectorised along k.
+ * Any other layout takes a plain strided loop (callers copy an operand
+ * instead: see functional/_linear.py). */
+
+#ifndef FC_GEMM_SMALL_TUNABLES
+#define FC_GEMM_SMALL_TUNABLES
+/* The dot tile: 4 rows of A x 3 columns of B, 12 vector sums and 7 loads per
+ * step, which fit AVX2's 16 registers. */
+#define FC_DOT_ROWS 4
+#define FC_DOT_COLS 3
+#endif
+
+/* The first `count` (1..LANES) elements at p, zero past them, never reading
+ * past them: the instruction set's masked load (G_LOAD_HEAD) where it has one. */
+static inline __attribute__((always_inline)) TARGET FC_FN(vec_)
+FC_FN(load_head_)(const SCALAR *p, int64_t count)
+{
+#ifdef G_LOAD_HEAD
+    return G_LOAD_HEAD(p, count);
+#else
+    FC_FN(vec_) v = {0};
+    for (int64_t l = 0; l < count; ++l) v[l] = p[l];
+    return v;
+#endif
+}
+
+/* The sum of v's lanes: log2(LANES) swaps of halves and adds, where the
+ * compiler has shuffles, instead of LANES extracts (a dot tile ends in 12). */
+static inline __attribute__((always_inline)) TARGET SCALAR FC_FN(sum_lanes_)(FC_FN(vec_) v)
+{
+#if G_HAVE_TRANSPOSE
+    const FC_FN(ivec_) lane = FC_FN(iota_)();
+    for (int h = FC_LANES / 2; h >= 1; h /= 2) v += __builtin_shuffle(v, lane ^ h);
+    return v[0];
+#else
+    SCALAR s = 0;
+    for (int64_t l = 0; l < FC_LANES; ++l) s += v[l];
+    return s;
+#endif
+}
+
+/* C[i, j] = s or C[i, j] += s. */
+static inline __attribute__((always_inline)) void
+FC_FN(small_store_)(SCALAR *c, SCALAR s, int add)
+{
+    *c = add ? *c + s : s;
+}
+
+/* Rows form: C rows [0, rows) x columns [0, nv vectors), the last vector
+ * only its first `tail` lanes when `partial`; rows, nv and partial are
+ * constants once inlined. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(small_rows_tile_)(int64_t k, const SCALAR *a, int64_t rs_a, int64_t cs_a,
+                        const SCALAR *b, int64_t rs_b, SCALAR *c, int64_t ldc, int add,
+                        const int rows, const int nv, const int partial, int64_t tail)
+{
+    typedef FC_FN(vec_) vec;
+    typedef FC_FN(uvec_) uvec;
+    vec acc[MR][NV];
+    for (int i = 0; i < rows; ++i)
+        for (int v = 0; v < nv; ++v) acc[i][v] = (vec){0};
+    for (int64_t p = 0; p < k; ++p, a += cs_a, b += rs_b) {
+        vec bv[NV];
+        for (int v = 0; v < nv; ++v)
+            bv[v] = partial && v == nv - 1 ? FC_FN(load_head_)(b + v * FC_LANES, tail)
+                                           : *(const uvec *)(b + v * FC_LANES);
+        for (int i = 0; i < rows; ++i) {
+            const SCALAR ai = a[i * rs_a];
+            for (int v = 0; v < nv; ++v) acc[i][v] += ai * bv[v];
+        }
+    }
+    for (int i = 0; i < rows; ++i)
+        for (int v = 0; v < nv; ++v) {
+            SCALAR *dst = c + i * ldc + v * FC_LANES;
+            if (partial && v == nv - 1) {
+                for (int64_t l = 0; l < tail; ++l) FC_FN(small_store_)(dst + l, acc[i][v][l], add);
+                continue;
+            }
+            uvec *d = (uvec *)dst;
+            *d = add ? *d + acc[i][v] : acc[i][v];
+        }
+}
+
+/* One block of C rows in the rows form: NR-wide tiles, then the columns
+ * left one vector at a time (the last one partial). */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(small_rows_block_)(int64_t n, int64_t k, const SCALAR *a, int64_t rs_a, int64_t cs_a,
+                         const SCALAR *b, int64_t rs_b, SCALAR *c, int64_t ldc, int add,
+                         const int rows)
+{
+    int64_t j = 0;
+    for (; j + FC_NR <= n; j += FC_NR)
+        FC_FN(small_rows_tile_)(k, a, rs_a, cs_a, b + j, rs_b, c + j, ldc, add, rows, NV, 0, 0);
+    for (; j + FC_LANES <= n; j += FC_LANES)
+        FC_FN(small_rows_tile_)(k, a, rs_a, cs_a, b + j, rs_b, c + j, ldc, add, rows, 1, 0, 0);
+    if (j < n)
+        FC_FN(small_rows_tile_)(k, a, rs_a, cs_a, b + j, rs_b, c + j, ldc, add, rows, 1, 1,
+                                n - j);
+}
+
+static TARGET void FC_FN(small_rows_)(int64_t m, int64_t n, int64_t k, const SCALAR *a,
+                                      int64_t rs_a, int64_t cs_a, const SCALAR *b,
+                                      int64_t rs_b, SCALAR *c, int64_t ldc, int add)
+{
+    int64_t i = 0;
+    for (; i + MR <= m; i += MR)
+        FC_FN(small_rows_block_)(n, k, a + i * rs_a, rs_a, cs_a, b, rs_b, c + i * ldc, ldc,
+                                 add, MR);
+    for (; i < m; ++i)
+        FC_FN(small_rows_block_)(n, k, a + i * rs_a, rs_a, cs_a, b, rs_b, c + i * ldc, ldc,
+                                 add, 1);
+}
+
+/* Dot form: C rows [0, rows) x columns [0, cols), A's rows rs_a apart and
+ * B's columns cs_b apart, both contiguous along k; rows and cols are
+ * constants once inlined. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(small_dot_tile_)(int64_t k, const SCALAR *a, int64_t rs_a, const SCALAR *b,
+                       int64_t cs_b, SCALAR *c, int64_t ldc, int add, const int rows,
+                       const int cols)
+{
+    typedef FC_FN(vec_) vec;
+    typedef FC_FN(uvec_) uvec;
+    vec acc[FC_DOT_ROWS][FC_DOT_COLS];
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < cols; ++j) acc[i][j] = (vec){0};
+    int64_t p = 0;
+    for (; p + FC_LANES <= k; p += FC_LANES) {
+        vec bv[FC_DOT_COLS];
+        for (int j = 0; j < cols; ++j) bv[j] = *(const uvec *)(b + j * cs_b + p);
+        for (int i = 0; i < rows; ++i) {
+            const vec av = *(const uvec *)(a + i * rs_a + p);
+            for (int j = 0; j < cols; ++j) acc[i][j] += av * bv[j];
+        }
+    }
+    if (p < k) {  /* the last partial vector: zero lanes add nothing */
+        vec bv[FC_DOT_COLS];
+        for (int j = 0; j < cols; ++j) bv[j] = FC_FN(load_head_)(b + j * cs_b + p, k - p);
+        for (int i = 0; i < rows; ++i) {
+            const vec av = FC_FN(load_head_)(a + i * rs_a + p, k - p);
+            for (int j = 0; j < cols; ++j) acc[i][j] += av * bv[j];
+        }
+    }
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < cols; ++j)
+            FC_FN(small_store_)(c + i * ldc + j, FC_FN(sum_lanes_)(acc[i][j]), add);
+}
+
+/* One block of C rows in the dot form: FC_DOT_COLS columns at a time, then
+ * the columns left one by one. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(small_dot_block_)(int64_t n, int64_t k, const SCALAR *a, int64_t rs_a, const SCALAR *b,
+                        int64_t cs_b, SCALAR *c, int64_t ldc, int add, const int rows)
+{
+    int64_t j = 0;
+    for (; j + FC_DOT_COLS <= n; j += FC_DOT_COLS)
+        FC_FN(small_dot_tile_)(k, a, rs_a, b + j * cs_b, cs_b, c + j, ldc, add, rows,
+                               FC_DOT_COLS);
+    for (; j < n; ++j)
+        FC_FN(small_dot_tile_)(k, a, rs_a, b + j * cs_b, cs_b, c + j, ldc, add, rows, 1);
+}
+
+static TARGET void FC_FN(small_dot_)(int64_t m, int64_t n, int64_t k, const SCALAR *a,
+                                     int64_t rs_a, const SCALAR *b, int64_t cs_b, SCALAR *c,
+                                     int64_t ldc, int add)
+{
+    int64_t i = 0;
+    for (; i + FC_DOT_ROWS <= m; i += FC_DOT_ROWS)
+        FC_FN(small_dot_block_)(n, k, a + i * rs_a, rs_a, b, cs_b, c + i * ldc, ldc, add,
+                                FC_DOT_ROWS);
+    for (; i < m; ++i)
+        FC_FN(small_dot_block_)(n, k, a + i * rs_a, rs_a, b, cs_b, c + i * ldc, ldc, add, 1);
+}
+
+/* fc_gemm_small. */
+static void FC_FN(gemm_small_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t rs_a,
+                               int64_t cs_a, const void *b_, int64_t rs_b, int64_t cs_b,
+                               void *c_, int64_t ldc, int accumulate)
+{
+    const SCALAR *a = a_, *b = b_;
+    SCALAR *c = c_;
+    if (FC_FN(gemm_trivial_)(m, n, k, c, ldc, accumulate)) return;
+    /* A stride along an axis of length 1 is never used: NumPy may give any. */
+    const int rows_ok = cs_b == 1 || n == 1;
+    const int dot_ok = (rs_b == 1 && cs_a == 1) || k == 1;
+    /* Fewer columns than a vector waste the rows form's lanes, not the dot's. */
+    if (dot_ok && (!rows_ok || n < FC_LANES)) {
+        FC_FN(small_dot_)(m, n, k, a, rs_a, b, cs_b, c, ldc, accumulate);
+    } else if (rows_ok) {
+        FC_FN(small_rows_)(m, n, k, a, rs_a, cs_a, b, rs_b, c, ldc, accumulate);
+    } else {
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+                SCALAR s = 0;
+                for (int64_t p = 0; p < k; ++p) s += a[i * rs_a + p * cs_a] * b[p * rs_b + j * cs_b];
+                FC_FN(small_store_)(c + i * ldc + j, s, accumulate);
+            }
+    }
 }

@@ -62,3 +62,14 @@ def check_conv_against_reference(shape, groups, c_out, kernel, kw, dtype, rng):
     got = bwd(gy.astype(dtype), x.astype(dtype), w.astype(dtype), groups=groups, **kw)
     for g, r in zip(got, ref_bwd(gy, x, w, groups=groups, **kw)):
         assert_close(g, r, dtype)
+
+
+@pytest.fixture(params=["small", "packed"])
+def gemm_kernel(request, monkeypatch):
+    """Run the test with every matrix product on one GEMM kernel: the
+    unpacked one for small products, or the packed one for all (the plan's
+    size threshold moved so that it picks that kernel whatever the size)."""
+    from fastconv.functional import _plan
+    limit = 2**62 if request.param == "small" else 0
+    monkeypatch.setattr(_plan, "SMALL_GEMM_MAX_MACS", limit)
+    return request.param

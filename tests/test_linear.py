@@ -1,7 +1,7 @@
 """linear and linear_backward: against fastconv.reference and PyTorch (float64,
-tight), on odd sizes around the GEMM's micro-tiles, any memory layout, 1 and 2
-threads, empty batches, gradcheck; and nn.Linear runs on them, not on NumPy's
-matmul."""
+tight), on odd sizes around the GEMMs' tiles, on both GEMM kernels (packed and
+small), any memory layout, 1 and 2 threads, empty batches, gradcheck; and
+nn.Linear runs on them, not on NumPy's matmul."""
 import numpy as np
 import pytest
 
@@ -14,7 +14,8 @@ DTYPES = [np.float32, np.float64]
 # (leading shape, in_features, out_features): odd sizes around the micro-tiles
 # (MR 4..8 rows, NR 8..48 columns) and the KC=256 block, 1-D input, no rows.
 CASES = [((7,), 13, 5), ((3, 5), 257, 49), ((), 9, 1), ((1,), 1, 1), ((2, 3, 2), 6, 97),
-         ((0,), 4, 3), ((2, 0), 3, 5), ((5,), 0, 3), ((4,), 3, 0)]
+         ((0,), 4, 3), ((2, 0), 3, 5), ((5,), 0, 3), ((4,), 3, 0),
+         ((64,), 256, 10), ((33,), 17, 3), ((3,), 33, 17), ((17, 1), 1, 33)]
 
 
 def _problem(rng, lead, fin, fout, dtype):
@@ -39,7 +40,7 @@ def _check_all(x, w, b, g, dtype):
 @pytest.mark.parametrize("nthreads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("lead, fin, fout", CASES)
-def test_matches_reference(rng, lead, fin, fout, dtype, nthreads):
+def test_matches_reference(rng, gemm_kernel, lead, fin, fout, dtype, nthreads):
     before = fastconv.get_num_threads()
     fastconv.set_num_threads(nthreads)
     try:
@@ -50,7 +51,7 @@ def test_matches_reference(rng, lead, fin, fout, dtype, nthreads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_any_memory_layout_and_inputs_untouched(rng, simd_path, dtype):
+def test_any_memory_layout_and_inputs_untouched(rng, simd_path, gemm_kernel, dtype):
     x, w, b, g = _problem(rng, (6, 2), 37, 11, dtype)
     layouts = [non_contiguous, np.asfortranarray,
                lambda a: a.astype(a.dtype.newbyteorder(">")),
@@ -68,9 +69,10 @@ def test_any_memory_layout_and_inputs_untouched(rng, simd_path, dtype):
     _check_all(xw, wt, b, g, dtype)
 
 
-def test_matches_torch_float64(rng):
+@pytest.mark.parametrize("lead, fin, fout", [((3, 4), 29, 17), ((64,), 256, 10)])
+def test_matches_torch_float64(rng, gemm_kernel, lead, fin, fout):
     torch = pytest.importorskip("torch")
-    x, w, b, g = _problem(rng, (3, 4), 29, 17, np.float64)
+    x, w, b, g = _problem(rng, lead, fin, fout, np.float64)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.linear(tx, tw, tb)
     ty.backward(torch.tensor(g))
@@ -79,8 +81,9 @@ def test_matches_torch_float64(rng):
     for got, want in zip(fastconv.linear_backward(g, x, w), (tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-12)
     # a 1-D input is one row, as in PyTorch
-    np.testing.assert_allclose(fastconv.linear(x[0, 0], w, b),
-                               torch.nn.functional.linear(tx[0, 0], tw, tb).detach().numpy(),
+    first = (0,) * len(lead)
+    np.testing.assert_allclose(fastconv.linear(x[first], w, b),
+                               torch.nn.functional.linear(tx[first], tw, tb).detach().numpy(),
                                rtol=1e-12, atol=1e-12)
 
 

@@ -15,6 +15,11 @@
 #define G_STREAM(p, v) (sizeof(SCALAR) == 4 ? _mm512_stream_ps((float *)(p), (__m512)(v)) \
                                              : _mm512_stream_pd((double *)(p), (__m512d)(v)))
 #define G_SFENCE() _mm_sfence()
+/* The first `count` lanes at p, zero past them (lanes past them not read). */
+#define G_LOAD_HEAD(p, count)                                                            \
+    (sizeof(SCALAR) == 4                                                                 \
+         ? (FC_FN(vec_))_mm512_maskz_loadu_ps((__mmask16)((1u << (count)) - 1), (p))     \
+         : (FC_FN(vec_))_mm512_maskz_loadu_pd((__mmask8)((1u << (count)) - 1), (p)))
 #include "isa_template.h"
 #else
 typedef int fc_avx512_not_compiled;   /* ISO C: no empty translation unit */

@@ -664,7 +664,7 @@ static void test_depthwise_wide(int count)
 /* -------------------------------------------------------------------- GEMM */
 #define DEFINE_GEMM_CHECK(T, SFX, TOL)                                                  \
 static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int trans_b, \
-                             int accumulate, int nthreads)                              \
+                             int accumulate, int nthreads, int small)                   \
 {                                                                                       \
     const int64_t ldc = n + 3;                                                          \
     T *a = xmalloc(sizeof(T) * m * k), *b = xmalloc(sizeof(T) * k * n);                 \
@@ -683,7 +683,11 @@ static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int t
                 sum += (double)a[i * rs_a + p * cs_a] * (double)b[p * rs_b + j * cs_b]; \
             want[i * n + j] = sum;                                                      \
         }                                                                               \
-    fc_gemm(DT_##SFX, m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws, nthreads); \
+    if (small)                                                                          \
+        fc_gemm_small(DT_##SFX, m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate); \
+    else                                                                                \
+        fc_gemm(DT_##SFX, m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, ws,  \
+                nthreads);                                                              \
     double err = 0;                                                                     \
     for (int64_t i = 0; i < m; ++i)                                                     \
         for (int64_t j = 0; j < n; ++j) {                                               \
@@ -693,9 +697,10 @@ static void check_gemm_##SFX(int64_t m, int64_t n, int64_t k, int trans_a, int t
     int ok = err <= TOL * (k > 1 ? k : 1);                                              \
     if (ok) ++passed;                                                                   \
     else if (++failed <= 20)                                                            \
-        fprintf(stderr, "FAIL gemm_" #SFX " simd=%d m=%lld n=%lld k=%lld ta=%d tb=%d "  \
-                "acc=%d threads=%d err=%g\n", fc_simd_active(), (long long)m,           \
-                (long long)n, (long long)k, trans_a, trans_b, accumulate, nthreads, err); \
+        fprintf(stderr, "FAIL gemm%s_" #SFX " simd=%d m=%lld n=%lld k=%lld ta=%d tb=%d " \
+                "acc=%d threads=%d err=%g\n", small ? "_small" : "", fc_simd_active(),   \
+                (long long)m, (long long)n, (long long)k, trans_a, trans_b, accumulate,   \
+                nthreads, err);                                                         \
     free(a); free(b); free(c); free(ws); free(want);                                    \
 }
 DEFINE_GEMM_CHECK(float, f32, 1e-5)
@@ -703,22 +708,26 @@ DEFINE_GEMM_CHECK(double, f64, 1e-12)
 
 static void test_gemm(void)
 {
-    /* Around the micro-tiles (MR 4/6/8, NR 8..48) and the KC/MC blocks. */
+    /* Around the micro-tiles (MR 4/6/8, NR 8..48), the KC/MC blocks, the
+     * small kernels' tiles (dot 4 x 3, vectors of 2..16 lanes and their
+     * partial last one) and GEMV shapes. */
     static const int64_t shapes[][3] = {
         {1, 1, 1}, {1, 1, 0}, {7, 13, 5}, {6, 16, 3}, {8, 48, 256}, {9, 49, 257},
         {97, 50, 300}, {5, 200, 2}, {200, 3, 33}, {0, 5, 3}, {4, 0, 3}, {33, 65, 17},
+        {64, 10, 256}, {3, 17, 33}, {17, 1, 3}, {1, 33, 17}, {5, 7, 1}, {33, 3, 1},
     };
     for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
         if (fc_simd_select(level) < 0) continue;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
             for (int t = 0; t < 4; ++t)
-                for (int acc = 0; acc < 2; ++acc) {
-                    const int nthreads = 1 + (int)((i + t) % 2);
-                    check_gemm_f32(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
-                                   acc, nthreads);
-                    check_gemm_f64(shapes[i][0], shapes[i][1], shapes[i][2], t & 1, t >> 1,
-                                   acc, nthreads);
-                }
+                for (int acc = 0; acc < 2; ++acc)
+                    for (int small = 0; small < 2; ++small) {
+                        const int nthreads = 1 + (int)((i + t) % 2);
+                        check_gemm_f32(shapes[i][0], shapes[i][1], shapes[i][2], t & 1,
+                                       t >> 1, acc, nthreads, small);
+                        check_gemm_f64(shapes[i][0], shapes[i][1], shapes[i][2], t & 1,
+                                       t >> 1, acc, nthreads, small);
+                    }
     }
     fc_simd_select(-1);
 }

@@ -51,6 +51,9 @@ cdef extern from "fastconv.h" nogil:
     void fc_gemm(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a,
                  int64_t rs_a, int64_t cs_a, const void *b, int64_t rs_b, int64_t cs_b,
                  void *c, int64_t ldc, int accumulate, void *ws, int nthreads) noexcept
+    void fc_gemm_small(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a,
+                       int64_t rs_a, int64_t cs_a, const void *b, int64_t rs_b,
+                       int64_t cs_b, void *c, int64_t ldc, int accumulate) noexcept
 
     int64_t fc_conv_workspace(fc_dtype dtype, const fc_geometry *g, int64_t batch,
                               int64_t c_out, const fc_conv_schedule *s, int nthreads) noexcept

@@ -292,6 +292,20 @@ def gemm_workspace_size(dtype_char, int nthreads):
     return fc_gemm_workspace(_dtype_of_char(dtype_char), nthreads)
 
 
+cdef bint _gemm_shapes_ok(const real[:, :] a, const real[:, :] b, real[:, :] c) except -1:
+    """Check a @ b -> c's shapes and c's unit column stride; False when c is
+    empty (nothing to compute)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1]
+    if a.shape[0] != m or b.shape[0] != a.shape[1] or b.shape[1] != n:
+        raise ValueError(f"gemm shapes {(a.shape[0], a.shape[1])} @ "
+                         f"{(b.shape[0], b.shape[1])} -> {(m, n)} do not match")
+    if m == 0 or n == 0:
+        return False
+    if n > 1 and c.strides[1] != sizeof(real):
+        raise ValueError("gemm output must have unit column stride")
+    return True
+
+
 def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
          real[::1] ws, int nthreads):
     """c = a @ b, or c += a @ b: a and b of any strides, c with unit column
@@ -300,17 +314,12 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
     cdef int64_t item = sizeof(real)
     cdef const real *pa = NULL
     cdef const real *pb = NULL
-    if a.shape[0] != m or b.shape[0] != k or b.shape[1] != n:
-        raise ValueError(f"gemm shapes {(a.shape[0], a.shape[1])} @ "
-                         f"{(b.shape[0], b.shape[1])} -> {(m, n)} do not match")
     cdef int64_t ws_needed
     ws_needed = fc_gemm_workspace(_dtype(<real>0), nthreads)
     if ws.shape[0] < ws_needed:
         raise ValueError("gemm workspace too small")
-    if m == 0 or n == 0:
+    if not _gemm_shapes_ok(a, b, c):
         return
-    if n > 1 and c.strides[1] != item:
-        raise ValueError("gemm output must have unit column stride")
     if k > 0:
         pa, pb = &a[0, 0], &b[0, 0]
     with nogil:
@@ -318,6 +327,23 @@ def gemm(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate,
                 pb, b.strides[0] // item, b.strides[1] // item, &c[0, 0], c.strides[0] // item,
                 accumulate, &ws[0], nthreads)
     _raise_if_stopped()
+
+
+def gemm_small(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumulate):
+    """As gemm(), for small products: no packing, no workspace, this thread
+    only (fc_gemm_small)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
+    cdef int64_t item = sizeof(real)
+    cdef const real *pa = NULL
+    cdef const real *pb = NULL
+    if not _gemm_shapes_ok(a, b, c):
+        return
+    if k > 0:
+        pa, pb = &a[0, 0], &b[0, 0]
+    with nogil:
+        fc_gemm_small(_dtype(<real>0), m, n, k, pa, a.strides[0] // item,
+                      a.strides[1] // item, pb, b.strides[0] // item, b.strides[1] // item,
+                      &c[0, 0], c.strides[0] // item, accumulate)
 
 
 cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,

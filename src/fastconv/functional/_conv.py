@@ -140,7 +140,14 @@ def _gemm_workspace(dtype, nthreads):
 
 def gemm(a, b, c, accumulate=False):
     """c = a @ b (or c += a @ b) on 2-D views of any strides, with fastconv's
-    packed GEMM (SIMD micro-kernel chosen for this CPU)."""
+    packed GEMM, or its unpacked one for small products (_plan.plan_gemm;
+    SIMD micro-kernels chosen for this CPU)."""
+    (m, k), n = a.shape, b.shape[1]
+    if _plan.plan_gemm(m, n, k) == _plan.GEMM_SMALL:
+        if not _plan.small_gemm_reads_in_place(a, b):
+            b = np.ascontiguousarray(b)
+        _kernels.gemm_small(a, b, c, accumulate)
+        return
     nthreads = _threads.get_num_threads()
     _kernels.gemm(a, b, c, accumulate, _gemm_workspace(a.dtype, nthreads), nthreads)
 

@@ -1,5 +1,6 @@
 """Fully connected layer, as torch.nn.functional.linear, and its backward:
-each product one call of fastconv's packed GEMM.
+each product one call of fastconv's GEMM (the unpacked one for small
+products, such as a classifier head's: _plan.plan_gemm).
 
 The GEMM runs on fastconv's own OpenMP threads. NumPy's matmul would hand
 these products to OpenBLAS, whose thread pool keeps spinning after each call
@@ -19,8 +20,8 @@ from ._conv import gemm
 
 
 def _gemm_operand(arr):
-    """`arr` as the GEMM reads it: any non-negative strides are fine (the GEMM
-    packs its operands), so only misaligned, byte-swapped or negatively
+    """`arr` as the GEMM reads it: any non-negative strides are fine (the GEMMs
+    read strided operands), so only misaligned, byte-swapped or negatively
     strided arrays are copied."""
     if arr.flags.aligned and arr.dtype.isnative and min(arr.strides, default=0) >= 0:
         return arr

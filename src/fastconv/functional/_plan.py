@@ -899,3 +899,45 @@ def adaptive_avg_pool_plan(out_size: Tuple[int, ...], input_bytes: int) -> PoolP
                                  f"at once; {input_bytes} input bytes "
                                  f"{'>=' if prefetch else '<'} "
                                  f"{GLOBAL_MEAN_PREFETCH_MIN_BYTES} (prefetch from)", prefetch)
+
+
+# --------------------------------------------------------- matrix products
+
+# A product of at most this many multiply-adds runs unpacked on the calling
+# thread (fc_gemm_small): below it, packing both operands and computing whole
+# micro-tiles for a narrow edge cost more than the product itself (a
+# classifier head, x (64, 256) by w (10, 256): 164k); above it the packed
+# GEMM's cache blocking and threads win (docs/performance.md, "Small
+# products").
+SMALL_GEMM_MAX_MACS = 1 << 20
+
+# The small kernel's dot form (x @ w.T: B's columns and A's rows contiguous)
+# ends each element of C with a sum across a vector's lanes; it beats copying
+# B to row-major for the rows form only when k is at least this many times n
+# (a narrow head, 10 outputs of 256 inputs: 3.6x fewer instructions; 64^3:
+# 1.5x more).
+SMALL_GEMM_DOT_MIN_K_PER_N = 4
+
+# The algorithms of a matrix product (the `gemm` of _conv.py).
+GEMM_PACKED = "gemm_packed"   # packed panels, register-blocked micro-kernel, threads
+GEMM_SMALL = "gemm_small"     # operands read where they lie, one thread
+
+
+def plan_gemm(m: int, n: int, k: int) -> str:
+    """The kernel of C (m, n) = A (m, k) @ B (k, n): the small one for products
+    whose packing would cost more than their arithmetic."""
+    return GEMM_SMALL if m * n * k <= SMALL_GEMM_MAX_MACS else GEMM_PACKED
+
+
+def small_gemm_reads_in_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether fc_gemm_small should read a @ b where it lies: B's rows
+    contiguous (its rows form), or B's columns and A's rows with k long
+    enough for its dot form; a stride along an axis of length 1 never
+    matters.  Otherwise the caller copies B to row-major (k x n elements,
+    against m x n x k multiply-adds)."""
+    item = a.itemsize
+    k, n = b.shape
+    if n == 1 or k == 1 or b.strides[1] == item:
+        return True
+    return (b.strides[0] == item and a.strides[1] == item
+            and k >= SMALL_GEMM_DOT_MIN_K_PER_N * n)
