@@ -516,12 +516,13 @@ static void test_winograd(int count)
 /* Winograd at batch 1 (one image, few tiles), where threads split each
  * block's output channels (forward) or its 16 products (weight gradient):
  * 1x1, 7x7, 13x13 and 14x14 maps (49 tiles: one past AVX-512's 48 a block
- * at 256 channels, where the last block takes the remainder), channel counts
- * off every MR and NR, 1 and 2 threads, every level. */
+ * at 256 channels, where the last block takes the remainder; 256 x 96
+ * channels are enough work for 2 threads), channel counts off every MR and
+ * NR, 1 and 2 threads, every level. */
 static void test_winograd_batch1(void)
 {
     static const int64_t sides[] = {1, 7, 13, 14};
-    static const int64_t channels[][2] = {{19, 21}, {33, 70}, {256, 24}};   /* in, out */
+    static const int64_t channels[][2] = {{19, 21}, {33, 70}, {256, 96}};   /* in, out */
     for (size_t i = 0; i < sizeof sides / sizeof sides[0]; ++i)
         for (size_t j = 0; j < sizeof channels / sizeof channels[0]; ++j) {
             fc_geometry g;
