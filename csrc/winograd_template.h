@@ -40,6 +40,9 @@
 #ifndef FC_WINO_PREFETCH
 #define FC_WINO_PREFETCH 2
 #endif
+/* Input channels one step of the weight transform handles: its 16 x MR x
+ * chunk results stay in L1 (32 KiB for float64 with MR = 8). */
+#define FC_WINO_WT_CHUNK 32
 /* Tile rows one pass over a block handles (more for very narrow outputs). */
 #define FC_WINO_MAX_RUNS 257
 
@@ -127,7 +130,7 @@ static int64_t FC_FN(wino_split_ld_)(int64_t tile_cols)
 
 /* One thread's share of the forward's scratch: V (16 x c x ld), M (16 x rows
  * x ld) and 8 split input rows, each aligned, for the largest block a call
- * may use (wino_tiles_per_block_); INT64_MAX past int64. */
+ * may use (wino_largest_block_); INT64_MAX past int64. */
 static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c)
 {
     const int64_t largest = FC_FN(wino_largest_block_)(FC_FN(wino_block_tiles_)(c));
@@ -144,7 +147,6 @@ static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c)
 
 /* Elements of scratch: the packed U of every group, then per thread V, M
  * and the split rows. */
-
 static int64_t FC_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
                                      int nthreads)
 {
@@ -158,16 +160,12 @@ static int64_t FC_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int6
     return u + nt * per_thread + FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
-/* Input channels one step of the weight transform handles: its 16 x MR x
- * chunk results stay in L1 (32 KiB for float64 with MR = 8). */
-#define FC_WINO_WT_CHUNK 32
-
 /* G g G^T of n <= FC_WINO_WT_CHUNK 3x3 kernels stored one after another (9
  * values each) into r[xi * FC_WINO_WT_CHUNK * MR + i].  The kernels' taps
  * are first dealt into rows (stride-9 loads defeat the vectoriser), so the
  * transform is a loop over contiguous rows that the compiler vectorises
- * across channels: the scalar version, a channel pair at a time, cost 40%
- * of a 256-channel batch-1 forward's GEMM instructions. */
+ * across channels (the scalar version, a channel pair at a time, was a
+ * large share of a batch-1 forward: docs/performance.md). */
 static TARGET void FC_FN(wino_transform_kernels_)(const SCALAR *restrict k, int64_t n,
                                                  SCALAR *restrict r)
 {
@@ -578,7 +576,7 @@ static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
 }
 
 /* Per-thread scratch: V, Yg, split rows, packed A and B for the largest
- * block (wino_tiles_per_block_), and the thread's dU (16 x m_pad x c_pad)
+ * block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
  * -- besides that no scratch outside the threads. */
 static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
 {
