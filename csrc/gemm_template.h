@@ -103,31 +103,31 @@ static TARGET void FC_FN(micro_kernel_)(int64_t kc, const SCALAR *restrict a,
     FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, NV);
 }
 
-/* The micro-kernel on a packed B panel's first `cols` columns (C rows need
- * only those, up to a whole vector): a narrow last panel costs its own width,
- * not NR's (a 10-wide product ran 48 wide on AVX-512). */
-static TARGET void FC_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
-                                            const SCALAR *restrict b, SCALAR *restrict c,
-                                            int64_t ldc, int store, const SCALAR *bias,
-                                            int64_t cols)
+/* The micro-kernel on the first `cols` columns of a B panel whose rows are
+ * ldb apart (C rows need only those, up to a whole vector): a narrow last
+ * panel costs its own width, not NR's (a 10-wide product ran 48 wide on
+ * AVX-512; Winograd's 49 tiles of a 14x14 map, 96). */
+static TARGET void FC_FN(micro_kernel_cols_ldb_)(int64_t kc, const SCALAR *restrict a,
+                                                const SCALAR *restrict b, int64_t ldb,
+                                                SCALAR *restrict c, int64_t ldc, int store,
+                                                const SCALAR *bias, int64_t cols)
 {
     switch ((cols + FC_LANES - 1) / FC_LANES) {
-    case 1: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, 1); break;
+    case 1: FC_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, store, bias, 1); break;
 #if NV > 2
-    case 2: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, 2); break;
+    case 2: FC_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, store, bias, 2); break;
 #endif
-    default: FC_FN(micro_kernel_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, NV); break;
+    default: FC_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, store, bias, NV); break;
     }
 }
 
-/* ... and on B panels cut from a row-major matrix (Winograd's V blocks),
- * which then need no packing pass. */
-static TARGET void FC_FN(micro_kernel_strided_)(int64_t kc, const SCALAR *restrict a,
-                                               const SCALAR *restrict b, int64_t ldb,
-                                               SCALAR *restrict c, int64_t ldc,
-                                               int accumulate)
+/* ... on a packed B panel (rows NR apart). */
+static inline TARGET void FC_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *restrict a,
+                                                   const SCALAR *restrict b,
+                                                   SCALAR *restrict c, int64_t ldc, int store,
+                                                   const SCALAR *bias, int64_t cols)
 {
-    FC_FN(micro_kernel_ldb_)(kc, a, b, ldb, c, ldc, accumulate, NULL, NV);
+    FC_FN(micro_kernel_cols_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, cols);
 }
 
 /* ---------------------------------------------- packing by register transposes

@@ -40,6 +40,9 @@
 #ifndef FC_WINO_PREFETCH
 #define FC_WINO_PREFETCH 2
 #endif
+/* Input channels one step of the weight transform handles: its 16 x MR x
+ * chunk results stay in L1 (32 KiB for float64 with MR = 8). */
+#define FC_WINO_WT_CHUNK 32
 /* Tile rows one pass over a block handles (more for very narrow outputs). */
 #define FC_WINO_MAX_RUNS 257
 
@@ -67,19 +70,44 @@ static inline int fc_wino_geometry(const fc_geometry *g)
 #define G_HAVE_SHUFFLE 0
 #endif
 
-/* Tiles per block: V (16 x C_in x T) about FC_WINO_V_BYTES, at least one
- * panel. */
+/* Most tiles per block: V (16 x C_in x T) about FC_WINO_V_BYTES, at least
+ * one panel. */
 static int64_t FC_FN(wino_block_tiles_)(int64_t c_in)
 {
     int64_t t = (int64_t)(FC_WINO_V_BYTES / sizeof(SCALAR)) / (16 * c_in) / FC_NR * FC_NR;
     return t < FC_NR ? FC_NR : t;
 }
 
-/* Row length of a block's V and M: whole panels, plus a vector of slack for
- * the last tile row's overshoot. */
+/* `total` tiles cut into blocks of `most`, the last one also taking a
+ * remainder under half a block: a few trailing tiles (a 14x14 map's 49
+ * against AVX-512's 48 a block) would cost another pass over all the
+ * weights for a sliver of work.  So blocks hold under most + most/2 + 1
+ * tiles (wino_largest_block_, what the workspace is sized for). */
+static int64_t FC_FN(wino_blocks_)(int64_t total, int64_t most)
+{
+    const int64_t blocks = total / most + (total % most >= (most + 1) / 2);
+    return blocks > 0 ? blocks : 1;
+}
+
+static int64_t FC_FN(wino_largest_block_)(int64_t most)
+{
+    return most + (most + 1) / 2;
+}
+
+/* Tiles [*tau0, *tau1) of block blk of wino_blocks_(total, most). */
+static void FC_FN(wino_block_range_)(int64_t blk, int64_t blocks, int64_t total, int64_t most,
+                                    int64_t *tau0, int64_t *tau1)
+{
+    *tau0 = blk * most;
+    *tau1 = blk == blocks - 1 ? total : *tau0 + most;
+}
+
+/* Row length of a block's V and M: whole vectors (the micro-kernel reads a
+ * narrow last panel only that wide), plus a vector of slack for the last
+ * tile row's overshoot. */
 static int64_t FC_FN(wino_ld_)(int64_t tiles)
 {
-    return (tiles + FC_NR - 1) / FC_NR * FC_NR + FC_LANES;
+    return (tiles + FC_LANES - 1) / FC_LANES * FC_LANES + FC_LANES;
 }
 
 /* Output channels whose products M (16 x rows x ld) are computed before
@@ -100,37 +128,90 @@ static int64_t FC_FN(wino_split_ld_)(int64_t tile_cols)
     return (tile_cols + 1 + FC_LANES - 1) / FC_LANES * FC_LANES + 2 * FC_LANES;
 }
 
-/* Elements of scratch: the packed U of every group, then per thread V, M
- * and 8 split input rows. */
 /* One thread's share of the forward's scratch: V (16 x c x ld), M (16 x rows
- * x ld) and the split rows, each aligned; INT64_MAX past int64. */
-static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c, int64_t m)
+ * x ld) and 8 split input rows, each aligned, for the largest block a call
+ * may use (wino_largest_block_); INT64_MAX past int64. */
+static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c)
 {
-    const int64_t tiles = FC_FN(wino_block_tiles_)(c), ld = FC_FN(wino_ld_)(tiles);
+    const int64_t largest = FC_FN(wino_largest_block_)(FC_FN(wino_block_tiles_)(c));
+    const int64_t ld = FC_FN(wino_ld_)(largest);
     const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
     const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
     if (v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
-    return v + 16 * FC_FN(wino_block_rows_)(m, tiles) * ld + split
+    /* A slab of products (wino_block_rows_) is within FC_WINO_M_BYTES, or
+     * MR rows, whatever the block's row length. */
+    const int64_t budget = (int64_t)(FC_WINO_M_BYTES / sizeof(SCALAR)) / 16;
+    return v + 16 * (budget > MR * ld ? budget : MR * ld) + split
            + 3 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
+/* Elements of scratch: the packed U of every group, then per thread V, M
+ * and the split rows. */
 static int64_t FC_FN(wino_workspace_)(const fc_geometry *g, int64_t groups, int64_t c_out,
                                      int nthreads)
 {
     const int64_t c = g->channels / groups, m = c_out / groups;
     const int64_t m_pad = (m + MR - 1) / MR * MR;
     const int64_t u = fc_mul_sat(fc_mul_sat(16 * groups, m_pad), c);
-    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c, m);
+    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c);
     const int nt = nthreads < 1 ? 1 : nthreads;
     if (u == INT64_MAX || per_thread == INT64_MAX || per_thread > (INT64_MAX - u) / nt)
         return INT64_MAX;
     return u + nt * per_thread + FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
+/* G g G^T of n <= FC_WINO_WT_CHUNK 3x3 kernels stored one after another (9
+ * values each) into r[xi * FC_WINO_WT_CHUNK * MR + i].  The kernels' taps
+ * are first dealt into rows (stride-9 loads defeat the vectoriser), so the
+ * transform is a loop over contiguous rows that the compiler vectorises
+ * across channels (the scalar version, a channel pair at a time, was a
+ * large share of a batch-1 forward: docs/performance.md). */
+static TARGET void FC_FN(wino_transform_kernels_)(const SCALAR *restrict k, int64_t n,
+                                                 SCALAR *restrict r)
+{
+    const int64_t xs = FC_WINO_WT_CHUNK * MR;
+    const SCALAR h = (SCALAR)0.5;
+    SCALAR tap[9][FC_WINO_WT_CHUNK];
+    for (int64_t i = 0; i < n; ++i)
+        for (int j = 0; j < 9; ++j) tap[j][i] = k[9 * i + j];
+    for (int64_t i = 0; i < n; ++i) {
+        SCALAR t[4][3];
+        /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
+        for (int j = 0; j < 3; ++j) {
+            t[0][j] = tap[j][i];
+            t[1][j] = h * (tap[j][i] + tap[3 + j][i] + tap[6 + j][i]);
+            t[2][j] = h * (tap[j][i] - tap[3 + j][i] + tap[6 + j][i]);
+            t[3][j] = tap[6 + j][i];
+        }
+        for (int a = 0; a < 4; ++a) {   /* (G g) G^T: the same on columns */
+            r[(a * 4 + 0) * xs + i] = t[a][0];
+            r[(a * 4 + 1) * xs + i] = h * (t[a][0] + t[a][1] + t[a][2]);
+            r[(a * 4 + 2) * xs + i] = h * (t[a][0] - t[a][1] + t[a][2]);
+            r[(a * 4 + 3) * xs + i] = t[a][2];
+        }
+    }
+}
+
 /* U = G g G^T for every (output, input) channel pair of every group, packed
  * as A panels: group, then xi, then MR-tall panels of output channels, each
  * C_in steps of MR values (zero rows past the group's last channel).  A
- * panel at a time, so each xi's MR values of a step land together. */
+ * panel and a chunk of input channels at a time: each output channel's
+ * transforms (vectorised across input channels), then each xi's MR x chunk
+ * block interleaved into the panel by the GEMM's register transposes. */
+static TARGET void FC_FN(wino_transform_panel_)(const SCALAR *w, int64_t rows, int64_t c,
+                                               int64_t xi_stride, SCALAR *restrict dst)
+{
+    SCALAR r[16 * MR * FC_WINO_WT_CHUNK];
+    for (int64_t i0 = 0; i0 < c; i0 += FC_WINO_WT_CHUNK) {
+        const int64_t n = c - i0 < FC_WINO_WT_CHUNK ? c - i0 : FC_WINO_WT_CHUNK;
+        for (int64_t o = 0; o < rows; ++o)
+            FC_FN(wino_transform_kernels_)(w + (o * c + i0) * 9, n, r + o * FC_WINO_WT_CHUNK);
+        for (int xi = 0; xi < 16; ++xi)
+            FC_FN(interleave_mr_)(r + xi * MR * FC_WINO_WT_CHUNK, FC_WINO_WT_CHUNK, rows, n,
+                                  dst + xi * xi_stride + i0 * MR);
+    }
+}
+
 static void FC_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int64_t m,
                                           int64_t c, SCALAR *restrict u, int nthreads)
 {
@@ -142,33 +223,9 @@ static void FC_FN(wino_transform_weights_)(const SCALAR *w, int64_t groups, int6
 #endif
     for (int64_t gp = 0; gp < groups * panels; ++gp) {
         const int64_t grp = gp / panels, o0 = gp % panels * MR;
-        SCALAR *dst = u + grp * 16 * m_pad * c + o0 * c;
-        for (int64_t i = 0; i < c; ++i) {
-            SCALAR r[16][MR];
-            for (int o = 0; o < MR; ++o) {
-                if (o0 + o >= m) {
-                    for (int xi = 0; xi < 16; ++xi) r[xi][o] = 0;
-                    continue;
-                }
-                const SCALAR *k3 = w + ((grp * m + o0 + o) * c + i) * 9;
-                SCALAR t[4][3];
-                /* G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 */
-                for (int j = 0; j < 3; ++j) {
-                    t[0][j] = k3[j];
-                    t[1][j] = (SCALAR)0.5 * (k3[j] + k3[3 + j] + k3[6 + j]);
-                    t[2][j] = (SCALAR)0.5 * (k3[j] - k3[3 + j] + k3[6 + j]);
-                    t[3][j] = k3[6 + j];
-                }
-                for (int a = 0; a < 4; ++a) {   /* (G g) G^T: the same on columns */
-                    r[a * 4 + 0][o] = t[a][0];
-                    r[a * 4 + 1][o] = (SCALAR)0.5 * (t[a][0] + t[a][1] + t[a][2]);
-                    r[a * 4 + 2][o] = (SCALAR)0.5 * (t[a][0] - t[a][1] + t[a][2]);
-                    r[a * 4 + 3][o] = t[a][2];
-                }
-            }
-            for (int xi = 0; xi < 16; ++xi)
-                memcpy(dst + xi * m_pad * c + i * MR, r[xi], sizeof r[xi]);
-        }
+        const int64_t rows = m - o0 < MR ? m - o0 : MR;
+        FC_FN(wino_transform_panel_)(w + (grp * m + o0) * c * 9, rows, c, m_pad * c,
+                                     u + grp * 16 * m_pad * c + o0 * c);
     }
 }
 
@@ -347,7 +404,7 @@ static int64_t FC_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
 
 /* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
  * (channel i of image b at x + b*x_image_stride + i*H*W); zeros from the
- * last tile to the end of its panel. */
+ * last tile to the end of its vector (all the micro-kernel reads). */
 static TARGET void FC_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
                                            int64_t x_image_stride, const fc_geometry *g,
                                            int64_t c, const FC_FN(wino_run_) *runs,
@@ -356,7 +413,7 @@ static TARGET void FC_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end
 {
     const int64_t plane = g->in[1] * g->in[2], xs = c * ld;
     const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
-    const int64_t tail = (tiles + FC_NR - 1) / FC_NR * FC_NR - tiles;
+    const int64_t tail = (tiles + FC_LANES - 1) / FC_LANES * FC_LANES - tiles;
     for (int64_t i = 0; i < c; ++i) {
         /* Split rows q = 0..3 of the current tile row; the next tile row
          * starts two input rows down, so its rows 0, 1 are these rows 2, 3. */
@@ -386,18 +443,19 @@ static TARGET void FC_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end
                         for (int64_t col = 0; col < g->in[2]; col += 64 / (int64_t)sizeof(SCALAR))
                             __builtin_prefetch(im + FC_WINO_PREFETCH * plane + row * g->in[2] + col);
         }
-        if (tail)   /* finite values in the last panel's unused columns */
+        if (tail)   /* finite values in the last vector's unused columns */
             for (int xi = 0; xi < 16; ++xi)
                 memset(v + xi * xs + i * ld + tiles, 0, (size_t)tail * sizeof(SCALAR));
     }
 }
 
 /* One block of tiles of one group, on one thread: V, then for each slab of
- * `rows` output channels the 16 GEMMs into M and the output transform. */
+ * `rows` output channels of [o_lo, o_hi) (whole MR panels) the 16 GEMMs
+ * into M and the output transform. */
 static TARGET void FC_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
                                      int64_t x_image_stride, const fc_geometry *g, int64_t c,
-                                     const SCALAR *u, int64_t m, const SCALAR *bias,
-                                     SCALAR *y, int64_t y_image_stride,
+                                     const SCALAR *u, int64_t m, int64_t o_lo, int64_t o_hi,
+                                     const SCALAR *bias, SCALAR *y, int64_t y_image_stride,
                                      const FC_FN(wino_run_) *runs, int64_t nruns,
                                      int64_t tiles, int64_t ld, int64_t rows,
                                      SCALAR *restrict v, SCALAR *restrict mm,
@@ -408,20 +466,23 @@ static TARGET void FC_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
     const int64_t xs_v = c * ld, xs_m = rows * ld;
     const int64_t oh_n = g->out[1], ow_n = g->out[2], l_size = oh_n * ow_n;
     FC_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, tiles, ld, v, split);
-    for (int64_t o0 = 0; o0 < m_pad; o0 += rows) {
-        const int64_t o1 = o0 + rows < m_pad ? o0 + rows : m_pad;
+    for (int64_t o0 = o_lo; o0 < o_hi; o0 += rows) {
+        const int64_t o1 = o0 + rows < o_hi ? o0 + rows : o_hi;
         for (int xi = 0; xi < 16; ++xi)
-            for (int64_t p = 0; p < panels; ++p)
+            for (int64_t p = 0; p < panels; ++p) {
+                /* The last panel only as wide as its tiles' vectors. */
+                const int64_t cols = tiles - p * FC_NR < FC_NR ? tiles - p * FC_NR : FC_NR;
                 for (int64_t pc = 0; pc < c; pc += FC_GEMM_KC) {
                     /* Long channel runs in KC steps keep the B panel in L1. */
                     const int64_t kc = c - pc < FC_GEMM_KC ? c - pc : FC_GEMM_KC;
                     const SCALAR *bp = v + xi * xs_v + pc * ld + p * FC_NR;
                     for (int64_t o = o0; o < o1; o += MR)
-                        FC_FN(micro_kernel_strided_)(kc, u + (xi * m_pad + o) * c + pc * MR,
-                                                    bp, ld,
-                                                    mm + xi * xs_m + (o - o0) * ld + p * FC_NR,
-                                                    ld, pc > 0);
+                        FC_FN(micro_kernel_cols_ldb_)(kc, u + (xi * m_pad + o) * c + pc * MR,
+                                                     bp, ld,
+                                                     mm + xi * xs_m + (o - o0) * ld + p * FC_NR,
+                                                     ld, pc > 0 ? FC_STORE_ADD : 0, NULL, cols);
                 }
+            }
         for (int64_t o = o0; o < o1 && o < m; ++o)
             for (int64_t r = 0; r < nruns; ++r) {
                 const FC_FN(wino_run_) run = runs[r];
@@ -437,7 +498,10 @@ static TARGET void FC_FN(wino_block_)(const SCALAR *x, const SCALAR *x_end,
     }
 }
 
-/* The whole forward: threads take blocks of tiles (disjoint outputs). */
+/* The whole forward: threads take blocks of tiles (disjoint outputs); with
+ * fewer blocks than threads (a small batch of small maps), each block's
+ * output channels are split too, every part transforming the block's input
+ * itself (about a per cent of its GEMMs' work, so no barrier is needed). */
 static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geometry *g,
                                 int64_t groups, const SCALAR *w, const SCALAR *bias,
                                 int64_t c_out, SCALAR *y, SCALAR *ws, int nthreads)
@@ -446,31 +510,39 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
     const int64_t m_pad = (m + MR - 1) / MR * MR;
     const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
     const int64_t tiles_total = batch * tile_rows * tile_cols;
-    const int64_t tiles = FC_FN(wino_block_tiles_)(c), ld = FC_FN(wino_ld_)(tiles);
-    const int64_t rows = FC_FN(wino_block_rows_)(m, tiles);
+    const int64_t most = FC_FN(wino_block_tiles_)(c);
     const int64_t plane = g->in[1] * g->in[2];
     const int64_t x_image_stride = g->channels * plane;
     const int64_t y_image_stride = c_out * g->out[1] * g->out[2];
     const SCALAR *x_end = x + batch * x_image_stride;
-    const int64_t blocks = (tiles_total + tiles - 1) / tiles;
-    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c, m);
+    const int64_t blocks = FC_FN(wino_blocks_)(tiles_total, most);
+    const int64_t per_thread = FC_FN(wino_per_thread_)(g, c);
     SCALAR *u = (SCALAR *)fc_align_up(ws);
     SCALAR *scratch = u + 16 * groups * m_pad * c;
     fc_stop *stop = fc_stop_flag();
     FC_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
-    if (nt > blocks) nt = (int)blocks;
+    const int64_t m_panels = m_pad / MR;
+    int64_t parts = blocks < nt ? (nt + blocks - 1) / blocks : 1;
+    if (parts > m_panels) parts = m_panels;
+    const int64_t items = blocks * parts;
+    if (nt > items) nt = (int)items;
     (void)nt;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-    for (int64_t blk = 0; blk < blocks; ++blk) {
+    for (int64_t item = 0; item < items; ++item) {
+        const int64_t blk = item / parts, part = item % parts;
+        const int64_t o_lo = m_panels * part / parts * MR;
+        const int64_t o_hi = m_panels * (part + 1) / parts * MR;
+        int64_t tau0, tau1;
+        FC_FN(wino_block_range_)(blk, blocks, tiles_total, most, &tau0, &tau1);
+        const int64_t ld = FC_FN(wino_ld_)(tau1 - tau0);
+        const int64_t rows = FC_FN(wino_block_rows_)(m, tau1 - tau0);
         SCALAR *v = (SCALAR *)fc_align_up(scratch + fc_thread_num() * per_thread);
         SCALAR *mm = (SCALAR *)fc_align_up(v + 16 * c * ld);
         SCALAR *split = (SCALAR *)fc_align_up(mm + 16 * rows * ld);
         FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
-        const int64_t tau0 = blk * tiles;
-        const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
         /* A run per tile row touched: more rows than runs[] holds (outputs
          * a tile or two wide) take several passes. */
         for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
@@ -478,7 +550,8 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
             const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
             for (int64_t grp = 0; grp < groups && !fc_stopping(stop); ++grp)
                 FC_FN(wino_block_)(x + grp * c * plane, x_end, x_image_stride, g, c,
-                                  u + grp * 16 * m_pad * c, m, bias ? bias + grp * m : NULL,
+                                  u + grp * 16 * m_pad * c, m, o_lo, o_hi,
+                                  bias ? bias + grp * m : NULL,
                                   y + grp * m * g->out[1] * g->out[2], y_image_stride, runs,
                                   nruns, r1 - r0, ld, rows, v, mm, split);
         }
@@ -492,8 +565,8 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
  * whose operands both hold tiles contiguously, so each block packs them
  * with the register transposes of wgrad_template.h. */
 
-/* Tiles per weight-gradient block (the GEMM's K): V and Yg together about
- * FC_WINO_WG_BYTES, within [LANES, KC]. */
+/* Most tiles per weight-gradient block (the GEMM's K): V and Yg together
+ * about FC_WINO_WG_BYTES, within [LANES, KC]. */
 static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
 {
     int64_t t = (int64_t)(FC_WINO_WG_BYTES / sizeof(SCALAR)) / (16 * (c + m)) / FC_LANES
@@ -502,11 +575,12 @@ static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
     return t < FC_LANES ? FC_LANES : t;
 }
 
-/* Per-thread scratch: V, Yg, split rows, packed A and B, and the thread's
- * dU (16 x m_pad x c_pad) -- besides that no scratch outside the threads. */
+/* Per-thread scratch: V, Yg, split rows, packed A and B for the largest
+ * block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
+ * -- besides that no scratch outside the threads. */
 static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
 {
-    const int64_t c = g->channels, tiles = FC_FN(wino_wg_tiles_)(c, m);
+    const int64_t c = g->channels, tiles = FC_FN(wino_largest_block_)(FC_FN(wino_wg_tiles_)(c, m));
     const int64_t ld = FC_FN(wino_ld_)(tiles);
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
@@ -567,14 +641,15 @@ static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *g
         }
 }
 
-/* du (16 x m_pad x c_pad) += the block's products, xi by xi. */
+/* du (16 x m_pad x c_pad) = (store 0) or += (FC_STORE_ADD) the block's
+ * products for xi in [xi0, xi1). */
 static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64_t c,
-                                        int64_t m, int64_t tiles, int64_t ld,
-                                        SCALAR *restrict pa, SCALAR *restrict pb,
+                                        int64_t m, int64_t tiles, int64_t ld, int xi0, int xi1,
+                                        int store, SCALAR *restrict pa, SCALAR *restrict pb,
                                         SCALAR *restrict du)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
-    for (int xi = 0; xi < 16; ++xi) {
+    for (int xi = xi0; xi < xi1; ++xi) {
         const SCALAR *vx = v + xi * c * ld, *yx = yg + xi * m * ld;
         SCALAR *dx = du + xi * m_pad * c_pad;
         for (int64_t o = 0; o < m_pad; o += MR) {
@@ -586,7 +661,7 @@ static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int6
             FC_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
             for (int64_t o = 0; o < m_pad; o += MR)   /* 64 channels: 48 + 16 wide */
                 FC_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
-                                         FC_STORE_ADD, NULL, cols);
+                                         store, NULL, cols);
         }
     }
 }
@@ -631,7 +706,11 @@ static void FC_FN(wino_wg_finish_)(SCALAR *du, int64_t stride, int nt, int64_t m
 }
 
 /* Threads take contiguous ranges of tiles, each summing into its own dU;
- * the sums are added in thread order, so a thread count gives fixed bits. */
+ * the sums are added in thread order, so a thread count gives fixed bits.
+ * With fewer blocks than threads (a small batch of small maps) they split
+ * the 16 products xi instead, each writing its slices of one dU (nothing to
+ * add up) and transforming every block's input itself (a few per cent of
+ * the GEMMs' work). */
 static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
                                     const SCALAR *gy, int64_t gy_image_stride, int64_t batch,
                                     const fc_geometry *g, int64_t m, SCALAR *grad_w,
@@ -640,32 +719,41 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     const int64_t c = g->channels;
     const int64_t tile_rows = (g->out[1] + 1) / 2, tile_cols = (g->out[2] + 1) / 2;
     const int64_t tiles_total = batch * tile_rows * tile_cols;
-    const int64_t tiles = FC_FN(wino_wg_tiles_)(c, m), ld = FC_FN(wino_ld_)(tiles);
+    const int64_t most = FC_FN(wino_wg_tiles_)(c, m);
+    /* Pointers into a thread's scratch are laid out for the largest block. */
+    const int64_t tiles = FC_FN(wino_largest_block_)(most), ld = FC_FN(wino_ld_)(tiles);
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     const int64_t du_size = 16 * m_pad * c_pad;
     const int64_t per_thread = FC_FN(wino_wg_per_thread_)(g, m);
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + c * g->in[1] * g->in[2];
     const SCALAR *gy_end = gy + (batch - 1) * gy_image_stride + m * g->out[1] * g->out[2];
-    const int64_t blocks = (tiles_total + tiles - 1) / tiles;
+    const int64_t blocks = FC_FN(wino_blocks_)(tiles_total, most);
     fc_stop *stop = fc_stop_flag();
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m) * 4);
-    if (nt > blocks) nt = (int)blocks;
+    const int split_xi = blocks < nt;
+    if (nt > (split_xi ? 16 : blocks)) nt = split_xi ? 16 : (int)blocks;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
     for (int t = 0; t < nt; ++t) {
-        SCALAR *du = (SCALAR *)fc_align_up(ws) + t * per_thread;
-        SCALAR *v = (SCALAR *)fc_align_up(du + du_size);
+        SCALAR *own = (SCALAR *)fc_align_up(ws) + t * per_thread;
+        SCALAR *du = split_xi ? (SCALAR *)fc_align_up(ws) : own;
+        SCALAR *v = (SCALAR *)fc_align_up(own + du_size);
         SCALAR *yg = (SCALAR *)fc_align_up(v + 16 * c * ld);
         SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
         SCALAR *pb = (SCALAR *)fc_align_up(pa + m_pad * tiles);
         SCALAR *split = (SCALAR *)fc_align_up(pb + FC_NR * tiles);
         FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
-        memset(du, 0, (size_t)du_size * sizeof(SCALAR));
-        for (int64_t blk = blocks * t / nt; blk < blocks * (t + 1) / nt; ++blk) {
-            const int64_t tau0 = blk * tiles;
+        const int xi0 = split_xi ? 16 * t / nt : 0, xi1 = split_xi ? 16 * (t + 1) / nt : 16;
+        const int64_t b0 = split_xi ? 0 : blocks * t / nt;
+        const int64_t b1 = split_xi ? blocks : blocks * (t + 1) / nt;
+        /* The first products are stored, the rest added: no pass zeroing dU
+         * (a stop before them leaves dU unread, see below). */
+        int store = 0;
+        for (int64_t blk = b0; blk < b1; ++blk) {
+            int64_t tau0, tau1;
             if (fc_stopping(stop)) break;
-            const int64_t tau1 = tau0 + tiles < tiles_total ? tau0 + tiles : tiles_total;
+            FC_FN(wino_block_range_)(blk, blocks, tiles_total, most, &tau0, &tau1);
             for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
                 const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
                 const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);
@@ -673,13 +761,14 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
                                         ld, v, split);
                 FC_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
                                            ld, yg, split);
-                FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, pa, pb, du);
+                FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, xi0, xi1, store, pa, pb, du);
+                store = FC_STORE_ADD;
             }
         }
     }
     if (fc_stop_is_set(stop)) return;   /* grad_w is garbage either way */
-    FC_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, nt, m, c, grad_w, ldw,
-                          nthreads);
+    FC_FN(wino_wg_finish_)((SCALAR *)fc_align_up(ws), per_thread, split_xi ? 1 : nt, m, c,
+                          grad_w, ldw, nthreads);
 }
 
 /* ------------------------------------------------------------ entry points */

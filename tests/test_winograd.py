@@ -65,6 +65,13 @@ CASES = [
     ((40, 16, 7, 7), 16, ((1, 1), (1, 1)), 1),          # blocks across 40 images
     ((2, 12, 9, 8), 8, ((1, 0), (0, 1)), 2),
     ((2, 48, 10, 10), 48, ((1, 1), (1, 1)), 3),
+    # Batch 1, few tiles: threads split the output channels (forward) or the
+    # 16 products (weight gradient).  49 tiles at 256 channels are one past
+    # AVX-512's 48 a block (the last block takes the remainder).
+    ((1, 256, 14, 14), 100, ((1, 1), (1, 1)), 1),   # enough work for 2 threads
+    ((1, 19, 13, 13), 21, ((1, 1), (1, 1)), 1),
+    ((1, 33, 7, 7), 70, ((1, 1), (1, 1)), 1),
+    ((1, 17, 1, 1), 9, ((1, 1), (1, 1)), 1),
 ]
 
 

@@ -531,6 +531,36 @@ static void test_winograd(int count)
     fc_simd_select(-1);
 }
 
+/* Winograd at batch 1 (one image, few tiles), where threads split each
+ * block's output channels (forward) or its 16 products (weight gradient):
+ * 1x1, 7x7, 13x13 and 14x14 maps (49 tiles: one past AVX-512's 48 a block
+ * at 256 channels, where the last block takes the remainder; 256 x 96
+ * channels are enough work for 2 threads), channel counts off every MR and
+ * NR, 1 and 2 threads, every level. */
+static void test_winograd_batch1(void)
+{
+    static const int64_t sides[] = {1, 7, 13, 14};
+    static const int64_t channels[][2] = {{19, 21}, {33, 70}, {256, 96}};   /* in, out */
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; ++i)
+        for (size_t j = 0; j < sizeof channels / sizeof channels[0]; ++j) {
+            fc_geometry g;
+            const int64_t in[3] = {1, sides[i], sides[i]}, k[3] = {1, 3, 3};
+            const int64_t s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, p[3] = {0, 1, 1};
+            const int64_t extra[3] = {0, 0, 0}, c_out = channels[j][1];
+            if (!make_geometry(&g, channels[j][0], in, k, s, p, d, extra)) continue;
+            for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+                if (fc_simd_select(level) < 0) continue;
+                for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+                    check_conv_f32(&g, 1, 1, c_out, 1, WINOGRAD, 0, 0, nthreads);
+                    check_conv_f64(&g, 1, 1, c_out, 0, WINOGRAD, 0, 0, nthreads);
+                    check_wgrad_f32(&g, 1, c_out, nthreads, 1);
+                    check_wgrad_f64(&g, 1, c_out + 1, nthreads, 1);
+                }
+            }
+        }
+    fc_simd_select(-1);
+}
+
 static void test_unfold_boundaries(void)
 {
     static const struct {
@@ -1753,6 +1783,7 @@ int main(int argc, char **argv)
     test_depthwise_wide(random_cases / 3);
     test_gemm();
     test_winograd(random_cases / 3);
+    test_winograd_batch1();
     test_wgrad_large();
     test_on_every_level(test_pooling, random_cases);
     test_on_every_level(test_resample, random_cases / 3);
