@@ -31,11 +31,6 @@ MAX_ENTRIES = 512
 # Floats are left out: 0.0 == -0.0, and no memoised function needs one.
 _PLAIN = {int, bool, str, type(None), type(np.dtype(np.float32)), type(np.dtype(np.float64))}
 
-# _key's tests: every argument's type in _PLAIN or a tuple, every tuple item
-# an int or None (_PLAIN_OR_TUPLE is _PLAIN itself, plus tuple).
-_PLAIN_OR_TUPLE = _PLAIN | {tuple}
-_INT_OR_NONE = frozenset({int, type(None)})
-
 _caches = []
 _changing = threading.Lock()
 
@@ -44,22 +39,20 @@ def plain_type(cls):
     """Class decorator: instances of the frozen dataclass `cls` (built from
     plain values only) may be memoisation keys."""
     _PLAIN.add(cls)
-    _PLAIN_OR_TUPLE.add(cls)
     return cls
 
 
 def _key(args):
-    """The cache key of `args`, or None when one of them is not plain.  The
-    types are tested all at once, in C (set.issuperset), and only tuples'
-    items one by one: this runs on every call of every op."""
-    types = tuple(map(type, args))
-    if not _PLAIN_OR_TUPLE.issuperset(types):
-        return None
-    if tuple in types:
-        for value in args:
-            if type(value) is tuple and not _INT_OR_NONE.issuperset(map(type, value)):
-                return None
-    return args, types
+    """The cache key of `args`, or None when one of them is not plain."""
+    for value in args:
+        kind = type(value)
+        if kind is tuple:
+            for item in value:
+                if type(item) is not int and item is not None:
+                    return None
+        elif kind not in _PLAIN:
+            return None
+    return args, tuple(map(type, args))
 
 
 def memoize(fn):
