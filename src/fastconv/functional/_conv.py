@@ -198,11 +198,11 @@ def _output_layout(n, c_in, c_out, win, groups):
     return _OutputLayout(n, c_in, c_out, win, groups)
 
 
-def _output_empty_sum(plan, op, x, w, b, layout, out, kernel):
+def _output_empty_sum(plan, op, x, w, b, layout, out, kernel=None):
     out[...] = 0 if b is None else b[:, None]
 
 
-def _output_depthwise(plan, op, x, w, b, layout, out, kernel):
+def _output_depthwise(plan, op, x, w, b, layout, out, kernel=None):
     ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                             "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
@@ -210,7 +210,7 @@ def _output_depthwise(plan, op, x, w, b, layout, out, kernel):
                                plan.threads)
 
 
-def _output_winograd(plan, op, x, w, b, layout, out, kernel):
+def _output_winograd(plan, op, x, w, b, layout, out, kernel=None):
     """Winograd F(2x2, 3x3) into out (N, C_out, L); its scratch does not grow
     with the batch."""
     ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype, op, "the channel counts")
@@ -230,11 +230,11 @@ def _implicit_gemm(plan, op, x, w, b, layout, out, per_image, kernel=None):
     kernel.run(x, x.shape[0], w, b, out, ws, plan.threads)
 
 
-def _output_per_image(plan, op, x, w, b, layout, out, kernel):
+def _output_per_image(plan, op, x, w, b, layout, out, kernel=None):
     _implicit_gemm(plan, op, x, w, b, layout, out, True, kernel)
 
 
-def _output_side_by_side(plan, op, x, w, b, layout, out, kernel):
+def _output_side_by_side(plan, op, x, w, b, layout, out, kernel=None):
     """Chunks of plan.chunk images side by side (the kernel copies each
     chunk's GEMM output into place)."""
     n = x.shape[0]
