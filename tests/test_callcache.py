@@ -143,3 +143,66 @@ def test_clear_makes_a_changed_threshold_take_effect(arrays, monkeypatch):
     finally:
         monkeypatch.undo()
         _callcache.clear()
+
+
+class _Subclass(np.ndarray):
+    pass
+
+
+def _read_only(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("batch", [1, 2])      # one GEMM per image; side by side
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("form", ["non-contiguous", "subclass", "byte-swapped", "empty batch",
+                                  "read-only"])
+def test_the_typed_call_equals_the_general_path(form, dtype, batch, rng):
+    """conv2d's kept implicit-GEMM kernel (a ConvForward typed once per call,
+    fed C-contiguous native arrays) gives bit for bit what the general path
+    gives the same values in other forms, which take the full checks and
+    copies first."""
+    x = rng.standard_normal((batch, 3, 7, 6)).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    if form == "empty batch":
+        x = x[:0]
+    call = fastconv.functional._conv._conv_call(
+        "conv2d", 2, x.shape, np.dtype(dtype).char, w.shape, np.dtype(dtype).char, b.shape,
+        np.dtype(dtype).char, 1, 1, 1, 1, fastconv.get_num_threads())
+    if form != "empty batch":
+        assert call.kernel is not None        # the typed path runs for the plain form
+    expected = fastconv.conv2d(x, w, b, padding=1)
+    odd = {"non-contiguous": lambda a: np.asfortranarray(a),
+           "subclass": lambda a: a.view(_Subclass),
+           "byte-swapped": lambda a: a.astype(a.dtype.newbyteorder(">")),
+           "empty batch": lambda a: a.copy(),
+           "read-only": _read_only}[form]
+    got = fastconv.conv2d(odd(x), odd(w), odd(b), padding=1)
+    assert type(got) is np.ndarray and got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+    reference = fastconv.reference.conv2d(x, w, b, padding=1)
+    np.testing.assert_allclose(expected, reference, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+def test_the_typed_call_refuses_buffers_too_small():
+    """ConvForward.run checks every length as conv_forward does: a short
+    output or scratch is a ValueError, never a write past it."""
+    from fastconv import _kernels
+    g = _kernels.Geometry(2, (1, 7, 7), (1, 5, 5), (1, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1))
+    kernel = _kernels.ConvForward("f", g, 1, 4, per_image=True)
+    x, w = np.ones(2 * 49, np.float32), np.ones(4 * 2 * 9, np.float32)
+    ws_bytes = -(-_kernels.conv_workspace_size("f", g, 1, 4, True, 1) * 4 // 64) * 64
+    scratch = np.zeros(ws_bytes + 2 * 9 * 8, np.uint8)     # then the offsets table
+    y = np.zeros(4 * 25, np.float32)
+    kernel.run(x, 1, w, None, y, scratch, 1)
+    assert (y == 18).all()
+    with pytest.raises(ValueError, match="too small"):
+        kernel.run(x, 1, w, None, y[:-1], scratch, 1)
+    with pytest.raises(ValueError, match="too small"):
+        kernel.run(x, 1, w, None, y, scratch[:-1], 1)
+    with pytest.raises(ValueError, match="too small"):
+        kernel.run(x[:-1], 1, w, None, y, scratch, 1)

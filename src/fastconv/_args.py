@@ -44,6 +44,26 @@ def as_array(value, name, op):
                         f"to one: {exc}") from None
 
 
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def dtype_key(dtype):
+    """`dtype` as a memo key (_callcache): "f" or "d" for the native float32
+    and float64 dtypes, which NumPy hands out as these two objects (a short
+    str hashes and compares in a few instructions, a dtype by its fields),
+    else the dtype itself; key_dtype turns it back."""
+    if dtype is _FLOAT32:
+        return "f"
+    if dtype is _FLOAT64:
+        return "d"
+    return dtype
+
+
+def key_dtype(key):
+    """The dtype a dtype_key stands for."""
+    return np.dtype(key) if type(key) is str else key
+
+
 def check_float_dtype(dtype, name, op):
     """Integer, bool, complex, object and string data raise TypeError:
     silently casting them would hide a bug in the caller's data pipeline."""

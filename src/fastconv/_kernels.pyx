@@ -24,6 +24,8 @@ ctypedef fused real:
 # kernel run on.  Other threads never take the GIL here (Python runs signal
 # handlers on the main thread only).
 from cpython.exc cimport PyErr_Occurred
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, \
+    PyBUF_WRITABLE
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() noexcept
@@ -381,6 +383,38 @@ cdef int _check_conv_buffers(str op, fc_geometry *g, int64_t batch, int64_t grou
     return 0
 
 
+cdef int _run_conv_forward(fc_dtype dtype, Geometry geom, fc_conv_schedule *s,
+                           int64_t batch, int64_t groups, int64_t c_out,
+                           const void *x, Py_ssize_t x_len, const void *w, Py_ssize_t w_len,
+                           const void *bias, Py_ssize_t bias_len, void *y, Py_ssize_t y_len,
+                           void *ws, Py_ssize_t ws_len, int64_t *offsets,
+                           Py_ssize_t offsets_len, int nthreads) except -1:
+    """The implicit-GEMM conv both entries (conv_forward, ConvForward.run)
+    run, with their checks: buffer lengths in elements, bias_len 0 for no
+    bias."""
+    cdef fc_geometry g = geom.g
+    cdef int status
+    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
+    cdef int64_t need
+    if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
+        return 0
+    _check_conv_buffers("conv_forward", &g, batch, groups, c_out, x_len, w_len, bias_len,
+                        y_len)
+    need = fc_conv_workspace(dtype, &g, batch, c_out, s, nthreads)
+    if ws_len < need or offsets_len < g.channels * taps:
+        raise ValueError("conv_forward: buffer too small")
+    if bias_len == 0:
+        bias = NULL
+    with nogil:
+        status = fc_conv_forward(dtype, x, batch, &g, groups, w, bias, c_out, y, s, ws,
+                                 offsets, nthreads)
+    _raise_if_stopped()
+    if status < 0:
+        raise ValueError(f"conv_forward: pointwise schedule for a geometry that is not "
+                         f"pointwise: {geom}")
+    return 0
+
+
 def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
                  const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
                  real[::1] ws, int64_t[::1] offsets, int nthreads, *, bint per_image,
@@ -391,30 +425,82 @@ def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64
     the caller's plan chose (fc_conv_schedule in csrc/fastconv.h): one GEMM
     per image or the images side by side; per image, whether each thread
     takes whole images, writes with streaming stores, reads a pointwise
-    conv's images in place."""
-    cdef fc_geometry g = geom.g
+    conv's images in place.  (ConvForward is the same call for an op's
+    per-call path: typed once, no dispatch per call.)"""
     cdef fc_conv_schedule s = _schedule(per_image, threads_over_images, stream_stores,
                                         pointwise)
-    cdef int status
-    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
-    cdef int64_t need
-    cdef const real *bias_ptr = NULL
-    if batch <= 0 or l == 0 or c_out == 0 or g.channels == 0:
-        return
-    _check_conv_buffers("conv_forward", &g, batch, groups, c_out, x.shape[0], w.shape[0],
-                        bias.shape[0], y.shape[0])
-    need = fc_conv_workspace(_dtype(<real>0), &g, batch, c_out, &s, nthreads)
-    if ws.shape[0] < need or offsets.shape[0] < g.channels * taps:
-        raise ValueError("conv_forward: buffer too small")
-    if bias.shape[0]:
-        bias_ptr = &bias[0]
-    with nogil:
-        status = fc_conv_forward(_dtype(<real>0), &x[0], batch, &g, groups, &w[0], bias_ptr,
-                                 c_out, &y[0], &s, &ws[0], &offsets[0], nthreads)
-    _raise_if_stopped()
-    if status < 0:
-        raise ValueError(f"conv_forward: pointwise schedule for a geometry that is not "
-                         f"pointwise: {geom}")
+    _run_conv_forward(_dtype(<real>0), geom, &s, batch, groups, c_out,
+                      &x[0] if x.shape[0] else NULL, x.shape[0],
+                      &w[0] if w.shape[0] else NULL, w.shape[0],
+                      &bias[0] if bias.shape[0] else NULL, bias.shape[0],
+                      &y[0] if y.shape[0] else NULL, y.shape[0],
+                      &ws[0] if ws.shape[0] else NULL, ws.shape[0],
+                      &offsets[0] if offsets.shape[0] else NULL, offsets.shape[0], nthreads)
+
+
+cdef int _acquire(Py_buffer *views, int *held, object arr, int flags) except -1:
+    """Hold arr's buffer in views[held] (a C-contiguous ndarray: NumPy
+    refuses any other layout a simple buffer) and count it in held."""
+    PyObject_GetBuffer(arr, &views[held[0]], flags)
+    held[0] += 1
+    return 0
+
+
+cdef class ConvForward:
+    """conv_forward as a call object, built once per distinct call (the ops
+    keep it with their memoised shape-only work): dtype, geometry, groups,
+    C_out and schedule are typed once, so run() does no fused-type dispatch,
+    keyword parsing or buffer format parsing.  run() takes C-contiguous
+    arrays of the object's dtype (the ops' memoised checks made them so) and
+    checks their lengths as conv_forward does."""
+    cdef fc_dtype dtype
+    cdef Py_ssize_t item
+    cdef Geometry geom
+    cdef fc_conv_schedule s
+    cdef int64_t groups, c_out
+
+    def __init__(self, dtype_char, Geometry geom not None, int64_t groups, int64_t c_out, *,
+                 bint per_image, bint threads_over_images=False, bint stream_stores=False,
+                 bint pointwise=False):
+        self.dtype = _dtype_of_char(dtype_char)
+        self.item = sizeof(float) if self.dtype == FC_FLOAT32 else sizeof(double)
+        self.geom = geom
+        self.groups, self.c_out = groups, c_out
+        self.s = _schedule(per_image, threads_over_images, stream_stores, pointwise)
+
+    def run(self, x, int64_t batch, w, bias, y, scratch, int nthreads):
+        """conv_forward(x, batch, geom, groups, w, bias, c_out, y, ws, offsets,
+        nthreads) with this object's schedule; bias None for none.  `scratch`
+        (bytes) holds the workspace, then, from the next 64-byte boundary,
+        the offsets table."""
+        cdef Py_buffer views[5]
+        cdef int held = 0, i
+        cdef Py_ssize_t item = self.item, ws_bytes
+        cdef fc_geometry g = self.geom.g
+        try:
+            _acquire(views, &held, x, PyBUF_SIMPLE)
+            _acquire(views, &held, w, PyBUF_SIMPLE)
+            _acquire(views, &held, y, PyBUF_WRITABLE)
+            _acquire(views, &held, scratch, PyBUF_WRITABLE)
+            if bias is not None:
+                _acquire(views, &held, bias, PyBUF_SIMPLE)
+            ws_bytes = fc_conv_workspace(self.dtype, &g, batch, self.c_out, &self.s, nthreads)
+            ws_bytes = (ws_bytes * item + 63) // 64 * 64
+            if ws_bytes > views[3].len:
+                raise ValueError("conv_forward: buffer too small")
+            _run_conv_forward(self.dtype, self.geom, &self.s, batch, self.groups, self.c_out,
+                              views[0].buf, views[0].len // item,
+                              views[1].buf, views[1].len // item,
+                              views[4].buf if held == 5 else NULL,
+                              views[4].len // item if held == 5 else 0,
+                              views[2].buf, views[2].len // item,
+                              views[3].buf, ws_bytes // item,
+                              <int64_t *>(<char *>views[3].buf + ws_bytes),
+                              (views[3].len - ws_bytes) // <Py_ssize_t>sizeof(int64_t),
+                              nthreads)
+        finally:
+            for i in range(held):
+                PyBuffer_Release(&views[i])
 
 
 cdef int _check_winograd(int64_t status, str op, Geometry geom) except -1:
@@ -555,12 +641,22 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
     _check_winograd(status, "conv_weight_grad", geom)
 
 
-def misalignment(const unsigned char[::1] buf, Py_ssize_t alignment):
-    """Bytes to skip from the start of `buf` to the next `alignment`-byte
-    boundary (ndarray.ctypes.data costs more than a small kernel call)."""
-    if buf.shape[0] == 0:
-        return 0
-    return <Py_ssize_t>(-<size_t>&buf[0] % <size_t>alignment)
+_ndarray = __import__("numpy").ndarray
+
+
+def aligned_view(raw, shape, dtype, Py_ssize_t nbytes, Py_ssize_t alignment):
+    """The C-contiguous array of `shape` and `dtype` (`nbytes` bytes) in the
+    fresh uint8 array `raw` (nbytes + alignment bytes), starting on an
+    `alignment`-byte boundary: one view, made without NumPy's slicing and
+    dtype-view calls."""
+    cdef Py_buffer view
+    cdef Py_ssize_t start
+    PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
+    start = (-<size_t>view.buf) % <size_t>alignment
+    PyBuffer_Release(&view)
+    if start + nbytes > view.len:
+        raise ValueError(f"aligned_view: {view.len} bytes hold no aligned {nbytes}")
+    return _ndarray(shape, dtype, raw, start)
 
 
 def simd_compiled():

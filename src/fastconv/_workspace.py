@@ -101,21 +101,37 @@ def aligned_empty(shape, dtype, op="fastconv", what="result", blame="the array s
     that)."""
     dtype = np.dtype(dtype)
     nbytes = prod(shape) * dtype.itemsize
-    return _aligned_bytes(nbytes, op, what, blame).view(dtype).reshape(shape)
+    return _kernels.aligned_view(_raw_bytes(nbytes, op, what, blame), shape, dtype, nbytes,
+                                 ALIGNMENT)
 
 
-def _aligned_bytes(nbytes, op, what, blame, alignment=ALIGNMENT):
-    """A uint8 array of nbytes starting on an `alignment`-byte boundary, so
-    SIMD kernels see whole cache lines."""
+def _raw_bytes(nbytes, op, what, blame, alignment=ALIGNMENT):
+    """A fresh uint8 array of nbytes + alignment: room for nbytes from an
+    `alignment`-byte boundary."""
     try:
-        raw = np.empty(nbytes + alignment, dtype=np.uint8)
+        return np.empty(nbytes + alignment, np.uint8)
     except MemoryError:
         # NumPy's "Unable to allocate" names neither the op nor an argument.
         raise MemoryError(f"{op}: not enough memory for its {what} of {_args._human(nbytes)} "
                           f"({nbytes} bytes); it grows with {blame}. "
                           f"fastconv.release_workspace() frees kept scratch") from None
-    start = _kernels.misalignment(raw, alignment)
-    return raw[start:start + nbytes]
+
+
+def scratch_bytes(slot, nbytes, op="fastconv", blame="the array sizes"):
+    """scratch(slot, (nbytes,), np.uint8), for a kernel that lays out its
+    own scratch: the kept buffer's hit path without a dtype view."""
+    buf = getattr(_local, "pool", None) and _local.pool.buffers.get(slot)
+    # As _in_use: buf's own .base reference and getrefcount's argument.
+    if buf is not None and nbytes <= buf.nbytes and sys.getrefcount(buf.base) <= 2:
+        return buf[:nbytes]
+    return scratch(slot, (nbytes,), np.uint8, op, blame)
+
+
+def _aligned_bytes(nbytes, op, what, blame, alignment=ALIGNMENT):
+    """A uint8 array of nbytes starting on an `alignment`-byte boundary, so
+    SIMD kernels see whole cache lines."""
+    return _kernels.aligned_view(_raw_bytes(nbytes, op, what, blame, alignment), (nbytes,),
+                                 np.uint8, nbytes, alignment)
 
 
 def kept_bytes():

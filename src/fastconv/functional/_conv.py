@@ -170,22 +170,37 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
 
 class _OutputLayout:
     """The shape-only part of running a conv forward: the kernel geometry,
-    the output's shapes and the offsets scratch size, worked out once per
+    the output's shapes and the offsets table's size, worked out once per
     distinct call (_output_layout)."""
 
     def __init__(self, n, c_in, c_out, win, groups):
         self.groups, self.win = groups, win
+        self.c_out = c_out
         self.geom = win.kernel_geometry(c_in)
         self.out_shape = (n, c_out, win.out_count)
         self.result_shape = (n, c_out) + win.out_size
-        self.offsets = (c_in * win.taps,)
+        self.offsets = c_in * win.taps
 
-    def run(self, plan, op, x, w, b):
-        """The output of validated C-contiguous x, w, b computed as `plan`."""
+    def run(self, plan, op, x, w, b, kernel=None):
+        """The output of validated C-contiguous x, w, b computed as `plan`
+        (`kernel`: the plan's ConvForward, when the caller kept one)."""
         out = _workspace.aligned_empty(self.out_shape, x.dtype, op, "output",
                                        "the batch, channel and output sizes")
-        _OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, self, out)
+        _OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, self, out, kernel)
         return out.reshape(self.result_shape)
+
+    def kernel(self, plan, dtype, per_image):
+        """The implicit GEMM's typed call object for `plan`."""
+        return _kernels.ConvForward(dtype.char, self.geom, self.groups, self.c_out,
+                                    per_image=per_image,
+                                    threads_over_images=plan.threads_over_images,
+                                    stream_stores=plan.stream_stores,
+                                    pointwise=plan.pointwise)
+
+    def scratch_bytes(self, plan, dtype):
+        """Bytes of the implicit GEMM's one scratch buffer: its workspace,
+        then (from the next cache line) the offsets table (ConvForward.run)."""
+        return -(-plan.workspace * dtype.itemsize // 64) * 64 + self.offsets * 8
 
 
 @_callcache.memoize
@@ -193,11 +208,11 @@ def _output_layout(n, c_in, c_out, win, groups):
     return _OutputLayout(n, c_in, c_out, win, groups)
 
 
-def _output_empty_sum(plan, op, x, w, b, layout, out):
+def _output_empty_sum(plan, op, x, w, b, layout, out, kernel=None):
     out[...] = 0 if b is None else b[:, None]
 
 
-def _output_depthwise(plan, op, x, w, b, layout, out):
+def _output_depthwise(plan, op, x, w, b, layout, out, kernel=None):
     ws = _workspace.scratch("depthwise", (plan.workspace,), x.dtype, op,
                             "the kernel size and channel counts")
     _kernels.depthwise_forward(x.reshape(-1), w.reshape(-1), _bias(b, x.dtype), x.shape[0],
@@ -205,7 +220,7 @@ def _output_depthwise(plan, op, x, w, b, layout, out):
                                out.reshape(-1), ws, plan.threads)
 
 
-def _output_winograd(plan, op, x, w, b, layout, out):
+def _output_winograd(plan, op, x, w, b, layout, out, kernel=None):
     """Winograd F(2x2, 3x3) into out (N, C_out, L); its scratch does not grow
     with the batch."""
     ws = _workspace.scratch("winograd", (plan.workspace,), x.dtype, op, "the channel counts")
@@ -214,34 +229,32 @@ def _output_winograd(plan, op, x, w, b, layout, out):
                            plan.threads)
 
 
-def _implicit_gemm(plan, op, x, w, b, layout, out, per_image):
+def _implicit_gemm(plan, op, x, w, b, layout, out, per_image, kernel=None):
     """The implicit-GEMM kernel on images x into out (N, C_out, L): one GEMM
-    per image, in place, when per_image, else the images side by side."""
-    ws = _workspace.scratch("conv", (plan.workspace,), x.dtype, op,
-                            "the image size, padding, stride and dilation")
-    offsets = _workspace.scratch("conv_offsets", layout.offsets, np.int64)
-    _kernels.conv_forward(x.reshape(-1), x.shape[0], layout.geom, layout.groups,
-                          w.reshape(-1), _bias(b, x.dtype), w.shape[0], out.reshape(-1), ws,
-                          offsets, plan.threads, per_image=per_image,
-                          threads_over_images=plan.threads_over_images,
-                          stream_stores=plan.stream_stores, pointwise=plan.pointwise)
+    per image, in place, when per_image, else the images side by side.
+    `kernel`: the call's ConvForward when the caller kept one."""
+    if kernel is None:
+        kernel = layout.kernel(plan, x.dtype, per_image)
+    ws = _workspace.scratch_bytes("conv", layout.scratch_bytes(plan, x.dtype), op,
+                                  "the image size, padding, stride and dilation")
+    kernel.run(x, x.shape[0], w, b, out, ws, plan.threads)
 
 
-def _output_per_image(plan, op, x, w, b, layout, out):
-    _implicit_gemm(plan, op, x, w, b, layout, out, per_image=True)
+def _output_per_image(plan, op, x, w, b, layout, out, kernel=None):
+    _implicit_gemm(plan, op, x, w, b, layout, out, True, kernel)
 
 
-def _output_side_by_side(plan, op, x, w, b, layout, out):
+def _output_side_by_side(plan, op, x, w, b, layout, out, kernel=None):
     """Chunks of plan.chunk images side by side (the kernel copies each
     chunk's GEMM output into place)."""
     n = x.shape[0]
     for b0 in range(0, n, plan.chunk):
         nb = min(plan.chunk, n - b0)
-        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, layout, out[b0:b0 + nb],
-                       per_image=False)
+        _implicit_gemm(plan, op, x[b0:b0 + nb], w, b, layout, out[b0:b0 + nb], False,
+                       kernel)
 
 
-def _output_winograd_composed(plan, op, x, w, b, layout, out):
+def _output_winograd_composed(plan, op, x, w, b, layout, out, kernel=None):
     """Winograd F(2x2, 3x3) by composition (_winograd_compose.py)."""
     _winograd_compose.OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, layout.win, layout.groups,
                                                   out)
@@ -365,9 +378,16 @@ def bias_grad(gout):
 
 def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explain=False):
     """conv{nd}d's output, or with `explain` the plan that computes it."""
-    x, w, b, _ = parse_conv_arrays(op, input, weight, bias, _args.NO_GRAD)
-    call = _conv_call(op, nd, x.shape, x.dtype, w.shape, w.dtype,
-                      None if b is None else b.shape, None if b is None else b.dtype,
+    if type(input) is np.ndarray and type(weight) is np.ndarray and (
+            bias is None or type(bias) is np.ndarray):
+        x, w, b = input, weight, bias   # parse_conv_arrays would return them as they are
+    else:
+        x, w, b, _ = parse_conv_arrays(op, input, weight, bias, _args.NO_GRAD)
+    dtype = _args.dtype_key(x.dtype)
+    w_dtype = dtype if w.dtype is x.dtype else _args.dtype_key(w.dtype)
+    b_dtype = None if b is None else dtype if b.dtype is x.dtype else _args.dtype_key(b.dtype)
+    call = _conv_call(op, nd, x.shape, dtype, w.shape, w_dtype,
+                      None if b is None else b.shape, b_dtype,
                       stride, padding, dilation, groups, _threads.get_num_threads())
     x, w = _args.contiguous(x), _args.contiguous(w)
     b = None if b is None else _args.contiguous(b)
@@ -377,7 +397,7 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
                                call.groups, x.dtype, plan.threads, operands=(x, w))
     if explain:
         return plan
-    return call.layout.run(plan, op, x, w, b)
+    return call.layout.run(plan, op, x, w, b, call.kernel)
 
 
 class _ConvCall:
@@ -387,6 +407,8 @@ class _ConvCall:
 
     def __init__(self, op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, stride,
                  padding, dilation, groups, threads):
+        dtype, w_dtype = _args.key_dtype(dtype), _args.key_dtype(w_dtype)
+        b_dtype = None if b_dtype is None else _args.key_dtype(b_dtype)
         self.win, self.groups = conv_window(op, nd, x_shape, dtype, w_shape, w_dtype,
                                             b_shape, b_dtype, None, None, stride, padding,
                                             dilation, groups)
@@ -397,7 +419,14 @@ class _ConvCall:
         # allow (plan_conv with the operands reads them on every call).
         self.reads_values = _plan.runs_winograd(self.plan)
         self.layout = _output_layout(n, c_in, c_out, self.win, self.groups)
+        # The implicit GEMM, the plan of most small calls, typed once.
+        self.kernel = None
+        if self.plan.algorithm in _IMPLICIT_GEMMS and not self.reads_values:
+            self.kernel = self.layout.kernel(self.plan, dtype,
+                                             self.plan.algorithm == _plan.GEMM_PER_IMAGE)
 
+
+_IMPLICIT_GEMMS = (_plan.GEMM_PER_IMAGE, _plan.GEMM_SIDE_BY_SIDE)
 
 # One memo lookup per conv forward call for all its shape-only work.
 _conv_call = _callcache.memoize(_ConvCall)
