@@ -96,9 +96,10 @@ WINOGRAD_GROWTH = 64
 # costs, so it needs the same channels and tile use as Winograd itself.  The
 # blocks do 9 * blocks multiply-adds per output for the kernel's taps, 2.25x
 # cheaper: below this ratio of direct to Winograd multiply-adds (5x5: 25 /
-# (36 / 2.25) = 1.56; 7x7: 49 / (81 / 2.25) = 1.36) the stacked copy of the
-# input eats the saving.
-WINOGRAD_BLOCKS_MIN_GAIN = 1.5
+# (36 / 2.25) = 1.56; 7x7: 49 / (81 / 2.25) = 1.36) the stacked copies of the
+# input eat the saving.  On a quiet machine float32 5x5 gained nothing at 1
+# or 2 threads, so the ratio sits above 5x5's: the blocks run only when forced.
+WINOGRAD_BLOCKS_MIN_GAIN = 1.6
 
 # The kernel blocks' weight gradient (Winograd's over the stacked input and
 # grad_output) measured 0.8-1.05x the fused GEMM's on the bench's conv5x5
