@@ -35,14 +35,13 @@ def test_pointwise_schedule_on_a_3x3_geometry_is_refused():
     g = _geometry()
     x, w = np.ones(2 * 49, np.float32), np.ones(4 * 2 * 9, np.float32)
     y = np.full(4 * 25, 7.0, np.float32)
-    size = _kernels.conv_workspace_size("f", g, 1, 4, True, 1)
-    ws, offsets = np.zeros(size, np.float32), np.zeros(2 * 9, np.int64)
+    ws_bytes = -(-_kernels.conv_workspace_size("f", g, 1, 4, True, 1) * 4 // 64) * 64
+    scratch = np.zeros(ws_bytes + 2 * 9 * 8, np.uint8)     # then the offsets table
+    pointwise = _kernels.ConvForward("f", g, 1, 4, per_image=True, pointwise=True)
     with pytest.raises(ValueError, match="pointwise"):
-        _kernels.conv_forward(x, 1, g, 1, w, np.empty(0, np.float32), 4, y, ws, offsets, 1,
-                              per_image=True, pointwise=True)
+        pointwise.run(x, 1, w, None, y, scratch, 1)
     assert (y == 7).all()
-    _kernels.conv_forward(x, 1, g, 1, w, np.empty(0, np.float32), 4, y, ws, offsets, 1,
-                          per_image=True)
+    _kernels.ConvForward("f", g, 1, 4, per_image=True).run(x, 1, w, None, y, scratch, 1)
     assert (y == 18).all()   # every output sums 2 channels x 9 taps of ones
 
 

@@ -189,7 +189,7 @@ def test_the_typed_call_equals_the_general_path(form, dtype, batch, rng):
 
 
 def test_the_typed_call_refuses_buffers_too_small():
-    """ConvForward.run checks every length as conv_forward does: a short
+    """ConvForward.run checks every length against the geometry: a short
     output or scratch is a ValueError, never a write past it."""
     from fastconv import _kernels
     g = _kernels.Geometry(2, (1, 7, 7), (1, 5, 5), (1, 3, 3), (1, 1, 1), (0, 0, 0), (1, 1, 1))

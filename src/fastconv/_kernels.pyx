@@ -389,9 +389,8 @@ cdef int _run_conv_forward(fc_dtype dtype, Geometry geom, fc_conv_schedule *s,
                            const void *bias, Py_ssize_t bias_len, void *y, Py_ssize_t y_len,
                            void *ws, Py_ssize_t ws_len, int64_t *offsets,
                            Py_ssize_t offsets_len, int nthreads) except -1:
-    """The implicit-GEMM conv both entries (conv_forward, ConvForward.run)
-    run, with their checks: buffer lengths in elements, bias_len 0 for no
-    bias."""
+    """The implicit-GEMM conv ConvForward.run runs, with its checks: buffer
+    lengths in elements, bias_len 0 for no bias."""
     cdef fc_geometry g = geom.g
     cdef int status
     cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out)
@@ -415,29 +414,6 @@ cdef int _run_conv_forward(fc_dtype dtype, Geometry geom, fc_conv_schedule *s,
     return 0
 
 
-def conv_forward(const real[::1] x, int64_t batch, Geometry geom not None, int64_t groups,
-                 const real[::1] w, const real[::1] bias, int64_t c_out, real[::1] y,
-                 real[::1] ws, int64_t[::1] offsets, int nthreads, *, bint per_image,
-                 bint threads_over_images=False, bint stream_stores=False,
-                 bint pointwise=False):
-    """Implicit-GEMM conv of `batch` images into y (batch, C_out, L), plus bias
-    per output channel unless `bias` is empty.  The keywords are the schedule
-    the caller's plan chose (fc_conv_schedule in csrc/fastconv.h): one GEMM
-    per image or the images side by side; per image, whether each thread
-    takes whole images, writes with streaming stores, reads a pointwise
-    conv's images in place.  (ConvForward is the same call for an op's
-    per-call path: typed once, no dispatch per call.)"""
-    cdef fc_conv_schedule s = _schedule(per_image, threads_over_images, stream_stores,
-                                        pointwise)
-    _run_conv_forward(_dtype(<real>0), geom, &s, batch, groups, c_out,
-                      &x[0] if x.shape[0] else NULL, x.shape[0],
-                      &w[0] if w.shape[0] else NULL, w.shape[0],
-                      &bias[0] if bias.shape[0] else NULL, bias.shape[0],
-                      &y[0] if y.shape[0] else NULL, y.shape[0],
-                      &ws[0] if ws.shape[0] else NULL, ws.shape[0],
-                      &offsets[0] if offsets.shape[0] else NULL, offsets.shape[0], nthreads)
-
-
 cdef int _acquire(Py_buffer *views, int *held, object arr, int flags) except -1:
     """Hold arr's buffer in views[held] (a C-contiguous ndarray: NumPy
     refuses any other layout a simple buffer) and count it in held."""
@@ -447,12 +423,16 @@ cdef int _acquire(Py_buffer *views, int *held, object arr, int flags) except -1:
 
 
 cdef class ConvForward:
-    """conv_forward as a call object, built once per distinct call (the ops
-    keep it with their memoised shape-only work): dtype, geometry, groups,
-    C_out and schedule are typed once, so run() does no fused-type dispatch,
-    keyword parsing or buffer format parsing.  run() takes C-contiguous
-    arrays of the object's dtype (the ops' memoised checks made them so) and
-    checks their lengths as conv_forward does."""
+    """The implicit-GEMM conv forward (fc_conv_forward) as a call object,
+    built once per distinct call (the ops keep it with their memoised
+    shape-only work): dtype, geometry, groups, C_out and schedule (one GEMM
+    per image or the images side by side; per image, whether each thread
+    takes whole images, writes with streaming stores, reads a pointwise
+    conv's images in place: fc_conv_schedule in csrc/fastconv.h) are typed
+    once, so run() does no fused-type dispatch, keyword parsing or buffer
+    format parsing.  run() takes C-contiguous arrays of the object's dtype
+    (the ops' memoised checks made them so) and checks every length against
+    the geometry before the kernel runs."""
     cdef fc_dtype dtype
     cdef Py_ssize_t item
     cdef Geometry geom
@@ -469,8 +449,8 @@ cdef class ConvForward:
         self.s = _schedule(per_image, threads_over_images, stream_stores, pointwise)
 
     def run(self, x, int64_t batch, w, bias, y, scratch, int nthreads):
-        """conv_forward(x, batch, geom, groups, w, bias, c_out, y, ws, offsets,
-        nthreads) with this object's schedule; bias None for none.  `scratch`
+        """Convolve `batch` images x into y (batch, C_out, L), plus bias per
+        output channel (None for none), on nthreads threads.  `scratch`
         (bytes) holds the workspace, then, from the next 64-byte boundary,
         the offsets table."""
         cdef Py_buffer views[5]
