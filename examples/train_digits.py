@@ -166,7 +166,7 @@ def train_epoch(net, loss_fn, opt, x, y, batch_size, rng):
         total_loss += loss_fn(scores, yb) * len(idx)
         correct += int((scores.argmax(axis=1) == yb).sum())
         opt.zero_grad()                # backward adds into the gradients
-        net.backward(loss_fn.backward())
+        net.backward(loss_fn.backward(), input_grad=False)   # the images need none
         opt.step()
     return total_loss / len(x), correct / len(x), time.perf_counter() - start
 

@@ -56,7 +56,7 @@ def train_epoch(model, loss_fn, opt, x, y, indices, per_rank):
         batch = indices[i:i + per_rank]
         total_loss += loss_fn(model(x[batch]), y[batch]) * len(batch)
         opt.zero_grad()
-        model.backward(loss_fn.backward())      # averages the gradients over the ranks
+        model.backward(loss_fn.backward(), input_grad=False)   # averaged over the ranks
         opt.step()
         steps += 1
     return total_loss, steps, time.perf_counter() - start

@@ -258,5 +258,5 @@ def _drop_batch_axis(result, positions):
     input."""
     if not isinstance(result, tuple):
         return result[0]
-    return tuple(r[0] if positions is None or i in positions else r
+    return tuple(r[0] if r is not None and (positions is None or i in positions) else r
                  for i, r in enumerate(result))

@@ -234,7 +234,8 @@ def fastconv_pass(direction):
         _set_mode(model, True)
         optimizer.zero_grad()
         loss = loss_fn(model(a["x"]), a["target"])
-        model.backward(loss_fn.backward())
+        # The images need no gradient (torch's do not require grad either).
+        model.backward(loss_fn.backward(), input_grad=False)
         optimizer.step()
         return np.asarray(loss), [g for _, g in model.parameters()]
     return train_step

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from .. import _args
+from ..nn.module import backward_through
 from . import _comm
 
 __all__ = ["DistributedDataParallel"]
@@ -137,8 +138,12 @@ class DistributedDataParallel:
 
     __call__ = forward
 
-    def backward(self, grad_output):
-        grad_input = self.module.backward(grad_output)
+    def backward(self, grad_output, *, input_grad=True):
+        """The module's backward (input_grad as in fastconv.nn: False skips
+        the input gradient where the module can, and returns None), then the
+        gradients averaged over the ranks unless inside no_sync()."""
+        grad_input = backward_through(self.module, grad_output,
+                                      _args.as_bool(input_grad, "input_grad", _OWNER))
         if self._sync:
             self.average_gradients()
         return grad_input

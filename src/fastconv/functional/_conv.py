@@ -433,18 +433,20 @@ _conv_call = _callcache.memoize(_ConvCall)
 
 
 def _conv_backward(op, nd, grad_output, input, weight, stride, padding, dilation, groups,
-                   explain=False):
+                   input_grad=True, explain=False):
     """conv{nd}d's gradients, or with `explain` the plans (grad_input,
-    grad_weight) that compute them."""
+    grad_weight) that compute them; without input_grad, grad_input (and its
+    plan) is None."""
+    input_grad = _args.as_bool(input_grad, "input_grad", op)
     x, w, _, g, win, groups = parse_conv_args(op, nd, input, weight, None, stride,
                                               padding, dilation, groups, grad_output)
     sizes = (x.shape[0], x.shape[1], w.shape[0], win, groups, x.dtype)
-    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes, operands=(g, w)),
+    plans = (_plan.plan_conv(_plan.GRAD_INPUT, *sizes, operands=(g, w)) if input_grad else None,
              _plan.plan_conv(_plan.GRAD_WEIGHT, *sizes, operands=(x, g)))
     if explain:
         return plans
     grad_weight = conv_grad_weight(x, g, w, win, groups, plans[1], op)
-    grad_input = conv_grad_input(g, w, win, groups, x.shape, plans[0], op)
+    grad_input = conv_grad_input(g, w, win, groups, x.shape, plans[0], op) if input_grad else None
     return grad_input, grad_weight, bias_grad(g)
 
 
@@ -476,24 +478,24 @@ def conv3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
 @filled(CONV_BACKWARD_DOC, 1)
 def conv1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size1 = 1, padding: ConvPadding1 = 0, dilation: Size1 = 1,
-                    groups: int = 1) -> Grads:
+                    groups: int = 1, *, input_grad: bool = True) -> Grads:
     return _conv_backward("conv1d_backward", 1, grad_output, input, weight, stride,
-                          padding, dilation, groups)
+                          padding, dilation, groups, input_grad)
 
 
 @pytorch_forms(CONV_BACKWARD, nd=2)
 @filled(CONV_BACKWARD_DOC, 2)
 def conv2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size2 = 1, padding: ConvPadding2 = 0, dilation: Size2 = 1,
-                    groups: int = 1) -> Grads:
+                    groups: int = 1, *, input_grad: bool = True) -> Grads:
     return _conv_backward("conv2d_backward", 2, grad_output, input, weight, stride,
-                          padding, dilation, groups)
+                          padding, dilation, groups, input_grad)
 
 
 @pytorch_forms(CONV_BACKWARD, nd=3)
 @filled(CONV_BACKWARD_DOC, 3)
 def conv3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                     stride: Size3 = 1, padding: ConvPadding3 = 0, dilation: Size3 = 1,
-                    groups: int = 1) -> Grads:
+                    groups: int = 1, *, input_grad: bool = True) -> Grads:
     return _conv_backward("conv3d_backward", 3, grad_output, input, weight, stride,
-                          padding, dilation, groups)
+                          padding, dilation, groups, input_grad)

@@ -110,26 +110,32 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
 
 
 def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding,
-                             output_padding, groups, dilation, explain=False):
+                             output_padding, groups, dilation, input_grad=True,
+                             explain=False):
     """conv_transpose{nd}d's gradients (the equivalent conv's output and
     grad_weight, input and grad_output swapped), or with `explain` the plans
-    (grad_input, grad_weight) that compute them."""
+    (grad_input, grad_weight) that compute them; without input_grad,
+    grad_input (and its plan) is None."""
+    input_grad = _args.as_bool(input_grad, "input_grad", op)
     x, w, _, g, win, groups = parse_conv_transpose_args(
         op, nd, input, weight, None, stride, padding, output_padding, groups, dilation,
         grad_output)
     sizes = (x.shape[0], g.shape[1], x.shape[1], win, groups, x.dtype)
     # The equivalent conv's input is grad_output, its grad_output our input.
-    plans = (_plan.plan_conv_transpose(_plan.OUTPUT, *sizes, operands=(g, w)),
+    plans = (_plan.plan_conv_transpose(_plan.OUTPUT, *sizes, operands=(g, w))
+             if input_grad else None,
              _plan.plan_conv_transpose(_plan.GRAD_WEIGHT, *sizes, operands=(g, x)))
     if explain:
         return plans
-    subpixel = [p.algorithm == _plan.SUBPIXEL for p in plans]
+    subpixel = [p is not None and p.algorithm == _plan.SUBPIXEL for p in plans]
     if any(subpixel):
         # Both passes read grad_output and the weight split into phases:
         # split them once.
         phases = _phases(win)
         g_phases, w_phases = phases.from_image(g), phases.weight(w)
-    if subpixel[0]:
+    if not input_grad:
+        grad_input = None
+    elif subpixel[0]:
         grad_input = conv_forward(g_phases, w_phases, None, phases.sub, groups, op,
                                   plans[0].via)
     else:
@@ -267,9 +273,10 @@ def conv_transpose3d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
 def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size1 = 1, padding: Size1 = 0,
                               output_padding: Size1 = 0, groups: int = 1,
-                              dilation: Size1 = 1) -> Grads:
+                              dilation: Size1 = 1, *, input_grad: bool = True) -> Grads:
     return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_output, input,
-                                    weight, stride, padding, output_padding, groups, dilation)
+                                    weight, stride, padding, output_padding, groups, dilation,
+                                    input_grad)
 
 
 @pytorch_forms(CONV_BACKWARD, nd=2)
@@ -277,9 +284,10 @@ def conv_transpose1d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
 def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size2 = 1, padding: Size2 = 0,
                               output_padding: Size2 = 0, groups: int = 1,
-                              dilation: Size2 = 1) -> Grads:
+                              dilation: Size2 = 1, *, input_grad: bool = True) -> Grads:
     return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_output, input,
-                                    weight, stride, padding, output_padding, groups, dilation)
+                                    weight, stride, padding, output_padding, groups, dilation,
+                                    input_grad)
 
 
 @pytorch_forms(CONV_BACKWARD, nd=3)
@@ -287,6 +295,7 @@ def conv_transpose2d_backward(grad_output: ArrayLike, input: ArrayLike, weight: 
 def conv_transpose3d_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
                               stride: Size3 = 1, padding: Size3 = 0,
                               output_padding: Size3 = 0, groups: int = 1,
-                              dilation: Size3 = 1) -> Grads:
+                              dilation: Size3 = 1, *, input_grad: bool = True) -> Grads:
     return _conv_transpose_backward("conv_transpose3d_backward", 3, grad_output, input,
-                                    weight, stride, padding, output_padding, groups, dilation)
+                                    weight, stride, padding, output_padding, groups, dilation,
+                                    input_grad)

@@ -129,6 +129,9 @@ Args:
     grad_output: (N, C_out, {out}) array, the gradient of the loss with
         respect to {forward}'s output.
     [FORWARD_ARGS]: those of the forward call (see {forward}).
+    input_grad: keyword-only bool (default True); False skips grad_input,
+        which is then None (PyTorch skips it for an input that does not
+        require grad: a network's images).
 
 Returns:
     (grad_input, grad_weight, grad_bias): arrays of the input's shape

@@ -90,7 +90,8 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     return y
 
 
-def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike) -> Grads:
+def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike, *,
+                    input_grad: bool = True) -> Grads:
     """Gradients of linear with respect to its input, weight and bias.
 
     Args:
@@ -98,6 +99,9 @@ def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike)
             respect to linear's output.
         input: the forward's input (*, in_features).
         weight: the forward's weight (out_features, in_features).
+        input_grad: keyword-only bool (default True); False skips grad_input,
+            which is then None (PyTorch skips it for an input that does not
+            require grad).
 
     Returns:
         (grad_input, grad_weight, grad_bias): fresh C-contiguous arrays of the
@@ -112,12 +116,15 @@ def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike)
         MemoryError: a result larger than this machine's memory.
     """
     op = "linear_backward"
+    input_grad = _args.as_bool(input_grad, "input_grad", op)
     x, w, _, g = _parse(op, input, weight, grad_output=grad_output)
     out_features, in_features = w.shape
     dtype = np.dtype(x.dtype.type)
     g2 = _rows(g, out_features)
-    grad_input = np.empty(x.shape, dtype)
-    gemm(g2, _gemm_operand(w), grad_input.reshape(g2.shape[0], in_features))
+    grad_input = None
+    if input_grad:
+        grad_input = np.empty(x.shape, dtype)
+        gemm(g2, _gemm_operand(w), grad_input.reshape(g2.shape[0], in_features))
     grad_weight = np.empty(w.shape, dtype)
     gemm(g2.T, _rows(x, in_features), grad_weight)
     grad_bias = np.asarray(g2.sum(axis=0), dtype)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _args
 from . import _checks
-from .module import Module, call_granting
+from .module import Module, backward_through, call_granting, skips_input_grad
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add"]
 
@@ -65,10 +65,19 @@ class Sequential(Module):
     def _is_pure(self):
         return bool(self._modules) and all(m._is_pure() for m in self._modules.values())
 
-    def backward(self, grad_output):
-        for layer in reversed(list(self._modules.values())):
+    @skips_input_grad
+    def backward(self, grad_output, *, input_grad=True):
+        """The layers' backward in reverse; without input_grad the first
+        layer is told it need not compute its input gradient (see
+        fastconv.nn.module, "Input gradients nobody needs") and None is
+        returned."""
+        input_grad = _checks.flag(input_grad, "input_grad", "Sequential.backward")
+        layers = list(self._modules.values())
+        for layer in reversed(layers[1:]):
             grad_output = layer.backward(grad_output)
-        return grad_output
+        if not layers:
+            return grad_output if input_grad else None
+        return backward_through(layers[0], grad_output, input_grad)
 
     def __len__(self):
         return len(self._modules)
@@ -211,10 +220,15 @@ class Residual(Module):
         self._save(None, y)
         return y
 
-    def backward(self, grad_output):
+    @skips_input_grad
+    def backward(self, grad_output, *, input_grad=True):
+        """body's input gradient plus the shortcut's (None, with neither
+        computed where it can be skipped, when input_grad is False)."""
+        input_grad = _checks.flag(input_grad, "input_grad", "Residual.backward")
         _, g = self._restore(grad_output)
-        skip = self.shortcut.backward(g) if self.shortcut is not None else g
-        return self.body.backward(g) + skip
+        skip = backward_through(self.shortcut, g, input_grad) if self.shortcut is not None else g
+        body = backward_through(self.body, g, input_grad)
+        return body + skip if input_grad else None
 
     def _is_pure(self):
         return self.body._is_pure() and (self.shortcut is None or self.shortcut._is_pure())
@@ -249,14 +263,19 @@ class Concat(Module):
         self._save([np.shape(o)[self.dim] for o in outs], y)
         return y
 
-    def backward(self, grad_output):
+    @skips_input_grad
+    def backward(self, grad_output, *, input_grad=True):
+        """The sum of the branches' input gradients (None, with none computed
+        where it can be skipped, when input_grad is False)."""
+        input_grad = _checks.flag(input_grad, "input_grad", "Concat.backward")
         sizes, g = self._restore(grad_output)
         parts = np.split(g, np.cumsum(sizes)[:-1], axis=self.dim)
         branches = list(self._modules.values())
         grad = None
         for b, part in zip(reversed(branches), reversed(parts)):
-            gx = b.backward(np.ascontiguousarray(part))
-            grad = gx if grad is None else grad + gx
+            gx = backward_through(b, np.ascontiguousarray(part), input_grad)
+            if input_grad:
+                grad = gx if grad is None else grad + gx
         return grad
 
     def _is_pure(self):

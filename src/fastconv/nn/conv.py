@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _args
 from . import _checks, init
-from .module import Module
+from .module import Module, input_grad_kwargs, skips_input_grad
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d"]
@@ -94,14 +94,20 @@ class _ConvNd(Module):
         self._save((backend, x, output_padding), y)
         return y
 
-    def backward(self, grad_output):
+    @skips_input_grad
+    def backward(self, grad_output, *, input_grad=True):
+        """grad_input of the pending forward (None when input_grad is False:
+        see fastconv.nn.module, "Input gradients nobody needs"); adds into
+        the parameters' grads."""
+        input_grad = _checks.flag(input_grad, "input_grad", f"{type(self).__name__}.backward")
         (backend, x, output_padding), g = self._restore(grad_output)
         op = getattr(self._ops_of(backend), self._op_name() + "_backward")
-        gx, gw, gb = op(g, x, self.params["weight"], *self._op_args(output_padding))
+        gx, gw, gb = op(g, x, self.params["weight"], *self._op_args(output_padding),
+                        **input_grad_kwargs(backend, input_grad))
         self.grads["weight"] += gw
         if "bias" in self.params:
             self.grads["bias"] += gb
-        return gx
+        return gx if input_grad else None
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import _checks, init
-from .module import Module
+from .module import Module, input_grad_kwargs, skips_input_grad
 
 __all__ = ["Identity", "Linear"]
 
@@ -54,13 +54,19 @@ class Linear(Module):
         self._save((backend, x), y)
         return y
 
-    def backward(self, grad_output):
+    @skips_input_grad
+    def backward(self, grad_output, *, input_grad=True):
+        """grad_input of the pending forward (None when input_grad is False:
+        see fastconv.nn.module, "Input gradients nobody needs"); adds into
+        the parameters' grads."""
+        input_grad = _checks.flag(input_grad, "input_grad", f"{type(self).__name__}.backward")
         (backend, x), g = self._restore(grad_output)
-        gx, gw, gb = self._ops_of(backend).linear_backward(g, x, self.params["weight"])
+        gx, gw, gb = self._ops_of(backend).linear_backward(
+            g, x, self.params["weight"], **input_grad_kwargs(backend, input_grad))
         self.grads["weight"] += gw
         if "bias" in self.params:
             self.grads["bias"] += gb
-        return gx
+        return gx if input_grad else None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -61,6 +61,20 @@ with its input all the same (a backend that returns a view) gets its output
 copied by the container before anything else sees it. Inside ``no_grad()``
 nothing is kept, so nothing changes.
 
+Input gradients nobody needs
+----------------------------
+``backward(grad_y)`` returns grad_x, but a network's first layer computes a
+gradient for the images, which a training step throws away (PyTorch skips it:
+the images do not require grad). ``backward(grad_y, input_grad=False)`` on a
+container or on a layer that has parameters and an input gradient of its own
+(convolutions, transposed convolutions, Linear) skips that work and returns
+None: a container passes it to its first child (Sequential) or to every
+branch (Residual, Concat), and a child that cannot skip it (any other layer,
+or a user's module) computes it as usual and the container drops it. The
+parameters' gradients are exactly those of the full backward. On a backend
+other than fastconv's and the reference, the layer computes the input
+gradient and drops it (that backend's ops need not know the argument).
+
 Registration
 ------------
 A Module assigned as an attribute of a Module (``self.conv1 = nn.Conv2d(...)``)
@@ -524,6 +538,38 @@ class Module:
 def fresh_copy(x):
     """A C-contiguous copy of `x` that nobody else holds."""
     return np.array(x, order="C", copy=True)
+
+
+_INPUT_GRAD_BACKENDS = frozenset(_BACKEND_NAMES.values())
+
+
+def skips_input_grad(backward):
+    """Decorator of a built-in ``backward(grad_output, *, input_grad=True)``
+    that skips the input gradient when input_grad is False (see "Input
+    gradients nobody needs"); a subclass that overrides backward loses the
+    mark, so it is called as any user's module is."""
+    backward.skips_input_grad = True
+    return backward
+
+
+def backward_through(child, grad_output, input_grad):
+    """child.backward(grad_output) for a caller that needs its input
+    gradient only when input_grad: a child whose backward can skip it is
+    told so; any other child computes it, and it is dropped (None)."""
+    if input_grad:
+        return child.backward(grad_output)
+    if getattr(child.backward, "skips_input_grad", False):
+        return child.backward(grad_output, input_grad=False)
+    child.backward(grad_output)
+    return None
+
+
+def input_grad_kwargs(backend, input_grad):
+    """The keyword arguments telling a backend's *_backward op to skip the
+    input gradient: only fastconv's and the reference's take it; another
+    backend's op computes it, and the layer drops it."""
+    known = isinstance(backend, str) and backend in _INPUT_GRAD_BACKENDS
+    return {} if input_grad or not known else {"input_grad": False}
 
 
 def call_granting(child, x, input_private, output_private):

@@ -92,8 +92,10 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)
     return y.reshape((n, c_out) + out)
 
 
-def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1):
-    """(grad_input, grad_weight, grad_bias) of conv_nd."""
+def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                     input_grad=True):
+    """(grad_input, grad_weight, grad_bias) of conv_nd; grad_input None
+    without input_grad."""
     x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, before, after, dilation = _setup(x, weight, stride, padding, dilation)
     col, out = unfold(x, kernel, stride, before, after, dilation)
@@ -108,7 +110,8 @@ def conv_nd_backward(grad_output, input, weight, stride=1, padding=0, dilation=1
         for i in range(n):
             grad_weight[outs] += np.dot(gy[i, outs], col[i, rows].T)
             grad_col[i, rows] = np.dot(w_g.T, gy[i, outs])
-    grad_input = fold(grad_col, x.shape[2:], kernel, stride, before, after, dilation)
+    grad_input = fold(grad_col, x.shape[2:], kernel, stride, before, after, dilation) \
+        if input_grad else None
     return grad_input, grad_weight.reshape(weight.shape), gy.sum(axis=(0, 2))
 
 

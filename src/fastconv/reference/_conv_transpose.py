@@ -51,7 +51,9 @@ def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padd
 
 
 def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0,
-                               output_padding=0, groups=1, dilation=1):
+                               output_padding=0, groups=1, dilation=1, *, input_grad=True):
+    """(grad_input, grad_weight, grad_bias) of conv_transpose_nd; grad_input
+    None without input_grad."""
     x, weight, gy = np.asarray(input), np.asarray(weight), np.asarray(grad_output)
     kernel, stride, padding, dilation, full = _setup(x, weight, stride, padding,
                                                      output_padding, dilation)
@@ -70,7 +72,8 @@ def conv_transpose_nd_backward(grad_output, input, weight, stride=1, padding=0,
             axes = [0] + list(range(2, x.ndim))
             grad_weight[(ci, slice(None)) + offset] = np.tensordot(x[:, ci], gy_k,
                                                                    axes=(axes, axes))
-    return grad_input, grad_weight, gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+    return (grad_input if input_grad else None, grad_weight,
+            gy.sum(axis=(0,) + tuple(range(2, gy.ndim))))
 
 
 conv_transpose1d, conv_transpose2d, conv_transpose3d = \

@@ -14,7 +14,7 @@ def linear(input, weight, bias=None):
     return y.astype(x.dtype.type).reshape(x.shape[:-1] + (w.shape[0],))
 
 
-def linear_backward(grad_output, input, weight):
+def linear_backward(grad_output, input, weight, *, input_grad=True):
     g, x, w = np.asarray(grad_output), np.asarray(input), np.asarray(weight)
     dtype = x.dtype.type
     g2 = g.reshape(prod(g.shape[:-1]), w.shape[0]).astype(np.float64)
@@ -22,4 +22,5 @@ def linear_backward(grad_output, input, weight):
     grad_input = np.dot(g2, w.astype(np.float64)).reshape(x.shape)
     grad_weight = np.dot(g2.T, x2)
     grad_bias = g2.sum(axis=0)
-    return grad_input.astype(dtype), grad_weight.astype(dtype), grad_bias.astype(dtype)
+    return (grad_input.astype(dtype) if input_grad else None, grad_weight.astype(dtype),
+            grad_bias.astype(dtype))
