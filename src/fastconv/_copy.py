@@ -45,7 +45,8 @@ def _kernel_takes(dst, src):
     """Whether fc_strided_copy should write `dst` (from `src`, or zeros for
     None): a large enough copy of a kernel dtype, aligned, native byte order,
     the operands not overlapping."""
-    if dst.size < _kernels.MIN_PARALLEL_WORK or dst.dtype not in _KERNEL_DTYPES:
+    if (dst.size == 0 or dst.size < _kernels.MIN_PARALLEL_WORK
+            or dst.dtype not in _KERNEL_DTYPES):
         return False
     if not (dst.flags.aligned and dst.flags.writeable and dst.dtype.isnative):
         return False
