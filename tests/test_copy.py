@@ -24,7 +24,8 @@ def kernel_always(monkeypatch):
     def counted(*args):
         calls.append(args)
         return real(*args)
-    monkeypatch.setattr(_kernels, "MIN_PARALLEL_WORK", 0)
+    monkeypatch.setattr(_copy, "KERNEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_copy, "KERNEL_MIN_THREADS", 1)
     monkeypatch.setattr(_kernels, "strided_copy", counted)
     return calls
 
@@ -76,8 +77,8 @@ def test_fill_zero_writes_zeros_and_nothing_else(kernel_always, dtype, threads):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_copy_at_two_threads_runs_the_kernel(monkeypatch, dtype):
-    """Past the threshold, with the default cut-over: one kernel call, the
-    merged layout of a transposed source, and the result exact."""
+    """Past the threshold at 2 threads, with the default cut-over: one kernel
+    call, the merged layout of a transposed source, and the result exact."""
     calls = []
     real = _kernels.strided_copy
     monkeypatch.setattr(_kernels, "strided_copy", lambda *a: (calls.append(a), real(*a))[1])
@@ -94,6 +95,14 @@ def test_large_copy_at_two_threads_runs_the_kernel(monkeypatch, dtype):
     _, _, _, shape, dst_strides, src_strides, nthreads = calls[0]
     assert shape == [70, 64, 80] and dst_strides == [64 * 80, 80, 1]
     assert src_strides == [80, 70 * 80, 1] and nthreads == 2
+    # on one thread (and below the threshold) NumPy copies
+    fastconv.set_num_threads(1)
+    try:
+        _copy.copy_into(dst, src[::-1])
+    finally:
+        fastconv.set_num_threads(before)
+    _copy.copy_into(dst[:10], src[:10])
+    assert len(calls) == 1 and np.array_equal(dst[10:], src[::-1][10:])
 
 
 def test_broadcast_source_and_bias_rows(kernel_always, threads):
@@ -174,7 +183,7 @@ def test_bridge_refuses_geometries_outside_its_arrays():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_stopped_copy_raises_and_writes_nothing(threads):
+def test_a_stopped_copy_raises_and_writes_nothing(kernel_always, threads):
     before = fastconv.get_num_threads()
     src = np.ones((600, 700), np.float32)
     dst = np.full(src.shape, 7, np.float32)
@@ -219,7 +228,8 @@ def test_compositions_copy_through_the_kernel_exactly(monkeypatch, xs, ws, kwarg
     grads_numpy = backward(gy, x, w, **kwargs)
     calls = []
     real = _kernels.strided_copy
-    monkeypatch.setattr(_kernels, "MIN_PARALLEL_WORK", 0)
+    monkeypatch.setattr(_copy, "KERNEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_copy, "KERNEL_MIN_THREADS", 1)
     monkeypatch.setattr(_kernels, "strided_copy", lambda *a: (calls.append(a), real(*a))[1])
     y = conv(x, w, b, **kwargs)
     grads = backward(gy, x, w, **kwargs)

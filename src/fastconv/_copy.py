@@ -16,8 +16,15 @@ import numpy as np
 
 from . import _kernels, _threads
 
-# The dtypes the kernel copies (by element size: bits are copied, not values).
+# The dtypes the kernel copies.
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# The copies the kernel takes: at least this many elements (below it the
+# kernel would run on one thread: FC_MIN_PARALLEL_WORK) at this many threads
+# or more (on one thread NumPy's copy moves the same bytes and costs less to
+# call).  Module constants so the tests can send every copy to the kernel.
+KERNEL_MIN_ELEMENTS = _kernels.MIN_PARALLEL_WORK
+KERNEL_MIN_THREADS = 2
 
 
 def _merged(shape, itemsize, *strides):
@@ -41,11 +48,11 @@ def _merged(shape, itemsize, *strides):
                                              for i in range(len(strides)))
 
 
-def _kernel_takes(dst, src):
+def _kernel_takes(dst, src, threads):
     """Whether fc_strided_copy should write `dst` (from `src`, or zeros for
-    None): a large enough copy of a kernel dtype, aligned, native byte order,
-    the operands not overlapping."""
-    if (dst.size == 0 or dst.size < _kernels.MIN_PARALLEL_WORK
+    None) at `threads`: a large enough copy of a kernel dtype, aligned,
+    native byte order, the operands not overlapping."""
+    if (dst.size == 0 or dst.size < KERNEL_MIN_ELEMENTS or threads < KERNEL_MIN_THREADS
             or dst.dtype not in _KERNEL_DTYPES):
         return False
     if not (dst.flags.aligned and dst.flags.writeable and dst.dtype.isnative):
@@ -56,17 +63,16 @@ def _kernel_takes(dst, src):
             and not np.may_share_memory(dst, src))
 
 
-def _run(dst, src):
-    """The kernel's copy of src (None: zeros) into dst, or False when the
-    merged layout has more dims than the kernel takes."""
+def _run(dst, src, threads):
+    """The kernel's copy of src (None: zeros) into dst on `threads`, or False
+    when the merged layout has more dims than the kernel takes."""
     arrays = (dst,) if src is None else (dst, src)
     merged = _merged(dst.shape, dst.itemsize, *(a.strides for a in arrays))
     if merged is None or len(merged[0]) > _kernels.COPY_MAX_RANK:
         return False
     shape, dst_strides = merged[:2]
     src_strides = merged[2] if src is not None else None
-    _kernels.strided_copy(dst.dtype.char, dst, src, shape, dst_strides, src_strides,
-                          _threads.get_num_threads())
+    _kernels.strided_copy(dst.dtype.char, dst, src, shape, dst_strides, src_strides, threads)
     return True
 
 
@@ -76,19 +82,21 @@ def copy_into(dst, src):
     src = np.asarray(src)
     if src.shape != dst.shape:
         src = np.broadcast_to(src, dst.shape)   # ValueError: shapes that do not broadcast
-    if not (_kernel_takes(dst, src) and _run(dst, src)):
+    threads = _threads.get_num_threads()
+    if not (_kernel_takes(dst, src, threads) and _run(dst, src, threads)):
         dst[...] = src
 
 
 def fill_zero(dst):
     """dst[...] = 0, on the ops' threads when dst is large."""
-    if not (_kernel_takes(dst, None) and _run(dst, None)):
+    threads = _threads.get_num_threads()
+    if not (_kernel_takes(dst, None, threads) and _run(dst, None, threads)):
         dst[...] = 0
 
 
 def fresh_copy(x):
     """A C-contiguous copy of ndarray `x` that nobody else holds."""
-    if x.size < _kernels.MIN_PARALLEL_WORK or x.dtype not in _KERNEL_DTYPES:
+    if x.size < KERNEL_MIN_ELEMENTS or x.dtype not in _KERNEL_DTYPES:
         return np.array(x, order="C", copy=True)   # small, or not the kernel's
     out = np.empty(x.shape, x.dtype)
     copy_into(out, x)
