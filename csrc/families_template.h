@@ -13,6 +13,7 @@
 #include "deform_conv_template.h" /* deformable convolution's column kernels (GEMMs: Python) */
 #include "batchnorm_template.h"   /* batch normalisation, forward and backward */
 #include "activation_template.h" /* activations, PReLU, softmax, cross-entropy */
+#include "copy_template.h"       /* strided copies and zero fills */
 
 /* Macros the templates define per dtype. */
 #undef G_HAVE_TRANSPOSE

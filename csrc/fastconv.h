@@ -391,4 +391,22 @@ void fc_cross_entropy_backward(fc_dtype dtype, const void *grad, int64_t grad_st
                                int64_t ignore_index, double label_smoothing, void *gx,
                                int nthreads);
 
+/* ======================================================================== */
+/* Strided copies and zero fills (copy_template.h)                          */
+/* ======================================================================== */
+/* Most dims fc_strided_copy takes (after the caller merged the dims that
+ * are contiguous in both operands). */
+#define FC_COPY_MAX_RANK 8
+
+/* dst[i] = src[i] for every index i of `shape` (rank dims, 1 <= rank <=
+ * FC_COPY_MAX_RANK): element i of dst is dst + sum_k i[k] * dst_strides[k],
+ * of src likewise (strides in elements, any sign; zero for src broadcasts
+ * it).  src NULL writes zeros (src_strides unused).  dst and src must not
+ * overlap.  Parallel over pieces of the rows (dims 0 .. rank-2, each row cut
+ * at FC_COPY_PIECE elements) when the copy is large enough; polls the stop
+ * flag between pieces. */
+void fc_strided_copy(fc_dtype dtype, int rank, const int64_t *shape, void *dst,
+                     const int64_t *dst_strides, const void *src, const int64_t *src_strides,
+                     int nthreads);
+
 #endif

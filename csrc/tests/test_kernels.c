@@ -3,8 +3,9 @@
  * Compares every kernel (im2col/col2im, packed-A/B im2col + packed GEMM,
  * depthwise forward/backward (at every SIMD level), GEMM, max/avg/adaptive pooling forward and
  * backward, adaptive max pooling, interpolation, deformable convolution's
- * column kernels, batch normalisation, activations, PReLU, softmax and
- * cross-entropy) against naive loops written here, on boundary shapes
+ * column kernels, batch normalisation, activations, PReLU, softmax,
+ * cross-entropy and strided copies) against naive loops written here, on
+ * boundary shapes
  * (1x1 images, kernel == input, stride > kernel, padding larger than the
  * kernel, dilation, batch/channels 1, 1-D and 3-D) and on random small
  * geometries, in both dtypes, both column layouts, with 1 and 2 threads and
@@ -1228,6 +1229,11 @@ static void test_stop(int nthreads)
     CHECK_STOPS("deform_offset_mask_grad", &g, nthreads, goff, batch * 2 * taps * L,
                 fc_deform_offset_mask_grad(FC_FLOAT32, col, x, offset, NULL, batch, &g, 1,
                                            goff, NULL, nthreads));
+    const int64_t copy_shape[2] = {batch * c_out, L};
+    const int64_t copy_strides[2] = {L, 1};
+    CHECK_STOPS("strided_copy", &g, nthreads, y, n_y,
+                fc_strided_copy(FC_FLOAT32, 2, copy_shape, y, copy_strides, x, copy_strides,
+                                nthreads));
     /* and with no stop requested the flag stays clear */
     fc_conv_data_grad_workspace(FC_FLOAT32, &g, nthreads);
     fc_im2col(FC_FLOAT32, x, batch, &g, layout, col, nthreads);
@@ -1773,6 +1779,93 @@ static void test_activations(int count)
     }
 }
 
+/* Strided copies: a random layout of `rank` dims (dst: a permuted, gapped,
+ * sign-flipped C layout, so no two indices share an element; src: any
+ * strides, zero and negative included), each buffer malloc'ed at exactly its
+ * extent.  The kernel's dst buffer must equal a naive copy's, the gaps left
+ * as they were. */
+static int64_t copy_extent(int rank, const int64_t *shape, const int64_t *strides,
+                           int64_t *first)
+{
+    int64_t lo = 0, hi = 0;
+    for (int k = 0; k < rank; ++k) {
+        const int64_t span = (shape[k] - 1) * strides[k];
+        if (span < 0) lo += span; else hi += span;
+    }
+    *first = -lo;
+    return hi - lo + 1;
+}
+
+#define DEFINE_COPY_CHECK(T, SFX)                                                       \
+static void check_copy_##SFX(int rank, const int64_t *shape, int nthreads, int zero)    \
+{                                                                                       \
+    int64_t ds[FC_COPY_MAX_RANK], ss[FC_COPY_MAX_RANK], order[FC_COPY_MAX_RANK];         \
+    for (int k = 0; k < rank; ++k) order[k] = k;                                        \
+    for (int k = rank - 1; k > 0; --k) {                                                \
+        const int64_t j = rnd_int(0, k), t = order[k];                                  \
+        order[k] = order[j], order[j] = t;                                              \
+    }                                                                                   \
+    int64_t step = 1;                                                                   \
+    for (int k = rank - 1; k >= 0; --k) {                                               \
+        const int64_t d = order[k];                                                     \
+        ds[d] = (rnd() % 3 ? step : -step);                                             \
+        step *= shape[d] + rnd_int(0, 1);                                               \
+        ss[d] = rnd() % 5 == 0 ? 0 : rnd_int(-3, 3);                                    \
+    }                                                                                   \
+    if (rnd() % 2) ds[order[rank - 1]] = 1;                                             \
+    int64_t d0, s0, n = 1;                                                              \
+    const int64_t nd = copy_extent(rank, shape, ds, &d0), ns = copy_extent(rank, shape, ss, &s0); \
+    for (int k = 0; k < rank; ++k) n *= shape[k];                                       \
+    T *dst = xmalloc(sizeof(T) * (size_t)nd), *want = xmalloc(sizeof(T) * (size_t)nd);  \
+    T *src = xmalloc(sizeof(T) * (size_t)ns);                                           \
+    for (int64_t i = 0; i < nd; ++i) dst[i] = want[i] = 777;                            \
+    for (int64_t i = 0; i < ns; ++i) src[i] = (T)(i + 1);                               \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        int64_t rest = i, od = d0, os = s0;                                             \
+        for (int k = rank - 1; k >= 0; --k) {                                           \
+            od += rest % shape[k] * ds[k];                                              \
+            os += rest % shape[k] * ss[k];                                              \
+            rest /= shape[k];                                                           \
+        }                                                                               \
+        want[od] = zero ? 0 : src[os];                                                  \
+    }                                                                                   \
+    fc_strided_copy(DT_##SFX, rank, shape, dst + d0, ds, zero ? NULL : src + s0, ss,    \
+                    nthreads);                                                          \
+    int ok = 1;                                                                         \
+    for (int64_t i = 0; i < nd; ++i) ok &= dst[i] == want[i];                           \
+    fc_geometry g0 = {0};                                                               \
+    g0.channels = n;                                                                    \
+    g0.in[0] = rank;                                                                    \
+    report(ok, zero ? "strided_copy zeros " #SFX : "strided_copy " #SFX, &g0, 1, 0,      \
+           nthreads, 0);                                                                \
+    free(dst); free(want); free(src);                                                   \
+}
+DEFINE_COPY_CHECK(float, f32)
+DEFINE_COPY_CHECK(double, f64)
+
+static void test_copy(int count)
+{
+    for (int done = 0; done < count; ++done) {
+        const int rank = (int)rnd_int(1, FC_COPY_MAX_RANK);
+        int64_t shape[FC_COPY_MAX_RANK];
+        for (int k = 0; k < rank; ++k) shape[k] = rnd_int(1, rank > 4 ? 3 : 7);
+        for (int nthreads = 1; nthreads <= 2; ++nthreads)
+            for (int zero = 0; zero <= 1; ++zero) {
+                check_copy_f32(rank, shape, nthreads, zero);
+                check_copy_f64(rank, shape, nthreads, zero);
+            }
+    }
+    /* past FC_MIN_PARALLEL_WORK: one row longer than FC_COPY_PIECE (split
+     * within the row), rows of pieces, and many short rows */
+    const int64_t one_row[1] = {300007}, long_rows[2] = {3, 100003}, short_rows[3] = {1001, 37, 9};
+    for (int nthreads = 1; nthreads <= 2; ++nthreads)
+        for (int zero = 0; zero <= 1; ++zero) {
+            check_copy_f32(1, one_row, nthreads, zero);
+            check_copy_f64(2, long_rows, nthreads, zero);
+            check_copy_f32(3, short_rows, nthreads, zero);
+        }
+}
+
 int main(int argc, char **argv)
 {
     const int random_cases = argc > 1 ? atoi(argv[1]) : 300;
@@ -1790,6 +1883,7 @@ int main(int argc, char **argv)
     test_on_every_level(test_deform, random_cases / 10);
     test_on_every_level(test_batch_norm, random_cases / 3);
     test_on_every_level(test_activations, random_cases);
+    test_on_every_level(test_copy, random_cases);
     test_dispatch();
     test_guards();
     test_stop(1);

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _copy
+
 FLOAT_TYPES = (np.float32, np.float64)
 
 # Default of a parser's grad_output parameter in a forward call: `None` cannot
@@ -231,6 +233,8 @@ def contiguous(arr):
     """C-contiguous, aligned, native-byte-order view or copy of `arr`; the
     kernels read raw buffers, so every other layout is copied once here."""
     flags = arr.flags
-    if flags.c_contiguous and flags.aligned and arr.dtype.isnative:
-        return arr  # already fine: np.require would decide the same, slower
+    if flags.aligned and arr.dtype.isnative:
+        if flags.c_contiguous:
+            return arr  # already fine: np.require would decide the same, slower
+        return _copy.fresh_copy(arr)   # large ones on the ops' threads
     return np.require(arr, requirements=("C", "A"), dtype=arr.dtype.newbyteorder("="))

@@ -174,3 +174,10 @@ cdef extern from "fastconv.h" nogil:
     const char *fc_compiler() noexcept
     const char *fc_build_flags() noexcept
     const char *fc_target_isa() noexcept
+    enum: FC_COPY_MAX_RANK
+    void fc_strided_copy(fc_dtype dtype, int rank, const int64_t *shape, void *dst,
+                         const int64_t *dst_strides, const void *src,
+                         const int64_t *src_strides, int nthreads) noexcept
+
+cdef extern from "common.h" nogil:
+    enum: FC_MIN_PARALLEL_WORK

@@ -25,7 +25,7 @@ ctypedef fused real:
 # handlers on the main thread only).
 from cpython.exc cimport PyErr_Occurred
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, \
-    PyBUF_WRITABLE
+    PyBUF_WRITABLE, PyBUF_STRIDES
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() noexcept
@@ -1248,3 +1248,80 @@ def cross_entropy_backward(const real[::1] grad, const real[::1] x,
         fc_cross_entropy_backward(_dtype(<real>0), &grad[0], grad_stride, &x[0], &target[0],
                                   w_ptr, outer, classes, inner, ignore_index,
                                   label_smoothing, &gx[0], nthreads)
+
+
+# ------------------------------------------------------- strided copies
+
+# Most dims strided_copy takes, and the elements below which its kernel runs
+# on one thread (where NumPy's assignment is as fast and cheaper to call).
+COPY_MAX_RANK = FC_COPY_MAX_RANK
+MIN_PARALLEL_WORK = FC_MIN_PARALLEL_WORK
+
+
+cdef int _check_copy_operand(Py_buffer *view, int rank, const int64_t *shape,
+                             const int64_t *strides, Py_ssize_t itemsize, str which) except -1:
+    """Every element the copy geometry (shape, strides in elements) reaches
+    from view.buf lies between the first and last byte of view's own
+    elements, and is aligned for the kernel's loads and stores."""
+    cdef int k
+    if view.itemsize != itemsize:
+        raise ValueError(f"strided_copy: {which} has {view.itemsize}-byte elements, "
+                         f"the dtype {itemsize}")
+    if <size_t>view.buf % <size_t>itemsize:
+        raise ValueError(f"strided_copy: {which} is not aligned to its elements")
+    low = high = 0              # Python ints: no overflow whatever the strides
+    for k in range(view.ndim):
+        if view.shape[k] == 0:
+            raise ValueError(f"strided_copy: {which} is empty")
+        span = (view.shape[k] - 1) * view.strides[k]
+        low, high = (low + span, high) if span < 0 else (low, high + span)
+    reach_low = reach_high = 0
+    for k in range(rank):
+        span = (shape[k] - 1) * strides[k] * itemsize
+        reach_low, reach_high = ((reach_low + span, reach_high) if span < 0
+                                 else (reach_low, reach_high + span))
+    if reach_low < low or reach_high > high:
+        raise ValueError(f"strided_copy: the {which} geometry reaches outside its array")
+    return 0
+
+
+def strided_copy(str dtype_char, dst, src, shape, dst_strides, src_strides, int nthreads):
+    """dst[i] = src[i] over the index space `shape` (1 to COPY_MAX_RANK dims,
+    none empty), strides in elements from each array's first element (src
+    None: zeros; src_strides then unused).  dst and src must not overlap
+    (the caller checks: it only costs a wrong result, not foreign memory)."""
+    cdef fc_dtype dtype = _dtype_of_char(dtype_char)
+    cdef Py_ssize_t itemsize = 4 if dtype == FC_FLOAT32 else 8
+    cdef int rank = len(shape)
+    cdef int64_t c_shape[FC_COPY_MAX_RANK]
+    cdef int64_t c_dst[FC_COPY_MAX_RANK]
+    cdef int64_t c_src[FC_COPY_MAX_RANK]
+    cdef Py_buffer views[2]
+    cdef int held = 0, k
+    cdef const void *src_ptr = NULL
+    if not 1 <= rank <= FC_COPY_MAX_RANK or len(dst_strides) != rank or (
+            src is not None and len(src_strides) != rank):
+        raise ValueError(f"strided_copy: rank {rank} (shape {shape}, strides {dst_strides}, "
+                         f"{src_strides}) not 1..{FC_COPY_MAX_RANK} or ranks differ")
+    for k in range(rank):
+        c_shape[k] = shape[k]
+        if c_shape[k] < 1:
+            raise ValueError(f"strided_copy: shape {shape} has an empty dim")
+        c_dst[k] = dst_strides[k]
+        c_src[k] = src_strides[k] if src is not None else 0
+    try:
+        PyObject_GetBuffer(dst, &views[0], PyBUF_STRIDES | PyBUF_WRITABLE)
+        held = 1
+        _check_copy_operand(&views[0], rank, c_shape, c_dst, itemsize, "dst")
+        if src is not None:
+            PyObject_GetBuffer(src, &views[1], PyBUF_STRIDES)
+            held = 2
+            _check_copy_operand(&views[1], rank, c_shape, c_src, itemsize, "src")
+            src_ptr = views[1].buf
+        with nogil:
+            fc_strided_copy(dtype, rank, c_shape, views[0].buf, c_dst, src_ptr, c_src,
+                            nthreads)
+    finally:
+        for k in range(held):
+            PyBuffer_Release(&views[k])
+    _raise_if_stopped()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _workspace
+from .. import _copy, _workspace
 from . import _conv, _plan
 
 
@@ -60,7 +60,7 @@ def _stack_phases(a, phases, win, which, slot, op):
     stacked = _workspace.scratch(slot, (len(views),) + views[0].shape, a.dtype, op,
                                  "the batch, the channels and the image size")
     for dst, view in zip(stacked, views):
-        dst[...] = view
+        _copy.copy_into(dst, view)
     return stacked.reshape((-1,) + views[0].shape[1:])
 
 
@@ -68,14 +68,18 @@ def _phases_output(plan, op, x, w, b, win, groups, out):
     out = out.reshape(out.shape[:2] + win.out_size)
     for phase in _plan.dilated_phases(win):
         if not all(phase.win.in_size):   # the phase reads padding only
-            out[_phase_slices(phase, win)[1]] = 0 if b is None else b[:, None, None]
+            rows = out[_phase_slices(phase, win)[1]]
+            if b is None:
+                _copy.fill_zero(rows)
+            else:
+                _copy.copy_into(rows, b[:, None, None])
     for sub, phases in _phase_batches(win):
         xs = _stack_phases(x, phases, win, 0, "winograd_stack", op)
         via = _winograd_plan(_plan.OUTPUT, xs.shape[0], x.shape[1], w.shape[0], sub, groups,
                              x.dtype, plan.threads)
         y = _conv.conv_forward(xs, w, b, sub, groups, op, via)
         for phase, y_phase in zip(phases, y.reshape((len(phases), -1) + y.shape[1:])):
-            out[_phase_slices(phase, win)[1]] = y_phase
+            _copy.copy_into(out[_phase_slices(phase, win)[1]], y_phase)
 
 
 def _phases_grad_weight(plan, op, x, gout, w, win, groups):
@@ -113,11 +117,11 @@ class _DepthSlices:
             first = t * dd - pd
             lo = min(d_out, max(0, -(first // sd)))
             hi = max(lo, min(d_out, -(-(depth - first) // sd)))
-            stacked[:, :lo, :, t] = 0
-            stacked[:, hi:, :, t] = 0
+            _copy.fill_zero(stacked[:, :lo, :, t])
+            _copy.fill_zero(stacked[:, hi:, :, t])
             if hi > lo:
                 src = slice(first + lo * sd, first + (hi - 1) * sd + 1, sd)
-                stacked[:, lo:hi, :, t] = np.moveaxis(xg[:, :, :, src], 3, 1)
+                _copy.copy_into(stacked[:, lo:hi, :, t], np.moveaxis(xg[:, :, :, src], 3, 1))
         return stacked.reshape((n * d_out, -1) + x.shape[3:])
 
     def weight(self, w):
@@ -132,15 +136,15 @@ class _DepthSlices:
     def unstack_output(self, sub_out, out):
         """(n * D_out, C_out, L) into out (n, C_out, D_out * L)."""
         n, c_out = out.shape[:2]
-        out.reshape(n, c_out, self.win.out_size[0], -1)[...] = \
-            sub_out.reshape(n, self.win.out_size[0], c_out, -1).swapaxes(1, 2)
+        _copy.copy_into(out.reshape(n, c_out, self.win.out_size[0], -1),
+                        sub_out.reshape(n, self.win.out_size[0], c_out, -1).swapaxes(1, 2))
 
     def stack_grad_output(self, gout, op):
         n, c_out = gout.shape[:2]
         stacked = _workspace.scratch("winograd_stack_grad", (n, gout.shape[2], c_out)
                                      + gout.shape[3:], gout.dtype, op,
                                      "the batch chunk and grad_output's size")
-        stacked[...] = gout.swapaxes(1, 2)
+        _copy.copy_into(stacked, gout.swapaxes(1, 2))
         return stacked.reshape((-1, c_out) + gout.shape[3:])
 
 
@@ -176,10 +180,10 @@ class _KernelBlocks:
         for i in range(rows):
             for j in range(cols):
                 block = stacked[:, :, i, j]
-                block[...] = 0
+                _copy.fill_zero(block)
                 src, dst = zip(*(_shifted_copy(s + 3 * b, n_in, n_stack) for s, b, n_in, n_stack
                                  in zip(self.start, (i, j), x.shape[2:], self.sub.in_size)))
-                block[(Ellipsis,) + dst] = xg[(Ellipsis,) + src]
+                _copy.copy_into(block[(Ellipsis,) + dst], xg[(Ellipsis,) + src])
         return stacked.reshape((n, -1) + self.sub.in_size)
 
     def weight(self, w):
@@ -201,7 +205,7 @@ class _KernelBlocks:
                                     [:, :, :kh, :kw])
 
     def unstack_output(self, sub_out, out):
-        out[...] = sub_out
+        _copy.copy_into(out, sub_out)
 
     def stack_grad_output(self, gout, op):
         return gout

@@ -103,6 +103,7 @@ import warnings
 
 import numpy as np
 
+from .. import _copy
 from . import _checks
 
 __all__ = ["Module", "no_grad", "enable_grad", "is_grad_enabled", "use_backend",
@@ -536,8 +537,9 @@ class Module:
 
 
 def fresh_copy(x):
-    """A C-contiguous copy of `x` that nobody else holds."""
-    return np.array(x, order="C", copy=True)
+    """A C-contiguous copy of `x` that nobody else holds (on the ops'
+    threads when large: _copy.fresh_copy)."""
+    return _copy.fresh_copy(x) if isinstance(x, np.ndarray) else np.array(x, order="C", copy=True)
 
 
 _INPUT_GRAD_BACKENDS = frozenset(_BACKEND_NAMES.values())
