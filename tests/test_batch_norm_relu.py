@@ -234,3 +234,222 @@ def test_against_torch(rng, shape, training):
                                                    1e-4)
     for ours, theirs in ((gx, xt), (gw, wt), (gb, bt)):
         np.testing.assert_allclose(ours, theirs.grad.numpy(), **tight)
+
+
+# ------------------------------------------------- nn: Sequential's pairing
+def _was_fused(relu):
+    """Whether relu's newest pending forward ran fused into the BatchNorm
+    before it (it then keeps a marker, not an array)."""
+    return isinstance(relu._pending[-1][0][1], str)
+
+
+def _one_by_one(layers, x, gy):
+    """(output, input gradient) of the layers called one at a time (no
+    container: nothing fuses)."""
+    for layer in layers:
+        x = layer(x)
+    for layer in reversed(layers):
+        gy = layer.backward(gy)
+    return x, gy
+
+
+def _assert_same_state(a, b):
+    for (name, ga), (_, gb) in zip(a.named_grads(), b.named_grads()):
+        np.testing.assert_array_equal(ga, gb, err_msg=name)
+    for (name, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers()):
+        np.testing.assert_array_equal(ba, bb, err_msg=name)
+
+
+_NORM_CASES = [(nn.BatchNorm1d, (6, 4)), (nn.BatchNorm1d, (3, 4, 7)),
+               (nn.BatchNorm2d, (3, 4, 5, 3)), (nn.BatchNorm3d, (2, 4, 3, 2, 5))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("norm,shape", _NORM_CASES)
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("options", [{}, {"affine": False, "momentum": None},
+                                     {"track_running_stats": False}])
+def test_sequential_pairs_equal_the_layers_one_by_one(rng, dtype, norm, shape, inplace, options):
+    """Two training steps and an eval step of Linear/identity - BN - ReLU -
+    BN - ReLU in a Sequential (fused pairs) and of the same layers called
+    one at a time: outputs, input gradients, every parameter's gradient,
+    running statistics and num_batches_tracked equal to the bit."""
+    c = shape[1]
+    net = nn.Sequential(norm(c, dtype=dtype, **options), nn.ReLU(inplace=inplace),
+                        norm(c, dtype=dtype, **options), nn.ReLU())
+    for m in net.layers[::2]:
+        if "weight" in m.params:
+            m.params["weight"][...] = rng.standard_normal(c)
+            m.params["bias"][...] = rng.standard_normal(c)
+    alone = copy.deepcopy(net)
+    for step in range(3):
+        if step == 2:
+            net.eval()
+            alone.eval()
+        x = (rng.standard_normal(shape) + 0.3).astype(dtype)
+        gy = rng.standard_normal(shape).astype(dtype)
+        y = net(x.copy())
+        assert _was_fused(net[1]) and _was_fused(net[3])
+        gx = net.backward(gy)
+        y_alone, gx_alone = _one_by_one(alone.layers, x.copy(), gy)
+        np.testing.assert_array_equal(y, y_alone)
+        np.testing.assert_array_equal(gx, gx_alone)
+        _assert_same_state(net, alone)
+
+
+class _OwnReLU(nn.ReLU):
+    pass
+
+
+class _OwnBatchNorm2d(nn.BatchNorm2d):
+    pass
+
+
+def _hooked(module):
+    """module with a forward of its own on the instance (how a user, or
+    fastconv.summary, hooks a module: fastconv.nn has no hook registry)."""
+    calls = []
+    original = module.forward
+
+    def forward(x):
+        calls.append(x.shape)
+        return original(x)
+    module.forward = forward
+    module.calls = calls
+    return module
+
+
+def _unfusable(kind):
+    """(Sequential, the ReLU) where the BatchNorm + ReLU must not fuse."""
+    bn, relu = nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU()
+    if kind == "relu subclass":
+        relu = _OwnReLU()
+    elif kind == "batch norm subclass":
+        bn = _OwnBatchNorm2d(3, dtype=np.float64)
+    elif kind == "hooked relu":
+        relu = _hooked(relu)
+    elif kind == "hooked batch norm":
+        bn = _hooked(bn)
+    elif kind == "relu in eval, batch norm training":
+        relu.eval()
+    elif kind == "batch norm in eval, relu training":
+        bn.eval()
+    elif kind == "relu on the reference backend":
+        relu.set_backend("reference")
+    layers = [bn, relu]
+    if kind == "relu not right after":
+        layers = [bn, nn.Identity(), relu]
+    elif kind == "relu before":
+        layers = [relu, bn]
+    return nn.Sequential(*layers), relu
+
+
+_UNFUSABLE = ["relu subclass", "batch norm subclass", "hooked relu", "hooked batch norm",
+              "relu in eval, batch norm training", "batch norm in eval, relu training",
+              "relu on the reference backend", "relu not right after", "relu before"]
+
+
+@pytest.mark.parametrize("kind", _UNFUSABLE)
+def test_pairs_that_must_not_fuse_run_unfused_and_right(rng, kind):
+    net, relu = _unfusable(kind)
+    alone = _unfusable(kind)[0]      # (a deep copy's hook would call the original)
+    x, gy = rng.standard_normal((2, 3, 4, 5)) + 0.2, rng.standard_normal((2, 3, 4, 5))
+    y = net(x)
+    assert not _was_fused(relu)
+    gx = net.backward(gy)
+    y_alone, gx_alone = _one_by_one(alone.layers, x, gy)
+    np.testing.assert_array_equal(y, y_alone)
+    np.testing.assert_array_equal(gx, gx_alone)
+    _assert_same_state(net, alone)
+    for m in net.layers:
+        if "calls" in vars(m):
+            assert m.calls == [x.shape]      # the hook saw its call
+
+
+def test_layers_of_a_fused_pair_still_work_alone(rng):
+    """After a fused Sequential step, each layer called by itself runs its
+    own unfused forward and backward."""
+    bn, relu = nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU()
+    net = nn.Sequential(bn, relu)
+    x, gy = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
+    net(x)
+    net.backward(gy)
+    z = bn(x)
+    np.testing.assert_array_equal(relu(z), np.maximum(z, 0))
+    assert not _was_fused(relu)
+    g = relu.backward(gy)
+    np.testing.assert_array_equal(g, np.where(z > 0, gy, 0))
+    np.testing.assert_array_equal(bn.backward(g), fastconv.batch_norm_backward(
+        g, x, None, None, bn.params["weight"], True)[0])
+    assert not relu._pending and not bn._pending
+
+
+def test_no_grad_eval_fuses_and_keeps_nothing(rng):
+    net = nn.Sequential(nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU()).eval()
+    net[0].running_mean[...] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 3, 4, 5))
+    with nn.no_grad():
+        y = net(x)
+    assert not net[0]._pending and not net[1]._pending
+    np.testing.assert_array_equal(y, fastconv.relu(fastconv.batch_norm(
+        x, net[0].running_mean, net[0].running_var, net[0].params["weight"],
+        net[0].params["bias"])))
+
+
+def test_fused_pending_caches_deep_copy_pickle_and_check_grad_output(rng):
+    import pickle
+    net = nn.Sequential(nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU())
+    x, gy = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
+    net(x)
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(twin.backward(gy), copy.deepcopy(net).backward(gy))
+    with pytest.raises(ValueError, match="ReLU.backward: grad_output has shape"):
+        net.backward(gy[:1])
+    net.backward(gy)                          # the pending forwards were left alone
+    with pytest.raises(RuntimeError, match="no pending forward"):
+        net.backward(gy)
+
+
+def test_fused_sequential_gradcheck(rng):
+    net = nn.Sequential(nn.BatchNorm1d(3, dtype=np.float64), nn.ReLU())
+    net[0].params["weight"][...] = rng.standard_normal(3)
+    x = rng.standard_normal((4, 3, 5)) + 0.3
+
+    def f(x, w, b):
+        net.zero_grad()
+        y = net(x)
+        return y, lambda gy: (net.backward(gy), net[0].grads["weight"], net[0].grads["bias"])
+
+    fastconv.gradcheck(f, x, net[0].params["weight"], net[0].params["bias"])
+
+
+@pytest.mark.parametrize("norm,shape", _NORM_CASES)
+def test_fused_pair_against_torch(rng, norm, shape):
+    """Three training steps and an eval step of BN + ReLU in a Sequential
+    against torch.nn's, float64."""
+    torch = pytest.importorskip("torch")
+    c = shape[1]
+    ours = nn.Sequential(norm(c, dtype=np.float64), nn.ReLU())
+    theirs = torch.nn.Sequential(getattr(torch.nn, norm.__name__)(c), torch.nn.ReLU()).double()
+    w = rng.standard_normal(c)
+    ours[0].params["weight"][...] = w
+    with torch.no_grad():
+        theirs[0].weight.copy_(torch.tensor(w))
+    tight = dict(rtol=1e-10, atol=1e-12)
+    for step in range(4):
+        if step == 3:
+            ours.eval()
+            theirs.eval()
+        x, gy = rng.standard_normal(shape) + 0.3, rng.standard_normal(shape)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt)
+        yt.backward(torch.tensor(gy))
+        np.testing.assert_allclose(ours(x), yt.detach().numpy(), **tight)
+        assert _was_fused(ours[1])
+        np.testing.assert_allclose(ours.backward(gy), xt.grad.numpy(), **tight)
+        np.testing.assert_allclose(ours[0].grads["weight"], theirs[0].weight.grad.numpy(),
+                                   **tight)
+        np.testing.assert_allclose(ours[0].grads["bias"], theirs[0].bias.grad.numpy(), **tight)
+        np.testing.assert_allclose(ours[0].running_mean, theirs[0].running_mean.numpy(),
+                                   **tight)
+        np.testing.assert_allclose(ours[0].running_var, theirs[0].running_var.numpy(), **tight)

@@ -526,13 +526,16 @@ def fresh_copy(x):
     return np.array(x, order="C", copy=True)
 
 
-def call_granting(child, x, input_private, output_private):
+def call_granting(child, x, input_private, output_private, run=None):
     """child(x) with the privacy a container grants this call (see "Private
     intermediates"). A child that claims to be pure but returns memory shared
-    with its input gets its output copied here, before anyone else sees it."""
+    with its input gets its output copied here, before anyone else sees it.
+    `run(x)`, when given, replaces child(x): a fused call of child and the
+    layer after it (Sequential's BatchNorm + ReLU), granted the privacy of
+    child's input and of the pair's output."""
     token = _call_grant.set((child, x if input_private else None, output_private))
     try:
-        y = child(x)
+        y = child(x) if run is None else run(x)
     finally:
         _call_grant.reset(token)
     if (isinstance(y, np.ndarray) and isinstance(x, np.ndarray) and child._is_pure()
