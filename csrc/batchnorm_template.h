@@ -18,7 +18,8 @@
  * as 0 wherever that output (the mask a ReLU keeps) is <= 0, inside both of
  * its passes: no separate ReLU pass forward, no masked gradient array
  * backward.  Both use ReLU's own formulas (activation_template.h), so the
- * fused results equal BatchNorm then ReLU to the bit.
+ * fused results equal BatchNorm then ReLU to the bit (FC_BN_LOOP below
+ * for how the variants compile).
  *
  * The variance uses sums shifted by the channel's first value:
  * var = (sum(d^2) - sum(d)^2 / n) / n with d = x - shift.  With the shift a
@@ -29,6 +30,15 @@
 #ifndef FC_BN_SHARED
 #define FC_BN_SHARED
 #define FC_BN_ACC 8 /* partial sums per reduction: 2 AVX2 vectors of double, 1 AVX-512 */
+/* The per-channel loops and the ReLU selects below are inlined into
+ * FC_BN_CHANNEL functions, which call them with the ReLU flag and the
+ * mask's presence as constants, so each variant compiles to its own
+ * straight vector loop.  All are compiled without trapping math (common.h):
+ * the selects then vectorise, and GCC inlines only between functions of the
+ * same options (a ReLU select left as a call per value made the fused
+ * forward 30x slower). */
+#define FC_BN_LOOP static inline __attribute__((always_inline)) TARGET FC_NOTRAP
+#define FC_BN_CHANNEL static TARGET FC_NOTRAP
 
 static inline double fc_bn_total_(const double acc[FC_BN_ACC])
 {
@@ -40,8 +50,8 @@ static inline double fc_bn_total_(const double acc[FC_BN_ACC])
 
 /* ReLU's forward and, from its output y, backward (as activation_template.h:
  * NaN stays NaN, 0 gradient at the kink). */
-static inline SCALAR FC_FN(bn_relu_)(SCALAR v) { return v < 0 ? 0 : v; }
-static inline SCALAR FC_FN(bn_relu_grad_)(SCALAR g, SCALAR y) { return y <= 0 ? 0 : g; }
+FC_BN_LOOP SCALAR FC_FN(bn_relu_)(SCALAR v) { return v < 0 ? 0 : v; }
+FC_BN_LOOP SCALAR FC_FN(bn_relu_grad_)(SCALAR g, SCALAR y) { return y <= 0 ? 0 : g; }
 
 /* sum(x - shift) and sum((x - shift)^2) over one channel. */
 static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stride,
@@ -75,11 +85,11 @@ static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64
  * products rounded before the adds (no fused multiply-add), and would do so
  * in one of the masked and unmasked forms only, so that the fused
  * BatchNorm+ReLU would not equal BatchNorm then ReLU to the bit. */
-static TARGET FC_NOTRAP void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *y,
-                                                          const SCALAR *x, int64_t batch,
-                                                          int64_t stride, int64_t spatial,
-                                                          double mean, double *sum_dy,
-                                                          double *sum_dy_xmu)
+FC_BN_LOOP void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *y,
+                                             const SCALAR *x, int64_t batch,
+                                             int64_t stride, int64_t spatial,
+                                             double mean, double *sum_dy,
+                                             double *sum_dy_xmu)
 {
     double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
     for (int64_t n = 0; n < batch; ++n) {
@@ -102,11 +112,11 @@ static TARGET FC_NOTRAP void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, cons
 /* out = a * in + b over one channel (in, out: the channel's first run);
  * with relu, ReLU applied to out; with a ReLU output y (not NULL), in taken
  * as 0 where y <= 0 (the input is then ReLU's output gradient). */
-static TARGET FC_NOTRAP void FC_FN(bn_channel_affine_)(const SCALAR *restrict in,
-                                                       const SCALAR *restrict y,
-                                                       int64_t batch, int64_t stride,
-                                                       int64_t spatial, SCALAR a, SCALAR b,
-                                                       int relu, SCALAR *restrict out)
+FC_BN_LOOP void FC_FN(bn_channel_affine_)(const SCALAR *restrict in,
+                                          const SCALAR *restrict y,
+                                          int64_t batch, int64_t stride,
+                                          int64_t spatial, SCALAR a, SCALAR b,
+                                          int relu, SCALAR *restrict out)
 {
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *ir = in + n * stride, *yr = y ? y + n * stride : ir;
@@ -122,13 +132,13 @@ static TARGET FC_NOTRAP void FC_FN(bn_channel_affine_)(const SCALAR *restrict in
  * with batch statistics (gy masked by y > 0 when a ReLU output y is given).
  * x - m is taken in SCALAR before scaling, so data far from zero loses
  * nothing to cancellation. */
-static TARGET FC_NOTRAP void FC_FN(bn_channel_input_grad_)(const SCALAR *restrict gy,
-                                                           const SCALAR *restrict y,
-                                                           const SCALAR *restrict x,
-                                                           int64_t batch, int64_t stride,
-                                                           int64_t spatial, SCALAR ca,
-                                                           SCALAR cb, SCALAR m, SCALAR c0,
-                                                           SCALAR *restrict out)
+FC_BN_LOOP void FC_FN(bn_channel_input_grad_)(const SCALAR *restrict gy,
+                                              const SCALAR *restrict y,
+                                              const SCALAR *restrict x,
+                                              int64_t batch, int64_t stride,
+                                              int64_t spatial, SCALAR ca,
+                                              SCALAR cb, SCALAR m, SCALAR c0,
+                                              SCALAR *restrict out)
 {
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
@@ -141,12 +151,24 @@ static TARGET FC_NOTRAP void FC_FN(bn_channel_input_grad_)(const SCALAR *restric
     }
 }
 
+/* y = a * x + b over one channel (x, y: its first run), then ReLU with relu. */
+FC_BN_CHANNEL void FC_FN(bn_channel_output_)(const SCALAR *x, int64_t batch, int64_t stride,
+                                             int64_t spatial, SCALAR a, SCALAR b, int relu,
+                                             SCALAR *y)
+{
+    if (relu) /* constant flags: see FC_BN_LOOP */
+        FC_FN(bn_channel_affine_)(x, NULL, batch, stride, spatial, a, b, 1, y);
+    else
+        FC_FN(bn_channel_affine_)(x, NULL, batch, stride, spatial, a, b, 0, y);
+}
+
 /* fc_batch_norm_forward. */
 static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
-                                              int64_t channels, int64_t spatial,
-                                              int compute_stats, double *mean, double *var,
-                                              const void *weight_, const void *bias_,
-                                              double eps, int relu, void *y_, int nthreads)
+                                                        int64_t channels, int64_t spatial,
+                                                        int compute_stats, double *mean,
+                                                        double *var, const void *weight_,
+                                                        const void *bias_, double eps,
+                                                        int relu, void *y_, int nthreads)
 {
     const SCALAR *x = x_, *weight = weight_, *bias = bias_;
     SCALAR *y = y_;
@@ -170,21 +192,67 @@ static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
         if (y) {
             /* y = (x - mean) * invstd * w + b as one multiply-add per value */
             const double scale = weight[c] / sqrt(var[c] + eps);
-            FC_FN(bn_channel_affine_)(xc, NULL, batch, stride, spatial, (SCALAR)scale,
+            FC_FN(bn_channel_output_)(xc, batch, stride, spatial, (SCALAR)scale,
                                       (SCALAR)(bias[c] - mean[c] * scale), relu,
                                       y + c * spatial);
         }
     }
 }
 
+/* One channel of fc_batch_norm_backward (gy, mask, x, gx: the channel's
+ * first run; mask: ReLU's output, or NULL without a fused ReLU). */
+FC_BN_LOOP void FC_FN(bn_channel_backward_)(const SCALAR *gy, const SCALAR *mask,
+                                            const SCALAR *x, int64_t batch, int64_t stride,
+                                            int64_t spatial, double mean, double invstd,
+                                            double weight, int batch_stats, int compute_sums,
+                                            int64_t count, double *sum_dy,
+                                            double *sum_dy_xmu, SCALAR *gx)
+{
+    if (compute_sums)
+        FC_FN(bn_channel_grad_sums_)(gy, mask, x, batch, stride, spatial, mean, sum_dy,
+                                     sum_dy_xmu);
+    if (!gx) return;
+    const double a = invstd * weight;
+    if (!batch_stats) { /* constant statistics: dx = dy * invstd * w */
+        FC_FN(bn_channel_affine_)(gy, mask, batch, stride, spatial, (SCALAR)a, 0, 0, gx);
+        return;
+    }
+    /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n) */
+    const double k = invstd * invstd * *sum_dy_xmu / (double)count;
+    FC_FN(bn_channel_input_grad_)(gy, mask, x, batch, stride, spatial, (SCALAR)a,
+                                  (SCALAR)(-a * k), (SCALAR)mean,
+                                  (SCALAR)(-a * *sum_dy / (double)count), gx);
+}
+
+/* bn_channel_backward_ with the mask's presence made a constant (FC_BN_LOOP). */
+FC_BN_CHANNEL void FC_FN(bn_channel_backward_masked_)(const SCALAR *gy, const SCALAR *mask,
+                                                      const SCALAR *x, int64_t batch,
+                                                      int64_t stride, int64_t spatial,
+                                                      double mean, double invstd,
+                                                      double weight, int batch_stats,
+                                                      int compute_sums, int64_t count,
+                                                      double *sum_dy, double *sum_dy_xmu,
+                                                      SCALAR *gx)
+{
+    if (mask)
+        FC_FN(bn_channel_backward_)(gy, mask, x, batch, stride, spatial, mean, invstd, weight,
+                                    batch_stats, compute_sums, count, sum_dy, sum_dy_xmu, gx);
+    else
+        FC_FN(bn_channel_backward_)(gy, NULL, x, batch, stride, spatial, mean, invstd, weight,
+                                    batch_stats, compute_sums, count, sum_dy, sum_dy_xmu, gx);
+}
+
 /* fc_batch_norm_backward. */
-static TARGET void FC_FN(batch_norm_backward_)(const void *gy_, const void *relu_output_,
-                                               const void *x_, int64_t batch, int64_t channels,
-                                               int64_t spatial, const double *mean,
-                                               const double *invstd, const void *weight_,
-                                               int batch_stats, int compute_sums,
-                                               int64_t count, double *sum_dy,
-                                               double *sum_dy_xmu, void *gx_, int nthreads)
+static TARGET FC_NOTRAP void FC_FN(batch_norm_backward_)(const void *gy_,
+                                                         const void *relu_output_,
+                                                         const void *x_, int64_t batch,
+                                                         int64_t channels, int64_t spatial,
+                                                         const double *mean,
+                                                         const double *invstd,
+                                                         const void *weight_, int batch_stats,
+                                                         int compute_sums, int64_t count,
+                                                         double *sum_dy, double *sum_dy_xmu,
+                                                         void *gx_, int nthreads)
 {
     const SCALAR *gy = gy_, *relu_output = relu_output_, *x = x_, *weight = weight_;
     SCALAR *gx = gx_;
@@ -196,22 +264,10 @@ static TARGET void FC_FN(batch_norm_backward_)(const void *gy_, const void *relu
 #endif
     for (int64_t c = 0; c < channels; ++c) {
         const int64_t first = c * spatial;
-        if (compute_sums)
-            FC_FN(bn_channel_grad_sums_)(gy + first, relu_output ? relu_output + first : NULL,
-                                         x + first, batch, stride, spatial,
-                                         mean[c], &sum_dy[c], &sum_dy_xmu[c]);
-        if (!gx) continue;
-        const double a = invstd[c] * weight[c];
-        if (!batch_stats) { /* constant statistics: dx = dy * invstd * w */
-            FC_FN(bn_channel_affine_)(gy + first, relu_output ? relu_output + first : NULL,
-                                      batch, stride, spatial, (SCALAR)a, 0, 0, gx + first);
-            continue;
-        }
-        /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n) */
-        const double k = invstd[c] * invstd[c] * sum_dy_xmu[c] / (double)count;
-        FC_FN(bn_channel_input_grad_)(gy + first, relu_output ? relu_output + first : NULL,
-                                      x + first, batch, stride, spatial,
-                                      (SCALAR)a, (SCALAR)(-a * k), (SCALAR)mean[c],
-                                      (SCALAR)(-a * sum_dy[c] / (double)count), gx + first);
+        FC_FN(bn_channel_backward_masked_)(gy + first, relu_output ? relu_output + first : NULL,
+                                           x + first, batch, stride, spatial, mean[c],
+                                           invstd[c], weight[c], batch_stats, compute_sums,
+                                           count, &sum_dy[c], &sum_dy_xmu[c],
+                                           gx ? gx + first : NULL);
     }
 }
