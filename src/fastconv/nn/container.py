@@ -16,7 +16,6 @@ that one layer's output goes straight into the next and nowhere else; the
 layers themselves stay what they are alone (each one's own forward and
 backward are unchanged when called directly).
 """
-import functools
 import operator
 
 import numpy as np
@@ -39,7 +38,7 @@ def _check_module(value, where, owner):
 _BATCH_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
 # What a user (or fastconv.summary) may set on an instance to change how it
 # runs: a module with any of these of its own runs unfused.
-_CALL_ATTRIBUTES = ("forward", "backward", "__call__", "_forward")
+_CALL_ATTRIBUTES = ("forward", "backward", "__call__")
 
 
 def _fuses_batch_norm_relu(first, second):
@@ -88,16 +87,16 @@ class Sequential(Module):
         input_private, output_private = self._privacy(x)
         i = 0
         while i < len(layers):
-            layer, run, last = layers[i], None, i
+            layer, fused_next, last = layers[i], None, i
             if i + 1 < len(layers) and _fuses_batch_norm_relu(layer, layers[i + 1]):
-                run, last = functools.partial(layer._forward, relu=layers[i + 1]), i + 1
+                fused_next, last = layers[i + 1], i + 1
             # A pure layer's output is fresh and read only by the next layer,
             # which may keep it; the first and last layers inherit what this
             # Sequential was granted (a fused pair: the pair's output).
             x_private = layers[i - 1]._is_pure() if i else input_private
             y_private = (layers[last + 1]._is_pure() if last + 1 < len(layers)
                          else output_private)
-            x = call_granting(layer, x, x_private, y_private, run)
+            x = call_granting(layer, x, x_private, y_private, fused_next)
             i = last + 1
         return x
 

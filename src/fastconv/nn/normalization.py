@@ -60,12 +60,10 @@ class _BatchNorm(Module):
                              np.zeros((), np.int64) if tracking else None)
 
     def forward(self, x):
-        return self._forward(x)
-
-    def _forward(self, x, relu=None):
-        """forward(x), or with `relu` (the ReLU module that follows this
-        layer in a Sequential, see its pairing rule) relu(forward(x)) in the
-        same pass, with that ReLU's forward recorded as masked here."""
+        # The ReLU after this layer when a Sequential runs the two fused (see
+        # its pairing rule): relu(batch_norm(x)) in the same pass, with that
+        # ReLU's forward recorded as masked here.
+        relu = self._fused_next()
         name = type(self).__name__
         x = _checks.float_input(x, name, dtype=self.dtype)
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
