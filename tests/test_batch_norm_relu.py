@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_close
-from helpers import non_contiguous
+from helpers import batch_norm_case as _case, non_contiguous
 
 import fastconv
 from fastconv import nn, reference
@@ -20,15 +20,6 @@ DTYPES = (np.float32, np.float64)
 # and above the kernels' 8 partial sums
 SHAPES = [(5, 3), (4, 3, 7), (2, 3, 5, 6), (2, 3, 3, 4, 5), (3, 2, 11, 13), (2, 5, 1, 8),
           (3, 1, 17)]
-
-
-def _case(rng, shape, dtype, offset=0.0):
-    c = shape[1]
-    return dict(input=(rng.standard_normal(shape) * 2 + offset).astype(dtype),
-                running_mean=rng.standard_normal(c).astype(dtype),
-                running_var=(rng.random(c) + 0.5).astype(dtype),
-                weight=rng.standard_normal(c).astype(dtype),
-                bias=rng.standard_normal(c).astype(dtype))
 
 
 def _composed_and_fused(kw, gy, training, affine=True, stats=True, **extra):
@@ -159,29 +150,24 @@ def test_nan_and_infinity_as_batch_norm_then_relu(rng):
     _assert_identical(composed, fused)
 
 
-@pytest.mark.parametrize("nthreads", [1, 2])
-def test_every_simd_path_and_thread_count(rng, simd_path, nthreads):
+def test_every_simd_path_and_thread_count(rng, simd_path, threads):
     """Big enough to run threaded; spatial 1027 leaves a tail after the
-    kernels' 8 partial sums."""
-    before = fastconv.get_num_threads()
-    fastconv.set_num_threads(nthreads)
-    try:
-        for dtype in DTYPES:
-            kw = _case(rng, (8, 40, 1027), dtype, offset=0.5)
-            gy = rng.standard_normal((8, 40, 1027)).astype(dtype)
-            for training in (False, True):
-                composed, fused = _composed_and_fused(kw, gy, training)
-                _assert_identical(composed, fused)
-                rm, rv = kw["running_mean"].copy(), kw["running_var"].copy()
-                want = reference.batch_norm_relu(kw["input"], rm, rv, kw["weight"], kw["bias"],
-                                                 training)
-                assert_close(fused[0], want, dtype)
-                args = (gy, fused[0], kw["input"], kw["running_mean"], kw["running_var"],
-                        kw["weight"], training)
-                for a, b in zip(fused[3:], reference.batch_norm_relu_backward(*args)):
-                    assert_close(a, b, dtype)
-    finally:
-        fastconv.set_num_threads(before)
+    kernels' 8 partial sums: fused equals composed to the bit, and both the
+    reference."""
+    for dtype in DTYPES:
+        kw = _case(rng, (8, 40, 1027), dtype, offset=0.5)
+        gy = rng.standard_normal((8, 40, 1027)).astype(dtype)
+        for training in (False, True):
+            composed, fused = _composed_and_fused(kw, gy, training)
+            _assert_identical(composed, fused)
+            rm, rv = kw["running_mean"].copy(), kw["running_var"].copy()
+            want = reference.batch_norm_relu(kw["input"], rm, rv, kw["weight"], kw["bias"],
+                                             training)
+            assert_close(fused[0], want, dtype)
+            args = (gy, fused[0], kw["input"], kw["running_mean"], kw["running_var"],
+                    kw["weight"], training)
+            for a, b in zip(fused[3:], reference.batch_norm_relu_backward(*args)):
+                assert_close(a, b, dtype)
 
 
 @pytest.mark.parametrize("training", [False, True])

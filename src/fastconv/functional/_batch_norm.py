@@ -215,16 +215,7 @@ def batch_norm(input: ArrayLike, running_mean: Optional[ArrayLike],
     1 / num_batches_tracked.
 
     Args:
-        input: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) array.
-        running_mean, running_var: (C,) arrays, or both None (only with
-            training=True); with training=True writable ndarrays of input's
-            dtype, updated in place.
-        weight: (C,) array (gamma), or None for ones.
-        bias: (C,) array (beta), or None for zeros.
-        training: True to normalise with the batch statistics (and update
-            the running ones), False to use running_mean and running_var.
-        momentum: the running statistics' update factor, a finite real.
-        eps: added to the variance, a finite real >= 0.
+        {forward_args}
 
     Returns:
         The normalised array of input's shape.
@@ -281,12 +272,7 @@ def batch_norm_backward(grad_output: ArrayLike, input: ArrayLike,
     Args:
         grad_output: array of input's shape, the gradient of the loss with
             respect to batch_norm's output.
-        input: the forward's (N, C, *) input.
-        running_mean, running_var: the forward's (C,) arrays (read only
-            here), or both None with training=True.
-        weight: the forward's (C,) weight, or None (ones).
-        training: the forward's training flag.
-        eps: the forward's eps.
+        {backward_args}
 
     Returns:
         (grad_input, grad_weight, grad_bias): grad_input of input's shape;
@@ -352,16 +338,7 @@ def batch_norm_relu(input: ArrayLike, running_mean: Optional[ArrayLike],
     is also the ReLU's mask.
 
     Args:
-        input: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) array.
-        running_mean, running_var: (C,) arrays, or both None (only with
-            training=True); with training=True writable ndarrays of input's
-            dtype, updated in place.
-        weight: (C,) array (gamma), or None for ones.
-        bias: (C,) array (beta), or None for zeros.
-        training: True to normalise with the batch statistics (and update
-            the running ones), False to use running_mean and running_var.
-        momentum: the running statistics' update factor, a finite real.
-        eps: added to the variance, a finite real >= 0.
+        {forward_args}
 
     Returns:
         The normalised array after ReLU, of input's shape: a fresh
@@ -397,12 +374,7 @@ def batch_norm_relu_backward(grad_output: ArrayLike, output: ArrayLike, input: A
             respect to batch_norm_relu's output.
         output: batch_norm_relu's output (its ReLU mask: the gradient flows
             where output > 0).
-        input: the forward's (N, C, *) input.
-        running_mean, running_var: the forward's (C,) arrays (read only
-            here), or both None with training=True.
-        weight: the forward's (C,) weight, or None (ones).
-        training: the forward's training flag.
-        eps: the forward's eps.
+        {backward_args}
 
     Returns:
         (grad_input, grad_weight, grad_bias) as batch_norm_backward's, for
@@ -425,3 +397,24 @@ def batch_norm_relu_backward(grad_output: ArrayLike, output: ArrayLike, input: A
                         "array, got None")
     return _backward("batch_norm_relu_backward", grad_output, output, input, running_mean,
                      running_var, weight, training, eps)
+
+
+# The arguments the plain and fused ops share, documented once.
+_FORWARD_ARGS = """input: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W) array.
+        running_mean, running_var: (C,) arrays, or both None (only with
+            training=True); with training=True writable ndarrays of input's
+            dtype, updated in place.
+        weight: (C,) array (gamma), or None for ones.
+        bias: (C,) array (beta), or None for zeros.
+        training: True to normalise with the batch statistics (and update
+            the running ones), False to use running_mean and running_var.
+        momentum: the running statistics' update factor, a finite real.
+        eps: added to the variance, a finite real >= 0."""
+_BACKWARD_ARGS = """input: the forward's (N, C, *) input.
+        running_mean, running_var: the forward's (C,) arrays (read only
+            here), or both None with training=True.
+        weight: the forward's (C,) weight, or None (ones).
+        training: the forward's training flag.
+        eps: the forward's eps."""
+for _fn in (batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward):
+    _fn.__doc__ = _fn.__doc__.format(forward_args=_FORWARD_ARGS, backward_args=_BACKWARD_ARGS)
