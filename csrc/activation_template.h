@@ -18,18 +18,8 @@
 
 #ifndef FC_ACTIVATION_SHARED
 #define FC_ACTIVATION_SHARED
-/* The loops below select between computed values (clamps, kinks): under
- * the default -ftrapping-math GCC keeps such selects as branches (an FP
- * comparison or operation moved out of its branch could raise a flag a
- * program tests) and then vectorises nothing.  fastconv never reads the FP
- * flags, so these functions are compiled without that guarantee: the
- * results are the same, the loops vectorise. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define FC_ACT_NOTRAP __attribute__((optimize("no-trapping-math")))
-#else
-#define FC_ACT_NOTRAP
-#endif
-
+/* The loops below select between computed values (clamps, kinks): they are
+ * FC_NOTRAP (common.h), or they would not vectorise. */
 /* Positions per tile of the row ops: running maxima and sums for a tile
  * live on the stack (the kernels never allocate). */
 #define FC_ROW_TILE 64
@@ -120,7 +110,7 @@ static inline int64_t fc_row_tile(int64_t t, int64_t classes, int64_t inner, int
  * underflow 0, NaN stays NaN. */
 typedef __typeof__(__builtin_choose_expr(sizeof(SCALAR) == 4, (int32_t)0, (int64_t)0))
     FC_FN(act_int_);
-static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(pow2_)(FC_FN(act_int_) n)
+static inline __attribute__((always_inline)) FC_NOTRAP SCALAR FC_FN(pow2_)(FC_FN(act_int_) n)
 {
     const int mant = sizeof(SCALAR) == 4 ? 23 : 52, bias = sizeof(SCALAR) == 4 ? 127 : 1023;
     const FC_FN(act_int_) bits = (n + bias) << mant;
@@ -129,7 +119,7 @@ static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(pow2_)(F
     return r;
 }
 
-static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(vexp_)(SCALAR v)
+static inline __attribute__((always_inline)) FC_NOTRAP SCALAR FC_FN(vexp_)(SCALAR v)
 {
     const int f32 = sizeof(SCALAR) == 4;
     /* beyond these exp is inf or 0 (the clamp keeps 2^n's halves normal) */
@@ -180,7 +170,7 @@ static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR FC_FN(vexp_)(S
 }
 
 /* Forward of one element v of `kind` (alpha: leaky ReLU's slope, ELU's alpha). */
-static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR
+static inline __attribute__((always_inline)) FC_NOTRAP SCALAR
 FC_FN(act_value_)(int kind, SCALAR v, SCALAR alpha)
 {
     const SCALAR one = 1, half = (SCALAR)0.5;
@@ -203,7 +193,7 @@ FC_FN(act_value_)(int kind, SCALAR v, SCALAR alpha)
 
 /* Gradient of one element: g times the derivative, from s, the saved value
  * of fc_activation_saves_output(kind) (the output or the input). */
-static inline __attribute__((always_inline)) FC_ACT_NOTRAP SCALAR
+static inline __attribute__((always_inline)) FC_NOTRAP SCALAR
 FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
 {
     const SCALAR one = 1, half = (SCALAR)0.5;
@@ -252,7 +242,7 @@ FC_FN(act_grad_)(int kind, SCALAR g, SCALAR s, SCALAR alpha)
             }                                                                          \
         break;
 
-static TARGET FC_ACT_NOTRAP void FC_FN(act_forward_range_)(int kind, const SCALAR *x, SCALAR *y,
+static TARGET FC_NOTRAP void FC_FN(act_forward_range_)(int kind, const SCALAR *x, SCALAR *y,
                                              SCALAR *restrict save, int save_output,
                                              int64_t lo, int64_t hi, SCALAR a)
 {
@@ -275,7 +265,7 @@ static TARGET FC_ACT_NOTRAP void FC_FN(act_forward_range_)(int kind, const SCALA
         for (int64_t i = lo; i < hi; ++i) gx[i] = FC_FN(act_grad_)(KIND, gy[i], s[i], a); \
         break;
 
-static TARGET FC_ACT_NOTRAP void FC_FN(act_backward_range_)(int kind, const SCALAR *gy, const SCALAR *s,
+static TARGET FC_NOTRAP void FC_FN(act_backward_range_)(int kind, const SCALAR *gy, const SCALAR *s,
                                               SCALAR *gx, int64_t lo, int64_t hi, SCALAR a)
 {
     switch (kind) {
@@ -293,7 +283,7 @@ static TARGET FC_ACT_NOTRAP void FC_FN(act_backward_range_)(int kind, const SCAL
 #undef ACT_BACKWARD_CASE
 
 /* fc_activation. */
-static TARGET FC_ACT_NOTRAP void FC_FN(activation_)(int kind, const void *x_, int64_t n, double alpha, void *y_,
+static TARGET FC_NOTRAP void FC_FN(activation_)(int kind, const void *x_, int64_t n, double alpha, void *y_,
                                void *save_, int nthreads)
 {
     const SCALAR *x = x_;
@@ -315,7 +305,7 @@ static TARGET FC_ACT_NOTRAP void FC_FN(activation_)(int kind, const void *x_, in
 }
 
 /* fc_activation_backward. */
-static TARGET FC_ACT_NOTRAP void FC_FN(activation_backward_)(int kind, const void *gy_, const void *saved_,
+static TARGET FC_NOTRAP void FC_FN(activation_backward_)(int kind, const void *gy_, const void *saved_,
                                         int64_t n, double alpha, void *gx_, int nthreads)
 {
     const SCALAR *gy = gy_, *saved = saved_;
@@ -454,7 +444,7 @@ static void FC_FN(prelu_backward_)(const void *gy_, const void *x_, const void *
 /* Max over classes m[j] of the tile of `len` positions starting at x
  * (classes `inner` apart).  A NaN may be skipped here: it reaches every
  * result through exp(NaN - max) in the sum. */
-static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_)(const SCALAR *x, int64_t classes,
+static inline TARGET FC_NOTRAP void FC_FN(row_max_)(const SCALAR *x, int64_t classes,
                                                         int64_t inner, int64_t len, SCALAR *m)
 {
     for (int64_t j = 0; j < len; ++j) m[j] = -(SCALAR)INFINITY;
@@ -477,7 +467,7 @@ static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_)(const SCALAR *x, int64_t
 }
 
 /* Sums over classes s[j] of v[c * inner + j] for the tile. */
-static inline TARGET FC_ACT_NOTRAP void FC_FN(row_sum_)(const SCALAR *v, int64_t classes,
+static inline TARGET FC_NOTRAP void FC_FN(row_sum_)(const SCALAR *v, int64_t classes,
                                                         int64_t inner, int64_t len, SCALAR *s)
 {
     if (inner == 1) {
@@ -493,7 +483,7 @@ static inline TARGET FC_ACT_NOTRAP void FC_FN(row_sum_)(const SCALAR *v, int64_t
 
 /* Max m[j] and the sum of exp(x - max) s[j] of the tile (all -inf gives
  * NaN, as PyTorch). */
-static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes,
+static inline TARGET FC_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int64_t classes,
                                                             int64_t inner, int64_t len,
                                                             SCALAR *m, SCALAR *s)
 {
@@ -512,7 +502,7 @@ static inline TARGET FC_ACT_NOTRAP void FC_FN(row_max_sum_)(const SCALAR *x, int
 }
 
 /* fc_softmax: y = softmax or log_softmax of x along the classes. */
-static TARGET FC_ACT_NOTRAP void FC_FN(softmax_)(const void *x_, int64_t outer, int64_t classes, int64_t inner,
+static TARGET FC_NOTRAP void FC_FN(softmax_)(const void *x_, int64_t outer, int64_t classes, int64_t inner,
                             int log_softmax, void *y_, int nthreads)
 {
     const SCALAR *x = x_;
@@ -546,7 +536,7 @@ static TARGET FC_ACT_NOTRAP void FC_FN(softmax_)(const void *x_, int64_t outer, 
 
 /* fc_softmax_backward from the forward's output y:
  * softmax: gx = y * (g - sum(g * y)); log_softmax: gx = g - exp(y) * sum(g). */
-static TARGET FC_ACT_NOTRAP void FC_FN(softmax_backward_)(const void *gy_, const void *y_, int64_t outer,
+static TARGET FC_NOTRAP void FC_FN(softmax_backward_)(const void *gy_, const void *y_, int64_t outer,
                                      int64_t classes, int64_t inner, int log_softmax, void *gx_,
                                      int nthreads)
 {
@@ -607,7 +597,7 @@ static double FC_FN(ce_weight_total_)(const SCALAR *w, int64_t classes)
 
 /* fc_cross_entropy: losses (outer * inner) overwritten; returns the sum of
  * w[target] over the counted positions (the divisor of reduction='mean'). */
-static TARGET FC_ACT_NOTRAP double FC_FN(cross_entropy_)(const void *x_, const int64_t *target, const void *w_,
+static TARGET FC_NOTRAP double FC_FN(cross_entropy_)(const void *x_, const int64_t *target, const void *w_,
                                     int64_t outer, int64_t classes, int64_t inner,
                                     int64_t ignore_index, double label_smoothing,
                                     void *losses_, int nthreads)
@@ -653,7 +643,7 @@ static TARGET FC_ACT_NOTRAP double FC_FN(cross_entropy_)(const void *x_, const i
 /* fc_cross_entropy_backward: gx (outer, classes, inner) overwritten with
  * grad[p] * (sum(A) * softmax - A) at each position p (grad read with
  * stride grad_stride: 0 broadcasts one value, as reduction='mean'/'sum'). */
-static TARGET FC_ACT_NOTRAP void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_stride,
+static TARGET FC_NOTRAP void FC_FN(cross_entropy_backward_)(const void *grad_, int64_t grad_stride,
                                            const void *x_, const int64_t *target,
                                            const void *w_, int64_t outer, int64_t classes,
                                            int64_t inner, int64_t ignore_index,

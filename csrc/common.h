@@ -41,6 +41,18 @@ static inline int fc_thread_num(void)
 #endif
 }
 
+/* For functions whose loops select between computed values (clamps, kinks,
+ * masks): under the default -ftrapping-math GCC keeps such selects as
+ * branches (an FP comparison or operation moved out of its branch could
+ * raise a flag a program tests) and then vectorises nothing.  fastconv
+ * never reads the FP flags, so these functions are compiled without that
+ * guarantee: the results are the same, the loops vectorise. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FC_NOTRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define FC_NOTRAP
+#endif
+
 /* The stop flag of a kernel call (fastconv.h, fc_set_poll): the calling
  * thread's, fetched by the kernel's entry with fc_stop_flag() (before any
  * parallel region: a worker's own flag is not the call's) and handed down to

@@ -322,19 +322,24 @@ void fc_deform_offset_mask_grad(fc_dtype dtype, const void *gcol, const void *x,
  * values of dtype; the statistics are double whatever the dtype.
  * Forward: with compute_stats, mean and var (biased) <- each channel's batch
  *   statistics (needs batch * spatial >= 1); else they are read.  Then, if y
- *   is not NULL, y <- (x - mean) / sqrt(var + eps) * weight + bias.
+ *   is not NULL, y <- (x - mean) / sqrt(var + eps) * weight + bias, and with
+ *   relu, y <- max(y, 0) (NaN stays NaN): BatchNorm and ReLU in one pass.
  * Backward: with compute_sums, sum_dy and sum_dy_xmu <- per channel sum(gy)
  *   and sum(gy * (x - mean)); else they are read (e.g. summed over several
  *   processes).  Then, if gx is not NULL, gx <- the gradient with respect to
  *   x: gy * invstd * weight when the statistics were constants
  *   (batch_stats = 0), else the batch statistics' full gradient with count
- *   values per channel (batch * spatial, or the global count). */
+ *   values per channel (batch * spatial, or the global count).  With a ReLU
+ *   after the BatchNorm, relu_output is the fused forward's y and gy is
+ *   ReLU's output gradient: it counts as 0 wherever relu_output <= 0 in the
+ *   sums and in gx, as ReLU's backward would have masked it; else NULL. */
 void fc_batch_norm_forward(fc_dtype dtype, const void *x, int64_t batch, int64_t channels,
                            int64_t spatial, int compute_stats, double *mean, double *var,
-                           const void *weight, const void *bias, double eps, void *y,
-                           int nthreads);
-void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64_t batch,
-                            int64_t channels, int64_t spatial, const double *mean,
+                           const void *weight, const void *bias, double eps, int relu,
+                           void *y, int nthreads);
+void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *relu_output,
+                            const void *x, int64_t batch, int64_t channels,
+                            int64_t spatial, const double *mean,
                             const double *invstd, const void *weight, int batch_stats,
                             int compute_sums, int64_t count, double *sum_dy,
                             double *sum_dy_xmu, void *gx, int nthreads);

@@ -25,6 +25,17 @@ def non_contiguous(a):
     return big
 
 
+def batch_norm_case(rng, shape, dtype, offset=0.0):
+    """batch_norm's arrays for an input of `shape` (values around `offset`),
+    as keyword arguments."""
+    c = shape[1]
+    return dict(input=(rng.standard_normal(shape) * 2 + offset).astype(dtype),
+                running_mean=rng.standard_normal(c).astype(dtype),
+                running_var=(rng.random(c) + 0.5).astype(dtype),
+                weight=rng.standard_normal(c).astype(dtype),
+                bias=rng.standard_normal(c).astype(dtype))
+
+
 def package_env():
     """os.environ with the directory of the fastconv under test first on
     PYTHONPATH, so a child `python -m fastconv...` imports the same package."""

@@ -534,6 +534,12 @@ def _bn_backward_kwargs(rng, dtype):
     return dict(grad_output=_r(rng, (2, 4, 3, 3), dtype), **kw)
 
 
+def _bn_relu_backward_kwargs(rng, dtype):
+    kw = _bn_backward_kwargs(rng, dtype)
+    return dict(grad_output=kw.pop("grad_output"), output=np.abs(_r(rng, (2, 4, 3, 3), dtype)),
+                **kw)
+
+
 def _read_only(rng, dtype):
     v = np.zeros(4, dtype)
     v.flags.writeable = False
@@ -545,7 +551,7 @@ def _bn_one_value(make):
     def bad(rng, dtype):
         kw = make(rng, dtype)
         kw["training"] = True
-        for key in ("input", "grad_output"):
+        for key in ("input", "grad_output", "output"):
             if key in kw:
                 kw[key] = _r(rng, (1, 4, 1, 1), dtype)
         return kw
@@ -590,6 +596,20 @@ _BN_OPS = [
        extra=_bn_extra(_bn_backward_kwargs) + tuple(
            (f"grad_output axis {a} {d:+d}", _shifted("grad_output", a, d, _bn_backward_kwargs),
             (V,), "grad_output") for a in range(4) for d in (-1, 1))),
+    # the fused BatchNorm+ReLU: batch_norm's arguments and checks
+    Op("batch_norm_relu", _bn_kwargs, ("input", "running_mean", "running_var", "weight", "bias"),
+       ("running_mean", "running_var", "weight", "bias"), any_rank=("input",),
+       extra=_bn_extra(_bn_kwargs) + (
+           ("momentum inf", _with(_bn_kwargs, momentum=float("inf")), (V,), "momentum"),
+           ("running_var read-only in training",
+            _with(_bn_kwargs, training=True, running_var=_read_only), (V,), "running_var"),
+       )),
+    Op("batch_norm_relu_backward", _bn_relu_backward_kwargs,
+       ("grad_output", "output", "input", "running_mean", "running_var", "weight"),
+       ("running_mean", "running_var", "weight"), any_rank=("input", "grad_output", "output"),
+       extra=_bn_extra(_bn_relu_backward_kwargs) + tuple(
+           (f"{name} axis {a} {d:+d}", _shifted(name, a, d, _bn_relu_backward_kwargs), (V,),
+            name) for name in ("grad_output", "output") for a in range(4) for d in (-1, 1))),
 ]
 
 

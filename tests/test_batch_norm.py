@@ -7,22 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import assert_close
-from helpers import non_contiguous
+from helpers import batch_norm_case as _case, non_contiguous
 
 import fastconv
 from fastconv import nn, reference
 
 DTYPES = (np.float32, np.float64)
 SHAPES = [(5, 3), (4, 3, 7), (2, 3, 5, 6), (2, 3, 3, 4, 5), (3, 2, 11, 13)]
-
-
-def _case(rng, shape, dtype, offset=0.0):
-    c = shape[1]
-    return dict(input=(rng.standard_normal(shape) * 2 + offset).astype(dtype),
-                running_mean=rng.standard_normal(c).astype(dtype),
-                running_var=(rng.random(c) + 0.5).astype(dtype),
-                weight=rng.standard_normal(c).astype(dtype),
-                bias=rng.standard_normal(c).astype(dtype))
 
 
 def _both(fn, kw, **extra):

@@ -181,14 +181,23 @@ def _kept_arrays(layer):
     return [a for a in items if isinstance(a, np.ndarray)]
 
 
-def test_intermediates_kept_once_without_copies():
-    """conv - BN - ReLU - conv: the ReLU keeps its output and the next conv
-    keeps the very same array; the first conv still copies the user's input,
-    and nothing keeps the returned output."""
-    c1, bn, relu, c2 = conv(), nn.BatchNorm2d(2, dtype=F64), nn.ReLU(), conv(seed=1)
+class _OwnReLU(nn.ReLU):
+    """A user's ReLU subclass: never fused with the BatchNorm before it."""
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+def test_intermediates_kept_once_without_copies(fused):
+    """conv - BN - ReLU - conv: the ReLU (fused into the BatchNorm: the
+    BatchNorm, as the ReLU's mask) keeps its output and the next conv keeps
+    the very same array; the first conv still copies the user's input, and
+    nothing keeps the returned output."""
+    c1, bn, c2 = conv(), nn.BatchNorm2d(2, dtype=F64), conv(seed=1)
+    relu = nn.ReLU() if fused else _OwnReLU()
     x = _input("")
     y = nn.Sequential(c1, bn, relu, c2)(x)
-    (relu_saved,), c2_kept = _kept_arrays(relu), _kept_arrays(c2)
+    relu_saved, c2_kept = (_kept_arrays(bn)[-1] if fused else _kept_arrays(relu)[0],
+                           _kept_arrays(c2))
+    assert _kept_arrays(relu) == ([] if fused else [relu_saved])
     assert relu_saved is c2_kept[0]
     assert not np.shares_memory(_kept_arrays(c1)[0], x)
     for layer in (c1, bn, relu, c2):

@@ -1502,7 +1502,8 @@ static void test_deform(int count)
 
 /* Batch normalisation: the naive two-pass statistics and the textbook
  * formulas in double, on data offset far from zero (the shifted sums must
- * not cancel).  The view is (batch, channels, spatial); the report's
+ * not cancel); and fused with ReLU (relu = 1): the output clamped at 0, and
+ * the gradient masked by that output (y > 0) before the same formulas.  The view is (batch, channels, spatial); the report's
  * geometry shows channels and spatial as C and in[2]. */
 #define DEFINE_BATCH_NORM_CHECK(T, SFX, TOL)                                            \
 static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spatial,    \
@@ -1519,12 +1520,13 @@ static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spat
     for (int64_t c = 0; c < channels; ++c) { w[c] = (T)rnd_val(); b[c] = (T)rnd_val(); } \
     const double eps = 1e-5;                                                            \
     double es = 0, ey = 0, eg = 0, esum = 0;                                            \
+    for (int relu = 0; relu < 2; ++relu)                                                \
     for (int batch_stats = 0; batch_stats < 2; ++batch_stats) {                         \
         fc_batch_norm_forward(DT_##SFX, x, batch, channels, spatial, 1, mean, var, w, b, eps, \
-                              y, nthreads);                                             \
+                              relu, y, nthreads);                                       \
         for (int64_t c = 0; c < channels; ++c) invstd[c] = 1 / sqrt(var[c] + eps);      \
-        fc_batch_norm_backward(DT_##SFX, gy, x, batch, channels, spatial, mean, invstd, w, \
-                               batch_stats, 1, count, sdy, sdx, gx, nthreads);          \
+        fc_batch_norm_backward(DT_##SFX, gy, relu ? y : NULL, x, batch, channels, spatial, \
+                               mean, invstd, w, batch_stats, 1, count, sdy, sdx, gx, nthreads); \
         for (int64_t c = 0; c < channels; ++c) {                                        \
             double m = 0, v = 0, sum_dy = 0, sum_dy_xhat = 0;                           \
             for (int64_t n = 0; n < batch; ++n)                                         \
@@ -1542,10 +1544,10 @@ static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spat
             for (int64_t n = 0; n < batch; ++n)                                         \
                 for (int64_t s = 0; s < spatial; ++s) {                                 \
                     const int64_t i = (n * channels + c) * spatial + s;                 \
-                    const double xhat = (x[i] - m) * is;                                \
-                    sum_dy += gy[i];                                                    \
-                    sum_dy_xhat += gy[i] * xhat;                                        \
-                    e = fabs((double)y[i] - (xhat * w[c] + b[c]));                      \
+                    const double xhat = (x[i] - m) * is, affine = xhat * w[c] + b[c];   \
+                    sum_dy += MASKED_GY(i);                                             \
+                    sum_dy_xhat += MASKED_GY(i) * xhat;                                 \
+                    e = fabs((double)y[i] - (relu && affine < 0 ? 0 : affine));         \
                     if (!(e <= ey)) ey = e;                                             \
                 }                                                                       \
             e = fabs(sdy[c] - sum_dy) + fabs(sdx[c] * is - sum_dy_xhat);                \
@@ -1555,8 +1557,8 @@ static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spat
                     const int64_t i = (n * channels + c) * spatial + s;                 \
                     const double xhat = (x[i] - m) * is;                                \
                     const double want = batch_stats                                     \
-                        ? w[c] * is * (gy[i] - sum_dy / count - xhat * sum_dy_xhat / count) \
-                        : w[c] * is * gy[i];                                            \
+                        ? w[c] * is * (MASKED_GY(i) - sum_dy / count - xhat * sum_dy_xhat / count) \
+                        : w[c] * is * MASKED_GY(i);                                     \
                     e = fabs((double)gx[i] - want) / (1 + fabs(w[c] * is));             \
                     if (!(e <= eg)) eg = e;                                             \
                 }                                                                       \
@@ -1572,6 +1574,8 @@ static void check_batch_norm_##SFX(int64_t batch, int64_t channels, int64_t spat
     free(x); free(y); free(gy); free(gx); free(w); free(b); free(mean); free(var);       \
     free(invstd); free(sdy); free(sdx);                                                 \
 }
+/* ReLU's output gradient where the fused output y is > 0, else 0 */
+#define MASKED_GY(i) (relu && !(y[i] > 0) ? 0.0 : (double)gy[i])
 DEFINE_BATCH_NORM_CHECK(float, f32, 1e-5)
 DEFINE_BATCH_NORM_CHECK(double, f64, 1e-12)
 

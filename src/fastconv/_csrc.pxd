@@ -127,10 +127,10 @@ cdef extern from "fastconv.h" nogil:
 
     void fc_batch_norm_forward(fc_dtype dtype, const void *x, int64_t batch, int64_t channels,
                                int64_t spatial, int compute_stats, double *mean, double *var,
-                               const void *weight, const void *bias, double eps, void *y,
-                               int nthreads) noexcept
-    void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *x, int64_t batch,
-                                int64_t channels, int64_t spatial, const double *mean,
+                               const void *weight, const void *bias, double eps, int relu,
+                               void *y, int nthreads) noexcept
+    void fc_batch_norm_backward(fc_dtype dtype, const void *gy, const void *relu_output,
+                                const void *x, int64_t batch, int64_t channels, int64_t spatial, const double *mean,
                                 const double *invstd, const void *weight, int batch_stats,
                                 int compute_sums, int64_t count, double *sum_dy,
                                 double *sum_dy_xmu, void *gx, int nthreads) noexcept

@@ -1035,10 +1035,10 @@ cdef int _check_batch_norm(Py_ssize_t size, int64_t batch, int64_t channels,
 
 def batch_norm_forward(const real[::1] x, int64_t batch, int64_t channels, int64_t spatial,
                        bint compute_stats, double[::1] mean, double[::1] var,
-                       const real[::1] weight, const real[::1] bias, double eps, y,
-                       int nthreads):
+                       const real[::1] weight, const real[::1] bias, double eps, bint relu,
+                       y, int nthreads):
     """mean/var <- the batch statistics (compute_stats) or read; y (or None)
-    <- the normalised x."""
+    <- the normalised x (with relu, then max(., 0))."""
     cdef real[::1] out
     cdef real *yp = NULL
     _check_batch_norm(x.shape[0], batch, channels, spatial,
@@ -1054,24 +1054,32 @@ def batch_norm_forward(const real[::1] x, int64_t batch, int64_t channels, int64
         yp = &out[0]
     with nogil:
         fc_batch_norm_forward(_dtype(<real>0), &x[0], batch, channels, spatial, compute_stats,
-                              &mean[0], &var[0], &weight[0], &bias[0], eps, yp, nthreads)
+                              &mean[0], &var[0], &weight[0], &bias[0], eps, relu, yp,
+                              nthreads)
 
 
-def batch_norm_backward(const real[::1] gy, const real[::1] x, int64_t batch, int64_t channels,
-                        int64_t spatial, const double[::1] mean, const double[::1] invstd,
-                        const real[::1] weight, bint batch_stats, bint compute_sums,
-                        int64_t count, double[::1] sum_dy, double[::1] sum_dy_xmu, gx,
-                        int nthreads):
+def batch_norm_backward(const real[::1] gy, relu_output, const real[::1] x, int64_t batch,
+                        int64_t channels, int64_t spatial, const double[::1] mean,
+                        const double[::1] invstd, const real[::1] weight, bint batch_stats,
+                        bint compute_sums, int64_t count, double[::1] sum_dy,
+                        double[::1] sum_dy_xmu, gx, int nthreads):
     """sum_dy/sum_dy_xmu <- per-channel sums (compute_sums) or read; gx (or
-    None) <- the input gradient, count values per channel."""
+    None) <- the input gradient, count values per channel.  relu_output (or
+    None): the fused BatchNorm+ReLU forward's output, gy being ReLU's output
+    gradient, masked where relu_output <= 0."""
     cdef real[::1] out
+    cdef const real[::1] mask
     cdef real *gxp = NULL
+    cdef const real *maskp = NULL
     _check_batch_norm(min(gy.shape[0], x.shape[0]), batch, channels, spatial,
                       (mean.shape[0], invstd.shape[0], weight.shape[0], sum_dy.shape[0],
                        sum_dy_xmu.shape[0]))
     if gx is not None:
         out = gx
         _check_batch_norm(out.shape[0], batch, channels, spatial, ())
+    if relu_output is not None:
+        mask = relu_output
+        _check_batch_norm(mask.shape[0], batch, channels, spatial, ())
     if channels == 0:
         return
     if batch * spatial == 0:
@@ -1083,8 +1091,10 @@ def batch_norm_backward(const real[::1] gy, const real[::1] x, int64_t batch, in
         raise ValueError(f"batch norm backward needs count >= 1, got {count}")
     if gx is not None:
         gxp = &out[0]
+    if relu_output is not None:
+        maskp = &mask[0]
     with nogil:
-        fc_batch_norm_backward(_dtype(<real>0), &gy[0], &x[0], batch, channels, spatial,
+        fc_batch_norm_backward(_dtype(<real>0), &gy[0], maskp, &x[0], batch, channels, spatial,
                                &mean[0], &invstd[0], &weight[0], batch_stats, compute_sums,
                                count, &sum_dy[0], &sum_dy_xmu[0], gxp, nthreads)
 

@@ -10,7 +10,8 @@ from ._activation import (elu, elu_backward, gelu, gelu_backward, leaky_relu,
                           leaky_relu_backward, log_softmax, log_softmax_backward, prelu,
                           prelu_backward, relu, relu_backward, sigmoid, sigmoid_backward, silu,
                           silu_backward, softmax, softmax_backward, tanh, tanh_backward)
-from ._batch_norm import batch_norm, batch_norm_backward
+from ._batch_norm import (batch_norm, batch_norm_backward, batch_norm_relu,
+                          batch_norm_relu_backward)
 from ._conv import (conv1d, conv1d_backward, conv2d, conv2d_backward, conv3d,
                     conv3d_backward)
 from ._conv_transpose import (conv_transpose1d, conv_transpose1d_backward, conv_transpose2d,
@@ -53,6 +54,7 @@ __all__ = [
     "interpolate", "interpolate_backward", "deform_conv2d", "deform_conv2d_backward",
     "pixel_shuffle", "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward",
     "channel_shuffle", "channel_shuffle_backward", "batch_norm", "batch_norm_backward",
+    "batch_norm_relu", "batch_norm_relu_backward",
     "im2col", "col2im", "unfold", "fold",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
     "gelu", "gelu_backward", "silu", "silu_backward", "sigmoid", "sigmoid_backward",

@@ -91,9 +91,25 @@ class _Elementwise(Module):
         return "inplace=True" if self.inplace else ""
 
 
+# What a ReLU fused into the BatchNorm before it keeps (Sequential's
+# pairing): that BatchNorm's backward applies the mask, so this backward
+# passes the gradient through.  A string, so pending caches still pickle.
+_MASKED_BY_PRODUCER = "mask applied by the fused BatchNorm's backward"
+
+
 class ReLU(_Elementwise):
     """max(x, 0); the gradient at 0 is 0, as in PyTorch."""
     op, saves_output = "relu", True
+
+    def _save_masked_by_producer(self, y):
+        """Record a forward whose output `y` the BatchNorm before this layer
+        wrote already ReLU'd, and whose mask its backward applies."""
+        self._save((None, _MASKED_BY_PRODUCER), y)
+
+    def backward(self, grad_output):
+        if self._pending and isinstance(self._pending[-1][0][1], str):   # fused
+            return self._restore(grad_output)[1]
+        return super().backward(grad_output)
 
 
 class LeakyReLU(_Elementwise):

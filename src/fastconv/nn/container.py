@@ -8,6 +8,13 @@ Each forward grants its members the privacy the module docs of
 fastconv.nn.module describe ("Private intermediates"): an array passed from
 one pure member to the next is nobody else's, so neither side copies it for
 backward. A container is pure when its members are.
+
+Sequential also pairs a BatchNorm with the ReLU right after it (see
+_fuses_batch_norm_relu): the two run as one fused pass forward and backward.
+The pairing lives in Sequential's forward because only a container knows
+that one layer's output goes straight into the next and nowhere else; the
+layers themselves stay what they are alone (each one's own forward and
+backward are unchanged when called directly).
 """
 import operator
 
@@ -15,7 +22,9 @@ import numpy as np
 
 from .. import _args
 from . import _checks
+from .activation import _FASTCONV, ReLU
 from .module import Module, backward_through, call_granting, skips_input_grad
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add"]
 
@@ -26,10 +35,33 @@ def _check_module(value, where, owner):
     return value
 
 
+_BATCH_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
+# What a user (or fastconv.summary) may set on an instance to change how it
+# runs: a module with any of these of its own runs unfused.
+_CALL_ATTRIBUTES = ("forward", "backward", "__call__")
+
+
+def _fuses_batch_norm_relu(first, second):
+    """Whether Sequential may run `first` then `second` as one fused
+    BatchNorm + ReLU (functional.batch_norm_relu's kernels): both exactly the
+    built-in classes (a subclass may change forward or backward, as
+    SyncBatchNorm does), neither with a forward/backward of its own set on
+    the instance (fastconv.nn has no hook registry: this is how a user or
+    fastconv.summary hooks a module), both in the same mode, and the ReLU on
+    the fastconv backend (whose kernels the pair runs; BatchNorm always runs
+    them).  The fused pair gives the two layers' own results to the bit."""
+    return (type(first) in _BATCH_NORMS and type(second) is ReLU
+            and first.training == second.training
+            and second._backend_now() == _FASTCONV
+            and not any(name in vars(m) for m in (first, second) for name in _CALL_ATTRIBUTES))
+
+
 class Sequential(Module):
     """Layers applied in order; backward runs them in reverse. Built from
     modules (named "0", "1", ...) or one dict of name -> module, as in PyTorch.
-    A module may appear more than once (its parameters count once)."""
+    A module may appear more than once (its parameters count once). A
+    BatchNorm followed by a ReLU runs as one fused pair when nothing visible
+    can change (_fuses_batch_norm_relu), with the two layers' own results."""
 
     def __init__(self, *layers):
         super().__init__()
@@ -53,13 +85,19 @@ class Sequential(Module):
     def forward(self, x):
         layers = list(self._modules.values())
         input_private, output_private = self._privacy(x)
-        for i, layer in enumerate(layers):
+        i = 0
+        while i < len(layers):
+            layer, fused_next, last = layers[i], None, i
+            if i + 1 < len(layers) and _fuses_batch_norm_relu(layer, layers[i + 1]):
+                fused_next, last = layers[i + 1], i + 1
             # A pure layer's output is fresh and read only by the next layer,
             # which may keep it; the first and last layers inherit what this
-            # Sequential was granted.
+            # Sequential was granted (a fused pair: the pair's output).
             x_private = layers[i - 1]._is_pure() if i else input_private
-            y_private = layers[i + 1]._is_pure() if i + 1 < len(layers) else output_private
-            x = call_granting(layer, x, x_private, y_private)
+            y_private = (layers[last + 1]._is_pure() if last + 1 < len(layers)
+                         else output_private)
+            x = call_granting(layer, x, x_private, y_private, fused_next)
+            i = last + 1
         return x
 
     def _is_pure(self):

@@ -117,7 +117,8 @@ _default_backend = contextvars.ContextVar("fastconv_nn_backend",
 
 # The privacy a container grants one call of one child (see "Private
 # intermediates" above): (the module, its input when private else None,
-# whether its output is private).
+# whether its output is private, the layer after it that this call runs
+# fused, else None: Sequential's BatchNorm + ReLU).
 _call_grant = contextvars.ContextVar("fastconv_nn_call_grant", default=None)
 
 # A pending-forward stack this deep means forwards whose backward never comes
@@ -291,6 +292,12 @@ class Module:
         it, and the user never gets it), else a private copy."""
         _, output_private = self._privacy(None)
         return y if output_private and y.flags.c_contiguous else fresh_copy(y)
+
+    def _fused_next(self):
+        """The module its container runs fused into this call (the ReLU after
+        a BatchNorm, see Sequential), else None."""
+        grant = _call_grant.get()
+        return grant[3] if grant is not None and grant[0] is self else None
 
     def _privacy(self, x):
         """(input_private, output_private) that the container calling this
@@ -574,11 +581,15 @@ def input_grad_kwargs(backend, input_grad):
     return {} if input_grad or not known else {"input_grad": False}
 
 
-def call_granting(child, x, input_private, output_private):
+def call_granting(child, x, input_private, output_private, fused_next=None):
     """child(x) with the privacy a container grants this call (see "Private
     intermediates"). A child that claims to be pure but returns memory shared
-    with its input gets its output copied here, before anyone else sees it."""
-    token = _call_grant.set((child, x if input_private else None, output_private))
+    with its input gets its output copied here, before anyone else sees it.
+    With `fused_next` (the layer after child, Sequential's ReLU after a
+    BatchNorm), child's forward runs that layer too (_fused_next), and
+    output_private is the pair's."""
+    token = _call_grant.set((child, x if input_private else None, output_private,
+                             fused_next))
     try:
         y = child(x)
     finally:

@@ -12,13 +12,21 @@ when affine; the running statistics are buffers (in state_dict, not trained).
 The work is fastconv.batch_norm's kernel (one call forward, one backward);
 a forward caches its input (a private copy when it will be read by
 backward) and the float64 statistics, nothing full-size besides.
+
+Fused with a ReLU: a Sequential runs a BatchNorm and the built-in ReLU right
+after it as one pair (the rule is Sequential's, fastconv.nn.container):
+the BatchNorm's forward writes relu(batch_norm(x)) in its one pass and
+keeps that output as the ReLU's mask, its backward applies the mask inside
+its own two passes, and the ReLU keeps a marker whose backward passes the
+gradient through (fastconv.nn.activation).  Running statistics, outputs and
+gradients are those of the two layers run one by one, to the bit.
 """
 import numpy as np
 
 from .. import _args
 from ..functional import _batch_norm as _bn
 from . import _checks
-from .module import Module
+from .module import Module, is_grad_enabled
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -52,6 +60,10 @@ class _BatchNorm(Module):
                              np.zeros((), np.int64) if tracking else None)
 
     def forward(self, x):
+        # The ReLU after this layer when a Sequential runs the two fused (see
+        # its pairing rule): relu(batch_norm(x)) in the same pass, with that
+        # ReLU's forward recorded as masked here.
+        relu = self._fused_next()
         name = type(self).__name__
         x = _checks.float_input(x, name, dtype=self.dtype)
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
@@ -60,16 +72,24 @@ class _BatchNorm(Module):
         x = _args.contiguous(self._private_copy(x))   # backward reads it
         weight, bias = self.params.get("weight"), self.params.get("bias")
         batch_stats = self.training or not self.track_running_stats
+        fused = relu is not None
         if batch_stats:
-            y, mean, var, count = self._normalize_batch(x, weight, bias)
+            y, mean, var, count = self._normalize_batch(x, weight, bias, **(
+                {"relu": True} if fused else {}))
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, count)
         else:
             mean, var = self.running_mean, self.running_var
-            y = _bn._normalize(x, weight, bias, self.eps, mean, var)[0]
+            y = _bn._normalize(x, weight, bias, self.eps, mean, var, fused)[0]
+        if not is_grad_enabled():
+            return y
         var = np.asarray(var, np.float64)   # invstd as the kernel computes it
-        self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats),
-                   y)
+        # the fused output is the ReLU's mask: kept as ReLU keeps its output
+        mask = self._keep_output(y) if fused else None
+        self._save((x, np.array(mean, np.float64), _bn._invstd(var, self.eps), batch_stats,
+                    mask), y)
+        if fused:
+            relu._save_masked_by_producer(y)
         return y
 
     def _update_running(self, mean, var, count):
@@ -81,15 +101,17 @@ class _BatchNorm(Module):
                  else self.momentum)
             _bn._update_running(self.running_mean, self.running_var, mean, var, count, m)
 
-    def _normalize_batch(self, x, weight, bias):
+    def _normalize_batch(self, x, weight, bias, relu=False):
         """(y, mean, biased var, count) of x normalised with its batch
-        statistics, count the values per channel they cover.  The hook for
-        statistics reduced over several processes (SyncBatchNorm): compute
-        them with functional._batch_norm._batch_statistics, reduce, and pass
-        them to _normalize."""
+        statistics (then ReLU'd, with relu: only ever passed to the exact
+        built-in classes, see Sequential's pairing), count the values per
+        channel they cover.  The hook for statistics reduced over several
+        processes (SyncBatchNorm): compute them with
+        functional._batch_norm._batch_statistics, reduce, and pass them to
+        _normalize."""
         count = x.size // max(self.num_features, 1)
         self._check_count(count, x.shape)
-        y, mean, var = _bn._normalize(x, weight, bias, self.eps)
+        y, mean, var = _bn._normalize(x, weight, bias, self.eps, relu=relu)
         return y, mean, var, count
 
     def _check_count(self, count, shape):
@@ -110,12 +132,14 @@ class _BatchNorm(Module):
         return None
 
     def backward(self, grad_output):
-        (x, mean, invstd, batch_stats), g = self._restore(grad_output)
+        (x, mean, invstd, batch_stats, relu_mask), g = self._restore(grad_output)
         g = _args.contiguous(g)
-        sums = self._grad_sums(g, x, mean) if batch_stats else None
+        # (a fused pair is of the built-in classes only, whose _grad_sums is None)
+        sums = self._grad_sums(g, x, mean) if batch_stats and relu_mask is None else None
         grad_input, sum_dy, sum_dy_xmu = _bn._input_grad(
             g, x, mean, invstd, self.params.get("weight"), batch_stats,
-            None if sums is None else sums[1], None if sums is None else sums[2])
+            None if sums is None else sums[1], None if sums is None else sums[2],
+            relu_output=relu_mask)
         if sums is not None:
             sum_dy, sum_dy_xmu = sums[0]
         if self.affine:

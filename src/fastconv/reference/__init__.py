@@ -1,7 +1,8 @@
 """Plain-NumPy twins of every fastconv op: slow, obviously correct, and the
 oracle of the tests and the baseline of the benchmarks. Shares no compiled code."""
 from .. import functional as _functional
-from ._batch_norm import batch_norm, batch_norm_backward
+from ._batch_norm import (batch_norm, batch_norm_backward, batch_norm_relu,
+                          batch_norm_relu_backward)
 from ._activation import (elu, elu_backward, gelu, gelu_backward, leaky_relu,
                           leaky_relu_backward, log_softmax, log_softmax_backward, prelu,
                           prelu_backward, relu, relu_backward, sigmoid, sigmoid_backward, silu,

@@ -61,3 +61,18 @@ def batch_norm_backward(grad_output, input, running_mean, running_var, weight=No
         grad_input = grad_xhat * _channel(invstd, x)
     return (grad_input.astype(x.dtype), grad_weight.astype(x.dtype),
             grad_bias.astype(x.dtype))
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,
+                    training=False, momentum=0.1, eps=1e-5):
+    """max(batch_norm(...), 0), NaN staying NaN."""
+    y = batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return np.where(y < 0, y.dtype.type(0), y)
+
+
+def batch_norm_relu_backward(grad_output, output, input, running_mean, running_var,
+                             weight=None, training=False, eps=1e-5):
+    """batch_norm_backward of the gradient masked by output > 0 (ReLU's)."""
+    g = np.asarray(grad_output)
+    masked = np.where(np.asarray(output) > 0, g, g.dtype.type(0))
+    return batch_norm_backward(masked, input, running_mean, running_var, weight, training, eps)
