@@ -16,7 +16,9 @@ each round), so load that comes and goes hits them alike; each round times a
 few calls of each variant after a warm-up call and keeps the fastest, and
 the table shows the median over the rounds as a ratio: torch time / variant
 time (above 1: faster than torch) and plan time / variant time (above 1: the
-forced algorithm beats the plan's choice).
+forced algorithm beats the plan's choice); `min ms` is the fastest round's
+time (at 2 threads on a loaded machine the medians can hold a scheduler
+tick, a thread of the team waiting for its core: compare the minima then).
 
     PYTHONPATH=src python benchmarks/resnet_convs.py --threads 1,2 --rounds 9
 
@@ -172,7 +174,7 @@ def run(threads, dtype, rounds, calls_per_round, shapes, with_torch):
     print(f"\n## {threads} thread(s), {np.dtype(dtype).name}: median over {rounds} rounds "
           f"of the fastest of {calls_per_round} calls")
     print(f"{'shape':18s} {'pass':6s} {'variant':45s} {'ms':>8s} {'torch/it':>9s} "
-          f"{'plan/it':>8s}")
+          f"{'plan/it':>8s} {'min ms':>8s}")
     for name, xs, ws, stride in shapes:
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
@@ -191,7 +193,7 @@ def run(threads, dtype, rounds, calls_per_round, shapes, with_torch):
             for label, t in medians.items():
                 vs_torch = f"{torch_time / t:9.2f}" if torch_time else f"{'-':>9s}"
                 print(f"{name:18s} {direction:6s} {label:45s} {t * 1e3:8.3f} {vs_torch} "
-                      f"{plan_time / t:8.2f}", flush=True)
+                      f"{plan_time / t:8.2f} {min(times[label]) * 1e3:8.3f}", flush=True)
 
 
 def main():

@@ -224,22 +224,18 @@ static inline __attribute__((always_inline)) TARGET void FC_FN(transpose_)(FC_FN
 #define G_TRANSPOSE(r) (void)0
 #endif
 
-static TARGET void FC_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
-                                        SCALAR *restrict dst)
-{
-    G_INTERLEAVE(FC_NR, FC_NR)
-}
-
 /* micro_kernel_cols_ldb_ reads exactly the vectors that hold its cols (its
- * cases cover every nv below NV), which interleave_nr_cols_ relies on. */
+ * cases cover every nv below NV), which interleave_nr_ relies on. */
 typedef char FC_FN(cols_cases_cover_nv_)[NV <= 3 ? 1 : -1];
 
-/* interleave_nr_ writing only the vectors of each panel row that hold one
- * of the `rows` (all micro_kernel_cols_ reads with cols = rows): a panel of
- * 16 channels on AVX-512 (NR = 48) was two thirds zeros, transposed and
- * stored for nothing, in every product of the Winograd weight gradient. */
-static TARGET void FC_FN(interleave_nr_cols_)(const SCALAR *src, int64_t ld, int64_t rows,
-                                             int64_t n, SCALAR *restrict dst)
+/* A panel NR wide, of which only the vectors holding one of the `rows` are
+ * written (zeros after the rows up to that vector's end): every caller
+ * runs a narrow panel through micro_kernel_cols_ with cols = rows, which
+ * reads no more.  A panel of 16 Winograd channels on AVX-512 (NR = 48) was
+ * two thirds zeros, transposed and stored for nothing, in every product of
+ * the weight gradient; a stem's 27 rows, one third. */
+static TARGET void FC_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
+                                        SCALAR *restrict dst)
 {
     const int64_t live = (rows + FC_LANES - 1) / FC_LANES * FC_LANES;
     G_INTERLEAVE(FC_NR, live < FC_NR ? live : FC_NR)

@@ -678,7 +678,7 @@ static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int6
         }
         for (int64_t i = 0; i < c_pad; i += FC_NR) {
             const int64_t cols = c - i < FC_NR ? c - i : FC_NR;
-            FC_FN(interleave_nr_cols_)(vx + i * ld, ld, cols, tiles, pb);
+            FC_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
             for (int64_t o = 0; o < m_pad; o += MR)   /* 64 channels: 48 + 16 wide */
                 FC_FN(micro_kernel_cols_)(tiles, pa + o * tiles, pb, dx + o * c_pad + i, c_pad,
                                          store, NULL, cols);
