@@ -96,16 +96,19 @@ static int64_t FC_FN(wino_largest_block_)(int64_t most)
 
 /* Blocks of `total` tiles for nt threads that take whole blocks, and *size,
  * the tiles of every block but the last (which takes the rest): those of
- * wino_blocks_(total, most), unless there are more blocks than threads but
- * not a multiple of nt of them; then a multiple of nt blocks of equal size
- * (within the largest block the workspace holds).  With 5 blocks, 2 threads
- * took 3 and 2: the pass took the time of 3 blocks where 2.5 would do (a
- * ResNet's 64 channels on 8x8 maps at batch 32, 512 tiles of 96 a block). */
+ * wino_blocks_(total, most), unless there are more blocks than threads and
+ * the threads with a block more would do at least 1/8 more than an even
+ * share; then a multiple of nt blocks of equal size (within the largest
+ * block the workspace holds).  With 5 blocks, 2 threads took 3 and 2: the
+ * pass took the time of 3 blocks where 2.5 would do (a ResNet's 64 channels
+ * on 8x8 maps at batch 32, 512 tiles of 96 a block: 4 of 128 ran about 10%
+ * faster); 11 blocks of 192 (32 channels on 16x16) recut as 10 of 205 ran
+ * about 8% slower than 6 and 5 (docs/performance.md). */
 static int64_t FC_FN(wino_thread_blocks_)(int64_t total, int64_t most, int nt, int64_t *size)
 {
     const int64_t blocks = FC_FN(wino_blocks_)(total, most);
     *size = most;
-    if (nt <= 1 || blocks <= nt || blocks % nt == 0) return blocks;
+    if (nt <= 1 || blocks <= nt || (blocks + nt - 1) / nt * nt * 8 < blocks * 9) return blocks;
     int64_t even = blocks / nt * nt;
     if ((total + even - 1) / even > FC_FN(wino_largest_block_)(most)) even += nt;
     *size = (total + even - 1) / even;
