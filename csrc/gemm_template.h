@@ -183,13 +183,15 @@ static inline __attribute__((always_inline)) TARGET void FC_FN(transpose_)(FC_FN
 #endif
 
 /* dst[p*WIDTH + q] = src[q*ld + p] for q < rows, p < n; zero for rows <= q <
- * WIDTH: `rows` position-major rows interleaved into a panel WIDTH wide.
- * A macro body so WIDTH (NR or MR) is a constant in each expansion. */
-#define G_INTERLEAVE(WIDTH)                                                            \
+ * LIVE (<= WIDTH, a whole number of vectors or WIDTH), columns from LIVE on
+ * left as they are: `rows` position-major rows interleaved into a panel
+ * WIDTH wide.  A macro body so WIDTH (NR or MR) is a constant in each
+ * expansion. */
+#define G_INTERLEAVE(WIDTH, LIVE)                                                      \
     int64_t p = 0;                                                                     \
     if (G_HAVE_TRANSPOSE)                                                              \
         for (; p + FC_LANES <= n; p += FC_LANES)                                         \
-            for (int64_t q0 = 0; q0 < (WIDTH); q0 += FC_LANES) {                        \
+            for (int64_t q0 = 0; q0 < (LIVE); q0 += FC_LANES) {                         \
                 FC_FN(vec_) r[FC_LANES];                                                 \
                 const SCALAR *s0 = src + q0 * ld + p;                                  \
                 if (q0 + FC_LANES <= rows) /* full block: no per-row test */           \
@@ -213,7 +215,7 @@ static inline __attribute__((always_inline)) TARGET void FC_FN(transpose_)(FC_FN
                 }                                                                      \
             }                                                                          \
     for (; p < n; ++p)                                                                 \
-        for (int64_t q = 0; q < (WIDTH); ++q)                                          \
+        for (int64_t q = 0; q < (LIVE); ++q)                                           \
             dst[p * (WIDTH) + q] = q < rows ? src[q * ld + p] : 0;
 
 #if G_HAVE_TRANSPOSE
@@ -222,16 +224,27 @@ static inline __attribute__((always_inline)) TARGET void FC_FN(transpose_)(FC_FN
 #define G_TRANSPOSE(r) (void)0
 #endif
 
+/* micro_kernel_cols_ldb_ reads exactly the vectors that hold its cols (its
+ * cases cover every nv below NV), which interleave_nr_ relies on. */
+typedef char FC_FN(cols_cases_cover_nv_)[NV <= 3 ? 1 : -1];
+
+/* A panel NR wide, of which only the vectors holding one of the `rows` are
+ * written (zeros after the rows up to that vector's end): every caller
+ * runs a narrow panel through micro_kernel_cols_ with cols = rows, which
+ * reads no more.  A panel of 16 Winograd channels on AVX-512 (NR = 48) was
+ * two thirds zeros, transposed and stored for nothing, in every product of
+ * the weight gradient; a stem's 27 rows, one third. */
 static TARGET void FC_FN(interleave_nr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
                                         SCALAR *restrict dst)
 {
-    G_INTERLEAVE(FC_NR)
+    const int64_t live = (rows + FC_LANES - 1) / FC_LANES * FC_LANES;
+    G_INTERLEAVE(FC_NR, live < FC_NR ? live : FC_NR)
 }
 
 static TARGET void FC_FN(interleave_mr_)(const SCALAR *src, int64_t ld, int64_t rows, int64_t n,
                                         SCALAR *restrict dst)
 {
-    G_INTERLEAVE(MR)
+    G_INTERLEAVE(MR, MR)
 }
 
 /* ------------------------------------------------------------------ packing */

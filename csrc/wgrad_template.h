@@ -192,6 +192,8 @@ static TARGET void FC_FN(wg_pack_b_)(const SCALAR *x, int64_t x_image_stride,
         kd = 0;
         ++c;
     }
+    /* A narrow last panel (a stem's 27 rows) only as wide as its vectors:
+     * wg_serial_ reads no more of it. */
     FC_FN(interleave_nr_)(rowbuf, G_LDR, live, kc, dst);
 }
 
@@ -250,8 +252,9 @@ static TARGET void FC_FN(wg_serial_)(const SCALAR *x, int64_t x_image_stride,
                         FC_FN(micro_kernel_)(kc, pa + ir * kc, pb, ct, ldc, 1, NULL);
                         continue;
                     }
-                    /* Edge tile: compute in full, add the valid part. */
-                    FC_FN(micro_kernel_)(kc, pa + ir * kc, pb, edge, FC_NR, 0, NULL);
+                    /* Edge tile: compute the vectors holding its columns (all
+                     * wg_pack_b_ wrote), add the valid part. */
+                    FC_FN(micro_kernel_cols_)(kc, pa + ir * kc, pb, edge, FC_NR, 0, NULL, nr);
                     for (int64_t i = 0; i < mr; ++i)
                         for (int64_t j = 0; j < nr; ++j) ct[i * ldc + j] += edge[i * FC_NR + j];
                 }

@@ -94,7 +94,29 @@ static int64_t FC_FN(wino_largest_block_)(int64_t most)
     return most + (most + 1) / 2;
 }
 
-/* Tiles [*tau0, *tau1) of block blk of wino_blocks_(total, most). */
+/* Blocks of `total` tiles for nt threads that take whole blocks, and *size,
+ * the tiles of every block but the last (which takes the rest): those of
+ * wino_blocks_(total, most), unless there are more blocks than threads and
+ * the threads with a block more would do at least 1/8 more than an even
+ * share; then a multiple of nt blocks of equal size (within the largest
+ * block the workspace holds).  With 5 blocks, 2 threads took 3 and 2: the
+ * pass took the time of 3 blocks where 2.5 would do (a ResNet's 64 channels
+ * on 8x8 maps at batch 32, 512 tiles of 96 a block: 4 of 128 ran about 10%
+ * faster); 11 blocks of 192 (32 channels on 16x16) recut as 10 of 205 ran
+ * about 8% slower than 6 and 5 (docs/performance.md). */
+static int64_t FC_FN(wino_thread_blocks_)(int64_t total, int64_t most, int nt, int64_t *size)
+{
+    const int64_t blocks = FC_FN(wino_blocks_)(total, most);
+    *size = most;
+    if (nt <= 1 || blocks <= nt || (blocks + nt - 1) / nt * nt * 8 < blocks * 9) return blocks;
+    int64_t even = blocks / nt * nt;
+    if ((total + even - 1) / even > FC_FN(wino_largest_block_)(most)) even += nt;
+    *size = (total + even - 1) / even;
+    return (total + *size - 1) / *size;
+}
+
+/* Tiles [*tau0, *tau1) of block blk of `blocks` blocks of `most` tiles, the
+ * last taking the rest (wino_blocks_ or wino_thread_blocks_). */
 static void FC_FN(wino_block_range_)(int64_t blk, int64_t blocks, int64_t total, int64_t most,
                                     int64_t *tau0, int64_t *tau1)
 {
@@ -515,13 +537,14 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
     const int64_t x_image_stride = g->channels * plane;
     const int64_t y_image_stride = c_out * g->out[1] * g->out[2];
     const SCALAR *x_end = x + batch * x_image_stride;
-    const int64_t blocks = FC_FN(wino_blocks_)(tiles_total, most);
+    int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
+    int64_t size;
+    const int64_t blocks = FC_FN(wino_thread_blocks_)(tiles_total, most, nt, &size);
     const int64_t per_thread = FC_FN(wino_per_thread_)(g, c);
     SCALAR *u = (SCALAR *)fc_align_up(ws);
     SCALAR *scratch = u + 16 * groups * m_pad * c;
     fc_stop *stop = fc_stop_flag();
     FC_FN(wino_transform_weights_)(w, groups, m, c, u, nthreads);
-    int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m));
     const int64_t m_panels = m_pad / MR;
     int64_t parts = blocks < nt ? (nt + blocks - 1) / blocks : 1;
     if (parts > m_panels) parts = m_panels;
@@ -536,7 +559,7 @@ static void FC_FN(wino_forward_)(const SCALAR *x, int64_t batch, const fc_geomet
         const int64_t o_lo = m_panels * part / parts * MR;
         const int64_t o_hi = m_panels * (part + 1) / parts * MR;
         int64_t tau0, tau1;
-        FC_FN(wino_block_range_)(blk, blocks, tiles_total, most, &tau0, &tau1);
+        FC_FN(wino_block_range_)(blk, blocks, tiles_total, size, &tau0, &tau1);
         const int64_t ld = FC_FN(wino_ld_)(tau1 - tau0);
         const int64_t rows = FC_FN(wino_block_rows_)(m, tau1 - tau0);
         SCALAR *v = (SCALAR *)fc_align_up(scratch + fc_thread_num() * per_thread);
@@ -727,9 +750,10 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
     const int64_t per_thread = FC_FN(wino_wg_per_thread_)(g, m);
     const SCALAR *x_end = x + (batch - 1) * x_image_stride + c * g->in[1] * g->in[2];
     const SCALAR *gy_end = gy + (batch - 1) * gy_image_stride + m * g->out[1] * g->out[2];
-    const int64_t blocks = FC_FN(wino_blocks_)(tiles_total, most);
     fc_stop *stop = fc_stop_flag();
     int nt = fc_threads_for(nthreads, tiles_total * 16 * (c + m) * 4);
+    int64_t size;
+    const int64_t blocks = FC_FN(wino_thread_blocks_)(tiles_total, most, nt, &size);
     const int split_xi = blocks < nt;
     if (nt > (split_xi ? 16 : blocks)) nt = split_xi ? 16 : (int)blocks;
 #ifdef _OPENMP
@@ -753,7 +777,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         for (int64_t blk = b0; blk < b1; ++blk) {
             int64_t tau0, tau1;
             if (fc_stopping(stop)) break;
-            FC_FN(wino_block_range_)(blk, blocks, tiles_total, most, &tau0, &tau1);
+            FC_FN(wino_block_range_)(blk, blocks, tiles_total, size, &tau0, &tau1);
             for (int64_t r0 = tau0; r0 < tau1; r0 += FC_WINO_MAX_RUNS - 1) {
                 const int64_t r1 = r0 + FC_WINO_MAX_RUNS - 1 < tau1 ? r0 + FC_WINO_MAX_RUNS - 1 : tau1;
                 const int64_t nruns = FC_FN(wino_runs_)(r0, r1, tile_rows, tile_cols, runs);

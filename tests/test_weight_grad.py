@@ -26,6 +26,9 @@ CASES = [
     ((5, 2, 3, 5), (3, 2, 1, 3), dict(stride=2)),
     ((2, 3, 75), (4, 3, 5), dict(stride=2, padding=1)),
     ((2, 3, 5, 6, 7), (4, 3, 2, 3, 2), dict(padding=1, dilation=(1, 2, 1))),  # 3-D
+    # A stem: 27 rows, one narrow panel packed and computed 2 vectors wide on
+    # AVX-512 (of NR's 3), 16 outputs (2 MR panels).
+    ((3, 3, 10, 12), (16, 3, 3, 3), dict(padding=1)),
 ]
 
 

@@ -72,6 +72,12 @@ CASES = [
     ((1, 19, 13, 13), 21, ((1, 1), (1, 1)), 1),
     ((1, 33, 7, 7), 70, ((1, 1), (1, 1)), 1),
     ((1, 17, 1, 1), 9, ((1, 1), (1, 1)), 1),
+    # An odd number of blocks at 2 threads: 3 are cut again into an even
+    # number of equal blocks (AVX-512 float32: 320 tiles, 3 blocks of 96 -> 4
+    # of 80, weight gradient 3 of 128 -> 2 of 160), 11 are kept (2048 tiles,
+    # 11 blocks of 192: one thread's block more is under 1/8 of its share).
+    ((20, 64, 8, 8), 64, ((1, 1), (1, 1)), 1),
+    ((32, 32, 16, 16), 32, ((1, 1), (1, 1)), 1),
 ]
 
 

@@ -562,6 +562,29 @@ static void test_winograd_batch1(void)
     fc_simd_select(-1);
 }
 
+/* Winograd where more blocks than threads are not a multiple of them
+ * (wino_thread_blocks_ cuts the tiles again into equal blocks): 20 images
+ * of 64 channels on 8x8 maps, 320 tiles (AVX-512 float32: 3 blocks of 96 ->
+ * 4 of 80; weight gradient 3 of 128 -> 2 of 160; float64 7 of 48 -> 6 of
+ * 54), 1 and 2 threads, every level. */
+static void test_winograd_thread_blocks(void)
+{
+    fc_geometry g;
+    const int64_t in[3] = {1, 8, 8}, k[3] = {1, 3, 3}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+    const int64_t p[3] = {0, 1, 1}, extra[3] = {0, 0, 0};
+    if (!make_geometry(&g, 64, in, k, s, p, d, extra)) return;
+    for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+        if (fc_simd_select(level) < 0) continue;
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_conv_f32(&g, 20, 1, 64, 1, WINOGRAD, 0, 0, nthreads);
+            check_conv_f64(&g, 20, 1, 64, 0, WINOGRAD, 0, 0, nthreads);
+            check_wgrad_f32(&g, 20, 64, nthreads, 1);
+            check_wgrad_f64(&g, 20, 65, nthreads, 1);
+        }
+    }
+    fc_simd_select(-1);
+}
+
 static void test_unfold_boundaries(void)
 {
     static const struct {
@@ -1881,6 +1904,7 @@ int main(int argc, char **argv)
     test_gemm();
     test_winograd(random_cases / 3);
     test_winograd_batch1();
+    test_winograd_thread_blocks();
     test_wgrad_large();
     test_on_every_level(test_pooling, random_cases);
     test_on_every_level(test_resample, random_cases / 3);
