@@ -22,7 +22,7 @@ from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
 from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
 from ._conv import (array_meta, bias_grad, check_conv_arrays, contiguous_arrays, conv_forward,
-                    conv_grad_input, conv_grad_weight, parse_conv_arrays)
+                    conv_grad_input, conv_grad_weight, forward_arrays, parse_conv_arrays)
 from ._geometry import Window
 
 
@@ -89,17 +89,9 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
                     dilation, explain=False):
     """conv_transpose{nd}d's output (the equivalent conv's grad_input), or
     with `explain` the plan that computes it."""
-    if type(input) is np.ndarray and type(weight) is np.ndarray and (
-            bias is None or type(bias) is np.ndarray):
-        x, w, b = input, weight, bias   # parse_conv_arrays would return them as they are
-    else:
-        x, w, b, _ = parse_conv_arrays(op, input, weight, bias, _args.NO_GRAD)
-    dtype = _args.dtype_key(x.dtype)
-    w_dtype = dtype if w.dtype is x.dtype else _args.dtype_key(w.dtype)
-    b_dtype = None if b is None else dtype if b.dtype is x.dtype else _args.dtype_key(b.dtype)
-    call = _conv_transpose_call(op, nd, x.shape, dtype, w.shape, w_dtype,
-                                None if b is None else b.shape, b_dtype, stride, padding,
-                                output_padding, groups, dilation, _threads.get_num_threads())
+    x, w, b, meta = forward_arrays(op, input, weight, bias)
+    call = _conv_transpose_call(op, nd, *meta, stride, padding, output_padding, groups,
+                                dilation, _threads.get_num_threads())
     x, w = _args.contiguous(x), _args.contiguous(w)
     b = None if b is None else _args.contiguous(b)
     plan = call.plan
