@@ -350,3 +350,25 @@ def test_the_transposed_plan_follows_the_thread_count(rng):
             assert fastconv.explain("conv_transpose2d", x, w, stride=2).threads == n
     finally:
         fastconv.set_num_threads(before)
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d", "conv_transpose2d"])
+def test_the_typed_calls_follow_a_simd_change(op, rng):
+    """A typed call kept in the memo dispatches on every run: after a SIMD
+    change its next call (a memo hit) runs the newly selected level."""
+    from fastconv import _kernels
+    x, w = rng.standard_normal((1, 4, 6, 6)), rng.standard_normal((4, 4, 3, 3))
+    run = {"max_pool2d": lambda: fastconv.max_pool2d(x, 2),
+           "avg_pool2d": lambda: fastconv.avg_pool2d(x, 2),
+           "conv_transpose2d": lambda: fastconv.conv_transpose2d(x, w, stride=2)}[op]
+    expected = run()
+    before = _kernels.simd_active()
+    try:
+        for level in _kernels.simd_supported(None):
+            _kernels.simd_select(level)
+            calls = _kernels.simd_calls()[level]
+            got = run()
+            assert _kernels.simd_calls()[level] > calls, level
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    finally:
+        _kernels.simd_select(before)
