@@ -919,38 +919,31 @@ def avg_pool(const real[::1] x, Geometry geom not None, bint count_include_pad,
 
 
 cdef enum PoolKind:
-    POOL_MAX, POOL_AVG, POOL_ADAPTIVE_MAX, POOL_ADAPTIVE_AVG, POOL_GLOBAL_AVG
+    POOL_MAX, POOL_AVG
 
-POOL_KINDS = {"max": POOL_MAX, "avg": POOL_AVG, "adaptive_max": POOL_ADAPTIVE_MAX,
-              "adaptive_avg": POOL_ADAPTIVE_AVG, "global_avg": POOL_GLOBAL_AVG}
+POOL_KINDS = {"max": POOL_MAX, "avg": POOL_AVG}
 
 _np_empty = __import__("numpy").empty
 _INT64 = __import__("numpy").dtype("int64")
 
 
 cdef void _pool_forward(PoolKind kind, fc_dtype dtype, const void *x, const fc_geometry *g,
-                        bint flag, int64_t divisor, void *y, int64_t *indices,
+                        bint count_include_pad, int64_t divisor, void *y, int64_t *indices,
                         int nthreads) noexcept nogil:
-    """The pooling forward kernel of `kind` (flag: avg's count_include_pad,
-    global_avg's prefetch)."""
+    """The pooling forward kernel of `kind`."""
     if kind == POOL_MAX:
         fc_max_pool(dtype, x, g, y, indices, nthreads)
-    elif kind == POOL_AVG:
-        fc_avg_pool(dtype, x, g, flag, divisor, y, nthreads)
-    elif kind == POOL_ADAPTIVE_MAX:
-        fc_adaptive_max_pool(dtype, x, g, y, indices, nthreads)
-    elif kind == POOL_ADAPTIVE_AVG:
-        fc_adaptive_avg_pool(dtype, x, g, y, nthreads)
     else:
-        fc_global_avg_pool(dtype, x, g, flag, y, nthreads)
+        fc_avg_pool(dtype, x, g, count_include_pad, divisor, y, nthreads)
 
 
 cdef class PoolForward(KernelCall):
     """A pooling forward as a call object (KernelCall) that also allocates
     its results: run(x, nthreads) returns the output of `out_shape`, with
     the int64 indices beside it for a max pooling `with_indices`.  `kind` is
-    a POOL_KINDS key; `flag` is avg's count_include_pad or global_avg's
-    prefetch, `divisor` avg's divisor_override (0 = none)."""
+    a POOL_KINDS key; `flag` is avg's count_include_pad, `divisor` its
+    divisor_override (0 = none).  (The adaptive poolings still take the
+    fused-type entries.)"""
     cdef PoolKind kind
     cdef bint with_indices, flag
     cdef int64_t divisor, in_len, out_len
@@ -963,11 +956,8 @@ cdef class PoolForward(KernelCall):
         cdef fc_geometry *g = &self.geom.g
         self.kind = POOL_KINDS[kind]
         _check_pool_geometry(g)
-        if with_indices and self.kind not in (POOL_MAX, POOL_ADAPTIVE_MAX):
+        if with_indices and self.kind != POOL_MAX:
             raise ValueError(f"PoolForward: {kind} pooling has no indices")
-        if self.kind == POOL_GLOBAL_AVG and _prod3(g.out) != 1:
-            raise ValueError(f"PoolForward: global_avg makes one value per plane, "
-                             f"got {_prod3(g.out)}")
         self.in_len, self.out_len = g.channels * _prod3(g.in_), g.channels * _prod3(g.out)
         if self.out_len and _prod3(g.in_) == 0:
             raise ValueError("cannot pool an empty plane into a non-empty output")
