@@ -34,6 +34,12 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((8, 32, 32, 32))
 w = rng.standard_normal((32, 32, 3, 3))
 conv = lambda: fastconv.conv2d(x, w, padding=1)
+big = rng.standard_normal((16, 32, 64, 64))
+ops = {"conv2d": conv,
+       # The per-call paths that read the count on every call, with the memo hit.
+       "max_pool2d": lambda: fastconv.max_pool2d(big, 2),
+       "avg_pool2d": lambda: fastconv.avg_pool2d(big, 3, 1, 1),
+       "conv_transpose2d": lambda: fastconv.conv_transpose2d(x, w, stride=2)}
 """
 
 
@@ -56,16 +62,19 @@ def _run(code, **env_extra):
     ("", "2"),                                   # the OpenMP runtime's count
     ("fastconv.set_num_threads(2)", "1"),        # a count set by set_num_threads
 ])
-def test_threadpool_limits_makes_a_conv_single_threaded(setup, omp_num_threads):
+@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "avg_pool2d", "conv_transpose2d"])
+def test_threadpool_limits_makes_a_conv_single_threaded(setup, omp_num_threads, op):
     out = _run(f"""
 {setup}
+op = ops[{op!r}]
 before = tasks()
 with threadpool_limits(1):
     assert fastconv.get_num_threads() == 1
-    conv()
+    op()
+    op()                                       # the memo's hit
     during = tasks()
 assert fastconv.get_num_threads() == 2     # restored on exit
-conv()
+op()
 print(before, during, tasks())
 """, OMP_NUM_THREADS=omp_num_threads).stdout.split()
     before, during, after = map(int, out)

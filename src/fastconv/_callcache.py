@@ -15,10 +15,11 @@ next to its value, so `True` never hits the entry of `1`, nor
 itself (errors are never cached).  Arguments of other types (lists, arrays,
 user objects) are never cached, so they always take the full checks.
 """
-import functools
 import threading
 
 import numpy as np
+
+from . import _kernels
 
 # Entries per memoised function.  A training loop or an inference server
 # cycles through a few dozen distinct shapes; a program that keeps changing
@@ -42,34 +43,16 @@ def plain_type(cls):
     return cls
 
 
-def _key(args):
-    """The cache key of `args`, or None when one of them is not plain."""
-    for value in args:
-        kind = type(value)
-        if kind is tuple:
-            for item in value:
-                if type(item) is not int and item is not None:
-                    return None
-        elif kind not in _PLAIN:
-            return None
-    return args, tuple(map(type, args))
-
-
 def memoize(fn):
     """`fn` (a pure function of its positional arguments) with its results
-    kept by argument values and types; see the module docstring."""
+    kept by argument values and types; see the module docstring.  The hit
+    path (the key and the lookup) is _kernels.Memo, in C; a miss runs here."""
     cache = {}
 
-    @functools.wraps(fn)
-    def memoized(*args):
-        key = _key(args)
-        if key is None:
-            return fn(*args)
-        try:
-            return cache[key]
-        except KeyError:
-            pass
+    def miss(args, key):
         result = fn(*args)
+        if key is None:     # an argument that is not plain: never kept
+            return result
         # Ops run from several threads at once: every change to a cache
         # happens under the lock (a lookup needs none), so two threads never
         # evict the same entry nor iterate a dict another one changes.
@@ -79,7 +62,7 @@ def memoize(fn):
             cache[key] = result
         return result
 
-    memoized.cache = cache
+    memoized = _kernels.Memo(fn, cache, _PLAIN, miss)
     _caches.append(cache)
     return memoized
 

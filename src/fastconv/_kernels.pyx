@@ -106,6 +106,63 @@ if hasattr(_os, "register_at_fork"):
 fc_set_poll(_poll_signals)
 
 
+# ---------------------------------------------------------------------------
+# The memo's hit path (fastconv/_callcache.py: the rules, the miss path and
+# the eviction live there).  A memoised call is looked up on every op call,
+# so its key is built here, in a C loop, rather than in Python.
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport Py_INCREF
+
+cdef object _MISSING = object()
+
+
+cdef object _memo_key(tuple args, set plain):
+    """(args, the type of each), or None when an argument is not plain:
+    its type is not in `plain`, or it is a tuple holding anything but ints
+    and None (so equal keys always mean interchangeable arguments)."""
+    cdef Py_ssize_t i, n = len(args)
+    cdef tuple types = PyTuple_New(n)
+    cdef object value, kind, item
+    for i in range(n):
+        value = args[i]
+        kind = type(value)
+        if kind is tuple:
+            for item in <tuple>value:
+                if type(item) is not int and item is not None:
+                    return None
+        elif kind not in plain:
+            return None
+        Py_INCREF(kind)
+        PyTuple_SET_ITEM(types, i, kind)
+    return (args, types)
+
+
+cdef class Memo:
+    """A memoised function's hit path: calling it looks the arguments' key
+    up in `cache` and returns the kept result; on a miss (or an argument
+    that is not plain) it returns miss(args, key), key None for arguments
+    that must not be kept."""
+    cdef readonly dict cache
+    cdef set plain
+    cdef object miss
+    cdef readonly object __wrapped__
+
+    def __init__(self, fn, dict cache, set plain, miss):
+        self.__wrapped__ = fn
+        self.cache, self.plain, self.miss = cache, plain, miss
+
+    def __call__(self, *args):
+        key = _memo_key(args, self.plain)
+        if key is not None:
+            result = self.cache.get(key, _MISSING)
+            if result is not _MISSING:
+                return result
+        return self.miss(args, key)
+
+    def __repr__(self):
+        return f"<memoised {self.__wrapped__!r}>"
+
+
 cdef inline fc_dtype _dtype(real zero) noexcept nogil:
     """The C kernels' name for the fused type `real` (pass <real>0)."""
     return FC_FLOAT32 if real is float else FC_FLOAT64
@@ -422,29 +479,43 @@ cdef int _acquire(Py_buffer *views, int *held, object arr, int flags) except -1:
     return 0
 
 
-cdef class ConvForward:
-    """The implicit-GEMM conv forward (fc_conv_forward) as a call object,
-    built once per distinct call (the ops keep it with their memoised
-    shape-only work): dtype, geometry, groups, C_out and schedule (one GEMM
-    per image or the images side by side; per image, whether each thread
-    takes whole images, writes with streaming stores, reads a pointwise
-    conv's images in place: fc_conv_schedule in csrc/fastconv.h) are typed
-    once, so run() does no fused-type dispatch, keyword parsing or buffer
+cdef class KernelCall:
+    """What every typed call object shares (ConvForward, ConvDataGrad,
+    PoolForward): the ops build one per distinct call and keep it with their
+    memoised shape-only work, so the dtype, geometry and schedule are typed
+    once and run() does no fused-type dispatch, keyword parsing or buffer
     format parsing.  run() takes C-contiguous arrays of the object's dtype
-    (the ops' memoised checks made them so) and checks every length against
-    the geometry before the kernel runs."""
+    (the ops' memoised checks made them so) and checks their lengths."""
     cdef fc_dtype dtype
     cdef Py_ssize_t item
     cdef Geometry geom
+
+    def __init__(self, dtype_char, Geometry geom not None):
+        self.dtype = _dtype_of_char(dtype_char)
+        self.item = sizeof(float) if self.dtype == FC_FLOAT32 else sizeof(double)
+        self.geom = geom
+
+
+cdef void _release(Py_buffer *views, int held) noexcept:
+    cdef int i
+    for i in range(held):
+        PyBuffer_Release(&views[i])
+
+
+cdef class ConvForward(KernelCall):
+    """The implicit-GEMM conv forward (fc_conv_forward) as a call object
+    (KernelCall), with its schedule: one GEMM per image or the images side
+    by side; per image, whether each thread takes whole images, writes with
+    streaming stores, reads a pointwise conv's images in place
+    (fc_conv_schedule in csrc/fastconv.h).  run() checks every length
+    against the geometry before the kernel runs."""
     cdef fc_conv_schedule s
     cdef int64_t groups, c_out
 
     def __init__(self, dtype_char, Geometry geom not None, int64_t groups, int64_t c_out, *,
                  bint per_image, bint threads_over_images=False, bint stream_stores=False,
                  bint pointwise=False):
-        self.dtype = _dtype_of_char(dtype_char)
-        self.item = sizeof(float) if self.dtype == FC_FLOAT32 else sizeof(double)
-        self.geom = geom
+        KernelCall.__init__(self, dtype_char, geom)
         self.groups, self.c_out = groups, c_out
         self.s = _schedule(per_image, threads_over_images, stream_stores, pointwise)
 
@@ -454,7 +525,7 @@ cdef class ConvForward:
         (bytes) holds the workspace, then, from the next 64-byte boundary,
         the offsets table."""
         cdef Py_buffer views[5]
-        cdef int held = 0, i
+        cdef int held = 0
         cdef Py_ssize_t item = self.item, ws_bytes
         cdef fc_geometry g = self.geom.g
         try:
@@ -479,8 +550,7 @@ cdef class ConvForward:
                               (views[3].len - ws_bytes) // <Py_ssize_t>sizeof(int64_t),
                               nthreads)
         finally:
-            for i in range(held):
-                PyBuffer_Release(&views[i])
+            _release(views, held)
 
 
 cdef int _check_winograd(int64_t status, str op, Geometry geom) except -1:
@@ -536,27 +606,76 @@ def conv_data_grad_workspace_size(dtype_char, Geometry geom not None, int nthrea
     return fc_conv_data_grad_workspace(_dtype_of_char(dtype_char), &g, nthreads)
 
 
+cdef int _run_conv_data_grad(fc_dtype dtype, Geometry geom, fc_conv_schedule *s,
+                             int64_t batch, int64_t groups, int64_t c_out,
+                             const void *gout, Py_ssize_t gout_len, const void *w,
+                             Py_ssize_t w_len, void *gx, Py_ssize_t gx_len, void *ws,
+                             Py_ssize_t ws_len, int nthreads) except -1:
+    """The GEMM + col2im data gradient both entries (conv_data_grad,
+    ConvDataGrad.run) run, with their checks: buffer lengths in elements."""
+    cdef fc_geometry g = geom.g
+    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out), need
+    if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
+        return 0
+    if groups <= 0 or g.channels % groups or c_out % groups:
+        raise ValueError("conv_data_grad: channels not divisible by groups")
+    need = fc_conv_data_grad_workspace(dtype, &g, nthreads)
+    if (gout_len < batch * c_out * l or w_len < c_out * (g.channels // groups) * taps
+            or gx_len < batch * g.channels * _prod3(g.in_) or ws_len < need
+            or (c_out and (gout_len == 0 or w_len == 0))):
+        raise ValueError("conv_data_grad: buffer too small")
+    with nogil:
+        fc_conv_data_grad(dtype, gout if c_out else NULL, batch, &g, groups,
+                          w if c_out else NULL, c_out, gx, s, ws, nthreads)
+    _raise_if_stopped()
+    return 0
+
+
 def conv_data_grad(const real[::1] gout, int64_t batch, Geometry geom not None,
                    int64_t groups, const real[::1] w, int64_t c_out, real[::1] gx,
                    real[::1] ws, int nthreads, *, bint threads_over_images=False):
     """grad_input (batch, C_in, in) of a conv by GEMM + col2im, image by image
-    (each thread whole images when threads_over_images)."""
-    cdef fc_geometry g = geom.g
+    (each thread whole images when threads_over_images).  (ConvDataGrad is
+    the same call for an op's per-call path.)"""
     cdef fc_conv_schedule s = _schedule(True, threads_over_images, False, False)
-    cdef int64_t taps = _prod3(g.kernel), l = _prod3(g.out), need
-    if batch <= 0 or g.channels == 0 or _prod3(g.in_) == 0:
-        return
-    if groups <= 0 or g.channels % groups or c_out % groups:
-        raise ValueError("conv_data_grad: channels not divisible by groups")
-    need = fc_conv_data_grad_workspace(_dtype(<real>0), &g, nthreads)
-    if (gout.shape[0] < batch * c_out * l or w.shape[0] < c_out * (g.channels // groups) * taps
-            or gx.shape[0] < batch * g.channels * _prod3(g.in_) or ws.shape[0] < need
-            or (c_out and (gout.shape[0] == 0 or w.shape[0] == 0))):
-        raise ValueError("conv_data_grad: buffer too small")
-    with nogil:
-        fc_conv_data_grad(_dtype(<real>0), &gout[0] if c_out else NULL, batch, &g, groups,
-                          &w[0] if c_out else NULL, c_out, &gx[0], &s, &ws[0], nthreads)
-    _raise_if_stopped()
+    _run_conv_data_grad(_dtype(<real>0), geom, &s, batch, groups, c_out,
+                        &gout[0] if gout.shape[0] else NULL, gout.shape[0],
+                        &w[0] if w.shape[0] else NULL, w.shape[0],
+                        &gx[0] if gx.shape[0] else NULL, gx.shape[0],
+                        &ws[0] if ws.shape[0] else NULL, ws.shape[0], nthreads)
+
+
+cdef class ConvDataGrad(KernelCall):
+    """conv_data_grad as a call object (KernelCall): a transposed conv's
+    forward."""
+    cdef fc_conv_schedule s
+    cdef int64_t groups, c_out
+
+    def __init__(self, dtype_char, Geometry geom not None, int64_t groups, int64_t c_out, *,
+                 bint threads_over_images=False):
+        KernelCall.__init__(self, dtype_char, geom)
+        self.groups, self.c_out = groups, c_out
+        self.s = _schedule(True, threads_over_images, False, False)
+
+    def run(self, gout, int64_t batch, w, gx, scratch, int nthreads):
+        """conv_data_grad(gout, batch, geom, groups, w, c_out, gx, ws,
+        nthreads) with this object's schedule; `scratch` (bytes) is the
+        workspace."""
+        cdef Py_buffer views[4]
+        cdef int held = 0
+        cdef Py_ssize_t item = self.item
+        try:
+            _acquire(views, &held, gout, PyBUF_SIMPLE)
+            _acquire(views, &held, w, PyBUF_SIMPLE)
+            _acquire(views, &held, gx, PyBUF_WRITABLE)
+            _acquire(views, &held, scratch, PyBUF_WRITABLE)
+            _run_conv_data_grad(self.dtype, self.geom, &self.s, batch, self.groups, self.c_out,
+                                views[0].buf, views[0].len // item,
+                                views[1].buf, views[1].len // item,
+                                views[2].buf, views[2].len // item,
+                                views[3].buf, views[3].len // item, nthreads)
+        finally:
+            _release(views, held)
 
 
 def conv_weight_grad_workspace_size(dtype_char, int64_t m, int64_t n, int nthreads):
@@ -687,8 +806,7 @@ def build_info():
 # checks below are only those that keep a wrong call inside its buffers.
 # ---------------------------------------------------------------------------
 
-cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size,
-                     int64_t dst_plane, const fc_geometry *g) except -1:
+cdef int _check_pool_geometry(const fc_geometry *g) except -1:
     cdef int i
     for i in range(3):
         if g.kernel[i] < 1 or g.stride[i] < 1 or g.dilation[i] < 1 or g.pad[i] < 0:
@@ -696,6 +814,12 @@ cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size
                              "dilation and non-negative padding")
         if g.in_[i] < 0 or g.out[i] < 0:
             raise ValueError("pooling sizes must be non-negative")
+    return 0
+
+
+cdef int _check_pool(Py_ssize_t src_size, int64_t src_plane, Py_ssize_t dst_size,
+                     int64_t dst_plane, const fc_geometry *g) except -1:
+    _check_pool_geometry(g)
     if src_size < g.channels * src_plane:
         raise ValueError(f"source buffer holds {src_size} elements, "
                          f"needs {g.channels * src_plane}")
@@ -773,6 +897,90 @@ def avg_pool(const real[::1] x, Geometry geom not None, bint count_include_pad,
         fc_avg_pool(_dtype(<real>0), &x[0], &g, count_include_pad, divisor_override, &y[0],
                     nthreads)
     _raise_if_stopped()
+
+
+cdef enum PoolKind:
+    POOL_MAX, POOL_AVG
+
+POOL_KINDS = {"max": POOL_MAX, "avg": POOL_AVG}
+
+_np_empty = __import__("numpy").empty
+_INT64 = __import__("numpy").dtype("int64")
+
+
+cdef void _pool_forward(PoolKind kind, fc_dtype dtype, const void *x, const fc_geometry *g,
+                        bint count_include_pad, int64_t divisor, void *y, int64_t *indices,
+                        int nthreads) noexcept nogil:
+    """The pooling forward kernel of `kind`."""
+    if kind == POOL_MAX:
+        fc_max_pool(dtype, x, g, y, indices, nthreads)
+    else:
+        fc_avg_pool(dtype, x, g, count_include_pad, divisor, y, nthreads)
+
+
+cdef class PoolForward(KernelCall):
+    """A pooling forward as a call object (KernelCall) that also allocates
+    its results: run(x, nthreads) returns the output of `out_shape`, with
+    the int64 indices beside it for a max pooling `with_indices`.  `kind` is
+    a POOL_KINDS key; `flag` is avg's count_include_pad, `divisor` its
+    divisor_override (0 = none).  (The adaptive poolings still take the
+    fused-type entries.)"""
+    cdef PoolKind kind
+    cdef bint with_indices, flag
+    cdef int64_t divisor, in_len, out_len
+    cdef tuple out_shape
+    cdef object out_dtype
+
+    def __init__(self, dtype_char, Geometry geom not None, tuple out_shape, str kind, *,
+                 bint with_indices=False, bint flag=False, int64_t divisor=0):
+        KernelCall.__init__(self, dtype_char, geom)
+        cdef fc_geometry *g = &self.geom.g
+        self.kind = POOL_KINDS[kind]
+        _check_pool_geometry(g)
+        if with_indices and self.kind != POOL_MAX:
+            raise ValueError(f"PoolForward: {kind} pooling has no indices")
+        self.in_len, self.out_len = g.channels * _prod3(g.in_), g.channels * _prod3(g.out)
+        if self.out_len and _prod3(g.in_) == 0:
+            raise ValueError("cannot pool an empty plane into a non-empty output")
+        if _prod_tuple(out_shape) != self.out_len:
+            raise ValueError(f"PoolForward: out_shape {out_shape} does not hold "
+                             f"{self.out_len} values")
+        self.with_indices, self.flag, self.divisor = with_indices, flag, divisor
+        self.out_shape = out_shape
+        self.out_dtype = __import__("numpy").dtype(dtype_char)
+
+    def run(self, x, int nthreads):
+        """The pooled x (a C-contiguous array of the object's dtype and
+        geometry), fresh, and its indices when with_indices."""
+        cdef Py_buffer views[3]
+        cdef int held = 0
+        cdef int64_t *indices_ptr = NULL
+        out = _np_empty(self.out_shape, self.out_dtype)
+        indices = _np_empty(self.out_shape, _INT64) if self.with_indices else None
+        try:
+            _acquire(views, &held, x, PyBUF_SIMPLE)
+            _acquire(views, &held, out, PyBUF_WRITABLE)
+            if indices is not None:
+                _acquire(views, &held, indices, PyBUF_WRITABLE)
+                indices_ptr = <int64_t *>views[2].buf
+            if views[0].len < self.in_len * self.item:
+                raise ValueError(f"PoolForward: input holds {views[0].len} bytes, needs "
+                                 f"{self.in_len * self.item}")
+            if self.out_len:
+                with nogil:
+                    _pool_forward(self.kind, self.dtype, views[0].buf, &self.geom.g, self.flag,
+                                  self.divisor, views[1].buf, indices_ptr, nthreads)
+                _raise_if_stopped()
+        finally:
+            _release(views, held)
+        return (out, indices) if self.with_indices else out
+
+
+cdef int64_t _prod_tuple(tuple shape) except -1:
+    cdef int64_t n = 1
+    for v in shape:
+        n *= v
+    return n
 
 
 def avg_pool_backward(const real[::1] gy, Geometry geom not None, bint count_include_pad,

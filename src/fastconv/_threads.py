@@ -144,11 +144,20 @@ def _warn_each_time(key, message):
     warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
+# The compiled extension, imported on first use (it loads after this module,
+# in openmp_load_environment): an import statement per op call cost more
+# than the rest of get_num_threads.
+_kernels = None
+
+
 def runtime_threads():
     """The OpenMP runtime's thread count for the calling thread (1 without
     OpenMP), capped at machine_max_threads() with a warning."""
-    from . import _kernels
-    return _capped(max(1, _kernels.openmp_max_threads()), "the OpenMP runtime (OMP_NUM_THREADS)")
+    global _kernels
+    if _kernels is None:
+        from . import _kernels
+    n = _kernels.openmp_max_threads()
+    return 1 if n <= 1 else _capped(n, "the OpenMP runtime (OMP_NUM_THREADS)")
 
 
 def _startable(n):
@@ -220,7 +229,11 @@ def get_num_threads() -> int:
     if _forked_thread is not None and threading.get_ident() == _forked_thread:
         return 1
     n = _num_threads
-    n = _startable(runtime_threads() if n is None else n)
+    if n is None:
+        n = runtime_threads()
+    if n == 1:    # no thread to start: the per-call path of small calls
+        return 1
+    n = _startable(n)
     if n > 1:
         _parallel_ran = True
     return n

@@ -376,8 +376,10 @@ def bias_grad(gout):
     return gout.sum(axis=(0,) + tuple(range(2, gout.ndim)))
 
 
-def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explain=False):
-    """conv{nd}d's output, or with `explain` the plan that computes it."""
+def forward_arrays(op, input, weight, bias):
+    """(x, w, b, meta): the array arguments of a (transposed) conv forward
+    as ndarrays and what its memoised checks see of them, (x.shape, dtype,
+    w.shape, w_dtype, b_shape, b_dtype) with the dtypes as memo keys."""
     if type(input) is np.ndarray and type(weight) is np.ndarray and (
             bias is None or type(bias) is np.ndarray):
         x, w, b = input, weight, bias   # parse_conv_arrays would return them as they are
@@ -385,10 +387,17 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
         x, w, b, _ = parse_conv_arrays(op, input, weight, bias, _args.NO_GRAD)
     dtype = _args.dtype_key(x.dtype)
     w_dtype = dtype if w.dtype is x.dtype else _args.dtype_key(w.dtype)
-    b_dtype = None if b is None else dtype if b.dtype is x.dtype else _args.dtype_key(b.dtype)
-    call = _conv_call(op, nd, x.shape, dtype, w.shape, w_dtype,
-                      None if b is None else b.shape, b_dtype,
-                      stride, padding, dilation, groups, _threads.get_num_threads())
+    if b is None:
+        return x, w, b, (x.shape, dtype, w.shape, w_dtype, None, None)
+    b_dtype = dtype if b.dtype is x.dtype else _args.dtype_key(b.dtype)
+    return x, w, b, (x.shape, dtype, w.shape, w_dtype, b.shape, b_dtype)
+
+
+def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explain=False):
+    """conv{nd}d's output, or with `explain` the plan that computes it."""
+    x, w, b, meta = forward_arrays(op, input, weight, bias)
+    call = _conv_call(op, nd, *meta, stride, padding, dilation, groups,
+                      _threads.get_num_threads())
     x, w = _args.contiguous(x), _args.contiguous(w)
     b = None if b is None else _args.contiguous(b)
     plan = call.plan

@@ -16,13 +16,13 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _args, _callcache, _shapes
+from .. import _args, _callcache, _kernels, _shapes, _threads, _workspace
 from .._conventions import CONV, CONV_BACKWARD, pytorch_forms
 from .._types import Array, ArrayLike, Grads, Size1, Size2, Size3
 from . import _plan
 from ._doc import CONV_TRANSPOSE_BACKWARD_DOC, CONV_TRANSPOSE_DOC, filled
 from ._conv import (array_meta, bias_grad, check_conv_arrays, contiguous_arrays, conv_forward,
-                    conv_grad_input, conv_grad_weight, parse_conv_arrays)
+                    conv_grad_input, conv_grad_weight, forward_arrays, parse_conv_arrays)
 from ._geometry import Window
 
 
@@ -89,24 +89,72 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
                     dilation, explain=False):
     """conv_transpose{nd}d's output (the equivalent conv's grad_input), or
     with `explain` the plan that computes it."""
-    x, w, b, _, win, groups = parse_conv_transpose_args(
-        op, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
-    n, c_out = x.shape[0], w.shape[1] * groups
-    plan = _plan.plan_conv_transpose(_plan.GRAD_INPUT, n, c_out, x.shape[1], win, groups,
-                                     x.dtype, operands=(x, w))
+    x, w, b, meta = forward_arrays(op, input, weight, bias)
+    call = _conv_transpose_call(op, nd, *meta, stride, padding, output_padding, groups,
+                                dilation, _threads.get_num_threads())
+    x, w = _args.contiguous(x), _args.contiguous(w)
+    b = None if b is None else _args.contiguous(b)
+    plan = call.plan
+    if call.reads_values:
+        plan = _plan.plan_conv_transpose(_plan.GRAD_INPUT, x.shape[0], call.c_out, x.shape[1],
+                                         call.win, call.groups, x.dtype, plan.threads,
+                                         operands=(x, w))
     if explain:
         return plan
-    y_shape = (n, c_out) + win.in_size
-    if plan.algorithm == _plan.SUBPIXEL:
-        phases = _phases(win)
-        z = conv_grad_input(x, phases.weight(w), phases.sub, groups,
-                            (n, c_out * phases.count) + phases.sub.in_size, plan.via, op)
-        y = phases.to_image(z, y_shape)
+    if call.kernel is not None:
+        y = _workspace.aligned_empty(call.y_shape, x.dtype, op, "result",
+                                     "the batch, channel and image sizes")
+        scratch = _workspace.scratch_bytes("cols", call.scratch_bytes, op,
+                                           "the column matrix of one image (channels, kernel "
+                                           "size and image size) times the threads")
+        call.kernel.run(x, x.shape[0], w, y, scratch, plan.threads)
+    elif plan.algorithm == _plan.SUBPIXEL:
+        phases = _phases(call.win)
+        z = conv_grad_input(x, phases.weight(w), phases.sub, call.groups,
+                            (x.shape[0], call.c_out * phases.count) + phases.sub.in_size,
+                            plan.via, op)
+        y = phases.to_image(z, call.y_shape)
     else:
-        y = conv_grad_input(x, w, win, groups, y_shape, plan, op)
+        y = conv_grad_input(x, w, call.win, call.groups, call.y_shape, plan, op)
     if b is not None and y.size:
-        y += b.reshape((c_out,) + (1,) * nd)
+        y += b.reshape(call.bias_shape)
     return y
+
+
+class _ConvTransposeCall:
+    """What a transposed conv forward's shapes, dtypes, size arguments and
+    thread count decide, worked out once per distinct call
+    (_conv_transpose_call): the checks passed, the equivalent conv's window,
+    the plan by the shape rules, the output's shape and, for GEMM + col2im
+    (the plan of most small calls), its typed kernel call."""
+
+    def __init__(self, op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, stride,
+                 padding, output_padding, groups, dilation, threads):
+        dtype, w_dtype = _args.key_dtype(dtype), _args.key_dtype(w_dtype)
+        b_dtype = None if b_dtype is None else _args.key_dtype(b_dtype)
+        self.win, self.groups = conv_transpose_window(
+            op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, None, None, stride,
+            padding, output_padding, groups, dilation)
+        n, c_in = x_shape[:2]
+        self.c_out = w_shape[1] * self.groups
+        self.y_shape = (n, self.c_out) + self.win.in_size
+        self.bias_shape = (self.c_out,) + (1,) * nd
+        self.plan = _plan.plan_conv_transpose(_plan.GRAD_INPUT, n, self.c_out, c_in, self.win,
+                                              self.groups, dtype, threads)
+        # Winograd, when the shape rules pick it, runs only if the values
+        # allow (the plan with the operands reads them on every call).
+        self.reads_values = _plan.runs_winograd(self.plan)
+        self.kernel = None
+        if (self.plan.algorithm == _plan.GEMM_COL2IM and self.plan.channels_per_call is None
+                and not self.reads_values):
+            self.kernel = _kernels.ConvDataGrad(
+                np.dtype(dtype).char, self.win.kernel_geometry(self.c_out), self.groups, c_in,
+                threads_over_images=self.plan.threads_over_images)
+            self.scratch_bytes = self.plan.workspace * np.dtype(dtype).itemsize
+
+
+# One memo lookup per transposed conv forward call for all its shape-only work.
+_conv_transpose_call = _callcache.memoize(_ConvTransposeCall)
 
 
 def _conv_transpose_backward(op, nd, grad_output, input, weight, stride, padding,

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _callcache
 from .._types import Array, ArrayLike, Grads
 from ._conv import gemm
 
@@ -36,15 +36,33 @@ def _rows(x, features):
 
 
 def _parse(op, input, weight, bias=None, grad_output=_args.NO_GRAD):
-    """Checked arrays (x, w, b, g): weight 2-D (out, in), input (*, in) with
-    at least one axis, bias (out,) or None, grad_output (*, out) or NO_GRAD."""
-    x = _args.as_float_array(input, "input", op)
-    w = _args.as_float_array(weight, "weight", op)
-    b = None if bias is None else _args.as_float_array(bias, "bias", op)
+    """Checked arrays (x, w, b, g) and the output's shape: weight 2-D (out,
+    in), input (*, in) with at least one axis, bias (out,) or None,
+    grad_output (*, out) or NO_GRAD."""
+    x = _args.as_array(input, "input", op)
+    w = _args.as_array(weight, "weight", op)
+    b = None if bias is None else _args.as_array(bias, "bias", op)
     g = (_args.NO_GRAD if grad_output is _args.NO_GRAD
-         else _args.as_float_array(grad_output, "grad_output", op))
-    _args.same_dtype(op, input=x, weight=w, bias=b,
-                     grad_output=None if g is _args.NO_GRAD else g)
+         else _args.as_array(grad_output, "grad_output", op))
+    dtype = _args.dtype_key(x.dtype)
+    out_shape = _check_shapes(
+        op, x.shape, dtype, w.shape, _args.dtype_key(w.dtype),
+        None if b is None else b.shape, None if b is None else _args.dtype_key(b.dtype),
+        None if g is _args.NO_GRAD else g.shape,
+        None if g is _args.NO_GRAD else _args.dtype_key(g.dtype))
+    return x, w, b, g, out_shape
+
+
+@_callcache.memoize
+def _check_shapes(op, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape, g_dtype):
+    """The dtype and shape rules of a linear call (they read no value, so
+    they run once per distinct call); returns the output's shape."""
+    x, w, b, g = (_args.meta(shape, _args.key_dtype(key)) for shape, key in
+                  ((x_shape, dtype), (w_shape, w_dtype), (b_shape, b_dtype), (g_shape, g_dtype)))
+    for name, arr in (("input", x), ("weight", w), ("bias", b), ("grad_output", g)):
+        if arr is not None:
+            _args.check_float_dtype(arr.dtype, name, op)
+    _args.same_dtype(op, input=x, weight=w, bias=b, grad_output=g)
     _args.check_ndim(w, 2, "weight", op, "(out_features, in_features)")
     out_features, in_features = w.shape
     if x.ndim < 1 or x.shape[-1] != in_features:
@@ -54,11 +72,11 @@ def _parse(op, input, weight, bias=None, grad_output=_args.NO_GRAD):
         raise ValueError(f"{op}: bias must have shape ({out_features},) (out_features of "
                          f"weight shape {w.shape}), got {b.shape}")
     out_shape = x.shape[:-1] + (out_features,)
-    if g is not _args.NO_GRAD and g.shape != out_shape:
+    if g is not None and g.shape != out_shape:
         raise ValueError(f"{op}: grad_output must have the output's shape {out_shape}, "
                          f"got {g.shape}")
     _args.check_alloc(op, "output", out_shape, x.dtype, "the input and weight shapes")
-    return x, w, b, g
+    return out_shape
 
 
 def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None) -> Array:
@@ -80,9 +98,9 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         MemoryError: an output larger than this machine's memory.
     """
     op = "linear"
-    x, w, b, _ = _parse(op, input, weight, bias)
+    x, w, b, _, out_shape = _parse(op, input, weight, bias)
     out_features, in_features = w.shape
-    y = np.empty(x.shape[:-1] + (out_features,), np.dtype(x.dtype.type))
+    y = np.empty(out_shape, np.dtype(x.dtype.type))
     y2 = y.reshape(prod(y.shape[:-1]), out_features)
     if b is not None:
         y2[...] = b
@@ -117,7 +135,7 @@ def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
     """
     op = "linear_backward"
     input_grad = _args.as_bool(input_grad, "input_grad", op)
-    x, w, _, g = _parse(op, input, weight, grad_output=grad_output)
+    x, w, _, g, _ = _parse(op, input, weight, grad_output=grad_output)
     out_features, in_features = w.shape
     dtype = np.dtype(x.dtype.type)
     g2 = _rows(g, out_features)

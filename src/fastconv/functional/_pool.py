@@ -152,18 +152,47 @@ def _plane_geometry(win, planes):
 # Max pooling
 # ---------------------------------------------------------------------------
 
+def _forward_input(op, input):
+    """A forward's input as an ndarray; its dtype and ndim are checked with
+    the call's other shape-only checks (_check_input, memoised)."""
+    return input if type(input) is np.ndarray else _args.as_array(input, "input", op)
+
+
+def _check_input(op, nd, x_shape, dtype_key):
+    """The dtype and ndim rules of a pooling input, in the order _input
+    checks them; returns its dtype."""
+    dtype = _args.key_dtype(dtype_key)
+    _args.check_float_dtype(dtype, "input", op)
+    _args.check_ndim(_args.meta(x_shape, dtype), nd + 2, "input", op, _LAYOUTS[nd])
+    return dtype
+
+
+def _pool_forward(kind, win, x_shape, dtype, **options):
+    """The typed kernel call (_kernels.PoolForward) of a pooling forward of
+    `kind` with window `win` on an input of x_shape."""
+    n, c = x_shape[:2]
+    return _kernels.PoolForward(dtype.char, win.kernel_geometry(n * c), (n, c) + win.out_size,
+                                kind, **options)
+
+
+@_callcache.memoize
+def _max_pool_call(op, nd, x_shape, dtype, kernel_size, stride, padding, dilation, ceil_mode,
+                   return_indices):
+    """Everything a max pooling forward's shapes, dtype and size arguments
+    decide, once per distinct call: every check passed and its typed kernel
+    call (which allocates the results) built."""
+    dtype = _check_input(op, nd, x_shape, dtype)
+    win = _window(op, nd, x_shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
+    with_indices = _flag(return_indices, "return_indices", op)
+    return _pool_forward("max", win, x_shape, dtype, with_indices=with_indices)
+
+
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode,
               return_indices):
-    x = _input(op, nd, input)
-    win = _window(op, nd, x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    return_indices = _flag(return_indices, "return_indices", op)
-    x = _args.contiguous(x)
-    n, c = x.shape[:2]
-    out = np.empty((n, c) + win.out_size, dtype=x.dtype)
-    indices = np.empty(out.shape, dtype=np.int64) if return_indices else None
-    geom, nthreads, x_flat, out_flat, indices_flat = _plane_call(win, n * c, x, out, indices)
-    _kernels.max_pool(x_flat, geom, out_flat, indices_flat, nthreads)
-    return (out, indices) if return_indices else out
+    x = _forward_input(op, input)
+    call = _max_pool_call(op, nd, x.shape, _args.dtype_key(x.dtype), kernel_size, stride,
+                          padding, dilation, ceil_mode, return_indices)
+    return call.run(_args.contiguous(x), _threads.get_num_threads())
 
 
 def _max_pool_backward(op, nd, grad_output, indices, input_shape):
@@ -300,18 +329,22 @@ def _avg_args(op, nd, in_size, kernel_size, stride, padding, ceil_mode,
             _divisor(divisor_override, op))
 
 
+@_callcache.memoize
+def _avg_pool_call(op, nd, x_shape, dtype, kernel_size, stride, padding, ceil_mode,
+                   count_include_pad, divisor_override):
+    """As _max_pool_call, for an average pooling forward."""
+    dtype = _check_input(op, nd, x_shape, dtype)
+    win, include_pad, divisor = _avg_args(op, nd, x_shape[2:], kernel_size, stride, padding,
+                                          ceil_mode, count_include_pad, divisor_override)
+    return _pool_forward("avg", win, x_shape, dtype, flag=include_pad, divisor=divisor)
+
+
 def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
-    x = _input(op, nd, input)
-    win, include_pad, divisor = _avg_args(op, nd, x.shape[2:], kernel_size, stride,
-                                          padding, ceil_mode, count_include_pad,
-                                          divisor_override)
-    x = _args.contiguous(x)
-    n, c = x.shape[:2]
-    out = np.empty((n, c) + win.out_size, dtype=x.dtype)
-    geom, nthreads, x_flat, out_flat = _plane_call(win, n * c, x, out)
-    _kernels.avg_pool(x_flat, geom, include_pad, divisor, out_flat, nthreads)
-    return out
+    x = _forward_input(op, input)
+    call = _avg_pool_call(op, nd, x.shape, _args.dtype_key(x.dtype), kernel_size, stride,
+                          padding, ceil_mode, count_include_pad, divisor_override)
+    return call.run(_args.contiguous(x), _threads.get_num_threads())
 
 
 def _avg_pool_backward(op, nd, grad_output, input_shape, kernel_size, stride, padding,
