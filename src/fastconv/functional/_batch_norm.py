@@ -293,6 +293,13 @@ def batch_norm_backward(grad_output: ArrayLike, input: ArrayLike,
                      running_var, weight, training, eps)
 
 
+def _check_like_input(op, x, a, name):
+    """The backward's arrays beside the input have its dtype and shape."""
+    _args.same_dtype(op, **{"input": x, name: a})
+    if a.shape != x.shape:
+        raise ValueError(f"{op}: {name} must have input's shape {x.shape}, got {a.shape}")
+
+
 def _backward(op, grad_output, output, input, running_mean, running_var, weight, training,
               eps):
     """batch_norm_backward (with the fused forward's output, not None:
@@ -300,17 +307,13 @@ def _backward(op, grad_output, output, input, running_mean, running_var, weight,
     g = _args.as_float_array(grad_output, "grad_output", op)
     x, rm, rv, w, _, training, eps = _common(op, input, running_mean, running_var, weight,
                                              None, training, eps)
-    _args.same_dtype(op, input=x, grad_output=g)
-    arrays = {"grad_output": g}
+    _check_like_input(op, x, g, "grad_output")
+    relu_output = None
     if output is not None:
-        arrays["output"] = _args.as_float_array(output, "output", op)
-        _args.same_dtype(op, input=x, output=arrays["output"])
-    for name, a in arrays.items():
-        if a.shape != x.shape:
-            raise ValueError(f"{op}: {name} must have input's shape {x.shape}, got "
-                             f"{a.shape}")
+        relu_output = _args.as_float_array(output, "output", op)
+        _check_like_input(op, x, relu_output, "output")
+        relu_output = _args.contiguous(relu_output)
     x, g = _args.contiguous(x), _args.contiguous(g)
-    relu_output = None if output is None else _args.contiguous(arrays["output"])
     n, c, s = _view(x)
     if training:
         _check_count(op, x, n * s)

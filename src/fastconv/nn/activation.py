@@ -84,6 +84,10 @@ class _Elementwise(Module):
 
     def backward(self, grad_output):
         (backend, saved), g = self._restore(grad_output)
+        return self._backward_saved(backend, saved, g)
+
+    def _backward_saved(self, backend, saved, g):
+        """The input gradient from what forward kept (`saved`, on `backend`)."""
         return getattr(self._ops_of(backend), self.op + "_backward")(g, saved,
                                                                     **self._op_kwargs())
 
@@ -106,10 +110,12 @@ class ReLU(_Elementwise):
         wrote already ReLU'd, and whose mask its backward applies."""
         self._save((None, _MASKED_BY_PRODUCER), y)
 
-    def backward(self, grad_output):
-        if self._pending and isinstance(self._pending[-1][0][1], str):   # fused
-            return self._restore(grad_output)[1]
-        return super().backward(grad_output)
+    def _backward_saved(self, backend, saved, g):
+        # An array unless this forward ran fused (a string: compared by value,
+        # since a pickled cache holds a copy of it).
+        if isinstance(saved, str) and saved == _MASKED_BY_PRODUCER:
+            return g
+        return super()._backward_saved(backend, saved, g)
 
 
 class LeakyReLU(_Elementwise):
