@@ -7,11 +7,13 @@
  * Each channel is read for its sums and then again for its output right
  * after, while its runs are still in cache.
  *
- * No SIMD code of its own: the loops are plain C that each table's copy
- * compiles for its TARGET (GCC vectorises every one of them).  Sums
- * accumulate in double (float32 data too) in FC_BN_ACC independent partial
- * sums, which the compiler keeps in vector registers without reassociating
- * anything (the build has no -ffast-math).
+ * The elementwise loops are plain C that each table's copy compiles for
+ * its TARGET (GCC vectorises them).  The per-channel sums are written on
+ * vectors of double (GCC's vector extensions, the table's width): sums
+ * accumulate in double (float32 data too) in FC_BN_VACC independent vector
+ * accumulators.  Left to the compiler, a reduction stays scalar (it may
+ * not reassociate without -ffast-math) or keeps its partial sums on the
+ * stack.
  *
  * Fused ReLU (BatchNorm followed by ReLU, as in most CNNs): the forward
  * clamps the output it writes anyway, and the backward takes the gradient
@@ -29,7 +31,9 @@
 
 #ifndef FC_BN_SHARED
 #define FC_BN_SHARED
-#define FC_BN_ACC 8 /* partial sums per reduction: 2 AVX2 vectors of double, 1 AVX-512 */
+/* Vector accumulators per sum: enough independent adds in flight to cover
+ * the add's latency while the channel streams from cache. */
+#define FC_BN_VACC 4
 /* The per-channel loops and the ReLU selects below are inlined into
  * FC_BN_CHANNEL functions, which call them with the ReLU flag and the
  * mask's presence as constants, so each variant compiles to its own
@@ -40,73 +44,145 @@
 #define FC_BN_LOOP static inline __attribute__((always_inline)) TARGET FC_NOTRAP
 #define FC_BN_CHANNEL static TARGET FC_NOTRAP
 
-static inline double fc_bn_total_(const double acc[FC_BN_ACC])
+#endif
+
+/* A vector of double (the table's width, FC_BN_DLANES values) and a vector
+ * of as many SCALARs, loaded from any alignment and widened to double. */
+#define FC_BN_DLANES ((int64_t)(VBYTES / sizeof(double)))
+typedef double FC_FN(bn_dvec_) __attribute__((vector_size(VBYTES)));
+typedef SCALAR FC_FN(bn_svec_)
+    __attribute__((vector_size(VBYTES / sizeof(double) * sizeof(SCALAR)),
+                   aligned(sizeof(SCALAR))));
+typedef FC_FN(sint_) FC_FN(bn_smask_)
+    __attribute__((vector_size(VBYTES / sizeof(double) * sizeof(SCALAR))));
+
+FC_BN_LOOP FC_FN(bn_svec_) FC_FN(bn_load_)(const SCALAR *p)
 {
+    return *(const FC_FN(bn_svec_) *)p;
+}
+
+/* The last `count` (< FC_BN_DLANES) values at p, the other lanes `pad`. */
+FC_BN_LOOP FC_FN(bn_svec_) FC_FN(bn_load_tail_)(const SCALAR *p, int64_t count, SCALAR pad)
+{
+    SCALAR lanes[FC_BN_DLANES];
+    for (int64_t j = 0; j < FC_BN_DLANES; ++j) lanes[j] = j < count ? p[j] : pad;
+    return FC_FN(bn_load_)(lanes);
+}
+
+FC_BN_LOOP FC_FN(bn_dvec_) FC_FN(bn_widen_)(FC_FN(bn_svec_) v)
+{
+    return __builtin_convertvector(v, FC_FN(bn_dvec_));
+}
+
+/* ReLU's backward on a vector: g where the output y > 0, else 0 (NaN in y
+ * passes g, as bn_relu_grad_ below). */
+FC_BN_LOOP FC_FN(bn_svec_) FC_FN(bn_relu_grad_vec_)(FC_FN(bn_svec_) g, FC_FN(bn_svec_) y)
+{
+    const FC_FN(bn_smask_) keep = ~(y <= 0);
+    return (FC_FN(bn_svec_))((FC_FN(bn_smask_))g & keep);
+}
+
+FC_BN_LOOP double FC_FN(bn_total_)(const FC_FN(bn_dvec_) acc[FC_BN_VACC])
+{
+    FC_FN(bn_dvec_) v = acc[0];
+    for (int j = 1; j < FC_BN_VACC; ++j) v += acc[j];
     double total = 0;
-    for (int j = 0; j < FC_BN_ACC; ++j) total += acc[j];
+    for (int64_t j = 0; j < FC_BN_DLANES; ++j) total += v[j];
     return total;
 }
-#endif
 
 /* ReLU's forward and, from its output y, backward (as activation_template.h:
  * NaN stays NaN, 0 gradient at the kink). */
 FC_BN_LOOP SCALAR FC_FN(bn_relu_)(SCALAR v) { return v < 0 ? 0 : v; }
 FC_BN_LOOP SCALAR FC_FN(bn_relu_grad_)(SCALAR g, SCALAR y) { return y <= 0 ? 0 : g; }
 
-/* sum(x - shift) and sum((x - shift)^2) over one channel. */
+/* Adds d and d^2 of one vector of a channel's values into the sums. */
+FC_BN_LOOP void FC_FN(bn_add_moments_)(FC_FN(bn_svec_) v, FC_FN(bn_dvec_) shift,
+                                       FC_FN(bn_dvec_) *acc, FC_FN(bn_dvec_) *acc2)
+{
+    const FC_FN(bn_dvec_) d = FC_FN(bn_widen_)(v) - shift;
+    *acc += d;
+    *acc2 += d * d;
+}
+
+/* sum(x - shift) and sum((x - shift)^2) over one channel (a run's tail
+ * padded with the shift, which adds 0). */
 static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stride,
                                            int64_t spatial, double shift, double *sum,
                                            double *sumsq)
 {
-    double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
+    const int64_t dl = FC_BN_DLANES;
+    const FC_FN(bn_dvec_) vshift = (FC_FN(bn_dvec_)){0} + shift;
+    FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *row = x + n * stride;
         int64_t s = 0;
-        for (; s + FC_BN_ACC <= spatial; s += FC_BN_ACC)
-            for (int j = 0; j < FC_BN_ACC; ++j) {
-                const double d = (double)row[s + j] - shift;
-                acc[j] += d;
-                acc2[j] += d * d;
-            }
-        for (; s < spatial; ++s) {
-            const double d = (double)row[s] - shift;
-            acc[0] += d;
-            acc2[0] += d * d;
-        }
+        for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
+            for (int j = 0; j < FC_BN_VACC; ++j)
+                FC_FN(bn_add_moments_)(FC_FN(bn_load_)(row + s + j * dl), vshift, &acc[j],
+                                       &acc2[j]);
+        for (; s + dl <= spatial; s += dl)
+            FC_FN(bn_add_moments_)(FC_FN(bn_load_)(row + s), vshift, &acc[0], &acc2[0]);
+        if (s < spatial)
+            FC_FN(bn_add_moments_)(FC_FN(bn_load_tail_)(row + s, spatial - s, (SCALAR)shift),
+                                   vshift, &acc[0], &acc2[0]);
     }
-    *sum = fc_bn_total_(acc);
-    *sumsq = fc_bn_total_(acc2);
+    *sum = FC_FN(bn_total_)(acc);
+    *sumsq = FC_FN(bn_total_)(acc2);
+}
+
+/* Adds dy and dy * (x - mean) of one vector into the sums; dy = gy, masked
+ * by the ReLU output y > 0 with `masked`. */
+FC_BN_LOOP void FC_FN(bn_add_grad_moments_)(FC_FN(bn_svec_) gy, FC_FN(bn_svec_) y,
+                                            FC_FN(bn_svec_) x, int masked,
+                                            FC_FN(bn_dvec_) mean, FC_FN(bn_dvec_) *acc,
+                                            FC_FN(bn_dvec_) *acc2)
+{
+    const FC_FN(bn_dvec_) g = FC_FN(bn_widen_)(masked ? FC_FN(bn_relu_grad_vec_)(gy, y) : gy);
+    *acc += g;
+    *acc2 += g * (FC_FN(bn_widen_)(x) - mean);
 }
 
 /* sum(dy) and sum(dy * (x - mean)) over one channel, dy = gy, or with a
- * ReLU output y (not NULL) gy masked by y > 0.  A run's tail goes into the
- * first partial sums lane by lane, as a full block would: a tail summed
- * into one partial sum is a reduction the compiler may vectorise with
- * products rounded before the adds (no fused multiply-add), and would do so
- * in one of the masked and unmasked forms only, so that the fused
- * BatchNorm+ReLU would not equal BatchNorm then ReLU to the bit. */
+ * ReLU output y (not NULL) gy masked by y > 0.  The masked and unmasked
+ * forms run the same vector operations on the same values (a masked-out
+ * lane holds 0), so the fused BatchNorm+ReLU equals BatchNorm then ReLU to
+ * the bit.  A run's tail is padded with gy = 0 and y = 0, which add 0. */
 FC_BN_LOOP void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *y,
                                              const SCALAR *x, int64_t batch,
                                              int64_t stride, int64_t spatial,
                                              double mean, double *sum_dy,
                                              double *sum_dy_xmu)
 {
-    double acc[FC_BN_ACC] = {0}, acc2[FC_BN_ACC] = {0};
+    const int64_t dl = FC_BN_DLANES;
+    const int masked = y != NULL;
+    const FC_FN(bn_dvec_) vmean = (FC_FN(bn_dvec_)){0} + mean;
+    FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
     for (int64_t n = 0; n < batch; ++n) {
         const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
-        const SCALAR *yr = y ? y + n * stride : gr;   /* gr: never read as a mask */
-        for (int64_t s = 0; s < spatial; s += FC_BN_ACC) {
-            const int lanes = spatial - s < FC_BN_ACC ? (int)(spatial - s) : FC_BN_ACC;
-            for (int j = 0; j < lanes; ++j) {
-                const double g = (double)(y ? FC_FN(bn_relu_grad_)(gr[s + j], yr[s + j])
-                                            : gr[s + j]);
-                acc[j] += g;
-                acc2[j] += g * ((double)xr[s + j] - mean);
+        const SCALAR *yr = masked ? y + n * stride : gr;   /* gr: never read as a mask */
+        int64_t s = 0;
+        for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
+            for (int j = 0; j < FC_BN_VACC; ++j) {
+                const int64_t at = s + j * dl;
+                FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gr + at), FC_FN(bn_load_)(yr + at),
+                                            FC_FN(bn_load_)(xr + at), masked, vmean, &acc[j],
+                                            &acc2[j]);
             }
+        for (; s + dl <= spatial; s += dl)
+            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gr + s), FC_FN(bn_load_)(yr + s),
+                                        FC_FN(bn_load_)(xr + s), masked, vmean, &acc[0],
+                                        &acc2[0]);
+        if (s < spatial) {
+            const int64_t left = spatial - s;
+            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_tail_)(gr + s, left, 0),
+                                        FC_FN(bn_load_tail_)(yr + s, left, 0),
+                                        FC_FN(bn_load_tail_)(xr + s, left, 0), masked, vmean,
+                                        &acc[0], &acc2[0]);
         }
     }
-    *sum_dy = fc_bn_total_(acc);
-    *sum_dy_xmu = fc_bn_total_(acc2);
+    *sum_dy = FC_FN(bn_total_)(acc);
+    *sum_dy_xmu = FC_FN(bn_total_)(acc2);
 }
 
 /* out = a * in + b over one channel (in, out: the channel's first run);
