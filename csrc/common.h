@@ -185,4 +185,19 @@ typedef struct fc_b_source {
 #define FC_STORE_ADD 1
 #define FC_STORE_STREAM 2
 
+/* Where a GEMM writes C: element (i, j) at
+ * c[i*ld + (j / block)*block_stride + j % block].  A plain matrix is one
+ * block (fc_c_plain); an implicit GEMM of images side by side (column b*L + l)
+ * writes block b, L columns, straight into image b of an (N, C_out, L)
+ * output, block_stride = C_out*L apart, with no copy into place afterwards. */
+typedef struct {
+    int64_t ld, block, block_stride;
+} fc_c_layout;
+
+static inline fc_c_layout fc_c_plain(int64_t ld)
+{
+    fc_c_layout layout = {ld, INT64_MAX, 0};
+    return layout;
+}
+
 #endif

@@ -77,8 +77,9 @@ typedef struct {
 
 /* Phase planes of one image's channels [c0, c1) (see fc_phases): zeros where
  * the padded position falls outside the input. */
-static void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
-                                const fc_phases *p, int64_t c0, int64_t c1, SCALAR *dst)
+static TARGET void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
+                                       const fc_phases *p, int64_t c0, int64_t c1,
+                                       SCALAR *dst)
 {
     const int64_t plane_in = fc_spatial_size(g->in);
     const int64_t s0 = g->stride[0], s1 = g->stride[1], s2 = g->stride[2];
@@ -105,6 +106,8 @@ static void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
                             memset(out, 0, (size_t)lo * sizeof(SCALAR));
                             if (s2 == 1)
                                 memcpy(out + lo, row + lo, (size_t)(hi - lo) * sizeof(SCALAR));
+                            else if (s2 == 2)   /* a constant stride: vectorised */
+                                for (int64_t i = lo; i < hi; ++i) out[i] = row[2 * i];
                             else
                                 for (int64_t i = lo; i < hi; ++i) out[i] = row[i * s2];
                             memset(out + hi, 0, (size_t)(p->q[2] - hi) * sizeof(SCALAR));
@@ -118,8 +121,9 @@ static void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
  * chunk's images, its rows the (channel, tap) pairs.  A panel's columns split
  * into runs along output rows; every B row reads each run contiguously, at
  * the row's own offset, so the run list is computed once per panel. */
-static void FC_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_t kc,
-                                    int64_t j0, int64_t nc, int64_t nr, void *dst_)
+static TARGET void FC_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc,
+                                           int64_t kc, int64_t j0, int64_t nc, int64_t nr,
+                                           void *dst_)
 {
     const fc_conv_source *s = (const fc_conv_source *)self;
     const SCALAR *planes = (const SCALAR *)s->planes;
@@ -144,26 +148,23 @@ static void FC_FN(pack_from_phases_)(const fc_b_source *self, int64_t pc, int64_
             const SCALAR *src = planes + s->offsets[pc + i];
             SCALAR *row = dst + i * nr;
             for (int r = 0; r < runs; ++r)
-                memcpy(row + run_dst[r], src + run_src[r], (size_t)run_len[r] * sizeof(SCALAR));
+                FC_FN(copy_run_)(row + run_dst[r], src + run_src[r], run_len[r]);
             for (int64_t q = cols; q < nr; ++q) row[q] = 0;
         }
     }
 }
 
 /* fc_conv_workspace: per image, one image's phase planes per thread; side
- * by side, every image's planes and the GEMM's (C_out, batch * L) output;
- * then a GEMM workspace per thread. */
+ * by side, every image's planes (the GEMM writes into y itself); then a GEMM
+ * workspace per thread. */
 static int64_t FC_FN(conv_workspace_)(const fc_geometry *g, int64_t batch, int64_t c_out,
                                       const fc_conv_schedule *s, int nthreads)
 {
     const fc_phases p = fc_phase_layout(g);
     const int nt = nthreads < 1 ? 1 : nthreads;
     const int64_t gemm = nt * FC_FN(gemm_workspace_)(1);
-    int64_t scratch = fc_mul_sat(s->per_image ? nt : batch, p.image);
-    if (!s->per_image) {
-        const int64_t out = fc_mul_sat(fc_mul_sat(c_out, batch), fc_spatial_size(g->out));
-        scratch = scratch > INT64_MAX - out ? INT64_MAX : scratch + out;
-    }
+    const int64_t scratch = fc_mul_sat(s->per_image ? nt : batch, p.image);
+    (void)c_out;
     return scratch > INT64_MAX - gemm ? INT64_MAX : scratch + gemm;
 }
 
@@ -177,19 +178,20 @@ static int FC_FN(is_pointwise_)(const fc_geometry *g)
     return 1;
 }
 
-/* One group's GEMM: y_g (m x n) = w_g (m x K) * B + bias, B packed from the
- * phase planes (rows from row0 on), or read from `image` (k x n) when that is
- * not NULL (pointwise); `store` as gemm_source_'s. */
+/* One group's GEMM: y_g (m x n, laid out as y_layout) = w_g (m x K) * B +
+ * bias, B packed from the phase planes (rows from row0 on), or read from
+ * `image` (k x n) when that is not NULL (pointwise); `store` as
+ * gemm_source_'s. */
 static void FC_FN(group_gemm_)(const SCALAR *w, int64_t m, int64_t k, int64_t n,
                               const fc_conv_source *source, int64_t row0,
-                              const SCALAR *image, SCALAR *y, int64_t ldy,
+                              const SCALAR *image, SCALAR *y, fc_c_layout y_layout,
                               const SCALAR *bias, int store, SCALAR *ws, fc_stop *stop,
                               int nthreads)
 {
     fc_conv_source src = *source;
     src.offsets += row0;
-    FC_FN(gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, ldy, bias,
-                        store, ws, stop, nthreads);
+    FC_FN(gemm_source_)(m, n, k, w, k, 1, image, n, 1, image ? NULL : &src.base, y, y_layout,
+                        bias, store, ws, stop, nthreads);
 }
 
 /* fc_conv_forward. */
@@ -212,10 +214,11 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
     if (batch <= 0 || l_size <= 0 || m <= 0 || k <= 0) return 0;
     fc_phase_row_offsets(g, &p, offsets);
     if (!s->per_image) {
-        /* The images side by side in one GEMM per group, into (C_out, batch
-         * * L) scratch, then into y (batch, C_out, L) row by row. */
-        SCALAR *gemm_out = ws + batch * p.image;
-        SCALAR *gemm_ws = gemm_out + c_out * batch * l_size;
+        /* The images side by side in one GEMM per group, column b*L + l
+         * written straight into image b of y (an fc_c_layout of blocks). */
+        SCALAR *gemm_ws = ws + batch * p.image;
+        const fc_c_layout y_layout = {l_size, l_size, c_out * l_size};
+        const int store = s->stream_stores ? FC_STORE_STREAM : 0;
         const int64_t planes = batch * g->channels;
         const int nt = fc_threads_for(nthreads, planes * p.phases * p.plane);
         (void)nt;
@@ -229,19 +232,8 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
         }
         for (int64_t grp = 0; grp < groups; ++grp)
             FC_FN(group_gemm_)(w + grp * m * k, m, k, batch * l_size, &source, grp * k, NULL,
-                               gemm_out + grp * m * batch * l_size, batch * l_size,
-                               bias ? bias + grp * m : NULL, 0, gemm_ws, stop, nthreads);
-        if (fc_stop_is_set(stop)) return 0;   /* gemm_out is unfinished */
-        const int ntr = fc_threads_for(nthreads, batch * c_out * l_size);
-        (void)ntr;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ntr)
-#endif
-        for (int64_t r = 0; r < batch * c_out; ++r) {   /* row (image b, channel o) */
-            const int64_t b = r / c_out, o = r % c_out;
-            memcpy(y + r * l_size, gemm_out + (o * batch + b) * l_size,
-                   (size_t)l_size * sizeof(SCALAR));
-        }
+                               y + grp * m * l_size, y_layout, bias ? bias + grp * m : NULL,
+                               store, gemm_ws, stop, nthreads);
         return 0;
     }
     /* One image per GEMM, written in place into y (batch, C_out, L): each
@@ -280,7 +272,7 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
         for (int64_t grp = 0; grp < groups; ++grp)
             FC_FN(group_gemm_)(w + grp * m * k, m, k, l_size, &source, grp * k,
                               pointwise ? image + grp * k * l_size : NULL,
-                              y + (b * c_out + grp * m) * l_size, l_size,
+                              y + (b * c_out + grp * m) * l_size, fc_c_plain(l_size),
                               bias ? bias + grp * m : NULL, store, gemm_ws, stop, inner);
     }
     return 0;
@@ -295,8 +287,9 @@ static int FC_FN(conv_forward_)(const void *x_, int64_t batch, const fc_geometry
  * input value instead of once per tap (docs/performance.md).
  * (A kernel-side choice, not the plan's: docs/performance.md, "Decisions that stay in
  * the kernels".) */
-static void FC_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g, const fc_phases *p,
-                                 int64_t c0, int64_t c1, SCALAR *restrict buf, SCALAR *gx)
+static TARGET void FC_FN(col2im_phases_)(const SCALAR *cols, const fc_geometry *g,
+                                        const fc_phases *p, int64_t c0, int64_t c1,
+                                        SCALAR *restrict buf, SCALAR *gx)
 {
     const int64_t taps = fc_kernel_size(g), l_size = fc_spatial_size(g->out);
     const int64_t plane_in = fc_spatial_size(g->in), oW = g->out[2];
@@ -405,7 +398,8 @@ static void FC_FN(conv_data_grad_)(const void *gout_, int64_t batch, const fc_ge
             for (int64_t grp = 0; grp < groups; ++grp)   /* W_g^T: unit row stride */
                 FC_FN(gemm_source_)(k, l_size, m, w + grp * m * k, 1, k,
                                     grad + grp * m * l_size, l_size, 1, NULL,
-                                    cols + grp * k * l_size, l_size, NULL, 0, gemm_ws, stop,
+                                    cols + grp * k * l_size, fc_c_plain(l_size), NULL, 0,
+                                    gemm_ws, stop,
                                     inner);
         }
         SCALAR *gx_b = gx + b * g->channels * plane_in;

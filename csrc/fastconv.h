@@ -102,16 +102,16 @@ void fc_gemm_small(fc_dtype dtype, int64_t m, int64_t n, int64_t k, const void *
  * makes (they trade speed only, never the result), which the kernels carry
  * out without second-guessing them. */
 typedef struct {
-    /* Forward: one GEMM per image, writing y in place; 0: the images side by
-     * side in one GEMM per group (fuller micro-tiles for small images), its
-     * output copied into y at the end. */
+    /* Forward: one GEMM per image; 0: the images side by side in one GEMM
+     * per group (fuller micro-tiles for small images).  Both write y in
+     * place. */
     int per_image;
     /* Forward per image, and the data gradient: each thread takes whole
      * images (no synchronisation inside an image); 0: one image at a time,
      * the threads splitting its work. */
     int threads_over_images;
-    /* Forward per image: write y with non-temporal (streaming) stores, for an
-     * output too large to stay in cache until it is read. */
+    /* Forward: write y with non-temporal (streaming) stores, for an output
+     * too large to stay in cache until it is read. */
     int stream_stores;
     /* Forward per image of a 1x1 kernel, stride 1, no padding: the GEMM reads
      * each image as its column matrix (no phase planes). */

@@ -130,6 +130,40 @@ static inline TARGET void FC_FN(micro_kernel_cols_)(int64_t kc, const SCALAR *re
     FC_FN(micro_kernel_cols_ldb_)(kc, a, b, FC_NR, c, ldc, store, bias, cols);
 }
 
+/* dst[0, n) = src[0, n), reading and writing nothing else.  For the short
+ * runs packing copies by the thousand (an output row of a strided conv: 8
+ * or 16 values), where a memcpy call costs more than its copy: up to two
+ * vectors, two overlapping copies of a constant size, which the compiler
+ * inlines (no loop, which it would turn back into a memcpy call). */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(copy_run_)(SCALAR *restrict dst, const SCALAR *restrict src, int64_t n)
+{
+    typedef FC_FN(uvec_) uvec;
+    if (n > 2 * FC_LANES) {
+        memcpy(dst, src, (size_t)n * sizeof(SCALAR));
+        return;
+    }
+    if (n >= FC_LANES) {
+        const FC_FN(vec_) head = *(const uvec *)src, tail = *(const uvec *)(src + n - FC_LANES);
+        *(uvec *)dst = head;
+        *(uvec *)(dst + n - FC_LANES) = tail;
+        return;
+    }
+    /* n in [h, 2h): sizes spelled out, as a loop over h left the copies to
+     * an 8-byte move loop. */
+#define G_COPY_TWICE(h)                                                                \
+    if (FC_LANES > (h) && n >= (h)) {                                                  \
+        memcpy(dst, src, (h) * sizeof(SCALAR));                                        \
+        memcpy(dst + n - (h), src + n - (h), (h) * sizeof(SCALAR));                    \
+        return;                                                                        \
+    }
+    G_COPY_TWICE(8)
+    G_COPY_TWICE(4)
+    G_COPY_TWICE(2)
+    G_COPY_TWICE(1)
+#undef G_COPY_TWICE
+}
+
 /* ---------------------------------------------- packing by register transposes
  * For the fused kernels, whose operands hold positions contiguously while the
  * micro-kernel wants them interleaved by position. */
@@ -320,7 +354,33 @@ static int64_t FC_FN(workspace_)(void)
            + 2 * FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
 }
 
-/* The whole product on one thread, with `ws` (workspace_() elements); bias
+/* C's rows [0, mr) x columns [j, j + nr) (+)= the tile `edge` (rows FC_NR
+ * apart); c is C's row 0, laid out as c_layout says.  A block's run of a
+ * row at a time, in whole vectors: half the tiles of an 8x8 output's images
+ * side by side (L = 64, NR = 48) span two images. */
+static TARGET void FC_FN(store_edge_)(const SCALAR *restrict edge, int64_t mr, int64_t nr,
+                                      SCALAR *restrict c, fc_c_layout c_layout, int64_t j,
+                                      int accumulate)
+{
+    for (int64_t q = 0; q < nr;) {
+        const int64_t in_block = (j + q) % c_layout.block;
+        const int64_t run = c_layout.block - in_block < nr - q ? c_layout.block - in_block : nr - q;
+        SCALAR *restrict dst = c + (j + q) / c_layout.block * c_layout.block_stride + in_block;
+        for (int64_t i = 0; i < mr; ++i) {
+            const SCALAR *restrict src = edge + i * FC_NR + q;
+            SCALAR *restrict row = dst + i * c_layout.ld;
+            if (accumulate)
+                for (int64_t r = 0; r < run; ++r) row[r] += src[r];
+            else
+                FC_FN(copy_run_)(row, src, run);
+        }
+        q += run;
+    }
+}
+
+/* The product's columns [col0, col0 + n) on one thread (b_src packs them,
+ * c and c_layout address the whole product's C, b is already at col0), with
+ * `ws` (workspace_() elements); bias
  * (m values, or NULL) is added to C's rows unless accumulating.  `store`:
  * FC_STORE_* flags; streaming applies to aligned full tiles of a C written
  * in one K block.  Returns early, C unfinished, once `stop` is set (checked
@@ -328,10 +388,11 @@ static int64_t FC_FN(workspace_)(void)
 static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                const SCALAR *a, int64_t rs_a, int64_t cs_a,
                                const SCALAR *b, int64_t rs_b, int64_t cs_b,
-                               const fc_b_source *b_src, int64_t b_col0,
-                               SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
+                               const fc_b_source *b_src, int64_t col0,
+                               SCALAR *c, fc_c_layout c_layout, int store, const SCALAR *bias,
                                SCALAR *ws, fc_stop *stop)
 {
+    const int64_t ldc = c_layout.ld;
     const int accumulate = store & FC_STORE_ADD;
     /* Streaming saves reading C's lines in only when C is written once: with
      * several K blocks the earlier ones have brought C into cache already
@@ -353,7 +414,7 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
             const int acc = accumulate || pc > 0;
             const int add_bias = bias && !acc;   /* once, on the first K block */
             if (b_src)
-                b_src->pack(b_src, pc, kc, b_col0 + jc, nc, FC_NR, pb);
+                b_src->pack(b_src, pc, kc, col0 + jc, nc, FC_NR, pb);
             else
                 FC_FN(pack_b_)(kc, nc, b + pc * rs_b + jc * cs_b, rs_b, cs_b, pb);
             for (int64_t ic = 0; ic < m; ic += FC_GEMM_MC) {
@@ -370,8 +431,11 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const SCALAR *ap = pa + ir * kc;
                         const SCALAR *tile_bias = add_bias ? bias_block + ir : NULL;
-                        SCALAR *ct = c + (ic + ir) * ldc + jc + jr;
-                        if (mr == MR && nr == FC_NR) {
+                        /* Column j of C's block, and whether the tile stays in it. */
+                        const int64_t j = col0 + jc + jr, in_block = j % c_layout.block;
+                        SCALAR *ct = c + (ic + ir) * ldc + j / c_layout.block * c_layout.block_stride
+                                     + in_block;
+                        if (mr == MR && nr == FC_NR && in_block + nr <= c_layout.block) {
                             const int streamed = stream && (uintptr_t)ct % VBYTES == 0;
                             FC_FN(micro_kernel_)(kc, ap, bp, ct, ldc,
                                                 (acc ? FC_STORE_ADD : 0)
@@ -379,13 +443,11 @@ static void FC_FN(gemm_serial_)(int64_t m, int64_t n, int64_t k,
                                                 tile_bias);
                             continue;
                         }
-                        /* Edge tile: compute the vectors holding its nr
-                         * columns, keep the valid part. */
+                        /* Edge tile (or one across C's blocks): compute the
+                         * vectors holding its nr columns, keep the valid part,
+                         * a block's run at a time. */
                         FC_FN(micro_kernel_cols_)(kc, ap, bp, edge, FC_NR, 0, tile_bias, nr);
-                        for (int64_t i = 0; i < mr; ++i)
-                            for (int64_t j = 0; j < nr; ++j)
-                                ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0)
-                                                  + edge[i * FC_NR + j];
+                        FC_FN(store_edge_)(edge, mr, nr, c + (ic + ir) * ldc, c_layout, j, acc);
                     }
                 }
             }
@@ -403,7 +465,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
                                  const SCALAR *a, int64_t rs_a, int64_t cs_a,
                         const SCALAR *b, int64_t rs_b, int64_t cs_b,
                         const fc_b_source *b_src,
-                        SCALAR *c, int64_t ldc, int store, const SCALAR *bias,
+                        SCALAR *c, fc_c_layout c_layout, int store, const SCALAR *bias,
                         SCALAR *ws, fc_stop *stop, int nthreads)
 {
     const int64_t per_thread = FC_FN(workspace_)();
@@ -413,7 +475,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
     int nt = fc_threads_for(nthreads, m * n * k / 64);
     if (nt > panels) nt = (int)panels;
     if (nt <= 1) {
-        FC_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, ldc,
+        FC_FN(gemm_serial_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, b_src, 0, c, c_layout,
                            store, bias, ws, stop);
         return;
     }
@@ -425,7 +487,7 @@ static void FC_FN(gemm_parallel_)(int64_t m, int64_t n, int64_t k,
         int64_t j1 = panels * (t + 1) / nt * FC_NR;
         if (j1 > n) j1 = n;
         FC_FN(gemm_serial_)(m, j1 - j0, k, a, rs_a, cs_a, b ? b + j0 * cs_b : b, rs_b, cs_b,
-                           b_src, j0, c + j0, ldc, store, bias,
+                           b_src, j0, c, c_layout, store, bias,
                            ws + t * per_thread, stop);
     }
 }
@@ -444,13 +506,13 @@ static int64_t FC_FN(gemm_workspace_)(int nthreads)
  * the columns: each packs its own.  The conv kernels' GEMM. */
 static void FC_FN(gemm_source_)(int64_t m, int64_t n, int64_t k, const SCALAR *a, int64_t rs_a,
                                 int64_t cs_a, const SCALAR *b, int64_t rs_b, int64_t cs_b,
-                                const fc_b_source *b_src, SCALAR *c, int64_t ldc,
+                                const fc_b_source *b_src, SCALAR *c, fc_c_layout c_layout,
                                 const SCALAR *bias, int store, SCALAR *ws, fc_stop *stop,
                                 int nthreads)
 {
     if (m <= 0 || n <= 0 || k <= 0) return;  /* callers never ask for an empty sum */
     FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b_src ? NULL : b, rs_b, cs_b, b_src, c,
-                          ldc, store & FC_STORE_STREAM, bias, ws, stop, nthreads);
+                          c_layout, store & FC_STORE_STREAM, bias, ws, stop, nthreads);
 }
 
 /* Products with nothing to multiply: no C (m or n 0), or an empty sum (k 0:
@@ -473,7 +535,7 @@ static void FC_FN(gemm_)(int64_t m, int64_t n, int64_t k, const void *a_, int64_
     const SCALAR *a = a_, *b = b_;
     SCALAR *c = c_;
     if (FC_FN(gemm_trivial_)(m, n, k, c, ldc, accumulate)) return;
-    FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, ldc,
+    FC_FN(gemm_parallel_)(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, NULL, c, fc_c_plain(ldc),
                           accumulate ? FC_STORE_ADD : 0, NULL, ws, fc_stop_flag(), nthreads);
 }
 

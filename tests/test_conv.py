@@ -156,6 +156,44 @@ def test_batch_chunking_does_not_change_results(dtype, rng):
         np.testing.assert_allclose(chunked, whole, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, ws, kw", [
+    ((5, 4, 9, 9), (7, 4, 3, 3), dict(stride=2, padding=1)),           # L 25: tiles span images
+    ((3, 6, 13, 11), (9, 6, 3, 3), dict(stride=3, padding=2)),         # L 30, stride > 2
+    ((4, 4, 12, 15), (6, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((3, 3, 11, 17), (5, 3, 3, 2), dict(stride=(2, 3), dilation=(2, 1), padding=(1, 0))),
+    ((6, 2, 3, 3), (4, 2, 3, 3), dict(stride=2, padding=1)),           # L 4
+    ((3, 16, 32, 32), (32, 16, 3, 3), dict(stride=2, padding=1)),      # ResNet's downsampling
+])
+def test_side_by_side_writes_every_image_in_place(simd_path, threads, dtype, stream, xs, ws,
+                                                   kw):
+    """Images side by side in one GEMM write its tiles straight into the
+    output, including the tiles whose columns span two images (output
+    sizes that are no multiple of the micro-tile), with and without
+    streaming stores; every SIMD table, 1 and 2 threads, against the
+    reference and PyTorch (float64, tight)."""
+    import dataclasses
+    from fastconv.functional import _conv, _plan
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    groups = kw.get("groups", 1)
+    *_, win, _ = _conv.parse_conv_args("test", 2, x, w, b, kw.get("stride", 1),
+                                        kw.get("padding", 0), kw.get("dilation", 1), groups)
+    plan = _plan.plan_conv(_plan.OUTPUT, xs[0], xs[1], ws[0], win, groups, np.dtype(dtype),
+                           algorithm=_plan.GEMM_SIDE_BY_SIDE)
+    plan = dataclasses.replace(plan, stream_stores=stream)
+    got = _conv.conv_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), win, groups,
+                             plan=plan)
+    assert_close(got, reference.conv2d(x, w, b, **kw), dtype)
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                      torch.from_numpy(b), **kw).numpy()
+    assert_close(got, want, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_any_memory_layout_accepted_and_inputs_untouched(dtype, rng):
     x = rng.standard_normal((2, 3, 6, 7)).astype(dtype)

@@ -187,8 +187,8 @@ static int is_pointwise(const fc_geometry *g)
     return 1;
 }
 
-/* fc_conv_forward must equal the direct sum, per image (output in place) and
- * side by side (through a (C_out, batch * L) scratch), with groups, on the schedule
+/* fc_conv_forward must equal the direct sum, per image and side by side (the
+ * GEMM's tiles across two images' blocks of y included), with groups, on the schedule
  * (over_images, stream) given; per_image == WINOGRAD checks fc_conv_winograd
  * instead (per-image layout). */
 #define WINOGRAD 2
@@ -605,6 +605,9 @@ static void test_unfold_boundaries(void)
         {2, 2, {1, 30, 71}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* rows > a panel */
         {4, 8, {1, 24, 24}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}}, /* parallel path */
         {2, 4, {6, 10, 10}, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}, {1, 1, 2}, {0, 0, 0}}, /* 3-D parallel */
+        /* ResNet's downsampling: 8x8 outputs, so side by side half the GEMM's
+         * tiles span two images (and K > one K block) */
+        {3, 40, {1, 16, 16}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         fc_geometry g;

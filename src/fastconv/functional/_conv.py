@@ -245,8 +245,8 @@ def _output_per_image(plan, op, x, w, b, layout, out, kernel=None):
 
 
 def _output_side_by_side(plan, op, x, w, b, layout, out, kernel=None):
-    """Chunks of plan.chunk images side by side (the kernel copies each
-    chunk's GEMM output into place)."""
+    """Chunks of plan.chunk images side by side (the kernel's GEMM writes
+    each chunk's output in place)."""
     n = x.shape[0]
     for b0 in range(0, n, plan.chunk):
         nb = min(plan.chunk, n - b0)

@@ -69,13 +69,13 @@ DIRECT_GROUPED_MAX_OUT_CHANNELS = 16
 DIRECT_GROUPED_MIN_WIDTH = 16
 
 # Outputs from this size on (bytes, whole call) leave the caches before
-# anyone reads them back: the per-image GEMM writes them with streaming
+# anyone reads them back: the implicit GEMMs write them with streaming
 # (non-temporal) stores instead of reading every cache line in first.
 STREAM_MIN_BYTES = 4 << 20
 
 # Target size of the scratch of one side-by-side chunk: the batch is cut into
-# chunks whose padded images and transposed output stay near it, so scratch
-# is bounded whatever the batch size.
+# chunks whose padded images stay near it, so scratch is bounded whatever
+# the batch size.
 CHUNK_SCRATCH_BYTES = 32 << 20
 
 # Winograd's transforms add and subtract up to this many multiples of the
@@ -176,7 +176,7 @@ class ConvPlan:
         split each image's work (the implicit GEMM per image and GEMM +
         col2im; the other kernels split their work their own way).
     stream_stores: the output is written with streaming stores (the
-        implicit GEMM per image).
+        implicit GEMMs).
     pointwise: 1x1 kernel, stride 1, no padding: the GEMM reads the images
         themselves as its column matrix.
     via: for FLIPPED_CONV, the plan of the convolution it runs; for a
@@ -642,8 +642,8 @@ def _plan_output(call, forced):
                         if is_pointwise(win) else
                         f"{win.out_count} >= {PER_IMAGE_MIN_POSITIONS} output positions per "
                         f"image" if win.out_count >= PER_IMAGE_MIN_POSITIONS else
-                        # Side by side, one image would only be copied into place
-                        # afterwards.
+                        # Side by side, one image is the same GEMM without the
+                        # per-image schedule's thread split and streaming.
                         "one image: no others to put side by side, written in place"
                         if call.batch == 1 else None)
     winograd, not_winograd = _winograd_candidate(call)
@@ -664,20 +664,21 @@ def _plan_output(call, forced):
     if algorithm == WINOGRAD_F2X2_3X3:
         return call.plan(algorithm, reason, _kernels.conv_winograd_workspace_size(
             dtype.char, geom, call.groups, call.c_out, threads))
+    # Both implicit GEMMs write the output in place.
+    stream_stores = call.batch * call.c_out * win.out_count * dtype.itemsize >= STREAM_MIN_BYTES
     if algorithm == GEMM_PER_IMAGE:
-        out_bytes = call.batch * call.c_out * win.out_count * dtype.itemsize
         return call.plan(algorithm, reason, _kernels.conv_workspace_size(
             dtype.char, geom, call.batch, call.c_out, True, threads),
             threads_over_images=call.threads_over_images(),
-            stream_stores=out_bytes >= STREAM_MIN_BYTES, pointwise=is_pointwise(win))
+            stream_stores=stream_stores, pointwise=is_pointwise(win))
     if algorithm == GEMM_SIDE_BY_SIDE:
         def scratch(nb):
             return _kernels.conv_workspace_size(dtype.char, geom, nb, call.c_out, False, 1)
-        # A chunk holds its padded images and its GEMM output (which the
-        # kernel copies into place).
+        # A chunk's scratch is its padded images (phase planes).
         chunk = batch_chunk(call.batch, (scratch(2) - scratch(1)) * dtype.itemsize)
         return call.plan(algorithm, reason, _kernels.conv_workspace_size(
-            dtype.char, geom, chunk, call.c_out, False, threads), chunk=chunk)
+            dtype.char, geom, chunk, call.c_out, False, threads), chunk=chunk,
+            stream_stores=stream_stores)
     return call.plan(algorithm, reason)
 
 
