@@ -29,6 +29,13 @@ CASES = [
     ((2, 3, 129), 2, (3,), dict(stride=2, padding=1, dilation=3)),
     ((1, 2, 4, 5, 18), 1, (3, 3, 3), dict(padding=1)),           # 3-D
     ((1, 2, 5, 6, 21), 2, (2, 3, 3), dict(stride=(2, 1, 2), padding=(1, 1, 0))),
+    # Rows narrower than a vector run as one wide row per plane (MobileNet's
+    # 8x8 maps): stride 1 and 2, a multiplier of a block and more, odd sizes.
+    ((2, 3, 8, 8), 1, (3, 3), dict(padding=1)),
+    ((2, 3, 16, 16), 1, (3, 3), dict(stride=2, padding=1)),
+    ((1, 2, 7, 5), 5, (3, 3), dict(padding=1)),
+    ((1, 2, 9, 11), 1, (3, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(1, 2))),
+    ((1, 2, 3, 6, 7), 1, (3, 3, 3), dict(padding=1)),
 ]
 
 
