@@ -63,7 +63,7 @@ class ConvShape(NamedTuple):
 
 
 def conv_name(x, w, stride, groups, first):
-    """A short, greppable name: 'stem 3->32 64x64', 'dw 64 32x32 /2',
+    """A short, greppable name: 'stem 3->32 64x64', 'dw3x3 64 32x32 /2',
     '1x1 64->128 16x16', '3x3 16->32 32x32 /2'."""
     size = f"{x[2]}x{x[3]}" + (f" /{stride}" if stride != 1 else "")
     if first:
