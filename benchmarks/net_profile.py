@@ -8,6 +8,11 @@ to its type; convolutions are split by shape class (depthwise, 1x1, 3x3;
 stride).  A training step is the benchmark's (zero_grad, forward,
 CrossEntropyLoss, backward, SGD with momentum); "other" is what no leaf
 layer ran: the loss, the optimizer, the containers (nn.Residual's add).
+The first layer computes no input gradient (``input_grad=False``), as in
+the bench's step.  The script re-runs itself in the environment the bench
+gives its measuring workers (thread counts pinned, the allocator keeping
+freed memory mapped: ``fastconv.bench.timing.MALLOC_ENV``), so its shares
+are those of the bench's numbers.
 
     PYTHONPATH=src python benchmarks/net_profile.py resnet --threads 1 --steps 5
 
@@ -18,13 +23,17 @@ a Cython kernel's time shows as its caller's own time).
 """
 import argparse
 import collections
+import functools
+import os
+import sys
 import time
 
 import numpy as np
 
 import fastconv
 from fastconv import nn
-from fastconv.bench import nets
+from fastconv.bench import nets, timing
+from fastconv.bench.cli import _worker_env
 
 LEAF_TYPES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Linear, nn.AdaptiveAvgPool2d, nn.Flatten,
               nn.MaxPool2d)
@@ -49,10 +58,13 @@ def charge_time(totals):
         originals.append((cls, cls.forward, cls.backward))
 
         def timed(method, direction):
-            def run(self, *args):
+            # wraps: the method's marks too (skips_input_grad: the first
+            # layer is then told to skip its input gradient, as unwrapped).
+            @functools.wraps(method)
+            def run(self, *args, **kwargs):
                 start = time.process_time()
                 try:
-                    return method(self, *args)
+                    return method(self, *args, **kwargs)
                 finally:
                     totals[(layer_kind(self), direction)] += time.process_time() - start
             return run
@@ -82,6 +94,17 @@ def profile(case, dtype, direction, steps):
     return total / steps, {k: v / steps for k, v in totals.items()}
 
 
+def in_bench_environment(threads):
+    """Re-execute this script in the bench workers' environment
+    (fastconv.bench's own function) unless it already runs in it: glibc
+    reads the allocator's variables once, at start-up."""
+    env = _worker_env(threads)
+    pinned = tuple(timing.MALLOC_ENV) + timing.THREAD_ENV_VARS
+    if any(os.environ.get(k) != env[k] for k in pinned):
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def main():
     names = [c.name for c in nets.NET_CASES]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,6 +113,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
+    in_bench_environment(args.threads)
+    print("environment:", ", ".join(f"{k}={os.environ[k]}" for k in timing.MALLOC_ENV))
     fastconv.set_num_threads(args.threads)
     case = next(c for c in nets.NET_CASES if c.name == args.net)
     for direction in ("train", "infer"):

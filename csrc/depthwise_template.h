@@ -118,6 +118,24 @@ static fc_dw_rows fc_dw_grad_rows(const fc_geometry *g, const fc_dw_stage *s)
     return r;
 }
 
+/* Output planes dw_row_block_ computes at once (see there). */
+#define FC_DW_BLOCK 4
+
+/* Rows narrower than a vector (8x8 maps on AVX-512 floats) would run
+ * dw_row_'s scalar loop.  Instead the rows of one D slice go as ONE wide
+ * row of (rows[1] - 1) * step[1] + n values at the staged plane's step:
+ * the values between the rows (the staged padding, other phases) are
+ * computed too and dropped (forward, input gradient: a thread's wide
+ * output, copied into place) or multiplied by zeros (weight gradient: the
+ * output gradient staged at that step, zeros between).  Length of that row
+ * when the rows may be narrower than some table's vector (64 bytes), else 0:
+ * no wide scratch. */
+static int64_t fc_dw_wide_len(const fc_dw_rows *r, int64_t scalar)
+{
+    if (r->n * scalar >= 64 || r->rows[1] < 2) return 0;
+    return (r->rows[1] - 1) * r->step[1] + r->n;
+}
+
 /* Where a call's scratch goes (caller memory, reused across calls: kernels
  * never malloc, so a busy worker thread's heap cannot creep): the tap
  * offsets and the input gradient's regrouped weights (shared), then one
@@ -129,6 +147,7 @@ typedef struct {
     int64_t offsets_bytes;      /* room for the largest offset table */
     int64_t weights_bytes;      /* room for the input gradient's regrouped weights */
     int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */
+    int64_t forward_wide, input_wide, weight_wide;  /* their wide rows' lengths, 0: none */
     int64_t per_thread_bytes;   /* the largest of those, whole cache lines */
 } fc_dw_plan;
 
@@ -142,14 +161,23 @@ static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
     /* row: the whole weight (C_out x group_channels x taps). */
     const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
     const fc_dw_stage in = fc_dw_input_stage(g), grad = fc_dw_grad_stage(g);
+    const fc_dw_rows in_rows = fc_dw_forward_rows(g, &in), grad_rows = fc_dw_grad_rows(g, &grad);
     const int64_t most_planes = multiplier > group_channels ? multiplier : group_channels;
     fc_dw_plan p;
     p.offsets_bytes = fc_dw_lines(most_planes * taps * (int64_t)sizeof(int64_t));
     p.weights_bytes = fc_dw_lines(row * scalar);
-    p.forward = fc_dw_fits(fc_dw_lines(group_channels * in.size * scalar));
-    p.input = fc_dw_fits(fc_dw_lines(multiplier * grad.size * scalar));
+    /* Forward and input gradient: a wide output row per plane of a block;
+     * weight gradient: a gradient plane staged wide, a wide row per D slice. */
+    p.forward_wide = fc_dw_wide_len(&in_rows, scalar);
+    p.input_wide = fc_dw_wide_len(&grad_rows, scalar);
+    p.weight_wide = p.forward_wide;
+    p.forward = fc_dw_fits(fc_dw_lines((group_channels * in.size
+                                        + FC_DW_BLOCK * p.forward_wide) * scalar));
+    p.input = fc_dw_fits(fc_dw_lines((multiplier * grad.size
+                                      + FC_DW_BLOCK * p.input_wide) * scalar));
     p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
-                                      + group_channels * in.size * scalar));
+                                      + (group_channels * in.size
+                                         + in_rows.rows[0] * p.weight_wide) * scalar));
     p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
     if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
     return p;
@@ -160,9 +188,6 @@ static char *fc_dw_region(void *ws, const fc_dw_plan *p, int t)
 {
     return (char *)ws + p->offsets_bytes + p->weights_bytes + (int64_t)t * p->per_thread_bytes;
 }
-
-/* Output planes dw_row_block_ computes at once (see there). */
-#define FC_DW_BLOCK 4
 
 /* Integers as wide as each dtype, for lane masks. */
 #define FC_DW_LANE_INT_f32 int32_t
@@ -269,11 +294,29 @@ static inline TARGET void FC_FN(dw_row_block_)(SCALAR *restrict out, int64_t out
  * (a, b) computed from src + a * step_d + b * step_h: the forward pass on a
  * staged input, the input gradient on staged output gradients.  Blocks of
  * FC_DW_BLOCK planes share each row's loads; the rest (and rows narrower
- * than a vector) go one plane at a time. */
+ * than a vector) go one plane at a time.  With `wide` (room for FC_DW_BLOCK
+ * rows of fc_dw_wide_len values), rows narrower than a vector go as one wide
+ * row per D slice (see fc_dw_wide_len), copied into place. */
 static TARGET void FC_FN(dw_rows_)(const SCALAR *src, const fc_dw_rows *r, const int64_t *off,
                                    int64_t ntaps, const SCALAR *w, int64_t w_stride,
-                                   int64_t planes, SCALAR *out, int64_t out_stride)
+                                   int64_t planes, SCALAR *out, int64_t out_stride,
+                                   SCALAR *wide)
 {
+    if (wide && r->n < FC_LANES && r->rows[1] > 1) {
+        const int64_t n = r->n, rows = r->rows[1], len = (rows - 1) * r->step[1] + n;
+        const fc_dw_rows one = {{1, 1}, {0, 0}, len};
+        for (int64_t a = 0; a < r->rows[0]; ++a)
+            for (int64_t j = 0; j < planes; j += FC_DW_BLOCK) {
+                const int64_t block = planes - j < FC_DW_BLOCK ? planes - j : FC_DW_BLOCK;
+                FC_FN(dw_rows_)(src + a * r->step[0], &one, off, ntaps, w + j * w_stride,
+                                w_stride, block, wide, len, NULL);
+                for (int64_t u = 0; u < block; ++u)
+                    for (int64_t b = 0; b < rows; ++b)
+                        memcpy(out + (j + u) * out_stride + (a * rows + b) * n,
+                               wide + u * len + b * r->step[1], (size_t)n * sizeof(SCALAR));
+            }
+        return;
+    }
     const int64_t blocked = r->n >= FC_LANES ? planes / FC_DW_BLOCK * FC_DW_BLOCK : 0;
     for (int64_t a = 0; a < r->rows[0]; ++a)
         for (int64_t b = 0; b < r->rows[1]; ++b) {
@@ -547,6 +590,17 @@ static void FC_FN(dw_stage_grad_)(const SCALAR *gy, const fc_geometry *g, const 
         }
 }
 
+/* Output-gradient plane gy (rows as r describes, n values each) into
+ * wide: row (a, b) at a * len + b * r->step[1], len = fc_dw_wide_len;
+ * writes only those values (the gaps between rows stay zero). */
+static void FC_FN(dw_stage_wide_)(const SCALAR *gy, const fc_dw_rows *r, SCALAR *wide)
+{
+    const int64_t len = (r->rows[1] - 1) * r->step[1] + r->n;
+    for (int64_t a = 0; a < r->rows[0]; ++a)
+        for (int64_t b = 0; b < r->rows[1]; ++b, gy += r->n)
+            memcpy(wide + a * len + b * r->step[1], gy, (size_t)r->n * sizeof(SCALAR));
+}
+
 /* ------------------------------------------------------------ entry points */
 
 /* The input gradient's weights, regrouped (C_in, multiplier, taps): input
@@ -616,7 +670,8 @@ static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void
             const int64_t o0 = group * multiplier;
             if (xs)
                 FC_FN(dw_rows_)(xs, &rows, off, group_taps, w + o0 * group_taps, group_taps,
-                                multiplier, y + (n * c_out + o0) * plane_out, plane_out);
+                                multiplier, y + (n * c_out + o0) * plane_out, plane_out,
+                                plan.forward_wide ? xs + group_channels * stage.size : NULL);
             for (int64_t o = o0; o < o0 + multiplier; ++o) {
                 SCALAR *dst = y + (n * c_out + o) * plane_out;
                 if (!xs)
@@ -674,7 +729,8 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
             SCALAR *dst = gx + (n * g->channels + c0) * plane_in;
             if (gs)
                 FC_FN(dw_rows_)(gs, &rows, off, out_taps, wt + c0 * out_taps, out_taps,
-                                group_channels, dst, plane_in);
+                                group_channels, dst, plane_in,
+                                plan.input_wide ? gs + multiplier * stage.size : NULL);
             else
                 for (int64_t ci = 0; ci < group_channels; ++ci)
                     FC_FN(dw_input_direct_)(grad, g, multiplier, wt + (c0 + ci) * out_taps,
@@ -720,6 +776,7 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
      * groups at a time through dw_weight_block_; the others plane by plane
      * through dw_weight_plane_. */
     const int blocked = multiplier >= FC_DW_BLOCK && g->out[2] >= FC_LANES;
+    const fc_dw_rows wide_rows = {{rows.rows[0], 1}, {rows.step[0], 0}, plan.weight_wide};
     const int64_t group_taps = group_channels * taps, items = blocked ? batch * groups : planes;
     int64_t *off = (int64_t *)ws;
     fc_dw_input_taps(g, &stage, blocked ? group_channels : 1, off);
@@ -730,6 +787,10 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
         /* Run k's region (whole cache lines: aligned sums, no false sharing). */
         double *sums = (double *)fc_dw_region(ws, &plan, k);
         SCALAR *xs = (SCALAR *)(sums + row);
+        /* Narrow rows: each gradient plane staged wide (see fc_dw_wide_len);
+         * its gaps stay zero from the memset below. */
+        SCALAR *wide = plan.weight_wide && g->out[2] < FC_LANES
+                       ? xs + group_channels * stage.size : NULL;
         memset(sums, 0, (size_t)plan.weight);
         const int64_t poll_every = fc_stop_period(multiplier * taps * plane_out);
         for (int64_t p = items * k / nt; p < items * (k + 1) / nt; ++p) {
@@ -754,9 +815,15 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
             const int64_t group = c / group_channels, ci = c % group_channels;
             FC_FN(dw_stage_input_)(x + p * plane_in, g, &stage, xs);
             /* Output o's gradient row for input plane ci: (o, ci, taps). */
-            for (int64_t o = group * multiplier; o < (group + 1) * multiplier; ++o)
-                FC_FN(dw_weight_plane_)(xs, &rows, off, taps, gy + (n * c_out + o) * plane_out,
+            for (int64_t o = group * multiplier; o < (group + 1) * multiplier; ++o) {
+                const SCALAR *grad = gy + (n * c_out + o) * plane_out;
+                if (wide) {
+                    FC_FN(dw_stage_wide_)(grad, &rows, wide);
+                    grad = wide;
+                }
+                FC_FN(dw_weight_plane_)(xs, wide ? &wide_rows : &rows, off, taps, grad,
                                        sums + (o * group_channels + ci) * taps);
+            }
         }
     }
     if (fc_stop_is_set(stop)) return;   /* the sums are unfinished */

@@ -29,6 +29,13 @@ CASES = [
     ((2, 3, 129), 2, (3,), dict(stride=2, padding=1, dilation=3)),
     ((1, 2, 4, 5, 18), 1, (3, 3, 3), dict(padding=1)),           # 3-D
     ((1, 2, 5, 6, 21), 2, (2, 3, 3), dict(stride=(2, 1, 2), padding=(1, 1, 0))),
+    # Rows narrower than a vector run as one wide row per plane (MobileNet's
+    # 8x8 maps): stride 1 and 2, a multiplier of a block and more, odd sizes.
+    ((2, 3, 8, 8), 1, (3, 3), dict(padding=1)),
+    ((2, 3, 16, 16), 1, (3, 3), dict(stride=2, padding=1)),
+    ((1, 2, 7, 5), 5, (3, 3), dict(padding=1)),
+    ((1, 2, 9, 11), 1, (3, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(1, 2))),
+    ((1, 2, 3, 6, 7), 1, (3, 3, 3), dict(padding=1)),
 ]
 
 
@@ -38,15 +45,17 @@ def test_depthwise_matches_reference(simd_path, shape, mult, kernel, kw, dtype, 
     check_conv_against_reference(shape, shape[1], shape[1] * mult, kernel, kw, dtype, rng)
 
 
+@pytest.mark.parametrize("size", [30, 8])   # rows of vectors; narrower than one (wide rows)
 @pytest.mark.parametrize("c_in, c_in_group", [(16, 1), (32, 8)])   # depthwise, grouped
-def test_depthwise_threads_agree(rng, c_in, c_in_group):
+def test_depthwise_threads_agree(rng, c_in, c_in_group, size):
     """Two threads split (image, group) pairs (forward, input gradient) and
     the planes (weight gradient, summed per thread run): the result matches
-    one thread's, depthwise and with several channels per group."""
+    one thread's, depthwise and with several channels per group, on rows a
+    vector wide and narrower (each thread its own wide-row scratch)."""
     groups = c_in // c_in_group
-    x = rng.standard_normal((8, c_in, 30, 30)).astype(np.float32)
+    x = rng.standard_normal((8, c_in, size, size)).astype(np.float32)
     w = rng.standard_normal((32, c_in_group, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((8, 32, 30, 30)).astype(np.float32)
+    gy = rng.standard_normal((8, 32, size, size)).astype(np.float32)
     before = fastconv.get_num_threads()
     try:
         results = []

@@ -121,3 +121,50 @@ def test_grouped_matches_torch(rng, stride, dilation):
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
     for got, want in zip(fastconv.conv2d_backward(gy, x, w, **kw), (tx, tw, tb)):
         np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-12, atol=1e-11)
+
+
+# Ungrouped stems (2..8 input channels into at most 32, rows >= 16 wide):
+# forward and weight gradient planned on the direct loops (the data gradient
+# stays GEMM + col2im).
+STEMS = [
+    ((2, 3, 9, 17), 16, (3, 3), dict(padding=1)),                # ResNet's stem, odd sizes
+    ((2, 3, 11, 33), 32, (3, 3), dict(stride=2, padding=1)),     # strided, 17 wide
+    ((1, 8, 5, 16), 32, (3, 3), dict(padding=1)),                # both limits
+    ((2, 2, 7, 20), 5, (5, 5), dict(padding=2, dilation=1)),     # 5x5, odd outputs
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,c_out,kernel,kw", STEMS)
+def test_ungrouped_stem_runs_direct_and_matches_reference(simd_path, threads, shape, c_out,
+                                                          kernel, kw, dtype, rng):
+    x = np.zeros(shape, dtype)
+    w = np.zeros((c_out, shape[1]) + kernel, dtype)
+    assert fastconv.explain("conv2d", x, w, **kw).algorithm == _plan.DIRECT_GROUPED
+    grad_input, grad_weight = fastconv.explain("conv2d_backward", fastconv.conv2d(x, w, **kw),
+                                               x, w, **kw)
+    assert (grad_input.algorithm, grad_weight.algorithm) == (_plan.GEMM_COL2IM,
+                                                             _plan.DIRECT_GROUPED)
+    check_conv_against_reference(shape, 1, c_out, kernel, kw, dtype, rng)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_ungrouped_stem_matches_torch_and_gradcheck(rng, stride):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 9, 35))
+    w = rng.standard_normal((16, 3, 3, 3))
+    b = rng.standard_normal(16)
+    kw = dict(stride=stride, padding=1)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+    gy = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(fastconv.conv2d(x, w, b, **kw), ty.detach().numpy(),
+                               rtol=1e-12, atol=1e-12)
+    for got, want in zip(fastconv.conv2d_backward(gy, x, w, **kw), (tx, tw, tb)):
+        np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-12, atol=1e-11)
+
+    def f(x, w, b):
+        y = fastconv.conv2d(x, w, b, **kw)
+        return y, lambda gy: fastconv.conv2d_backward(gy, x, w, **kw)
+    fastconv.gradcheck(f, x[:1, :, :5, :17], w, b)

@@ -57,11 +57,33 @@ def test_direct_grouped_for_few_channels_per_group(computes):
     assert plan(computes, 2, 8, 6, win, groups=4).algorithm == DIRECT_GROUPED    # 2 in, 3 out
     for c_in, c_out, groups in [(4 * (most_in + 1), 4 * most_out, 4),   # too many inputs
                                 (4 * most_in, 4 * (most_out + 1), 4),   # too many outputs
-                                (most_in, most_out, 1),                 # not grouped
+                                (most_in + 1, most_out, 1),             # not grouped
                                 (4, 8, 4)]:                             # depthwise
         assert plan(computes, 2, c_in, c_out, win, groups=groups).algorithm != DIRECT_GROUPED
     narrow = window((5, width - 1), (3, 3), pad=1)                      # rows too narrow
     assert plan(computes, 2, 8, 8, narrow, groups=4).algorithm != DIRECT_GROUPED
+
+
+@pytest.mark.parametrize("computes", [OUTPUT, GRAD_INPUT, GRAD_WEIGHT])
+def test_direct_loops_for_ungrouped_stems(computes):
+    """An ungrouped conv of 2..DIRECT_GROUPED_MAX_CHANNELS input channels
+    into at most DIRECT_DENSE_MAX_OUT_CHANNELS (a 3-channel stem) runs its
+    forward and weight gradient in the direct loops, on rows a vector wide;
+    its data gradient stays GEMM + col2im."""
+    most_in, most_out = _plan.DIRECT_GROUPED_MAX_CHANNELS, _plan.DIRECT_DENSE_MAX_OUT_CHANNELS
+    width = _plan.DIRECT_GROUPED_MIN_WIDTH
+    win = window((5, width), (3, 3), pad=1)
+    direct = computes != GRAD_INPUT
+    for c_in, c_out in [(2, 1), (3, 16), (most_in, most_out)]:
+        p = plan(computes, 2, c_in, c_out, win)
+        assert (p.algorithm == DIRECT_GROUPED) == direct, (c_in, c_out, p)
+        if direct:
+            assert f"ungrouped, {c_in} <= {most_in} input" in p.reason and p.workspace > 0
+    for c_in, c_out, w in [(1, 16, win),                                   # one input channel
+                           (most_in + 1, 16, win),                         # too many inputs
+                           (3, most_out + 1, win),                         # too many outputs
+                           (3, 16, window((5, width - 1), (3, 3), pad=1))]:  # rows too narrow
+        assert plan(computes, 2, c_in, c_out, w).algorithm != DIRECT_GROUPED, (c_in, c_out)
 
 
 @needs_winograd_on
@@ -90,7 +112,8 @@ def test_output_per_image_from_400_positions(size, algorithm):
     # a 2-wide kernel padded before only: the output grid is the input's
     win = Window(size, (2,) * nd, (1,) * nd, (1,) * nd, (0,) * nd, (1,) * nd)
     assert win.out_size == size
-    assert plan(OUTPUT, 3, 3, 8, win).algorithm == algorithm
+    # 9 input channels: past the stems' direct loops (DIRECT_GROUPED_MAX_CHANNELS)
+    assert plan(OUTPUT, 3, 9, 8, win).algorithm == algorithm
 
 
 def test_output_of_one_small_image_is_written_in_place():
@@ -129,7 +152,7 @@ def test_side_by_side_chunks_keep_scratch_bounded():
     (4, 2, True), (2, 2, True), (1, 2, False), (4, 1, False), (3, 4, False)])
 def test_threads_take_whole_images_when_there_are_enough(batch, threads, over_images):
     win = window((24, 24), (3, 3))
-    p = plan(OUTPUT, batch, 3, 8, win, threads=threads)
+    p = plan(OUTPUT, batch, 9, 8, win, threads=threads)   # 9 channels: a GEMM
     assert (p.algorithm, p.threads, p.threads_over_images) == (GEMM_PER_IMAGE, threads,
                                                                 over_images)
     p = plan(GRAD_INPUT, batch, 3, 8, window((24, 24), (3, 3), stride=(2, 2)), threads=threads)
@@ -206,9 +229,9 @@ def test_workspace_is_what_the_kernel_asks_for():
     win = window((9, 9), (5, 5))
     p = plan(GRAD_WEIGHT, 2, 6, 4, win, threads=2)
     assert p.workspace == _kernels.conv_weight_grad_workspace_size("f", 4, 6 * 25, 2)
-    p = plan(OUTPUT, 3, 6, 4, window((30, 30), (3, 3)), threads=2, dtype=np.float64)
+    p = plan(OUTPUT, 3, 9, 4, window((30, 30), (3, 3)), threads=2, dtype=np.float64)
     assert p.workspace == _kernels.conv_workspace_size(
-        "d", window((30, 30), (3, 3)).kernel_geometry(6), 3, 4, True, 2)
+        "d", window((30, 30), (3, 3)).kernel_geometry(9), 3, 4, True, 2)
 
 
 # ----------------------------------------------------------------- forcing

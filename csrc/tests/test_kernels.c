@@ -677,6 +677,10 @@ static void test_depthwise_wide(int count)
         {1, 2, {4, 7, 19}, {2, 3, 3}, {2, 2, 1}, {0, 1, 5}, {1, 1, 3}, {0, 0, 0}},   /* 3-D strided */
         {1, 1, {1, 5, 16}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},   /* 1x1 */
         {3, 4, {1, 37, 45}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},  /* parallel */
+        /* Rows narrower than a vector, as one wide row per plane: MobileNet's
+         * last maps, stride 1 and 2. */
+        {2, 3, {1, 8, 8}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {2, 3, {1, 16, 16}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         fc_geometry g;

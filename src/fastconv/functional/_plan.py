@@ -67,6 +67,16 @@ DIRECT_GROUPED_MAX_OUT_CHANNELS = 16
 # and rows narrower than a vector (16 floats with AVX-512; ResNeXt's 14x14
 # and 7x7 stages) run scalar, 5-30x slower than the GEMM.
 DIRECT_GROUPED_MIN_WIDTH = 16
+# An ungrouped conv with as few input channels (a network's stem: 3 colour
+# planes) is one such group: its forward and weight gradient run the same
+# loops up to this many output channels.  The GEMM's K (C_in * taps, 27 for
+# a 3x3 stem) is too short to pay for packing the columns: the direct loops
+# measured 1.2-2.3x faster in the weight gradient and 1.0-1.9x in the
+# forward on stems of 3 channels into 16 and 32 on 32x32 and 64x64 maps and
+# 4->8 (5x5) to 8->32 convs, one thread (docs/performance.md, "MobileNet's
+# convolutions pass by pass").  Not the data gradient: GEMM + col2im was as
+# fast or faster on stems, 15x faster strided.
+DIRECT_DENSE_MAX_OUT_CHANNELS = 32
 
 # Outputs from this size on (bytes, whole call) leave the caches before
 # anyone reads them back: the implicit GEMMs write them with streaming
@@ -230,6 +240,15 @@ def is_direct_grouped(c_in: int, c_out: int, groups: int, win: Window) -> bool:
     (DIRECT_GROUPED_MAX_CHANNELS and below)."""
     return (groups > 1 and 1 < c_in // groups <= DIRECT_GROUPED_MAX_CHANNELS
             and c_out // groups <= DIRECT_GROUPED_MAX_OUT_CHANNELS
+            and win.out_size[-1] >= DIRECT_GROUPED_MIN_WIDTH)
+
+
+def is_direct_dense(c_in: int, c_out: int, groups: int, win: Window) -> bool:
+    """Ungrouped, more than one but few input channels, at most
+    DIRECT_DENSE_MAX_OUT_CHANNELS outputs, rows a vector wide: the forward's
+    and weight gradient's direct loops beat the GEMM's packing."""
+    return (groups == 1 and 1 < c_in <= DIRECT_GROUPED_MAX_CHANNELS
+            and c_out <= DIRECT_DENSE_MAX_OUT_CHANNELS
             and win.out_size[-1] >= DIRECT_GROUPED_MIN_WIDTH)
 
 
@@ -594,7 +613,12 @@ class _Call:
                 (DIRECT_GROUPED, f"{self.c_in_group} <= {DIRECT_GROUPED_MAX_CHANNELS} input "
                                  f"and {c_out_group} <= {DIRECT_GROUPED_MAX_OUT_CHANNELS} "
                                  f"output channels per group: too few for a GEMM per group"
-                 if is_direct_grouped(self.c_in, self.c_out, self.groups, self.win) else None)]
+                 if is_direct_grouped(self.c_in, self.c_out, self.groups, self.win) else
+                 f"ungrouped, {self.c_in} <= {DIRECT_GROUPED_MAX_CHANNELS} input and "
+                 f"{self.c_out} <= {DIRECT_DENSE_MAX_OUT_CHANNELS} output channels: too few "
+                 f"input channels to pay for packing a GEMM's columns"
+                 if self.computes != GRAD_INPUT
+                 and is_direct_dense(self.c_in, self.c_out, self.groups, self.win) else None)]
 
     def depthwise_plan(self, algorithm, reason):
         """The depthwise kernels (DEPTHWISE, DIRECT_GROUPED) share one
