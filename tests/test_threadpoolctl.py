@@ -36,6 +36,8 @@ w = rng.standard_normal((32, 32, 3, 3))
 conv = lambda: fastconv.conv2d(x, w, padding=1)
 big = rng.standard_normal((16, 32, 64, 64))
 ops = {"conv2d": conv,
+       # An implicit GEMM: the memo's hit runs one typed call (ConvForward.forward).
+       "conv2d-whole": lambda: fastconv.conv2d(x, w, stride=2),
        # The per-call paths that read the count on every call, with the memo hit.
        "max_pool2d": lambda: fastconv.max_pool2d(big, 2),
        "avg_pool2d": lambda: fastconv.avg_pool2d(big, 3, 1, 1),
@@ -62,7 +64,8 @@ def _run(code, **env_extra):
     ("", "2"),                                   # the OpenMP runtime's count
     ("fastconv.set_num_threads(2)", "1"),        # a count set by set_num_threads
 ])
-@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "avg_pool2d", "conv_transpose2d"])
+@pytest.mark.parametrize("op", ["conv2d", "conv2d-whole", "max_pool2d", "avg_pool2d",
+                                "conv_transpose2d"])
 def test_threadpool_limits_makes_a_conv_single_threaded(setup, omp_num_threads, op):
     out = _run(f"""
 {setup}

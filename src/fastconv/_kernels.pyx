@@ -7,6 +7,7 @@ are the ones that keep a wrong call from touching memory it does not own.
 Every kernel call releases the GIL.
 """
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 from fastconv._csrc cimport *
 
 ctypedef fused real:
@@ -405,6 +406,60 @@ def gemm_small(const real[:, :] a, const real[:, :] b, real[:, :] c, bint accumu
                       &c[0, 0], c.strides[0] // item, accumulate)
 
 
+cdef class LinearForward:
+    """linear's whole call, y = x @ w.T + bias with fc_gemm_small, as a
+    typed call object kept by the op's memoised checks (as ConvForward):
+    x (*, k) holding m rows, w (n, k), bias (n,) or None, all native arrays
+    of the object's dtype in any layout (copy(arr) gives the C-contiguous
+    aligned copy of another); the result is a fresh C-contiguous
+    `out_shape` array.  Only for products the small GEMM reads in place
+    with these layouts (the op's plan decides)."""
+    cdef fc_dtype dtype
+    cdef Py_ssize_t item
+    cdef int64_t m, n, k
+    cdef tuple out_shape
+    cdef object out_dtype, copy
+
+    def __init__(self, dtype_char, int64_t m, int64_t n, int64_t k, tuple out_shape, copy):
+        self.dtype = _dtype_of_char(dtype_char)
+        self.item = sizeof(float) if self.dtype == FC_FLOAT32 else sizeof(double)
+        if m <= 0 or n <= 0 or k <= 0 or _prod_tuple(out_shape) != m * n:
+            raise ValueError(f"LinearForward: out_shape {out_shape} is not a non-empty "
+                             f"({m}, {n}) product of k={k} > 0")
+        self.m, self.n, self.k = m, n, k
+        self.out_shape, self.copy = out_shape, copy
+        self.out_dtype = __import__("numpy").dtype(dtype_char)
+
+    def forward(self, x, w, bias):
+        """The fresh linear(x, w, bias)."""
+        cdef Py_buffer views[4]
+        cdef int held = 0
+        cdef Py_ssize_t item = self.item, row_bytes = self.n * self.item
+        cdef int64_t i
+        cdef char *y
+        out = _np_empty(self.out_shape, self.out_dtype)
+        try:
+            _acquire(views, &held, out, PyBUF_WRITABLE)
+            _acquire_input(views, &held, x, item, self.copy)
+            _acquire_input(views, &held, w, item, self.copy)
+            if bias is not None:
+                _acquire_input(views, &held, bias, item, self.copy)
+            if (views[0].len < self.m * row_bytes or views[1].len < self.m * self.k * item
+                    or views[2].len < self.n * self.k * item
+                    or (held == 4 and views[3].len < row_bytes)):
+                raise ValueError("LinearForward: buffer too small")
+            y = <char *>views[0].buf
+            with nogil:
+                if held == 4:   # the bias in every row, then the product added
+                    for i in range(self.m):
+                        memcpy(y + i * row_bytes, views[3].buf, row_bytes)
+                fc_gemm_small(self.dtype, self.m, self.n, self.k, views[1].buf, self.k, 1,
+                              views[2].buf, 1, self.k, y, self.n, held == 4)
+        finally:
+            _release(views, held)
+        return out
+
+
 cdef fc_conv_schedule _schedule(bint per_image, bint threads_over_images,
                                bint stream_stores, bint pointwise) noexcept:
     cdef fc_conv_schedule s
@@ -471,12 +526,52 @@ cdef int _run_conv_forward(fc_dtype dtype, Geometry geom, fc_conv_schedule *s,
     return 0
 
 
+_np_empty = __import__("numpy").empty
+_ndarray = __import__("numpy").ndarray
+_UINT8 = __import__("numpy").dtype("uint8")
+# The results' alignment (fastconv._workspace.ALIGNMENT): a cache line, so
+# the kernels write whole aligned vectors.
+cdef Py_ssize_t _RESULT_ALIGNMENT = 64
+
+
 cdef int _acquire(Py_buffer *views, int *held, object arr, int flags) except -1:
     """Hold arr's buffer in views[held] (a C-contiguous ndarray: NumPy
     refuses any other layout a simple buffer) and count it in held."""
     PyObject_GetBuffer(arr, &views[held[0]], flags)
     held[0] += 1
     return 0
+
+
+cdef bint _c_contiguous_aligned(const Py_buffer *view, Py_ssize_t item) noexcept:
+    """Whether a strided buffer is what the kernels read: items of `item`
+    bytes, C-contiguous (a stride along an axis of length 1 never matters)
+    and aligned to its item."""
+    cdef int i
+    cdef Py_ssize_t expected = item
+    if view.itemsize != item or <size_t>view.buf % <size_t>item:
+        return False
+    for i in range(view.ndim - 1, -1, -1):
+        if view.shape[i] == 0:
+            return True
+        if view.shape[i] != 1 and view.strides[i] != expected:
+            return False
+        expected *= view.shape[i]
+    return True
+
+
+cdef int _acquire_input(Py_buffer *views, int *held, object arr, Py_ssize_t item,
+                        object copy) except -1:
+    """Hold the ndarray arr's buffer in views[held] as the kernels read it;
+    an array of any other layout or alignment is replaced by copy(arr) (a
+    C-contiguous aligned copy, held by the buffer).  Its dtype is the
+    caller's to check (the ops' memoised checks): only native float arrays
+    reach here."""
+    PyObject_GetBuffer(arr, &views[held[0]], PyBUF_STRIDES)
+    if _c_contiguous_aligned(&views[held[0]], item):
+        held[0] += 1
+        return 0
+    PyBuffer_Release(&views[held[0]])
+    return _acquire(views, held, copy(arr), PyBUF_SIMPLE)
 
 
 cdef class KernelCall:
@@ -511,6 +606,12 @@ cdef class ConvForward(KernelCall):
     against the geometry before the kernel runs."""
     cdef fc_conv_schedule s
     cdef int64_t groups, c_out
+    # forward()'s: what the memoised call decided, and the op's fallbacks.
+    cdef tuple result_shape
+    cdef object result_dtype, copy, allocate
+    cdef Py_ssize_t result_bytes
+    cdef int nthreads
+    cdef bint aligned_result
 
     def __init__(self, dtype_char, Geometry geom not None, int64_t groups, int64_t c_out, *,
                  bint per_image, bint threads_over_images=False, bint stream_stores=False,
@@ -518,6 +619,81 @@ cdef class ConvForward(KernelCall):
         KernelCall.__init__(self, dtype_char, geom)
         self.groups, self.c_out = groups, c_out
         self.s = _schedule(per_image, threads_over_images, stream_stores, pointwise)
+        self.result_shape = None
+
+    def whole_call(self, tuple result_shape, int nthreads, bint aligned_result, copy,
+                   allocate):
+        """Let forward() run whole calls: into a fresh result of
+        result_shape (N, C_out, *out) on nthreads threads, starting on a
+        cache line when aligned_result (else NumPy's alignment); copy(arr)
+        gives the C-contiguous aligned copy of an input of another layout,
+        allocate() the result when NumPy could not (it raises the op's
+        MemoryError, or succeeds on a retry)."""
+        self.result_shape, self.nthreads = result_shape, nthreads
+        self.aligned_result = aligned_result
+        self.result_dtype = __import__("numpy").dtype(
+            "f" if self.dtype == FC_FLOAT32 else "d")
+        self.result_bytes = _prod_tuple(result_shape) * self.item
+        self.copy, self.allocate = copy, allocate
+        return self
+
+    def forward(self, x, w, bias, scratch):
+        """A whole conv forward (after whole_call): the fresh aligned
+        C-contiguous result of x (result_shape's batch of images) and w,
+        plus bias (None for none), all native arrays of the object's dtype
+        in any layout (others are copied first).  `scratch` as in run()."""
+        cdef Py_buffer views[5]
+        cdef int held = 0
+        cdef Py_ssize_t item = self.item
+        if self.result_shape is None:
+            raise ValueError("ConvForward.forward: whole_call() was not made")
+        out = self._result()
+        try:
+            _acquire(views, &held, out, PyBUF_WRITABLE)
+            _acquire_input(views, &held, x, item, self.copy)
+            _acquire_input(views, &held, w, item, self.copy)
+            _acquire(views, &held, scratch, PyBUF_WRITABLE)
+            if bias is not None:
+                _acquire_input(views, &held, bias, item, self.copy)
+            self._run(views, held == 5, self.result_shape[0], self.nthreads)
+        finally:
+            _release(views, held)
+        return out
+
+    cdef object _result(self):
+        """forward()'s fresh result: from a cache line (aligned_result), or
+        as NumPy allocates it, aligned to its items (the kernels stream only
+        tiles that start on a cache line; every other store takes any
+        address)."""
+        try:
+            if not self.aligned_result:
+                return _np_empty(self.result_shape, self.result_dtype)
+            raw = _np_empty(self.result_bytes + _RESULT_ALIGNMENT, _UINT8)
+        except MemoryError:
+            return self.allocate()
+        return aligned_view(raw, self.result_shape, self.result_dtype, self.result_bytes,
+                            _RESULT_ALIGNMENT)
+
+    cdef int _run(self, Py_buffer *views, bint with_bias, int64_t batch,
+                  int nthreads) except -1:
+        """The kernel on held buffers: views[0] y, [1] x, [2] w, [3] the
+        scratch, [4] the bias when with_bias."""
+        cdef Py_ssize_t item = self.item, ws_bytes
+        cdef fc_geometry g = self.geom.g
+        ws_bytes = fc_conv_workspace(self.dtype, &g, batch, self.c_out, &self.s, nthreads)
+        ws_bytes = (ws_bytes * item + 63) // 64 * 64
+        if ws_bytes > views[3].len:
+            raise ValueError("conv_forward: buffer too small")
+        return _run_conv_forward(self.dtype, self.geom, &self.s, batch, self.groups, self.c_out,
+                                 views[1].buf, views[1].len // item,
+                                 views[2].buf, views[2].len // item,
+                                 views[4].buf if with_bias else NULL,
+                                 views[4].len // item if with_bias else 0,
+                                 views[0].buf, views[0].len // item,
+                                 views[3].buf, ws_bytes // item,
+                                 <int64_t *>(<char *>views[3].buf + ws_bytes),
+                                 (views[3].len - ws_bytes) // <Py_ssize_t>sizeof(int64_t),
+                                 nthreads)
 
     def run(self, x, int64_t batch, w, bias, y, scratch, int nthreads):
         """Convolve `batch` images x into y (batch, C_out, L), plus bias per
@@ -526,29 +702,14 @@ cdef class ConvForward(KernelCall):
         the offsets table."""
         cdef Py_buffer views[5]
         cdef int held = 0
-        cdef Py_ssize_t item = self.item, ws_bytes
-        cdef fc_geometry g = self.geom.g
         try:
+            _acquire(views, &held, y, PyBUF_WRITABLE)
             _acquire(views, &held, x, PyBUF_SIMPLE)
             _acquire(views, &held, w, PyBUF_SIMPLE)
-            _acquire(views, &held, y, PyBUF_WRITABLE)
             _acquire(views, &held, scratch, PyBUF_WRITABLE)
             if bias is not None:
                 _acquire(views, &held, bias, PyBUF_SIMPLE)
-            ws_bytes = fc_conv_workspace(self.dtype, &g, batch, self.c_out, &self.s, nthreads)
-            ws_bytes = (ws_bytes * item + 63) // 64 * 64
-            if ws_bytes > views[3].len:
-                raise ValueError("conv_forward: buffer too small")
-            _run_conv_forward(self.dtype, self.geom, &self.s, batch, self.groups, self.c_out,
-                              views[0].buf, views[0].len // item,
-                              views[1].buf, views[1].len // item,
-                              views[4].buf if held == 5 else NULL,
-                              views[4].len // item if held == 5 else 0,
-                              views[2].buf, views[2].len // item,
-                              views[3].buf, ws_bytes // item,
-                              <int64_t *>(<char *>views[3].buf + ws_bytes),
-                              (views[3].len - ws_bytes) // <Py_ssize_t>sizeof(int64_t),
-                              nthreads)
+            self._run(views, held == 5, batch, nthreads)
         finally:
             _release(views, held)
 
@@ -740,9 +901,6 @@ def conv_weight_grad(const real[::1] x, int64_t x_offset, int64_t x_image_stride
     _check_winograd(status, "conv_weight_grad", geom)
 
 
-_ndarray = __import__("numpy").ndarray
-
-
 def aligned_view(raw, shape, dtype, Py_ssize_t nbytes, Py_ssize_t alignment):
     """The C-contiguous array of `shape` and `dtype` (`nbytes` bytes) in the
     fresh uint8 array `raw` (nbytes + alignment bytes), starting on an
@@ -904,7 +1062,6 @@ cdef enum PoolKind:
 
 POOL_KINDS = {"max": POOL_MAX, "avg": POOL_AVG}
 
-_np_empty = __import__("numpy").empty
 _INT64 = __import__("numpy").dtype("int64")
 
 

@@ -17,6 +17,8 @@ Which of these runs is _plan.plan_conv's decision alone.
 
 from __future__ import annotations
 
+import functools
+from math import prod
 from typing import Optional
 
 import numpy as np
@@ -168,6 +170,10 @@ def conv_forward(x, w, b, win, groups, op="conv", plan=None):
     return layout.run(plan, op, x, w, b)
 
 
+_OUTPUT_BLAME = "the batch, channel and output sizes"
+_SCRATCH_BLAME = "the image size, padding, stride and dilation"
+
+
 class _OutputLayout:
     """The shape-only part of running a conv forward: the kernel geometry,
     the output's shapes and the offsets table's size, worked out once per
@@ -184,8 +190,7 @@ class _OutputLayout:
     def run(self, plan, op, x, w, b, kernel=None):
         """The output of validated C-contiguous x, w, b computed as `plan`
         (`kernel`: the plan's ConvForward, when the caller kept one)."""
-        out = _workspace.aligned_empty(self.out_shape, x.dtype, op, "output",
-                                       "the batch, channel and output sizes")
+        out = _workspace.aligned_empty(self.out_shape, x.dtype, op, "output", _OUTPUT_BLAME)
         _OUTPUT_RUNS[plan.algorithm](plan, op, x, w, b, self, out, kernel)
         return out.reshape(self.result_shape)
 
@@ -236,7 +241,7 @@ def _implicit_gemm(plan, op, x, w, b, layout, out, per_image, kernel=None):
     if kernel is None:
         kernel = layout.kernel(plan, x.dtype, per_image)
     ws = _workspace.scratch_bytes("conv", layout.scratch_bytes(plan, x.dtype), op,
-                                  "the image size, padding, stride and dilation")
+                                  _SCRATCH_BLAME)
     kernel.run(x, x.shape[0], w, b, out, ws, plan.threads)
 
 
@@ -398,6 +403,11 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups, explai
     x, w, b, meta = forward_arrays(op, input, weight, bias)
     call = _conv_call(op, nd, *meta, stride, padding, dilation, groups,
                       _threads.get_num_threads())
+    if call.whole is not None and not explain:
+        # The per-call path of small calls: one typed call does the rest
+        # (layout checks and copies, the result, the kernel).
+        return call.whole.forward(x, w, b, _workspace.scratch_bytes(
+            "conv", call.scratch_bytes, op, _SCRATCH_BLAME))
     x, w = _args.contiguous(x), _args.contiguous(w)
     b = None if b is None else _args.contiguous(b)
     plan = call.plan
@@ -416,6 +426,7 @@ class _ConvCall:
 
     def __init__(self, op, nd, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, stride,
                  padding, dilation, groups, threads):
+        native_keys = (dtype, w_dtype) if b_dtype is None else (dtype, w_dtype, b_dtype)
         dtype, w_dtype = _args.key_dtype(dtype), _args.key_dtype(w_dtype)
         b_dtype = None if b_dtype is None else _args.key_dtype(b_dtype)
         self.win, self.groups = conv_window(op, nd, x_shape, dtype, w_shape, w_dtype,
@@ -429,13 +440,33 @@ class _ConvCall:
         self.reads_values = _plan.runs_winograd(self.plan)
         self.layout = _output_layout(n, c_in, c_out, self.win, self.groups)
         # The implicit GEMM, the plan of most small calls, typed once.
-        self.kernel = None
+        self.kernel = self.whole = None
         if self.plan.algorithm in _IMPLICIT_GEMMS and not self.reads_values:
-            self.kernel = self.layout.kernel(self.plan, dtype,
-                                             self.plan.algorithm == _plan.GEMM_PER_IMAGE)
+            per_image = self.plan.algorithm == _plan.GEMM_PER_IMAGE
+            self.kernel = self.layout.kernel(self.plan, dtype, per_image)
+            # One kernel call for the whole call (images in one chunk) on
+            # native arrays (dtype keys "f"/"d"; _args.dtype_key): the typed
+            # call also makes the layout checks and the result.
+            if (per_image or n <= self.plan.chunk) and all(
+                    type(key) is str for key in native_keys):
+                aligned = (self.plan.stream_stores or ALIGNED_RESULT_MIN_BYTES
+                           <= prod(self.layout.result_shape) * dtype.itemsize)
+                self.whole = self.kernel.whole_call(
+                    self.layout.result_shape, self.plan.threads, aligned, _args.contiguous,
+                    functools.partial(_workspace.aligned_empty, self.layout.result_shape,
+                                      dtype, op, "output", _OUTPUT_BLAME))
+                self.scratch_bytes = self.layout.scratch_bytes(self.plan, dtype)
 
 
 _IMPLICIT_GEMMS = (_plan.GEMM_PER_IMAGE, _plan.GEMM_SIDE_BY_SIDE)
+
+# Smaller results of the whole typed call are NumPy's plain arrays, not
+# cache-line aligned ones.  A cache-line start matters to streamed stores
+# (the kernel streams only the tiles that start on one, so streamed results
+# are always aligned); to the others it is at most a split vector per row,
+# which on a few KiB weighs less than the aligned allocation's extra NumPy
+# call (docs/performance.md, "Per-call overhead", fifth round).
+ALIGNED_RESULT_MIN_BYTES = 16 << 10
 
 # One memo lookup per conv forward call for all its shape-only work.
 _conv_call = _callcache.memoize(_ConvCall)

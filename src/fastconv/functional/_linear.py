@@ -14,8 +14,9 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _args, _callcache
+from .. import _args, _callcache, _kernels
 from .._types import Array, ArrayLike, Grads
+from . import _plan
 from ._conv import gemm
 
 
@@ -45,18 +46,20 @@ def _parse(op, input, weight, bias=None, grad_output=_args.NO_GRAD):
     g = (_args.NO_GRAD if grad_output is _args.NO_GRAD
          else _args.as_array(grad_output, "grad_output", op))
     dtype = _args.dtype_key(x.dtype)
-    out_shape = _check_shapes(
+    out_shape, whole = _check_shapes(
         op, x.shape, dtype, w.shape, _args.dtype_key(w.dtype),
         None if b is None else b.shape, None if b is None else _args.dtype_key(b.dtype),
         None if g is _args.NO_GRAD else g.shape,
         None if g is _args.NO_GRAD else _args.dtype_key(g.dtype))
-    return x, w, b, g, out_shape
+    return x, w, b, g, out_shape, whole
 
 
 @_callcache.memoize
 def _check_shapes(op, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shape, g_dtype):
     """The dtype and shape rules of a linear call (they read no value, so
-    they run once per distinct call); returns the output's shape."""
+    they run once per distinct call); returns the output's shape and, for
+    a forward call the small GEMM computes in one typed call, that call
+    (_whole_forward), else None."""
     x, w, b, g = (_args.meta(shape, _args.key_dtype(key)) for shape, key in
                   ((x_shape, dtype), (w_shape, w_dtype), (b_shape, b_dtype), (g_shape, g_dtype)))
     for name, arr in (("input", x), ("weight", w), ("bias", b), ("grad_output", g)):
@@ -76,7 +79,26 @@ def _check_shapes(op, x_shape, dtype, w_shape, w_dtype, b_shape, b_dtype, g_shap
         raise ValueError(f"{op}: grad_output must have the output's shape {out_shape}, "
                          f"got {g.shape}")
     _args.check_alloc(op, "output", out_shape, x.dtype, "the input and weight shapes")
-    return out_shape
+    whole = None
+    if g is None:
+        whole = _whole_forward(out_shape, in_features, (dtype, w_dtype, b_dtype))
+    return out_shape, whole
+
+
+def _whole_forward(out_shape, in_features, dtype_keys):
+    """linear's typed call (_kernels.LinearForward) when it computes the
+    whole forward: native operands (dtype keys "f"/"d", _args.dtype_key; it
+    copies other layouts), a non-empty product small enough for the
+    unpacked GEMM, which reads the weight's columns in place."""
+    rows, out_features = prod(out_shape[:-1]), out_shape[-1]
+    if (all(key is None or type(key) is str for key in dtype_keys)
+            and rows * out_features * in_features > 0
+            and _plan.plan_gemm(rows, out_features, in_features) == _plan.GEMM_SMALL
+            and (out_features == 1 or in_features == 1
+                 or _plan.small_gemm_dot_form(in_features, out_features))):
+        return _kernels.LinearForward(dtype_keys[0], rows, out_features, in_features,
+                                      out_shape, _args.contiguous)
+    return None
 
 
 def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None) -> Array:
@@ -98,7 +120,9 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         MemoryError: an output larger than this machine's memory.
     """
     op = "linear"
-    x, w, b, _, out_shape = _parse(op, input, weight, bias)
+    x, w, b, _, out_shape, whole = _parse(op, input, weight, bias)
+    if whole is not None:
+        return whole.forward(x, w, b)
     out_features, in_features = w.shape
     y = np.empty(out_shape, np.dtype(x.dtype.type))
     y2 = y.reshape(prod(y.shape[:-1]), out_features)
@@ -135,7 +159,7 @@ def linear_backward(grad_output: ArrayLike, input: ArrayLike, weight: ArrayLike,
     """
     op = "linear_backward"
     input_grad = _args.as_bool(input_grad, "input_grad", op)
-    x, w, _, g, _ = _parse(op, input, weight, grad_output=grad_output)
+    x, w, _, g, _, _ = _parse(op, input, weight, grad_output=grad_output)
     out_features, in_features = w.shape
     dtype = np.dtype(x.dtype.type)
     g2 = _rows(g, out_features)

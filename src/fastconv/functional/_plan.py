@@ -965,5 +965,11 @@ def small_gemm_reads_in_place(a: np.ndarray, b: np.ndarray) -> bool:
     k, n = b.shape
     if n == 1 or k == 1 or b.strides[1] == item:
         return True
-    return (b.strides[0] == item and a.strides[1] == item
-            and k >= SMALL_GEMM_DOT_MIN_K_PER_N * n)
+    return b.strides[0] == item and a.strides[1] == item and small_gemm_dot_form(k, n)
+
+
+def small_gemm_dot_form(k: int, n: int) -> bool:
+    """Whether fc_gemm_small reads B (k, n) by columns (its dot form, each
+    a dot product along k) where they lie rather than having it copied to
+    rows: k long enough against n."""
+    return k >= SMALL_GEMM_DOT_MIN_K_PER_N * n
