@@ -15,7 +15,10 @@
  * micro-kernel reads in place (no packing pass).  A block's tiles are
  * consecutive, so every row of V and M is contiguous across tile rows and
  * images: the transforms run on whole vectors and may overshoot a tile row's
- * end (the next row's values, written after, replace the extra lanes).  The block is sized to stay in L2
+ * end (the next row's values, written after, replace the extra lanes); on
+ * maps whose tile rows are shorter than a vector each tile's inputs are first
+ * gathered into its lane, so a vector spans several tile rows
+ * (wino_input_packed_).  The block is sized to stay in L2
  * between the input transform that writes V, the micro-kernels that read it,
  * and the output transform that reads M.  F(2x2, 3x3)'s transforms have
  * coefficients 0, +-1 and +-1/2 only, so its rounding error stays within a
@@ -330,14 +333,14 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
 }
 
 /* One step of the input transform on T (a vector of tiles, or one tile):
- * V = B^T d B, column k of row q of d at col[q][k][j];
+ * V = B^T d B, column k of row q of d at row[q][col[k] + j];
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 #define G_INPUT_STEP(T, LD, ST)                                                        \
     do {                                                                               \
         T h[4][4];                                                                     \
         for (int q = 0; q < 4; ++q) {   /* along the row */                            \
-            const T e = LD(col[q][0] + j), o = LD(col[q][1] + j);                      \
-            const T e1 = LD(col[q][2] + j), o1 = LD(col[q][3] + j);                    \
+            const T e = LD(row[q] + col[0] + j), o = LD(row[q] + col[1] + j);          \
+            const T e1 = LD(row[q] + col[2] + j), o1 = LD(row[q] + col[3] + j);        \
             h[q][0] = e - e1;                                                          \
             h[q][1] = o + e1;                                                          \
             h[q][2] = e1 - o;                                                          \
@@ -352,26 +355,12 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
     } while (0)
 
 /* V of n consecutive tiles, column k of input row q of tile j at
- * col[q][k][j]; V[xi] of tile j goes to dst[xi * xs + j].  Whole vectors
- * only: up to LANES - 1 values past n are written too. */
-static TARGET void FC_FN(wino_input_run_)(const SCALAR *col[4][4], int64_t n,
+ * row[q][col[k] + j]; V[xi] of tile j goes to dst[xi * xs + j].  Whole
+ * vectors only: up to LANES - 1 values past n are written too. */
+static TARGET void FC_FN(wino_input_run_)(SCALAR *const row[4], const int64_t col[4], int64_t n,
                                          SCALAR *restrict dst, int64_t xs)
 {
     for (int64_t j = 0; j < n; j += FC_LANES) G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC);
-}
-
-/* The columns of a tile row's 4 split input rows (row q's even entries at
- * pair[q], odd at pair[q] + lds): a tile's 4 columns are even[j], odd[j],
- * even[j + 1], odd[j + 1]. */
-static void FC_FN(wino_pair_columns_)(SCALAR *const pair[4], int64_t lds,
-                                      const SCALAR *col[4][4])
-{
-    for (int q = 0; q < 4; ++q) {
-        col[q][0] = pair[q];
-        col[q][1] = pair[q] + lds;
-        col[q][2] = pair[q] + 1;
-        col[q][3] = pair[q] + lds + 1;
-    }
 }
 
 /* One step of the output transform: Y = A^T M A + bias, A^T = [1 1 1 0;
@@ -419,14 +408,19 @@ static TARGET void FC_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs,
     int64_t j = 0;
     if (pairs < FC_LANES) {
         /* A row shorter than a vector (an 8x8 map's 4 tiles): one vector
-         * step through a buffer, not a scalar step per tile. */
-        FC_FN(vec_) row0[2], row1[2];
+         * step, its lanes stored one by one, not a scalar step per tile. */
         G_OUTPUT_STEP(FC_FN(vec_), G_LD_VEC)
-        FC_FN(wino_store_pairs_)((SCALAR *)row0, y00, y01);
-        memcpy(y0, row0, (size_t)(pairs + n) * sizeof(SCALAR));
-        if (y1) {
-            FC_FN(wino_store_pairs_)((SCALAR *)row1, y10, y11);
-            memcpy(y1, row1, (size_t)(pairs + n) * sizeof(SCALAR));
+        for (; j < pairs; ++j) {
+            y0[2 * j] = y00[j];
+            y0[2 * j + 1] = y01[j];
+            if (y1) {
+                y1[2 * j] = y10[j];
+                y1[2 * j + 1] = y11[j];
+            }
+        }
+        if (n > pairs) {   /* the last tile's first column only */
+            y0[2 * j] = y00[j];
+            if (y1) y1[2 * j] = y10[j];
         }
         return;
     }
@@ -521,9 +515,9 @@ static TARGET void FC_FN(wino_input_rows_)(const SCALAR *x, const SCALAR *x_end,
         }
         FC_FN(wino_split_run_)(x + runs[r].b * x_image_stride + i * plane, x_end, g, runs[r],
                               fresh, ahead, pair, lds);
-        const SCALAR *col[4][4];
-        FC_FN(wino_pair_columns_)(pair, lds, col);
-        FC_FN(wino_input_run_)(col, runs[r].n, dst + runs[r].t, xs);
+        /* A tile's 4 columns: even[j], odd[j], even[j + 1], odd[j + 1]. */
+        const int64_t col[4] = {0, lds, 1, lds + 1};
+        FC_FN(wino_input_run_)(pair, col, runs[r].n, dst + runs[r].t, xs);
     }
 }
 
@@ -560,22 +554,32 @@ static TARGET void FC_FN(wino_input_packed_)(const SCALAR *x, const SCALAR *x_en
             FC_FN(wino_split_run_)(x + runs[r].b * x_image_stride + i * plane, x_end, g,
                                   runs[r], fresh, ahead, pair, lds);
         }
-        /* Runs in order: each one's overshoot is rewritten by the next. */
+        /* Runs in order: each one's overshoot is rewritten by the next.  A
+         * run is under a vector (n < LANES), so one vector a column. */
         for (int64_t r = r0; r < r1; ++r) {
-            const SCALAR *col[4][4];
-            FC_FN(wino_pair_columns_)(pairs[r - r0], lds, col);
-            for (int q = 0; q < 4; ++q)
-                for (int k = 0; k < 4; ++k) {
-                    SCALAR *to = cols + (4 * q + k) * ld + runs[r].t;
-                    for (int64_t j = 0; j < runs[r].n; j += FC_LANES)
-                        G_ST_VEC(to + j, G_LD_VEC(col[q][k] + j));
-                }
+            SCALAR *to = cols + runs[r].t;
+            for (int q = 0; q < 4; ++q, to += 4 * ld) {
+                typedef FC_FN(vec_) vec;
+                const SCALAR *even = pairs[r - r0][q];
+                const vec e = *(const vec *)even, o = *(const vec *)(even + lds);
+                G_ST_VEC(to, e);
+                G_ST_VEC(to + ld, o);
+#if G_HAVE_SHUFFLE
+                /* even[j + 1] and odd[j + 1] moved down a lane in registers
+                 * (the loads one entry on straddled cache lines). */
+                const FC_FN(ivec_) next = FC_FN(iota_)() + 1;
+                G_ST_VEC(to + 2 * ld, __builtin_shuffle(e, next));
+                G_ST_VEC(to + 3 * ld, __builtin_shuffle(o, next));
+#else
+                G_ST_VEC(to + 2 * ld, G_LD_VEC(even + 1));
+                G_ST_VEC(to + 3 * ld, G_LD_VEC(even + lds + 1));
+#endif
+            }
         }
     }
-    const SCALAR *col[4][4];
-    for (int q = 0; q < 4; ++q)
-        for (int k = 0; k < 4; ++k) col[q][k] = cols + (4 * q + k) * ld;
-    FC_FN(wino_input_run_)(col, tiles, dst, xs);
+    SCALAR *const row[4] = {cols, cols + 4 * ld, cols + 8 * ld, cols + 12 * ld};
+    const int64_t col[4] = {0, ld, 2 * ld, 3 * ld};
+    FC_FN(wino_input_run_)(row, col, tiles, dst, xs);
 }
 
 /* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
