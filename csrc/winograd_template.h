@@ -333,14 +333,14 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
 }
 
 /* One step of the input transform on T (a vector of tiles, or one tile):
- * V = B^T d B, column k of row q of d at row[q][col[k] + j];
+ * V = B^T d B, column k of row q of d at row[q][Ck + j];
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-#define G_INPUT_STEP(T, LD, ST)                                                        \
+#define G_INPUT_STEP(T, LD, ST, C0, C1, C2, C3)                                        \
     do {                                                                               \
         T h[4][4];                                                                     \
         for (int q = 0; q < 4; ++q) {   /* along the row */                            \
-            const T e = LD(row[q] + col[0] + j), o = LD(row[q] + col[1] + j);          \
-            const T e1 = LD(row[q] + col[2] + j), o1 = LD(row[q] + col[3] + j);        \
+            const T e = LD(row[q] + (C0) + j), o = LD(row[q] + (C1) + j);              \
+            const T e1 = LD(row[q] + (C2) + j), o1 = LD(row[q] + (C3) + j);            \
             h[q][0] = e - e1;                                                          \
             h[q][1] = o + e1;                                                          \
             h[q][2] = e1 - o;                                                          \
@@ -354,13 +354,26 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
         }                                                                              \
     } while (0)
 
-/* V of n consecutive tiles, column k of input row q of tile j at
- * row[q][col[k] + j]; V[xi] of tile j goes to dst[xi * xs + j].  Whole
- * vectors only: up to LANES - 1 values past n are written too. */
-static TARGET void FC_FN(wino_input_run_)(SCALAR *const row[4], const int64_t col[4], int64_t n,
+/* V of n consecutive tiles of one tile row from its 4 split input rows
+ * (row q's even entries at row[q], odd at row[q] + ld): a tile's 4 columns
+ * are even[j], odd[j], even[j + 1], odd[j + 1]; V[xi] of tile j goes to
+ * dst[xi * xs + j].  Whole vectors only: up to LANES - 1 values past n are
+ * written too. */
+static TARGET void FC_FN(wino_input_run_)(SCALAR *const row[4], int64_t ld, int64_t n,
                                          SCALAR *restrict dst, int64_t xs)
 {
-    for (int64_t j = 0; j < n; j += FC_LANES) G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC);
+    for (int64_t j = 0; j < n; j += FC_LANES)
+        G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC, 0, ld, 1, ld + 1);
+}
+
+/* V of n tiles from their columns (column k of input row q of tile j at
+ * cols[(4q + k) * ld + j]), as wino_input_run_. */
+static TARGET void FC_FN(wino_input_cols_)(const SCALAR *cols, int64_t ld, int64_t n,
+                                          SCALAR *restrict dst, int64_t xs)
+{
+    const SCALAR *const row[4] = {cols, cols + 4 * ld, cols + 8 * ld, cols + 12 * ld};
+    for (int64_t j = 0; j < n; j += FC_LANES)
+        G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC, 0, ld, 2 * ld, 3 * ld);
 }
 
 /* One step of the output transform: Y = A^T M A + bias, A^T = [1 1 1 0;
@@ -478,10 +491,10 @@ static int FC_FN(wino_follows_)(const FC_FN(wino_run_) *runs, int64_t r)
  * prefetch them FC_WINO_PREFETCH channels ahead (`ahead`): the input is
  * read once, a few rows per channel, too short a stream for the hardware
  * prefetcher. */
-static TARGET void FC_FN(wino_split_run_)(const SCALAR *im, const SCALAR *x_end,
-                                         const fc_geometry *g, FC_FN(wino_run_) run,
-                                         int fresh, int ahead, SCALAR *const pair[4],
-                                         int64_t lds)
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(wino_split_run_)(const SCALAR *im, const SCALAR *x_end, const fc_geometry *g,
+                       FC_FN(wino_run_) run, int fresh, int ahead, SCALAR *const pair[4],
+                       int64_t lds)
 {
     const int64_t ih = 2 * run.ti - g->pad[1], plane = g->in[1] * g->in[2];
     for (int q = fresh; q < 4; ++q)
@@ -515,9 +528,7 @@ static TARGET void FC_FN(wino_input_rows_)(const SCALAR *x, const SCALAR *x_end,
         }
         FC_FN(wino_split_run_)(x + runs[r].b * x_image_stride + i * plane, x_end, g, runs[r],
                               fresh, ahead, pair, lds);
-        /* A tile's 4 columns: even[j], odd[j], even[j + 1], odd[j + 1]. */
-        const int64_t col[4] = {0, lds, 1, lds + 1};
-        FC_FN(wino_input_run_)(pair, col, runs[r].n, dst + runs[r].t, xs);
+        FC_FN(wino_input_run_)(pair, lds, runs[r].n, dst + runs[r].t, xs);
     }
 }
 
@@ -577,9 +588,7 @@ static TARGET void FC_FN(wino_input_packed_)(const SCALAR *x, const SCALAR *x_en
             }
         }
     }
-    SCALAR *const row[4] = {cols, cols + 4 * ld, cols + 8 * ld, cols + 12 * ld};
-    const int64_t col[4] = {0, ld, 2 * ld, 3 * ld};
-    FC_FN(wino_input_run_)(row, col, tiles, dst, xs);
+    FC_FN(wino_input_cols_)(cols, ld, tiles, dst, xs);
 }
 
 /* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
