@@ -15,7 +15,10 @@
  * micro-kernel reads in place (no packing pass).  A block's tiles are
  * consecutive, so every row of V and M is contiguous across tile rows and
  * images: the transforms run on whole vectors and may overshoot a tile row's
- * end (the next row's values, written after, replace the extra lanes).  The block is sized to stay in L2
+ * end (the next row's values, written after, replace the extra lanes); on
+ * maps whose tile rows are shorter than a vector each tile's inputs are first
+ * gathered into its lane, so a vector spans several tile rows
+ * (wino_input_packed_).  The block is sized to stay in L2
  * between the input transform that writes V, the micro-kernels that read it,
  * and the output transform that reads M.  F(2x2, 3x3)'s transforms have
  * coefficients 0, +-1 and +-1/2 only, so its rounding error stays within a
@@ -45,6 +48,9 @@
 #define FC_WINO_WT_CHUNK 32
 /* Tile rows one pass over a block handles (more for very narrow outputs). */
 #define FC_WINO_MAX_RUNS 257
+/* Tile rows whose split input rows a narrow map's input transform holds at
+ * once (wino_input_packed_): every row split a while before it is read. */
+#define FC_WINO_SPLIT_RUNS 16
 
 /* The geometries the transforms are written for: 2-D, 3x3 kernel, stride 1,
  * dilation 1 (any padding).  Whether Winograd pays is the caller's plan;
@@ -150,15 +156,35 @@ static int64_t FC_FN(wino_split_ld_)(int64_t tile_cols)
     return (tile_cols + 1 + FC_LANES - 1) / FC_LANES * FC_LANES + 2 * FC_LANES;
 }
 
+/* Whether a tile row is shorter than a vector (an 8x8 map's 4 tiles against
+ * 16 float32 lanes on AVX-512): then the input transform packs several tile
+ * rows into each vector (wino_input_packed_). */
+static int FC_FN(wino_narrow_)(const fc_geometry *g)
+{
+    return (g->out[2] + 1) / 2 < FC_LANES;
+}
+
+/* Scratch of the input transform for blocks of row length ld: 8 split rows,
+ * or for narrow maps those of FC_WINO_SPLIT_RUNS tile rows and the block's
+ * tile columns (16 x ld); INT64_MAX past int64. */
+static int64_t FC_FN(wino_input_scratch_)(const fc_geometry *g, int64_t ld)
+{
+    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    if (!FC_FN(wino_narrow_)(g)) return fc_mul_sat(8, lds);
+    /* lds is under 4 vectors here, and ld as small as a block. */
+    return 8 * FC_WINO_SPLIT_RUNS * lds + 16 * ld + FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+}
+
 /* One thread's share of the forward's scratch: V (16 x c x ld), M (16 x rows
- * x ld) and 8 split input rows, each aligned, for the largest block a call
- * may use (wino_largest_block_); INT64_MAX past int64. */
+ * x ld) and the input transform's (wino_input_scratch_), each aligned, for
+ * the largest block a call may use (wino_largest_block_); INT64_MAX past
+ * int64. */
 static int64_t FC_FN(wino_per_thread_)(const fc_geometry *g, int64_t c)
 {
     const int64_t largest = FC_FN(wino_largest_block_)(FC_FN(wino_block_tiles_)(c));
     const int64_t ld = FC_FN(wino_ld_)(largest);
     const int64_t v = fc_mul_sat(fc_mul_sat(16, c), ld);
-    const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t split = FC_FN(wino_input_scratch_)(g, ld);
     if (v == INT64_MAX || split == INT64_MAX) return INT64_MAX;
     /* A slab of products (wino_block_rows_) is within FC_WINO_M_BYTES, or
      * MR rows, whatever the block's row length. */
@@ -307,15 +333,14 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
 }
 
 /* One step of the input transform on T (a vector of tiles, or one tile):
- * V = B^T d B from the split rows, d = even[j], odd[j], even[j+1], odd[j+1]
- * of 4 input rows (row q's even entries at pair[q], odd at pair[q] + ld);
+ * V = B^T d B, column k of row q of d at row[q][Ck + j];
  * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-#define G_INPUT_STEP(T, LD, ST)                                                        \
+#define G_INPUT_STEP(T, LD, ST, C0, C1, C2, C3)                                        \
     do {                                                                               \
         T h[4][4];                                                                     \
         for (int q = 0; q < 4; ++q) {   /* along the row */                            \
-            const T e = LD(pair[q] + j), e1 = LD(pair[q] + j + 1);                     \
-            const T o = LD(pair[q] + ld + j), o1 = LD(pair[q] + ld + j + 1);           \
+            const T e = LD(row[q] + (C0) + j), o = LD(row[q] + (C1) + j);              \
+            const T e1 = LD(row[q] + (C2) + j), o1 = LD(row[q] + (C3) + j);            \
             h[q][0] = e - e1;                                                          \
             h[q][1] = o + e1;                                                          \
             h[q][2] = e1 - o;                                                          \
@@ -329,13 +354,26 @@ static TARGET void FC_FN(wino_split_row_)(const SCALAR *plane, const SCALAR *x_e
         }                                                                              \
     } while (0)
 
-/* V of n consecutive tiles of one tile row from its 4 split input rows;
- * V[xi] of tile j goes to dst[xi * xs + j].  Whole vectors only: up to
- * LANES - 1 values past n are written too. */
-static TARGET void FC_FN(wino_input_run_)(SCALAR *const pair[4], int64_t ld, int64_t n,
+/* V of n consecutive tiles of one tile row from its 4 split input rows
+ * (row q's even entries at row[q], odd at row[q] + ld): a tile's 4 columns
+ * are even[j], odd[j], even[j + 1], odd[j + 1]; V[xi] of tile j goes to
+ * dst[xi * xs + j].  Whole vectors only: up to LANES - 1 values past n are
+ * written too. */
+static TARGET void FC_FN(wino_input_run_)(SCALAR *const row[4], int64_t ld, int64_t n,
                                          SCALAR *restrict dst, int64_t xs)
 {
-    for (int64_t j = 0; j < n; j += FC_LANES) G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC);
+    for (int64_t j = 0; j < n; j += FC_LANES)
+        G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC, 0, ld, 1, ld + 1);
+}
+
+/* V of n tiles from their columns (column k of input row q of tile j at
+ * cols[(4q + k) * ld + j]), as wino_input_run_. */
+static TARGET void FC_FN(wino_input_cols_)(const SCALAR *cols, int64_t ld, int64_t n,
+                                          SCALAR *restrict dst, int64_t xs)
+{
+    const SCALAR *const row[4] = {cols, cols + 4 * ld, cols + 8 * ld, cols + 12 * ld};
+    for (int64_t j = 0; j < n; j += FC_LANES)
+        G_INPUT_STEP(FC_FN(vec_), G_LD_VEC, G_ST_VEC, 0, ld, 2 * ld, 3 * ld);
 }
 
 /* One step of the output transform: Y = A^T M A + bias, A^T = [1 1 1 0;
@@ -381,10 +419,28 @@ static TARGET void FC_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs,
                                           SCALAR *restrict y1)
 {
     int64_t j = 0;
+    if (pairs < FC_LANES) {
+        /* A row shorter than a vector (an 8x8 map's 4 tiles): one vector
+         * step, its lanes stored one by one, not a scalar step per tile. */
+        G_OUTPUT_STEP(FC_FN(vec_), G_LD_VEC)
+        for (; j < pairs; ++j) {
+            y0[2 * j] = y00[j];
+            y0[2 * j + 1] = y01[j];
+            if (y1) {
+                y1[2 * j] = y10[j];
+                y1[2 * j + 1] = y11[j];
+            }
+        }
+        if (n > pairs) {   /* the last tile's first column only */
+            y0[2 * j] = y00[j];
+            if (y1) y1[2 * j] = y10[j];
+        }
+        return;
+    }
     for (;;) {
         if (j + FC_LANES > pairs) {
             /* The last vector overlaps the one before: same values again. */
-            if (pairs < FC_LANES || j >= pairs) break;
+            if (j >= pairs) break;
             j = pairs - FC_LANES;
         }
         G_OUTPUT_STEP(FC_FN(vec_), G_LD_VEC)
@@ -392,14 +448,12 @@ static TARGET void FC_FN(wino_output_run_)(const SCALAR *restrict m, int64_t xs,
         if (y1) FC_FN(wino_store_pairs_)(y1 + 2 * j, y10, y11);
         j += FC_LANES;
     }
-    for (; j < n; ++j) {
+    if (n > pairs) {   /* the last tile's first column only */
+        j = pairs;
         G_OUTPUT_STEP(SCALAR, G_LD_ONE)
+        (void)y01, (void)y11;
         y0[2 * j] = y00;
         if (y1) y1[2 * j] = y10;
-        if (j < pairs) {
-            y0[2 * j + 1] = y01;
-            if (y1) y1[2 * j + 1] = y11;
-        }
     }
 }
 
@@ -424,47 +478,140 @@ static int64_t FC_FN(wino_runs_)(int64_t tau0, int64_t tau1, int64_t tile_rows,
     return count;
 }
 
+/* Whether run r's first two input rows are run r - 1's last two (the next
+ * tile row of the same tile columns). */
+static int FC_FN(wino_follows_)(const FC_FN(wino_run_) *runs, int64_t r)
+{
+    return r > 0 && runs[r - 1].b == runs[r].b && runs[r - 1].ti + 1 == runs[r].ti
+           && runs[r - 1].tj == runs[r].tj;
+}
+
+/* Split input rows ih + q, q in [fresh, 4), of channel plane im into
+ * pair[q] (even entries) and pair[q] + lds (odd) for a run's tiles, and
+ * prefetch them FC_WINO_PREFETCH channels ahead (`ahead`): the input is
+ * read once, a few rows per channel, too short a stream for the hardware
+ * prefetcher. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(wino_split_run_)(const SCALAR *im, const SCALAR *x_end, const fc_geometry *g,
+                       FC_FN(wino_run_) run, int fresh, int ahead, SCALAR *const pair[4],
+                       int64_t lds)
+{
+    const int64_t ih = 2 * run.ti - g->pad[1], plane = g->in[1] * g->in[2];
+    for (int q = fresh; q < 4; ++q)
+        FC_FN(wino_split_row_)(im, x_end, g, ih + q, run.tj, run.n + 1, pair[q], pair[q] + lds);
+    if (ahead)
+        for (int64_t row = ih + fresh; row < ih + 4; ++row)
+            if ((uint64_t)row < (uint64_t)g->in[1])
+                for (int64_t col = 0; col < g->in[2]; col += 64 / (int64_t)sizeof(SCALAR))
+                    __builtin_prefetch(im + FC_WINO_PREFETCH * plane + row * g->in[2] + col);
+}
+
+/* V of channel plane `im` of every run, one tile row at a time: maps whose
+ * tile rows fill vectors.  The split rows (`split`, 8 x lds) of a tile row
+ * are kept for the next one, two input rows down. */
+static TARGET void FC_FN(wino_input_rows_)(const SCALAR *x, const SCALAR *x_end,
+                                          int64_t x_image_stride, const fc_geometry *g,
+                                          int64_t i, int ahead, const FC_FN(wino_run_) *runs,
+                                          int64_t nruns, SCALAR *restrict dst, int64_t xs,
+                                          SCALAR *split)
+{
+    const int64_t plane = g->in[1] * g->in[2];
+    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    SCALAR *pair[4] = {split, split + 2 * lds, split + 4 * lds, split + 6 * lds};
+    /* Runs in order: each one's overshoot is rewritten by the next. */
+    for (int64_t r = 0; r < nruns; ++r) {
+        int fresh = 0;
+        if (FC_FN(wino_follows_)(runs, r)) {
+            SCALAR *t0 = pair[0], *t1 = pair[1];
+            pair[0] = pair[2], pair[1] = pair[3], pair[2] = t0, pair[3] = t1;
+            fresh = 2;
+        }
+        FC_FN(wino_split_run_)(x + runs[r].b * x_image_stride + i * plane, x_end, g, runs[r],
+                              fresh, ahead, pair, lds);
+        FC_FN(wino_input_run_)(pair, lds, runs[r].n, dst + runs[r].t, xs);
+    }
+}
+
+/* V of channel plane `im` of every run for maps whose tile rows are shorter
+ * than a vector: each tile's 16 inputs are first copied to its lane of the
+ * block's tile columns (`cols`, 16 x ld: column k of input row q of tile t
+ * at cols[(4q + k) * ld + t]), then one pass of whole vectors transforms
+ * the block, several tile rows a vector (one a vector used 4 of AVX-512's
+ * 16 float32 lanes on an 8x8 map).  The rows of FC_WINO_SPLIT_RUNS tile rows
+ * are split before any is copied: a load straight after the split's
+ * narrower stores to the same place waited for them (a stalled store
+ * forward, the largest cost of the tile-row-at-a-time transform here). */
+static TARGET void FC_FN(wino_input_packed_)(const SCALAR *x, const SCALAR *x_end,
+                                            int64_t x_image_stride, const fc_geometry *g,
+                                            int64_t i, int ahead, const FC_FN(wino_run_) *runs,
+                                            int64_t nruns, int64_t tiles, int64_t ld,
+                                            SCALAR *restrict dst, int64_t xs, SCALAR *split)
+{
+    const int64_t plane = g->in[1] * g->in[2];
+    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    SCALAR *cols = (SCALAR *)fc_align_up(split + 8 * FC_WINO_SPLIT_RUNS * lds);
+    for (int64_t r0 = 0; r0 < nruns; r0 += FC_WINO_SPLIT_RUNS) {
+        const int64_t r1 = r0 + FC_WINO_SPLIT_RUNS < nruns ? r0 + FC_WINO_SPLIT_RUNS : nruns;
+        SCALAR *pairs[FC_WINO_SPLIT_RUNS][4];
+        SCALAR *next = split;   /* the next unused split row */
+        for (int64_t r = r0; r < r1; ++r) {
+            SCALAR **pair = pairs[r - r0];
+            int fresh = 0;
+            if (r > r0 && FC_FN(wino_follows_)(runs, r)) {
+                pair[0] = pairs[r - r0 - 1][2], pair[1] = pairs[r - r0 - 1][3];
+                fresh = 2;
+            }
+            for (int q = fresh; q < 4; ++q, next += 2 * lds) pair[q] = next;
+            FC_FN(wino_split_run_)(x + runs[r].b * x_image_stride + i * plane, x_end, g,
+                                  runs[r], fresh, ahead, pair, lds);
+        }
+        /* Runs in order: each one's overshoot is rewritten by the next.  A
+         * run is under a vector (n < LANES), so one vector a column. */
+        for (int64_t r = r0; r < r1; ++r) {
+            SCALAR *to = cols + runs[r].t;
+            for (int q = 0; q < 4; ++q, to += 4 * ld) {
+                typedef FC_FN(vec_) vec;
+                const SCALAR *even = pairs[r - r0][q];
+                const vec e = *(const vec *)even, o = *(const vec *)(even + lds);
+                G_ST_VEC(to, e);
+                G_ST_VEC(to + ld, o);
+#if G_HAVE_SHUFFLE
+                /* even[j + 1] and odd[j + 1] moved down a lane in registers
+                 * (the loads one entry on straddled cache lines). */
+                const FC_FN(ivec_) next = FC_FN(iota_)() + 1;
+                G_ST_VEC(to + 2 * ld, __builtin_shuffle(e, next));
+                G_ST_VEC(to + 3 * ld, __builtin_shuffle(o, next));
+#else
+                G_ST_VEC(to + 2 * ld, G_LD_VEC(even + 1));
+                G_ST_VEC(to + 3 * ld, G_LD_VEC(even + lds + 1));
+#endif
+            }
+        }
+    }
+    FC_FN(wino_input_cols_)(cols, ld, tiles, dst, xs);
+}
+
 /* V (16 x c x ld) of the block's tiles for channels [0, c) of one group
  * (channel i of image b at x + b*x_image_stride + i*H*W); zeros from the
- * last tile to the end of its vector (all the micro-kernel reads). */
+ * last tile to the end of its vector (all the micro-kernel reads).
+ * `split` is the input transform's scratch (wino_input_scratch_). */
 static TARGET void FC_FN(wino_input_block_)(const SCALAR *x, const SCALAR *x_end,
                                            int64_t x_image_stride, const fc_geometry *g,
                                            int64_t c, const FC_FN(wino_run_) *runs,
                                            int64_t nruns, int64_t tiles, int64_t ld,
                                            SCALAR *restrict v, SCALAR *restrict split)
 {
-    const int64_t plane = g->in[1] * g->in[2], xs = c * ld;
-    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
+    const int64_t xs = c * ld;
     const int64_t tail = (tiles + FC_LANES - 1) / FC_LANES * FC_LANES - tiles;
+    const int narrow = FC_FN(wino_narrow_)(g);
     for (int64_t i = 0; i < c; ++i) {
-        /* Split rows q = 0..3 of the current tile row; the next tile row
-         * starts two input rows down, so its rows 0, 1 are these rows 2, 3. */
-        SCALAR *pair[4] = {split, split + 2 * lds, split + 4 * lds, split + 6 * lds};
-        /* Runs in order: each one's overshoot is rewritten by the next. */
-        for (int64_t r = 0; r < nruns; ++r) {
-            const FC_FN(wino_run_) run = runs[r];
-            const SCALAR *im = x + run.b * x_image_stride + i * plane;
-            const int64_t ih = 2 * run.ti - g->pad[1];
-            int q = 0;
-            if (r > 0 && runs[r - 1].b == run.b && runs[r - 1].ti + 1 == run.ti
-                && runs[r - 1].tj == run.tj) {
-                SCALAR *t0 = pair[0], *t1 = pair[1];
-                pair[0] = pair[2], pair[1] = pair[3], pair[2] = t0, pair[3] = t1;
-                q = 2;
-            }
-            const int fresh = q;   /* the first row read from the input */
-            for (; q < 4; ++q)
-                FC_FN(wino_split_row_)(im, x_end, g, ih + q, run.tj, run.n + 1, pair[q],
-                                      pair[q] + lds);
-            FC_FN(wino_input_run_)(pair, lds, run.n, v + i * ld + run.t, xs);
-            /* The input is read once, a few rows per channel: too short a
-             * stream for the hardware prefetcher.  Fetch ahead by channels. */
-            if (i + FC_WINO_PREFETCH < c)
-                for (int64_t row = ih + fresh; row < ih + 4; ++row)
-                    if ((uint64_t)row < (uint64_t)g->in[1])
-                        for (int64_t col = 0; col < g->in[2]; col += 64 / (int64_t)sizeof(SCALAR))
-                            __builtin_prefetch(im + FC_WINO_PREFETCH * plane + row * g->in[2] + col);
-        }
+        const int ahead = i + FC_WINO_PREFETCH < c;
+        if (narrow)
+            FC_FN(wino_input_packed_)(x, x_end, x_image_stride, g, i, ahead, runs, nruns, tiles,
+                                     ld, v + i * ld, xs, split);
+        else
+            FC_FN(wino_input_rows_)(x, x_end, x_image_stride, g, i, ahead, runs, nruns,
+                                   v + i * ld, xs, split);
         if (tail)   /* finite values in the last vector's unused columns */
             for (int xi = 0; xi < 16; ++xi)
                 memset(v + xi * xs + i * ld + tiles, 0, (size_t)tail * sizeof(SCALAR));
@@ -598,21 +745,24 @@ static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
     return t < FC_LANES ? FC_LANES : t;
 }
 
-/* Per-thread scratch: V, Yg, split rows, packed A and B for the largest
- * block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
+/* Per-thread scratch: V, Yg, split rows and tiles, packed A and B for the
+ * largest block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
  * -- besides that no scratch outside the threads. */
 static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
 {
     const int64_t c = g->channels, tiles = FC_FN(wino_largest_block_)(FC_FN(wino_wg_tiles_)(c, m));
     const int64_t ld = FC_FN(wino_ld_)(tiles);
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
-    const int64_t split = fc_mul_sat(8, FC_FN(wino_split_ld_)((g->out[2] + 1) / 2));
+    const int64_t split = FC_FN(wino_input_scratch_)(g, ld);
     const int64_t du = fc_mul_sat(fc_mul_sat(16, m_pad), c_pad);
     const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m), ld);
     if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX) return INT64_MAX;
     const int64_t pack = (m_pad + FC_NR) * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
+    /* The output gradient's split tiles (wino_grad_out_block_): 4 rows of
+     * ld, small as ld is (at most about 1.5 KC). */
+    const int64_t gy_cols = 4 * ld;
     /* Whole cache lines, so every thread's dU starts aligned. */
-    return (vy + split + pack + du + 6 * align + align - 1) / align * align;
+    return (vy + split + gy_cols + pack + du + 7 * align + align - 1) / align * align;
 }
 
 static int64_t FC_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
@@ -625,13 +775,19 @@ static int64_t FC_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nt
 
 /* Yg = A dY A^T for the block's tiles, rows [0, m) of grad_out (row o of
  * image b at gy + b*gy_image_stride + o*L), into yg (16 x m x ld); A dY A^T
- * of a 2x2 tile (a b; c d) spreads each row (p, q) to (p, p+q, p-q, -q). */
+ * of a 2x2 tile (a b; c d) spreads each row (p, q) to (p, p+q, p-q, -q).
+ * Each channel's tiles are first split into `cols` (4 x ld: a, b, c, d of
+ * tile t at cols[k * ld + t]), every tile row after the one before (each
+ * one's overshoot rewritten by the next), then transformed in one pass over
+ * the block: the vectors span tile rows (an 8x8 map's row is 4 tiles, a
+ * quarter of an AVX-512 float32 vector), and no load waits on the split's
+ * stores of a moment before, narrower than it (a stalled store forward). */
 static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy_end,
                                               int64_t gy_image_stride,
                                               const fc_geometry *g, int64_t m,
                                               const FC_FN(wino_run_) *runs, int64_t nruns,
-                                              int64_t ld, SCALAR *restrict yg,
-                                              SCALAR *restrict split)
+                                              int64_t tiles, int64_t ld, SCALAR *restrict yg,
+                                              SCALAR *restrict cols)
 {
     /* grad_out's rows as an unpadded "input" to split like the image's. */
     fc_geometry gg = *g;
@@ -639,29 +795,31 @@ static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *g
     gg.in[2] = g->out[2];
     gg.pad[2] = 0;
     const int64_t plane = g->out[1] * g->out[2], xs = m * ld;
-    const int64_t lds = FC_FN(wino_split_ld_)((g->out[2] + 1) / 2);
-    SCALAR *e0 = split, *o0 = split + lds, *e1 = split + 2 * lds, *o1 = split + 3 * lds;
-    for (int64_t o = 0; o < m; ++o)
+    SCALAR *e0 = cols, *o0 = cols + ld, *e1 = cols + 2 * ld, *o1 = cols + 3 * ld;
+    for (int64_t o = 0; o < m; ++o) {
         for (int64_t r = 0; r < nruns; ++r) {
             const FC_FN(wino_run_) run = runs[r];
             const SCALAR *im = gy + run.b * gy_image_stride + o * plane;
-            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti, run.tj, run.n, e0, o0);
-            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1, o1);
-            SCALAR *dst = yg + o * ld + run.t;
-            for (int64_t j = 0; j < run.n; j += FC_LANES) {   /* overshoots, as V does */
-                typedef FC_FN(vec_) vec;
-                const vec a = G_LD_VEC(e0 + j), b = G_LD_VEC(o0 + j);
-                const vec c = G_LD_VEC(e1 + j), d = G_LD_VEC(o1 + j);
-                const vec rows[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-                for (int i = 0; i < 4; ++i) {
-                    const vec p = rows[i][0], q = rows[i][1];
-                    G_ST_VEC(dst + (4 * i + 0) * xs + j, p);
-                    G_ST_VEC(dst + (4 * i + 1) * xs + j, p + q);
-                    G_ST_VEC(dst + (4 * i + 2) * xs + j, p - q);
-                    G_ST_VEC(dst + (4 * i + 3) * xs + j, -q);
-                }
+            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti, run.tj, run.n, e0 + run.t,
+                                  o0 + run.t);
+            FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1 + run.t,
+                                  o1 + run.t);
+        }
+        SCALAR *dst = yg + o * ld;
+        for (int64_t j = 0; j < tiles; j += FC_LANES) {   /* overshoots, as V does */
+            typedef FC_FN(vec_) vec;
+            const vec a = G_LD_VEC(e0 + j), b = G_LD_VEC(o0 + j);
+            const vec c = G_LD_VEC(e1 + j), d = G_LD_VEC(o1 + j);
+            const vec rows[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+            for (int i = 0; i < 4; ++i) {
+                const vec p = rows[i][0], q = rows[i][1];
+                G_ST_VEC(dst + (4 * i + 0) * xs + j, p);
+                G_ST_VEC(dst + (4 * i + 1) * xs + j, p + q);
+                G_ST_VEC(dst + (4 * i + 2) * xs + j, p - q);
+                G_ST_VEC(dst + (4 * i + 3) * xs + j, -q);
             }
         }
+    }
 }
 
 /* du (16 x m_pad x c_pad) = (store 0) or += (FC_STORE_ADD) the block's
@@ -767,6 +925,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
         SCALAR *pb = (SCALAR *)fc_align_up(pa + m_pad * tiles);
         SCALAR *split = (SCALAR *)fc_align_up(pb + FC_NR * tiles);
+        SCALAR *gy_cols = (SCALAR *)fc_align_up(split + FC_FN(wino_input_scratch_)(g, ld));
         FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
         const int xi0 = split_xi ? 16 * t / nt : 0, xi1 = split_xi ? 16 * (t + 1) / nt : 16;
         const int64_t b0 = split_xi ? 0 : blocks * t / nt;
@@ -784,7 +943,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
                 FC_FN(wino_input_block_)(x, x_end, x_image_stride, g, c, runs, nruns, r1 - r0,
                                         ld, v, split);
                 FC_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
-                                           ld, yg, split);
+                                           r1 - r0, ld, yg, gy_cols);
                 FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, xi0, xi1, store, pa, pb, du);
                 store = FC_STORE_ADD;
             }

@@ -78,6 +78,15 @@ CASES = [
     # 11 blocks of 192: one thread's block more is under 1/8 of its share).
     ((20, 64, 8, 8), 64, ((1, 1), (1, 1)), 1),
     ((32, 32, 16, 16), 32, ((1, 1), (1, 1)), 1),
+    # Tile rows shorter than a vector: the input transform packs several a
+    # vector (1 to 4 on AVX-512 float32, fewer on narrower tables), split
+    # FC_WINO_SPLIT_RUNS (16) tile rows at a time; the output transform takes
+    # a row in one vector step.
+    ((3, 5, 8, 8), 7, ((1, 1), (1, 1)), 1),             # 4 tiles a row, 12 rows
+    ((5, 4, 10, 5), 6, ((1, 1), (1, 1)), 1),            # 3 a row (odd width), 25 rows
+    ((2, 3, 6, 29), 4, ((1, 1), (1, 1)), 1),            # 15 a row, odd width
+    ((2, 3, 7, 16), 5, ((0, 0), (1, 1)), 1),            # 8 a row, no rows padded
+    ((1, 2, 40, 10), 3, ((1, 1), (0, 0)), 1),           # 4 a row, 20 rows in one image
 ]
 
 

@@ -585,6 +585,40 @@ static void test_winograd_thread_blocks(void)
     fc_simd_select(-1);
 }
 
+/* Winograd on maps whose tile rows are shorter than a vector (the input
+ * transform packs several tile rows a vector, the output transform takes a
+ * row in one vector step): widths of 1 to 17 tile columns (1-4 tile rows a
+ * vector on every level, odd widths, a row of exactly a vector), padding 0-2,
+ * batches whose tile rows are no multiple of FC_WINO_SPLIT_RUNS, a tall map
+ * of 300 tile rows (past FC_WINO_MAX_RUNS a pass), 1 and 2 threads, both
+ * dtypes, every level. */
+static void test_winograd_narrow(void)
+{
+    static const int64_t shapes[][4] = {   /* height, width, padding, batch */
+        {8, 8, 1, 3},  {8, 8, 1, 1},  {16, 16, 1, 2}, {9, 7, 0, 3},  {5, 3, 1, 5},
+        {6, 1, 1, 2},  {11, 13, 2, 1}, {4, 30, 1, 2}, {3, 34, 0, 1}, {7, 31, 1, 2},
+        {600, 6, 1, 1}, {12, 10, 1, 7},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i) {
+        fc_geometry g;
+        const int64_t in[3] = {1, shapes[i][0], shapes[i][1]}, k[3] = {1, 3, 3};
+        const int64_t s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+        const int64_t p[3] = {0, shapes[i][2], shapes[i][2]}, extra[3] = {0, 0, 0};
+        const int64_t batch = shapes[i][3], c = 3 + (int64_t)i % 4, c_out = 5 + (int64_t)i % 3;
+        if (!make_geometry(&g, c, in, k, s, p, d, extra)) continue;
+        for (int level = 0; level <= FC_SIMD_AVX512; ++level) {
+            if (fc_simd_select(level) < 0) continue;
+            for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+                check_conv_f32(&g, batch, 1, c_out, 1, WINOGRAD, 0, 0, nthreads);
+                check_conv_f64(&g, batch, 1, c_out, 0, WINOGRAD, 0, 0, nthreads);
+                check_wgrad_f32(&g, batch, c_out, nthreads, 1);
+                check_wgrad_f64(&g, batch, c_out + 1, nthreads, 1);
+            }
+        }
+    }
+    fc_simd_select(-1);
+}
+
 static void test_unfold_boundaries(void)
 {
     static const struct {
@@ -1913,6 +1947,7 @@ int main(int argc, char **argv)
     test_winograd(random_cases / 3);
     test_winograd_batch1();
     test_winograd_thread_blocks();
+    test_winograd_narrow();
     test_wgrad_large();
     test_on_every_level(test_pooling, random_cases);
     test_on_every_level(test_resample, random_cases / 3);
