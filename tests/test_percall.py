@@ -135,8 +135,9 @@ def test_conv2d_whole_call_reports_a_failed_allocation_as_the_op(rng, monkeypatc
 def test_conv2d_whole_call_follows_the_thread_count(rng):
     """The thread count is in the memo's key: set_num_threads between two
     calls picks the entry (and typed call) planned for the new count."""
-    x = rng.standard_normal((2, 8, 40, 40))
-    w = rng.standard_normal((8, 8, 3, 3))
+    # 16 input channels: the implicit GEMM (a stem's 2-8 run the direct loops)
+    x = rng.standard_normal((2, 16, 40, 40))
+    w = rng.standard_normal((8, 16, 3, 3))
     before = fastconv.get_num_threads()
     try:
         entries = {}
