@@ -4,8 +4,11 @@
  * The input is viewed as (batch, channels, spatial): channel c's values are
  * `batch` runs of `spatial` contiguous elements.  Threads own whole channels,
  * so every per-channel sum is one thread's and every output is written once.
- * Each channel is read for its sums and then again for its output right
- * after, while its runs are still in cache.
+ * A thread sweeps a block of its channels in memory order (image by image,
+ * the block's runs of one image contiguous) for their sums, then again for
+ * their outputs: a block small enough is still in cache for the second
+ * sweep, a large one streams from memory twice at the prefetchers' pace
+ * (bn_block_stats_ says why not channel by channel).
  *
  * The elementwise loops are plain C that each table's copy compiles for
  * its TARGET (GCC vectorises them).  The per-channel sums are written on
@@ -34,7 +37,19 @@
 /* Vector accumulators per sum: enough independent adds in flight to cover
  * the add's latency while the channel streams from cache. */
 #define FC_BN_VACC 4
-/* The per-channel loops and the ReLU selects below are inlined into
+/* The channels a sweep carries at once (their running sums live on the
+ * stack: two vectors of double per channel). */
+#define FC_BN_BLOCK 64
+
+/* Channels per block: at most FC_BN_BLOCK, and at least one block per
+ * thread. */
+static inline int64_t fc_bn_block_(int64_t channels, int nthreads)
+{
+    const int64_t per_thread = (channels + nthreads - 1) / nthreads;
+    return per_thread < FC_BN_BLOCK ? (per_thread > 0 ? per_thread : 1) : FC_BN_BLOCK;
+}
+
+/* The per-run loops and the ReLU selects below are inlined into
  * FC_BN_CHANNEL functions, which call them with the ReLU flag and the
  * mask's presence as constants, so each variant compiles to its own
  * straight vector loop.  All are compiled without trapping math (common.h):
@@ -82,15 +97,6 @@ FC_BN_LOOP FC_FN(bn_svec_) FC_FN(bn_relu_grad_vec_)(FC_FN(bn_svec_) g, FC_FN(bn_
     return (FC_FN(bn_svec_))((FC_FN(bn_smask_))g & keep);
 }
 
-FC_BN_LOOP double FC_FN(bn_total_)(const FC_FN(bn_dvec_) acc[FC_BN_VACC])
-{
-    FC_FN(bn_dvec_) v = acc[0];
-    for (int j = 1; j < FC_BN_VACC; ++j) v += acc[j];
-    double total = 0;
-    for (int64_t j = 0; j < FC_BN_DLANES; ++j) total += v[j];
-    return total;
-}
-
 /* ReLU's forward and, from its output y, backward (as activation_template.h:
  * NaN stays NaN, 0 gradient at the kink). */
 FC_BN_LOOP SCALAR FC_FN(bn_relu_)(SCALAR v) { return v < 0 ? 0 : v; }
@@ -105,30 +111,40 @@ FC_BN_LOOP void FC_FN(bn_add_moments_)(FC_FN(bn_svec_) v, FC_FN(bn_dvec_) shift,
     *acc2 += d * d;
 }
 
-/* sum(x - shift) and sum((x - shift)^2) over one channel (a run's tail
- * padded with the shift, which adds 0). */
-static TARGET void FC_FN(bn_channel_sums_)(const SCALAR *x, int64_t batch, int64_t stride,
-                                           int64_t spatial, double shift, double *sum,
-                                           double *sumsq)
+/* Folds a run's accumulators into its channel's running sums. */
+FC_BN_LOOP void FC_FN(bn_fold_)(const FC_FN(bn_dvec_) acc[FC_BN_VACC], FC_FN(bn_dvec_) *into)
+{
+    FC_FN(bn_dvec_) v = acc[0];
+    for (int j = 1; j < FC_BN_VACC; ++j) v += acc[j];
+    *into += v;
+}
+
+FC_BN_LOOP double FC_FN(bn_lanes_total_)(FC_FN(bn_dvec_) v)
+{
+    double total = 0;
+    for (int64_t j = 0; j < FC_BN_DLANES; ++j) total += v[j];
+    return total;
+}
+
+/* Adds sum(x - shift) and sum((x - shift)^2) of one run of `spatial` values
+ * into its channel's sums (the tail padded with the shift, which adds 0). */
+FC_BN_LOOP void FC_FN(bn_run_moments_)(const SCALAR *x, int64_t spatial, double shift,
+                                       FC_FN(bn_dvec_) *sum, FC_FN(bn_dvec_) *sumsq)
 {
     const int64_t dl = FC_BN_DLANES;
     const FC_FN(bn_dvec_) vshift = (FC_FN(bn_dvec_)){0} + shift;
     FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
-    for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *row = x + n * stride;
-        int64_t s = 0;
-        for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
-            for (int j = 0; j < FC_BN_VACC; ++j)
-                FC_FN(bn_add_moments_)(FC_FN(bn_load_)(row + s + j * dl), vshift, &acc[j],
-                                       &acc2[j]);
-        for (; s + dl <= spatial; s += dl)
-            FC_FN(bn_add_moments_)(FC_FN(bn_load_)(row + s), vshift, &acc[0], &acc2[0]);
-        if (s < spatial)
-            FC_FN(bn_add_moments_)(FC_FN(bn_load_tail_)(row + s, spatial - s, (SCALAR)shift),
-                                   vshift, &acc[0], &acc2[0]);
-    }
-    *sum = FC_FN(bn_total_)(acc);
-    *sumsq = FC_FN(bn_total_)(acc2);
+    int64_t s = 0;
+    for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
+        for (int j = 0; j < FC_BN_VACC; ++j)
+            FC_FN(bn_add_moments_)(FC_FN(bn_load_)(x + s + j * dl), vshift, &acc[j], &acc2[j]);
+    for (; s + dl <= spatial; s += dl)
+        FC_FN(bn_add_moments_)(FC_FN(bn_load_)(x + s), vshift, &acc[0], &acc2[0]);
+    if (s < spatial)
+        FC_FN(bn_add_moments_)(FC_FN(bn_load_tail_)(x + s, spatial - s, (SCALAR)shift), vshift,
+                               &acc[0], &acc2[0]);
+    FC_FN(bn_fold_)(acc, sum);
+    FC_FN(bn_fold_)(acc2, sumsq);
 }
 
 /* Adds dy and dy * (x - mean) of one vector into the sums; dy = gy, masked
@@ -143,99 +159,128 @@ FC_BN_LOOP void FC_FN(bn_add_grad_moments_)(FC_FN(bn_svec_) gy, FC_FN(bn_svec_) 
     *acc2 += g * (FC_FN(bn_widen_)(x) - mean);
 }
 
-/* sum(dy) and sum(dy * (x - mean)) over one channel, dy = gy, or with a
- * ReLU output y (not NULL) gy masked by y > 0.  The masked and unmasked
- * forms run the same vector operations on the same values (a masked-out
- * lane holds 0), so the fused BatchNorm+ReLU equals BatchNorm then ReLU to
- * the bit.  A run's tail is padded with gy = 0 and y = 0, which add 0. */
-FC_BN_LOOP void FC_FN(bn_channel_grad_sums_)(const SCALAR *gy, const SCALAR *y,
-                                             const SCALAR *x, int64_t batch,
-                                             int64_t stride, int64_t spatial,
-                                             double mean, double *sum_dy,
-                                             double *sum_dy_xmu)
+/* Adds sum(dy) and sum(dy * (x - mean)) of one run into its channel's sums,
+ * dy = gy, or with a ReLU output y (not NULL) gy masked by y > 0.  The
+ * masked and unmasked forms run the same vector operations on the same
+ * values (a masked-out lane holds 0), so the fused BatchNorm+ReLU equals
+ * BatchNorm then ReLU to the bit.  The tail is padded with gy = 0 and y = 0,
+ * which add 0. */
+FC_BN_LOOP void FC_FN(bn_run_grad_moments_)(const SCALAR *gy, const SCALAR *y,
+                                            const SCALAR *x, int64_t spatial, double mean,
+                                            FC_FN(bn_dvec_) *sum_dy,
+                                            FC_FN(bn_dvec_) *sum_dy_xmu)
 {
     const int64_t dl = FC_BN_DLANES;
     const int masked = y != NULL;
+    const SCALAR *yr = masked ? y : gy;   /* gy: never read as a mask */
     const FC_FN(bn_dvec_) vmean = (FC_FN(bn_dvec_)){0} + mean;
     FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
-    for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
-        const SCALAR *yr = masked ? y + n * stride : gr;   /* gr: never read as a mask */
-        int64_t s = 0;
-        for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
-            for (int j = 0; j < FC_BN_VACC; ++j) {
-                const int64_t at = s + j * dl;
-                FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gr + at), FC_FN(bn_load_)(yr + at),
-                                            FC_FN(bn_load_)(xr + at), masked, vmean, &acc[j],
-                                            &acc2[j]);
-            }
-        for (; s + dl <= spatial; s += dl)
-            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gr + s), FC_FN(bn_load_)(yr + s),
-                                        FC_FN(bn_load_)(xr + s), masked, vmean, &acc[0],
-                                        &acc2[0]);
-        if (s < spatial) {
-            const int64_t left = spatial - s;
-            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_tail_)(gr + s, left, 0),
-                                        FC_FN(bn_load_tail_)(yr + s, left, 0),
-                                        FC_FN(bn_load_tail_)(xr + s, left, 0), masked, vmean,
-                                        &acc[0], &acc2[0]);
+    int64_t s = 0;
+    for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
+        for (int j = 0; j < FC_BN_VACC; ++j) {
+            const int64_t at = s + j * dl;
+            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gy + at), FC_FN(bn_load_)(yr + at),
+                                        FC_FN(bn_load_)(x + at), masked, vmean, &acc[j],
+                                        &acc2[j]);
         }
+    for (; s + dl <= spatial; s += dl)
+        FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gy + s), FC_FN(bn_load_)(yr + s),
+                                    FC_FN(bn_load_)(x + s), masked, vmean, &acc[0], &acc2[0]);
+    if (s < spatial) {
+        const int64_t left = spatial - s;
+        FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_tail_)(gy + s, left, 0),
+                                    FC_FN(bn_load_tail_)(yr + s, left, 0),
+                                    FC_FN(bn_load_tail_)(x + s, left, 0), masked, vmean,
+                                    &acc[0], &acc2[0]);
     }
-    *sum_dy = FC_FN(bn_total_)(acc);
-    *sum_dy_xmu = FC_FN(bn_total_)(acc2);
+    FC_FN(bn_fold_)(acc, sum_dy);
+    FC_FN(bn_fold_)(acc2, sum_dy_xmu);
 }
 
-/* out = a * in + b over one channel (in, out: the channel's first run);
- * with relu, ReLU applied to out; with a ReLU output y (not NULL), in taken
- * as 0 where y <= 0 (the input is then ReLU's output gradient). */
-FC_BN_LOOP void FC_FN(bn_channel_affine_)(const SCALAR *restrict in,
-                                          const SCALAR *restrict y,
-                                          int64_t batch, int64_t stride,
-                                          int64_t spatial, SCALAR a, SCALAR b,
-                                          int relu, SCALAR *restrict out)
+/* out = a * in + b over one run; with relu, ReLU applied to out; with a
+ * ReLU output y (not NULL), in taken as 0 where y <= 0 (the input is then
+ * ReLU's output gradient). */
+FC_BN_LOOP void FC_FN(bn_run_affine_)(const SCALAR *restrict in, const SCALAR *restrict y,
+                                      int64_t spatial, SCALAR a, SCALAR b, int relu,
+                                      SCALAR *restrict out)
 {
-    for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *ir = in + n * stride, *yr = y ? y + n * stride : ir;
-        SCALAR *orow = out + n * stride;
-        for (int64_t s = 0; s < spatial; ++s) {
-            const SCALAR v = a * (y ? FC_FN(bn_relu_grad_)(ir[s], yr[s]) : ir[s]) + b;
-            orow[s] = relu ? FC_FN(bn_relu_)(v) : v;
-        }
+    const SCALAR *yr = y ? y : in;
+    for (int64_t s = 0; s < spatial; ++s) {
+        const SCALAR v = a * (y ? FC_FN(bn_relu_grad_)(in[s], yr[s]) : in[s]) + b;
+        out[s] = relu ? FC_FN(bn_relu_)(v) : v;
     }
 }
 
-/* out = ca * gy + cb * (x - m) + c0 over one channel: the input gradient
- * with batch statistics (gy masked by y > 0 when a ReLU output y is given).
+/* out = ca * gy + cb * (x - m) + c0 over one run: the input gradient with
+ * batch statistics (gy masked by y > 0 when a ReLU output y is given).
  * x - m is taken in SCALAR before scaling, so data far from zero loses
  * nothing to cancellation. */
-FC_BN_LOOP void FC_FN(bn_channel_input_grad_)(const SCALAR *restrict gy,
-                                              const SCALAR *restrict y,
-                                              const SCALAR *restrict x,
-                                              int64_t batch, int64_t stride,
-                                              int64_t spatial, SCALAR ca,
-                                              SCALAR cb, SCALAR m, SCALAR c0,
-                                              SCALAR *restrict out)
+FC_BN_LOOP void FC_FN(bn_run_input_grad_)(const SCALAR *restrict gy, const SCALAR *restrict y,
+                                          const SCALAR *restrict x, int64_t spatial,
+                                          SCALAR ca, SCALAR cb, SCALAR m, SCALAR c0,
+                                          SCALAR *restrict out)
 {
-    for (int64_t n = 0; n < batch; ++n) {
-        const SCALAR *gr = gy + n * stride, *xr = x + n * stride;
-        const SCALAR *yr = y ? y + n * stride : gr;
-        SCALAR *orow = out + n * stride;
-        for (int64_t s = 0; s < spatial; ++s) {
-            const SCALAR g = y ? FC_FN(bn_relu_grad_)(gr[s], yr[s]) : gr[s];
-            orow[s] = ca * g + cb * (xr[s] - m) + c0;
-        }
+    const SCALAR *yr = y ? y : gy;
+    for (int64_t s = 0; s < spatial; ++s) {
+        const SCALAR g = y ? FC_FN(bn_relu_grad_)(gy[s], yr[s]) : gy[s];
+        out[s] = ca * g + cb * (x[s] - m) + c0;
     }
 }
 
-/* y = a * x + b over one channel (x, y: its first run), then ReLU with relu. */
-FC_BN_CHANNEL void FC_FN(bn_channel_output_)(const SCALAR *x, int64_t batch, int64_t stride,
-                                             int64_t spatial, SCALAR a, SCALAR b, int relu,
-                                             SCALAR *y)
+/* Mean and biased variance of the `nc` channels from x (the block's first
+ * channel).  The block is swept in memory order, image by image: channel by
+ * channel, an image's run of one channel is `spatial` values a whole
+ * channel-stride from the next image's (4 KiB every 256 KiB on a 64x64x32x32
+ * batch), which the hardware prefetchers follow badly; a block's runs of one
+ * image are contiguous.  Each channel's sums still add its runs in image
+ * order, so the result does not depend on the blocks or threads. */
+static TARGET void FC_FN(bn_block_stats_)(const SCALAR *x, int64_t batch, int64_t stride,
+                                          int64_t spatial, int64_t nc, double *mean,
+                                          double *var)
 {
-    if (relu) /* constant flags: see FC_BN_LOOP */
-        FC_FN(bn_channel_affine_)(x, NULL, batch, stride, spatial, a, b, 1, y);
+    FC_FN(bn_dvec_) sum[FC_BN_BLOCK], sumsq[FC_BN_BLOCK];
+    double shift[FC_BN_BLOCK];
+    for (int64_t c = 0; c < nc; ++c) {
+        sum[c] = sumsq[c] = (FC_FN(bn_dvec_)){0};
+        shift[c] = (double)x[c * spatial];   /* the channel's first value */
+    }
+    for (int64_t n = 0; n < batch; ++n)
+        for (int64_t c = 0; c < nc; ++c)
+            FC_FN(bn_run_moments_)(x + n * stride + c * spatial, spatial, shift[c], &sum[c],
+                                   &sumsq[c]);
+    const double count = (double)(batch * spatial);
+    for (int64_t c = 0; c < nc; ++c) {
+        const double total = FC_FN(bn_lanes_total_)(sum[c]);
+        const double centred = total / count;
+        const double v = (FC_FN(bn_lanes_total_)(sumsq[c]) - total * centred) / count;
+        mean[c] = shift[c] + centred;
+        var[c] = v > 0 ? v : 0; /* rounding may leave a tiny negative */
+    }
+}
+
+/* y = a * x + b over a block's channels (x, y: its first channel), then
+ * ReLU with relu; swept in memory order as bn_block_stats_. */
+FC_BN_LOOP void FC_FN(bn_block_output_)(const SCALAR *x, int64_t batch, int64_t stride,
+                                        int64_t spatial, int64_t nc, const SCALAR *a,
+                                        const SCALAR *b, int relu, SCALAR *y)
+{
+    for (int64_t n = 0; n < batch; ++n)
+        for (int64_t c = 0; c < nc; ++c) {
+            const int64_t at = n * stride + c * spatial;
+            FC_FN(bn_run_affine_)(x + at, NULL, spatial, a[c], b[c], relu, y + at);
+        }
+}
+
+/* bn_block_output_ with the ReLU flag made a constant (FC_BN_LOOP). */
+FC_BN_CHANNEL void FC_FN(bn_block_output_relu_)(const SCALAR *x, int64_t batch,
+                                                int64_t stride, int64_t spatial, int64_t nc,
+                                                const SCALAR *a, const SCALAR *b, int relu,
+                                                SCALAR *y)
+{
+    if (relu)
+        FC_FN(bn_block_output_)(x, batch, stride, spatial, nc, a, b, 1, y);
     else
-        FC_FN(bn_channel_affine_)(x, NULL, batch, stride, spatial, a, b, 0, y);
+        FC_FN(bn_block_output_)(x, batch, stride, spatial, nc, a, b, 0, y);
 }
 
 /* fc_batch_norm_forward. */
@@ -250,72 +295,101 @@ static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
     SCALAR *y = y_;
     const int64_t stride = channels * spatial, count = batch * spatial;
     const int nt = fc_threads_for(nthreads, channels * count);
-    (void)nt;
+    const int64_t block = fc_bn_block_(channels, nt);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-    for (int64_t c = 0; c < channels; ++c) {
-        const SCALAR *xc = x + c * spatial;
-        if (compute_stats) {
-            const double shift = (double)xc[0];
-            double sum, sumsq;
-            FC_FN(bn_channel_sums_)(xc, batch, stride, spatial, shift, &sum, &sumsq);
-            const double centred = sum / (double)count;
-            const double v = (sumsq - sum * centred) / (double)count;
-            mean[c] = shift + centred;
-            var[c] = v > 0 ? v : 0; /* rounding may leave a tiny negative */
-        }
-        if (y) {
+    for (int64_t c0 = 0; c0 < channels; c0 += block) {
+        const int64_t nc = channels - c0 < block ? channels - c0 : block;
+        const SCALAR *xb = x + c0 * spatial;
+        if (compute_stats)
+            FC_FN(bn_block_stats_)(xb, batch, stride, spatial, nc, mean + c0, var + c0);
+        if (!y) continue;
+        SCALAR a[FC_BN_BLOCK], b[FC_BN_BLOCK];
+        for (int64_t c = 0; c < nc; ++c) {
             /* y = (x - mean) * invstd * w + b as one multiply-add per value */
-            const double scale = weight[c] / sqrt(var[c] + eps);
-            FC_FN(bn_channel_output_)(xc, batch, stride, spatial, (SCALAR)scale,
-                                      (SCALAR)(bias[c] - mean[c] * scale), relu,
-                                      y + c * spatial);
+            const double scale = weight[c0 + c] / sqrt(var[c0 + c] + eps);
+            a[c] = (SCALAR)scale;
+            b[c] = (SCALAR)(bias[c0 + c] - mean[c0 + c] * scale);
+        }
+        FC_FN(bn_block_output_relu_)(xb, batch, stride, spatial, nc, a, b, relu,
+                                     y + c0 * spatial);
+    }
+}
+
+/* The backward's per-channel coefficients (bn_block_backward_). */
+typedef struct {
+    SCALAR a, cb, m, c0;
+} FC_FN(bn_grad_coef_);
+
+/* One block of fc_batch_norm_backward (gy, mask, x, gx: the block's first
+ * channel; mask: ReLU's output, or NULL without a fused ReLU; mean ..
+ * sum_dy_xmu: the block's first entries); swept in memory order, first the
+ * sums (compute_sums), then the input gradient (gx not NULL). */
+FC_BN_LOOP void FC_FN(bn_block_backward_)(const SCALAR *gy, const SCALAR *mask,
+                                          const SCALAR *x, int64_t batch, int64_t stride,
+                                          int64_t spatial, int64_t nc, const double *mean,
+                                          const double *invstd, const SCALAR *weight,
+                                          int batch_stats, int compute_sums, int64_t count,
+                                          double *sum_dy, double *sum_dy_xmu, SCALAR *gx)
+{
+    if (compute_sums) {
+        FC_FN(bn_dvec_) sdy[FC_BN_BLOCK], sdx[FC_BN_BLOCK];
+        for (int64_t c = 0; c < nc; ++c) sdy[c] = sdx[c] = (FC_FN(bn_dvec_)){0};
+        for (int64_t n = 0; n < batch; ++n)
+            for (int64_t c = 0; c < nc; ++c) {
+                const int64_t at = n * stride + c * spatial;
+                FC_FN(bn_run_grad_moments_)(gy + at, mask ? mask + at : NULL, x + at, spatial,
+                                            mean[c], &sdy[c], &sdx[c]);
+            }
+        for (int64_t c = 0; c < nc; ++c) {
+            sum_dy[c] = FC_FN(bn_lanes_total_)(sdy[c]);
+            sum_dy_xmu[c] = FC_FN(bn_lanes_total_)(sdx[c]);
         }
     }
-}
-
-/* One channel of fc_batch_norm_backward (gy, mask, x, gx: the channel's
- * first run; mask: ReLU's output, or NULL without a fused ReLU). */
-FC_BN_LOOP void FC_FN(bn_channel_backward_)(const SCALAR *gy, const SCALAR *mask,
-                                            const SCALAR *x, int64_t batch, int64_t stride,
-                                            int64_t spatial, double mean, double invstd,
-                                            double weight, int batch_stats, int compute_sums,
-                                            int64_t count, double *sum_dy,
-                                            double *sum_dy_xmu, SCALAR *gx)
-{
-    if (compute_sums)
-        FC_FN(bn_channel_grad_sums_)(gy, mask, x, batch, stride, spatial, mean, sum_dy,
-                                     sum_dy_xmu);
     if (!gx) return;
-    const double a = invstd * weight;
-    if (!batch_stats) { /* constant statistics: dx = dy * invstd * w */
-        FC_FN(bn_channel_affine_)(gy, mask, batch, stride, spatial, (SCALAR)a, 0, 0, gx);
-        return;
+    FC_FN(bn_grad_coef_) coef[FC_BN_BLOCK];
+    for (int64_t c = 0; c < nc; ++c) {
+        const double a = invstd[c] * (double)weight[c];
+        /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n);
+         * constant statistics: dx = dy * invstd * w */
+        const double k = batch_stats ? invstd[c] * invstd[c] * sum_dy_xmu[c] / (double)count : 0;
+        coef[c].a = (SCALAR)a;
+        coef[c].cb = (SCALAR)(-a * k);
+        coef[c].m = (SCALAR)mean[c];
+        coef[c].c0 = batch_stats ? (SCALAR)(-a * sum_dy[c] / (double)count) : 0;
     }
-    /* dx = a * (dy - sum_dy / n - (x - mean) * invstd^2 * sum_dy_xmu / n) */
-    const double k = invstd * invstd * *sum_dy_xmu / (double)count;
-    FC_FN(bn_channel_input_grad_)(gy, mask, x, batch, stride, spatial, (SCALAR)a,
-                                  (SCALAR)(-a * k), (SCALAR)mean,
-                                  (SCALAR)(-a * *sum_dy / (double)count), gx);
+    for (int64_t n = 0; n < batch; ++n)
+        for (int64_t c = 0; c < nc; ++c) {
+            const int64_t at = n * stride + c * spatial;
+            const SCALAR *m = mask ? mask + at : NULL;
+            if (batch_stats)
+                FC_FN(bn_run_input_grad_)(gy + at, m, x + at, spatial, coef[c].a, coef[c].cb,
+                                          coef[c].m, coef[c].c0, gx + at);
+            else
+                FC_FN(bn_run_affine_)(gy + at, m, spatial, coef[c].a, 0, 0, gx + at);
+        }
 }
 
-/* bn_channel_backward_ with the mask's presence made a constant (FC_BN_LOOP). */
-FC_BN_CHANNEL void FC_FN(bn_channel_backward_masked_)(const SCALAR *gy, const SCALAR *mask,
-                                                      const SCALAR *x, int64_t batch,
-                                                      int64_t stride, int64_t spatial,
-                                                      double mean, double invstd,
-                                                      double weight, int batch_stats,
-                                                      int compute_sums, int64_t count,
-                                                      double *sum_dy, double *sum_dy_xmu,
-                                                      SCALAR *gx)
+/* bn_block_backward_ with the mask's presence made a constant (FC_BN_LOOP). */
+FC_BN_CHANNEL void FC_FN(bn_block_backward_masked_)(const SCALAR *gy, const SCALAR *mask,
+                                                    const SCALAR *x, int64_t batch,
+                                                    int64_t stride, int64_t spatial,
+                                                    int64_t nc, const double *mean,
+                                                    const double *invstd,
+                                                    const SCALAR *weight, int batch_stats,
+                                                    int compute_sums, int64_t count,
+                                                    double *sum_dy, double *sum_dy_xmu,
+                                                    SCALAR *gx)
 {
     if (mask)
-        FC_FN(bn_channel_backward_)(gy, mask, x, batch, stride, spatial, mean, invstd, weight,
-                                    batch_stats, compute_sums, count, sum_dy, sum_dy_xmu, gx);
+        FC_FN(bn_block_backward_)(gy, mask, x, batch, stride, spatial, nc, mean, invstd,
+                                  weight, batch_stats, compute_sums, count, sum_dy,
+                                  sum_dy_xmu, gx);
     else
-        FC_FN(bn_channel_backward_)(gy, NULL, x, batch, stride, spatial, mean, invstd, weight,
-                                    batch_stats, compute_sums, count, sum_dy, sum_dy_xmu, gx);
+        FC_FN(bn_block_backward_)(gy, NULL, x, batch, stride, spatial, nc, mean, invstd,
+                                  weight, batch_stats, compute_sums, count, sum_dy,
+                                  sum_dy_xmu, gx);
 }
 
 /* fc_batch_norm_backward. */
@@ -334,16 +408,17 @@ static TARGET FC_NOTRAP void FC_FN(batch_norm_backward_)(const void *gy_,
     SCALAR *gx = gx_;
     const int64_t stride = channels * spatial;
     const int nt = fc_threads_for(nthreads, 2 * channels * batch * spatial);
-    (void)nt;
+    const int64_t block = fc_bn_block_(channels, nt);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
-    for (int64_t c = 0; c < channels; ++c) {
-        const int64_t first = c * spatial;
-        FC_FN(bn_channel_backward_masked_)(gy + first, relu_output ? relu_output + first : NULL,
-                                           x + first, batch, stride, spatial, mean[c],
-                                           invstd[c], weight[c], batch_stats, compute_sums,
-                                           count, &sum_dy[c], &sum_dy_xmu[c],
-                                           gx ? gx + first : NULL);
+    for (int64_t c0 = 0; c0 < channels; c0 += block) {
+        const int64_t nc = channels - c0 < block ? channels - c0 : block;
+        const int64_t first = c0 * spatial;
+        FC_FN(bn_block_backward_masked_)(gy + first, relu_output ? relu_output + first : NULL,
+                                         x + first, batch, stride, spatial, nc, mean + c0,
+                                         invstd + c0, weight + c0, batch_stats, compute_sums,
+                                         count, sum_dy + c0, sum_dy_xmu + c0,
+                                         gx ? gx + first : NULL);
     }
 }

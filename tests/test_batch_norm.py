@@ -122,7 +122,7 @@ def test_inputs_other_than_running_stats_are_not_modified(rng):
 @pytest.mark.parametrize("nthreads", [1, 2])
 def test_every_simd_path_and_thread_count(rng, simd_path, nthreads):
     """Big enough to run threaded; spatial 1027 leaves a tail after the
-    kernels' 8 partial sums."""
+    sums' blocks of vectors."""
     before = fastconv.get_num_threads()
     fastconv.set_num_threads(nthreads)
     try:
@@ -139,6 +139,35 @@ def test_every_simd_path_and_thread_count(rng, simd_path, nthreads):
                     assert_close(a, b, dtype)
     finally:
         fastconv.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 131, 520), (5, 70), (2, 65, 3, 3)])
+def test_channel_blocks_and_threads_give_the_same_bits(rng, dtype, shape):
+    """The kernels sweep blocks of channels (at most 64, at least one block
+    per thread); each channel's sums add its runs in image order whatever the
+    blocks, so 1 and 2 threads give the same bits, forward and backward, and
+    both match the reference.  The first shape is big enough to run on 2
+    threads (the kernels' parallel threshold is 2**18 values)."""
+    kw = _case(rng, shape, dtype, offset=2.0)
+    gy = rng.standard_normal(shape).astype(dtype)
+    before = fastconv.get_num_threads()
+    results = []
+    try:
+        for nthreads in (1, 2):
+            fastconv.set_num_threads(nthreads)
+            y = _both(fastconv.batch_norm, kw, training=True)
+            grads = fastconv.batch_norm_backward(gy, kw["input"], None, None, kw["weight"],
+                                                 True)
+            results.append((y, *grads))
+    finally:
+        fastconv.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    assert_close(results[0][0], _both(reference.batch_norm, kw, training=True), dtype)
+    want = reference.batch_norm_backward(gy, kw["input"], None, None, kw["weight"], True)
+    for got, expected in zip(results[0][1:], want):
+        assert_close(got, expected, dtype)
 
 
 @pytest.mark.parametrize("training", [False, True])

@@ -1657,6 +1657,11 @@ static void test_batch_norm(int count)
             check_batch_norm_f64(batch, channels, spatial, nthreads);
         }
     }
+    /* more channels than one sweep's block (FC_BN_BLOCK, 64) */
+    for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+        check_batch_norm_f32(3, 131, 37, nthreads);
+        check_batch_norm_f64(3, 131, 37, nthreads);
+    }
 }
 
 /* Activations, PReLU, softmax and cross-entropy: naive double-precision
