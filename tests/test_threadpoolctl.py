@@ -30,6 +30,20 @@ from threadpoolctl import threadpool_limits, threadpool_info
 def tasks():
     return len(os.listdir("/proc/self/task"))
 
+def probe_threads_gone():
+    # fastconv's first get_num_threads() at a count above 1 starts and joins
+    # n - 1 plain threads (the thread-start probe, _threads._startable); a
+    # joined thread stays listed in /proc/self/task until the OS has torn it
+    # down, a moment later (most of the time still there right after the
+    # join).  Probe now, and wait for them to leave, so that the counts
+    # below see only OpenMP's workers.
+    import time
+    base = tasks()
+    fastconv.get_num_threads()
+    deadline = time.monotonic() + 10
+    while tasks() > base and time.monotonic() < deadline:
+        time.sleep(0.001)
+
 rng = np.random.default_rng(0)
 x = rng.standard_normal((8, 32, 32, 32))
 w = rng.standard_normal((32, 32, 3, 3))
@@ -70,6 +84,7 @@ def test_threadpool_limits_makes_a_conv_single_threaded(setup, omp_num_threads, 
     out = _run(f"""
 {setup}
 op = ops[{op!r}]
+probe_threads_gone()
 before = tasks()
 with threadpool_limits(1):
     assert fastconv.get_num_threads() == 1
