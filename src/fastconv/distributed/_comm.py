@@ -5,6 +5,7 @@ on it, and the context manager that stops a failing rank from leaving the
 others waiting forever."""
 import contextlib
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -101,9 +102,18 @@ def abort_on_error(comm=None):
         raise
 
 
+# Seconds between writing the failing rank's report and Abort: mpiexec
+# forwards a rank's output through its process manager, and Abort ends
+# every process at once, output still on its way included (MPICH's hydra
+# was seen passing on the traceback's first line only).
+ABORT_OUTPUT_GRACE = 0.5
+
+
 def _abort(comm):
-    traceback.print_exc()
-    sys.stderr.write(f"fastconv.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
+    # One write: the report travels as one piece.
+    sys.stderr.write("".join(traceback.format_exc())
+                     + f"fastconv.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
                      f"failed (traceback above); aborting every rank\n")
     sys.stderr.flush()
+    time.sleep(ABORT_OUTPUT_GRACE)
     comm.Abort(1)
