@@ -111,7 +111,7 @@ ABORT_OUTPUT_GRACE = 0.5
 
 def _abort(comm):
     # One write: the report travels as one piece.
-    sys.stderr.write("".join(traceback.format_exc())
+    sys.stderr.write(traceback.format_exc()
                      + f"fastconv.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
                      f"failed (traceback above); aborting every rank\n")
     sys.stderr.flush()
