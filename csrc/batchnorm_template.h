@@ -34,8 +34,8 @@
 
 #ifndef FC_BN_SHARED
 #define FC_BN_SHARED
-/* Vector accumulators per sum: enough independent adds in flight to cover
- * the add's latency while the channel streams from cache. */
+/* Vector accumulators per sum of a run: enough independent adds in flight
+ * to hide the add's latency, so that a run's loop waits on its loads only. */
 #define FC_BN_VACC 4
 /* The channels a sweep carries at once (their running sums live on the
  * stack: two vectors of double per channel). */
@@ -102,13 +102,17 @@ FC_BN_LOOP FC_FN(bn_svec_) FC_FN(bn_relu_grad_vec_)(FC_FN(bn_svec_) g, FC_FN(bn_
 FC_BN_LOOP SCALAR FC_FN(bn_relu_)(SCALAR v) { return v < 0 ? 0 : v; }
 FC_BN_LOOP SCALAR FC_FN(bn_relu_grad_)(SCALAR g, SCALAR y) { return y <= 0 ? 0 : g; }
 
-/* Adds d and d^2 of one vector of a channel's values into the sums. */
-FC_BN_LOOP void FC_FN(bn_add_moments_)(FC_FN(bn_svec_) v, FC_FN(bn_dvec_) shift,
-                                       FC_FN(bn_dvec_) *acc, FC_FN(bn_dvec_) *acc2)
+/* Adds u and u * v of one vector into the sums: u = p - p_shift (p masked
+ * by the ReLU output y > 0 with `masked`), v = q - q_shift. */
+FC_BN_LOOP void FC_FN(bn_add_products_)(FC_FN(bn_svec_) p, FC_FN(bn_svec_) y,
+                                        FC_FN(bn_svec_) q, int masked,
+                                        FC_FN(bn_dvec_) p_shift, FC_FN(bn_dvec_) q_shift,
+                                        FC_FN(bn_dvec_) *acc, FC_FN(bn_dvec_) *acc2)
 {
-    const FC_FN(bn_dvec_) d = FC_FN(bn_widen_)(v) - shift;
-    *acc += d;
-    *acc2 += d * d;
+    const FC_FN(bn_dvec_) u =
+        FC_FN(bn_widen_)(masked ? FC_FN(bn_relu_grad_vec_)(p, y) : p) - p_shift;
+    *acc += u;
+    *acc2 += u * (FC_FN(bn_widen_)(q) - q_shift);
 }
 
 /* Folds a run's accumulators into its channel's running sums. */
@@ -126,75 +130,63 @@ FC_BN_LOOP double FC_FN(bn_lanes_total_)(FC_FN(bn_dvec_) v)
     return total;
 }
 
-/* Adds sum(x - shift) and sum((x - shift)^2) of one run of `spatial` values
- * into its channel's sums (the tail padded with the shift, which adds 0). */
-FC_BN_LOOP void FC_FN(bn_run_moments_)(const SCALAR *x, int64_t spatial, double shift,
-                                       FC_FN(bn_dvec_) *sum, FC_FN(bn_dvec_) *sumsq)
-{
-    const int64_t dl = FC_BN_DLANES;
-    const FC_FN(bn_dvec_) vshift = (FC_FN(bn_dvec_)){0} + shift;
-    FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
-    int64_t s = 0;
-    for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
-        for (int j = 0; j < FC_BN_VACC; ++j)
-            FC_FN(bn_add_moments_)(FC_FN(bn_load_)(x + s + j * dl), vshift, &acc[j], &acc2[j]);
-    for (; s + dl <= spatial; s += dl)
-        FC_FN(bn_add_moments_)(FC_FN(bn_load_)(x + s), vshift, &acc[0], &acc2[0]);
-    if (s < spatial)
-        FC_FN(bn_add_moments_)(FC_FN(bn_load_tail_)(x + s, spatial - s, (SCALAR)shift), vshift,
-                               &acc[0], &acc2[0]);
-    FC_FN(bn_fold_)(acc, sum);
-    FC_FN(bn_fold_)(acc2, sumsq);
-}
-
-/* Adds dy and dy * (x - mean) of one vector into the sums; dy = gy, masked
- * by the ReLU output y > 0 with `masked`. */
-FC_BN_LOOP void FC_FN(bn_add_grad_moments_)(FC_FN(bn_svec_) gy, FC_FN(bn_svec_) y,
-                                            FC_FN(bn_svec_) x, int masked,
-                                            FC_FN(bn_dvec_) mean, FC_FN(bn_dvec_) *acc,
-                                            FC_FN(bn_dvec_) *acc2)
-{
-    const FC_FN(bn_dvec_) g = FC_FN(bn_widen_)(masked ? FC_FN(bn_relu_grad_vec_)(gy, y) : gy);
-    *acc += g;
-    *acc2 += g * (FC_FN(bn_widen_)(x) - mean);
-}
-
-/* Adds sum(dy) and sum(dy * (x - mean)) of one run into its channel's sums,
- * dy = gy, or with a ReLU output y (not NULL) gy masked by y > 0.  The
- * masked and unmasked forms run the same vector operations on the same
- * values (a masked-out lane holds 0), so the fused BatchNorm+ReLU equals
- * BatchNorm then ReLU to the bit.  The tail is padded with gy = 0 and y = 0,
- * which add 0. */
-FC_BN_LOOP void FC_FN(bn_run_grad_moments_)(const SCALAR *gy, const SCALAR *y,
-                                            const SCALAR *x, int64_t spatial, double mean,
-                                            FC_FN(bn_dvec_) *sum_dy,
-                                            FC_FN(bn_dvec_) *sum_dy_xmu)
+/* The one reduction both passes need: adds sum(u) and sum(u * v) over one
+ * run of `spatial` values into its channel's sums, u = p - p_shift (p taken
+ * as 0 where a ReLU output y, if not NULL, is <= 0) and v = q - q_shift.
+ * The tail is padded with p = p_shift, y = 0 and q = q_shift, so that it
+ * adds 0.  The masked and unmasked forms run the same vector operations on
+ * the same values (a masked-out lane holds 0), so the fused BatchNorm+ReLU
+ * equals BatchNorm then ReLU to the bit.  Each caller passes constants for
+ * y's presence and the shifts' roles, and each inlined copy compiles to its
+ * own straight loop. */
+FC_BN_LOOP void FC_FN(bn_run_products_)(const SCALAR *p, const SCALAR *y, const SCALAR *q,
+                                        int64_t spatial, double p_shift, double q_shift,
+                                        FC_FN(bn_dvec_) *sum, FC_FN(bn_dvec_) *sum_products)
 {
     const int64_t dl = FC_BN_DLANES;
     const int masked = y != NULL;
-    const SCALAR *yr = masked ? y : gy;   /* gy: never read as a mask */
-    const FC_FN(bn_dvec_) vmean = (FC_FN(bn_dvec_)){0} + mean;
+    const SCALAR *yr = masked ? y : p;   /* p: never read as a mask */
+    const FC_FN(bn_dvec_) vp = (FC_FN(bn_dvec_)){0} + p_shift;
+    const FC_FN(bn_dvec_) vq = (FC_FN(bn_dvec_)){0} + q_shift;
     FC_FN(bn_dvec_) acc[FC_BN_VACC] = {{0}}, acc2[FC_BN_VACC] = {{0}};
     int64_t s = 0;
     for (; s + FC_BN_VACC * dl <= spatial; s += FC_BN_VACC * dl)
         for (int j = 0; j < FC_BN_VACC; ++j) {
             const int64_t at = s + j * dl;
-            FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gy + at), FC_FN(bn_load_)(yr + at),
-                                        FC_FN(bn_load_)(x + at), masked, vmean, &acc[j],
-                                        &acc2[j]);
+            FC_FN(bn_add_products_)(FC_FN(bn_load_)(p + at), FC_FN(bn_load_)(yr + at),
+                                    FC_FN(bn_load_)(q + at), masked, vp, vq, &acc[j],
+                                    &acc2[j]);
         }
     for (; s + dl <= spatial; s += dl)
-        FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_)(gy + s), FC_FN(bn_load_)(yr + s),
-                                    FC_FN(bn_load_)(x + s), masked, vmean, &acc[0], &acc2[0]);
+        FC_FN(bn_add_products_)(FC_FN(bn_load_)(p + s), FC_FN(bn_load_)(yr + s),
+                                FC_FN(bn_load_)(q + s), masked, vp, vq, &acc[0], &acc2[0]);
     if (s < spatial) {
         const int64_t left = spatial - s;
-        FC_FN(bn_add_grad_moments_)(FC_FN(bn_load_tail_)(gy + s, left, 0),
-                                    FC_FN(bn_load_tail_)(yr + s, left, 0),
-                                    FC_FN(bn_load_tail_)(x + s, left, 0), masked, vmean,
-                                    &acc[0], &acc2[0]);
+        FC_FN(bn_add_products_)(FC_FN(bn_load_tail_)(p + s, left, (SCALAR)p_shift),
+                                FC_FN(bn_load_tail_)(yr + s, left, 0),
+                                FC_FN(bn_load_tail_)(q + s, left, (SCALAR)q_shift), masked,
+                                vp, vq, &acc[0], &acc2[0]);
     }
-    FC_FN(bn_fold_)(acc, sum_dy);
-    FC_FN(bn_fold_)(acc2, sum_dy_xmu);
+    FC_FN(bn_fold_)(acc, sum);
+    FC_FN(bn_fold_)(acc2, sum_products);
+}
+
+/* Adds sum(x - shift) and sum((x - shift)^2) of one run into its channel's
+ * sums. */
+FC_BN_LOOP void FC_FN(bn_run_moments_)(const SCALAR *x, int64_t spatial, double shift,
+                                       FC_FN(bn_dvec_) *sum, FC_FN(bn_dvec_) *sumsq)
+{
+    FC_FN(bn_run_products_)(x, NULL, x, spatial, shift, shift, sum, sumsq);
+}
+
+/* Adds sum(dy) and sum(dy * (x - mean)) of one run into its channel's sums,
+ * dy = gy, or with a ReLU output y (not NULL) gy masked by y > 0. */
+FC_BN_LOOP void FC_FN(bn_run_grad_moments_)(const SCALAR *gy, const SCALAR *y,
+                                            const SCALAR *x, int64_t spatial, double mean,
+                                            FC_FN(bn_dvec_) *sum_dy,
+                                            FC_FN(bn_dvec_) *sum_dy_xmu)
+{
+    FC_FN(bn_run_products_)(gy, y, x, spatial, 0, mean, sum_dy, sum_dy_xmu);
 }
 
 /* out = a * in + b over one run; with relu, ReLU applied to out; with a
