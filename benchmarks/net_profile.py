@@ -33,7 +33,6 @@ import numpy as np
 import fastconv
 from fastconv import nn
 from fastconv.bench import nets, timing
-from fastconv.bench.cli import _worker_env
 
 LEAF_TYPES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Linear, nn.AdaptiveAvgPool2d, nn.Flatten,
               nn.MaxPool2d)
@@ -98,7 +97,7 @@ def in_bench_environment(threads):
     """Re-execute this script in the bench workers' environment
     (fastconv.bench's own function) unless it already runs in it: glibc
     reads the allocator's variables once, at start-up."""
-    env = _worker_env(threads)
+    env = timing.worker_env(threads)
     pinned = tuple(timing.MALLOC_ENV) + timing.THREAD_ENV_VARS
     if any(os.environ.get(k) != env[k] for k in pinned):
         sys.stdout.flush()

@@ -17,7 +17,6 @@ import argparse
 import math
 import os
 import signal
-import site
 import sys
 from typing import NamedTuple
 
@@ -218,23 +217,6 @@ def _settings(args):
     return s
 
 
-def _worker_env(threads):
-    """This environment plus the pinned thread counts and malloc policy, with
-    the directory of the fastconv being measured first on PYTHONPATH."""
-    import fastconv
-    env = dict(os.environ)
-    for var in timing.THREAD_ENV_VARS:
-        env[var] = str(threads)
-    env.update(timing.MALLOC_ENV)
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
-    site_dirs = set(getattr(site, "getsitepackages", lambda: [])())
-    site_dirs.add(getattr(site, "getusersitepackages", lambda: "")())
-    if pkg_parent not in site_dirs:  # a source tree: make the workers import the same one
-        env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
-            "PYTHONPATH", "").split(os.pathsep) if p])
-    return env
-
-
 class Stopped(Exception):
     """SIGTERM (or SIGINT) arrived: stop measuring, keep what was measured."""
 
@@ -272,7 +254,8 @@ def _measure(args, thread_counts, phases, dtypes, printers):
                         "the thread and malloc environment below (freed memory stays mapped "
                         "and is reused, so no implementation pays first-touch page faults "
                         "after the warm-up)")
-            session = runner.Session(phase.impls, threads, settings, env=_worker_env(threads),
+            session = runner.Session(phase.impls, threads, settings,
+                                     env=timing.worker_env(threads),
                                      in_process=args.in_process)
             begun = False
             try:

@@ -16,6 +16,7 @@ import gc
 import math
 import os
 import platform
+import site
 import statistics
 import sys
 import time
@@ -39,6 +40,26 @@ OTHER_ENV_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLA
                   "OPENBLAS_CORETYPE", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX")
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+
+
+def worker_env(threads):
+    """The environment of a measuring worker process: this one plus the
+    pinned thread counts and MALLOC_ENV, with the directory of the fastconv
+    being measured first on PYTHONPATH (a source tree: the workers import
+    the same one).  Also for scripts that should measure what the bench's
+    workers measure (benchmarks/net_profile.py)."""
+    import fastconv
+    env = dict(os.environ)
+    for var in THREAD_ENV_VARS:
+        env[var] = str(threads)
+    env.update(MALLOC_ENV)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    site_dirs = set(getattr(site, "getsitepackages", lambda: [])())
+    site_dirs.add(getattr(site, "getusersitepackages", lambda: "")())
+    if pkg_parent not in site_dirs:
+        env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
+            "PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def configure_malloc():
