@@ -1,6 +1,7 @@
 /* Activations (elementwise, with PReLU's per-channel slope), softmax and
- * log-softmax, and cross-entropy on logits, forward and backward, for one
- * scalar type and instruction set.  Included by isa_template.h once per dtype.
+ * log-softmax, cross-entropy on logits, forward and backward, and the sum
+ * of two arrays with ReLU fused on request, for one scalar type and
+ * instruction set.  Included by isa_template.h once per dtype.
  *
  * Elementwise kernels run one tight loop per kind over a contiguous range;
  * the selects (ReLU, leaky ReLU and the backward of ReLU, sigmoid, tanh) are
@@ -321,6 +322,46 @@ static TARGET FC_NOTRAP void FC_FN(activation_backward_)(int kind, const void *g
         int64_t lo, hi;
         fc_chunk_range(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         FC_FN(act_backward_range_)(kind, gy, saved, gx, lo, hi, (SCALAR)alpha);
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sums of two arrays (a residual block's add), ReLU fused on request       */
+/* ------------------------------------------------------------------------ */
+
+/* y = a + b over [lo, hi), then ReLU'd with relu (ReLU's own select, so the
+ * fused sum equals the sum then fc_activation's ReLU to the bit).  y may be
+ * a or b: each element is read before it is written. */
+static inline TARGET FC_NOTRAP void FC_FN(add_range_)(const SCALAR *a, const SCALAR *b,
+                                                     SCALAR *y, int relu, int64_t lo,
+                                                     int64_t hi)
+{
+    if (relu)
+        for (int64_t i = lo; i < hi; ++i)
+            y[i] = FC_FN(act_value_)(FC_ACT_RELU, a[i] + b[i], 0);
+    else
+        for (int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+}
+
+/* fc_add: one pass where NumPy's `a + b` then a ReLU take two, on the
+ * activation kernels' threads (a sum is as cheap per element as ReLU). */
+static TARGET FC_NOTRAP void FC_FN(add_)(const void *a_, const void *b_, int64_t n, int relu,
+                                         void *y_, int nthreads)
+{
+    const SCALAR *a = a_, *b = b_;
+    SCALAR *y = y_;
+    const int nt = fc_activation_threads(FC_ACT_RELU, n, nthreads, 0);
+    if (nt == 1) {
+        FC_FN(add_range_)(a, b, y, relu, 0, n);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        int64_t lo, hi;
+        fc_chunk_range(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        FC_FN(add_range_)(a, b, y, relu, lo, hi);
     }
 #endif
 }

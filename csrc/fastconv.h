@@ -363,6 +363,12 @@ void fc_activation(fc_dtype dtype, int kind, const void *x, int64_t n, double al
 void fc_activation_backward(fc_dtype dtype, int kind, const void *gy, const void *saved,
                             int64_t n, double alpha, void *gx, int nthreads);
 
+/* y[i] = a[i] + b[i] for n contiguous elements, then ReLU'd with relu (the
+ * sum of a residual block and the ReLU after it in one pass); y may be a or
+ * b (in place). */
+void fc_add(fc_dtype dtype, const void *a, const void *b, int64_t n, int relu, void *y,
+            int nthreads);
+
 /* PReLU on x (outer, channels, inner) with slope w[c] per channel:
  * y = x > 0 ? x : w[c] * x.  backward overwrites gx (x's shape) and gw
  * (channels): gw[c] = sum of gy * x where x <= 0. */

@@ -48,3 +48,84 @@ def package_env():
     env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in env.get(
         "PYTHONPATH", "").split(os.pathsep) if p])
     return env
+
+
+# ---------------------------------------- fastconv.nn: Sequential's pairs
+def relu_was_fused(relu):
+    """Whether relu's newest pending forward ran fused into the layer
+    before it in a Sequential (it then keeps a marker, not an array)."""
+    return isinstance(relu._pending[-1][0][1], str)
+
+
+def layers_one_by_one(layers, x, gy):
+    """(output, input gradient) of the layers called one at a time (no
+    container: nothing fuses)."""
+    for layer in layers:
+        x = layer(x)
+    for layer in reversed(layers):
+        gy = layer.backward(gy)
+    return x, gy
+
+
+def assert_same_state(a, b):
+    """Modules a and b hold the same gradients and buffers, to the bit."""
+    for (name, ga), (_, gb) in zip(a.named_grads(), b.named_grads()):
+        np.testing.assert_array_equal(ga, gb, err_msg=name)
+    for (name, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers()):
+        np.testing.assert_array_equal(ba, bb, err_msg=name)
+
+
+def hooked(module):
+    """module with a forward of its own on the instance (how a user, or
+    fastconv.summary, hooks a module: fastconv.nn has no hook registry);
+    module.calls lists the input shapes it saw."""
+    calls = []
+    original = module.forward
+
+    def forward(x):
+        calls.append(x.shape)
+        return original(x)
+    module.forward = forward
+    module.calls = calls
+    return module
+
+
+def check_fused_pending_caches(net, x, gy):
+    """After a forward of a Sequential `net` (a fused pair's pending
+    forwards): deep copies and pickles back-propagate as net does; a
+    grad_output of the wrong shape is refused without touching the pending
+    forwards; net's own backward then runs once, and only once."""
+    import copy
+    import pickle
+
+    import pytest
+    net(x)
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(twin.backward(gy), copy.deepcopy(net).backward(gy))
+    with pytest.raises(ValueError, match="ReLU.backward: grad_output has shape"):
+        net.backward(gy[:1])
+    net.backward(gy)                          # the pending forwards were left alone
+    with pytest.raises(RuntimeError, match="no pending forward"):
+        net.backward(gy)
+
+
+def check_pairs_match_one_by_one(net, rng, shape, dtype, offset=0.0):
+    """Two training steps and an eval step of `net`, a Sequential whose
+    layers 1 and 3 are ReLUs that fuse into layers 0 and 2, against deep
+    copies of its layers called one at a time: outputs, input gradients,
+    every parameter's gradient and every buffer equal to the bit."""
+    import copy
+    alone = copy.deepcopy(net)
+    for step in range(3):
+        if step == 2:
+            net.eval()
+            alone.eval()
+        x = (rng.standard_normal(shape) + offset).astype(dtype)
+        gy = rng.standard_normal(shape).astype(dtype)
+        y = net(x.copy())
+        assert relu_was_fused(net[1]) and relu_was_fused(net[3])
+        gx = net.backward(gy)
+        y_alone, gx_alone = layers_one_by_one(alone.layers, x.copy(), gy)
+        np.testing.assert_array_equal(y, y_alone)
+        np.testing.assert_array_equal(gx, gx_alone)
+        assert_same_state(net, alone)

@@ -4,13 +4,13 @@ forward, running statistics and every gradient), against fastconv.reference
 and PyTorch (float64, tight), by gradcheck, on every SIMD path with 1 and 2
 threads; and the containers' pairing of BatchNorm{1,2,3}d with ReLU
 (fastconv.nn) against the same layers run one by one."""
-import copy
-
 import numpy as np
 import pytest
 
 from conftest import assert_close
-from helpers import batch_norm_case as _case, non_contiguous
+from helpers import (assert_same_state, batch_norm_case as _case, check_fused_pending_caches,
+                     check_pairs_match_one_by_one, hooked, layers_one_by_one, non_contiguous,
+                     relu_was_fused)
 
 import fastconv
 from fastconv import nn, reference
@@ -223,29 +223,6 @@ def test_against_torch(rng, shape, training):
 
 
 # ------------------------------------------------- nn: Sequential's pairing
-def _was_fused(relu):
-    """Whether relu's newest pending forward ran fused into the BatchNorm
-    before it (it then keeps a marker, not an array)."""
-    return isinstance(relu._pending[-1][0][1], str)
-
-
-def _one_by_one(layers, x, gy):
-    """(output, input gradient) of the layers called one at a time (no
-    container: nothing fuses)."""
-    for layer in layers:
-        x = layer(x)
-    for layer in reversed(layers):
-        gy = layer.backward(gy)
-    return x, gy
-
-
-def _assert_same_state(a, b):
-    for (name, ga), (_, gb) in zip(a.named_grads(), b.named_grads()):
-        np.testing.assert_array_equal(ga, gb, err_msg=name)
-    for (name, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers()):
-        np.testing.assert_array_equal(ba, bb, err_msg=name)
-
-
 _NORM_CASES = [(nn.BatchNorm1d, (6, 4)), (nn.BatchNorm1d, (3, 4, 7)),
                (nn.BatchNorm2d, (3, 4, 5, 3)), (nn.BatchNorm3d, (2, 4, 3, 2, 5))]
 
@@ -267,20 +244,7 @@ def test_sequential_pairs_equal_the_layers_one_by_one(rng, dtype, norm, shape, i
         if "weight" in m.params:
             m.params["weight"][...] = rng.standard_normal(c)
             m.params["bias"][...] = rng.standard_normal(c)
-    alone = copy.deepcopy(net)
-    for step in range(3):
-        if step == 2:
-            net.eval()
-            alone.eval()
-        x = (rng.standard_normal(shape) + 0.3).astype(dtype)
-        gy = rng.standard_normal(shape).astype(dtype)
-        y = net(x.copy())
-        assert _was_fused(net[1]) and _was_fused(net[3])
-        gx = net.backward(gy)
-        y_alone, gx_alone = _one_by_one(alone.layers, x.copy(), gy)
-        np.testing.assert_array_equal(y, y_alone)
-        np.testing.assert_array_equal(gx, gx_alone)
-        _assert_same_state(net, alone)
+    check_pairs_match_one_by_one(net, rng, shape, dtype, offset=0.3)
 
 
 class _OwnReLU(nn.ReLU):
@@ -291,20 +255,6 @@ class _OwnBatchNorm2d(nn.BatchNorm2d):
     pass
 
 
-def _hooked(module):
-    """module with a forward of its own on the instance (how a user, or
-    fastconv.summary, hooks a module: fastconv.nn has no hook registry)."""
-    calls = []
-    original = module.forward
-
-    def forward(x):
-        calls.append(x.shape)
-        return original(x)
-    module.forward = forward
-    module.calls = calls
-    return module
-
-
 def _unfusable(kind):
     """(Sequential, the ReLU) where the BatchNorm + ReLU must not fuse."""
     bn, relu = nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU()
@@ -313,9 +263,9 @@ def _unfusable(kind):
     elif kind == "batch norm subclass":
         bn = _OwnBatchNorm2d(3, dtype=np.float64)
     elif kind == "hooked relu":
-        relu = _hooked(relu)
+        relu = hooked(relu)
     elif kind == "hooked batch norm":
-        bn = _hooked(bn)
+        bn = hooked(bn)
     elif kind == "relu in eval, batch norm training":
         relu.eval()
     elif kind == "batch norm in eval, relu training":
@@ -341,12 +291,12 @@ def test_pairs_that_must_not_fuse_run_unfused_and_right(rng, kind):
     alone = _unfusable(kind)[0]      # (a deep copy's hook would call the original)
     x, gy = rng.standard_normal((2, 3, 4, 5)) + 0.2, rng.standard_normal((2, 3, 4, 5))
     y = net(x)
-    assert not _was_fused(relu)
+    assert not relu_was_fused(relu)
     gx = net.backward(gy)
-    y_alone, gx_alone = _one_by_one(alone.layers, x, gy)
+    y_alone, gx_alone = layers_one_by_one(alone.layers, x, gy)
     np.testing.assert_array_equal(y, y_alone)
     np.testing.assert_array_equal(gx, gx_alone)
-    _assert_same_state(net, alone)
+    assert_same_state(net, alone)
     for m in net.layers:
         if "calls" in vars(m):
             assert m.calls == [x.shape]      # the hook saw its call
@@ -362,7 +312,7 @@ def test_layers_of_a_fused_pair_still_work_alone(rng):
     net.backward(gy)
     z = bn(x)
     np.testing.assert_array_equal(relu(z), np.maximum(z, 0))
-    assert not _was_fused(relu)
+    assert not relu_was_fused(relu)
     g = relu.backward(gy)
     np.testing.assert_array_equal(g, np.where(z > 0, gy, 0))
     np.testing.assert_array_equal(bn.backward(g), fastconv.batch_norm_backward(
@@ -383,17 +333,9 @@ def test_no_grad_eval_fuses_and_keeps_nothing(rng):
 
 
 def test_fused_pending_caches_deep_copy_pickle_and_check_grad_output(rng):
-    import pickle
     net = nn.Sequential(nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU())
-    x, gy = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
-    net(x)
-    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
-        np.testing.assert_array_equal(twin.backward(gy), copy.deepcopy(net).backward(gy))
-    with pytest.raises(ValueError, match="ReLU.backward: grad_output has shape"):
-        net.backward(gy[:1])
-    net.backward(gy)                          # the pending forwards were left alone
-    with pytest.raises(RuntimeError, match="no pending forward"):
-        net.backward(gy)
+    check_fused_pending_caches(net, rng.standard_normal((2, 3, 4, 5)),
+                               rng.standard_normal((2, 3, 4, 5)))
 
 
 def test_fused_sequential_gradcheck(rng):
@@ -431,7 +373,7 @@ def test_fused_pair_against_torch(rng, norm, shape):
         yt = theirs(xt)
         yt.backward(torch.tensor(gy))
         np.testing.assert_allclose(ours(x), yt.detach().numpy(), **tight)
-        assert _was_fused(ours[1])
+        assert relu_was_fused(ours[1])
         np.testing.assert_allclose(ours.backward(gy), xt.grad.numpy(), **tight)
         np.testing.assert_allclose(ours[0].grads["weight"], theirs[0].weight.grad.numpy(),
                                    **tight)

@@ -1728,6 +1728,34 @@ static void check_activation_##SFX(int kind, int64_t n, int nthreads, int inplac
     report(eb <= TOL + 1e-6, "activation_backward_" #SFX, &g0, kind, inplace, nthreads, eb); \
     free(x); free(y); free(save); free(gy); free(gx); free(x0);                         \
 }                                                                                       \
+/* fc_add into a fresh array, into a and into b, with and without ReLU: the   \
+ * sum and ReLU to the bit (NaN kept), inputs other than the output untouched. */ \
+static void check_add_##SFX(int64_t n, int nthreads)                                    \
+{                                                                                       \
+    T *a = xmalloc(sizeof(T) * n), *b = xmalloc(sizeof(T) * n), *y = xmalloc(sizeof(T) * n); \
+    T *a0 = xmalloc(sizeof(T) * n), *b0 = xmalloc(sizeof(T) * n);                       \
+    for (int64_t i = 0; i < n; ++i) {                                                   \
+        a0[i] = (T)rnd_val();                                                           \
+        b0[i] = i % 7 == 3 ? (T)NAN : (T)rnd_val();                                     \
+    }                                                                                   \
+    int bad = 0;                                                                        \
+    for (int relu = 0; relu <= 1; ++relu)                                               \
+        for (int into = 0; into <= 2; ++into) {                                         \
+            memcpy(a, a0, sizeof(T) * n); memcpy(b, b0, sizeof(T) * n);                 \
+            T *out = into == 0 ? y : into == 1 ? a : b;                                 \
+            fc_add(DT_##SFX, a, b, n, relu, out, nthreads);                             \
+            for (int64_t i = 0; i < n; ++i) {                                           \
+                const T sum = a0[i] + b0[i], want = relu && sum < 0 ? 0 : sum;          \
+                bad |= memcmp(&out[i], &want, sizeof(T)) != 0;                          \
+                bad |= out != a && memcmp(&a[i], &a0[i], sizeof(T)) != 0;               \
+                bad |= out != b && memcmp(&b[i], &b0[i], sizeof(T)) != 0;               \
+            }                                                                           \
+        }                                                                               \
+    fc_geometry g0 = {0};                                                               \
+    g0.channels = n;                                                                    \
+    report(!bad, "add_" #SFX, &g0, 0, 0, nthreads, bad);                                \
+    free(a); free(b); free(y); free(a0); free(b0);                                      \
+}                                                                                       \
 static void check_prelu_##SFX(int64_t outer, int64_t channels, int64_t inner, int nthreads) \
 {                                                                                       \
     const int64_t n = outer * channels * inner;                                         \
@@ -1839,6 +1867,11 @@ static void test_activations(int count)
                     check_activation_f32(kind, n, nthreads, inplace);
                     check_activation_f64(kind, n, nthreads, inplace);
                 }
+        }
+        /* past the threads' threshold, and short ones */
+        for (int nthreads = 1; nthreads <= 2; ++nthreads) {
+            check_add_f32(big ? 300007 : rnd_int(1, 70), nthreads);
+            check_add_f64(big ? 300007 : rnd_int(1, 70), nthreads);
         }
         const int64_t outer = big ? 40 : rnd_int(1, 4), C = big ? 17 : rnd_int(1, 9);
         const int64_t inner = big ? 100 : (rnd() % 2 ? 1 : rnd_int(1, 70));

@@ -138,6 +138,8 @@ cdef extern from "fastconv.h" nogil:
                        void *y, void *save, int nthreads) noexcept
     void fc_activation_backward(fc_dtype dtype, int kind, const void *gy, const void *saved,
                                 int64_t n, double alpha, void *gx, int nthreads) noexcept
+    void fc_add(fc_dtype dtype, const void *a, const void *b, int64_t n, int relu, void *y,
+                int nthreads) noexcept
     void fc_prelu(fc_dtype dtype, const void *x, const void *w, int64_t outer,
                   int64_t channels, int64_t inner, void *y, int nthreads) noexcept
     void fc_prelu_backward(fc_dtype dtype, const void *gy, const void *x, const void *w,

@@ -1512,6 +1512,17 @@ def activation_backward(str kind, const real[::1] gy, const real[::1] saved, dou
                                nthreads)
 
 
+def add(const real[::1] a, const real[::1] b, bint relu, real[::1] y, int nthreads):
+    """y = a + b elementwise (ReLU'd with relu); y may share a's or b's buffer."""
+    cdef int64_t n = a.shape[0]
+    if b.shape[0] != n or y.shape[0] != n:
+        raise ValueError("add buffers of different sizes")
+    if n == 0:
+        return
+    with nogil:
+        fc_add(_dtype(<real>0), &a[0], &b[0], n, relu, &y[0], nthreads)
+
+
 def prelu(const real[::1] x, const real[::1] w, int64_t outer, int64_t channels,
           int64_t inner, real[::1] y, int nthreads):
     """PReLU of x (outer, channels, inner) with one slope per channel."""

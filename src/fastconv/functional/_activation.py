@@ -56,6 +56,21 @@ def forward_keeping(op: str, input: np.ndarray, inplace: bool = False,
     return _forward(op, kind, input, alpha, inplace, keep=True)
 
 
+def sum_of(a: np.ndarray, b: np.ndarray, relu: bool = False) -> Array:
+    """For fastconv.nn's composites (Residual, Add): a fresh a + b, ReLU'd
+    with relu, in one kernel pass on the ops' threads (NumPy's sum, then a
+    ReLU, take two passes on one thread).  a and b: float arrays of one
+    shape; of one native dtype, else NumPy's sum (and its type promotion)."""
+    if a.dtype != b.dtype or a.dtype.char not in "fd" or not a.dtype.isnative:
+        y = np.add(a, b)
+        return np.maximum(y, y.dtype.type(0), out=y) if relu else y
+    a, b = _args.contiguous(a), _args.contiguous(b)
+    y = np.empty(a.shape, a.dtype)
+    _kernels.add(a.reshape(-1), b.reshape(-1), relu, y.reshape(-1),
+                 _threads.get_num_threads())
+    return y
+
+
 def _backward(op, kind, grad_output, saved, saved_name, alpha=0.0):
     """grad_output * f'(.) from `saved` (the forward's input or output)."""
     g = _args.as_float_array(grad_output, "grad_output", op)

@@ -95,10 +95,11 @@ class _Elementwise(Module):
         return "inplace=True" if self.inplace else ""
 
 
-# What a ReLU fused into the BatchNorm before it keeps (Sequential's
-# pairing): that BatchNorm's backward applies the mask, so this backward
-# passes the gradient through.  A string, so pending caches still pickle.
-_MASKED_BY_PRODUCER = "mask applied by the fused BatchNorm's backward"
+# What a ReLU fused into the BatchNorm or Residual before it keeps
+# (Sequential's pairing): that layer's backward applies the mask, so this
+# backward passes the gradient through.  A string, so pending caches still
+# pickle.
+_MASKED_BY_PRODUCER = "mask applied by the backward of the layer it ran fused into"
 
 
 class ReLU(_Elementwise):
@@ -106,8 +107,9 @@ class ReLU(_Elementwise):
     op, saves_output = "relu", True
 
     def _save_masked_by_producer(self, y):
-        """Record a forward whose output `y` the BatchNorm before this layer
-        wrote already ReLU'd, and whose mask its backward applies."""
+        """Record a forward whose output `y` the layer before this one (a
+        BatchNorm or a Residual) wrote already ReLU'd, and whose mask its
+        backward applies."""
         self._save((None, _MASKED_BY_PRODUCER), y)
 
     def _backward_saved(self, backend, saved, g):

@@ -9,21 +9,23 @@ fastconv.nn.module describe ("Private intermediates"): an array passed from
 one pure member to the next is nobody else's, so neither side copies it for
 backward. A container is pure when its members are.
 
-Sequential also pairs a BatchNorm with the ReLU right after it (see
-_fuses_batch_norm_relu): the two run as one fused pass forward and backward.
-The pairing lives in Sequential's forward because only a container knows
-that one layer's output goes straight into the next and nowhere else; the
-layers themselves stay what they are alone (each one's own forward and
-backward are unchanged when called directly).
+Sequential also pairs a BatchNorm, or a Residual, with the ReLU right after
+it (see _fuses_relu): the ReLU runs inside the first layer's pass, forward
+and backward.  The pairing lives in Sequential's forward because only a
+container knows that one layer's output goes straight into the next and
+nowhere else; the layers themselves stay what they are alone (each one's
+own forward and backward are unchanged when called directly).
 """
 import operator
 
 import numpy as np
 
 from .. import _args
+from ..functional import _activation
 from . import _checks
 from .activation import _FASTCONV, ReLU
-from .module import Module, backward_through, call_granting, skips_input_grad
+from .module import (Module, backward_through, call_granting, is_grad_enabled,
+                     skips_input_grad)
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "Residual", "Concat", "Add"]
@@ -41,16 +43,17 @@ _BATCH_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
 _CALL_ATTRIBUTES = ("forward", "backward", "__call__")
 
 
-def _fuses_batch_norm_relu(first, second):
-    """Whether Sequential may run `first` then `second` as one fused
-    BatchNorm + ReLU (functional.batch_norm_relu's kernels): both exactly the
-    built-in classes (a subclass may change forward or backward, as
-    SyncBatchNorm does), neither with a forward/backward of its own set on
-    the instance (fastconv.nn has no hook registry: this is how a user or
-    fastconv.summary hooks a module), both in the same mode, and the ReLU on
-    the fastconv backend (whose kernels the pair runs; BatchNorm always runs
-    them).  The fused pair gives the two layers' own results to the bit."""
-    return (type(first) in _BATCH_NORMS and type(second) is ReLU
+def _fuses_relu(first, second):
+    """Whether Sequential may run `second`, a ReLU, inside `first`'s pass: a
+    BatchNorm (functional.batch_norm_relu's kernels) or a Residual (its sum
+    ReLU'd as it is written).  Both exactly the built-in classes (a subclass
+    may change forward or backward, as SyncBatchNorm does), neither with a
+    forward/backward of its own set on the instance (fastconv.nn has no hook
+    registry: this is how a user or fastconv.summary hooks a module), both in
+    the same mode, and the ReLU on the fastconv backend (whose kernels the
+    pair runs; BatchNorm and Residual always run them).  The fused pair gives
+    the two layers' own results to the bit."""
+    return ((type(first) in _BATCH_NORMS or type(first) is Residual) and type(second) is ReLU
             and first.training == second.training
             and second._backend_now() == _FASTCONV
             and not any(name in vars(m) for m in (first, second) for name in _CALL_ATTRIBUTES))
@@ -60,8 +63,9 @@ class Sequential(Module):
     """Layers applied in order; backward runs them in reverse. Built from
     modules (named "0", "1", ...) or one dict of name -> module, as in PyTorch.
     A module may appear more than once (its parameters count once). A
-    BatchNorm followed by a ReLU runs as one fused pair when nothing visible
-    can change (_fuses_batch_norm_relu), with the two layers' own results."""
+    BatchNorm or a Residual followed by a ReLU runs as one fused pair when
+    nothing visible can change (_fuses_relu), with the two layers' own
+    results."""
 
     def __init__(self, *layers):
         super().__init__()
@@ -88,7 +92,7 @@ class Sequential(Module):
         i = 0
         while i < len(layers):
             layer, fused_next, last = layers[i], None, i
-            if i + 1 < len(layers) and _fuses_batch_norm_relu(layer, layers[i + 1]):
+            if i + 1 < len(layers) and _fuses_relu(layer, layers[i + 1]):
                 fused_next, last = layers[i + 1], i + 1
             # A pure layer's output is fresh and read only by the next layer,
             # which may keep it; the first and last layers inherit what this
@@ -230,7 +234,8 @@ class ModuleDict(Module):
 class Residual(Module):
     """y = body(x) + shortcut(x), or body(x) + x without a shortcut (ResNet's
     basic block; a downsampling block passes e.g. a strided 1x1 conv as the
-    shortcut). Both paths must give the same shape."""
+    shortcut). Both paths must give the same shape. In a Sequential, the
+    ReLU after it runs in its sum's pass (see _fuses_relu)."""
 
     def __init__(self, body, shortcut=None):
         super().__init__()
@@ -239,6 +244,10 @@ class Residual(Module):
                                                                     "Residual")
 
     def forward(self, x):
+        # The ReLU after this block when a Sequential runs the two fused:
+        # relu(body + skip) in the sum's pass, with that ReLU's forward
+        # recorded as masked here.
+        relu = self._fused_next()
         # x is read by the body and by the shortcut (or the sum): each may
         # keep it uncopied only when the other does not write into it. Their
         # outputs are read only by the sum.
@@ -254,8 +263,13 @@ class Residual(Module):
             raise ValueError(f"Residual: the body's output has shape {np.shape(y)} but the "
                              f"{'shortcut' if self.shortcut is not None else 'input'} has "
                              f"shape {np.shape(skip)}; give a shortcut that matches")
-        y = y + skip
-        self._save(None, y)
+        y = _activation.sum_of(y, skip, relu is not None)
+        if not is_grad_enabled():
+            return y
+        # the fused output is the ReLU's mask: kept as ReLU keeps its output
+        self._save(None if relu is None else self._keep_output(y), y)
+        if relu is not None:
+            relu._save_masked_by_producer(y)
         return y
 
     @skips_input_grad
@@ -263,7 +277,9 @@ class Residual(Module):
         """body's input gradient plus the shortcut's (None, with neither
         computed where it can be skipped, when input_grad is False)."""
         input_grad = _checks.flag(input_grad, "input_grad", "Residual.backward")
-        _, g = self._restore(grad_output)
+        relu_mask, g = self._restore(grad_output)
+        if relu_mask is not None:
+            g = _activation.relu_backward(g, relu_mask)
         skip = backward_through(self.shortcut, g, input_grad) if self.shortcut is not None else g
         body = backward_through(self.body, g, input_grad)
         return body + skip if input_grad else None
@@ -336,8 +352,8 @@ class Add(Module):
                 raise ValueError(f"Add: input {i} has shape {a.shape} but input 0 has shape "
                                  f"{arrays[0].shape} (no broadcasting)")
         _args.same_dtype("Add", **{f"input {i}": a for i, a in enumerate(arrays)})
-        y = arrays[0].copy()
-        for a in arrays[1:]:
+        y = _activation.sum_of(arrays[0], arrays[1]) if len(arrays) > 1 else arrays[0].copy()
+        for a in arrays[2:]:
             y += a
         self._save(len(arrays), y)
         return y
