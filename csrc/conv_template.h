@@ -75,6 +75,84 @@ typedef struct {
 } fc_conv_source;
 #endif
 
+#ifndef FC_PHASE_PAIR_MAX
+/* Widest phase row (elements) split_w2_ takes; it holds the padded input row
+ * and both phase rows on the stack.  Wider rows take the general loop. */
+#define FC_PHASE_PAIR_MAX 128
+#endif
+
+#if G_HAVE_TRANSPOSE
+/* Both W phases of one input row when the stride along W is 2 and both
+ * phases are kept: padded position e = 2i + f is index i of phase f, so
+ * the padded row deinterleaved is the pair of phase rows.  `padded` holds
+ * zeros around the row's place (kept from the previous row: only the row is
+ * rewritten); one pair of vector loads gives a vector of each phase by two
+ * permutes, instead of a strided scalar gather per phase that 16x16 inputs
+ * (phase rows of 9) left unvectorised.  The results go through `even` and
+ * `odd` so that only the q values of each phase row are written: the rows
+ * after them may belong to another thread's channel. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(split_w2_)(const SCALAR *row, int64_t n, int64_t pad, int64_t q, SCALAR *padded,
+                 SCALAR *even, SCALAR *odd, SCALAR *dst_even, SCALAR *dst_odd)
+{
+    typedef FC_FN(uvec_) uvec;
+    const FC_FN(ivec_) pick = FC_FN(iota_)() * 2;
+    FC_FN(copy_run_)(padded + pad, row, n);
+    for (int64_t i = 0; i < q; i += FC_LANES) {
+        const FC_FN(vec_) a = *(const uvec *)(padded + 2 * i);
+        const FC_FN(vec_) b = *(const uvec *)(padded + 2 * i + FC_LANES);
+        *(uvec *)(even + i) = __builtin_shuffle(a, b, pick);
+        *(uvec *)(odd + i) = __builtin_shuffle(a, b, pick + 1);
+    }
+    FC_FN(copy_run_)(dst_even, even, q);
+    FC_FN(copy_run_)(dst_odd, odd, q);
+}
+#endif
+
+/* build_phases_ for a stride of 2 along W with both phases kept and phase
+ * rows of at most FC_PHASE_PAIR_MAX: each input row is read once, for both
+ * of its phases (split_w2_).  Returns 0, writing nothing, for other shapes. */
+static TARGET int FC_FN(build_phases_w2_)(const SCALAR *image, const fc_geometry *g,
+                                          const fc_phases *p, int64_t c0, int64_t c1,
+                                          SCALAR *dst)
+{
+#if G_HAVE_TRANSPOSE
+    const int64_t q = p->q[2], pad = g->pad[2];
+    if (g->stride[2] != 2 || p->phase[2] != 2 || q > FC_PHASE_PAIR_MAX) return 0;
+    SCALAR padded[2 * (FC_PHASE_PAIR_MAX + FC_LANES)] __attribute__((aligned(64)));
+    SCALAR even[FC_PHASE_PAIR_MAX + FC_LANES] __attribute__((aligned(64)));
+    SCALAR odd[FC_PHASE_PAIR_MAX + FC_LANES] __attribute__((aligned(64)));
+    /* Input columns some phase reads: [0, n), at padded positions pad + iw. */
+    const int64_t n = g->in[2] < 2 * q - pad ? g->in[2] : 2 * q - pad;
+    const int64_t plane_in = fc_spatial_size(g->in);
+    /* The vector loads read padded[0, 2 * q rounded up to whole vectors). */
+    memset(padded, 0, (size_t)(2 * ((q + FC_LANES - 1) / FC_LANES * FC_LANES)) * sizeof(SCALAR));
+    for (int64_t c = c0; c < c1; ++c)
+        for (int64_t f0 = 0; f0 < p->phase[0]; ++f0)
+            for (int64_t f1 = 0; f1 < p->phase[1]; ++f1) {
+                SCALAR *out = dst + (c * p->phases + (f0 * p->phase[1] + f1) * 2) * p->plane;
+                for (int64_t t0 = 0; t0 < p->q[0]; ++t0) {
+                    const int64_t id = f0 + t0 * g->stride[0] - g->pad[0];
+                    for (int64_t t1 = 0; t1 < p->q[1]; ++t1, out += q) {
+                        const int64_t ih = f1 + t1 * g->stride[1] - g->pad[1];
+                        if ((uint64_t)id >= (uint64_t)g->in[0]
+                            || (uint64_t)ih >= (uint64_t)g->in[1] || n <= 0) {
+                            memset(out, 0, (size_t)q * sizeof(SCALAR));
+                            memset(out + p->plane, 0, (size_t)q * sizeof(SCALAR));
+                            continue;
+                        }
+                        FC_FN(split_w2_)(image + c * plane_in + (id * g->in[1] + ih) * g->in[2],
+                                         n, pad, q, padded, even, odd, out, out + p->plane);
+                    }
+                }
+            }
+    return 1;
+#else
+    (void)image; (void)g; (void)p; (void)c0; (void)c1; (void)dst;
+    return 0;
+#endif
+}
+
 /* Phase planes of one image's channels [c0, c1) (see fc_phases): zeros where
  * the padded position falls outside the input. */
 static TARGET void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *g,
@@ -83,6 +161,7 @@ static TARGET void FC_FN(build_phases_)(const SCALAR *image, const fc_geometry *
 {
     const int64_t plane_in = fc_spatial_size(g->in);
     const int64_t s0 = g->stride[0], s1 = g->stride[1], s2 = g->stride[2];
+    if (FC_FN(build_phases_w2_)(image, g, p, c0, c1, dst)) return;
     for (int64_t c = c0; c < c1; ++c) {
         const SCALAR *src = image + c * plane_in;
         SCALAR *out = dst + c * p->phases * p->plane;

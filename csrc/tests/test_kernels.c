@@ -642,6 +642,15 @@ static void test_unfold_boundaries(void)
         /* ResNet's downsampling: 8x8 outputs, so side by side half the GEMM's
          * tiles span two images (and K > one K block) */
         {3, 40, {1, 16, 16}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        /* Stride 2 along W, both phases split from one input row (build_phases_w2_):
+         * odd and even widths, no padding, padding past the kernel, dilation,
+         * phase rows at FC_PHASE_PAIR_MAX (W 254) and one past it (W 256). */
+        {2, 3, {1, 9, 33}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {2, 3, {1, 8, 18}, {1, 3, 3}, {1, 2, 2}, {0, 0, 0}, {1, 1, 1}, {0, 0, 0}},
+        {1, 2, {1, 7, 20}, {1, 2, 2}, {1, 2, 2}, {0, 3, 3}, {1, 1, 1}, {0, 0, 0}},
+        {1, 2, {1, 7, 21}, {1, 3, 3}, {1, 1, 2}, {0, 2, 1}, {1, 2, 2}, {0, 0, 0}},
+        {1, 2, {1, 5, 254}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {1, 2, {1, 5, 256}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         fc_geometry g;
