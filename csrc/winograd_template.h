@@ -745,8 +745,8 @@ static int64_t FC_FN(wino_wg_tiles_)(int64_t c, int64_t m)
     return t < FC_LANES ? FC_LANES : t;
 }
 
-/* Per-thread scratch: V, Yg, split rows and tiles, packed A and B for the
- * largest block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
+/* Per-thread scratch: V, Yg (packed as A panels), split rows and tiles,
+ * packed B for the largest block (wino_largest_block_), and the thread's dU (16 x m_pad x c_pad)
  * -- besides that no scratch outside the threads. */
 static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
 {
@@ -755,14 +755,15 @@ static int64_t FC_FN(wino_wg_per_thread_)(const fc_geometry *g, int64_t m)
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     const int64_t split = FC_FN(wino_input_scratch_)(g, ld);
     const int64_t du = fc_mul_sat(fc_mul_sat(16, m_pad), c_pad);
-    const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m), ld);
-    if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX) return INT64_MAX;
-    const int64_t pack = (m_pad + FC_NR) * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
-    /* The output gradient's split tiles (wino_grad_out_block_): 4 rows of
-     * ld, small as ld is (at most about 1.5 KC). */
-    const int64_t gy_cols = 4 * ld;
+    /* V (16 x c x ld) and Yg's A panels (16 x m_pad x tiles, within ld). */
+    const int64_t vy = fc_mul_sat(fc_mul_sat(16, c + m_pad), ld);
+    /* The output gradient's split rows (wino_grad_out_block_): 4 x m x ld. */
+    const int64_t gy_cols = fc_mul_sat(fc_mul_sat(4, m), ld);
+    if (split == INT64_MAX || du == INT64_MAX || vy == INT64_MAX || gy_cols == INT64_MAX)
+        return INT64_MAX;
+    const int64_t pack = FC_NR * tiles, align = FC_GEMM_ALIGN / (int64_t)sizeof(SCALAR);
     /* Whole cache lines, so every thread's dU starts aligned. */
-    return (vy + split + gy_cols + pack + du + 7 * align + align - 1) / align * align;
+    return (vy + split + gy_cols + pack + du + 6 * align + align - 1) / align * align;
 }
 
 static int64_t FC_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nthreads)
@@ -773,15 +774,124 @@ static int64_t FC_FN(wino_wg_workspace_)(const fc_geometry *g, int64_t m, int nt
     return one > (INT64_MAX - align) / nt ? INT64_MAX : one * nt + align;
 }
 
+/* The 16 values of A dY A^T for a 2x2 gradient tile (a b; c d), T a scalar
+ * or a vector of channels: each row (p, q) of (a, b), (a+c, b+d), (a-c,
+ * b-d), (-c, -d) spreads to (p, p+q, p-q, -q); y[xi] for xi = 4 * row + col. */
+#define G_GRAD_OUT_STEP(T, A, B, C, D, Y)                                              \
+    do {                                                                               \
+        const T rows_[4][2] = {{(A), (B)}, {(A) + (C), (B) + (D)},                     \
+                               {(A) - (C), (B) - (D)}, {-(C), -(D)}};                  \
+        for (int i_ = 0; i_ < 4; ++i_) {                                               \
+            const T p_ = rows_[i_][0], q_ = rows_[i_][1];                              \
+            (Y)[4 * i_ + 0] = p_;                                                      \
+            (Y)[4 * i_ + 1] = p_ + q_;                                                 \
+            (Y)[4 * i_ + 2] = p_ - q_;                                                 \
+            (Y)[4 * i_ + 3] = -q_;                                                     \
+        }                                                                              \
+    } while (0)
+
+/* Output-gradient channels one register transpose spans: two A panels
+ * where a panel is half a vector (AVX-512 float32), else one panel, a
+ * vector of it at a time. */
+#define G_GO_PANELS (2 * MR == FC_LANES ? 2 : 1)
+
+#if G_HAVE_SHUFFLE
+/* dst[xi * xs, + w) = the first w lanes of y[xi], for the 16 products. */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(wino_go_store_)(SCALAR *dst, int64_t xs, const FC_FN(vec_) *y, int64_t w)
+{
+    for (int xi = 0; xi < 16; ++xi) {
+        if (w == FC_LANES)
+            G_ST_VEC(dst + xi * xs, y[xi]);
+        else
+            memcpy(dst + xi * xs, &y[xi], (size_t)w * sizeof(SCALAR));
+    }
+}
+
+/* The transposed split rows a, b, c, d (4 x LANES vectors: tile i's
+ * channels in t[k][i]) of n tiles transformed into the A panels at dst
+ * (panel o; the next at dst + MR * tiles when `two`). */
+static inline __attribute__((always_inline)) TARGET void
+FC_FN(wino_go_tiles_)(FC_FN(vec_) t[4][FC_LANES], int64_t n, int64_t tiles, int64_t xs,
+                      int64_t w, int two, SCALAR *dst)
+{
+    typedef FC_FN(vec_) vec;
+    if (G_GO_PANELS == 2) {
+        /* Tiles in pairs: a block swap puts both tiles' channels of panel o
+         * in one vector and of panel o + MR in the other, each a whole
+         * vector of its panel (2 tiles x MR), stored as such. */
+        for (int64_t i = 0; i < n; i += 2) {
+            vec e[2][4], y[16];
+            for (int k = 0; k < 4; ++k) {
+                e[0][k] = t[k][i];
+                e[1][k] = t[k][i + 1];   /* past n: a tile not stored */
+                FC_FN(swap_blocks_)(&e[0][k], &e[1][k], MR);
+            }
+            const int64_t width = i + 1 < n ? FC_LANES : MR;
+            for (int s = 0; s < 1 + two; ++s) {
+                G_GRAD_OUT_STEP(vec, e[s][0], e[s][1], e[s][2], e[s][3], y);
+                FC_FN(wino_go_store_)(dst + s * MR * tiles + i * MR, xs, y, width);
+            }
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) {
+            vec y[16];
+            G_GRAD_OUT_STEP(vec, t[0][i], t[1][i], t[2][i], t[3][i], y);
+            FC_FN(wino_go_store_)(dst + i * MR, xs, y, w);
+        }
+    }
+}
+#endif
+
+/* The split rows `cols` of channels [0, m) (4 rows of ld per channel: a, b,
+ * c, d of tile t at cols[(4 * o + k) * ld + t]) transformed into the
+ * products' A panels yg (16 x m_pad x tiles: for xi, panel o at xi * m_pad
+ * * tiles + o * tiles, tile t's MR channels at t * MR; zeros past m).  The
+ * transform runs on vectors of channels, one tile at a time, after the
+ * split rows of a vector's worth of channels are transposed: 4 transposes
+ * feed the 16 products (a transpose of each product after the transform,
+ * as interleave_mr_ did, was 16, and on AVX-512 float32 each one half
+ * zeros for an MR = 8 panel). */
+static TARGET void FC_FN(wino_grad_out_pack_)(const SCALAR *cols, int64_t ld, int64_t m,
+                                             int64_t tiles, SCALAR *restrict yg)
+{
+    const int64_t m_pad = (m + MR - 1) / MR * MR, xs = m_pad * tiles;
+#if G_HAVE_SHUFFLE
+    typedef FC_FN(vec_) vec;
+    for (int64_t o = 0; o < m_pad; o += G_GO_PANELS * MR)
+        for (int64_t q0 = 0; q0 < MR; q0 += FC_LANES) {   /* once unless MR > LANES */
+            const int64_t r0 = o + q0, w = MR - q0 < FC_LANES ? MR - q0 : FC_LANES;
+            const int two = G_GO_PANELS == 2 && o + MR < m_pad;
+            for (int64_t p = 0; p < tiles; p += FC_LANES) {   /* cols' ld has the slack */
+                vec t[4][FC_LANES];
+                for (int k = 0; k < 4; ++k) {
+#pragma GCC unroll 16
+                    for (int64_t i = 0; i < FC_LANES; ++i)
+                        t[k][i] = r0 + i < m ? G_LD_VEC(cols + (4 * (r0 + i) + k) * ld + p)
+                                             : (vec){0};
+                    FC_FN(transpose_)(t[k]);
+                }
+                const int64_t n = tiles - p < FC_LANES ? tiles - p : FC_LANES;
+                FC_FN(wino_go_tiles_)(t, n, tiles, xs, w, two, yg + o * tiles + p * MR + q0);
+            }
+        }
+#else
+    for (int64_t o = 0; o < m_pad; ++o)
+        for (int64_t t = 0; t < tiles; ++t) {
+            SCALAR e[4], y[16];
+            for (int k = 0; k < 4; ++k) e[k] = o < m ? cols[(4 * o + k) * ld + t] : 0;
+            G_GRAD_OUT_STEP(SCALAR, e[0], e[1], e[2], e[3], y);
+            for (int xi = 0; xi < 16; ++xi)
+                yg[xi * xs + o / MR * MR * tiles + t * MR + o % MR] = y[xi];
+        }
+#endif
+}
+
 /* Yg = A dY A^T for the block's tiles, rows [0, m) of grad_out (row o of
- * image b at gy + b*gy_image_stride + o*L), into yg (16 x m x ld); A dY A^T
- * of a 2x2 tile (a b; c d) spreads each row (p, q) to (p, p+q, p-q, -q).
- * Each channel's tiles are first split into `cols` (4 x ld: a, b, c, d of
- * tile t at cols[k * ld + t]), every tile row after the one before (each
- * one's overshoot rewritten by the next), then transformed in one pass over
- * the block: the vectors span tile rows (an 8x8 map's row is 4 tiles, a
- * quarter of an AVX-512 float32 vector), and no load waits on the split's
- * stores of a moment before, narrower than it (a stalled store forward). */
+ * image b at gy + b*gy_image_stride + o*L), as the products' A panels (see
+ * wino_grad_out_pack_).  Each channel's tiles are first split into its 4
+ * rows of `cols` (4 x m x ld), every tile row after the one before (each
+ * one's overshoot rewritten by the next). */
 static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *gy_end,
                                               int64_t gy_image_stride,
                                               const fc_geometry *g, int64_t m,
@@ -794,9 +904,9 @@ static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *g
     gg.in[1] = g->out[1];
     gg.in[2] = g->out[2];
     gg.pad[2] = 0;
-    const int64_t plane = g->out[1] * g->out[2], xs = m * ld;
-    SCALAR *e0 = cols, *o0 = cols + ld, *e1 = cols + 2 * ld, *o1 = cols + 3 * ld;
+    const int64_t plane = g->out[1] * g->out[2];
     for (int64_t o = 0; o < m; ++o) {
+        SCALAR *e0 = cols + 4 * o * ld, *o0 = e0 + ld, *e1 = e0 + 2 * ld, *o1 = e0 + 3 * ld;
         for (int64_t r = 0; r < nruns; ++r) {
             const FC_FN(wino_run_) run = runs[r];
             const SCALAR *im = gy + run.b * gy_image_stride + o * plane;
@@ -805,38 +915,20 @@ static TARGET void FC_FN(wino_grad_out_block_)(const SCALAR *gy, const SCALAR *g
             FC_FN(wino_split_row_)(im, gy_end, &gg, 2 * run.ti + 1, run.tj, run.n, e1 + run.t,
                                   o1 + run.t);
         }
-        SCALAR *dst = yg + o * ld;
-        for (int64_t j = 0; j < tiles; j += FC_LANES) {   /* overshoots, as V does */
-            typedef FC_FN(vec_) vec;
-            const vec a = G_LD_VEC(e0 + j), b = G_LD_VEC(o0 + j);
-            const vec c = G_LD_VEC(e1 + j), d = G_LD_VEC(o1 + j);
-            const vec rows[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-            for (int i = 0; i < 4; ++i) {
-                const vec p = rows[i][0], q = rows[i][1];
-                G_ST_VEC(dst + (4 * i + 0) * xs + j, p);
-                G_ST_VEC(dst + (4 * i + 1) * xs + j, p + q);
-                G_ST_VEC(dst + (4 * i + 2) * xs + j, p - q);
-                G_ST_VEC(dst + (4 * i + 3) * xs + j, -q);
-            }
-        }
     }
+    FC_FN(wino_grad_out_pack_)(cols, ld, m, tiles, yg);
 }
 
 /* du (16 x m_pad x c_pad) = (store 0) or += (FC_STORE_ADD) the block's
- * products for xi in [xi0, xi1). */
+ * products for xi in [xi0, xi1), Yg already packed as A panels. */
 static TARGET void FC_FN(wino_wg_gemms_)(const SCALAR *v, const SCALAR *yg, int64_t c,
                                         int64_t m, int64_t tiles, int64_t ld, int xi0, int xi1,
-                                        int store, SCALAR *restrict pa, SCALAR *restrict pb,
-                                        SCALAR *restrict du)
+                                        int store, SCALAR *restrict pb, SCALAR *restrict du)
 {
     const int64_t m_pad = (m + MR - 1) / MR * MR, c_pad = (c + FC_NR - 1) / FC_NR * FC_NR;
     for (int xi = xi0; xi < xi1; ++xi) {
-        const SCALAR *vx = v + xi * c * ld, *yx = yg + xi * m * ld;
+        const SCALAR *vx = v + xi * c * ld, *pa = yg + xi * m_pad * tiles;
         SCALAR *dx = du + xi * m_pad * c_pad;
-        for (int64_t o = 0; o < m_pad; o += MR) {
-            const int64_t rows = m - o < MR ? m - o : MR;
-            FC_FN(interleave_mr_)(yx + o * ld, ld, rows, tiles, pa + o * tiles);
-        }
         for (int64_t i = 0; i < c_pad; i += FC_NR) {
             const int64_t cols = c - i < FC_NR ? c - i : FC_NR;
             FC_FN(interleave_nr_)(vx + i * ld, ld, cols, tiles, pb);
@@ -922,8 +1014,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
         SCALAR *du = split_xi ? (SCALAR *)fc_align_up(ws) : own;
         SCALAR *v = (SCALAR *)fc_align_up(own + du_size);
         SCALAR *yg = (SCALAR *)fc_align_up(v + 16 * c * ld);
-        SCALAR *pa = (SCALAR *)fc_align_up(yg + 16 * m * ld);
-        SCALAR *pb = (SCALAR *)fc_align_up(pa + m_pad * tiles);
+        SCALAR *pb = (SCALAR *)fc_align_up(yg + 16 * m_pad * ld);
         SCALAR *split = (SCALAR *)fc_align_up(pb + FC_NR * tiles);
         SCALAR *gy_cols = (SCALAR *)fc_align_up(split + FC_FN(wino_input_scratch_)(g, ld));
         FC_FN(wino_run_) runs[FC_WINO_MAX_RUNS];
@@ -944,7 +1035,7 @@ static void FC_FN(wino_weight_grad_)(const SCALAR *x, int64_t x_image_stride,
                                         ld, v, split);
                 FC_FN(wino_grad_out_block_)(gy, gy_end, gy_image_stride, g, m, runs, nruns,
                                            r1 - r0, ld, yg, gy_cols);
-                FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, xi0, xi1, store, pa, pb, du);
+                FC_FN(wino_wg_gemms_)(v, yg, c, m, r1 - r0, ld, xi0, xi1, store, pb, du);
                 store = FC_STORE_ADD;
             }
         }
