@@ -136,6 +136,51 @@ static int64_t fc_dw_wide_len(const fc_dw_rows *r, int64_t scalar)
     return (r->rows[1] - 1) * r->step[1] + r->n;
 }
 
+/* Passes of depthwise convs (one input channel per group, one output each)
+ * whose rows (output rows forward and weight gradient, input rows for the
+ * input gradient) are narrower than FC_DW_LANES_MAX_VECTORS vectors run with
+ * channels in the lanes instead: each vector holds one pixel of `lanes`
+ * consecutive channels, so every multiply-add is whole vectors however
+ * narrow the map and whatever the stride, where the row kernels compute a
+ * short row's vectors several times (dw_row_'s four sums on one vector),
+ * waste most of a wide row (fc_dw_wide_len) or sum a tap's products across
+ * lanes per plane (the weight gradient).  The price is a transpose of each
+ * block of planes in and out, paid inside the pass.  At least half the
+ * lanes must hold channels.  (A loop order of the depthwise algorithm chosen
+ * from the table's lane count, as the blocks below: docs/performance.md,
+ * "Decisions that stay in the kernels".) */
+#ifndef FC_DW_LANES_MAX_VECTORS
+#define FC_DW_LANES_MAX_VECTORS 4
+#endif
+
+static int fc_dw_lanes_use(const fc_geometry *g, int64_t multiplier, int64_t group_channels,
+                           int64_t lanes, int64_t row)
+{
+    return multiplier == 1 && group_channels == 1 && 2 * g->channels >= lanes
+           && row < FC_DW_LANES_MAX_VECTORS * lanes;
+}
+
+/* The forward's and weight gradient's staging with channels in the lanes:
+ * as fc_dw_input_stage but rows unsplit (seg = pitch, in pixels): output
+ * column ow of tap kw reads staged column ow*sw + kw*dw. */
+static fc_dw_stage fc_dw_lanes_stage(const fc_geometry *g)
+{
+    fc_dw_stage s = fc_dw_input_stage(g);
+    s.seg = s.pitch = (g->out[2] - 1) * g->stride[2] + (g->kernel[2] - 1) * g->dilation[2] + 1;
+    s.size = s.ext[0] * s.ext[1] * s.pitch;
+    return s;
+}
+
+static void fc_dw_lanes_taps(const fc_geometry *g, const fc_dw_stage *s, int64_t *off)
+{
+    for (int64_t t = 0; t < fc_kernel_size(g); ++t) {
+        int64_t kd, kh, kw;
+        fc_tap_offsets(g, t, &kd, &kh, &kw);
+        off[t] = (kd * g->dilation[0] * s->ext[1] + kh * g->dilation[1]) * s->pitch
+                 + kw * g->dilation[2];
+    }
+}
+
 /* Where a call's scratch goes (caller memory, reused across calls: kernels
  * never malloc, so a busy worker thread's heap cannot creep): the tap
  * offsets and the input gradient's regrouped weights (shared), then one
@@ -149,14 +194,24 @@ typedef struct {
     int64_t forward, input, weight;  /* per-thread bytes of each kernel, 0: plain loops */
     int64_t forward_wide, input_wide, weight_wide;  /* their wide rows' lengths, 0: none */
     int64_t per_thread_bytes;   /* the largest of those, whole cache lines */
+    int lanes, input_lanes;     /* channels in the lanes (fc_dw_lanes_use): forward and
+                                   weight gradient, input gradient */
 } fc_dw_plan;
 
 static int64_t fc_dw_lines(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 static int64_t fc_dw_fits(int64_t bytes) { return bytes <= FC_DW_SCRATCH_BYTES ? bytes : 0; }
 
+/* A thread's region with channels in the lanes, in vectors: the taps'
+ * weight vectors, the staged block of planes, the block's other side (the
+ * output, or the weight gradient's output-gradient block). */
+static int64_t fc_dw_lanes_vectors(const fc_geometry *g, const fc_dw_stage *s, int64_t other)
+{
+    return fc_kernel_size(g) + s->size + other;
+}
+
 static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
-                                     int64_t group_channels, int64_t scalar)
+                                     int64_t group_channels, int64_t scalar, int64_t lanes)
 {
     /* row: the whole weight (C_out x group_channels x taps). */
     const int64_t taps = fc_kernel_size(g), row = g->channels * multiplier * taps;
@@ -178,6 +233,22 @@ static fc_dw_plan fc_dw_scratch_plan(const fc_geometry *g, int64_t multiplier,
     p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
                                       + (group_channels * in.size
                                          + in_rows.rows[0] * p.weight_wide) * scalar));
+    const int64_t vec = lanes * scalar;
+    p.lanes = fc_dw_lanes_use(g, multiplier, group_channels, lanes, g->out[2]);
+    if (p.lanes) {
+        const fc_dw_stage ls = fc_dw_lanes_stage(g);
+        const int64_t po = fc_spatial_size(g->out);
+        p.forward_wide = p.weight_wide = 0;
+        p.forward = fc_dw_fits(fc_dw_lines(fc_dw_lanes_vectors(g, &ls, po) * vec));
+        p.weight = fc_dw_fits(fc_dw_lines(row * (int64_t)sizeof(double)
+                                          + fc_dw_lanes_vectors(g, &ls, po) * vec));
+    }
+    p.input_lanes = fc_dw_lanes_use(g, multiplier, group_channels, lanes, g->in[2]);
+    if (p.input_lanes) {
+        p.input_wide = 0;
+        p.input = fc_dw_fits(fc_dw_lines(fc_dw_lanes_vectors(g, &grad, fc_spatial_size(g->in))
+                                         * vec));
+    }
     p.per_thread_bytes = p.forward > p.input ? p.forward : p.input;
     if (p.weight > p.per_thread_bytes) p.per_thread_bytes = p.weight;
     return p;
@@ -449,6 +520,78 @@ static TARGET void FC_FN(dw_weight_block_)(const SCALAR *xs, const fc_dw_rows *r
         }
 }
 
+/* ------------------------------------------- channels in the lanes
+ * Planes c0 .. c0 + L - 1 of one image staged with pixel q at vector q
+ * (lane l: channel c0 + l); see fc_dw_lanes_use. */
+
+/* out vector (a, b, i) = sum_t wv[t] * src vector a * step[0] + b * step[1]
+ * + i * colstep + off[t], row by row (out contiguous): the forward pass on
+ * the staged input (colstep: the W stride), the input gradient on the
+ * staged output gradient (colstep 1).  Four pixels at a time: independent
+ * sums hide the multiply-add latency. */
+static TARGET void FC_FN(dwl_rows_)(const SCALAR *src, const fc_dw_rows *r, int64_t colstep,
+                                    const int64_t *restrict off, int64_t ntaps,
+                                    const SCALAR *restrict wv, SCALAR *restrict out)
+{
+    typedef FC_FN(dw_vec_) vec;
+    const int64_t L = FC_LANES, n = r->n, cs = colstep * L;
+    for (int64_t a = 0; a < r->rows[0]; ++a)
+        for (int64_t b = 0; b < r->rows[1]; ++b, out += n * L) {
+            const SCALAR *row = src + (a * r->step[0] + b * r->step[1]) * L;
+            int64_t i = 0;
+            for (; i + 4 <= n; i += 4) {
+                vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                for (int64_t t = 0; t < ntaps; ++t) {
+                    const SCALAR *s = row + (off[t] + i * colstep) * L;
+                    const vec w = DS_LOAD(wv + t * L);
+                    a0 += w * DS_LOAD(s);
+                    a1 += w * DS_LOAD(s + cs);
+                    a2 += w * DS_LOAD(s + 2 * cs);
+                    a3 += w * DS_LOAD(s + 3 * cs);
+                }
+                DS_STORE(out + i * L, a0);
+                DS_STORE(out + (i + 1) * L, a1);
+                DS_STORE(out + (i + 2) * L, a2);
+                DS_STORE(out + (i + 3) * L, a3);
+            }
+            for (; i < n; ++i) {
+                vec a0 = {0};
+                for (int64_t t = 0; t < ntaps; ++t)
+                    a0 += DS_LOAD(wv + t * L) * DS_LOAD(row + (off[t] + i * colstep) * L);
+                DS_STORE(out + i * L, a0);
+            }
+        }
+}
+
+/* acc vector t = sum over the output pixels of gys (rows as r describes,
+ * contiguous) times the staged input under tap off[t]: each lane one
+ * channel's weight-gradient tap, no sums across lanes.  Four pixels at a
+ * time into separate sums. */
+static TARGET void FC_FN(dwl_weight_)(const SCALAR *xs, const fc_dw_rows *r, int64_t colstep,
+                                      const int64_t *restrict off, int64_t ntaps,
+                                      const SCALAR *restrict gys, SCALAR *restrict acc)
+{
+    typedef FC_FN(dw_vec_) vec;
+    const int64_t L = FC_LANES, n = r->n, cs = colstep * L;
+    for (int64_t t = 0; t < ntaps; ++t) {
+        vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        const SCALAR *gr = gys;
+        for (int64_t a = 0; a < r->rows[0]; ++a)
+            for (int64_t b = 0; b < r->rows[1]; ++b) {
+                const SCALAR *s = xs + (a * r->step[0] + b * r->step[1] + off[t]) * L;
+                int64_t i = 0;
+                for (; i + 4 <= n; i += 4, gr += 4 * L, s += 4 * cs) {
+                    a0 += DS_LOAD(gr) * DS_LOAD(s);
+                    a1 += DS_LOAD(gr + L) * DS_LOAD(s + cs);
+                    a2 += DS_LOAD(gr + 2 * L) * DS_LOAD(s + 2 * cs);
+                    a3 += DS_LOAD(gr + 3 * L) * DS_LOAD(s + 3 * cs);
+                }
+                for (; i < n; ++i, gr += L, s += cs) a0 += DS_LOAD(gr) * DS_LOAD(s);
+            }
+        DS_STORE(acc + t * L, (a0 + a1) + (a2 + a3));
+    }
+}
+
 #undef DS_LOAD
 #undef DS_STORE
 
@@ -601,6 +744,186 @@ static void FC_FN(dw_stage_wide_)(const SCALAR *gy, const fc_dw_rows *r, SCALAR 
             memcpy(wide + a * len + b * r->step[1], gy, (size_t)r->n * sizeof(SCALAR));
 }
 
+/* n pixels of nch planes (`plane` apart in src) into lanes: dst vector
+ * i * step, lane l = src[l * plane + i]. */
+static TARGET void FC_FN(dwl_put_)(SCALAR *restrict dst, int64_t step,
+                                   const SCALAR *restrict src, int64_t plane, int64_t nch,
+                                   int64_t n)
+{
+    const int64_t L = FC_LANES;
+    if (nch == L)   /* a constant trip count the compiler unrolls */
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t l = 0; l < FC_LANES; ++l) dst[i * step * L + l] = src[l * plane + i];
+    else
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t l = 0; l < nch; ++l) dst[i * step * L + l] = src[l * plane + i];
+}
+
+/* The other way: dst[l * plane + i] = lane l of src vector i (+ bias[l]).
+ * Plane by plane, each pass reads every vector of src once: in tiles of
+ * FC_DW_TAKE_TILE vectors, so that the passes over a tile hit L1 (a whole
+ * block's vectors, a 32x32 plane's, outgrow it). */
+#define FC_DW_TAKE_TILE 64
+static TARGET void FC_FN(dwl_take_)(SCALAR *restrict dst, int64_t plane,
+                                    const SCALAR *restrict src, int64_t nch, int64_t n,
+                                    const SCALAR *bias)
+{
+    const int64_t L = FC_LANES;
+    for (int64_t i0 = 0; i0 < n; i0 += FC_DW_TAKE_TILE) {
+        const int64_t i1 = n - i0 < FC_DW_TAKE_TILE ? n : i0 + FC_DW_TAKE_TILE;
+        for (int64_t l = 0; l < nch; ++l) {
+            SCALAR *restrict d = dst + l * plane;
+            if (bias)
+                for (int64_t i = i0; i < i1; ++i) d[i] = src[i * L + l] + bias[l];
+            else
+                for (int64_t i = i0; i < i1; ++i) d[i] = src[i * L + l];
+        }
+    }
+}
+
+/* Weight vector t, lane l = w[l * taps + t] (zero past nch). */
+static void FC_FN(dwl_weights_)(const SCALAR *w, int64_t taps, int64_t nch, SCALAR *wv)
+{
+    for (int64_t t = 0; t < taps; ++t)
+        for (int64_t l = 0; l < FC_LANES; ++l) wv[t * FC_LANES + l] = l < nch ? w[l * taps + t] : 0;
+}
+
+/* nch input planes into lanes as fc_dw_lanes_stage lays them out; writes
+ * only the in-bounds values (the padding stays zero). */
+static void FC_FN(dwl_stage_input_)(const SCALAR *x, int64_t nch, const fc_geometry *g,
+                                    const fc_dw_stage *s, SCALAR *xs)
+{
+    const int64_t W = g->in[2], pw = g->pad[2], plane = fc_spatial_size(g->in);
+    const int64_t n = pw >= s->pitch ? 0 : W < s->pitch - pw ? W : s->pitch - pw;
+    for (int64_t id = 0; id < g->in[0]; ++id)
+        for (int64_t ih = 0; ih < g->in[1]; ++ih) {
+            const int64_t a = id + g->pad[0], b = ih + g->pad[1];
+            if (a >= s->ext[0] || b >= s->ext[1]) continue;  /* never read */
+            FC_FN(dwl_put_)(xs + ((a * s->ext[1] + b) * s->pitch + pw) * FC_LANES, 1,
+                            x + (id * g->in[1] + ih) * W, plane, nch, n);
+        }
+}
+
+/* nch output-gradient planes into lanes as fc_dw_grad_stage lays them out
+ * (see dw_stage_grad_). */
+static void FC_FN(dwl_stage_grad_)(const SCALAR *gy, int64_t nch, const fc_geometry *g,
+                                   const fc_dw_stage *s, SCALAR *gs)
+{
+    const int64_t OW = g->out[2], sw = g->stride[2], left = (g->kernel[2] - 1) * g->dilation[2];
+    const int64_t plane = fc_spatial_size(g->out);
+    const int64_t fit = s->seg > left ? (s->seg - left - 1) / sw + 1 : 0;
+    const int64_t n = OW < fit ? OW : fit;
+    for (int64_t od = 0; od < g->out[0]; ++od)
+        for (int64_t oh = 0; oh < g->out[1]; ++oh) {
+            const int64_t a = od * g->stride[0] + (g->kernel[0] - 1) * g->dilation[0];
+            const int64_t b = oh * g->stride[1] + (g->kernel[1] - 1) * g->dilation[1];
+            if (a >= s->ext[0] || b >= s->ext[1]) continue;  /* never read */
+            FC_FN(dwl_put_)(gs + ((a * s->ext[1] + b) * s->pitch + left) * FC_LANES, sw,
+                            gy + (od * g->out[1] + oh) * OW, plane, nch, n);
+        }
+}
+
+/* The forward pass (`input_grad` 0: src the input, dst the output) or the
+ * input gradient (1: src the output gradient, staged as fc_dw_grad_stage
+ * lays it out, read by the flipped taps of fc_dw_grad_taps) with channels
+ * in the lanes: a thread takes blocks of FC_LANES planes of one image. */
+static void FC_FN(dwl_apply_)(const SCALAR *src, const SCALAR *w, const SCALAR *bias,
+                              int64_t batch, const fc_geometry *g, int input_grad, SCALAR *dst,
+                              void *ws, const fc_dw_plan *plan, int nthreads)
+{
+    const int64_t L = FC_LANES, C = g->channels, blocks = (C + L - 1) / L;
+    const int64_t taps = fc_kernel_size(g);
+    const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
+    const int64_t plane_src = input_grad ? plane_out : plane_in;
+    const int64_t plane_dst = input_grad ? plane_in : plane_out;
+    const fc_dw_stage stage = input_grad ? fc_dw_grad_stage(g) : fc_dw_lanes_stage(g);
+    const fc_dw_rows rows = input_grad ? fc_dw_grad_rows(g, &stage)
+                                       : fc_dw_forward_rows(g, &stage);
+    const int64_t colstep = input_grad ? 1 : g->stride[2];
+    int64_t *off = ws;
+    if (input_grad)
+        fc_dw_grad_taps(g, &stage, 1, off);
+    else
+        fc_dw_lanes_taps(g, &stage, off);
+    const int nt = fc_threads_for(nthreads, batch * C * taps * plane_out);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(L * taps * plane_out);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        SCALAR *wv = (SCALAR *)fc_dw_region(ws, plan, fc_thread_num());
+        SCALAR *staged = wv + taps * L, *out = staged + stage.size * L;
+        memset(wv, 0, (size_t)(input_grad ? plan->input : plan->forward));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t p = 0; p < batch * blocks; ++p) {
+            const int64_t n = p / blocks, c0 = p % blocks * L, nch = C - c0 < L ? C - c0 : L;
+            if (fc_stopping_at(stop, p, poll_every)) continue;
+            const SCALAR *block = src + (n * C + c0) * plane_src;
+            FC_FN(dwl_weights_)(w + c0 * taps, taps, nch, wv);
+            if (input_grad)
+                FC_FN(dwl_stage_grad_)(block, nch, g, &stage, staged);
+            else
+                FC_FN(dwl_stage_input_)(block, nch, g, &stage, staged);
+            FC_FN(dwl_rows_)(staged, &rows, colstep, off, taps, wv, out);
+            FC_FN(dwl_take_)(dst + (n * C + c0) * plane_dst, plane_dst, out, nch, plane_dst,
+                             bias ? bias + c0 : NULL);
+        }
+    }
+}
+
+/* Gradient row gw[0, row) = the nt runs' double sums at the front of their
+ * regions, added in run order: the same order whatever the runs held. */
+static void FC_FN(dw_sum_runs_)(void *ws, const fc_dw_plan *plan, int nt, int64_t row,
+                                SCALAR *gw)
+{
+    for (int64_t i = 0; i < row; ++i) {
+        double total = 0;
+        for (int k = 0; k < nt; ++k) total += ((const double *)fc_dw_region(ws, plan, k))[i];
+        gw[i] = (SCALAR)total;
+    }
+}
+
+/* The weight gradient with channels in the lanes: as the plane-by-plane
+ * loops, blocks of planes in memory order split into nt runs, each summing
+ * (in double, per plane and tap as there) into its own region. */
+static void FC_FN(dwl_backward_weight_)(const SCALAR *gy, const SCALAR *x, int64_t batch,
+                                        const fc_geometry *g, SCALAR *gw, void *ws,
+                                        const fc_dw_plan *plan, int nthreads)
+{
+    const int64_t L = FC_LANES, C = g->channels, blocks = (C + L - 1) / L;
+    const int64_t taps = fc_kernel_size(g), row = C * taps, items = batch * blocks;
+    const int64_t plane_in = fc_spatial_size(g->in), plane_out = fc_spatial_size(g->out);
+    const fc_dw_stage stage = fc_dw_lanes_stage(g);
+    const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
+    int64_t *off = ws;
+    fc_dw_lanes_taps(g, &stage, off);
+    const int nt = fc_threads_for(nthreads, batch * C * taps * plane_out);
+    fc_stop *stop = fc_stop_flag();
+    const int64_t poll_every = fc_stop_period(L * taps * plane_out);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int k = 0; k < nt; ++k) {
+        double *sums = (double *)fc_dw_region(ws, plan, k);
+        SCALAR *acc = (SCALAR *)(sums + row), *xs = acc + taps * L, *gys = xs + stage.size * L;
+        memset(sums, 0, (size_t)plan->weight);
+        for (int64_t p = items * k / nt; p < items * (k + 1) / nt; ++p) {
+            const int64_t n = p / blocks, c0 = p % blocks * L, nch = C - c0 < L ? C - c0 : L;
+            if (fc_stopping_at(stop, p, poll_every)) break;
+            FC_FN(dwl_stage_input_)(x + (n * C + c0) * plane_in, nch, g, &stage, xs);
+            FC_FN(dwl_put_)(gys, 1, gy + (n * C + c0) * plane_out, plane_out, nch, plane_out);
+            FC_FN(dwl_weight_)(xs, &rows, g->stride[2], off, taps, gys, acc);
+            for (int64_t l = 0; l < nch; ++l)
+                for (int64_t t = 0; t < taps; ++t) sums[(c0 + l) * taps + t] += acc[t * L + l];
+        }
+    }
+    if (!fc_stop_is_set(stop)) FC_FN(dw_sum_runs_)(ws, plan, nt, row, gw);
+}
+
 /* ------------------------------------------------------------ entry points */
 
 /* The input gradient's weights, regrouped (C_in, multiplier, taps): input
@@ -623,7 +946,7 @@ static int64_t FC_FN(depthwise_workspace_)(const fc_geometry *g, int64_t multipl
                                            int64_t group_channels, int nthreads)
 {
     const fc_dw_plan p = fc_dw_scratch_plan(g, multiplier, group_channels,
-                                            (int64_t)sizeof(SCALAR));
+                                            (int64_t)sizeof(SCALAR), FC_LANES);
     const int64_t bytes = p.offsets_bytes + p.weights_bytes
                           + (nthreads < 1 ? 1 : nthreads) * p.per_thread_bytes;
     return (bytes + (int64_t)sizeof(SCALAR) - 1) / (int64_t)sizeof(SCALAR);
@@ -642,7 +965,11 @@ static void FC_FN(depthwise_forward_)(const void *x_, const void *w_, const void
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
-                                               (int64_t)sizeof(SCALAR));
+                                               (int64_t)sizeof(SCALAR), FC_LANES);
+    if (plan.lanes && plan.forward) {
+        FC_FN(dwl_apply_)(x, w, bias, batch, g, 0, y, ws, &plan, nthreads);
+        return;
+    }
     int64_t *off = plan.forward ? (int64_t *)ws : NULL;
     if (off) fc_dw_input_taps(g, &stage, group_channels, off);
     const int nt = fc_threads_for(nthreads, batch * c_out * group_taps * plane_out);
@@ -697,7 +1024,11 @@ static void FC_FN(depthwise_backward_input_)(const void *gy_, const void *w_, in
     const fc_dw_stage stage = fc_dw_grad_stage(g);
     const fc_dw_rows rows = fc_dw_grad_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
-                                               (int64_t)sizeof(SCALAR));
+                                               (int64_t)sizeof(SCALAR), FC_LANES);
+    if (plan.input_lanes && plan.input) {
+        FC_FN(dwl_apply_)(gy, w, NULL, batch, g, 1, gx, ws, &plan, nthreads);
+        return;
+    }
     int64_t *off = plan.input ? (int64_t *)ws : NULL;
     if (off) fc_dw_grad_taps(g, &stage, multiplier, off);
     SCALAR *wt = (SCALAR *)((char *)ws + plan.offsets_bytes);
@@ -754,7 +1085,11 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
     const fc_dw_stage stage = fc_dw_input_stage(g);
     const fc_dw_rows rows = fc_dw_forward_rows(g, &stage);
     const fc_dw_plan plan = fc_dw_scratch_plan(g, multiplier, group_channels,
-                                               (int64_t)sizeof(SCALAR));
+                                               (int64_t)sizeof(SCALAR), FC_LANES);
+    if (plan.lanes && plan.weight) {
+        FC_FN(dwl_backward_weight_)(gy, x, batch, g, gw, ws, &plan, nthreads);
+        return;
+    }
     const int nt = fc_threads_for(nthreads, batch * c_out * group_channels * taps * plane_out);
     fc_stop *stop = fc_stop_flag();
     /* Planes in memory order, split into nt runs; run k sums into its own
@@ -826,10 +1161,5 @@ static void FC_FN(depthwise_backward_weight_)(const void *gy_, const void *x_, i
             }
         }
     }
-    if (fc_stop_is_set(stop)) return;   /* the sums are unfinished */
-    for (int64_t i = 0; i < row; ++i) {
-        double total = 0;
-        for (int k = 0; k < nt; ++k) total += ((const double *)fc_dw_region(ws, &plan, k))[i];
-        gw[i] = (SCALAR)total;
-    }
+    if (!fc_stop_is_set(stop)) FC_FN(dw_sum_runs_)(ws, &plan, nt, row, gw);  /* else unfinished */
 }

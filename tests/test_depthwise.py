@@ -36,6 +36,14 @@ CASES = [
     ((1, 2, 7, 5), 5, (3, 3), dict(padding=1)),
     ((1, 2, 9, 11), 1, (3, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(1, 2))),
     ((1, 2, 3, 6, 7), 1, (3, 3, 3), dict(padding=1)),
+    # Channels in the lanes (multiplier 1, at least half a vector of
+    # channels, rows under four vectors): whole and partial blocks of planes,
+    # strides, dilation, 3-D and 1-D.
+    ((2, 19, 8, 8), 1, (3, 3), dict(padding=1)),
+    ((2, 40, 16, 16), 1, (3, 3), dict(stride=2, padding=1)),
+    ((1, 17, 11, 13), 1, (3, 5), dict(stride=(2, 3), padding=(2, 1), dilation=(2, 1))),
+    ((1, 9, 3, 5, 7), 1, (3, 3, 3), dict(stride=(1, 1, 2), padding=1)),
+    ((2, 33, 30), 1, (3,), dict(stride=2, padding=1)),
 ]
 
 
@@ -46,7 +54,8 @@ def test_depthwise_matches_reference(simd_path, shape, mult, kernel, kw, dtype, 
 
 
 @pytest.mark.parametrize("size", [30, 8])   # rows of vectors; narrower than one (wide rows)
-@pytest.mark.parametrize("c_in, c_in_group", [(16, 1), (32, 8)])   # depthwise, grouped
+# depthwise (multiplier 2; 1: channels in the lanes), grouped
+@pytest.mark.parametrize("c_in, c_in_group", [(16, 1), (32, 1), (32, 8)])
 def test_depthwise_threads_agree(rng, c_in, c_in_group, size):
     """Two threads split (image, group) pairs (forward, input gradient) and
     the planes (weight gradient, summed per thread run): the result matches

@@ -724,6 +724,14 @@ static void test_depthwise_wide(int count)
          * last maps, stride 1 and 2. */
         {2, 3, {1, 8, 8}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
         {2, 3, {1, 16, 16}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        /* Channels in the lanes (depthwise, multiplier 1, enough channels):
+         * whole and partial blocks of planes, strides, dilation, odd sizes,
+         * asymmetric padding, 3-D and 1-D. */
+        {2, 19, {1, 8, 8}, {1, 3, 3}, {1, 1, 1}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {2, 40, {1, 16, 16}, {1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {1, 17, {1, 11, 13}, {1, 3, 5}, {1, 2, 3}, {0, 2, 1}, {1, 2, 1}, {0, 1, 0}},
+        {1, 9, {3, 5, 7}, {3, 3, 3}, {2, 1, 2}, {1, 1, 0}, {1, 1, 1}, {0, 0, 1}},
+        {2, 33, {1, 1, 30}, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}, {1, 1, 1}, {0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
         fc_geometry g;
