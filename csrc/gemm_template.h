@@ -281,13 +281,63 @@ static TARGET void FC_FN(interleave_mr_)(const SCALAR *src, int64_t ld, int64_t 
     G_INTERLEAVE(MR, MR)
 }
 
+/* Rows [0, rows) of src (rows ld apart), columns [0, n), into consecutive
+ * MR-tall panels panel_stride elements apart (column p of a panel at p * MR),
+ * zero past `rows` to the last panel's end: interleave_mr_ panel by panel,
+ * except where a vector holds several panels' rows (AVX-512 float32: 16
+ * lanes, MR = 8), where one transpose fills them all instead of half of its
+ * rows being zeros. */
+static TARGET void FC_FN(interleave_mr_panels_)(const SCALAR *src, int64_t ld, int64_t rows,
+                                               int64_t n, SCALAR *restrict dst,
+                                               int64_t panel_stride)
+{
+    int64_t i0 = 0;
+#if G_HAVE_TRANSPOSE
+    enum { PANELS = FC_LANES % MR == 0 ? FC_LANES / MR : 1 };
+    if (PANELS > 1)
+        for (; i0 + MR < rows; i0 += FC_LANES) {   /* rows of two panels at least */
+            const int64_t live = rows - i0 < FC_LANES ? rows - i0 : FC_LANES;
+            const SCALAR *s = src + i0 * ld;
+            SCALAR *d = dst + i0 / MR * panel_stride;
+            int64_t p = 0;
+            for (; p + FC_LANES <= n; p += FC_LANES) {
+                FC_FN(vec_) r[FC_LANES];
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < FC_LANES; ++i)
+                    r[i] = i < live ? *(const FC_FN(uvec_) *)(s + i * ld + p) : (FC_FN(vec_)){0};
+                FC_FN(transpose_)(r);
+#pragma GCC unroll 16
+                for (int64_t i = 0; i < FC_LANES; ++i)
+#pragma GCC unroll 4
+                    for (int k = 0; k < PANELS; ++k)
+                        if (k * MR < live)
+                            memcpy(d + k * panel_stride + (p + i) * MR,
+                                   (const SCALAR *)&r[i] + k * MR, MR * sizeof(SCALAR));
+            }
+            for (; p < n; ++p)
+                for (int64_t q = 0; q < (live + MR - 1) / MR * MR; ++q)
+                    d[q / MR * panel_stride + p * MR + q % MR] = q < live ? s[q * ld + p] : 0;
+        }
+#endif
+    for (; i0 < rows; i0 += MR)
+        FC_FN(interleave_mr_)(src + i0 * ld, ld, rows - i0 < MR ? rows - i0 : MR, n,
+                              dst + i0 / MR * panel_stride);
+}
+
 /* ------------------------------------------------------------------ packing */
 
 /* Pack rows [0, mc) x cols [0, kc) of A into MR-tall panels, zero-filling
  * the rows past mc so the micro-kernel never branches. */
-static void FC_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs, int64_t cs,
-                          SCALAR *restrict dst)
+static TARGET void FC_FN(pack_a_)(int64_t mc, int64_t kc, const SCALAR *a, int64_t rs,
+                                  int64_t cs, SCALAR *restrict dst)
 {
+    if (cs == 1) {
+        /* Row-major A (a conv's weights): by register transposes, not one
+         * element at a time (the per-image 1x1 convs repack their weights
+         * for every image). */
+        FC_FN(interleave_mr_panels_)(a, rs, mc, kc, dst, MR * kc);
+        return;
+    }
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
         for (int64_t p = 0; p < kc; ++p, dst += MR) {

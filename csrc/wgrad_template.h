@@ -204,14 +204,11 @@ static TARGET void FC_FN(wg_pack_a_)(const SCALAR *gout, int64_t gout_image_stri
                                     int64_t l_size, int64_t mc, int64_t b, int64_t l,
                                     int64_t kc, SCALAR *restrict dst)
 {
-    for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
-        const int64_t rows = mc - i0 < MR ? mc - i0 : MR;
-        const SCALAR *src = gout + b * gout_image_stride + i0 * l_size + l;
-        for (int64_t p = 0, run = l_size - l; p < kc; p += run, run = l_size) {
-            if (run > kc - p) run = kc - p;
-            FC_FN(interleave_mr_)(src, l_size, rows, run, dst + p * MR);
-            src += gout_image_stride - l_size + run;   /* the next image's row start */
-        }
+    const SCALAR *src = gout + b * gout_image_stride + l;
+    for (int64_t p = 0, run = l_size - l; p < kc; p += run, run = l_size) {
+        if (run > kc - p) run = kc - p;
+        FC_FN(interleave_mr_panels_)(src, l_size, mc, run, dst + p * MR, MR * kc);
+        src += gout_image_stride - l_size + run;   /* the next image's row start */
     }
 }
 
