@@ -6,8 +6,9 @@
  * so every per-channel sum is one thread's and every output is written once.
  * A thread sweeps a block of its channels in memory order (image by image,
  * the block's runs of one image contiguous) for their sums, then again for
- * their outputs: a block small enough is still in cache for the second
- * sweep, a large one streams from memory twice at the prefetchers' pace
+ * their outputs.  Blocks are sized (fc_bn_block_) for the second sweep to
+ * find the block's inputs still in cache; channels too large for that
+ * stream from memory twice, in blocks wide enough for the prefetchers
  * (bn_block_stats_ says why not channel by channel).
  *
  * The elementwise loops are plain C that each table's copy compiles for
@@ -41,12 +42,30 @@
  * stack: two vectors of double per channel). */
 #define FC_BN_BLOCK 64
 
-/* Channels per block: at most FC_BN_BLOCK, and at least one block per
- * thread. */
-static inline int64_t fc_bn_block_(int64_t channels, int nthreads)
+/* The bytes of a block's inputs that its second sweep should find still in
+ * the core's cache (a sweep reads each input once, so the block's inputs are
+ * all it brings in): within that, the second sweep reads from cache instead
+ * of memory, one pass over the data of the forward's three and two of the
+ * backward's five saved.  About half of a 1 MiB L2 cache, so that the
+ * outputs streaming past and a smaller L2 leave the block's inputs in
+ * place; the budget's effect on this machine is in docs/performance.md. */
+#ifndef FC_BN_CACHE_BYTES
+#define FC_BN_CACHE_BYTES (512 * 1024)
+#endif
+
+/* Channels per block: as many as keep the block's inputs (`channel_bytes`
+ * a channel) within FC_BN_CACHE_BYTES, at most FC_BN_BLOCK, and at least one
+ * block per thread.  A channel larger than the budget cannot be re-read
+ * from cache anyway: its blocks take FC_BN_BLOCK channels, the longest
+ * contiguous runs for the prefetchers (bn_block_stats_). */
+static inline int64_t fc_bn_block_(int64_t channels, int nthreads, int64_t channel_bytes)
 {
     const int64_t per_thread = (channels + nthreads - 1) / nthreads;
-    return per_thread < FC_BN_BLOCK ? (per_thread > 0 ? per_thread : 1) : FC_BN_BLOCK;
+    int64_t most = FC_BN_BLOCK;
+    if (channel_bytes > 0 && channel_bytes <= FC_BN_CACHE_BYTES &&
+        FC_BN_CACHE_BYTES / channel_bytes < most)
+        most = FC_BN_CACHE_BYTES / channel_bytes;
+    return per_thread < most ? (per_thread > 0 ? per_thread : 1) : most;
 }
 
 /* The per-run loops and the ReLU selects below are inlined into
@@ -287,7 +306,8 @@ static TARGET void FC_FN(batch_norm_forward_)(const void *x_, int64_t batch,
     SCALAR *y = y_;
     const int64_t stride = channels * spatial, count = batch * spatial;
     const int nt = fc_threads_for(nthreads, channels * count);
-    const int64_t block = fc_bn_block_(channels, nt);
+    /* the second sweep re-reads x */
+    const int64_t block = fc_bn_block_(channels, nt, count * (int64_t)sizeof(SCALAR));
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif
@@ -400,7 +420,9 @@ static TARGET FC_NOTRAP void FC_FN(batch_norm_backward_)(const void *gy_,
     SCALAR *gx = gx_;
     const int64_t stride = channels * spatial;
     const int nt = fc_threads_for(nthreads, 2 * channels * batch * spatial);
-    const int64_t block = fc_bn_block_(channels, nt);
+    /* the second sweep re-reads gy, x and the ReLU mask */
+    const int64_t block = fc_bn_block_(channels, nt, (relu_output ? 3 : 2) * batch * spatial *
+                                                         (int64_t)sizeof(SCALAR));
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt)
 #endif

@@ -142,13 +142,17 @@ def test_every_simd_path_and_thread_count(rng, simd_path, nthreads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(4, 131, 520), (5, 70), (2, 65, 3, 3)])
+@pytest.mark.parametrize("shape", [(4, 131, 520), (2, 5, 40000), (5, 70), (2, 65, 3, 3)])
 def test_channel_blocks_and_threads_give_the_same_bits(rng, dtype, shape):
     """The kernels sweep blocks of channels (at most 64, at least one block
-    per thread); each channel's sums add its runs in image order whatever the
-    blocks, so 1 and 2 threads give the same bits, forward and backward, and
-    both match the reference.  The first shape is big enough to run on 2
-    threads (the kernels' parallel threshold is 2**18 values)."""
+    per thread, as many as keep a block's inputs within FC_BN_CACHE_BYTES);
+    each channel's sums add its runs in image order whatever the blocks, so
+    1 and 2 threads give the same bits, forward and backward, and both match
+    the reference.  The first two shapes are big enough to run on 2 threads
+    (the kernels' parallel threshold is 2**18 values): the first cuts 131
+    channels into blocks of 63 or 31 and a short last one; the second's
+    channels (320 KB in float32) go one a block, or past the budget into
+    the wide blocks of channels that cannot stay in cache."""
     kw = _case(rng, shape, dtype, offset=2.0)
     gy = rng.standard_normal(shape).astype(dtype)
     before = fastconv.get_num_threads()
